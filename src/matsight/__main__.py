@@ -1,0 +1,3 @@
+from matsight.cli import main
+
+main()

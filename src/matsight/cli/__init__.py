@@ -1,0 +1,75 @@
+"""The ``matsight`` command line: one typer app; every command only calls library functions.
+
+Subcommand groups live in sibling modules (``metrics``, ``fuse``, ``restore``, ``tem``, ...); each imports the
+heavy library code inside its command bodies so ``matsight --help`` stays fast.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import echo, user_errors
+
+app = typer.Typer(
+    name="matsight",
+    help="Images materials scientists can get → the images and numbers they need.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.command()
+@user_errors
+def info():
+    """Versions, torch device and which optional packages are present."""
+    from ..info import system_info
+
+    for key, value in system_info().items():
+        echo(f"{key:<22} {value}")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the report and data.")] = Path(
+        "matsight-demo"
+    ),
+    parts: Annotated[
+        str, typer.Option(help="Comma-separated parts to run (default: all available).")
+    ] = "all",
+    seed: Annotated[int, typer.Option(help="Random seed for the generated data.")] = 0,
+):
+    """Run every method on data matsight generates itself and write an HTML report."""
+    from ..demo import run_demo
+
+    report = run_demo(out, parts=parts, seed=seed)
+    echo(f"report: {report.resolve()}")
+
+
+def _register():
+    from . import metrics as _metrics
+
+    app.command(name="metrics")(_metrics.metrics)
+    for name in ("fuse", "restore", "tem", "segment", "gui"):
+        try:
+            module = __import__(f"{__name__}.{name}", fromlist=["app"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        sub = getattr(module, "app", None)
+        if isinstance(sub, typer.Typer):
+            app.add_typer(sub, name=name)
+        elif callable(getattr(module, name, None)):
+            app.command(name=name)(getattr(module, name))
+
+
+_register()
+
+
+def main():
+    """Entry point of the ``matsight`` console script."""
+    app()

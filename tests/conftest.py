@@ -1,0 +1,41 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not SHARED_DATA.is_dir():  # CI clones main beside shared/; a checkout elsewhere may set the path
+    SHARED_DATA = Path(os.environ.get("MATSIGHT_SHARED_DATA", "/nonexistent"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MATSIGHT_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow; set MATSIGHT_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cpu_two_threads():
+    os.environ.setdefault("MATSIGHT_PROGRESS", "0")
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path of ../shared/data; tests that need it skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("shared sample data not present")
+    return SHARED_DATA
