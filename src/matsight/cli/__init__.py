@@ -50,10 +50,8 @@ def demo(
 
 
 def _register():
-    from . import metrics as _metrics
-
-    app.command(name="metrics")(_metrics.metrics)
-    for name in ("fuse", "restore", "tem", "segment", "gui"):
+    # a module exposing ``app`` (typer.Typer) becomes a group; one exposing a function of its own name, a command
+    for name in ("metrics", "fuse", "restore", "tem", "segment", "gui"):
         try:
             module = __import__(f"{__name__}.{name}", fromlist=["app"])
         except ModuleNotFoundError as exc:
