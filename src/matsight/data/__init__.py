@@ -1,1 +1,15 @@
-"""data."""
+"""Seeded synthetic data: microstructures, degradations to low-res, lattice images, LQ/HQ pairs.
+
+Modules are imported lazily: ``from matsight.data import microstructures``.
+"""
+
+import importlib
+
+_SUBMODULES = ("microstructures", "degrade", "lattice", "pairs")
+__all__ = list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
