@@ -50,7 +50,8 @@ def demo(
 
 
 def _register():
-    # a module exposing ``app`` (typer.Typer) becomes a group; one exposing a function of its own name, a command
+    # a module exposing ``app`` (typer.Typer) becomes a group;
+    # one exposing a function of its own name becomes a command
     for name in ("metrics", "fuse", "restore", "tem", "segment", "gui"):
         try:
             module = __import__(f"{__name__}.{name}", fromlist=["app"])

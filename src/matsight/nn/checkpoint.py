@@ -62,7 +62,9 @@ def load_checkpoint(path, device="cpu"):
                 prefix, _, name = key.partition(_SEP)
                 groups.setdefault(prefix, {})[name] = f.get_tensor(key)
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise InputError(f"{path} is not a readable matsight checkpoint ({exc}); retrain or pick another file") from exc
+        raise InputError(
+            f"{path} is not a readable matsight checkpoint ({exc}); retrain or pick another file"
+        ) from exc
     if "matsight" not in header:
         raise InputError(f"{path} has no matsight metadata; it was not written by matsight")
     return groups, json.loads(header["matsight"])

@@ -39,7 +39,7 @@ def resolve_device(device="auto"):
 def seed_everything(seed):
     """Seed python, numpy and torch (all devices) from one integer."""
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - legacy global state used by some third-party code
     torch.manual_seed(seed)
 
 
@@ -47,6 +47,9 @@ def set_threads(n=None):
     """Use ``n`` intra-op threads (default: all cores the process may use, or MATSIGHT_THREADS)."""
     if n is None:
         env = os.environ.get("MATSIGHT_THREADS")
-        n = int(env) if env else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if env:
+            n = int(env)
+        else:
+            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(max(1, int(n)))
     return torch.get_num_threads()

@@ -1,0 +1,83 @@
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from matsight import InputError
+from matsight._atomic import atomic_path, write_json
+from matsight.cli import app
+from matsight.report import Report
+
+
+def test_import_does_not_import_torch():
+    code = (
+        "import sys, matsight, matsight.metrics, matsight.data, matsight.report, matsight.cli; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_atomic_path_keeps_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_replaces_existing_file_and_directory(tmp_path):
+    target = tmp_path / "a.json"
+    write_json(target, {"x": 1})
+    write_json(target, {"x": 2})
+    assert target.read_text().strip().endswith("}") and '"x": 2' in target.read_text()
+    store = tmp_path / "vol.zarr"
+    for value in ("old", "new"):
+        with atomic_path(store, directory=True) as tmp:
+            (tmp / "f").write_text(value)
+    assert (store / "f").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "vol.zarr"]
+
+
+def test_report_writes_html_and_figures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rep = Report(tmp_path / "rep", "Test <report>")
+    rep.heading("Numbers")
+    rep.table({"phase 0": {"VF": 0.58, "tau": float("inf")}, "phase 1": {"VF": 0.42, "tau": 3.2}})
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    png = rep.figure(fig, "line", caption="a line")
+    page = rep.write()
+    text = page.read_text()
+    assert png.is_file() and png.stat().st_size > 1000
+    assert "Test &lt;report&gt;" in text and "line.png" in text and "∞" in text and "0.58" in text
+
+
+def test_cli_info_and_help():
+    runner = CliRunner()
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "numpy" in result.output and "torch device" in result.output
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_cli_unknown_demo_part_is_a_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "matsight", "demo", "--parts", "nonsense", "--out", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: unknown demo part")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_input_error_is_value_error():
+    assert issubclass(InputError, ValueError)
