@@ -1,0 +1,294 @@
+"""Match FFT spots to phases: d-spacing within a tolerance, then pairs of spots indexed in one zone axis.
+
+1. *Candidates*: a spot may be reflection family ``{hkl}`` of phase P when ``|d_spot − d_hkl| ≤ tol · d_hkl``.
+2. *Zone indexing*: two non-collinear spots ``g_i, g_j`` seed a crystal of phase P when some members
+   ``h_i ∈ {hkl}_i, h_j ∈ {hkl}_j`` have the measured inter-plane angle (within ``angle_tolerance``) in P's
+   metric. Their plane fixes the orientation (zone axis ``[uvw] ∥ h_i × h_j``, measured handedness), so
+   every other candidate spot is predicted in 3D and indexed only if some member of its families lies there —
+   ``d`` *and* direction must agree. Crystals are taken greedily, most indexed spots first; this is what
+   separates phases with close d (e.g. Li (110) 2.482 Å vs Li2CO3 (020) 2.486 Å).
+3. Spots outside every crystal keep a d-only match; when several phases fit they are flagged ``ambiguous``
+   (phases already identified by a crystal win). Spots with no reflection within the tolerance stay
+   ``"unknown"`` — they are never forced onto the nearest entry.
+"""
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .._errors import InputError
+from .crystals import load_phases
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SpotMatch", "MatchResult", "match_spots", "UNKNOWN"]
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class SpotMatch:
+    """The identification of one spot."""
+
+    phase: str = UNKNOWN
+    hkl: tuple | None = None
+    d_ref: float = float("nan")
+    d_error: float = float("nan")  # relative: (d_spot - d_ref) / d_ref
+    grain: int = -1  # index into MatchResult.grains, -1 = d-only match
+    zone: tuple | None = None
+    ambiguous: bool = False
+    alternatives: list = field(default_factory=list)
+
+    @property
+    def label(self):
+        """``"LiF (200)"``, or ``"unknown"``."""
+        if self.phase == UNKNOWN or self.hkl is None:
+            return UNKNOWN
+        return f"{self.phase} {_hkl_str(self.hkl)}"
+
+
+@dataclass
+class MatchResult:
+    """Per-spot matches, indexed crystals (grains) and the phases found."""
+
+    matches: list
+    grains: list  # dicts: phase, zone, spots (indices), hkl (per spot), angle_error_deg
+    phases: list  # names of the phases searched
+
+    @property
+    def phases_found(self):
+        """Phases with at least one matched spot, in database order."""
+        found = {m.phase for m in self.matches if m.phase != UNKNOWN}
+        return [p for p in self.phases if p in found]
+
+    def to_records(self):
+        """One dict per spot."""
+        out = []
+        for m in self.matches:
+            r = asdict(m)
+            r["hkl"] = _hkl_str(m.hkl) if m.hkl is not None else ""
+            r["zone"] = "[" + " ".join(map(str, m.zone)) + "]" if m.zone is not None else ""
+            r["alternatives"] = "; ".join(m.alternatives)
+            out.append(r)
+        return out
+
+
+def _hkl_str(hkl):
+    if max(abs(i) for i in hkl) > 9:
+        return "(" + " ".join(map(str, hkl)) + ")"
+    return "(" + "".join(map(str, hkl)) + ")"
+
+
+def _reduce(v):
+    v = np.asarray(np.round(v), int)
+    g = np.gcd.reduce(np.abs(v[v != 0])) if np.any(v) else 1
+    v = v // max(g, 1)
+    nz = v[np.flatnonzero(v)[0]] if np.any(v) else 1
+    return tuple(int(i) for i in (v if nz > 0 else -v))
+
+
+class _PhaseCands:
+    """Candidate reflection members of one phase for every spot (padded arrays for vectorised indexing)."""
+
+    def __init__(self, phase, d_spots, tol, d_min, d_max, min_intensity):
+        self.phase = phase
+        refl = phase.reflections(
+            d_min=max(0.5, d_min * (1 - tol)), d_max=d_max * (1 + tol), min_intensity=min_intensity
+        )
+        self.refl = refl
+        d_ref = np.array([r.d for r in refl]) if refl else np.zeros(0)
+        self.fams = []  # per spot: list of family indices
+        for d in d_spots:
+            err = np.abs(d - d_ref) / d_ref if refl else np.zeros(0)
+            self.fams.append([int(i) for i in np.flatnonzero(err <= tol)])
+        n = len(d_spots)
+        m = max([sum(len(refl[f].members) for f in fl) for fl in self.fams] + [1])
+        self.G = np.full((n, m, 3), np.nan)  # Cartesian g of every candidate member (1/Å)
+        self.H = np.zeros((n, m, 3), int)
+        self.F = np.full((n, m), -1, int)  # family index
+        for k, fl in enumerate(self.fams):
+            if not fl:
+                continue
+            mem = np.concatenate([refl[f].members for f in fl])
+            fam = np.concatenate([[f] * len(refl[f].members) for f in fl])
+            self.G[k, : len(mem)] = phase.g_vectors(mem)
+            self.H[k, : len(mem)] = mem
+            self.F[k, : len(mem)] = fam
+
+    def has(self, k):
+        return bool(self.fams[k])
+
+
+def _index_from_seed(pc, i, j, hi, hj, v2, order_ok, ang_tol, tol):
+    """Index every spot in the crystal frame set by spots i, j ↔ members hi, hj."""
+    Gi, Gj = pc.phase.g_vectors([hi, hj])
+    n3 = np.cross(Gi, Gj)
+    nn = np.linalg.norm(n3)
+    if nn < 1e-12:
+        return None
+    # measured handedness: the 2D cross product of v_i and v_j sets which side the normal points to
+    s = np.sign(v2[i, 0] * v2[j, 1] - v2[i, 1] * v2[j, 0])
+    n3 = s * n3 / nn
+    e1 = Gi / np.linalg.norm(Gi)
+    e2 = np.cross(n3, e1)
+    ai = np.arctan2(v2[i, 1], v2[i, 0])
+    alpha = np.arctan2(v2[:, 1], v2[:, 0]) - ai
+    mag = np.hypot(v2[:, 0], v2[:, 1]) / 10.0  # 1/nm → 1/Å
+    pred = mag[:, None] * (np.cos(alpha)[:, None] * e1 + np.sin(alpha)[:, None] * e2)  # (n, 3)
+    G = pc.G
+    dots = np.einsum("nmk,nk->nm", G, pred)
+    norms = np.linalg.norm(G, axis=2) * np.linalg.norm(pred, axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ang = np.degrees(np.arccos(np.clip(dots / norms, -1, 1)))
+    ang = np.where(np.isnan(ang), np.inf, ang)
+    best = np.argmin(ang, axis=1)
+    best_ang = ang[np.arange(len(best)), best]
+    ok = (best_ang <= ang_tol) & order_ok
+    zone = _reduce(s * np.cross(np.asarray(hi, int), np.asarray(hj, int)))  # [uvw] = h_i × h_j
+    return best, best_ang, ok, zone
+
+
+def match_spots(
+    spots,
+    phases=None,
+    *,
+    tolerance=0.02,
+    angle_tolerance=2.0,
+    min_intensity=0.01,
+    d_min=1.0,
+    d_max=15.0,
+    max_seed_spots=16,
+):
+    """Identify the phase and (hkl) of every spot.
+
+    Parameters
+    ----------
+    spots : SpotTable
+    phases : list of names/paths/Phase, optional
+        Default: every shipped phase.
+    tolerance : float
+        Relative d tolerance.
+    angle_tolerance : float
+        Inter-plane angle tolerance in degrees.
+    min_intensity : float
+        Ignore reflections weaker than this (relative kinematic |F|²).
+    d_min, d_max : float
+        Range of reference reflections (Å).
+    max_seed_spots : int
+        Only the strongest spots of each phase seed crystals (speed); all are indexed.
+
+    Returns
+    -------
+    MatchResult
+    """
+    if not 0 < tolerance < 0.5:
+        raise InputError(f"tolerance {tolerance} must be a relative d error in (0, 0.5), e.g. 0.02 for 2 %")
+    plist = load_phases(phases)
+    n = len(spots)
+    matches = [SpotMatch() for _ in range(n)]
+    if n == 0:
+        return MatchResult(matches, [], [p.name for p in plist])
+    d = np.asarray(spots.d, float)
+    v2 = np.column_stack([spots.gx, spots.gy])  # 2D measured g (1/nm), image handedness
+    cands = [_PhaseCands(p, d, tolerance, d_min, d_max, min_intensity) for p in plist]
+    order = np.argsort(-np.asarray(spots.intensity))
+    assigned = np.zeros(n, bool)
+    grains = []
+    cos_collinear = np.cos(np.radians(max(5.0, 2 * angle_tolerance)))
+    while True:
+        best = None  # (score tuple, phase index, result dict)
+        for pi, pc in enumerate(cands):
+            avail = [k for k in order if not assigned[k] and pc.has(k)]
+            seeds = avail[:max_seed_spots]
+            if len(seeds) < 2:
+                continue
+            order_ok = ~assigned & np.array([pc.has(k) for k in range(n)])
+            for a in range(len(seeds)):
+                i = seeds[a]
+                for b in range(a + 1, len(seeds)):
+                    j = seeds[b]
+                    vi, vj = v2[i], v2[j]
+                    c = np.dot(vi, vj) / (np.linalg.norm(vi) * np.linalg.norm(vj))
+                    if abs(c) > cos_collinear:
+                        continue
+                    theta = np.degrees(np.arccos(np.clip(c, -1, 1)))
+                    for fi in pc.fams[i]:
+                        hi = np.array(pc.refl[fi].hkl)  # any member: the others are symmetry images
+                        Gi = pc.phase.g_vectors([hi])[0]
+                        sel = np.flatnonzero(pc.F[j] >= 0)
+                        Gj = pc.G[j, sel]
+                        cj = Gj @ Gi / (np.linalg.norm(Gj, axis=1) * np.linalg.norm(Gi))
+                        aj = np.degrees(np.arccos(np.clip(cj, -1, 1)))
+                        for m in sel[np.abs(aj - theta) <= angle_tolerance]:
+                            res = _index_from_seed(
+                                pc, i, j, hi, pc.H[j, m], v2, order_ok, angle_tolerance, tolerance
+                            )
+                            if res is None:
+                                continue
+                            bm, bang, ok, zone = res
+                            ok[i] = ok[j] = True
+                            idx = np.flatnonzero(ok)
+                            hk = {int(k): tuple(int(x) for x in pc.H[k, bm[k]]) for k in idx if k != i}
+                            hk[int(i)] = tuple(int(x) for x in hi)
+                            dref = np.array([pc.phase.d_spacing(hk[int(k)]) for k in idx])
+                            derr = np.mean(np.abs(d[idx] - dref) / dref) / tolerance
+                            aerr = np.mean(np.where(np.isfinite(bang[idx]), bang[idx], 0.0)) / angle_tolerance
+                            score = (len(idx), -float(derr + aerr))
+                            if best is None or score > best[0]:
+                                best = (score, pi, {"spots": hk, "zone": zone})
+        if best is None:
+            break
+        _, pi, res = best
+        pc = cands[pi]
+        gidx = len(grains)
+        grains.append(
+            {
+                "phase": pc.phase.name,
+                "zone": res["zone"],
+                "spots": sorted(res["spots"]),
+                "hkl": {k: _hkl_str(h) for k, h in res["spots"].items()},
+            }
+        )
+        for k, h in res["spots"].items():
+            d_ref = pc.phase.d_spacing(h)
+            matches[k] = SpotMatch(
+                phase=pc.phase.name,
+                hkl=h,
+                d_ref=d_ref,
+                d_error=(d[k] - d_ref) / d_ref,
+                grain=gidx,
+                zone=res["zone"],
+            )
+            assigned[k] = True
+    # d-only matches for the rest
+    identified = {g["phase"] for g in grains}
+    for k in range(n):
+        if assigned[k]:
+            continue
+        opts = []
+        for pc in cands:
+            for f in pc.fams[k]:
+                r = pc.refl[f]
+                opts.append(
+                    (pc.phase.name in identified, -abs(d[k] - r.d) / r.d / tolerance + r.intensity, pc, r)
+                )
+        if not opts:
+            continue
+        opts.sort(key=lambda o: (o[0], o[1]), reverse=True)
+        _, _, pc, r = opts[0]
+        alts = [
+            f"{o[2].phase.name} {r2.label}"
+            for o in opts[1:]
+            for r2 in [o[3]]
+            if o[2].phase.name != pc.phase.name
+        ]
+        matches[k] = SpotMatch(
+            phase=pc.phase.name,
+            hkl=r.hkl,
+            d_ref=r.d,
+            d_error=(d[k] - r.d) / r.d,
+            ambiguous=bool(alts) and not (opts[0][0] and not any(o[0] for o in opts[1:])),
+            alternatives=sorted(set(alts)),
+        )
+    return MatchResult(matches, grains, [p.name for p in plist])

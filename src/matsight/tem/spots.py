@@ -1,0 +1,449 @@
+"""FFT spot detection: a classical detector and a wrapper for the learned (U-Net) detector.
+
+Classical detector (default), on the windowed power spectrum ``P = |S|²`` of the raw counts:
+
+1. *Radially flattened background*: ``L = log(mean3x3(P))`` is compared with its radial median profile
+   (bins of one reciprocal pixel in ``|g|``, so anisotropic pixels and non-square frames are handled), scaled
+   by the radial spread (84th − 50th percentile). The result ``z`` is a noise-normalised map: speckle and
+   amorphous rings become ``z ≈ N(0, 1)``-like everywhere, whatever the dose.
+2. *Noise-adaptive threshold*: local maxima with ``z > threshold`` seed spots; each spot grows over
+   ``z > grow`` (hysteresis) and touching spots are split by a watershed from their maxima.
+3. *Friedel pairing*: every spot must have a partner at ``-g`` (within a pixel or a quarter of its size);
+   the pair gives ``g = (p - q) / 2``, which cancels any error in the centre.
+4. *Sub-pixel centroids* of the excess power around each peak and the paper's feature size
+   ``sqrt(major² + minor²)`` of the spot region.
+
+Spots are returned once per Friedel pair (the member with ``gx > 0``, or ``gy > 0`` on the ``gx = 0`` line).
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .._errors import InputError
+from . import fft as _fft
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "auto_threshold",
+    "SpotTable",
+    "SpotBackground",
+    "radial_background",
+    "detect_spots",
+    "spots_from_mask",
+    "spot_mask",
+]
+
+
+@dataclass
+class SpotTable:
+    """Detected FFT spots, one row per Friedel pair (all arrays have length ``n``).
+
+    Attributes
+    ----------
+    row, col : ndarray
+        Sub-pixel position in the centred full spectrum of shape ``shape``.
+    gy, gx : ndarray
+        Reciprocal vector in 1/nm (pixel size per axis applied).
+    d : ndarray
+        Spacing in Å.
+    intensity : ndarray
+        Integrated excess FFT amplitude over the spot region (same units as ``|S|``).
+    snr : ndarray
+        Peak of the noise-normalised map ``z``.
+    size : ndarray
+        Feature size in pixels, ``sqrt(major² + minor²)`` of the spot region (paper eq. 11).
+    shape : tuple
+        Spectrum (= frame) shape.
+    pixel_size_nm : tuple
+    regions : ndarray of int32 or None
+        Label image of spot regions in the full spectrum (``k + 1`` for spot ``k``, on both mates).
+    """
+
+    row: np.ndarray
+    col: np.ndarray
+    gy: np.ndarray
+    gx: np.ndarray
+    d: np.ndarray
+    intensity: np.ndarray
+    snr: np.ndarray
+    size: np.ndarray
+    shape: tuple
+    pixel_size_nm: tuple
+    regions: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self):
+        return len(self.row)
+
+    @property
+    def mate_row(self):
+        """Row of the Friedel mate ``-g``."""
+        return 2 * (self.shape[0] // 2) - self.row
+
+    @property
+    def mate_col(self):
+        """Column of the Friedel mate ``-g``."""
+        return 2 * (self.shape[1] // 2) - self.col
+
+    @property
+    def angle_deg(self):
+        """Direction of ``g`` in degrees (counter-clockwise from +x, with +y pointing down the rows)."""
+        return np.degrees(np.arctan2(self.gy, self.gx))
+
+    def subset(self, index):
+        """A new table with the rows ``index`` (regions relabelled accordingly)."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        regions = None
+        if self.regions is not None:
+            lut = np.zeros(len(self) + 1, np.int32)
+            lut[index + 1] = np.arange(1, len(index) + 1)
+            regions = lut[self.regions]
+        kw = {k: getattr(self, k)[index] for k in ("row", "col", "gy", "gx", "d", "intensity", "snr", "size")}
+        return SpotTable(**kw, shape=self.shape, pixel_size_nm=self.pixel_size_nm, regions=regions)
+
+    def to_records(self):
+        """List of dicts (one per spot) for tables and JSON."""
+        return [
+            {
+                "row": float(self.row[k]),
+                "col": float(self.col[k]),
+                "gy_per_nm": float(self.gy[k]),
+                "gx_per_nm": float(self.gx[k]),
+                "d_angstrom": float(self.d[k]),
+                "angle_deg": float(self.angle_deg[k]),
+                "intensity": float(self.intensity[k]),
+                "snr": float(self.snr[k]),
+                "size_px": float(self.size[k]),
+            }
+            for k in range(len(self))
+        ]
+
+    @classmethod
+    def empty(cls, shape, pixel_size_nm):
+        """A table with no spots."""
+        z = np.zeros(0)
+        return cls(z, z, z, z, z, z, z, z, tuple(shape), tuple(pixel_size_nm), np.zeros(shape, np.int32))
+
+
+@dataclass
+class SpotBackground:
+    """Radial background model of a power spectrum (see :func:`radial_background`)."""
+
+    z: np.ndarray  # noise-normalised map, NaN outside the analysed annulus
+    background_amplitude: np.ndarray  # expected |S| of the background at every pixel
+    valid: np.ndarray  # bool: inside the analysed annulus
+
+
+def _radius_bins(shape, pixel_size_nm):
+    gy, gx = _fft.reciprocal_coords(shape, pixel_size_nm)
+    g = np.hypot(gy[:, None], gx[None, :])
+    width = min(gy[1] - gy[0], gx[1] - gx[0])  # one reciprocal pixel along the finer axis
+    return g, (g / width).astype(np.int32), width
+
+
+def radial_background(power, pixel_size_nm, *, d_min=1.0, d_max=15.0, smooth=3, sample=400_000, seed=0):
+    """Noise-normalised spectrum ``z`` from the radial median and spread of ``log(mean_smooth(P))``.
+
+    Parameters
+    ----------
+    power : ndarray
+        Centred power spectrum ``|S|²`` (full).
+    pixel_size_nm : float or (float, float)
+    d_min, d_max : float
+        Analysed annulus in Å (``d_max`` keeps the low-frequency hump out; ``d_min`` the noise corners).
+    smooth : int
+        Box size of the power average before the log (sums a spot's lobes; narrows the noise).
+    sample : int
+        Number of pixels used to estimate the radial statistics (random subset: speed).
+    seed : int
+
+    Returns
+    -------
+    SpotBackground
+    """
+    shape = power.shape
+    g, b, width = _radius_bins(shape, pixel_size_nm)
+    nyq = 0.5 / max(_fft.check_pixel_size(pixel_size_nm))
+    g_lo = max(10.0 / d_max, 4 * width)
+    g_hi = min(10.0 / d_min, 0.97 * min(0.5 / p for p in _fft.check_pixel_size(pixel_size_nm)))
+    if g_hi <= g_lo:
+        raise InputError(
+            f"no usable frequencies between d = {d_max} and {d_min} Å for this frame and pixel size "
+            f"(Nyquist d = {10 / nyq / 1:.3g} Å... ); widen --d-min/--d-max or check the pixel size"
+        )
+    valid = (g >= g_lo) & (g <= g_hi)
+    ps = power if smooth <= 1 else ndi.uniform_filter(power, smooth, mode="wrap")
+    L = np.log(ps + 1e-300)
+    nb = int(b.max()) + 2
+    flat_idx = np.flatnonzero(valid)
+    rng = np.random.default_rng(seed)
+    if flat_idx.size > sample:
+        flat_idx = rng.choice(flat_idx, sample, replace=False)
+    bs = b.ravel()[flat_idx]
+    vs = L.ravel()[flat_idx]
+    # sort by (bin, value): rank statistics per bin from one argsort
+    lo_v, hi_v = vs.min(), vs.max()
+    key = bs + (vs - lo_v) / (hi_v - lo_v + 1e-12) * 0.999
+    order = np.argsort(key, kind="stable")
+    bs, vs = bs[order], vs[order]
+    starts = np.searchsorted(bs, np.arange(nb))
+    counts = np.diff(np.append(starts, bs.size))
+    med = np.full(nb, np.nan)
+    spread = np.full(nb, np.nan)
+    ok = counts >= 8
+    i50 = starts + (counts * 0.5).astype(int)
+    i84 = starts + np.minimum((counts * 0.8413).astype(int), counts - 1)
+    i16 = starts + (counts * 0.1587).astype(int)
+    med[ok] = vs[i50[ok]]
+    spread[ok] = 0.5 * (vs[i84[ok]] - vs[i16[ok]])
+    # bins too sparse: interpolate; then smooth the profiles a little along r (few-pixel bins near the centre)
+    x = np.arange(nb)
+    if ok.sum() < 2:
+        raise InputError("frame too small for a radial background; use frames of at least 64×64 px")
+    med = np.interp(x, x[ok], med[ok])
+    spread = np.interp(x, x[ok], spread[ok])
+    med = ndi.median_filter(med, 5, mode="nearest")
+    spread = np.maximum(ndi.median_filter(spread, 9, mode="nearest"), 1e-6)
+    z = (L - med[b]) / spread[b]
+    z[~valid] = np.nan
+    bg_amp = np.exp(0.5 * med[b])
+    return SpotBackground(z=z, background_amplitude=bg_amp, valid=valid)
+
+
+def _gauss3(fm, f0, fp):
+    """Sub-pixel offset of a peak from three samples (Gaussian = parabola in log); None if ill-posed."""
+    if min(fm, f0, fp) <= 0:
+        return None
+    lm, l0, lp = np.log(fm), np.log(f0), np.log(fp)
+    den = lm - 2 * l0 + lp
+    if den >= 0:
+        return None
+    off = 0.5 * (lm - lp) / den
+    return off if abs(off) <= 1 else None
+
+
+def _region_props(labels, power, bg_power, z):
+    """Per region: sub-pixel position, excess intensity, peak z, size.
+
+    Position: 3-point Gaussian fit (parabola in log) of the 3×3-averaged power around the region's peak of
+    ``z`` — averaging first tames the exponential per-pixel noise of a power spectrum (raw-power fits are
+    ~30 % worse on synthetic grains); fallback: centroid of the excess power in a 5×5 window.
+    """
+    from skimage.measure import regionprops
+
+    smooth = ndi.uniform_filter(power, 3, mode="wrap")
+    ny, nx = power.shape
+    yy, xx = np.mgrid[-2:3, -2:3]
+    out = []
+    for rp in regionprops(labels):
+        sl = rp.slice
+        m = labels[sl] == rp.label
+        zr = np.where(m, np.nan_to_num(z[sl], nan=-np.inf), -np.inf)
+        k = np.unravel_index(np.argmax(np.where(m, smooth[sl], -np.inf)), zr.shape)
+        r0, c0 = k[0] + sl[0].start, k[1] + sl[1].start
+        dr = _gauss3(smooth[(r0 - 1) % ny, c0], smooth[r0, c0], smooth[(r0 + 1) % ny, c0])
+        dc = _gauss3(smooth[r0, (c0 - 1) % nx], smooth[r0, c0], smooth[r0, (c0 + 1) % nx])
+        if dr is not None and dc is not None:
+            r_c, c_c = r0 + dr, c0 + dc
+        else:
+            rows, cols = (r0 + yy) % ny, (c0 + xx) % nx
+            w = np.clip(power[rows, cols] - bg_power[rows, cols], 0, None)
+            wsum = w.sum()
+            r_c = r0 + ((yy * w).sum() / wsum if wsum > 0 else 0.0)
+            c_c = c0 + ((xx * w).sum() / wsum if wsum > 0 else 0.0)
+        excess = np.clip(np.sqrt(power[sl]) - np.sqrt(bg_power[sl]), 0, None)
+        inten = float(excess[m].sum())
+        major = rp.axis_major_length if rp.area > 1 else 1.0
+        minor = rp.axis_minor_length if rp.area > 1 else 1.0
+        size = max(float(np.hypot(major, minor)), 2.0)
+        out.append((rp.label, r_c, c_c, inten, float(zr.max()), size))
+    return out
+
+
+def _pair_and_table(props, labels, shape, pixel_size_nm, *, require_mate=True):
+    """Friedel-pair regions; one table row per pair."""
+    ps = _fft.check_pixel_size(pixel_size_nm)
+    cy, cx = shape[0] // 2, shape[1] // 2
+    if not props:
+        return SpotTable.empty(shape, ps)
+    P = np.array([(r, c) for _, r, c, *_ in props])
+    mates = np.column_stack([2 * cy - P[:, 0], 2 * cx - P[:, 1]])
+    sizes = np.array([s for *_, s in props])
+    # nearest region centroid to each expected mate position
+    dist = np.hypot(P[None, :, 0] - mates[:, None, 0], P[None, :, 1] - mates[:, None, 1])
+    partner = np.argmin(dist, axis=1)
+    tol = np.maximum(1.5, sizes / 4)
+    used = np.zeros(len(props), bool)
+    rows = []
+    lut = np.zeros(int(labels.max()) + 1, np.int32)
+    for i in range(len(props)):
+        if used[i]:
+            continue
+        j = partner[i]
+        if dist[i, j] > tol[i] or (j != i and partner[j] != i):
+            if require_mate:
+                continue
+            j = i
+        used[i] = used[j] = True
+        if j == i:  # its own mate (only on a self-conjugate line) or unpaired
+            r, c = P[i]
+        else:
+            # g from the pair: (p - q)/2 cancels a centre offset
+            r = cy + 0.5 * ((P[i, 0] - cy) - (P[j, 0] - cy))
+            c = cx + 0.5 * ((P[i, 1] - cx) - (P[j, 1] - cx))
+        # representative in the right half (gx > 0, or gy > 0 on gx = 0)
+        if (c - cx) < -1e-9 or (abs(c - cx) <= 1e-9 and r < cy):
+            r, c = 2 * cy - r, 2 * cx - c
+        inten = props[i][3] + (props[j][3] if j != i else 0.0)
+        snr = max(props[i][4], props[j][4])
+        size = 0.5 * (props[i][5] + props[j][5])
+        rows.append((r, c, inten, snr, size))
+        k = len(rows)
+        lut[props[i][0]] = k
+        lut[props[j][0]] = k
+    if not rows:
+        return SpotTable.empty(shape, ps)
+    arr = np.array(rows)
+    gy, gx = _fft.pixel_to_g(arr[:, 0], arr[:, 1], shape, ps)
+    return SpotTable(
+        row=arr[:, 0],
+        col=arr[:, 1],
+        gy=gy,
+        gx=gx,
+        d=_fft.d_spacing(gy, gx),
+        intensity=arr[:, 2],
+        snr=arr[:, 3],
+        size=arr[:, 4],
+        shape=tuple(shape),
+        pixel_size_nm=ps,
+        regions=lut[labels],
+    )
+
+
+def auto_threshold(shape):
+    """Default seed level: 4.0 up to 512² pixels, + 0.3 per doubling of the side beyond (4.6 at 2048²)."""
+    side = np.sqrt(float(shape[0]) * float(shape[1]))
+    return float(4.0 + 0.3 * max(0.0, np.log2(side / 512.0)))
+
+
+def detect_spots(
+    image,
+    pixel_size_nm,
+    *,
+    threshold=None,
+    grow=2.5,
+    d_min=1.0,
+    d_max=15.0,
+    window_kind="hann",
+    spectrum=None,
+    max_spots=200,
+):
+    """Classical FFT spot detector (see the module docstring).
+
+    Parameters
+    ----------
+    image : array_like, 2D
+        Raw counts of one frame (ignored when ``spectrum`` is given).
+    pixel_size_nm : float or (float, float)
+        Pixel size in nm (per axis).
+    threshold : float, optional
+        Seed level in units of the radial noise spread of the log power (noise-adaptive). Default
+        :func:`auto_threshold`: 4.0 up to 512² px, rising with the number of pixels so that pure noise and
+        amorphous frames give no spot (measured maximum of noise ``z``: 3.4 at 512², 3.8 at 2048²).
+    grow : float
+        Region-growing level (hysteresis).
+    d_min, d_max : float
+        Analysed range of spacings in Å.
+    window_kind : {"hann", "tukey", "none"}
+    spectrum : ndarray, optional
+        A precomputed centred complex spectrum (from :func:`matsight.tem.fft.spectrum`).
+    max_spots : int
+        Keep at most this many Friedel pairs (strongest first).
+
+    Returns
+    -------
+    SpotTable
+    """
+    ps = _fft.check_pixel_size(pixel_size_nm)
+    if spectrum is None:
+        spectrum = _fft.spectrum(image, window_kind=window_kind)
+    if threshold is None:
+        threshold = auto_threshold(spectrum.shape)
+    power = spectrum.real**2 + spectrum.imag**2
+    bg = radial_background(power, ps, d_min=d_min, d_max=d_max)
+    z = bg.z
+    zf = np.nan_to_num(z, nan=-np.inf)
+    grow_mask = zf > grow
+    labels, n = ndi.label(grow_mask)
+    if n == 0:
+        return SpotTable.empty(power.shape, ps)
+    # seeds: local maxima above threshold; regions without a seed are dropped
+    maxima = (zf == ndi.maximum_filter(zf, size=5, mode="wrap")) & (zf > threshold)
+    seed_lab = labels[maxima]
+    n_seeds = np.bincount(seed_lab, minlength=n + 1)
+    keep = n_seeds > 0
+    keep[0] = False
+    labels = np.where(keep[labels], labels, 0)
+    # split regions holding several maxima with a watershed inside their bounding boxes
+    from skimage.segmentation import watershed
+
+    objs = ndi.find_objects(labels)
+    out = np.zeros_like(labels)
+    nxt = 0
+    for lab, sl in enumerate(objs, start=1):
+        if sl is None or not keep[lab]:
+            continue
+        m = labels[sl] == lab
+        if n_seeds[lab] > 1:
+            mk, nm = ndi.label(maxima[sl] & m)
+            sub = watershed(-zf[sl], mk, mask=m)
+            out[sl][sub > 0] = sub[sub > 0] + nxt
+            nxt += nm
+        else:
+            nxt += 1
+            out[sl][m] = nxt
+    props = _region_props(out, power, bg.background_amplitude**2, z)
+    table = _pair_and_table(props, out, power.shape, ps)
+    if len(table) > max_spots:
+        table = table.subset(np.argsort(-table.intensity)[:max_spots])
+    return table
+
+
+def spots_from_mask(mask, spectrum, pixel_size_nm, *, d_min=1.0, d_max=15.0, require_mate=True):
+    """Turn a binary spot mask of the full spectrum (e.g. a U-Net output) into a :class:`SpotTable`.
+
+    Connected components → regions; sub-pixel positions and sizes as in :func:`detect_spots`.
+    """
+    ps = _fft.check_pixel_size(pixel_size_nm)
+    power = spectrum.real**2 + spectrum.imag**2
+    bg = radial_background(power, ps, d_min=d_min, d_max=d_max)
+    labels, n = ndi.label(np.asarray(mask, bool) & bg.valid)
+    if n == 0:
+        return SpotTable.empty(power.shape, ps)
+    props = _region_props(labels, power, bg.background_amplitude**2, bg.z)
+    return _pair_and_table(props, labels, power.shape, ps, require_mate=require_mate)
+
+
+def spot_mask(shape, rows, cols, radii, *, friedel=True):
+    """Boolean disks of ``radii`` px around spectrum positions (and their Friedel mates)."""
+    shape = tuple(shape)
+    mask = np.zeros(shape, bool)
+    cy, cx = shape[0] // 2, shape[1] // 2
+    rows, cols, radii = np.broadcast_arrays(
+        np.asarray(rows, float), np.asarray(cols, float), np.asarray(radii)
+    )
+    pts = list(zip(rows, cols, radii, strict=True))
+    if friedel:
+        pts += [(2 * cy - r, 2 * cx - c, rad) for r, c, rad in zip(rows, cols, radii, strict=True)]
+    for r, c, rad in pts:
+        r0, r1 = int(np.floor(r - rad)), int(np.ceil(r + rad)) + 1
+        c0, c1 = int(np.floor(c - rad)), int(np.ceil(c + rad)) + 1
+        rr, cc = np.mgrid[r0:r1, c0:c1]
+        inside = (rr - r) ** 2 + (cc - c) ** 2 <= rad**2
+        mask[rr[inside] % shape[0], cc[inside] % shape[1]] = True
+    return mask

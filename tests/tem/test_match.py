@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from matsight.tem import crystals, fft
+from matsight.tem.match import UNKNOWN, match_spots
+from matsight.tem.spots import SpotTable
+
+
+def _table(gy, gx, shape=(512, 512), ps=(0.02, 0.02)):
+    gy, gx = np.asarray(gy, float), np.asarray(gx, float)
+    r, c = fft.g_to_pixel(gy, gx, shape, ps)
+    n = len(gy)
+    return SpotTable(
+        r,
+        c,
+        gy,
+        gx,
+        fft.d_spacing(gy, gx),
+        np.arange(n, 0, -1.0),
+        np.full(n, 10.0),
+        np.full(n, 5.0),
+        shape,
+        ps,
+    )
+
+
+def _zone_spots(phase, zone, rot=0.3, d_min=1.2, strain=1.0):
+    from matsight.data.lattice import _plane_basis
+
+    p = crystals.load_phase(phase)
+    hkl, d, _ = p.zone_reflections(zone, d_min=d_min, min_intensity=0.02)
+    e1, e2 = _plane_basis(p, zone)
+    G = p.g_vectors(hkl) * 10 / strain
+    x, y = G @ e1, G @ e2
+    gx, gy = np.cos(rot) * x - np.sin(rot) * y, np.sin(rot) * x + np.cos(rot) * y
+    keep = (gx > 1e-9) | ((np.abs(gx) <= 1e-9) & (gy > 0))
+    return gy[keep], gx[keep], hkl[keep]
+
+
+def test_zone_indexing_lif_011():
+    gy, gx, hkl = _zone_spots("LiF", (0, 1, 1), d_min=1.4)
+    res = match_spots(_table(gy, gx))
+    assert res.phases_found == ["LiF"]
+    assert len(res.grains) == 1 and res.grains[0]["phase"] == "LiF"
+    z = np.array(res.grains[0]["zone"])
+    assert sorted(np.abs(z)) == [0, 1, 1]
+    for m in res.matches:
+        assert m.phase == "LiF" and abs(m.d_error) < 1e-6 and m.grain == 0
+        assert np.dot(m.hkl, m.zone) == 0
+
+
+def test_close_d_disambiguated_by_angles():
+    # Li (110) 2.482 Å and Li2CO3 (020) 2.486 Å differ by 0.15 %: d alone cannot tell them apart
+    li, lc = crystals.load_phase("Li"), crystals.load_phase("Li2CO3")
+    assert abs(li.d_spacing((1, 1, 0)) - lc.d_spacing((0, 2, 0))) / 2.482 < 0.002
+    gy, gx, _ = _zone_spots("Li", (0, 0, 1))
+    res = match_spots(_table(gy, gx), ["Li", "Li2CO3"])
+    assert {m.phase for m in res.matches} == {"Li"}
+    assert not any(m.ambiguous for m in res.matches)
+    # ... and a Li2CO3 [001] pattern is not mistaken for Li
+    gy, gx, _ = _zone_spots("Li2CO3", (0, 0, 1), d_min=1.8)
+    res = match_spots(_table(gy, gx), ["Li", "Li2CO3"])
+    assert {m.phase for m in res.matches} == {"Li2CO3"}
+
+
+def test_single_spot_is_d_only_and_ambiguous_when_close():
+    g = 10 / 2.484  # between Li (110) and Li2CO3 (020)
+    res = match_spots(_table([0.0], [g]), ["Li", "Li2CO3"])
+    m = res.matches[0]
+    assert m.phase in ("Li", "Li2CO3") and m.grain == -1 and m.ambiguous and m.alternatives
+
+
+def test_unknown_not_forced():
+    # 3.3 Å matches nothing within 2 % in Li / LiF / Li2O (nearest LiF(111) 2.325, Li2O(111) 2.662)
+    res = match_spots(_table([0.0, 10 / 3.3], [10 / 3.3, 0.0]), ["Li", "LiF", "Li2O"])
+    assert [m.phase for m in res.matches] == [UNKNOWN, UNKNOWN]
+    assert res.phases_found == []
+    # but within a generous tolerance it matches
+    res = match_spots(_table([0.0], [10 / 2.70]), ["Li2O"], tolerance=0.02)
+    assert res.matches[0].phase == "Li2O"
+
+
+def test_calibration_error_within_tolerance():
+    gy, gx, _ = _zone_spots("LiF", (0, 0, 1), strain=1.035)  # d 3.5 % high, like a mis-calibrated scan
+    assert match_spots(_table(gy, gx), ["LiF"]).phases_found == []
+    res = match_spots(_table(gy, gx), ["LiF"], tolerance=0.05)
+    assert res.phases_found == ["LiF"] and res.grains and res.grains[0]["zone"] == (0, 0, 1)
+
+
+def test_bad_tolerance():
+    from matsight import InputError
+
+    with pytest.raises(InputError, match="tolerance"):
+        match_spots(_table([1.0], [1.0]), ["LiF"], tolerance=2)

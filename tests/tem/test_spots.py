@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from matsight.data import lattice
+from matsight.tem import fft, spots
+
+
+def _cosines(shape, ps, gvecs, amp=20.0, mean=200.0, seed=0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = np.full(shape, mean)
+    for gy, gx in gvecs:
+        img += amp * np.cos(2 * np.pi * (gy * yy * ps[0] + gx * xx * ps[1]) + 0.3)
+    return np.random.default_rng(seed).poisson(img).astype(float)
+
+
+def test_subpixel_position_and_d_anisotropic():
+    shape, ps = (200, 256), (0.018, 0.021)
+    g = [(1 / 0.2014 * 0.6, 1 / 0.2014 * 0.8), (-3.1, 2.2)]  # 1/nm, off-grid
+    img = _cosines(shape, ps, g)
+    tab = spots.detect_spots(img, ps)
+    assert len(tab) == 2
+    for gy, gx in g:
+        k = np.argmin(np.hypot(np.abs(tab.gy) - abs(gy), np.abs(tab.gx) - abs(gx)))
+        d_true = 10 / np.hypot(gy, gx)
+        assert tab.d[k] == pytest.approx(d_true, rel=0.003)
+        assert tab.gx[k] > 0  # representative in the right half
+    # Friedel mates are reported implicitly and land on the other spot
+    assert np.allclose(tab.mate_row + tab.row, 2 * (shape[0] // 2))
+    assert tab.regions is not None and set(np.unique(tab.regions)) == {0, 1, 2}
+
+
+def test_no_spots_in_noise_and_amorphous():
+    for seed, dose in [(0, 20.0), (1, 2000.0)]:
+        im = lattice.lattice_image((256, 256), 0.02, grains=[], dose=dose, amorphous=0.3, seed=seed)
+        assert len(spots.detect_spots(im.image, 0.02)) == 0
+
+
+def test_detects_visible_lattice_spots():
+    li = lattice.two_phase_image((256, 256), 0.025, seed=3, dose=800)
+    tab = spots.detect_spots(li.image, 0.025)
+    truth = li.visible_spots()
+    assert len(truth) >= 4
+    found = 0
+    for s in truth:
+        dist = np.hypot(tab.row - s["row"], tab.col - s["col"])
+        found += dist.min() < 1.5
+    assert found / len(truth) >= 0.8
+    # every detected spot is a real reflection (no false positives)
+    allg = np.array([(s["row"], s["col"]) for s in li.spots])
+    for r, c in zip(tab.row, tab.col, strict=True):
+        assert np.hypot(allg[:, 0] - r, allg[:, 1] - c).min() < 2.0
+
+
+def test_spot_mask_and_from_mask_roundtrip():
+    shape, ps = (128, 128), 0.02
+    img = _cosines(shape, (ps, ps), [(4.0, 6.0)], amp=30)
+    S = fft.spectrum(img)
+    tab = spots.detect_spots(None, ps, spectrum=S)
+    m = spots.spot_mask(shape, tab.row, tab.col, tab.size / 2)
+    assert m.sum() > 0 and np.array_equal(m, fft.from_half(fft.to_half(m), shape[1]))
+    tab2 = spots.spots_from_mask(m, S, ps)
+    assert len(tab2) == 1 and tab2.d[0] == pytest.approx(tab.d[0], rel=0.01)
+    # a mask without its Friedel mate is rejected
+    half_only = m.copy()
+    half_only[:, : shape[1] // 2] = False
+    assert len(spots.spots_from_mask(half_only, S, ps)) == 0
