@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from matsight import InputError
+from matsight.nn.unet import UNet, pixel_shuffle, sinusoidal_embedding
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 17, 23), (2, 1, 32, 32), (1, 1, 5, 9)])
+def test_unet_2d_any_size_with_time(shape):
+    net = UNet(features=(4, 8, 16), time_embedding=16)
+    y = net(torch.randn(shape), t=torch.rand(shape[0]))
+    assert y.shape == shape
+    assert y.abs().max() <= 1  # tanh output
+
+
+def test_unet_3d_odd_size_and_plain_segmentation_setup():
+    net = UNet(
+        spatial_dims=3,
+        in_channels=2,
+        out_channels=3,
+        features=(2, 4),
+        activation="relu",
+        output_activation="sigmoid",
+        time_embedding=False,
+        first_kernel=3,
+        last_kernel=3,
+    )
+    y = net(torch.randn(1, 2, 7, 9, 6))
+    assert y.shape == (1, 3, 7, 9, 6)
+    assert (y >= 0).all() and (y <= 1).all()
+
+
+def test_unet_time_changes_output_and_is_required():
+    torch.manual_seed(0)
+    net = UNet(features=(4, 8), time_embedding=8, output_activation=None)
+    x = torch.randn(1, 1, 12, 12)
+    assert not torch.allclose(net(x, t=0.1), net(x, t=0.9))
+    with pytest.raises(InputError, match="pass t"):
+        net(x)
+    with pytest.raises(InputError, match="4D tensor"):
+        net(torch.zeros(1, 12, 12))
+
+
+def test_unet_gradients_flow_to_all_parameters():
+    net = UNet(features=(4, 8, 8), time_embedding=8, dropout=0.1, norm="group")
+    y = net(torch.randn(2, 1, 16, 16), t=torch.tensor([0.2, 1.0]))
+    y.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_pixel_shuffle_3d_matches_definition():
+    x = torch.arange(2 * 8 * 2 * 3 * 4, dtype=torch.float32).reshape(2, 8, 2, 3, 4)
+    y = pixel_shuffle(x, 2, 3)
+    assert y.shape == (2, 1, 4, 6, 8)
+    # output voxel (d*2+i, h*2+j, w*2+k) comes from channel i*4+j*2+k at (d, h, w)
+    for i, j, k in [(0, 0, 0), (1, 0, 1), (0, 1, 1), (1, 1, 0)]:
+        assert torch.equal(y[:, 0, i::2, j::2, k::2], x[:, i * 4 + j * 2 + k])
+    # the 2D one is torch's
+    x2 = torch.randn(1, 4, 3, 5)
+    assert torch.equal(pixel_shuffle(x2, 2, 2), torch.nn.functional.pixel_shuffle(x2, 2))
+
+
+def test_sinusoidal_embedding_values():
+    e = sinusoidal_embedding(torch.tensor([0.0, 0.5]), 6)
+    assert e.shape == (2, 6)
+    assert torch.allclose(e[0], torch.tensor([0, 0, 0, 1, 1, 1.0]))
+    # first frequency is 1 (times scale 1000): sin(500)
+    assert torch.isclose(e[1, 0], torch.sin(torch.tensor(500.0)))
