@@ -1,10 +1,10 @@
 """Overlapped tiled inference for 2D and 3D images (modelled on MONAI's ``sliding_window_inference``).
 
-Large slices and volumes are cut into overlapping tiles, run through a predictor a batch of tiles at a time, and
-blended back with Gaussian, linear (tent) or constant weights, so peak memory depends on the tile size and not on
-the image size. ``margin`` additionally gives zero weight to the outermost voxels of every tile side that lies
-inside the image: for a translation-equivariant predictor whose receptive-field radius is at most ``margin``, the
-tiled result then equals the whole-image result exactly.
+Large slices and volumes are cut into overlapping tiles, run through a predictor a batch of tiles at a
+time, and blended back with Gaussian, linear (tent) or constant weights, so peak memory depends on the tile
+size and not on the image size. ``margin`` additionally gives zero weight to the outermost voxels of every
+tile side that lies inside the image: for a translation-equivariant predictor whose receptive-field radius
+is at most ``margin``, the tiled result then equals the whole-image result exactly.
 """
 
 import itertools

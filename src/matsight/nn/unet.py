@@ -2,11 +2,12 @@
 
 Defaults follow the InDI nano-tomography paper (Fig. 1E and Methods): Swish activations, 7×7 first and last
 convolutions, residual blocks into which a sin/cos time embedding is added through a dense layer, dilated plus
-non-dilated convolutions in the bottleneck, a sub-pixel convolution (pixel shuffle) as the last up-sampling and a
-tanh output. Every switch can be turned off to get a plain segmentation U-Net (ReLU, sigmoid, no time input).
+non-dilated convolutions in the bottleneck, a sub-pixel convolution (pixel shuffle) as the last
+up-sampling and a tanh output. Every switch can be turned off to get a plain segmentation U-Net
+(ReLU, sigmoid, no time input).
 
-The network accepts any spatial size: :meth:`UNet.forward` pads the input to a multiple of ``2**depth`` and crops
-the output back, so odd-sized slices and tiles need no special handling by callers.
+The network accepts any spatial size: :meth:`UNet.forward` pads the input to a multiple of
+``2**depth`` and crops the output back, so odd-sized slices and tiles need no special handling by callers.
 """
 
 import math
@@ -107,25 +108,25 @@ class UNet(nn.Module):
     in_channels, out_channels : int
         Channels of input and output.
     features : sequence of int
-        Channels per resolution level; ``len(features) - 1`` down-samplings by 2. The paper uses 64 base filters
-        doubling per level, e.g. ``(64, 128, 256, 512)``.
+        Channels per resolution level; ``len(features) - 1`` down-samplings by 2. The paper uses 64
+        base filters doubling per level, e.g. ``(64, 128, 256, 512)``.
     time_embedding : int or False
         Size of the sin/cos time embedding; False for a network without a time input.
     activation : {"swish", "relu", "gelu", "leaky_relu"}
     first_kernel, last_kernel : int
         Kernel sizes of the first and last convolution (odd; 7 in the paper).
     dilated_bottleneck : bool
-        Bottleneck = residual blocks with dilation 1, 2, 4 (wide context without more down-sampling), otherwise
-        two plain residual blocks.
+        Bottleneck = residual blocks with dilation 1, 2, 4 (wide context without more
+        down-sampling), otherwise two plain residual blocks.
     subpixel_upsample : bool
-        The last up-sampling (to full resolution) is a convolution to ``4×`` channels followed by pixel shuffle;
-        the other up-samplings are nearest-neighbour + convolution.
+        The last up-sampling (to full resolution) is a convolution to ``2**d ×`` channels
+        followed by pixel shuffle; the other up-samplings are nearest-neighbour + convolution.
     output_activation : {"tanh", "sigmoid", None}
     dropout : float
         Dropout inside residual blocks.
     norm : {"none", "group", "batch", "instance"}
-        Normalisation in the residual blocks. ``"none"`` (default) keeps the network local, so that tiled inference
-        agrees with whole-image inference; statistics-based norms depend on the tile content.
+        Normalisation in the residual blocks. ``"none"`` (default) keeps the network local, so that tiled
+        inference agrees with whole-image inference; statistics-based norms depend on the tile content.
     blocks_per_level : int
         Residual blocks per encoder/decoder level.
     padding_mode : str
@@ -227,11 +228,13 @@ class UNet(nn.Module):
     def forward(self, x, t=None):
         """Apply the network; ``t`` is required when ``time_embedding`` was set.
 
-        The input is replicate-padded to a multiple of ``2**depth`` per spatial axis and the output cropped back.
+        The input is replicate-padded to a multiple of ``2**depth`` per spatial axis and the output
+        cropped back.
         """
         if x.ndim != self.spatial_dims + 2:
             raise InputError(
-                f"expected a {self.spatial_dims + 2}D tensor (batch, channel, {self.spatial_dims} spatial axes), "
+                f"expected a {self.spatial_dims + 2}D tensor (batch, channel, "
+                f"{self.spatial_dims} spatial axes), "
                 f"got shape {tuple(x.shape)}"
             )
         temb = self._time(t, x)
