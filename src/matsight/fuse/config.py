@@ -1,0 +1,244 @@
+"""Validated configuration of a SuperRes (2D/3D fusion GAN) run; stored inside every checkpoint.
+
+Two presets:
+
+- ``"paper"`` — the reference implementation's sizes: generator trunk 128/256/512 channels for
+  sf ≤ 2 / ≤ 4 / > 4, critic 64-128-256-512-1, 8 fake 64³ volumes and 64 real 56² crops per step. Meant for
+  GPUs (one iteration takes about a minute on 2 CPU cores).
+- ``"cpu"`` (default) — the same method and losses, shrunk where the time goes on a CPU: thin full-resolution
+  layers (the last convolution of the paper generator alone is ~220 k multiply-adds per output voxel), a ~40³
+  output cube from an LR crop of ``40/sf`` voxels, 2 fake volumes per step with a random subset of their slices,
+  and a critic a quarter as wide.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .._errors import InputError
+
+__all__ = ["FuseConfig", "scale_fraction", "validate_scale", "make_config", "PRESETS"]
+
+
+def validate_scale(scale):
+    """Return ``(sf, d)`` with ``sf = 64/d`` exactly, or raise :class:`InputError`.
+
+    The paper's generator supports every scale factor ``64/d`` with integer ``8 <= d <= 64`` (1 to 8).
+    """
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise InputError(f"scale must be a number like 4 or 2.6667, got {scale!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"scale must be a positive number, got {scale!r}")
+    d = 64.0 / value
+    d_int = round(d)
+    if abs(d - d_int) > 1e-3 * d or not 8 <= d_int <= 64:
+        near = sorted({min(64, max(8, math.floor(d))), min(64, max(8, math.ceil(d)))})
+        options = ", ".join(f"{64 / n:.4g} (=64/{n})" for n in near)
+        raise InputError(
+            f"scale {value:g} is not supported: it must be 64/d for an integer d in 8..64 (1 to 8); "
+            f"nearest: {options}"
+        )
+    return 64.0 / d_int, d_int
+
+
+def scale_fraction(d):
+    """``64/d`` as an exact :class:`fractions.Fraction` (``p/q``: ``q`` LR voxels make ``p`` output voxels)."""
+    return Fraction(64, d)
+
+
+class FuseConfig(BaseModel):
+    """Every setting of a SuperRes run (validated; JSON-serialisable; saved in each checkpoint).
+
+    Phases: HR labels are ``0..n_hr_phases-1`` with 0 = pore; LR labels ``0..n_lr_phases-1``. LR phase
+    ``i >= 1`` is compared with HR phase ``compare_phases[i-1]`` by the voxel-wise loss (channel 0, pore, is
+    always compared as well, as in the paper). HR phases not listed are in-painted (e.g. NMC binder).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    preset: Literal["cpu", "paper", "custom"] = "cpu"
+    scale: float = 4.0
+    mode: Literal["resolve", "sample"] = "resolve"
+    anisotropic: bool = False
+    shared_critic: bool = True
+    n_hr_phases: int | None = Field(None, ge=2, le=16)
+    n_lr_phases: int | None = Field(None, ge=2, le=16)
+    compare_phases: list[int] | None = None
+    material_only_loss: bool = False  # paper's separator mode: only penalise missing LR material
+
+    # generator
+    gen_width: int | None = Field(None, ge=4, description="trunk channels; None = by scale factor")
+    gen_min_width: int = Field(1, ge=1)
+    gen_res_blocks: int = Field(1, ge=0, le=8)
+    # critic
+    critic_widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
+    # sizes
+    output_size: int = Field(64, ge=8, description="edge of the generated training cube (voxels)")
+    edge_crop: int = Field(4, ge=0, description="voxels cut from every face before slicing for the critic")
+    fake_batch: int = Field(8, ge=1)
+    real_batch: int = Field(64, ge=1)
+    slices_per_volume: int | None = Field(None, ge=1, description="per axis and volume; None = all")
+    # optimisation
+    lr: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    gp_lambda: float = Field(10.0, ge=0)
+    g_every: int = Field(5, ge=1)
+    vw_coefficient: float = Field(10.0, ge=0)
+    vw_threshold: float = Field(0.005, ge=0)
+    vw_temperature: float = Field(0.01, gt=0)
+    # bookkeeping
+    seed: int = 0
+    metrics_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    checkpoint_minutes: float = Field(5.0, gt=0)
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale(cls, v):
+        return validate_scale(v)[0]
+
+    @field_validator("critic_widths")
+    @classmethod
+    def _critic(cls, v):
+        if len(v) != 4 or any(w < 1 for w in v):
+            raise ValueError("critic_widths needs 4 positive channel counts (paper: 64 128 256 512)")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.output_size - 2 * self.edge_crop < 8:
+            raise ValueError(
+                f"edge_crop {self.edge_crop} leaves less than 8 voxels of a {self.output_size}³ cube"
+            )
+        lr_len = Fraction(self.output_size) / scale_fraction(self.d)
+        if lr_len.denominator != 1:
+            raise ValueError(
+                f"output_size {self.output_size} is not a whole number of LR voxels at scale {self.scale:.4g}; "
+                f"use a multiple of {scale_fraction(self.d).numerator}"
+            )
+        if self.n_hr_phases and self.n_lr_phases:
+            if self.n_lr_phases > self.n_hr_phases:
+                raise ValueError(
+                    f"LR has {self.n_lr_phases} phases but HR only {self.n_hr_phases}; the HR images must show "
+                    "every phase the LR volume shows"
+                )
+            cp = self.compare_phases
+            if cp is not None:
+                if len(cp) != self.n_lr_phases - 1:
+                    raise ValueError(
+                        f"compare_phases needs {self.n_lr_phases - 1} HR phase(s), one per LR phase after pore, "
+                        f"got {cp}"
+                    )
+                if any(not 1 <= p < self.n_hr_phases for p in cp) or len(set(cp)) != len(cp):
+                    raise ValueError(
+                        f"compare_phases {cp} must be distinct HR phases in 1..{self.n_hr_phases - 1}"
+                    )
+        return self
+
+    # derived values ------------------------------------------------------------------------------------
+    @property
+    def d(self):
+        """Integer ``d`` with ``scale = 64/d``."""
+        return round(64 / self.scale)
+
+    @property
+    def lr_crop(self):
+        """Edge of the LR training crop: ``output_size / scale``."""
+        return int(Fraction(self.output_size) / scale_fraction(self.d))
+
+    @property
+    def slice_size(self):
+        """Edge of the 2D slices the critic sees."""
+        return self.output_size - 2 * self.edge_crop
+
+    @property
+    def trunk_width(self):
+        """Generator trunk channels (the paper's 128/256/512 by scale factor unless ``gen_width`` is set)."""
+        if self.gen_width is not None:
+            return self.gen_width
+        return 128 if self.scale <= 2 else 256 if self.scale <= 4 else 512
+
+    @property
+    def lr_channels(self):
+        """HR phase index compared with each LR phase (pore first)."""
+        cp = self.compare_phases if self.compare_phases is not None else list(range(1, self.n_lr_phases))
+        return [0, *cp]
+
+    @property
+    def n_axes_critics(self):
+        """Number of critics: one per axis unless isotropic with a shared critic."""
+        return 3 if (self.anisotropic or not self.shared_critic) else 1
+
+
+def _cpu_output_size(d, target=40):
+    # smallest whole number of LR voxels giving an integer output edge near ``target``
+    frac = scale_fraction(d)
+    q = frac.denominator  # LR voxels per whole number of output voxels
+    n_lr = max(q, q * round(target / frac / q))
+    return int(n_lr * frac)
+
+
+PRESETS = ("cpu", "paper")
+
+
+def make_config(preset="cpu", **overrides):
+    """Build a :class:`FuseConfig` from a preset plus overrides (``None`` values are ignored).
+
+    Raises
+    ------
+    InputError
+        Unknown preset, unsupported scale factor or an invalid combination (the message names the field).
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    sf, d = validate_scale(overrides.get("scale", 4.0))
+    if preset == "paper":
+        base = dict(
+            output_size=64,
+            edge_crop=4,
+            fake_batch=8,
+            real_batch=64,
+            slices_per_volume=None,
+            critic_widths=[64, 128, 256, 512],
+            gen_width=None,
+            gen_min_width=1,
+        )
+    else:
+        out = _cpu_output_size(d)
+        base = dict(
+            output_size=out,
+            edge_crop=4,
+            fake_batch=2,
+            real_batch=32,
+            slices_per_volume=8,
+            critic_widths=[16, 32, 64, 128],
+            gen_width=64 if sf <= 4 else 96,
+            gen_min_width=16,
+            metrics_every=25,
+            checkpoint_every=100,
+        )
+    base.update(preset=preset, scale=sf)
+    base.update(overrides)
+    try:
+        return FuseConfig(**base)
+    except Exception as exc:  # pydantic ValidationError -> one line naming the field
+        raise InputError(_one_line(exc)) from None
+
+
+def _one_line(exc):
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for err in errors():
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}")
+        return "invalid fuse setting — " + "; ".join(parts)
+    return str(exc)

@@ -1,0 +1,165 @@
+"""SuperRes networks: the conditional 3D generator and the 2D slice critic.
+
+Generator (paper Fig. 13, reference implementation): input = one-hot LR crop (pore + LR phases) and one
+N(0, 1) noise channel, ``L³`` voxels; output = softmax over the ``n`` HR phases on ``(L·sf)³`` voxels.
+3D convolutions k3 with replicate padding, BatchNorm, ReLU; one residual block and a global skip around it;
+then the upsampling chain: ×2 trilinear + conv when sf > 4, ConvTranspose3d(k4, s2, p1) when sf > 2, and the
+remaining (possibly fractional) factor by trilinear upsampling + conv. Every upsampling stage halves the
+channels (never below ``min_width``); a last k3 convolution maps to the ``n`` phases.
+
+Critic: 2D convolutions 64-128-256-512-1 with kernels 4,4,4,3,4, stride 2, ReLU, no normalisation. On the
+paper's 56² slices the last layer sees a 4×4 map and returns one number; on other slice sizes its kernel shrinks
+to the map left and the scores of the remaining map are averaged (a patch critic), so any slice size ≥ 16 works.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import scale_fraction
+
+__all__ = ["Generator", "Critic", "build_generator", "build_critics", "upsampling_plan", "count_parameters"]
+
+
+def upsampling_plan(d):
+    """Stages for ``sf = 64/d``: list of ``("interp2" | "convT" | "interp", factor)`` as in the paper."""
+    sf = scale_fraction(d)
+    plan = []
+    if sf > 4:
+        plan.append(("interp2", Fraction(2)))
+    if sf > 2:
+        plan.append(("convT", Fraction(2)))
+    rest = sf / (2 ** len(plan))
+    plan.append(("interp", rest))
+    return plan
+
+
+def _conv3(c_in, c_out):
+    return nn.Conv3d(c_in, c_out, 3, padding=1, padding_mode="replicate")
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.bn1 = _conv3(c, c), nn.BatchNorm3d(c)
+        self.conv2, self.bn2 = _conv3(c, c), nn.BatchNorm3d(c)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(x + self.bn2(self.conv2(y)))
+
+
+class _Up(nn.Module):
+    """One upsampling stage: (interpolate → conv | transposed conv) → BN → ReLU."""
+
+    def __init__(self, kind, factor, c_in, c_out):
+        super().__init__()
+        self.kind, self.factor = kind, Fraction(factor)
+        if kind == "convT":
+            self.conv = nn.ConvTranspose3d(c_in, c_out, 4, stride=2, padding=1)
+        else:
+            self.conv = _conv3(c_in, c_out)
+        self.bn = nn.BatchNorm3d(c_out)
+
+    def forward(self, x):
+        if self.kind != "convT" and self.factor != 1:
+            # exact output size (fractional factors: the caller keeps inputs a whole number of q-blocks)
+            size = [round(n * self.factor) for n in x.shape[2:]]
+            x = F.interpolate(x, size=size, mode="trilinear", align_corners=False)
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Generator(nn.Module):
+    """LR one-hot + noise (``B, m+1, L, L, L``) → HR phase probabilities (``B, n, L·sf, L·sf, L·sf``).
+
+    Parameters
+    ----------
+    in_channels : int
+        LR phases (pore included) + 1 noise channel.
+    n_phases : int
+        HR phases.
+    d : int
+        Scale factor ``64/d``.
+    width : int
+        Trunk channels (paper: 128/256/512 for sf ≤ 2/≤ 4/> 4).
+    min_width : int
+        Floor for the channels of the upsampling stages.
+    res_blocks : int
+        Residual blocks in the trunk (paper: 1).
+    """
+
+    def __init__(self, in_channels, n_phases, d, *, width=256, min_width=1, res_blocks=1):
+        super().__init__()
+        self.d = d
+        self.conv_in = _conv3(in_channels, width)
+        self.bn_in = nn.BatchNorm3d(width)
+        self.res = nn.Sequential(*[_ResBlock(width) for _ in range(res_blocks)])
+        stages, c = [], width
+        for kind, factor in upsampling_plan(d):
+            c_out = max(c // 2, min_width)
+            stages.append(_Up(kind, factor, c, c_out))
+            c = c_out
+        self.up = nn.ModuleList(stages)
+        self.conv_out = _conv3(c, n_phases)
+
+    def logits(self, x):
+        """Pre-softmax output (used by tiled generation to argmax without the softmax)."""
+        first = F.relu(self.bn_in(self.conv_in(x)))
+        h = first + self.res(first)  # global skip around the residual trunk
+        for stage in self.up:
+            h = stage(h)
+        return self.conv_out(h)
+
+    def forward(self, x):
+        return torch.softmax(self.logits(x), dim=1)
+
+
+class Critic(nn.Module):
+    """2D WGAN critic on ``(B, n, S, S)`` slices; returns one score per slice (mean over the last map)."""
+
+    def __init__(self, n_phases, slice_size, *, widths=(64, 128, 256, 512)):
+        super().__init__()
+        chans = [n_phases, *widths]
+        kernels, pads = (4, 4, 4, 3), (1, 1, 1, 1)
+        layers, s = [], slice_size
+        for i in range(4):
+            layers.append(nn.Conv2d(chans[i], chans[i + 1], kernels[i], stride=2, padding=pads[i]))
+            s = (s + 2 * pads[i] - kernels[i]) // 2 + 1
+        if s < 1:
+            raise ValueError(f"slice size {slice_size} is too small for the critic (need ≥ 16)")
+        self.convs = nn.ModuleList(layers)
+        self.last = nn.Conv2d(chans[-1], 1, min(4, s), stride=2, padding=0)
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return self.last(x).mean(dim=(1, 2, 3))
+
+
+def build_generator(cfg):
+    """Generator for a :class:`~matsight.fuse.config.FuseConfig` whose phase counts are set."""
+    return Generator(
+        cfg.n_lr_phases + 1,
+        cfg.n_hr_phases,
+        cfg.d,
+        width=cfg.trunk_width,
+        min_width=cfg.gen_min_width,
+        res_blocks=cfg.gen_res_blocks,
+    )
+
+
+def build_critics(cfg):
+    """One critic per slicing axis (anisotropic or ``shared_critic=False``), else one shared critic."""
+    return nn.ModuleList(
+        Critic(cfg.n_hr_phases, cfg.slice_size, widths=tuple(cfg.critic_widths))
+        for _ in range(cfg.n_axes_critics)
+    )
+
+
+def count_parameters(module):
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from matsight.fuse.degrade import blur_rule, downsample, voxelwise_loss, voxelwise_term
+
+
+def _hand_resolve(p, sf_int, temperature):
+    """Paper's degradation written out by hand: blur (k3, σ 0.8), trilinear 1/4, softmax(x/T)."""
+    k, sigma = 3, 0.8
+    w = np.exp(-0.5 * (np.arange(-1, 2) / sigma) ** 2)
+    w /= w.sum()
+    c, n = p.shape[0], p.shape[1]
+    padded = np.pad(p, ((0, 0), (1, 1), (1, 1), (1, 1)), mode="edge")
+    blurred = np.zeros_like(p)
+    for a in range(3):
+        for b in range(3):
+            for cc in range(3):
+                blurred += w[a] * w[b] * w[cc] * padded[:, a : a + n, b : b + n, cc : cc + n]
+    m = n // sf_int
+    low = np.zeros((c, m, m, m))
+    for i in range(m):
+        for j in range(m):
+            for kk in range(m):
+                # align_corners=False: LR voxel i sits at HR coordinate 4i + 1.5 -> mean of voxels 4i+1, 4i+2
+                sl = (
+                    slice(None),
+                    slice(4 * i + 1, 4 * i + 3),
+                    slice(4 * j + 1, 4 * j + 3),
+                    slice(4 * kk + 1, 4 * kk + 3),
+                )
+                low[:, i, j, kk] = blurred[sl].mean(axis=(1, 2, 3))
+    e = np.exp((low - low.max(0)) / temperature)
+    return e / e.sum(0)
+
+
+def test_blur_rule_matches_paper():
+    assert blur_rule(4) == (3, pytest.approx(0.8))
+    assert blur_rule(8) == (7, pytest.approx(1.4))
+    assert blur_rule(2)[0] == 1
+
+
+def test_voxelwise_loss_matches_hand_computation():
+    rng = np.random.default_rng(0)
+    # 3 HR phases; LR shows pore (0) and phase 1, so channels [0, 1] are compared
+    raw = rng.random((3, 8, 8, 8))
+    raw[0] += 0.03 * np.indices((8, 8, 8))[0] / 8  # a gradient so the LR voxels differ
+    p = raw / raw.sum(0)
+    lr = np.zeros((2, 2, 2, 2))
+    lr[0, :, :, 1] = 1
+    lr[1, :, :, 0] = 1
+    expect_down = _hand_resolve(p[[0, 1]], 4, 0.01)
+    expect = np.mean((expect_down - lr) ** 2)
+
+    pt = torch.tensor(p[None], dtype=torch.float64)
+    down = downsample(pt, channels=[0, 1], d=16, mode="resolve", temperature=0.01)
+    np.testing.assert_allclose(down[0].numpy(), expect_down, rtol=1e-9, atol=1e-12)
+    loss = voxelwise_loss(pt, torch.tensor(lr[None]), channels=[0, 1], d=16)
+    assert float(loss) == pytest.approx(expect, rel=1e-9)
+    assert 0.01 < expect < 0.99  # not a trivial all-right / all-wrong case
+
+
+def test_super_sampling_takes_every_sf_th_voxel():
+    p = torch.rand(1, 3, 8, 8, 8, dtype=torch.float64)
+    down = downsample(p, channels=[0, 2], d=16, mode="sample")
+    np.testing.assert_array_equal(down[0].numpy(), p[0, [0, 2]][:, ::4, ::4, ::4].numpy())
+    lr = torch.zeros(1, 2, 2, 2, 2, dtype=torch.float64)
+    lr[:, 0] = 1
+    expect = float(((p[0, [0, 2]][:, ::4, ::4, ::4] - lr[0]) ** 2).mean())
+    assert float(voxelwise_loss(p, lr, channels=[0, 2], d=16, mode="sample")) == pytest.approx(expect)
+
+
+def test_material_only_ignores_extra_material():
+    p = torch.zeros(1, 2, 8, 8, 8)
+    p[:, 1] = 1  # all material
+    lr = torch.zeros(1, 2, 2, 2, 2)
+    lr[:, 0] = 1  # LR says pore everywhere
+    assert float(voxelwise_loss(p, lr, channels=[0, 1], d=16, material_only=True)) == 0.0
+    assert float(voxelwise_loss(p, lr, channels=[0, 1], d=16)) == pytest.approx(1.0)
+
+
+def test_voxelwise_term_threshold_and_coefficient():
+    assert float(voxelwise_term(torch.tensor(0.004))) == 0.0
+    assert float(voxelwise_term(torch.tensor(0.02))) == pytest.approx(0.2)
+    loss = torch.tensor(0.5, requires_grad=True)
+    voxelwise_term(loss, coefficient=10).backward()
+    assert float(loss.grad) == 10.0
