@@ -22,6 +22,7 @@ Definitions (flux along ``axis``; the chosen phase conducts, everything else is 
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -173,7 +174,7 @@ def tortuosity(
     """
     t_start = time.perf_counter()
     mask, axis, weights, shape = _prepare(labels, phase=phase, axis=axis, spacing=spacing)
-    if not (isinstance(tol, int | float) and 0 < tol < 1):
+    if not (isinstance(tol, numbers.Real) and 0 < tol < 1):
         raise InputError(f"tol must be a number in (0, 1), got {tol!r}; e.g. tol=1e-6")
     if method not in ("auto", "amg", "direct"):
         raise InputError(f"method must be 'auto', 'amg' or 'direct', got {method!r}")

@@ -137,6 +137,7 @@ class SpotBackground:
     z: np.ndarray  # noise-normalised map, NaN outside the analysed annulus
     background_amplitude: np.ndarray  # expected |S| of the background at every pixel
     valid: np.ndarray  # bool: inside the analysed annulus
+    margin: np.ndarray  # threshold margin for the estimation error of few-pixel bins: 3 / sqrt(independent px)
 
 
 def _radius_bins(shape, pixel_size_nm):
@@ -191,28 +192,37 @@ def radial_background(power, pixel_size_nm, *, d_min=1.0, d_max=15.0, smooth=3, 
     key = bs + (vs - lo_v) / (hi_v - lo_v + 1e-12) * 0.999
     order = np.argsort(key, kind="stable")
     bs, vs = bs[order], vs[order]
-    starts = np.searchsorted(bs, np.arange(nb))
-    counts = np.diff(np.append(starts, bs.size))
-    med = np.full(nb, np.nan)
-    spread = np.full(nb, np.nan)
-    ok = counts >= 8
-    i50 = starts + (counts * 0.5).astype(int)
-    i84 = starts + np.minimum((counts * 0.8413).astype(int), counts - 1)
-    i16 = starts + (counts * 0.1587).astype(int)
-    med[ok] = vs[i50[ok]]
-    spread[ok] = 0.5 * (vs[i84[ok]] - vs[i16[ok]])
-    # bins too sparse: interpolate; then smooth the profiles a little along r (few-pixel bins near the centre)
     x = np.arange(nb)
-    if ok.sum() < 2:
-        raise InputError("frame too small for a radial background; use frames of at least 64×64 px")
-    med = np.interp(x, x[ok], med[ok])
-    spread = np.interp(x, x[ok], spread[ok])
-    med = ndi.median_filter(med, 5, mode="nearest")
-    spread = np.maximum(ndi.median_filter(spread, 9, mode="nearest"), 1e-6)
+
+    def stats(bs, vs):
+        starts = np.searchsorted(bs, x)
+        counts = np.diff(np.append(starts, bs.size))
+        ok = counts >= 8
+        if ok.sum() < 2:
+            raise InputError("frame too small for a radial background; use frames of at least 64×64 px")
+        i50 = starts + (counts * 0.5).astype(int)
+        i84 = starts + np.minimum((counts * 0.8413).astype(int), counts - 1)
+        i16 = starts + (counts * 0.1587).astype(int)
+        med = np.interp(x, x[ok], vs[i50[ok]])
+        spread = np.interp(x, x[ok], 0.5 * (vs[i84[ok]] - vs[i16[ok]]))
+        # bins near the centre hold few pixels: smooth the profiles along r
+        med = ndi.median_filter(med, 5, mode="nearest")
+        spread = np.maximum(ndi.median_filter(spread, 9, mode="nearest"), 1e-6)
+        return med, spread
+
+    med, spread = stats(bs, vs)
+    # spots can fill much of a ring in small frames and bias the statistics: clip them and re-estimate (twice)
+    for _ in range(2):
+        keep = (vs - med[bs]) < 2.5 * spread[bs]
+        bs, vs = bs[keep], vs[keep]  # still sorted by (bin, value)
+        med, spread = stats(bs, vs)
     z = (L - med[b]) / spread[b]
     z[~valid] = np.nan
     bg_amp = np.exp(0.5 * med[b])
-    return SpotBackground(z=z, background_amplitude=bg_amp, valid=valid)
+    # each bin holds ~2πr pixels, half of them Friedel copies: the median/spread of small-r bins are uncertain
+    n_bin = np.bincount(b.ravel(), minlength=nb).astype(float)
+    margin = (3.0 / np.sqrt(np.maximum(n_bin / 2.0, 1.0)))[b]
+    return SpotBackground(z=z, background_amplitude=bg_amp, valid=valid, margin=margin)
 
 
 def _gauss3(fm, f0, fp):
@@ -383,7 +393,7 @@ def detect_spots(
     if n == 0:
         return SpotTable.empty(power.shape, ps)
     # seeds: local maxima above threshold; regions without a seed are dropped
-    maxima = (zf == ndi.maximum_filter(zf, size=5, mode="wrap")) & (zf > threshold)
+    maxima = (zf == ndi.maximum_filter(zf, size=5, mode="wrap")) & (zf > threshold + bg.margin)
     seed_lab = labels[maxima]
     n_seeds = np.bincount(seed_lab, minlength=n + 1)
     keep = n_seeds > 0

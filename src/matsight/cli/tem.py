@@ -1,0 +1,164 @@
+"""``matsight tem``: HRTEM phase identification from FFT spots (analyze, series, train-detector)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import echo, progress_enabled, user_errors
+
+app = typer.Typer(
+    help="HRTEM phase identification: FFT spots → phases and (hkl) → real-space phase maps; movies over time.",
+    no_args_is_help=True,
+)
+
+PixelSize = Annotated[
+    str | None,
+    typer.Option("--pixel-size", help="Pixel size in nm (overrides the file; 'PY,PX' for anisotropic pixels)."),
+]
+Phases = Annotated[
+    str | None, typer.Option("--phases", help="Comma-separated shipped phases (default: Li,LiF,Li2O,Li2CO3).")
+]
+PhaseFiles = Annotated[
+    list[Path] | None,
+    typer.Option("--phase-file", help="Extra phase from a YAML or CIF file (repeatable)."),
+]
+Tolerance = Annotated[float, typer.Option(help="Relative d tolerance for matching (0.02 = 2 %).")]
+AngleTol = Annotated[float, typer.Option("--angle-tolerance", help="Inter-plane angle tolerance (degrees).")]
+Detector = Annotated[str, typer.Option(help="Spot detector: classical or unet.")]
+
+
+def _pixel_size(text):
+    if text is None:
+        return None
+    from .._errors import InputError
+
+    try:
+        vals = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError as exc:
+        raise InputError(f"--pixel-size must be a number in nm (or 'PY,PX'), got {text!r}") from exc
+    if len(vals) not in (1, 2) or any(not v > 0 for v in vals):
+        raise InputError(f"--pixel-size must be one or two positive numbers in nm, got {text!r}")
+    return vals[0] if len(vals) == 1 else tuple(vals)
+
+
+def _phase_list(phases, phase_files):
+    from ..tem.crystals import builtin_phase_names
+
+    out = [p.strip() for p in phases.split(",") if p.strip()] if phases else []
+    out += [str(p) for p in (phase_files or [])]
+    if not phases and not out:
+        return None
+    if not phases:  # only user files given: search them together with the shipped phases
+        out = builtin_phase_names() + out
+    return out
+
+
+@app.command()
+@user_errors
+def analyze(
+    file: Annotated[Path, typer.Argument(help="HRTEM image (dm3/dm4/mrc/ser/emi/emd/tif/npy).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("tem-analysis"),
+    pixel_size: PixelSize = None,
+    phases: Phases = None,
+    phase_file: PhaseFiles = None,
+    tolerance: Tolerance = 0.02,
+    angle_tolerance: AngleTol = 2.0,
+    detector: Detector = "classical",
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack to analyse.")] = None,
+    d_min: Annotated[float, typer.Option("--d-min", help="Smallest spacing analysed (Å).")] = 1.0,
+    d_max: Annotated[float, typer.Option("--d-max", help="Largest spacing analysed (Å).")] = 15.0,
+    min_intensity: Annotated[
+        float, typer.Option("--min-intensity", help="Ignore reference reflections weaker than this (rel. |F|²).")
+    ] = 0.01,
+    maps: Annotated[bool, typer.Option("--maps/--no-maps", help="Compute real-space phase maps.")] = True,
+):
+    """One image: spots, d/(hkl)/phase table (CSV/JSON), labelled FFT, phase maps, HTML report."""
+    from ..tem.pipeline import analyze_file
+    from ..tem.report import write_analysis
+
+    res, img = analyze_file(
+        file,
+        pixel_size=_pixel_size(pixel_size),
+        frame=frame,
+        phases=_phase_list(phases, phase_file),
+        tolerance=tolerance,
+        angle_tolerance=angle_tolerance,
+        detector=detector,
+        d_min=d_min,
+        d_max=d_max,
+        min_intensity=min_intensity,
+        maps=maps,
+    )
+    report = write_analysis(res, img, out, source=file)
+    for k, v in res.summary().items():
+        echo(f"{k:<24} {v}")
+    echo(f"report: {report.resolve()}")
+
+
+@app.command()
+@user_errors
+def series(
+    source: Annotated[Path, typer.Argument(help="A movie/stack file or a folder of images.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("tem-series"),
+    pixel_size: PixelSize = None,
+    phases: Phases = None,
+    phase_file: PhaseFiles = None,
+    tolerance: Tolerance = 0.02,
+    angle_tolerance: AngleTol = 2.0,
+    detector: Detector = "classical",
+    frame_time: Annotated[
+        float | None, typer.Option("--frame-time", help="Seconds per frame (time axis of the plot/CSV).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run frames through dask: threads or processes (scale extra).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Number of dask workers.")] = None,
+):
+    """Every frame: intensity per phase vs frame/time (CSV, JSON, PNG, HTML) — e.g. beam damage."""
+    from ..tem.series import analyze_series, read_series, write_series
+
+    frames, ps, labels = read_series(source, pixel_size=_pixel_size(pixel_size))
+    res = analyze_series(
+        frames,
+        ps,
+        _phase_list(phases, phase_file),
+        frame_time=frame_time,
+        labels=labels,
+        scheduler=scheduler,
+        workers=workers,
+        progress=progress_enabled(),
+        tolerance=tolerance,
+        angle_tolerance=angle_tolerance,
+        detector=detector,
+    )
+    report = write_series(res, out, source=source, x="time" if frame_time else "frame")
+    echo(f"frames {len(res.frames)}  seconds {res.seconds:.1f}")
+    for p, f in res.first_seen().items():
+        if f is not None:
+            echo(f"{p:<10} first seen in frame {f}")
+    echo(f"report: {report.resolve()}")
+
+
+@app.command("train-detector")
+@user_errors
+def train_detector(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file (.safetensors).")] = Path(
+        "tem_spot_unet.safetensors"
+    ),
+    n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training FFTs.")] = 600,
+    n_val: Annotated[int, typer.Option("--n-val", help="Held-out synthetic FFTs.")] = 60,
+    size: Annotated[int, typer.Option(help="Frame size of the synthetic images (px).")] = 256,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+):
+    """Train the U-Net spot detector on synthetic lattice FFTs; writes safetensors weights + metrics."""
+    from ..tem.train_detector import TrainConfig, train
+
+    cfg = TrainConfig(n_train=n_train, n_val=n_val, size=size, epochs=epochs, seed=seed, threads=threads, device=device)
+    metrics = train(cfg, out, progress=progress_enabled())
+    for k, v in metrics.items():
+        echo(f"{k:<22} {v}")
+    echo(f"weights: {Path(out).resolve()}")

@@ -1,0 +1,141 @@
+"""Training batches for SuperRes: random HR 2D crops (with dihedral augmentation) and random LR 3D crops.
+
+HR images are label images (``0`` = pore, ``1..n-1`` other phases) given as one 2D image or a stack of 2D
+images. Isotropic materials use one stack for all three slicing axes and draw every crop in one of the 8
+dihedral orientations (4 rotations × mirror, paper "Preprocessing"); anisotropic materials have one stack per
+axis and are not rotated. LR crops are never augmented (paper: the 3D volume offers enough variety).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._errors import InputError
+
+__all__ = ["as_labels", "as_hr_stack", "dihedral", "HRSampler", "LRSampler", "one_hot"]
+
+MAX_PHASES = 16
+
+
+def as_labels(array, *, name="image"):
+    """Validate a label image and return it as ``uint8``.
+
+    Raises
+    ------
+    InputError
+        Float images with non-integer values (a grayscale image), negative labels, more than 16 phases.
+    """
+    a = np.asarray(array)
+    if a.dtype == bool:
+        return a.astype(np.uint8)
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
+            n = np.unique(a[: 10**6]).size if a.size else 0
+            raise InputError(
+                f"{name} must be a label image (integers 0..n-1), got {a.dtype} with {n}+ distinct values; "
+                "segment it first (matsight segment) or pass a label image"
+            )
+    elif a.dtype.kind not in "iu":
+        raise InputError(f"{name} must be an integer label image, got dtype {a.dtype}")
+    if a.size == 0:
+        raise InputError(f"{name} is empty")
+    lo, hi = a.min(), a.max()
+    if lo < 0 or hi >= MAX_PHASES:
+        raise InputError(
+            f"{name} has labels {lo}..{hi}; phases must be labelled 0..n-1 (0 = pore) with n ≤ {MAX_PHASES} "
+            "(relabel it, e.g. with numpy.unique(..., return_inverse=True))"
+        )
+    return a.astype(np.uint8)
+
+
+def as_hr_stack(array, *, name="HR image"):
+    """HR 2D image or stack of 2D images → ``(N, H, W)`` uint8 labels."""
+    a = as_labels(array, name=name)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise InputError(f"{name} must be a 2D image or a stack of 2D images, got shape {a.shape}")
+    return a
+
+
+def dihedral(image, k):
+    """The ``k``-th (0..7) of the 8 rotations/mirrors of a 2D array (k ≥ 4 mirrors first)."""
+    if k >= 4:
+        image = image[:, ::-1]
+    return np.rot90(image, k % 4)
+
+
+def one_hot(labels, n_phases, dtype=torch.float32):
+    """``(B, *spatial)`` integer tensor/array → ``(B, n_phases, *spatial)`` one-hot float tensor."""
+    t = torch.as_tensor(np.ascontiguousarray(labels)).long()
+    oh = F.one_hot(t, n_phases).to(dtype)
+    return oh.movedim(-1, 1).contiguous()
+
+
+class HRSampler:
+    """Random ``size²`` crops of the HR stack for each slicing axis, one-hot encoded.
+
+    Parameters
+    ----------
+    stacks : sequence of ndarray
+        One ``(N, H, W)`` label stack (isotropic: used for all axes) or three (slices normal to z, y, x).
+    size : int
+        Crop edge (the critic's slice size).
+    n_phases : int
+        Number of HR phases (one-hot channels).
+    augment : bool
+        Draw each crop in a random dihedral orientation (isotropic data).
+    rng : numpy.random.Generator
+    """
+
+    def __init__(self, stacks, *, size, n_phases, augment, rng):
+        self.stacks = [as_hr_stack(s) for s in stacks]
+        self.size, self.n_phases, self.augment, self.rng = size, n_phases, augment, rng
+        for i, s in enumerate(self.stacks):
+            if min(s.shape[1:]) < size:
+                raise InputError(
+                    f"HR image {i} is {s.shape[1]}×{s.shape[2]} pixels, smaller than the {size}² crops the critic "
+                    "needs; give larger HR images or a smaller --output-size"
+                )
+
+    def sample(self, batch, axis=0):
+        """``(batch, n_phases, size, size)`` float tensor of crops for slicing ``axis``."""
+        stack = self.stacks[axis if len(self.stacks) > 1 else 0]
+        n, h, w = stack.shape
+        s = self.size
+        idx = self.rng.integers(0, n, batch)
+        ys = self.rng.integers(0, h - s + 1, batch)
+        xs = self.rng.integers(0, w - s + 1, batch)
+        ks = self.rng.integers(0, 8, batch) if self.augment else np.zeros(batch, int)
+        crops = np.stack(
+            [dihedral(stack[i, y : y + s, x : x + s], k) for i, y, x, k in zip(idx, ys, xs, ks, strict=True)]
+        )
+        return one_hot(crops, self.n_phases)
+
+
+class LRSampler:
+    """Random ``crop³`` LR sub-volumes, one-hot encoded (``B, n_lr_phases, crop, crop, crop``)."""
+
+    def __init__(self, lr, *, crop, n_phases, rng):
+        self.lr = as_labels(lr, name="LR volume")
+        if self.lr.ndim != 3:
+            raise InputError(f"LR volume must be 3D (ZYX), got shape {self.lr.shape}")
+        if min(self.lr.shape) < crop:
+            raise InputError(
+                f"LR volume {self.lr.shape} is smaller than the {crop}³ training crop; give a larger LR volume"
+            )
+        self.crop, self.n_phases, self.rng = crop, n_phases, rng
+
+    def sample_labels(self, batch):
+        """``(batch, crop, crop, crop)`` uint8 label crops."""
+        c = self.crop
+        starts = [self.rng.integers(0, n - c + 1, batch) for n in self.lr.shape]
+        return np.stack(
+            [self.lr[z : z + c, y : y + c, x : x + c] for z, y, x in zip(*starts, strict=True)]
+        )
+
+    def sample(self, batch):
+        """One-hot float tensor of ``batch`` random crops."""
+        return one_hot(self.sample_labels(batch), self.n_phases)

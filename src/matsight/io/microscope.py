@@ -1,0 +1,418 @@
+"""Microscope images with their calibration: dm3/dm4, mrc, ser/emi, emd (via rosettasciio), tif/png.
+
+A calibration is either read correctly (converted to nm per axis, each axis on its own: DigitalMicrograph files can
+have Å on one axis and nm on the other) or reported: a scale of −1 nm, a missing unit, or "1 pixel" is never used as
+a pixel size. Diffraction patterns (axes in 1/nm) are refused where a real-space image is needed.
+"""
+
+import dataclasses
+import importlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+from .units import parse_length_unit, to_seconds, valid_scale
+from .volumes import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, _natural_key, _read_any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MicroscopeImage", "read_microscope", "iter_frames", "MICROSCOPE_EXTS"]
+
+MICROSCOPE_EXTS = {
+    ".dm3": "digitalmicrograph",
+    ".dm4": "digitalmicrograph",
+    ".mrc": "mrc",
+    ".mrcs": "mrc",
+    ".ser": "tia",
+    ".emi": "tia",
+    ".emd": "emd",
+}
+_FRAME_EXTS = tuple(MICROSCOPE_EXTS) + TIF_EXTS + PLAIN_IMAGE_EXTS + (".npy",)
+_UNCALIBRATED = {"", "<undefined>", "undefined", "px", "pixel", "pixels", "none"}
+
+
+@dataclasses.dataclass
+class MicroscopeImage:
+    """An image (or a stack of frames, frames first) with its calibration.
+
+    Attributes
+    ----------
+    data : ndarray
+        ``(Y, X)`` image or ``(T, Y, X)`` stack (a dask array when read with ``lazy=True`` from rosettasciio).
+    pixel_size_nm : tuple of float
+        Pixel size in nm for each spatial axis: ``(py, px)``, or ``(pz, py, px)`` when the stack axis is itself
+        calibrated in length units. ``pixel_size_nm[-2:]`` is always the in-plane size. For a reciprocal-space
+        image read with ``allow_reciprocal=True`` the values are in nm⁻¹ per pixel.
+    units : tuple of str
+        The file's original unit strings, one per axis of ``data`` ("" where none).
+    metadata : dict
+        ``source``, ``format``, ``signal_index``, ``n_signals``, ``title``, ``axes`` (the file's axis scales),
+        ``pixel_size_source`` ("file" or "user"), plus the reader's ``metadata`` and ``original_metadata``.
+    axes : tuple of str
+        Axis names, one per axis of ``data`` (e.g. ``("t", "y", "x")``).
+    frame_times : ndarray or None
+        Time of each frame in seconds, when the file says.
+    reciprocal : bool
+        True for diffraction/FFT-space data (only with ``allow_reciprocal=True``).
+
+    Unpacks as ``data, pixel_size_nm, metadata = image`` and converts with ``numpy.asarray(image)``.
+    """
+
+    data: object
+    pixel_size_nm: tuple
+    units: tuple = ()
+    metadata: dict = dataclasses.field(default_factory=dict)
+    axes: tuple = ()
+    frame_times: object = None
+    reciprocal: bool = False
+
+    @property
+    def is_stack(self):
+        """True when ``data`` is a stack of 2D frames (frames first)."""
+        return self.data.ndim == 3
+
+    @property
+    def n_frames(self):
+        """Number of 2D frames (1 for a single image)."""
+        return self.data.shape[0] if self.data.ndim == 3 else 1
+
+    def __iter__(self):
+        yield self.data
+        yield self.pixel_size_nm
+        yield self.metadata
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.data, dtype=dtype)
+
+    def __repr__(self):
+        ps = ", ".join(f"{p:.4g}" for p in self.pixel_size_nm)
+        unit = "nm⁻¹" if self.reciprocal else "nm"
+        src = Path(self.metadata.get("source", "?")).name
+        return f"MicroscopeImage({src}, shape={tuple(self.data.shape)}, pixel_size=({ps}) {unit})"
+
+
+# ---------------------------------------------------------------------------------------------------- readers
+def _import_rsciio(fmt, ext):
+    try:
+        return importlib.import_module(f"rsciio.{fmt}")
+    except ImportError as e:
+        raise InputError(
+            f"reading {ext} files needs rosettasciio ({e.name or e} is missing); pip install 'matsight[tem]'"
+        ) from None
+
+
+def _mrcfile_signal(path, lazy):
+    """The mrc header's calibration in rosettasciio's signal-dict layout (fallback reader)."""
+    try:
+        import mrcfile
+    except ImportError:
+        raise InputError("reading .mrc files needs mrcfile or rosettasciio; pip install 'matsight[tem]'") from None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mrcfile warns on the many files with a sloppy header
+        m = mrcfile.mmap(path, mode="r", permissive=True) if lazy else mrcfile.open(path, mode="r", permissive=True)
+    if m.data is None:
+        m.close()
+        raise InputError(f"{path.name} holds no image data; check the file")
+    data = m.data if lazy else np.array(m.data)
+    vs = m.voxel_size  # Å
+    names = ("z", "y", "x")[-data.ndim :]
+    scales = {"x": float(vs.x) / 10, "y": float(vs.y) / 10, "z": float(vs.z) / 10}
+    axes = [
+        {"name": n, "size": s, "scale": scales[n] if n != "z" else 1.0, "offset": 0.0,
+         "units": "nm" if n != "z" else None, "navigate": n == "z"}  # fmt: skip
+        for n, s in zip(names, data.shape, strict=True)
+    ]
+    header = {k: m.header[k].tolist() for k in m.header.dtype.names if k not in ("label", "map")}
+    if not lazy:
+        m.close()
+    return [{"data": data, "axes": axes, "metadata": {}, "original_metadata": {"header": header}}]
+
+
+def _file_signals(path, fmt, *, lazy):
+    """List of rosettasciio-style signal dicts for a microscope file."""
+    ext = path.suffix.lower()
+    if fmt == "mrc":
+        try:
+            reader = importlib.import_module("rsciio.mrc")
+        except ImportError:
+            return _mrcfile_signal(path, lazy)
+    else:
+        reader = _import_rsciio(fmt, ext)
+    try:
+        return reader.file_reader(str(path), lazy=lazy)
+    except InputError:
+        raise
+    except Exception as e:  # corrupt or foreign files make the readers fail in many ways
+        if fmt == "mrc":
+            log.info("rosettasciio could not read %s (%s); trying mrcfile", path.name, e)
+            try:
+                return _mrcfile_signal(path, lazy)
+            except Exception:
+                pass
+        raise InputError(f"{path.name} could not be read as a {ext} file ({type(e).__name__}: {e})") from None
+
+
+def _image_signal(path, lazy):
+    """tif/png/npy as a signal dict, with calibration from tif tags / zarr attributes when present."""
+    data, axes, cal = _read_any(path, lazy=lazy, rgb="gray")
+    out = []
+    for a, n in zip(axes, data.shape, strict=True):
+        scale, unit = cal.get(a, (1.0, ""))
+        out.append({"name": a.lower(), "size": n, "scale": scale, "offset": 0.0, "units": unit, "navigate": a not in "YX"})
+    return [{"data": data, "axes": out, "metadata": {}, "original_metadata": {}}]
+
+
+def _axes_of(sig):
+    axes = list(sig.get("axes", []))
+    if axes and all(a.get("index_in_array") is not None for a in axes):
+        axes.sort(key=lambda a: a["index_in_array"])
+    return axes
+
+
+def _n_signal_dims(sig):
+    return sum(not a.get("navigate", False) for a in _axes_of(sig))
+
+
+def _title(sig):
+    return str(sig.get("metadata", {}).get("General", {}).get("title", "") or "")
+
+
+def _describe(sigs):
+    return ", ".join(
+        f"{i}: {_title(s) or 'untitled'} {'×'.join(str(n) for n in s['data'].shape)} ({_n_signal_dims(s)}D signal)"
+        for i, s in enumerate(sigs)
+    )
+
+
+def _choose_signal(sigs, name, signal, quiet):
+    if not sigs:
+        raise InputError(f"{name} holds no data; check the file")
+    if signal is not None:
+        if not -len(sigs) <= int(signal) < len(sigs):
+            raise InputError(f"{name} has {len(sigs)} signal(s) ({_describe(sigs)}); signal={signal} is out of range")
+        idx = int(signal) % len(sigs)
+    else:
+        images = [i for i, s in enumerate(sigs) if _n_signal_dims(s) == 2]
+        if not images:
+            raise InputError(f"{name} holds no 2D image (signals: {_describe(sigs)}); give an image file")
+        idx = images[0]
+    if len(sigs) > 1 and not quiet:
+        log.info("%s has %d signals (%s); using signal %d (pass signal=N to choose)", name, len(sigs), _describe(sigs), idx)
+    return idx
+
+
+def _pixel_size_arg(pixel_size):
+    ps = np.atleast_1d(np.asarray(pixel_size, dtype=float)).ravel().tolist()
+    if len(ps) == 1:
+        ps = ps * 2
+    if len(ps) != 2 or not all(valid_scale(p) for p in ps):
+        raise InputError(f"pixel size {pixel_size!r} must be one positive number in nm (or two: y, x)")
+    return tuple(float(p) for p in ps)
+
+
+def _calibration(ax):
+    """(nm or nm⁻¹ per pixel, reciprocal) for a valid length calibration, else None."""
+    unit = ax.get("units")
+    if unit is None or str(unit).strip().lower() in _UNCALIBRATED:
+        return None
+    p = parse_length_unit(unit)
+    if p is None or not valid_scale(ax.get("scale")):
+        return None
+    s = float(ax["scale"])
+    return (s / p[1], True) if p[2] else (s * p[1], False)
+
+
+def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, lazy, quiet):
+    name = path.name
+    data = sig["data"]
+    axes = _axes_of(sig)
+    if len(axes) != data.ndim:
+        axes = [{"name": f"dim{i}", "size": s, "scale": 1.0, "units": "", "navigate": i < data.ndim - 2}
+                for i, s in enumerate(data.shape)]  # fmt: skip
+    sig_pos = [i for i, a in enumerate(axes) if not a.get("navigate", False)]
+    if len(sig_pos) == 0 and data.ndim >= 2:
+        sig_pos = [data.ndim - 2, data.ndim - 1]
+    if len(sig_pos) != 2:
+        what = f"a {len(sig_pos)}D signal" if len(sig_pos) else "no image"
+        raise InputError(
+            f"signal {idx} of {name} ({_title(sig) or 'untitled'}, shape {tuple(data.shape)}) is {what}, not a 2D image; "
+            f"choose an image with signal=N ({_describe([sig]) if n == 1 else 'see the file'})"
+        )
+    if sig_pos != [data.ndim - 2, data.ndim - 1]:  # image axes last
+        order = [i for i in range(data.ndim) if i not in sig_pos] + sig_pos
+        data = data.transpose(order)
+        axes = [axes[i] for i in order]
+    nav, img = axes[:-2], axes[-2:]
+
+    cal = [_calibration(a) for a in img]
+    recips = [a.get("units") for a, c in zip(img, cal, strict=True) if c and c[1]]
+    reciprocal = bool(recips)
+    if reciprocal and not allow_reciprocal:
+        raise InputError(
+            f"{name} is a diffraction pattern (axes in {recips[0]}), not a real-space image; give an HRTEM image"
+        )
+    file_ps = tuple(c[0] for c in cal) if all(c is not None for c in cal) else None
+    if pixel_size is None:
+        if file_ps is None:
+            bad = next(a for a, c in zip(img, cal, strict=True) if c is None)
+            raise InputError(
+                f"{name} has no valid pixel size (scale {bad.get('scale')} {bad.get('units') or 'without unit'}); "
+                "pass --pixel-size VALUE_IN_NM (pixel_size= in Python)"
+            )
+        ps, source = file_ps, "file"
+    else:
+        ps, source = _pixel_size_arg(pixel_size), "user"
+        if file_ps is not None and not quiet and not np.allclose(ps, file_ps, rtol=1e-3):
+            log.warning(
+                "%s: using the given pixel size %s nm instead of the file's calibration %s nm", name,
+                tuple(round(p, 6) for p in ps), tuple(round(p, 6) for p in file_ps),
+            )  # fmt: skip
+
+    frame_times = None
+    z_nm = None
+    if len(nav) > 1:  # e.g. a scan of frames: flatten all navigation axes into one frame axis
+        log.info("%s: flattening navigation axes %s into frames", name, tuple(a.get("name") for a in nav))
+        data = data.reshape((-1,) + tuple(data.shape[-2:]))
+    elif len(nav) == 1:
+        a = nav[0]
+        c = _calibration(a)
+        if c is not None and not c[1] and not reciprocal:
+            z_nm = c[0]  # a calibrated spatial stack axis (e.g. a 3D DM image)
+        elif valid_scale(a.get("scale")):
+            t = to_seconds(float(a.get("offset") or 0.0) + float(a["scale"]) * np.arange(data.shape[0]), a.get("units"))
+            frame_times = None if t is None else np.asarray(t)
+    if data.ndim == 3 and data.shape[0] == 1 and z_nm is None:
+        data = data[0]
+        nav = []
+    if not lazy:
+        data = np.array(data) if isinstance(data, np.memmap) else np.asarray(data)
+
+    names = ()
+    if data.ndim == 3:  # a stack axis keeps its file name only when it is calibrated (space or time)
+        keep = len(nav) == 1 and (z_nm is not None or frame_times is not None)
+        names = (str(nav[0].get("name") or "frame"),) if keep else ("frame",)
+    axes_names = names + tuple(str(a.get("name") or d) for a, d in zip(img, "yx", strict=True))
+    units = tuple(str(a.get("units") or "") for a in nav if data.ndim == 3 and len(nav) == 1)
+    if data.ndim == 3 and not units:
+        units = ("",)
+    units += tuple(str(a.get("units") or "") for a in img)
+    meta = {
+        "source": str(path),
+        "format": fmt,
+        "signal_index": idx,
+        "n_signals": n,
+        "title": _title(sig),
+        "pixel_size_source": source,
+        "axes": [
+            {k: (v.item() if isinstance(v, np.generic) else v) for k, v in a.items() if k != "index_in_array"}
+            for a in axes
+        ],
+        "metadata": sig.get("metadata", {}),
+        "original_metadata": sig.get("original_metadata", {}),
+    }
+    if source == "user" and file_ps is not None:
+        meta["file_pixel_size_nm"] = file_ps
+    ps_all = ((z_nm,) if z_nm is not None else ()) + tuple(float(p) for p in ps)
+    return MicroscopeImage(data, ps_all, units, meta, axes_names, frame_times, reciprocal)
+
+
+def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=False, lazy=False, _quiet=False):
+    """Read a microscope image or stack with its pixel size in nm.
+
+    Parameters
+    ----------
+    path : str or Path
+        .dm3/.dm4, .mrc, .ser or .emi (TIA), .emd (Velox/Berkeley), or .tif/.png/.npy (calibration from ImageJ, OME
+        or FEI tif tags when present).
+    pixel_size : float or (float, float), optional
+        Pixel size in nm (y, x); overrides the file's calibration (a warning is logged when they differ). Required
+        when the file has no valid calibration.
+    signal : int, optional
+        Which signal of a multi-signal file (default: the first 2D image; the choice is logged).
+    allow_reciprocal : bool
+        Accept diffraction patterns / FFTs (axes in 1/length); ``pixel_size_nm`` is then in nm⁻¹.
+    lazy : bool
+        Don't load the pixel data (dask array or memory map).
+
+    Returns
+    -------
+    MicroscopeImage
+        Single images are ``(Y, X)``; stacks and movies are ``(T, Y, X)``, frames first.
+
+    Raises
+    ------
+    InputError
+        Missing file, unknown format, reader not installed (``pip install 'matsight[tem]'``), a diffraction pattern,
+        no 2D image in the file, or no valid calibration and no ``pixel_size``.
+    """
+    path = _existing(path)
+    ext = _ext(path)
+    if ext in MICROSCOPE_EXTS:
+        fmt = MICROSCOPE_EXTS[ext]
+        sigs = _file_signals(path, fmt, lazy=lazy)
+    elif ext in TIF_EXTS + PLAIN_IMAGE_EXTS + (".npy", ".zarr") or path.is_dir():
+        fmt = ext.lstrip(".") or "zarr"
+        sigs = _image_signal(path, lazy)
+    else:
+        raise InputError(
+            f"{path.name}: unsupported file type {ext or '(none)'!r}; use .dm3/.dm4/.mrc/.ser/.emi/.emd, "
+            ".tif/.tiff or .png"
+        )
+    idx = _choose_signal(sigs, path.name, signal, _quiet)
+    return _signal_to_image(
+        sigs[idx], path, fmt, idx, len(sigs),
+        pixel_size=pixel_size, allow_reciprocal=allow_reciprocal, lazy=lazy, quiet=_quiet,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------- frames
+def _frame_files(folder):
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _ext(p) in _FRAME_EXTS]
+    emis = {p.stem for p in files if _ext(p) == ".emi"}
+    # a TIA .emi reads its _N.ser files itself: don't yield their frames twice
+    files = [p for p in files if not (_ext(p) == ".ser" and p.stem.rsplit("_", 1)[0] in emis)]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def iter_frames(source, *, pixel_size=None, signal=None, allow_reciprocal=False):
+    """Yield the 2D frames of a stack file, a movie, a tif stack or a folder of images (natural sort order).
+
+    Frames are read one at a time where the format allows (memory-mapped mrc/npy/uncompressed tif, lazy readers).
+
+    Parameters
+    ----------
+    source : str or Path
+        A file (single image or stack) or a folder of image files.
+    pixel_size, signal, allow_reciprocal
+        As in :func:`read_microscope`, applied to every file.
+
+    Yields
+    ------
+    MicroscopeImage
+        One 2D frame each (unpack as ``frame, pixel_size_nm, metadata``); ``metadata`` adds ``frame_index`` (within
+        its file), ``file`` and ``time_s`` when known.
+    """
+    source = _existing(source)
+    if source.is_dir() and _ext(source) != ".zarr":
+        files = _frame_files(source)
+        if not files:
+            raise InputError(f"{source} holds no image files ({', '.join(_FRAME_EXTS)}); check the folder")
+    else:
+        files = [source]
+    for f in files:
+        mi = read_microscope(f, pixel_size=pixel_size, signal=signal, allow_reciprocal=allow_reciprocal, lazy=True)
+        ps = tuple(mi.pixel_size_nm[-2:])
+        units, axes = tuple(mi.units[-2:]), tuple(mi.axes[-2:])
+        if mi.data.ndim == 2:
+            meta = dict(mi.metadata, frame_index=0, file=str(f))
+            yield MicroscopeImage(np.asarray(mi.data), ps, units, meta, axes, None, mi.reciprocal)
+            continue
+        for i in range(mi.data.shape[0]):
+            meta = dict(mi.metadata, frame_index=i, file=str(f))
+            if mi.frame_times is not None:
+                meta["time_s"] = float(mi.frame_times[i])
+            yield MicroscopeImage(np.array(mi.data[i]), ps, units, meta, axes, None, mi.reciprocal)

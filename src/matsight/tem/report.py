@@ -1,0 +1,170 @@
+"""Figures and output files for :mod:`matsight.tem` results (CSV, JSON, PNG, HTML — all written atomically)."""
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import atomic_path, write_json, write_text
+from .match import UNKNOWN
+
+log = logging.getLogger(__name__)
+
+__all__ = ["fft_figure", "phase_map_figure", "write_analysis", "records_to_csv", "phase_colors"]
+
+_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#9a6324"]
+
+
+def phase_colors(names):
+    """A stable colour per phase name (unknown in grey)."""
+    out = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(names)}
+    out[UNKNOWN] = "#999999"
+    return out
+
+
+def records_to_csv(records, columns=None):
+    """CSV text from a list of dicts."""
+    if not records:
+        return ""
+    if columns is None:
+        columns = list(records[0])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def fft_figure(result, *, zoom=True, annotate=True):
+    """The denoised FFT with every spot circled and labelled ``phase (hkl)`` (Friedel mates circled too)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    disp = result.fft_display
+    ny, nx = disp.shape
+    cy, cx = ny // 2, nx // 2
+    sp = result.spots
+    fig, ax = plt.subplots(figsize=(7, 7 * ny / nx if nx else 7))
+    ax.imshow(disp, cmap="gray", interpolation="nearest")
+    names = [p.name for p in result.phases]
+    colors = phase_colors(names)
+    for k, m in enumerate(result.match.matches):
+        col = colors.get(m.phase, "#999999")
+        rad = max(sp.size[k] / 2, 3)
+        for r, c in ((sp.row[k], sp.col[k]), (sp.mate_row[k], sp.mate_col[k])):
+            ax.add_patch(Circle((c, r), rad, fill=False, color=col, lw=1.2))
+        if annotate:
+            txt = m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å"
+            ax.annotate(txt, (sp.col[k] + rad, sp.row[k] - rad), color=col, fontsize=7)
+    if zoom and len(sp):
+        r = max(np.max(np.hypot(sp.row - cy, sp.col - cx)) * 1.25, 20)
+        ax.set_xlim(cx - r, cx + r)
+        ax.set_ylim(cy + r, cy - r)
+    ax.set_title("FFT (log magnitude, denoised) — spots: phase (hkl)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def phase_map_figure(image, result):
+    """The frame in grey with each phase's region in colour and its area fraction in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    img = np.asarray(image, float)
+    lo, hi = np.percentile(img, [1, 99])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    for ax in axes:
+        ax.imshow(np.clip((img - lo) / (hi - lo + 1e-12), 0, 1), cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].set_title("frame")
+    pm = result.maps
+    names = pm.phase_names if pm is not None else []
+    colors = phase_colors([p.name for p in result.phases])
+    if pm is not None and names:
+        cmap = ListedColormap([(0, 0, 0, 0)] + [colors[n] for n in names])
+        axes[1].imshow(pm.labels, cmap=cmap, vmin=0, vmax=len(names), alpha=0.45, interpolation="nearest")
+        handles = [Patch(color=colors[n], label=f"{n}: {100 * pm.area_fraction[n]:.1f} %") for n in names]
+        axes[1].legend(handles=handles, loc="upper right", fontsize=8)
+    axes[1].set_title("phase map (masked inverse FFT → Otsu + opening + watershed)")
+    fig.tight_layout()
+    return fig
+
+
+def _save_fig(fig, path):
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def write_analysis(result, image, out_dir, *, title="HRTEM phase identification", source=None):
+    """Write ``spots.csv``, ``spots.json``, ``phase_labels.tif``, figures and ``index.html`` into ``out_dir``.
+
+    Returns
+    -------
+    Path
+        The HTML report.
+    """
+    import tifffile
+
+    from ..report import Report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = result.table()
+    write_text(out / "spots.csv", records_to_csv(rows) or "row,col,d_angstrom,phase\n")
+    write_json(
+        out / "spots.json",
+        {
+            "source": str(source) if source else None,
+            "summary": result.summary(),
+            "spots": rows,
+            "grains": [
+                {**g, "zone": list(g["zone"]), "hkl": {str(k): v for k, v in g["hkl"].items()}}
+                for g in result.match.grains
+            ],
+            "phase_intensity": result.phase_intensity(),
+            "area_fraction": result.maps.area_fraction if result.maps is not None else {},
+            "phases": [p.to_dict() for p in result.phases],
+        },
+    )
+    rep = Report(out, title)
+    if source:
+        rep.text(f"Input: {source}")
+    rep.table(result.summary())
+    rep.figure(fft_figure(result), "fft_spots", caption="FFT with detected spots (and Friedel mates).")
+    if result.maps is not None:
+        with atomic_path(out / "phase_labels.tif") as tmp:
+            tifffile.imwrite(tmp, result.maps.labels.astype(np.uint8))
+        rep.figure(
+            phase_map_figure(image, result),
+            "phase_map",
+            caption="Labels in phase_labels.tif: 0 = none, k = k-th phase found ("
+            + ", ".join(f"{i + 1} = {n}" for i, n in enumerate(result.maps.phase_names))
+            + ").",
+        )
+    cols = ["d_angstrom", "phase", "hkl", "d_error_percent", "zone", "intensity", "snr", "size_px", "ambiguous"]
+    rep.heading("Spots")
+    rep.table([{c: r[c] for c in cols} for r in rows])
+    rep.heading("Reference reflections")
+    for p in result.phases:
+        refl = p.reflections(d_min=1.0)[:12]
+        rep.table(
+            [{"(hkl)": r.label, "d (Å)": r.d, "rel. |F|²": r.intensity, "multiplicity": len(r.members)} for r in refl],
+            caption=f"{p.name} ({p.space_group}; {p.source})",
+        )
+    return rep.write()
