@@ -1,0 +1,708 @@
+"""Training-pair preparation for restore: upscale LQ to the HQ grid, register, crop, normalise.
+
+The InDI paper (``papers/indi_4d_nanotomography.txt``, Methods) upscales the low-quality (LQ) scan bicubically by
+the voxel-size ratio, masks the periphery with a circular field of view, registers LQ onto HQ (SPAM, non-rigid) and
+normalises both to [-1, 1]. Here the registration is rigid and sub-pixel (phase correlation for the translation, a
+bounded search over the in-plane angle for the rotation), with optional deformable refinement by scikit-image's
+optical flow.
+
+Conventions: arrays are YX (2D) or ZYX (3D). A rigid transform is ``{"rotation_deg": a, "shift": s}`` and maps image
+content as ``p_out = R(a) (p_in - c) + c + s`` with ``c`` the array centre and ``R(a)`` a rotation in the YX plane,
+counter-clockwise as displayed (the sign of :func:`skimage.transform.rotate`); for 3D volumes the rotation is about
+the Z axis and ``s`` has three components. :func:`register_rigid` returns the transform that maps *moving* onto
+*fixed*, and :func:`apply_rigid` applies one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage, optimize
+
+from matsight._errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Pair",
+    "apply_rigid",
+    "crop_common",
+    "denormalise",
+    "fov_mask",
+    "load_pair",
+    "normalise",
+    "prepare_pair",
+    "refine_deformable",
+    "register_rigid",
+    "save_pair",
+    "upscale",
+]
+
+
+# --------------------------------------------------------------------------------------------------- validation
+def _as_image(a, name, *, ndim=(2, 3)):
+    a = np.asarray(a)
+    if a.ndim not in ndim:
+        raise InputError(
+            f"{name} must be a 2D image (YX) or a 3D volume (ZYX), got {a.ndim}D with shape {a.shape}; "
+            "pass a single slice or a stack"
+        )
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be numeric, got dtype {a.dtype}; convert it to a float image")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        n = int((~np.isfinite(a)).sum())
+        raise InputError(f"{name} contains {n} NaN/inf values; fill or crop them away (e.g. np.nan_to_num) first")
+    if min(a.shape) < 2:
+        raise InputError(f"{name} has shape {a.shape}; every axis needs at least 2 pixels")
+    return a
+
+
+def _per_axis(value, ndim, name):
+    v = np.atleast_1d(np.asarray(value, dtype=float))
+    if v.size == 1:
+        v = np.repeat(v, ndim)
+    if v.size != ndim:
+        raise InputError(f"{name} needs 1 or {ndim} values (one per axis), got {v.size}")
+    return v
+
+
+# ------------------------------------------------------------------------------------------------------ upscale
+def upscale(lq, factor, *, order=3, shape=None):
+    """Interpolate ``lq`` onto a grid ``factor`` times finer (bicubic by default).
+
+    Parameters
+    ----------
+    lq : ndarray
+        2D or 3D image.
+    factor : float or sequence of float
+        Voxel-size ratio LQ/HQ, one value or one per axis; integer or fractional (e.g. 2, 1.5, (1, 2, 2)).
+    order : int, optional
+        Spline order; 3 = bicubic (the paper), 1 = linear, 0 = nearest.
+    shape : tuple of int, optional
+        Exact output shape (e.g. to match rounding of a fractional factor); defaults to ``round(lq.shape * factor)``.
+
+    Returns
+    -------
+    ndarray of float32
+        The upscaled image. Pixel *areas* are aligned (``grid_mode=True``): the first and last LQ pixels cover the
+        same extent as the first/last ``factor`` HQ pixels, so down- then up-sampling does not shift content.
+    """
+    lq = _as_image(lq, "lq")
+    f = _per_axis(factor, lq.ndim, "factor")
+    if np.any(f <= 0) or not np.all(np.isfinite(f)):
+        raise InputError(f"upscale factor must be positive, got {tuple(f)}; use LQ voxel size / HQ voxel size")
+    if shape is None:
+        shape = tuple(max(1, int(round(n * k))) for n, k in zip(lq.shape, f))
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != lq.ndim:
+        raise InputError(f"shape {shape} has {len(shape)} axes but lq has {lq.ndim}")
+    zoom = [s / n for s, n in zip(shape, lq.shape)]
+    out = ndimage.zoom(lq.astype(np.float32, copy=False), zoom, order=order, mode="reflect", grid_mode=True)
+    return out.astype(np.float32, copy=False)
+
+
+def fov_mask(shape, *, radius=None, center=None, margin=0):
+    """Circular field-of-view mask in the YX plane (repeated along Z for volumes).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (Y, X) or (Z, Y, X).
+    radius : float, optional
+        Radius in pixels; default the inscribed circle, ``min(Y, X) / 2``.
+    center : (float, float), optional
+        Centre (y, x) in pixels; default the array centre.
+    margin : float, optional
+        Pixels to shrink the radius by (keeps reconstruction edge artefacts out).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (2, 3):
+        raise InputError(f"fov_mask needs a 2D or 3D shape, got {shape}")
+    ny, nx = shape[-2:]
+    cy, cx = ((ny - 1) / 2, (nx - 1) / 2) if center is None else center
+    r = (min(ny, nx) / 2 if radius is None else float(radius)) - margin
+    if r <= 0:
+        raise InputError(f"field-of-view radius must be positive, got {r}; give a larger radius or smaller margin")
+    yy, xx = np.ogrid[:ny, :nx]
+    m = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    if len(shape) == 3:
+        m = np.broadcast_to(m, shape).copy()
+    return m
+
+
+# --------------------------------------------------------------------------------------------- rigid transforms
+def _rotation_matrix(angle_deg, ndim):
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    # (y, x) coordinates with y pointing down: counter-clockwise as displayed, like skimage.transform.rotate
+    r2 = np.array([[c, -s], [s, c]])
+    if ndim == 2:
+        return r2
+    r = np.eye(3)
+    r[1:, 1:] = r2
+    return r
+
+
+def _affine(image, rotation_deg, shift, *, order=3, mode="constant", cval=0.0, prefilter=True):
+    nd = image.ndim
+    s = _per_axis(shift, nd, "shift")
+    r = _rotation_matrix(rotation_deg, nd)
+    c = (np.asarray(image.shape, dtype=float) - 1) / 2
+    # affine_transform pulls: input = M @ output + offset, i.e. the inverse of the content map
+    m = r.T
+    offset = c - m @ (c + s)
+    return ndimage.affine_transform(
+        image, m, offset=offset, order=order, mode=mode, cval=cval, prefilter=prefilter, output=np.float32
+    )
+
+
+def apply_rigid(image, *, rotation_deg=0.0, shift=0.0, order=3, mode="constant", cval=0.0):
+    """Rotate ``image`` about its centre (YX plane) and then shift it, in one interpolation.
+
+    Content at ``p`` moves to ``R (p - c) + c + shift`` (see the module docstring).
+
+    Parameters
+    ----------
+    image : ndarray
+        2D or 3D.
+    rotation_deg : float
+        Counter-clockwise in-plane angle in degrees.
+    shift : float or sequence of float
+        Translation in pixels per axis (as :func:`scipy.ndimage.shift`).
+    order : int
+        Spline order of the interpolation.
+    mode, cval
+        Boundary handling, as :func:`scipy.ndimage.affine_transform`.
+
+    Returns
+    -------
+    ndarray of float32
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise InputError(f"apply_rigid needs a 2D or 3D array, got shape {image.shape}")
+    return _affine(image.astype(np.float32, copy=False), rotation_deg, shift, order=order, mode=mode, cval=cval)
+
+
+def _robust_scale(a, mask=None):
+    v = a[mask] if mask is not None else a
+    lo, hi = np.percentile(v, [1, 99])
+    if hi <= lo:
+        hi = lo + 1.0
+    return (a - lo) / (hi - lo)
+
+
+def _taper(shape, mask):
+    """Smooth window for phase correlation: the FOV mask (or the full frame) with soft edges."""
+    if mask is None:
+        w = np.ones(shape, dtype=np.float32)
+        # Tukey-like fall-off over 1/8 of each in-plane axis to suppress wrap-around edges
+        for ax in range(len(shape) - 2, len(shape)):
+            n = shape[ax]
+            k = max(2, n // 8)
+            ramp = np.ones(n, dtype=np.float32)
+            t = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
+            ramp[:k] = t
+            ramp[n - k :] = t[::-1]
+            sh = [1] * len(shape)
+            sh[ax] = n
+            w = w * ramp.reshape(sh)
+        return w
+    sigma = [0] * (len(shape) - 2) + [max(1.0, min(shape[-2:]) / 64)] * 2
+    return ndimage.gaussian_filter(mask.astype(np.float32), sigma)
+
+
+def _ncc(a, b, w):
+    a = a - np.average(a, weights=w)
+    b = b - np.average(b, weights=w)
+    den = np.sqrt(np.sum(w * a * a) * np.sum(w * b * b))
+    return float(np.sum(w * a * b) / den) if den > 0 else 0.0
+
+
+def _translation(moving, fixed, window, upsample_factor):
+    from skimage.registration import phase_cross_correlation
+
+    # normalization=None (plain cross-correlation) is more robust to noise than pure phase correlation
+    shift, _, _ = phase_cross_correlation(
+        fixed * window, moving * window, upsample_factor=upsample_factor, normalization=None
+    )
+    return np.asarray(shift, dtype=float)
+
+
+def _affine_stack(stack, angle, shift2, **kw):
+    """In-plane rigid transform of a 2D image or of every slice of a (n, Y, X) stack (2D splines: 16 taps)."""
+    if stack.ndim == 2:
+        return _affine(stack, angle, shift2, **kw)
+    return np.stack([_affine(sl, angle, shift2, **kw) for sl in stack])
+
+
+def _translation2(stack, fixed, window, upsample_factor):
+    t = _translation(stack, fixed, window, upsample_factor)
+    return t[-2:]  # for stacks of aligned slices the stack-axis component is ~0 by construction
+
+
+def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002):
+    """Maximise the windowed NCC over (angle, dy, dx) by Nelder-Mead, cubic splines prefiltered once."""
+    if mov.ndim == 2:
+        coeffs = ndimage.spline_filter(mov, order=3, mode="mirror", output=np.float32)
+    else:
+        coeffs = np.stack([ndimage.spline_filter(sl, order=3, mode="mirror", output=np.float32) for sl in mov])
+
+    def unpack(p):
+        return (p[0] if rotation else angle), p[int(rotation) :]
+
+    def cost(p):
+        a, sh = unpack(p)
+        moved = _affine_stack(coeffs, a, sh, order=3, mode="mirror", prefilter=False)
+        return -_ncc(moved, fix, window)
+
+    x0 = np.r_[[angle] if rotation else [], shift2].astype(float)
+    simplex = [x0]
+    for i in range(len(x0)):
+        v = x0.copy()
+        v[i] += 0.25
+        simplex.append(v)
+    res = optimize.minimize(
+        cost,
+        x0,
+        method="Nelder-Mead",
+        options={"initial_simplex": np.array(simplex), "xatol": tol, "fatol": 1e-9, "maxiter": 200 * len(x0)},
+    )
+    best = res.x if res.fun <= cost(x0) else x0
+    a, sh = unpack(best)
+    return float(a), np.asarray(sh, dtype=float)
+
+
+def register_rigid(
+    moving,
+    fixed,
+    *,
+    mask=None,
+    rotation=True,
+    max_rotation_deg=5.0,
+    upsample_factor=20,
+    max_slices=8,
+):
+    """Sub-pixel rigid registration of ``moving`` onto ``fixed`` (same shape, 2D or 3D).
+
+    Translation by cross-correlation with sub-pixel upsampling (:func:`skimage.registration.phase_cross_correlation`);
+    in-plane rotation by a coarse grid over ``±max_rotation_deg`` then a bounded scalar search, maximising the
+    masked normalised cross-correlation with the best translation at each angle; finally all in-plane parameters
+    are polished together by maximising that correlation directly (this removes the pull of the window towards
+    zero shift). For volumes the Z shift comes from the 3D cross-correlation and the in-plane parameters from at
+    most ``max_slices`` evenly spaced slices.
+
+    Parameters
+    ----------
+    moving, fixed : ndarray
+        Images of equal shape (intensities need not match: both are rescaled robustly).
+    mask : ndarray of bool, optional
+        Where the images carry information (e.g. :func:`fov_mask`); outside is ignored.
+    rotation : bool
+        Also estimate the in-plane rotation (about Z for volumes).
+    max_rotation_deg : float
+        Search range for the rotation.
+    upsample_factor : int
+        Sub-pixel precision of the cross-correlation peak is ``1 / upsample_factor`` px (before polishing).
+    max_slices : int
+        For volumes, the in-plane search uses at most this many evenly spaced Z slices.
+
+    Returns
+    -------
+    dict
+        ``{"rotation_deg": float, "shift": [float, ...], "ncc": float}``: the transform for :func:`apply_rigid` that
+        maps ``moving`` onto ``fixed``, and the masked normalised cross-correlation after applying it.
+    """
+    moving = _as_image(moving, "moving")
+    fixed = _as_image(fixed, "fixed")
+    if moving.shape != fixed.shape:
+        raise InputError(
+            f"moving {moving.shape} and fixed {fixed.shape} differ in shape; upscale/crop them to one grid first "
+            "(prepare_pair does this)"
+        )
+    if mask is not None:
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), fixed.shape)
+        if not mask.any():
+            raise InputError("the registration mask is empty; give a mask that covers the sample")
+    mov = _robust_scale(moving.astype(np.float32), mask).astype(np.float32)
+    fix = _robust_scale(fixed.astype(np.float32), mask).astype(np.float32)
+    window = _taper(fixed.shape, mask)
+
+    dz = None
+    if fixed.ndim == 3:
+        dz = float(_translation(mov, fix, window, upsample_factor)[0])
+        mov = ndimage.shift(mov, (dz, 0, 0), order=3, mode="nearest")
+        if fixed.shape[0] > max_slices:
+            # avoid the end slices, which the Z shift filled by extrapolation
+            idx = np.linspace(0, fixed.shape[0] - 1, max_slices + 2)[1:-1].round().astype(int)
+            mov, fix, window = mov[idx], fix[idx], window[idx]
+
+    def fit(angle):
+        rot = _affine_stack(mov, angle, (0.0, 0.0), order=1, mode="nearest") if angle else mov
+        sh = _translation2(rot, fix, window, upsample_factor)
+        moved = _affine_stack(rot, 0.0, sh, order=1, mode="nearest")
+        return sh, _ncc(moved, fix, window)
+
+    angle = 0.0
+    if rotation and max_rotation_deg > 0:
+        step = max(0.25, max_rotation_deg / 10)
+        grid = np.arange(-max_rotation_deg, max_rotation_deg + step / 2, step)
+        scores = [fit(a)[1] for a in grid]
+        best = float(grid[int(np.argmax(scores))])
+        res = optimize.minimize_scalar(
+            lambda a: -fit(a)[1], bounds=(best - step, best + step), method="bounded", options={"xatol": 0.005}
+        )
+        angle = float(res.x) if -res.fun >= max(scores) else best
+    rot = _affine_stack(mov, angle, (0.0, 0.0), order=3, mode="nearest") if angle else mov
+    # rotation about the centre, then translation: the pulled image equals apply_rigid(angle, shift)
+    shift2 = _translation2(rot, fix, window, upsample_factor)
+    angle, shift2 = _polish(mov, fix, window, angle, shift2, rotation=rotation and max_rotation_deg > 0)
+    ncc = _ncc(_affine_stack(mov, angle, shift2, order=1, mode="nearest"), fix, window)
+    shift = [float(v) for v in shift2] if dz is None else [dz, *(float(v) for v in shift2)]
+    log.info("rigid registration: rotation %.3f deg, shift %s px, NCC %.4f", angle, np.round(shift, 3), ncc)
+    return {"rotation_deg": angle, "shift": shift, "ncc": ncc}
+
+
+def refine_deformable(moving, fixed, *, method="tvl1", mask=None, **kwargs):
+    """Deformable refinement by optical flow (:func:`skimage.registration.optical_flow_tvl1` or ``_ilk``).
+
+    Returns ``(warped, flow)``: ``moving`` warped onto ``fixed`` and the displacement field (one component per
+    axis, in pixels). Intensities are robustly rescaled before the flow is estimated; the warp is applied to the
+    original values.
+    """
+    from skimage.registration import optical_flow_ilk, optical_flow_tvl1
+    from skimage.transform import warp
+
+    moving = _as_image(moving, "moving")
+    fixed = _as_image(fixed, "fixed")
+    if moving.shape != fixed.shape:
+        raise InputError(f"moving {moving.shape} and fixed {fixed.shape} differ; register rigidly first")
+    funcs = {"tvl1": optical_flow_tvl1, "ilk": optical_flow_ilk}
+    if method not in funcs:
+        raise InputError(f"unknown deformable method {method!r}; use one of {sorted(funcs)}")
+    mv = _robust_scale(moving.astype(np.float32), mask)
+    fx = _robust_scale(fixed.astype(np.float32), mask)
+    flow = funcs[method](fx, mv, **kwargs)
+    grid = np.meshgrid(*[np.arange(n) for n in fixed.shape], indexing="ij")
+    coords = np.stack([g + f for g, f in zip(grid, flow)])
+    warped = warp(moving.astype(np.float32), coords, order=3, mode="edge", preserve_range=True)
+    return warped.astype(np.float32), flow.astype(np.float32)
+
+
+def crop_common(valid):
+    """Largest axis-aligned box inside which ``valid`` is True everywhere.
+
+    Greedy: shrink the face with the most invalid voxels until none are left (exact for the nearly-full, convex
+    valid regions a small rigid misalignment leaves).
+
+    Returns
+    -------
+    tuple of slice
+    """
+    valid = np.asarray(valid, dtype=bool)
+    if not valid.any():
+        raise InputError("the images do not overlap after registration; check the scale and the inputs")
+    # start from the bounding box of the valid region
+    lo, hi = [], []
+    for ax in range(valid.ndim):
+        other = tuple(i for i in range(valid.ndim) if i != ax)
+        idx = np.flatnonzero(valid.any(axis=other))
+        lo.append(int(idx[0]))
+        hi.append(int(idx[-1]) + 1)
+    while True:
+        box = valid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        if box.size == 0:
+            raise InputError("no common region after registration; the misalignment is too large")
+        if box.all():
+            return tuple(slice(a, b) for a, b in zip(lo, hi))
+        bad = ~box
+        worst, where = -1, None
+        for ax in range(valid.ndim):
+            if box.shape[ax] <= 1:
+                continue
+            other = tuple(i for i in range(valid.ndim) if i != ax)
+            counts = bad.sum(axis=other)
+            for side, n in (("lo", counts[0]), ("hi", counts[-1])):
+                if n > worst:
+                    worst, where = n, (ax, side)
+        if where is None:
+            raise InputError("no common region after registration; the misalignment is too large")
+        ax, side = where
+        if side == "lo":
+            lo[ax] += 1
+        else:
+            hi[ax] -= 1
+
+
+# -------------------------------------------------------------------------------------------------- normalising
+def normalise(image, *, stats=None, percentiles=(0.5, 99.5), mask=None, clip=True):
+    """Map intensities to [-1, 1] by robust percentiles; returns ``(normalised, stats)``.
+
+    ``stats = {"lo": ..., "hi": ..., "percentiles": [...]}``: ``lo`` maps to -1 and ``hi`` to +1. Pass the stats of
+    a training pair to normalise new data the same way; :func:`denormalise` inverts (exactly, for values that were
+    inside [lo, hi] or with ``clip=False``).
+    """
+    image = np.asarray(image)
+    if stats is None:
+        v = image[np.broadcast_to(mask, image.shape)] if mask is not None else image
+        if v.size == 0:
+            raise InputError("cannot normalise: the mask selects no pixels")
+        p = [float(q) for q in percentiles]
+        if not 0 <= p[0] < p[1] <= 100:
+            raise InputError(f"percentiles must satisfy 0 <= low < high <= 100, got {p}")
+        lo, hi = (float(x) for x in np.percentile(v, p))
+        if hi <= lo:
+            raise InputError(f"image is constant ({lo}); nothing to normalise — check that the input has content")
+        stats = {"lo": lo, "hi": hi, "percentiles": p}
+    lo, hi = float(stats["lo"]), float(stats["hi"])
+    out = (2.0 * (image.astype(np.float64) - lo) / (hi - lo) - 1.0).astype(np.float32)
+    if clip:
+        np.clip(out, -1.0, 1.0, out=out)
+    return out, dict(stats)
+
+
+def denormalise(image, stats):
+    """Inverse of :func:`normalise`: [-1, 1] back to the original intensity units."""
+    lo, hi = float(stats["lo"]), float(stats["hi"])
+    return ((np.asarray(image, dtype=np.float64) + 1.0) * 0.5 * (hi - lo) + lo).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------- pairs
+@dataclass
+class Pair:
+    """A registered LQ/HQ training pair on the HQ grid, both normalised to [-1, 1].
+
+    Attributes
+    ----------
+    lq_up : ndarray of float32
+        LQ upscaled, registered and cropped (the InDI input ``y``).
+    hq : ndarray of float32
+        HQ cropped to the same region (the target ``x``).
+    transform : dict
+        ``scale``, ``rotation_deg``, ``shift`` (HQ pixels), ``crop`` ([start, stop] per axis, HQ grid),
+        ``deformable`` and registration quality (``ncc_before``, ``ncc_after``).
+    stats : dict
+        ``{"lq": {...}, "hq": {...}}`` normalisation statistics (:func:`normalise`).
+    mask : ndarray of bool or None
+        Field of view on the cropped grid (True = sample).
+    """
+
+    lq_up: np.ndarray
+    hq: np.ndarray
+    transform: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    mask: np.ndarray | None = None
+    before: np.ndarray | None = field(default=None, repr=False)  # LQ upscaled, unregistered (for the overlay)
+
+
+def _fit_shape(a, shape, cval):
+    """Centre-crop or pad ``a`` to ``shape``; returns the array and its valid-data mask."""
+    out = np.full(shape, cval, dtype=np.float32)
+    valid = np.zeros(shape, dtype=bool)
+    src, dst = [], []
+    for n, m in zip(a.shape, shape):
+        if n >= m:
+            o = (n - m) // 2
+            src.append(slice(o, o + m))
+            dst.append(slice(0, m))
+        else:
+            o = (m - n) // 2
+            src.append(slice(0, n))
+            dst.append(slice(o, o + n))
+    out[tuple(dst)] = a[tuple(src)]
+    valid[tuple(dst)] = True
+    return out, valid
+
+
+def prepare_pair(
+    lq,
+    hq,
+    *,
+    scale,
+    mask=True,
+    deformable=False,
+    rotation=True,
+    max_rotation_deg=5.0,
+    percentiles=(0.5, 99.5),
+    shape_tolerance=0.25,
+):
+    """Turn a raw LQ scan and an HQ scan of the same sample into a registered, normalised :class:`Pair`.
+
+    Steps (paper Methods): bicubic upscaling of LQ by ``scale`` onto the HQ grid; optional circular field-of-view
+    mask; sub-pixel rigid registration of LQ onto HQ (:func:`register_rigid`); optional deformable refinement
+    (:func:`refine_deformable`); cropping to the region both cover (:func:`crop_common`); normalisation of each to
+    [-1, 1] with stored statistics (:func:`normalise`).
+
+    Parameters
+    ----------
+    lq, hq : ndarray
+        2D images or 3D volumes (ZYX) of the same dimensionality.
+    scale : float or sequence of float
+        LQ voxel size / HQ voxel size (e.g. 2 for 100 nm vs 50 nm), one or one per axis.
+    mask : bool or float
+        True: inscribed circular FOV; a number: FOV radius in HQ pixels; False: no mask.
+    deformable : bool or {"tvl1", "ilk"}
+        Optical-flow refinement after the rigid step.
+    rotation, max_rotation_deg
+        Passed to :func:`register_rigid`.
+    percentiles : (float, float)
+        Normalisation percentiles, computed inside the mask.
+    shape_tolerance : float
+        Largest accepted relative difference per axis between ``lq.shape * scale`` and ``hq.shape``; beyond it the
+        images cannot be the same field of view and an :class:`InputError` is raised.
+
+    Returns
+    -------
+    Pair
+    """
+    lq = _as_image(lq, "lq")
+    hq = _as_image(hq, "hq")
+    if lq.ndim != hq.ndim:
+        raise InputError(
+            f"lq is {lq.ndim}D {lq.shape} but hq is {hq.ndim}D {hq.shape}; give both as 2D slices or both as volumes"
+        )
+    f = _per_axis(scale, hq.ndim, "scale")
+    if np.any(f <= 0):
+        raise InputError(f"scale must be positive, got {tuple(f)}; use LQ voxel size / HQ voxel size")
+    expected = np.asarray(lq.shape) * f
+    rel = np.abs(expected - np.asarray(hq.shape)) / np.asarray(hq.shape)
+    if np.any(rel > shape_tolerance):
+        raise InputError(
+            f"lq {lq.shape} × scale {tuple(float(v) for v in f)} = {tuple(np.round(expected, 1))} does not match hq "
+            f"{hq.shape} (beyond what registration can fix); check --scale (LQ voxel / HQ voxel) or crop both to "
+            "the same field of view"
+        )
+    up = upscale(lq, f)
+    before, valid = _fit_shape(up, hq.shape, cval=float(np.median(up)))
+    hqf = hq.astype(np.float32)
+
+    fov = None
+    if mask is not False and mask is not None:
+        radius = None if mask is True else float(mask)
+        fov = fov_mask(hq.shape, radius=radius)
+    reg_mask = valid if fov is None else (valid & fov)
+
+    tr = register_rigid(before, hqf, mask=reg_mask, rotation=rotation, max_rotation_deg=max_rotation_deg)
+    fill = float(np.median(before))
+    registered = apply_rigid(before, rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=3, cval=fill)
+    moved_valid = apply_rigid(valid.astype(np.float32), rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=1)
+    moved_valid = moved_valid > 0.999
+    flow_info = None
+    if deformable:
+        method = deformable if isinstance(deformable, str) else "tvl1"
+        registered, flow = refine_deformable(registered, hqf, method=method, mask=reg_mask)
+        mag = np.sqrt(np.sum(flow.astype(np.float64) ** 2, axis=0))
+        flow_info = {"method": method, "mean_px": float(mag.mean()), "max_px": float(mag.max())}
+    need = moved_valid if fov is None else (moved_valid | ~fov)
+    crop = crop_common(need)
+    lq_c, hq_c = registered[crop], hqf[crop]
+    fov_c = None if fov is None else fov[crop]
+    w = _taper(hq_c.shape, fov_c)
+    ncc_before = _ncc(_robust_scale(before[crop], fov_c), _robust_scale(hq_c, fov_c), w)
+    ncc_after = _ncc(_robust_scale(lq_c, fov_c), _robust_scale(hq_c, fov_c), w)
+    lq_n, lq_stats = normalise(lq_c, percentiles=percentiles, mask=fov_c)
+    hq_n, hq_stats = normalise(hq_c, percentiles=percentiles, mask=fov_c)
+    transform = {
+        "scale": [float(v) for v in f],
+        "rotation_deg": tr["rotation_deg"],
+        "shift": tr["shift"],
+        "crop": [[s.start, s.stop] for s in crop],
+        "hq_shape": list(hq.shape),
+        "lq_shape": list(lq.shape),
+        "fov_radius": None if fov is None else (min(hq.shape[-2:]) / 2 if mask is True else float(mask)),
+        "deformable": flow_info,
+        "ncc_before": ncc_before,
+        "ncc_after": ncc_after,
+    }
+    log.info("pair prepared: %s, NCC %.3f -> %.3f", hq_n.shape, ncc_before, ncc_after)
+    return Pair(
+        lq_up=lq_n,
+        hq=hq_n,
+        transform=transform,
+        stats={"lq": lq_stats, "hq": hq_stats},
+        mask=fov_c,
+        before=normalise(before[crop], stats=lq_stats)[0],
+    )
+
+
+def _mid(a):
+    return a[a.shape[0] // 2] if a.ndim == 3 else a
+
+
+def _overlay_png(path, pair):
+    """Before/after figure: magenta = LQ, green = HQ; grey where they agree."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def rgb(lq, hq):
+        a = (np.clip(lq, -1, 1) + 1) / 2
+        b = (np.clip(hq, -1, 1) + 1) / 2
+        return np.stack([a, b, a], axis=-1)
+
+    hq = _mid(pair.hq)
+    panels = [("after registration", _mid(pair.lq_up))]
+    if pair.before is not None:
+        panels.insert(0, ("before registration", _mid(pair.before)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.8), squeeze=False)
+    for ax, (title, lq) in zip(axes[0], panels):
+        ax.imshow(rgb(lq, hq), interpolation="nearest")
+        ax.set_title(f"{title}\nmagenta LQ, green HQ")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_pair(pair, out_dir):
+    """Write ``pair`` to ``out_dir`` atomically: ``lq.tif``, ``hq.tif`` (float32, [-1, 1]), ``mask.tif`` (if any),
+    ``pair.json`` (stats, transform, shapes) and ``overlay.png`` (before/after). Returns the folder path.
+    """
+    from matsight._atomic import atomic_path, write_json
+    from matsight.io import write_volume
+
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir, directory=True) as tmp:
+        write_volume(tmp / "lq.tif", pair.lq_up.astype(np.float32))
+        write_volume(tmp / "hq.tif", pair.hq.astype(np.float32))
+        if pair.mask is not None:
+            write_volume(tmp / "mask.tif", pair.mask.astype(np.uint8))
+        meta = {
+            "format": "matsight-restore-pair",
+            "version": 1,
+            "shape": list(pair.hq.shape),
+            "stats": pair.stats,
+            "transform": pair.transform,
+            "files": {"lq": "lq.tif", "hq": "hq.tif", "mask": "mask.tif" if pair.mask is not None else None},
+        }
+        write_json(tmp / "pair.json", meta)
+        _overlay_png(tmp / "overlay.png", pair)
+    return out_dir
+
+
+def load_pair(pair_dir):
+    """Read a folder written by :func:`save_pair` back into a :class:`Pair`."""
+    import json
+
+    from matsight.io import read_volume
+
+    pair_dir = Path(pair_dir)
+    meta_path = pair_dir / "pair.json"
+    if not meta_path.is_file():
+        raise InputError(
+            f"{pair_dir} is not a pair folder (no pair.json); create one with `matsight restore register LQ HQ --out`"
+        )
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    lq = np.asarray(read_volume(pair_dir / meta["files"]["lq"]), dtype=np.float32)
+    hq = np.asarray(read_volume(pair_dir / meta["files"]["hq"]), dtype=np.float32)
+    m = meta["files"].get("mask")
+    mask = np.asarray(read_volume(pair_dir / m)).astype(bool) if m else None
+    return Pair(lq_up=lq, hq=hq, transform=meta["transform"], stats=meta["stats"], mask=mask)
