@@ -34,8 +34,9 @@ def test_simulate_lq_is_a_noisy_coarse_scan():
     err_noisy = np.abs(noisy - ref)[inner].mean()
     assert err_clean < 0.05 * (hq.max() - hq.min())  # FBP of enough noise-free projections ≈ the coarse image
     assert err_noisy > 1.5 * err_clean
-    np.testing.assert_array_equal(noisy, simulate_lq(hq, scale=2, dose=200, shift=(0, 0), rotation_deg=0,
-                                                     n_projections=150, seed=1))
+    np.testing.assert_array_equal(
+        noisy, simulate_lq(hq, scale=2, dose=200, shift=(0, 0), rotation_deg=0, n_projections=150, seed=1)
+    )
     few = simulate_lq(hq, scale=2, dose=None, shift=(0, 0), rotation_deg=0, n_projections=12)
     assert np.abs(few - ref)[inner].mean() > err_clean  # streaks from too few angles
 

@@ -79,7 +79,9 @@ def test_register_3d_volume(rng):
     np.testing.assert_allclose(tr["shift"][1:], -r_inv @ np.asarray(shift[1:]), atol=0.15)
 
 
-@pytest.mark.parametrize(("factor", "shape"), [(2, (64, 96)), (1.5, (48, 72)), (3, (96, 144)), (2.5, (80, 120))])
+@pytest.mark.parametrize(
+    ("factor", "shape"), [(2, (64, 96)), (1.5, (48, 72)), (3, (96, 144)), (2.5, (80, 120))]
+)
 def test_upscale_factors(factor, shape):
     lq = np.add.outer(np.arange(32.0), 2 * np.arange(48.0)).astype(np.float32)
     up = upscale(lq, factor)
@@ -147,7 +149,13 @@ def test_prepare_pair_registers_simulated_scan(tmp_path):
     assert pair.hq.shape[0] >= 120 and pair.hq.shape[1] >= 120
     assert -1 <= pair.lq_up.min() and pair.lq_up.max() <= 1
     out = save_pair(pair, tmp_path / "PAIR")
-    assert sorted(p.name for p in out.iterdir()) == ["hq.tif", "lq.tif", "mask.tif", "overlay.png", "pair.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hq.tif",
+        "lq.tif",
+        "mask.tif",
+        "overlay.png",
+        "pair.json",
+    ]
     meta = json.loads((out / "pair.json").read_text())
     assert meta["stats"]["hq"]["hi"] > meta["stats"]["hq"]["lo"]
     back = load_pair(out)

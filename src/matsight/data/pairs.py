@@ -1,13 +1,13 @@
-"""LQ/HQ pairs for restore: simulate a coarser, noisier CT scan of an HQ volume, and synthetic grayscale volumes.
+"""LQ/HQ pairs for restore: simulated coarser, noisier CT scans of an HQ volume; synthetic grayscale volumes.
 
 :func:`simulate_lq` follows how a real low-quality tomogram differs from a high-quality one of the same sample
 (``papers/indi_4d_nanotomography.txt``: 2× voxel size, fewer projections / lower dose, small misalignment from
 re-positioning): a small rigid misalignment of the sample, area-averaging onto the coarser voxel grid, and per
-axial slice a parallel-beam acquisition (Radon transform over fewer angles, Poisson photon noise at a given dose)
-reconstructed by filtered back projection (:func:`skimage.transform.iradon`).
+axial slice a parallel-beam acquisition (Radon transform over fewer angles, Poisson photon noise at a given
+dose) reconstructed by filtered back projection (:func:`skimage.transform.iradon`).
 
-:func:`synthetic_grayscale` makes a textured particle volume (grey levels per phase, texture, blur, noise) fast
-enough for demos and tests.
+:func:`synthetic_grayscale` makes a textured particle volume (grey levels per phase, texture, blur, noise)
+fast enough for demos and tests.
 """
 
 from __future__ import annotations
@@ -197,10 +197,10 @@ def synthetic_grayscale(
     kind = rng.integers(1, 3, n)
     # particle counts are small (tens to hundreds): paint each ball in its bounding box; later ones overwrite
     img = np.full(shape, levels[0], dtype=np.float32)
-    for c, r, k in zip(centres, radii, kind):
+    for c, r, k in zip(centres, radii, kind, strict=False):
         lo = [max(0, int(ci - r - 1)) for ci in c]
-        hi = [min(s, int(ci + r + 2)) for ci, s in zip(c, shape)]
-        sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+        hi = [min(s, int(ci + r + 2)) for ci, s in zip(c, shape, strict=False)]
+        sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
         d2 = 0
         for i in range(nd):
             ax = np.arange(lo[i], hi[i], dtype=np.float32) - c[i]

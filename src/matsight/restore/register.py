@@ -1,16 +1,16 @@
 """Training-pair preparation for restore: upscale LQ to the HQ grid, register, crop, normalise.
 
-The InDI paper (``papers/indi_4d_nanotomography.txt``, Methods) upscales the low-quality (LQ) scan bicubically by
-the voxel-size ratio, masks the periphery with a circular field of view, registers LQ onto HQ (SPAM, non-rigid) and
-normalises both to [-1, 1]. Here the registration is rigid and sub-pixel (phase correlation for the translation, a
-bounded search over the in-plane angle for the rotation), with optional deformable refinement by scikit-image's
-optical flow.
+The InDI paper (``papers/indi_4d_nanotomography.txt``, Methods) upscales the low-quality (LQ) scan bicubically
+by the voxel-size ratio, masks the periphery with a circular field of view, registers LQ onto HQ (SPAM,
+non-rigid) and normalises both to [-1, 1]. Here the registration is rigid and sub-pixel (phase correlation for
+the translation, a bounded search over the in-plane angle for the rotation), with optional deformable
+refinement by scikit-image's optical flow.
 
-Conventions: arrays are YX (2D) or ZYX (3D). A rigid transform is ``{"rotation_deg": a, "shift": s}`` and maps image
-content as ``p_out = R(a) (p_in - c) + c + s`` with ``c`` the array centre and ``R(a)`` a rotation in the YX plane,
-counter-clockwise as displayed (the sign of :func:`skimage.transform.rotate`); for 3D volumes the rotation is about
-the Z axis and ``s`` has three components. :func:`register_rigid` returns the transform that maps *moving* onto
-*fixed*, and :func:`apply_rigid` applies one.
+Conventions: arrays are YX (2D) or ZYX (3D). A rigid transform is ``{"rotation_deg": a, "shift": s}`` and maps
+image content as ``p_out = R(a) (p_in - c) + c + s`` with ``c`` the array centre and ``R(a)`` a rotation in
+the YX plane, counter-clockwise as displayed (the sign of :func:`skimage.transform.rotate`); for 3D volumes
+the rotation is about the Z axis and ``s`` has three components. :func:`register_rigid` returns the transform
+that maps *moving* onto *fixed*, and :func:`apply_rigid` applies one.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------------- validation
+# ------------------------------------------------------------------------------------------------- validation
 def _as_image(a, name, *, ndim=(2, 3)):
     a = np.asarray(a)
     if a.ndim not in ndim:
@@ -54,7 +54,9 @@ def _as_image(a, name, *, ndim=(2, 3)):
         raise InputError(f"{name} must be numeric, got dtype {a.dtype}; convert it to a float image")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         n = int((~np.isfinite(a)).sum())
-        raise InputError(f"{name} contains {n} NaN/inf values; fill or crop them away (e.g. np.nan_to_num) first")
+        raise InputError(
+            f"{name} contains {n} NaN/inf values; fill or crop them away (e.g. np.nan_to_num) first"
+        )
     if min(a.shape) < 2:
         raise InputError(f"{name} has shape {a.shape}; every axis needs at least 2 pixels")
     return a
@@ -69,7 +71,7 @@ def _per_axis(value, ndim, name):
     return v
 
 
-# ------------------------------------------------------------------------------------------------------ upscale
+# ---------------------------------------------------------------------------------------------------- upscale
 def upscale(lq, factor, *, order=3, shape=None):
     """Interpolate ``lq`` onto a grid ``factor`` times finer (bicubic by default).
 
@@ -82,24 +84,28 @@ def upscale(lq, factor, *, order=3, shape=None):
     order : int, optional
         Spline order; 3 = bicubic (the paper), 1 = linear, 0 = nearest.
     shape : tuple of int, optional
-        Exact output shape (e.g. to match rounding of a fractional factor); defaults to ``round(lq.shape * factor)``.
+        Exact output shape (e.g. to match rounding of a fractional factor); defaults to ``round(lq.shape *
+        factor)``.
 
     Returns
     -------
     ndarray of float32
-        The upscaled image. Pixel *areas* are aligned (``grid_mode=True``): the first and last LQ pixels cover the
-        same extent as the first/last ``factor`` HQ pixels, so down- then up-sampling does not shift content.
+        The upscaled image. Pixel *areas* are aligned (``grid_mode=True``): the first and last LQ pixels cover
+        the same extent as the first/last ``factor`` HQ pixels, so down- then up-sampling does not shift
+        content.
     """
     lq = _as_image(lq, "lq")
     f = _per_axis(factor, lq.ndim, "factor")
     if np.any(f <= 0) or not np.all(np.isfinite(f)):
-        raise InputError(f"upscale factor must be positive, got {tuple(f)}; use LQ voxel size / HQ voxel size")
+        raise InputError(
+            f"upscale factor must be positive, got {tuple(f)}; use LQ voxel size / HQ voxel size"
+        )
     if shape is None:
-        shape = tuple(max(1, int(round(n * k))) for n, k in zip(lq.shape, f))
+        shape = tuple(max(1, int(round(n * k))) for n, k in zip(lq.shape, f, strict=False))
     shape = tuple(int(s) for s in shape)
     if len(shape) != lq.ndim:
         raise InputError(f"shape {shape} has {len(shape)} axes but lq has {lq.ndim}")
-    zoom = [s / n for s, n in zip(shape, lq.shape)]
+    zoom = [s / n for s, n in zip(shape, lq.shape, strict=False)]
     out = ndimage.zoom(lq.astype(np.float32, copy=False), zoom, order=order, mode="reflect", grid_mode=True)
     return out.astype(np.float32, copy=False)
 
@@ -129,7 +135,9 @@ def fov_mask(shape, *, radius=None, center=None, margin=0):
     cy, cx = ((ny - 1) / 2, (nx - 1) / 2) if center is None else center
     r = (min(ny, nx) / 2 if radius is None else float(radius)) - margin
     if r <= 0:
-        raise InputError(f"field-of-view radius must be positive, got {r}; give a larger radius or smaller margin")
+        raise InputError(
+            f"field-of-view radius must be positive, got {r}; give a larger radius or smaller margin"
+        )
     yy, xx = np.ogrid[:ny, :nx]
     m = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
     if len(shape) == 3:
@@ -137,7 +145,7 @@ def fov_mask(shape, *, radius=None, center=None, margin=0):
     return m
 
 
-# --------------------------------------------------------------------------------------------- rigid transforms
+# ------------------------------------------------------------------------------------------- rigid transforms
 def _rotation_matrix(angle_deg, ndim):
     a = np.deg2rad(angle_deg)
     c, s = np.cos(a), np.sin(a)
@@ -188,7 +196,9 @@ def apply_rigid(image, *, rotation_deg=0.0, shift=0.0, order=3, mode="constant",
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise InputError(f"apply_rigid needs a 2D or 3D array, got shape {image.shape}")
-    return _affine(image.astype(np.float32, copy=False), rotation_deg, shift, order=order, mode=mode, cval=cval)
+    return _affine(
+        image.astype(np.float32, copy=False), rotation_deg, shift, order=order, mode=mode, cval=cval
+    )
 
 
 def _robust_scale(a, mask=None):
@@ -253,7 +263,9 @@ def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002):
     if mov.ndim == 2:
         coeffs = ndimage.spline_filter(mov, order=3, mode="mirror", output=np.float32)
     else:
-        coeffs = np.stack([ndimage.spline_filter(sl, order=3, mode="mirror", output=np.float32) for sl in mov])
+        coeffs = np.stack(
+            [ndimage.spline_filter(sl, order=3, mode="mirror", output=np.float32) for sl in mov]
+        )
 
     def unpack(p):
         return (p[0] if rotation else angle), p[int(rotation) :]
@@ -292,12 +304,13 @@ def register_rigid(
 ):
     """Sub-pixel rigid registration of ``moving`` onto ``fixed`` (same shape, 2D or 3D).
 
-    Translation by cross-correlation with sub-pixel upsampling (:func:`skimage.registration.phase_cross_correlation`);
-    in-plane rotation by a coarse grid over ``±max_rotation_deg`` then a bounded scalar search, maximising the
-    masked normalised cross-correlation with the best translation at each angle; finally all in-plane parameters
-    are polished together by maximising that correlation directly (this removes the pull of the window towards
-    zero shift). For volumes the Z shift comes from the 3D cross-correlation and the in-plane parameters from at
-    most ``max_slices`` evenly spaced slices.
+    Translation by cross-correlation with sub-pixel upsampling
+    (:func:`skimage.registration.phase_cross_correlation`); in-plane rotation by a coarse grid over
+    ``±max_rotation_deg`` then a bounded scalar search, maximising the masked normalised cross-correlation
+    with the best translation at each angle; finally all in-plane parameters are polished together by
+    maximising that correlation directly (this removes the pull of the window towards zero shift). For volumes
+    the Z shift comes from the 3D cross-correlation and the in-plane parameters from at most ``max_slices``
+    evenly spaced slices.
 
     Parameters
     ----------
@@ -317,14 +330,16 @@ def register_rigid(
     Returns
     -------
     dict
-        ``{"rotation_deg": float, "shift": [float, ...], "ncc": float}``: the transform for :func:`apply_rigid` that
-        maps ``moving`` onto ``fixed``, and the masked normalised cross-correlation after applying it.
+        ``{"rotation_deg": float, "shift": [float, ...], "ncc": float}``: the transform for
+        :func:`apply_rigid` that maps ``moving`` onto ``fixed``, and the masked normalised cross-correlation
+        after applying it.
     """
     moving = _as_image(moving, "moving")
     fixed = _as_image(fixed, "fixed")
     if moving.shape != fixed.shape:
         raise InputError(
-            f"moving {moving.shape} and fixed {fixed.shape} differ in shape; upscale/crop them to one grid first "
+            f"moving {moving.shape} and fixed {fixed.shape} differ in shape; "
+            "upscale/crop them to one grid first "
             "(prepare_pair does this)"
         )
     if mask is not None:
@@ -357,7 +372,10 @@ def register_rigid(
         scores = [fit(a)[1] for a in grid]
         best = float(grid[int(np.argmax(scores))])
         res = optimize.minimize_scalar(
-            lambda a: -fit(a)[1], bounds=(best - step, best + step), method="bounded", options={"xatol": 0.005}
+            lambda a: -fit(a)[1],
+            bounds=(best - step, best + step),
+            method="bounded",
+            options={"xatol": 0.005},
         )
         angle = float(res.x) if -res.fun >= max(scores) else best
     rot = _affine_stack(mov, angle, (0.0, 0.0), order=3, mode="nearest") if angle else mov
@@ -374,8 +392,8 @@ def refine_deformable(moving, fixed, *, method="tvl1", mask=None, **kwargs):
     """Deformable refinement by optical flow (:func:`skimage.registration.optical_flow_tvl1` or ``_ilk``).
 
     Returns ``(warped, flow)``: ``moving`` warped onto ``fixed`` and the displacement field (one component per
-    axis, in pixels). Intensities are robustly rescaled before the flow is estimated; the warp is applied to the
-    original values.
+    axis, in pixels). Intensities are robustly rescaled before the flow is estimated; the warp is applied to
+    the original values.
     """
     from skimage.registration import optical_flow_ilk, optical_flow_tvl1
     from skimage.transform import warp
@@ -391,7 +409,7 @@ def refine_deformable(moving, fixed, *, method="tvl1", mask=None, **kwargs):
     fx = _robust_scale(fixed.astype(np.float32), mask)
     flow = funcs[method](fx, mv, **kwargs)
     grid = np.meshgrid(*[np.arange(n) for n in fixed.shape], indexing="ij")
-    coords = np.stack([g + f for g, f in zip(grid, flow)])
+    coords = np.stack([g + f for g, f in zip(grid, flow, strict=False)])
     warped = warp(moving.astype(np.float32), coords, order=3, mode="edge", preserve_range=True)
     return warped.astype(np.float32), flow.astype(np.float32)
 
@@ -399,8 +417,8 @@ def refine_deformable(moving, fixed, *, method="tvl1", mask=None, **kwargs):
 def crop_common(valid):
     """Largest axis-aligned box inside which ``valid`` is True everywhere.
 
-    Greedy: shrink the face with the most invalid voxels until none are left (exact for the nearly-full, convex
-    valid regions a small rigid misalignment leaves).
+    Greedy: shrink the face with the most invalid voxels until none are left (exact for the nearly-full,
+    convex valid regions a small rigid misalignment leaves).
 
     Returns
     -------
@@ -417,11 +435,11 @@ def crop_common(valid):
         lo.append(int(idx[0]))
         hi.append(int(idx[-1]) + 1)
     while True:
-        box = valid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        box = valid[tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))]
         if box.size == 0:
             raise InputError("no common region after registration; the misalignment is too large")
         if box.all():
-            return tuple(slice(a, b) for a, b in zip(lo, hi))
+            return tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
         bad = ~box
         worst, where = -1, None
         for ax in range(valid.ndim):
@@ -441,13 +459,13 @@ def crop_common(valid):
             hi[ax] -= 1
 
 
-# -------------------------------------------------------------------------------------------------- normalising
+# ------------------------------------------------------------------------------------------------ normalising
 def normalise(image, *, stats=None, percentiles=(0.5, 99.5), mask=None, clip=True):
     """Map intensities to [-1, 1] by robust percentiles; returns ``(normalised, stats)``.
 
-    ``stats = {"lo": ..., "hi": ..., "percentiles": [...]}``: ``lo`` maps to -1 and ``hi`` to +1. Pass the stats of
-    a training pair to normalise new data the same way; :func:`denormalise` inverts (exactly, for values that were
-    inside [lo, hi] or with ``clip=False``).
+    ``stats = {"lo": ..., "hi": ..., "percentiles": [...]}``: ``lo`` maps to -1 and ``hi`` to +1. Pass the
+    stats of a training pair to normalise new data the same way; :func:`denormalise` inverts (exactly, for
+    values that were inside [lo, hi] or with ``clip=False``).
     """
     image = np.asarray(image)
     if stats is None:
@@ -459,7 +477,9 @@ def normalise(image, *, stats=None, percentiles=(0.5, 99.5), mask=None, clip=Tru
             raise InputError(f"percentiles must satisfy 0 <= low < high <= 100, got {p}")
         lo, hi = (float(x) for x in np.percentile(v, p))
         if hi <= lo:
-            raise InputError(f"image is constant ({lo}); nothing to normalise — check that the input has content")
+            raise InputError(
+                f"image is constant ({lo}); nothing to normalise — check that the input has content"
+            )
         stats = {"lo": lo, "hi": hi, "percentiles": p}
     lo, hi = float(stats["lo"]), float(stats["hi"])
     out = (2.0 * (image.astype(np.float64) - lo) / (hi - lo) - 1.0).astype(np.float32)
@@ -474,7 +494,7 @@ def denormalise(image, stats):
     return ((np.asarray(image, dtype=np.float64) + 1.0) * 0.5 * (hi - lo) + lo).astype(np.float32)
 
 
-# ------------------------------------------------------------------------------------------------------- pairs
+# ------------------------------------------------------------------------------------------------------ pairs
 @dataclass
 class Pair:
     """A registered LQ/HQ training pair on the HQ grid, both normalised to [-1, 1].
@@ -507,7 +527,7 @@ def _fit_shape(a, shape, cval):
     out = np.full(shape, cval, dtype=np.float32)
     valid = np.zeros(shape, dtype=bool)
     src, dst = [], []
-    for n, m in zip(a.shape, shape):
+    for n, m in zip(a.shape, shape, strict=False):
         if n >= m:
             o = (n - m) // 2
             src.append(slice(o, o + m))
@@ -535,10 +555,10 @@ def prepare_pair(
 ):
     """Turn a raw LQ scan and an HQ scan of the same sample into a registered, normalised :class:`Pair`.
 
-    Steps (paper Methods): bicubic upscaling of LQ by ``scale`` onto the HQ grid; optional circular field-of-view
-    mask; sub-pixel rigid registration of LQ onto HQ (:func:`register_rigid`); optional deformable refinement
-    (:func:`refine_deformable`); cropping to the region both cover (:func:`crop_common`); normalisation of each to
-    [-1, 1] with stored statistics (:func:`normalise`).
+    Steps (paper Methods): bicubic upscaling of LQ by ``scale`` onto the HQ grid; optional circular
+    field-of-view mask; sub-pixel rigid registration of LQ onto HQ (:func:`register_rigid`); optional
+    deformable refinement (:func:`refine_deformable`); cropping to the region both cover
+    (:func:`crop_common`); normalisation of each to [-1, 1] with stored statistics (:func:`normalise`).
 
     Parameters
     ----------
@@ -555,8 +575,8 @@ def prepare_pair(
     percentiles : (float, float)
         Normalisation percentiles, computed inside the mask.
     shape_tolerance : float
-        Largest accepted relative difference per axis between ``lq.shape * scale`` and ``hq.shape``; beyond it the
-        images cannot be the same field of view and an :class:`InputError` is raised.
+        Largest accepted relative difference per axis between ``lq.shape * scale`` and ``hq.shape``; beyond it
+        the images cannot be the same field of view and an :class:`InputError` is raised.
 
     Returns
     -------
@@ -566,7 +586,8 @@ def prepare_pair(
     hq = _as_image(hq, "hq")
     if lq.ndim != hq.ndim:
         raise InputError(
-            f"lq is {lq.ndim}D {lq.shape} but hq is {hq.ndim}D {hq.shape}; give both as 2D slices or both as volumes"
+            f"lq is {lq.ndim}D {lq.shape} but hq is {hq.ndim}D {hq.shape}; "
+            "give both as 2D slices or both as volumes"
         )
     f = _per_axis(scale, hq.ndim, "scale")
     if np.any(f <= 0):
@@ -575,8 +596,9 @@ def prepare_pair(
     rel = np.abs(expected - np.asarray(hq.shape)) / np.asarray(hq.shape)
     if np.any(rel > shape_tolerance):
         raise InputError(
-            f"lq {lq.shape} × scale {tuple(float(v) for v in f)} = {tuple(np.round(expected, 1))} does not match hq "
-            f"{hq.shape} (beyond what registration can fix); check --scale (LQ voxel / HQ voxel) or crop both to "
+            f"lq {lq.shape} × scale {tuple(float(v) for v in f)} = {tuple(np.round(expected, 1))} "
+            f"does not match hq {hq.shape} (beyond what registration can fix); "
+            "check --scale (LQ voxel / HQ voxel) or crop both to "
             "the same field of view"
         )
     up = upscale(lq, f)
@@ -592,7 +614,9 @@ def prepare_pair(
     tr = register_rigid(before, hqf, mask=reg_mask, rotation=rotation, max_rotation_deg=max_rotation_deg)
     fill = float(np.median(before))
     registered = apply_rigid(before, rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=3, cval=fill)
-    moved_valid = apply_rigid(valid.astype(np.float32), rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=1)
+    moved_valid = apply_rigid(
+        valid.astype(np.float32), rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=1
+    )
     moved_valid = moved_valid > 0.999
     flow_info = None
     if deformable:
@@ -653,7 +677,7 @@ def _overlay_png(path, pair):
     if pair.before is not None:
         panels.insert(0, ("before registration", _mid(pair.before)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.8), squeeze=False)
-    for ax, (title, lq) in zip(axes[0], panels):
+    for ax, (title, lq) in zip(axes[0], panels, strict=False):
         ax.imshow(rgb(lq, hq), interpolation="nearest")
         ax.set_title(f"{title}\nmagenta LQ, green HQ")
         ax.axis("off")
@@ -663,7 +687,9 @@ def _overlay_png(path, pair):
 
 
 def save_pair(pair, out_dir):
-    """Write ``pair`` to ``out_dir`` atomically: ``lq.tif``, ``hq.tif`` (float32, [-1, 1]), ``mask.tif`` (if any),
+    """Write ``pair`` to ``out_dir`` atomically.
+
+    Files: ``lq.tif``, ``hq.tif`` (float32, [-1, 1]), ``mask.tif`` (if any),
     ``pair.json`` (stats, transform, shapes) and ``overlay.png`` (before/after). Returns the folder path.
     """
     from matsight._atomic import atomic_path, write_json
@@ -698,7 +724,8 @@ def load_pair(pair_dir):
     meta_path = pair_dir / "pair.json"
     if not meta_path.is_file():
         raise InputError(
-            f"{pair_dir} is not a pair folder (no pair.json); create one with `matsight restore register LQ HQ --out`"
+            f"{pair_dir} is not a pair folder (no pair.json); "
+            "create one with `matsight restore register LQ HQ --out`"
         )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     lq = np.asarray(read_volume(pair_dir / meta["files"]["lq"]), dtype=np.float32)
