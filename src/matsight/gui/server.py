@@ -1,0 +1,656 @@
+"""The GUI's web server: a small Starlette app over the library (uvicorn serves it).
+
+Pages are static HTML/JS under ``static/``; everything else is a JSON/PNG API:
+
+- ``/api/ls``: folders of the data folder; ``/files/...``: its files (HTML reports and their figures);
+- ``/api/jobs``: background jobs (state, progress, message, error; ``POST /api/jobs/{id}/stop``);
+- ``/api/tem/...``: open, analyse (a frame), series (a movie), images, CSV/PNG exports, save a report;
+- ``/api/fuse/...``, ``/api/restore/...``: start training / generation / evaluation as worker processes;
+- ``/api/run``: a run folder's metrics history and files; ``/api/volume``: orthogonal slices of any volume.
+
+Only the loopback interface by default; requests must name a loopback ``Host`` (DNS rebinding) and every POST
+must carry the ``X-Matsight`` header (a cross-site form cannot set it), so other web pages cannot start jobs.
+"""
+
+import contextlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+from . import render, tasks
+from .jobs import USER_ERRORS, JobRunner, user_message
+from .paths import DataRoot
+from .worker import jsonable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["create_app", "serve", "LOOPBACK"]
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+PAGES = ("tem", "fuse", "restore")
+TEM_SUFFIXES = (".dm3", ".dm4", ".mrc", ".mrcs", ".ser", ".emi", ".emd", ".tif", ".tiff", ".npy", ".png")
+VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
+
+
+class _VolumeCache:
+    """The last few volumes opened for slicing (the slider asks for many slices of one volume)."""
+
+    def __init__(self, size=3):
+        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, path):
+        from ..io import read_volume
+
+        p = Path(path)
+        key = (str(p), p.stat().st_mtime_ns)
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        vol = read_volume(p, lazy=True)
+        if vol.ndim not in (2, 3):
+            raise InputError(f"{p.name} has {vol.ndim} dimensions; the viewer shows 2D images and 3D volumes")
+        sample = np.asarray(vol[:: max(1, vol.shape[0] // 16)]) if vol.ndim == 3 else np.asarray(vol)
+        labels = render.is_labels(sample)
+        entry = {
+            "volume": vol,
+            "info": {
+                "shape": [int(s) for s in vol.shape],
+                "dtype": str(vol.dtype),
+                "labels": bool(labels),
+                "window": list(render.window(sample)),
+                "min": float(np.nanmin(sample)) if sample.size else None,
+                "max": float(np.nanmax(sample)) if sample.size else None,
+            },
+        }
+        with self._lock:
+            self._d[key] = entry
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+        return entry
+
+
+def _float(v, name, *, default=None, lo=None, hi=None):
+    if v is None or v == "":
+        return default
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {v!r}") from None
+    if not np.isfinite(x) or (lo is not None and x < lo) or (hi is not None and x > hi):
+        rng = f" between {lo} and {hi}" if lo is not None and hi is not None else ""
+        raise InputError(f"{name} must be a finite number{rng}, got {v!r}")
+    return x
+
+
+def _int(v, name, *, default=None, lo=None):
+    if v is None or v == "":
+        return default
+    try:
+        x = int(v)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number, got {v!r}") from None
+    if lo is not None and x < lo:
+        raise InputError(f"{name} must be ≥ {lo}, got {x}")
+    return x
+
+
+def _pixel_size(v):
+    if v in (None, ""):
+        return None
+    vals = [p for p in str(v).replace(";", ",").split(",") if p.strip()]
+    out = [_float(p, "pixel size (nm)", lo=1e-9) for p in vals]
+    if len(out) not in (1, 2):
+        raise InputError(f"pixel size must be one number in nm or 'PY,PX', got {v!r}")
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _overrides(text):
+    if text in (None, "", {}):
+        return None
+    if isinstance(text, dict):
+        return text
+    try:
+        val = json.loads(text)
+    except ValueError as exc:
+        raise InputError(
+            f'advanced settings must be a JSON object like {{"output_size": 32}}: {exc}'
+        ) from None
+    if not isinstance(val, dict):
+        raise InputError('advanced settings must be a JSON object like {"output_size": 32}')
+    return val
+
+
+def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
+    """The Starlette application serving the data folder ``data``."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    root = data if isinstance(data, DataRoot) else DataRoot(data)
+    runner = runner or JobRunner()
+    volumes = _VolumeCache()
+    static_dir = Path(str(resources.files("matsight.gui") / "static"))
+
+    def ok(obj, status=200):
+        return JSONResponse(jsonable(obj), status_code=status)
+
+    def fail(msg, status=400):
+        return JSONResponse({"error": msg}, status_code=status)
+
+    def endpoint(fn):
+        # user errors → 400 {"error": message}; bugs → 500 with one line, traceback only in the server log
+        async def wrapped(request: Request):
+            if request.method == "POST" and request.headers.get("x-matsight") != "1":
+                return fail("missing X-Matsight header; use the matsight pages", 403)
+            try:
+                return await fn(request)
+            except USER_ERRORS as exc:
+                return fail(user_message(exc))
+            except Exception as exc:  # noqa: BLE001
+                log.exception("request %s failed", request.url.path)
+                return fail(user_message(exc), 500)
+
+        return wrapped
+
+    async def body(request):
+        try:
+            val = await request.json()
+        except ValueError:
+            raise InputError("the request body must be JSON") from None
+        if not isinstance(val, dict):
+            raise InputError("the request body must be a JSON object")
+        return val
+
+    def job_dict(job):
+        return job.to_dict(relative=root.relative)
+
+    def finished_job(request, kind):
+        job = runner.get(request.path_params["job"])
+        if not job.kind.startswith(kind):
+            raise InputError(f"job {job.id} is a {job.kind} job, not {kind}")
+        if job.state != "done" or job.payload is None:
+            raise InputError(
+                f"job {job.id} has no results ({job.state}{': ' + job.error if job.error else ''})"
+            )
+        return job
+
+    # ------------------------------------------------------------------------------------------ pages
+    async def index(request):
+        return FileResponse(static_dir / "index.html")
+
+    async def page(request):
+        name = request.path_params["name"]
+        if name not in PAGES:
+            return PlainTextResponse("no such page", 404)
+        return FileResponse(static_dir / f"{name}.html")
+
+    # ------------------------------------------------------------------------------------------ general
+    @endpoint
+    async def api_info(request):
+        from .. import __version__
+        from ..tem.crystals import builtin_phase_names
+
+        return ok({"root": str(root.root), "version": __version__, "phases": builtin_phase_names()})
+
+    @endpoint
+    async def api_ls(request):
+        rel = request.query_params.get("path", ".")
+        return ok({"path": root.relative(root.resolve(rel, kind="dir")), "entries": root.listdir(rel)})
+
+    @endpoint
+    async def files(request):
+        full = root.resolve(request.path_params["path"], kind="file")
+        return FileResponse(full)
+
+    @endpoint
+    async def api_jobs(request):
+        return ok({"jobs": [job_dict(j) for j in runner.list()]})
+
+    @endpoint
+    async def api_job(request):
+        return ok(job_dict(runner.get(request.path_params["job"])))
+
+    @endpoint
+    async def api_job_stop(request):
+        return ok(job_dict(runner.stop(request.path_params["job"])))
+
+    # ------------------------------------------------------------------------------------------ tem
+    def tem_settings(b):
+        phases = list(b.get("phases") or [])
+        for rel in b.get("phase_files") or []:
+            if str(rel).strip():
+                phases.append(str(root.resolve(rel, kind="file")))
+        text = (b.get("phase_yaml") or "").strip()
+        if text:
+            import yaml
+
+            try:
+                spec = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise InputError(f"the phase entry is not valid YAML: {str(exc).splitlines()[0]}") from None
+            phases.extend(spec if isinstance(spec, list) else [spec])
+        detector = b.get("detector") or "classical"
+        return {
+            "pixel_size": _pixel_size(b.get("pixel_size")),
+            "phases": phases or None,
+            "tolerance": _float(b.get("tolerance"), "tolerance", default=0.02, lo=1e-4, hi=0.5),
+            "angle_tolerance": _float(
+                b.get("angle_tolerance"), "angle tolerance", default=2.0, lo=0.01, hi=45
+            ),
+            "detector": detector,
+            "min_intensity": _float(b.get("min_intensity"), "minimum intensity", default=0.01, lo=0, hi=1),
+            "d_min": _float(b.get("d_min"), "d min (Å)", default=1.0, lo=0.1, hi=100),
+            "d_max": _float(b.get("d_max"), "d max (Å)", default=15.0, lo=0.2, hi=1000),
+        }
+
+    @endpoint
+    async def tem_open(request):
+        path = root.resolve(request.query_params.get("path"), kind="file")
+        info = tasks.tem_open(path)
+        return ok({"path": root.relative(path), **info})
+
+    @endpoint
+    async def tem_analyze(request):
+        b = await body(request)
+        path = root.resolve(b.get("path"), kind="file")
+        kw = tem_settings(b)
+        kw["frame"] = _int(b.get("frame"), "frame", lo=0)
+        job = runner.submit(
+            "tem.analyze",
+            lambda job: tasks.tem_analyze(job, path=path, **kw),
+            title=f"tem analyse {path.name}" + (f" frame {kw['frame']}" if kw["frame"] is not None else ""),
+            params={"path": root.relative(path), "frame": kw["frame"]},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def tem_series(request):
+        b = await body(request)
+        path = root.resolve(b.get("path"), kind="file")
+        kw = tem_settings(b)
+        kw["frame_time"] = _float(b.get("frame_time"), "frame time (s)", lo=1e-9)
+        job = runner.submit(
+            "tem.series",
+            lambda job: tasks.tem_series(job, path=path, **kw),
+            title=f"tem series {path.name}",
+            params={"path": root.relative(path)},
+            stoppable=True,
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def tem_image(request):
+        job = finished_job(request, "tem")
+        what = request.path_params["what"]
+        pl = job.payload
+        if "series" in pl:
+            raise InputError("a series job has no images; use its CSV or the frame slider")
+        res, img = pl["result"], pl["image"]
+        if what == "image.png":
+            data = render.png(render.gray(img))
+        elif what == "fft.png":
+            b = job.result["fft_box"]
+            box = res.fft_display[b["y0"] : b["y0"] + b["height"], b["x0"] : b["x0"] + b["width"]]
+            data = render.png((np.clip(box, 0, 1) * 255).astype(np.uint8))
+        elif what == "fft_figure.png":
+            from ..tem.report import fft_figure
+
+            data = render.figure_png(fft_figure(res))
+        elif what == "map_figure.png":
+            from ..tem.report import phase_map_figure
+
+            data = render.figure_png(phase_map_figure(img, res))
+        else:
+            return fail(f"unknown image {what!r}", 404)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @endpoint
+    async def tem_map(request):
+        job = finished_job(request, "tem.analyze")
+        res = job.payload["result"]
+        name = request.path_params["phase"]
+        if res.maps is None or name not in res.maps.masks:
+            raise InputError(f"no map for phase {name!r} in job {job.id}")
+        color = next((p["color"] for p in job.result["phases"] if p["name"] == name), "#ff0000")
+        data = render.png(render.mask_rgba(res.maps.labels == res.maps.phase_names.index(name) + 1, color))
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @endpoint
+    async def tem_csv(request):
+        from ..tem.report import records_to_csv
+
+        job = finished_job(request, "tem")
+        pl = job.payload
+        if "series" in pl:
+            text, name = records_to_csv(pl["series"].to_records()), "series.csv"
+        else:
+            text, name = records_to_csv(pl["result"].table()) or "row,col,d_angstrom,phase\n", "spots.csv"
+        return Response(
+            text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
+    @endpoint
+    async def tem_save(request):
+        b = await body(request)
+        src = finished_job(request, "tem")
+        out = root.run_dir(b.get("run"), default_prefix=src.kind.replace(".", "-"))
+        job = runner.submit(
+            "tem.save",
+            lambda job: tasks.tem_save(job, payload=src.payload, out_dir=out, source=src.payload["path"]),
+            title=f"save {src.title}",
+            run_dir=out,
+        )
+        return ok(job_dict(job))
+
+    # ---------------------------------------------------------------------------------- fuse / restore
+    def file_arg(b, key, *, required=True):
+        v = b.get(key)
+        if v in (None, ""):
+            if required:
+                raise InputError(f"choose the {key.replace('_', ' ')} file")
+            return None
+        return str(root.resolve(v, kind=None))
+
+    def iterations_budget(b):
+        iters = _int(b.get("iterations"), "iterations", lo=0)
+        budget = (b.get("budget") or "").strip() or None
+        if budget is not None:
+            from ..fuse.train import parse_duration
+
+            parse_duration(budget)  # a bad duration is refused before a process starts
+        if iters is None and budget is None:
+            raise InputError("give a time budget (e.g. 20m) or a number of iterations")
+        return iters, budget
+
+    @endpoint
+    async def fuse_train(request):
+        b = await body(request)
+        iters, budget = iterations_budget(b)
+        kw = {
+            "lr": file_arg(b, "lr"),
+            "hr": file_arg(b, "hr"),
+            "hr_y": file_arg(b, "hr_y", required=False),
+            "hr_z": file_arg(b, "hr_z", required=False),
+            "preset": b.get("preset") or "cpu",
+            "scale": _float(b.get("scale"), "scale", default=4.0, lo=1, hi=8),
+            "mode": b.get("mode") or "resolve",
+            "anisotropic": bool(b.get("anisotropic")),
+            "iterations": iters,
+            "budget": budget,
+            "seed": _int(b.get("seed"), "seed", default=0, lo=0),
+            "metrics_every": _int(b.get("metrics_every"), "metrics every", default=None, lo=1),
+            "overrides": _overrides(b.get("overrides")),
+            "device": b.get("device") or "cpu",
+            "resume": b.get("resume", True) is not False,
+        }
+        from ..fuse.config import make_config
+
+        # validate the settings here so the page gets the message at once, not from the worker
+        make_config(kw["preset"], scale=kw["scale"], mode=kw["mode"], **(kw["overrides"] or {}))
+        run = root.run_dir(b.get("run"), default_prefix="fuse")
+        kw["out_dir"] = str(run)
+        job = runner.submit_process(
+            "fuse.train",
+            "fuse.train",
+            kw,
+            title=f"fuse train {run.name}",
+            run_dir=run,
+            params={"run": root.relative(run)},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def fuse_generate(request):
+        b = await body(request)
+        run = root.resolve(b.get("run"), kind="dir")
+        out = root.resolve(b.get("out") or f"{root.relative(run)}/sr.tif", must_exist=False)
+        kw = {
+            "run": str(run),
+            "lr": file_arg(b, "lr"),
+            "out": str(out),
+            "seed": _int(b.get("seed"), "seed", default=0),
+            "samples": _int(b.get("samples"), "samples", default=1, lo=1),
+            "device": b.get("device") or "cpu",
+        }
+        job = runner.submit_process(
+            "fuse.generate",
+            "fuse.generate",
+            kw,
+            title=f"fuse generate {out.name}",
+            run_dir=out.parent,
+            params={"out": root.relative(out)},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def fuse_evaluate(request):
+        b = await body(request)
+        out = root.run_dir(b.get("run"), default_prefix="fuse-eval")
+        kw = {
+            "sr": file_arg(b, "sr"),
+            "hr": file_arg(b, "hr"),
+            "lr": file_arg(b, "lr", required=False),
+            "truth": file_arg(b, "truth", required=False),
+            "out_dir": str(out),
+        }
+        job = runner.submit_process(
+            "fuse.evaluate",
+            "fuse.evaluate",
+            kw,
+            title=f"fuse evaluate {out.name}",
+            run_dir=out,
+            params={"run": root.relative(out)},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def restore_train(request):
+        b = await body(request)
+        iters, budget = iterations_budget(b)
+        run = root.run_dir(b.get("run"), default_prefix="restore")
+        kw = {
+            "pair": file_arg(b, "pair"),
+            "out_dir": str(run),
+            "preset": b.get("preset") or "cpu",
+            "iterations": iters,
+            "budget": budget,
+            "device": b.get("device") or "cpu",
+            "resume": b.get("resume", True) is not False,
+            "overrides": _overrides(b.get("overrides")),
+        }
+        job = runner.submit_process(
+            "restore.train",
+            "restore.train",
+            kw,
+            title=f"restore train {run.name}",
+            run_dir=run,
+            params={"run": root.relative(run)},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def restore_apply(request):
+        b = await body(request)
+        model = root.resolve(b.get("model"), kind="dir")
+        out = root.resolve(b.get("out") or f"{root.relative(model)}/enhanced.tif", must_exist=False)
+        kw = {
+            "model": str(model),
+            "volume": file_arg(b, "volume"),
+            "out": str(out),
+            "steps": b.get("steps") or 8,
+            "device": b.get("device") or "cpu",
+        }
+        job = runner.submit_process(
+            "restore.apply",
+            "restore.apply",
+            kw,
+            title=f"restore apply {out.name}",
+            run_dir=out.parent,
+            params={"out": root.relative(out)},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def api_run(request):
+        run = root.resolve(request.query_params.get("run"), kind="dir")
+        history = []
+        mfile = run / "metrics.json"
+        if mfile.is_file():
+            try:
+                history = json.loads(mfile.read_text(encoding="utf-8"))
+            except ValueError:
+                history = []  # being replaced right now (atomic rename): the next poll gets it
+        vols, reports = [], []
+        for p in sorted(run.rglob("*")):
+            if any(part.startswith(".") for part in p.relative_to(run).parts):
+                continue
+            if p.suffix.lower() in VOLUME_SUFFIXES and (p.is_file() or p.suffix.lower() == ".zarr"):
+                vols.append(root.relative(p))
+            elif p.name.endswith(".html") and p.is_file():
+                reports.append(root.relative(p))
+        return ok(
+            {
+                "run": root.relative(run),
+                "history": history if isinstance(history, list) else [],
+                "volumes": vols,
+                "reports": reports,
+            }
+        )
+
+    # ------------------------------------------------------------------------------------------ volumes
+    @endpoint
+    async def volume_info(request):
+        path = root.resolve(request.query_params.get("path"))
+        entry = volumes.get(path)
+        return ok({"path": root.relative(path), **entry["info"]})
+
+    @endpoint
+    async def volume_slice(request):
+        q = request.query_params
+        path = root.resolve(q.get("path"))
+        entry = volumes.get(path)
+        info, vol = entry["info"], entry["volume"]
+        axis = _int(q.get("axis"), "axis", default=0, lo=0)
+        if axis > 2 or (len(info["shape"]) == 2 and axis != 0):
+            raise InputError(f"axis must be 0 (z), 1 (y) or 2 (x) for a 3D volume, got {axis}")
+        n = info["shape"][axis] if len(info["shape"]) == 3 else 1
+        index = _int(q.get("index"), "slice", default=n // 2, lo=0)
+        if index >= n:
+            raise InputError(f"slice {index} is out of range: the volume has {n} slices along axis {axis}")
+        cmap = q.get("cmap") or ("labels" if info["labels"] else "gray")
+        if cmap not in ("labels", "gray", "viridis", "magma", "inferno"):
+            raise InputError(f"unknown colour map {cmap!r}")
+        data = render.volume_slice(vol, axis, index, cmap=cmap, window_=tuple(info["window"]))
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    routes = [
+        Route("/", index),
+        Route("/{name:str}", page),
+        Route("/api/info", api_info),
+        Route("/api/ls", api_ls),
+        Route("/files/{path:path}", files),
+        Route("/api/jobs", api_jobs),
+        Route("/api/jobs/{job}", api_job),
+        Route("/api/jobs/{job}/stop", api_job_stop, methods=["POST"]),
+        Route("/api/tem/open", tem_open),
+        Route("/api/tem/analyze", tem_analyze, methods=["POST"]),
+        Route("/api/tem/series", tem_series, methods=["POST"]),
+        Route("/api/tem/{job}/csv", tem_csv),
+        Route("/api/tem/{job}/map/{phase}", tem_map),
+        Route("/api/tem/{job}/save", tem_save, methods=["POST"]),
+        Route("/api/tem/{job}/{what}", tem_image),
+        Route("/api/fuse/train", fuse_train, methods=["POST"]),
+        Route("/api/fuse/generate", fuse_generate, methods=["POST"]),
+        Route("/api/fuse/evaluate", fuse_evaluate, methods=["POST"]),
+        Route("/api/restore/train", restore_train, methods=["POST"]),
+        Route("/api/restore/apply", restore_apply, methods=["POST"]),
+        Route("/api/run", api_run),
+        Route("/api/volume/info", volume_info),
+        Route("/api/volume/slice", volume_slice),
+        Mount("/static", app=StaticFiles(directory=static_dir), name="static"),
+    ]
+    middleware = []
+    if allowed_hosts is not None:
+        hosts = [h.strip("[]") for h in allowed_hosts] + list(allowed_hosts)
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=sorted(set(hosts))))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        runner.shutdown()  # worker processes stop; their runs resume from the last checkpoint
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.root, app.state.runner = root, runner
+    return app
+
+
+def serve(data=".", *, host="127.0.0.1", port=8765, open_browser=True, ready=None):
+    """Run the GUI until interrupted (Ctrl-C).
+
+    Parameters
+    ----------
+    data : str or Path
+        The data folder: every file the GUI reads or writes lies inside it.
+    host : str
+        Interface to listen on; anything but loopback lets other machines start jobs (a warning is logged).
+    port : int
+        Port; 0 picks a free one. If the given port is busy, a free one is used instead.
+    open_browser : bool
+        Open the page in the default browser.
+    ready : callable, optional
+        Called with the URL once the server listens (tests).
+    """
+    import socket
+    import webbrowser
+
+    import uvicorn
+
+    root = DataRoot(data)
+    loopback = host in LOOPBACK
+    if not loopback:
+        log.warning(
+            "serving on %s: anyone who can reach this machine can read files in %s and start jobs",
+            host,
+            root.root,
+        )
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), int(port)))
+    except OSError:
+        if not port:
+            raise
+        log.warning("port %s is busy; using a free one", port)
+        sock.bind((host.strip("[]"), 0))
+    sock.listen(64)
+    bound = sock.getsockname()[1]
+    show = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{show if ':' not in show else f'[{show}]'}:{bound}/"
+    app = create_app(root, allowed_hosts=LOOPBACK if loopback else None)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+
+    def announce():
+        if ready is not None:
+            ready(url)
+        if open_browser:
+            webbrowser.open(url)
+
+    threading.Timer(0.5, announce).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return url

@@ -1,0 +1,281 @@
+// matsight GUI: shared helpers (API calls, job polling, file picker, SVG line plots, slice viewer).
+// Plain browser JavaScript, no build step. Untrusted text (file names, messages) always goes through textContent.
+"use strict";
+
+const MS = {};
+
+MS.el = function (tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+};
+
+MS.api = async function (path, opts) {
+  let resp;
+  try {
+    resp = await fetch(path, opts);
+  } catch (err) {
+    throw new Error("the matsight server does not answer (" + err.message + "); is `matsight gui` still running?");
+  }
+  const type = resp.headers.get("content-type") || "";
+  const data = type.includes("json") ? await resp.json() : null;
+  if (!resp.ok) throw new Error((data && data.error) || "request failed with HTTP " + resp.status);
+  return data;
+};
+
+MS.post = function (path, body) {
+  return MS.api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Matsight": "1" },
+    body: JSON.stringify(body || {}),
+  });
+};
+
+MS.q = (sel, root) => (root || document).querySelector(sel);
+MS.qa = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+// message box: kind = "error" | "info" | "" (hidden)
+MS.say = function (box, text, kind) {
+  if (typeof box === "string") box = MS.q(box);
+  box.textContent = text || "";
+  box.className = "msg " + (text ? kind || "info" : "hidden");
+};
+
+MS.sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Poll a job until it is finished; onUpdate(job) on every poll. Resolves with the final job.
+MS.pollJob = async function (id, onUpdate, interval) {
+  for (;;) {
+    const job = await MS.api("/api/jobs/" + encodeURIComponent(id));
+    if (onUpdate) onUpdate(job);
+    if (["done", "failed", "stopped"].includes(job.state)) return job;
+    await MS.sleep(interval || 400);
+  }
+};
+
+// A progress bar + state line bound to a job.
+MS.progress = function (container) {
+  const bar = MS.el("progress", { max: "1", value: "0", class: "bar" });
+  const line = MS.el("span", { class: "state" });
+  container.replaceChildren(bar, line);
+  container.classList.remove("hidden");
+  return function (job) {
+    if (job.progress === null || job.progress === undefined) bar.removeAttribute("value");
+    else bar.value = job.progress;
+    const pct = job.progress === null || job.progress === undefined ? "" : " " + Math.round(100 * job.progress) + " %";
+    line.textContent = job.state + pct + (job.message ? " — " + job.message : "") + " (" + job.elapsed_s.toFixed(1) + " s)";
+    container.dataset.state = job.state;
+  };
+};
+
+// ------------------------------------------------------------------------------------------ file picker
+// <input data-pick="file|dir"> gets a "browse" button that lists the data folder.
+MS.picker = (function () {
+  let dialog, list, here, target, mode;
+  async function show(path) {
+    let data;
+    try {
+      data = await MS.api("/api/ls?path=" + encodeURIComponent(path || "."));
+    } catch (err) {
+      MS.say(MS.q("#picker-msg"), err.message, "error");
+      return;
+    }
+    MS.say(MS.q("#picker-msg"), "");
+    here.textContent = data.path === "." ? "(data folder)" : data.path;
+    list.replaceChildren();
+    if (data.path !== ".") {
+      const up = data.path.includes("/") ? data.path.slice(0, data.path.lastIndexOf("/")) : ".";
+      list.append(MS.el("li", { class: "dir", text: "⬑ ..", onclick: () => show(up) }));
+    }
+    for (const e of data.entries) {
+      const li = MS.el("li", { class: e.dir ? "dir" : "file", text: (e.dir ? "📁 " : "") + e.name, "data-path": e.path });
+      li.addEventListener("click", () => {
+        if (e.dir) show(e.path);
+        else choose(e.path);
+      });
+      if (e.dir && mode === "dir") {
+        li.append(MS.el("button", { class: "small", text: "choose", onclick: (ev) => { ev.stopPropagation(); choose(e.path); } }));
+      }
+      list.append(li);
+    }
+    dialog.dataset.path = data.path;
+  }
+  function choose(path) {
+    target.value = path;
+    target.dispatchEvent(new Event("change"));
+    dialog.classList.add("hidden");
+  }
+  function init() {
+    dialog = MS.el("div", { id: "picker", class: "picker hidden" });
+    here = MS.el("div", { class: "here" });
+    list = MS.el("ul", { class: "entries" });
+    const close = MS.el("button", { text: "close", onclick: () => dialog.classList.add("hidden") });
+    const pickHere = MS.el("button", { text: "choose this folder", id: "picker-here",
+      onclick: () => choose(dialog.dataset.path) });
+    dialog.append(MS.el("h3", { text: "Data folder" }), here, MS.el("div", { id: "picker-msg", class: "msg hidden" }), list,
+      MS.el("div", { class: "row" }, pickHere, close));
+    document.body.append(dialog);
+    for (const input of MS.qa("input[data-pick]")) {
+      const b = MS.el("button", { type: "button", class: "small browse", text: "browse…" });
+      b.addEventListener("click", () => {
+        target = input;
+        mode = input.dataset.pick;
+        pickHere.classList.toggle("hidden", mode !== "dir");
+        dialog.classList.remove("hidden");
+        const v = input.value;
+        show(v && v.includes("/") ? v.slice(0, v.lastIndexOf("/")) : ".");
+      });
+      input.after(b);
+    }
+  }
+  return { init };
+})();
+
+// ------------------------------------------------------------------------------------------ SVG line plot
+// series: [{name, color, x: [...], y: [...]}]; opts: {xlabel, ylabel, log}
+MS.plot = function (svg, series, opts) {
+  opts = opts || {};
+  const NS = "http://www.w3.org/2000/svg";
+  const W = 460, H = 260, L = 58, R = 10, T = 10, B = 38;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.replaceChildren();
+  const mk = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    svg.append(e);
+    return e;
+  };
+  const tf = (v) => (opts.log ? (v > 0 ? Math.log10(v) : NaN) : v);
+  const xs = [], ys = [];
+  for (const s of series) {
+    s.x.forEach((x, i) => {
+      const y = tf(s.y[i]);
+      if (Number.isFinite(x) && Number.isFinite(y)) { xs.push(x); ys.push(y); }
+    });
+  }
+  if (!xs.length) {
+    mk("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, "no data yet");
+    return;
+  }
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (x1 === x0) x1 = x0 + 1;
+  if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
+  const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+  mk("rect", { x: L, y: T, width: W - L - R, height: H - T - B, class: "frame" });
+  const fmt = (v) => (opts.log ? "1e" + v.toFixed(1) : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : +v.toPrecision(3));
+  for (let i = 0; i <= 4; i++) {
+    const yv = y0 + ((y1 - y0) * i) / 4, xv = x0 + ((x1 - x0) * i) / 4;
+    mk("text", { x: L - 4, y: py(yv) + 4, "text-anchor": "end", class: "tick" }, fmt(yv));
+    mk("text", { x: px(xv), y: H - B + 14, "text-anchor": "middle", class: "tick" }, +xv.toPrecision(4));
+  }
+  mk("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", class: "label" }, opts.xlabel || "");
+  mk("text", { x: 12, y: (T + H - B) / 2, transform: `rotate(-90 12 ${(T + H - B) / 2})`, "text-anchor": "middle", class: "label" },
+    (opts.ylabel || "") + (opts.log ? " (log)" : ""));
+  let ly = T + 12;
+  for (const s of series) {
+    const pts = [];
+    s.x.forEach((x, i) => {
+      const y = tf(s.y[i]);
+      if (Number.isFinite(x) && Number.isFinite(y)) pts.push(`${px(x).toFixed(1)},${py(y).toFixed(1)}`);
+    });
+    if (!pts.length) continue;
+    mk("polyline", { points: pts.join(" "), fill: "none", stroke: s.color, "stroke-width": 1.6, class: "line", "data-name": s.name });
+    if (pts.length < 40) for (const p of pts) { const [cx, cy] = p.split(","); mk("circle", { cx, cy, r: 2, fill: s.color }); }
+    mk("text", { x: W - R - 6, y: ly, "text-anchor": "end", fill: s.color, class: "legend" }, s.name);
+    ly += 13;
+  }
+};
+
+MS.COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
+
+// ------------------------------------------------------------------------------------------ slice viewer
+// Orthogonal slices of any volume in the data folder: axis buttons, a slider, a colour map.
+MS.SliceViewer = function (container) {
+  const pathIn = MS.el("input", { type: "text", class: "path", placeholder: "volume (tif/npy/zarr)", "data-pick": "file" });
+  const openB = MS.el("button", { text: "view", class: "view" });
+  const axisSel = MS.el("select", { class: "axis" },
+    MS.el("option", { value: "0", text: "z (xy slices)" }), MS.el("option", { value: "1", text: "y (xz slices)" }),
+    MS.el("option", { value: "2", text: "x (yz slices)" }));
+  const cmapSel = MS.el("select", { class: "cmap" }, ...["auto", "gray", "labels", "viridis", "magma"].map((c) => MS.el("option", { value: c, text: c })));
+  const slider = MS.el("input", { type: "range", min: "0", max: "0", value: "0", class: "slice" });
+  const idx = MS.el("span", { class: "index" });
+  const info = MS.el("div", { class: "info" });
+  const msg = MS.el("div", { class: "msg hidden" });
+  const img = MS.el("img", { class: "slice-img", alt: "slice" });
+  container.append(MS.el("div", { class: "row" }, pathIn), MS.el("div", { class: "row" }, openB, axisSel, cmapSel),
+    MS.el("div", { class: "row" }, slider, idx), info, msg, img);
+  let meta = null;
+  function url() {
+    const q = new URLSearchParams({ path: meta.path, axis: axisSel.value, index: slider.value });
+    if (cmapSel.value !== "auto") q.set("cmap", cmapSel.value);
+    return "/api/volume/slice?" + q.toString();
+  }
+  function draw() {
+    if (!meta) return;
+    const n = meta.shape.length === 3 ? meta.shape[+axisSel.value] : 1;
+    idx.textContent = `${+slider.value + 1} / ${n}`;
+    img.src = url();
+  }
+  async function open(path) {
+    if (path) pathIn.value = path;
+    MS.say(msg, "");
+    try {
+      meta = await MS.api("/api/volume/info?path=" + encodeURIComponent(pathIn.value));
+    } catch (err) {
+      meta = null;
+      img.removeAttribute("src");
+      MS.say(msg, err.message, "error");
+      return;
+    }
+    info.textContent = `${meta.path}: ${meta.shape.join("×")} ${meta.dtype}${meta.labels ? " (labels)" : ""}`;
+    axisSel.disabled = meta.shape.length !== 3;
+    if (meta.shape.length !== 3) axisSel.value = "0";
+    setRange();
+    draw();
+  }
+  function setRange() {
+    const n = meta.shape.length === 3 ? meta.shape[+axisSel.value] : 1;
+    slider.max = String(n - 1);
+    slider.value = String(Math.floor(n / 2));
+  }
+  img.addEventListener("error", () => { if (meta) MS.say(msg, "could not draw this slice", "error"); });
+  openB.addEventListener("click", () => open());
+  axisSel.addEventListener("change", () => { if (meta) { setRange(); draw(); } });
+  cmapSel.addEventListener("change", draw);
+  slider.addEventListener("input", draw);
+  return { open };
+};
+
+// ------------------------------------------------------------------------------------------ jobs panel
+MS.jobsPanel = function (container, onPick) {
+  const ul = MS.el("ul", { class: "jobs" });
+  container.append(MS.el("h3", { text: "Jobs (they keep running when you close the tab)" }), ul);
+  async function refresh() {
+    let data;
+    try { data = await MS.api("/api/jobs"); } catch (err) { return; }
+    ul.replaceChildren();
+    for (const j of data.jobs.slice(0, 12)) {
+      const pct = j.progress === null || j.progress === undefined ? "" : ` ${Math.round(100 * j.progress)} %`;
+      const li = MS.el("li", { class: "job " + j.state, "data-id": j.id },
+        MS.el("span", { text: `#${j.id} ${j.title} — ${j.state}${pct}` }));
+      if (j.error) li.append(MS.el("span", { class: "err", text: " " + j.error }));
+      if (j.stoppable) li.append(MS.el("button", { class: "small", text: "stop", onclick: () => MS.post(`/api/jobs/${j.id}/stop`).then(refresh) }));
+      if (onPick && j.kind.split(".")[0] === document.body.dataset.page) {
+        li.append(MS.el("button", { class: "small", text: "show", onclick: () => onPick(j) }));
+      }
+      ul.append(li);
+    }
+  }
+  refresh();
+  setInterval(refresh, 2000);
+  return { refresh };
+};

@@ -1,0 +1,231 @@
+// matsight GUI · tem page: open an HRTEM file, analyse a frame, show image/FFT/spots/maps, movies over time.
+"use strict";
+
+(function () {
+  const $ = MS.q;
+  let current = null; // {path, info}
+  let lastJob = null;
+  let seriesJob = null;
+  let analyseToken = 0;
+
+  function settings() {
+    const phases = MS.qa("#phases input:checked").map((c) => c.value);
+    return {
+      path: current ? current.path : $("#file").value,
+      pixel_size: $("#pixel_size").value,
+      phases,
+      phase_files: $("#phase_file").value ? $("#phase_file").value.split(",").map((s) => s.trim()) : [],
+      phase_yaml: $("#phase_yaml").value,
+      tolerance: $("#tolerance").value,
+      angle_tolerance: $("#angle_tolerance").value,
+      min_intensity: $("#min_intensity").value,
+      d_min: $("#d_min").value,
+      d_max: $("#d_max").value,
+      detector: $("#detector").value,
+    };
+  }
+
+  async function openFile() {
+    MS.say("#msg", "");
+    $("#results").classList.add("hidden");
+    $("#seriesbox").classList.add("hidden");
+    $("#framebox").classList.add("hidden");
+    current = null;
+    let info;
+    try {
+      info = await MS.api("/api/tem/open?path=" + encodeURIComponent($("#file").value));
+    } catch (err) {
+      MS.say("#msg", err.message, "error");
+      MS.say("#fileinfo", "");
+      return;
+    }
+    current = { path: info.path, info };
+    const ps = info.pixel_size_nm.map((p) => p.toPrecision(4)).join(" × ");
+    MS.say("#fileinfo", `${info.path}: ${info.shape.join("×")} · ${info.n_frames} frame(s) · pixel ${ps} nm (${info.pixel_size_source})`, "info");
+    if (info.n_frames > 1) {
+      $("#frame").max = String(info.n_frames - 1);
+      $("#frame").value = "0";
+      $("#frameval").textContent = "0";
+      $("#framebox").classList.remove("hidden");
+      $("#seriesbox").classList.remove("hidden");
+    }
+    analyse();
+  }
+
+  async function analyse() {
+    if (!current) { MS.say("#msg", "open a file first", "error"); return; }
+    const token = ++analyseToken;
+    const body = settings();
+    if (current.info.n_frames > 1) body.frame = +$("#frame").value;
+    MS.say("#msg", "");
+    let job;
+    try {
+      job = await MS.post("/api/tem/analyze", body);
+    } catch (err) {
+      MS.say("#msg", err.message, "error");
+      return;
+    }
+    const update = MS.progress($("#progress"));
+    job = await MS.pollJob(job.id, update, 300);
+    if (token !== analyseToken) return; // a newer analysis (e.g. slider moved) replaced this one
+    if (job.state !== "done") {
+      MS.say("#msg", job.error || "analysis " + job.state, "error");
+      return;
+    }
+    lastJob = job;
+    show(job);
+  }
+
+  function show(job) {
+    const r = job.result;
+    const base = `/api/tem/${job.id}/`;
+    $("#results").classList.remove("hidden");
+    $("#image").src = base + "image.png";
+    // phase map overlays: one image per phase, opacity per slider (drawn by the browser, no re-render)
+    MS.qa("#imgstack img.overlay").forEach((e) => e.remove());
+    const ctl = $("#overlays");
+    ctl.replaceChildren();
+    for (const p of r.phases.filter((q) => q.has_map)) {
+      const ov = MS.el("img", { class: "overlay", src: base + "map/" + encodeURIComponent(p.name), alt: p.name, "data-phase": p.name });
+      ov.style.opacity = "0.45";
+      $("#imgstack").append(ov);
+      const show = MS.el("input", { type: "checkbox", checked: true });
+      const op = MS.el("input", { type: "range", min: "0", max: "1", step: "0.05", value: "0.45", class: "opacity", "data-phase": p.name });
+      show.addEventListener("change", () => { ov.style.display = show.checked ? "" : "none"; });
+      op.addEventListener("input", () => { ov.style.opacity = op.value; });
+      const frac = p.area_fraction === null ? "" : ` ${(100 * p.area_fraction).toFixed(1)} %`;
+      ctl.append(MS.el("div", { class: "row" }, show, MS.el("span", { class: "swatch", style: `background:${p.color}` }),
+        MS.el("span", { text: p.name + frac }), MS.el("span", { text: "opacity" }), op));
+    }
+    if (!r.phases.some((q) => q.has_map)) ctl.append(MS.el("div", { text: "no phase identified: no map" }));
+    // FFT with spots and their Friedel mates
+    $("#fft").src = base + "fft.png";
+    const svg = $("#fftsvg");
+    const NS = "http://www.w3.org/2000/svg";
+    svg.setAttribute("viewBox", `0 0 ${r.fft_box.width} ${r.fft_box.height}`);
+    svg.replaceChildren();
+    const scale = Math.max(1, r.fft_box.width / 300);
+    r.spots.forEach((s, k) => {
+      for (const [y, x] of [[s.row, s.col], [s.mate_row, s.mate_col]]) {
+        const c = document.createElementNS(NS, "circle");
+        c.setAttribute("cx", x); c.setAttribute("cy", y); c.setAttribute("r", s.radius);
+        c.setAttribute("stroke", s.color); c.setAttribute("class", "spot"); c.dataset.k = k;
+        svg.append(c);
+      }
+      const t = document.createElementNS(NS, "text");
+      t.setAttribute("x", s.col + s.radius + 1); t.setAttribute("y", s.row - s.radius - 1);
+      t.setAttribute("fill", s.color); t.setAttribute("class", "spot-label");
+      t.setAttribute("font-size", 11 * scale); t.setAttribute("stroke-width", 2 * scale);
+      t.textContent = s.label;
+      svg.append(t);
+    });
+    // summary, table, exports
+    const dl = $("#summary");
+    dl.replaceChildren();
+    for (const [k, v] of Object.entries(r.summary)) dl.append(MS.el("dt", { text: k }), MS.el("dd", { text: v }));
+    const cols = [["#", null], ["phase", "phase"], ["(hkl)", "hkl"], ["d (Å)", "d_angstrom"], ["d ref (Å)", "d_ref_angstrom"],
+      ["error %", "d_error_percent"], ["zone", "zone"], ["intensity", "intensity"], ["SNR", "snr"], ["angle°", "angle_deg"]];
+    const table = $("#table");
+    table.replaceChildren();
+    table.append(MS.el("tr", {}, ...cols.map(([h]) => MS.el("th", { text: h, class: ["phase", "(hkl)", "zone"].includes(h) ? "l" : "" }))));
+    const colorOf = Object.fromEntries(r.phases.map((p) => [p.name, p.color]));
+    r.table.forEach((row, k) => {
+      const tr = MS.el("tr", { class: "spot-row" });
+      for (const [h, key] of cols) {
+        let v = key === null ? k + 1 : row[key];
+        if (typeof v === "number") v = Math.abs(v) >= 1e5 ? v.toExponential(3) : +v.toPrecision(4);
+        if (v === null || v === undefined) v = "";
+        const td = MS.el("td", { class: ["phase", "(hkl)", "zone"].includes(h) ? "l" : "" });
+        if (key === "phase") td.append(MS.el("span", { class: "swatch", style: `background:${colorOf[v] || "#999"}` }));
+        td.append(String(v));
+        tr.append(td);
+      }
+      table.append(tr);
+    });
+    const ex = $("#exports");
+    ex.replaceChildren(
+      MS.el("a", { href: base + "csv", download: "spots.csv", text: "spots CSV" }),
+      MS.el("a", { href: base + "fft_figure.png", download: "fft.png", text: "FFT figure PNG" }),
+      MS.el("a", { href: base + "map_figure.png", download: "phase_map.png", text: "phase map PNG" }),
+      MS.el("button", { class: "small", text: "save report to run folder", onclick: () => save(job) }));
+  }
+
+  async function save(job) {
+    try {
+      let s = await MS.post(`/api/tem/${job.id}/save`, {});
+      s = await MS.pollJob(s.id);
+      if (s.state !== "done") throw new Error(s.error || s.state);
+      const rel = s.run_dir + "/index.html";
+      MS.say("#msg", "", "");
+      const box = $("#msg");
+      box.className = "msg info";
+      box.replaceChildren("report saved: ", MS.el("a", { href: "/files/" + rel, target: "_blank", text: rel }));
+    } catch (err) {
+      MS.say("#msg", err.message, "error");
+    }
+  }
+
+  async function series() {
+    if (!current) return;
+    const body = settings();
+    body.frame_time = $("#frame_time").value;
+    MS.say("#seriesmsg", "");
+    let job;
+    try {
+      job = await MS.post("/api/tem/series", body);
+    } catch (err) {
+      MS.say("#seriesmsg", err.message, "error");
+      return;
+    }
+    seriesJob = job;
+    $("#seriesstop").classList.remove("hidden");
+    job = await MS.pollJob(job.id, MS.progress($("#seriesprogress")), 500);
+    $("#seriesstop").classList.add("hidden");
+    if (job.state !== "done") {
+      MS.say("#seriesmsg", job.error || "series " + job.state, job.state === "stopped" ? "info" : "error");
+      return;
+    }
+    seriesJob = job;
+    drawSeries();
+    $("#seriesexports").replaceChildren(
+      MS.el("a", { href: `/api/tem/${job.id}/csv`, download: "series.csv", text: "series CSV" }),
+      MS.el("button", { class: "small", text: "save report to run folder", onclick: () => save(job) }));
+  }
+
+  function drawSeries() {
+    if (!seriesJob || !seriesJob.result || !seriesJob.result.intensity) return;
+    const r = seriesJob.result;
+    const useTime = $("#frame_time").value !== "";
+    const x = useTime ? r.time_s : r.frames.map((_, i) => i);
+    const lines = r.phases.filter((p) => r.intensity[p].some((v) => v > 0))
+      .map((p) => ({ name: p, color: r.colors[p], x, y: r.intensity[p] }));
+    MS.plot($("#seriesplot"), lines, { xlabel: useTime ? "time (s)" : "frame", ylabel: "intensity", log: $("#serieslog").checked });
+  }
+
+  let frameTimer = null;
+  function onFrame() {
+    $("#frameval").textContent = $("#frame").value;
+    clearTimeout(frameTimer);
+    frameTimer = setTimeout(analyse, 350);
+  }
+
+  async function init() {
+    const info = await MS.api("/api/info");
+    $("#root").textContent = "data: " + info.root;
+    const box = $("#phases");
+    for (const p of info.phases) {
+      box.append(MS.el("label", { style: "display:inline-block;margin-right:10px;color:#222" },
+        MS.el("input", { type: "checkbox", value: p, checked: true }), " " + p));
+    }
+    MS.picker.init();
+    MS.jobsPanel($("#jobs"));
+    $("#open").addEventListener("click", openFile);
+    $("#file").addEventListener("keydown", (e) => { if (e.key === "Enter") openFile(); });
+    $("#rerun").addEventListener("click", analyse);
+    $("#frame").addEventListener("input", onFrame);
+    $("#series").addEventListener("click", series);
+    $("#seriesstop").addEventListener("click", () => seriesJob && MS.post(`/api/jobs/${seriesJob.id}/stop`));
+    $("#serieslog").addEventListener("change", drawSeries);
+  }
+  init();
+})();

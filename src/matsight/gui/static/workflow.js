@@ -1,0 +1,108 @@
+// matsight GUI · training pages (fuse, restore): job forms, live metric curves, run folders, slice viewer.
+"use strict";
+
+const WF = {};
+
+// Values of a form's named inputs (checkboxes → booleans, empty → omitted).
+WF.values = function (form) {
+  const out = {};
+  for (const e of MS.qa("[name]", form)) {
+    if (e.type === "checkbox") out[e.name] = e.checked;
+    else if (e.value !== "") out[e.name] = e.value;
+  }
+  return out;
+};
+
+// Start a job from a form (POST url) and follow it in the form's .progress and .msg; resolves with the final job.
+WF.run = async function (form, url, extra, onUpdate) {
+  const msg = MS.q(".msg", form);
+  MS.say(msg, "");
+  let job;
+  try {
+    job = await MS.post(url, Object.assign(WF.values(form), extra || {}));
+  } catch (err) {
+    MS.say(msg, err.message, "error");
+    return null;
+  }
+  form.dataset.job = job.id;
+  const bar = MS.progress(MS.q(".progress", form));
+  job = await MS.pollJob(job.id, (j) => { bar(j); if (onUpdate) onUpdate(j); }, 700);
+  if (job.state === "failed") MS.say(msg, job.error || "failed", "error");
+  else if (job.state === "stopped") MS.say(msg, "stopped — press resume to continue from the last checkpoint", "info");
+  return job;
+};
+
+// Live curves of a run folder's metrics.json: plots described by [{svg, keys: [[key, label]], ylabel, log}]
+WF.curves = function (plots) {
+  return function (history) {
+    for (const p of plots) {
+      let keys = p.keys;
+      if (p.pattern) {
+        const ks = history.length ? Object.keys(history[history.length - 1]).filter((k) => p.pattern.test(k)) : [];
+        keys = ks.map((k) => [k, p.label ? p.label(k) : k]);
+      }
+      const series = keys.map(([k, label], i) => ({
+        name: label,
+        color: MS.COLORS[i % MS.COLORS.length],
+        x: history.map((r) => r.iteration),
+        y: history.map((r) => (r[k] === null || r[k] === undefined ? NaN : r[k])),
+      }));
+      MS.plot(p.svg, series, { xlabel: "iteration", ylabel: p.ylabel, log: p.log });
+    }
+  };
+};
+
+// A run-folder panel: curves + its volumes (click → viewer) + its HTML reports.
+WF.runPanel = function (container, drawCurves, viewer) {
+  const files = MS.el("div", { class: "runfiles" });
+  container.append(files);
+  let run = null;
+  async function load(r) {
+    if (r) run = r;
+    if (!run) return null;
+    let data;
+    try {
+      data = await MS.api("/api/run?run=" + encodeURIComponent(run));
+    } catch (err) {
+      files.replaceChildren(MS.el("div", { class: "msg error", text: err.message }));
+      return null;
+    }
+    drawCurves(data.history);
+    const vols = data.volumes.map((v) => MS.el("li", {}, MS.el("a", { href: "#", text: v, class: "vol", onclick: (e) => { e.preventDefault(); viewer.open(v); } })));
+    const reps = data.reports.map((v) => MS.el("li", {}, MS.el("a", { href: "/files/" + v, target: "_blank", text: v, class: "report" })));
+    files.replaceChildren(
+      MS.el("div", { text: `run folder ${data.run}: ${data.history.length} evaluations` }),
+      MS.el("strong", { text: "volumes" }), MS.el("ul", {}, ...(vols.length ? vols : [MS.el("li", { text: "none yet" })])),
+      MS.el("strong", { text: "reports" }), MS.el("ul", {}, ...(reps.length ? reps : [MS.el("li", { text: "none yet" })])));
+    return data;
+  }
+  return { load, get run() { return run; } };
+};
+
+// Wire a training form: start / stop / resume buttons, live curves while it runs.
+WF.trainForm = function (form, url, runPanel) {
+  const start = MS.q(".start", form), stop = MS.q(".stop", form), resume = MS.q(".resume", form);
+  let timer = null;
+  async function go(isResume) {
+    const runIn = MS.q("[name=run]", form);
+    if (isResume && !runIn.value) {
+      MS.say(MS.q(".msg", form), "choose the run folder to resume", "error");
+      return;
+    }
+    start.disabled = resume.disabled = true;
+    stop.classList.remove("hidden");
+    let runSet = false;
+    const job = await WF.run(form, url, { resume: true }, (j) => {
+      if (!runSet && j.run_dir) { runIn.value = j.run_dir; runSet = true; runPanel.load(j.run_dir); }
+    });
+    start.disabled = resume.disabled = false;
+    stop.classList.add("hidden");
+    if (job && job.run_dir) await runPanel.load(job.run_dir);
+    return job;
+  }
+  timer = setInterval(() => { if (form.dataset.job && MS.q(".progress", form).dataset.state === "running") runPanel.load(); }, 2000);
+  start.addEventListener("click", () => go(false));
+  resume.addEventListener("click", () => go(true));
+  stop.addEventListener("click", () => form.dataset.job && MS.post(`/api/jobs/${form.dataset.job}/stop`));
+  return { go };
+};

@@ -1,0 +1,423 @@
+"""What the GUI's jobs call: thin adapters from page settings to library functions (no method logic here).
+
+Two kinds:
+
+- thread tasks ``fn(job, **settings) -> dict`` (tem analyses): results stay in memory (``job.payload``) for
+  the page's images, and a JSON-able summary is returned;
+- worker-process tasks ``fn(emit, **settings) -> dict`` (trainings, generation): run by
+  :mod:`matsight.gui.worker`; ``emit(progress=, message=)`` reports to the page.
+"""
+
+import inspect
+import logging
+import threading
+import time
+
+import numpy as np
+
+from .._errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+# ========================================================================================== tem (threads)
+def tem_open(path):
+    """Shape, frame count and calibration of a microscope file (what the page shows before analysing)."""
+    from ..io import read_microscope
+
+    mi = read_microscope(path, lazy=True)
+    shape = tuple(int(s) for s in mi.data.shape)
+    if len(shape) == 1:
+        raise InputError(
+            f"{path.name} holds a 1D signal of {shape[0]} samples, not an image; pick an HRTEM image"
+        )
+    return {
+        "shape": shape,
+        "n_frames": int(mi.n_frames),
+        "pixel_size_nm": [float(p) for p in tuple(mi.pixel_size_nm)[-2:]],
+        "units": list(mi.units),
+        "pixel_size_source": mi.metadata.get("pixel_size_source", "file"),
+    }
+
+
+def _fft_crop(shape, pixel_size_nm, d_min):
+    """Half-size (rows, cols) of the FFT region holding every spacing ≥ ``d_min`` Å."""
+    g_max = 10.0 / float(d_min)  # 1/nm
+    return tuple(
+        int(min(n // 2, np.ceil(g_max * n * float(ps)) + 4))
+        for n, ps in zip(shape, pixel_size_nm, strict=True)
+    )
+
+
+def tem_view(res, d_min=1.0):
+    """What the page shows of a :class:`~matsight.tem.pipeline.TemResult` (table, spot overlay, colours)."""
+    from ..tem.match import UNKNOWN
+    from ..tem.report import phase_colors
+
+    names = [p.name for p in res.phases]
+    colors = phase_colors(names)
+    sp = res.spots
+    ny, nx = res.shape
+    hy, hx = _fft_crop(res.shape, res.pixel_size_nm, d_min)
+    y0, x0 = ny // 2 - hy, nx // 2 - hx
+    spots = []
+    for k, m in enumerate(res.match.matches):
+        spots.append(
+            {
+                "row": float(sp.row[k]) - y0,
+                "col": float(sp.col[k]) - x0,
+                "mate_row": float(sp.mate_row[k]) - y0,
+                "mate_col": float(sp.mate_col[k]) - x0,
+                "radius": float(max(sp.size[k] / 2, 3)),
+                "phase": m.phase,
+                "label": m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å",
+                "color": colors.get(m.phase, "#999999"),
+            }
+        )
+    maps = res.maps
+    phases = []
+    for n in names:
+        phases.append(
+            {
+                "name": n,
+                "color": colors[n],
+                "found": n in res.phases_found,
+                "has_map": maps is not None and n in maps.phase_names,
+                "area_fraction": None if maps is None else maps.area_fraction.get(n),
+            }
+        )
+    return {
+        "summary": {k: str(v) for k, v in res.summary().items()},
+        "table": res.table(),
+        "spots": spots,
+        "fft_box": {"y0": y0, "x0": x0, "height": 2 * hy, "width": 2 * hx},
+        "shape": list(res.shape),
+        "phases": phases,
+        "phase_intensity": res.phase_intensity(),
+    }
+
+
+def tem_analyze(job, *, path, frame=None, pixel_size=None, phases=None, d_min=1.0, **settings):
+    """Analyse one frame (thread job): payload ``{"result", "image"}``, returns :func:`tem_view`."""
+    from ..tem.pipeline import analyze_file
+
+    job.update(0.1, f"reading {path.name}")
+    res, img = analyze_file(path, pixel_size=pixel_size, frame=frame, phases=phases, d_min=d_min, **settings)
+    job.payload = {"result": res, "image": np.asarray(img), "path": path}
+    job.update(0.95, "rendering")
+    view = tem_view(res, d_min=d_min)
+    view["frame"] = frame
+    return view
+
+
+def tem_series(job, *, path, pixel_size=None, phases=None, frame_time=None, chunk=None, **settings):
+    """Intensity per phase per frame (thread job), in chunks so the page sees progress and can stop it."""
+    from ..tem.report import phase_colors
+    from ..tem.series import SeriesResult, analyze_series, read_series
+
+    job.update(0.0, f"reading {path.name}")
+    frames, ps, labels = read_series(path, pixel_size=pixel_size)
+    n = len(frames)
+    chunk = chunk or max(1, n // 20)
+    parts = []
+    t0 = time.perf_counter()
+    for a in range(0, n, chunk):
+        if job.should_stop():
+            break
+        b = min(n, a + chunk)
+        parts.append(analyze_series(frames[a:b], ps, phases, labels=labels[a:b], **settings))
+        job.update(b / n, f"frame {b} of {n}")
+    if not parts:
+        raise InputError("stopped before the first frame was analysed")
+    names = parts[0].phases
+    m = sum(len(p.frames) for p in parts)
+    dt = 1.0 if frame_time is None else float(frame_time)
+    res = SeriesResult(
+        phases=names,
+        frames=[f for p in parts for f in p.frames],
+        time_s=np.arange(m) * dt,
+        intensity={k: np.concatenate([p.intensity[k] for p in parts]) for k in names},
+        n_spots={k: np.concatenate([p.n_spots[k] for p in parts]) for k in names},
+        seconds=time.perf_counter() - t0,
+        per_frame_seconds=[s for p in parts for s in p.per_frame_seconds],
+    )
+    job.payload = {"series": res, "path": path}
+    colors = phase_colors([p for p in names if p != "unknown"])
+    return {
+        "phases": names,
+        "colors": {p: colors.get(p, "#999999") for p in names},
+        "frames": [str(f) for f in res.frames],
+        "time_s": res.time_s.tolist(),
+        "intensity": {k: v.tolist() for k, v in res.intensity.items()},
+        "n_spots": {k: v.tolist() for k, v in res.n_spots.items()},
+        "first_seen": {k: (None if v is None else str(v)) for k, v in res.first_seen().items()},
+        "n_frames": m,
+        "complete": m == n,
+    }
+
+
+def tem_save(job, *, payload, out_dir, source):
+    """Write the CLI's outputs (CSV, JSON, PNG, HTML) of an analysis or series into ``out_dir``."""
+    if "series" in payload:
+        from ..tem.series import write_series
+
+        report = write_series(payload["series"], out_dir, source=source)
+    else:
+        from ..tem.report import write_analysis
+
+        report = write_analysis(payload["result"], payload["image"], out_dir, source=source)
+    return {"report": str(report)}
+
+
+# ========================================================================================== worker tasks
+def selftest(emit, *, steps=5, delay=0.1, fail=None, out_dir=None):
+    """A task that only reports progress (checks the worker machinery; ``fail="input"|"bug"`` raises)."""
+    for i in range(int(steps)):
+        time.sleep(float(delay))
+        emit(progress=(i + 1) / steps, message=f"step {i + 1} of {steps}")
+    if fail == "input":
+        raise InputError("selftest asked to fail; this is the user-error path")
+    if fail == "bug":
+        raise RuntimeError("selftest asked to crash")
+    return {"steps": int(steps)}
+
+
+class _TrainWatcher(logging.Handler):
+    """Turns a training's evaluation log lines (and optional callback) into progress events.
+
+    Progress is iterations / ``iterations`` or elapsed / ``budget``; a heartbeat thread keeps the budget bar
+    moving between evaluations.
+    """
+
+    def __init__(self, emit, iterations, budget_s):
+        super().__init__(logging.INFO)
+        self.emit_event, self.iterations, self.budget_s = emit, iterations, budget_s
+        self.t0 = time.monotonic()
+        self.it = None
+        self.msg = "starting"
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def fraction(self):
+        fr = []
+        if self.iterations and self.it is not None:
+            fr.append(self.it / self.iterations)
+        if self.budget_s:
+            fr.append((time.monotonic() - self.t0) / self.budget_s)
+        return min(max(fr), 0.999) if fr else None
+
+    def emit(self, record):  # logging.Handler API
+        msg = record.getMessage()
+        if msg.startswith("it ") and isinstance(record.args, tuple) and record.args:
+            self.it = int(record.args[0])
+            self.msg = msg.replace("it ", "iteration ", 1)
+            self.emit_event(progress=self.fraction(), message=self.msg)
+        elif msg.startswith("resuming"):
+            self.emit_event(message=msg)
+
+    def callback(self, it=None, **metrics):
+        if it is not None:
+            self.it = int(it)
+            self.msg = f"iteration {self.it}"
+        self.emit_event(progress=self.fraction(), message=self.msg)
+
+    def _beat(self):
+        while not self._done.wait(1.0):
+            if self.budget_s:
+                self.emit_event(progress=self.fraction(), message=self.msg)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+
+
+def _watch_logger(name, watcher):
+    lg = logging.getLogger(name)
+    lg.addHandler(watcher)
+    if lg.getEffectiveLevel() > logging.INFO:
+        lg.setLevel(logging.INFO)
+    return lg
+
+
+def _accepts(fn, name):
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def fuse_train(
+    emit,
+    *,
+    lr,
+    hr,
+    out_dir,
+    hr_y=None,
+    hr_z=None,
+    preset="cpu",
+    scale=4.0,
+    mode="resolve",
+    anisotropic=False,
+    iterations=None,
+    budget=None,
+    seed=0,
+    metrics_every=None,
+    overrides=None,
+    device="cpu",
+    resume=True,
+):
+    """Read the label images and run :func:`matsight.fuse.train.train` (worker task)."""
+    from ..fuse.config import make_config
+    from ..fuse.train import parse_duration, train
+    from ..io import read_labels
+
+    budget_s = parse_duration(budget) if budget not in (None, "") else None
+    emit(progress=0.0, message="reading inputs")
+    lr_a = read_labels(lr)
+    hr_a = read_labels(hr)
+    hy = read_labels(hr_y) if hr_y else None
+    hz = read_labels(hr_z) if hr_z else None
+    extra = dict(overrides or {})
+    if metrics_every:
+        # checkpoint at every evaluation so a stop loses little and the page's curves stay current
+        extra.setdefault("metrics_every", int(metrics_every))
+        extra.setdefault("checkpoint_every", int(metrics_every))
+    cfg = make_config(preset, scale=scale, mode=mode, anisotropic=anisotropic, seed=seed, **extra)
+    watcher = _TrainWatcher(emit, iterations, budget_s)
+    lg = _watch_logger("matsight.fuse.train", watcher)
+    kw = {}
+    if _accepts(train, "callback"):
+        kw["callback"] = watcher.callback
+    emit(message="training")
+    try:
+        with watcher:
+            res = train(
+                lr_a,
+                hr_a,
+                out_dir=out_dir,
+                config=cfg,
+                hr_y=hy,
+                hr_z=hz,
+                iterations=iterations,
+                budget=budget_s,
+                device=device,
+                resume=resume,
+                progress=False,
+                **kw,
+            )
+    finally:
+        lg.removeHandler(watcher)
+    return {
+        "iterations": res.iterations,
+        "seconds": res.seconds,
+        "best_iteration": res.best_iteration,
+        "best_score": res.best_score,
+        "seconds_per_iteration": res.seconds_per_iteration,
+    }
+
+
+def _library(module, name, what):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise InputError(
+            f"{what} is not available in this matsight version ({module}.{name} is missing)"
+        ) from None
+
+
+def _call_flexibly(fn, positional, options):
+    """Call a library function with the options it accepts (its signature may still be growing)."""
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        dropped = [k for k in options if k not in params]
+        if dropped:
+            log.info("%s does not take %s; ignored", fn.__qualname__, ", ".join(dropped))
+        options = {k: v for k, v in options.items() if k in params}
+    return fn(*positional, **options)
+
+
+def _summary(obj):
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if not f.name.startswith("_")}
+    return {"result": str(obj)}
+
+
+def fuse_generate(emit, *, run, lr, out, seed=0, samples=1, device="cpu", **options):
+    """:func:`matsight.fuse.generate.generate` from a run folder (worker task)."""
+    gen = _library("matsight.fuse.generate", "generate", "fuse generation")
+    from ..io import read_labels
+
+    emit(progress=0.0, message="reading LR volume")
+    lr_a = read_labels(lr)
+    emit(progress=0.05, message="generating")
+    res = _call_flexibly(
+        gen, (run, lr_a), {"out": out, "seed": seed, "samples": samples, "device": device, **options}
+    )
+    return _summary(res) | {"out": str(out)}
+
+
+def fuse_evaluate(emit, *, sr, hr, lr=None, truth=None, out_dir, **options):
+    """:func:`matsight.fuse.evaluate.evaluate` → HTML report (worker task)."""
+    ev = _library("matsight.fuse.evaluate", "evaluate", "fuse evaluation")
+    emit(progress=0.0, message="evaluating")
+    res = _call_flexibly(ev, (sr,), {"hr": hr, "lr": lr, "truth": truth, "out_dir": out_dir, **options})
+    return _summary(res)
+
+
+def restore_train(
+    emit,
+    *,
+    pair,
+    out_dir,
+    preset="cpu",
+    iterations=None,
+    budget=None,
+    device="cpu",
+    resume=True,
+    overrides=None,
+):
+    """:func:`matsight.restore.train.train` on a registered pair folder (worker task)."""
+    fn = _library("matsight.restore.train", "train", "restore training")
+    from ..fuse.train import parse_duration
+
+    budget_s = parse_duration(budget) if budget not in (None, "") else None
+    watcher = _TrainWatcher(emit, iterations, budget_s)
+    lg = _watch_logger("matsight.restore.train", watcher)
+    opts = {
+        "out_dir": out_dir,
+        "preset": preset,
+        "iterations": iterations,
+        "budget": budget_s,
+        "device": device,
+        "resume": resume,
+        "progress": False,
+        **(overrides or {}),
+    }
+    if _accepts(fn, "callback"):
+        opts["callback"] = watcher.callback
+    emit(message="training")
+    try:
+        with watcher:
+            res = _call_flexibly(fn, (pair,), opts)
+    finally:
+        lg.removeHandler(watcher)
+    return _summary(res)
+
+
+def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", **options):
+    """:func:`matsight.restore.enhance.enhance` on a volume or series (worker task)."""
+    fn = _library("matsight.restore.enhance", "enhance", "restore enhancement")
+    emit(progress=0.0, message="enhancing")
+    res = _call_flexibly(fn, (model, volume), {"out": out, "steps": steps, "device": device, **options})
+    return _summary(res) | {"out": str(out)}

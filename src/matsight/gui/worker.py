@@ -1,0 +1,91 @@
+"""Worker process for long GUI jobs: ``python -m matsight.gui.worker`` with ``{"task", "kwargs"}`` on stdin.
+
+Events go to the original stdout as ``@@matsight-gui {json}`` lines (progress, message, result, error);
+anything else the libraries print, and all logs and tracebacks, go to stderr, which the server points at the
+run folder's ``gui-job.log``. SIGTERM stops the task (a fuse/restore run resumes from its last checkpoint).
+"""
+
+import importlib
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import traceback
+
+# Only names listed here can be started from the browser; each is ``fn(emit, **kwargs) -> dict``.
+TASKS = {
+    "selftest": "matsight.gui.tasks:selftest",
+    "fuse.train": "matsight.gui.tasks:fuse_train",
+    "fuse.generate": "matsight.gui.tasks:fuse_generate",
+    "fuse.evaluate": "matsight.gui.tasks:fuse_evaluate",
+    "restore.train": "matsight.gui.tasks:restore_train",
+    "restore.apply": "matsight.gui.tasks:restore_apply",
+}
+
+
+class Stopped(BaseException):  # noqa: N818 - BaseException so library ``except Exception`` cannot swallow it
+    """Raised in the worker when the server asks it to stop."""
+
+
+def jsonable(obj):
+    """Numpy scalars/arrays → Python, non-finite floats → None, paths → str (JSON the browser can parse)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, str | int | bool) or obj is None:
+        return obj
+    return str(obj)
+
+
+def main():
+    """Run one task; exit 0 on success, 2 on a user error, 3 when stopped, 1 on a bug."""
+    from .jobs import EVENT_PREFIX, USER_ERRORS, user_message
+
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # stray prints must not corrupt the event channel
+    sys.stdout = sys.stderr
+    # this process is an application entry point (like the CLI), so it may configure logging
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+
+    def emit(**event):
+        events.write(EVENT_PREFIX + json.dumps(jsonable(event)) + "\n")
+        events.flush()
+
+    def on_term(signum, frame):
+        raise Stopped()
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        spec = json.loads(sys.stdin.read())
+        module, _, name = TASKS[spec["task"]].partition(":")
+        fn = getattr(importlib.import_module(module), name)
+        result = fn(emit, **spec.get("kwargs", {}))
+        emit(result=result or {})
+        return 0
+    except Stopped:
+        emit(message="stopped; start again with resume to continue from the last checkpoint")
+        return 3
+    except USER_ERRORS as exc:
+        emit(error=user_message(exc))
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line for the page, traceback for the log
+        traceback.print_exc()
+        emit(error=user_message(exc) + " (details in gui-job.log in the run folder)")
+        return 1
+    finally:
+        events.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
