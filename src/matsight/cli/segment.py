@@ -1,0 +1,171 @@
+"""``matsight segment``: grayscale → phase labels from a few hand-drawn strokes (train, apply)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import echo, progress_enabled, user_errors
+
+app = typer.Typer(
+    help="Segment grayscale images/volumes into phases from sparse hand-drawn labels (forest or U-Net).",
+    no_args_is_help=True,
+)
+
+_WRITE_EXTS = (".tif", ".tiff", ".npy", ".zarr")
+
+
+def _check_out(path, option):
+    from .._errors import InputError
+
+    if path.suffix.lower() not in _WRITE_EXTS:
+        raise InputError(f"{option} {path.name!r} must end in .tif, .tiff, .npy or .zarr")
+
+
+def _floats(text, option):
+    from .._errors import InputError
+
+    try:
+        vals = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} must be comma-separated numbers like 1,2,4,8; got {text!r}") from None
+    if not vals:
+        raise InputError(f"{option} must list at least one number, e.g. 1,2,4,8")
+    return vals
+
+
+def _scores_lines(scores):
+    if "per_phase" not in scores:
+        return [f"no held-out scores (labels were not split: {scores.get('holdout_unit', 'none')})"]
+    lines = [
+        f"held-out {scores['holdout_unit']}: {scores['n_test']} px (trained on {scores['n_train']} px); "
+        f"pixel accuracy {scores['pixel_accuracy']:.3f}, mean Dice {scores['mean_dice']:.3f}",
+        f"{'phase':>6} {'n':>8} {'Dice':>7} {'IoU':>7} {'prec.':>7} {'recall':>7}",
+    ]
+    for p, v in scores["per_phase"].items():
+        lines.append(
+            f"{p:>6} {v['n']:>8} {v['dice']:>7.3f} {v['iou']:>7.3f} "
+            f"{v['precision']:>7.3f} {v['recall']:>7.3f}"
+        )
+    return lines
+
+
+@app.command()
+@user_errors
+def train(
+    image: Annotated[Path, typer.Argument(help="Grayscale image or volume (tif, npy, zarr, png).")],
+    labels: Annotated[
+        Path, typer.Argument(help="Sparse labels, same shape: 0 = unlabelled, 1, 2, ... = phase 0, 1, ...")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path("segment-model"),
+    method: Annotated[str, typer.Option(help="forest (seconds) or unet (minutes; more labels).")] = "forest",
+    slice_index: Annotated[
+        int | None, typer.Option("--slice", help="z slice of a 3D IMAGE that a 2D LABELS image marks.")
+    ] = None,
+    dims: Annotated[str, typer.Option(help="Features: auto, 2 (slice-wise) or 3 (volumetric).")] = "auto",
+    sigmas: Annotated[str | None, typer.Option(help="Forest feature scales in pixels, e.g. 1,2,4,8.")] = None,
+    trees: Annotated[int | None, typer.Option(help="Number of trees (forest; default 100).")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Training iterations (unet; default 300).")] = None,
+    holdout: Annotated[float, typer.Option(help="Fraction of labelled strokes held out for scoring.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="unet device: auto, cpu, cuda.")] = "auto",
+):
+    """Train a segmenter on IMAGE + sparse LABELS; prints held-out accuracy, Dice and IoU per phase."""
+    from .._errors import InputError
+    from ..io import read_volume
+    from ..segment import check_labels
+    from ..segment import train as train_model
+
+    if dims not in ("auto", "2", "3"):
+        raise InputError(f"--dims must be auto, 2 or 3, got {dims!r}")
+    if method not in ("forest", "unet"):
+        raise InputError(f"--method must be forest or unet, got {method!r}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder; give a folder name for the model")
+    img = read_volume(image)
+    lab = read_volume(labels)
+    img, lab, _ = check_labels(img, lab, slice_index=slice_index, name=labels.name)
+    model = train_model(
+        img,
+        lab,
+        method=method,
+        holdout=holdout,
+        seed=seed,
+        dims=dims if dims == "auto" else int(dims),
+        sigmas=_floats(sigmas, "--sigmas") if sigmas else None,
+        n_estimators=trees,
+        iterations=iterations,
+        device=device,
+        progress=progress_enabled(),
+    )
+    model.save(out)
+    for line in _scores_lines(model.scores):
+        echo(line)
+    echo(f"model: {out}  ({model.method}, {model.ndim}D, phases {model.phases})")
+
+
+@app.command()
+@user_errors
+def apply(
+    model: Annotated[Path, typer.Argument(help="Model folder from `matsight segment train`.")],
+    volume: Annotated[Path, typer.Argument(help="Grayscale image or volume to segment.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Label image to write (.tif/.npy/.zarr).")] = Path(
+        "labels.tif"
+    ),
+    probabilities: Annotated[
+        Path | None, typer.Option(help="Also write class probabilities (float32, channel axis C) here.")
+    ] = None,
+    clean: Annotated[int, typer.Option(help="Remove regions smaller than N pixels/voxels (0: off).")] = 0,
+    majority: Annotated[int, typer.Option(help="Majority filter radius in pixels (0: off).")] = 0,
+    tile: Annotated[int | None, typer.Option(help="Block/tile size in pixels (memory vs speed).")] = None,
+    normalize: Annotated[
+        str | None,
+        typer.Option(help="Intensity scaling: train (the training image's) or image (this one's)."),
+    ] = None,
+):
+    """Segment VOLUME with MODEL (slice-wise for 2D models, tiled), optionally cleaned, with probabilities."""
+    import numpy as np
+
+    from .._errors import InputError
+    from ..io import read_spacing, read_volume, write_volume
+    from ..segment import apply as apply_model
+    from ..segment import load_model
+
+    _check_out(out, "--out")
+    if probabilities is not None:
+        _check_out(probabilities, "--probabilities")
+    if normalize not in (None, "train", "image"):
+        raise InputError(f"--normalize must be train or image, got {normalize!r}")
+    if clean < 0 or majority < 0 or (tile is not None and tile < 8):
+        raise InputError("--clean and --majority must be >= 0 and --tile >= 8")
+    m = load_model(model)
+    vol = read_volume(volume)
+    spacing = None
+    try:
+        sp = read_spacing(volume)
+        if sp and all(s is not None for s in sp):
+            spacing = sp[-np.asarray(vol).ndim :] if len(sp) >= np.asarray(vol).ndim else None
+    except InputError:
+        spacing = None
+    res = apply_model(
+        m,
+        vol,
+        tile=tile,
+        probabilities=probabilities is not None,
+        clean=clean,
+        majority=majority,
+        progress=progress_enabled(),
+        normalize_with=normalize,
+    )
+    labels, proba = res if probabilities is not None else (res, None)
+    write_volume(out, labels, spacing=spacing)
+    counts = np.bincount(labels.ravel(), minlength=max(m.phases) + 1)
+    fractions = ", ".join(f"{p}: {counts[p] / labels.size:.3f}" for p in m.phases)
+    echo(f"labels: {out}  shape {labels.shape}, phase fractions {fractions}")
+    if proba is not None:
+        if proba.ndim == 3:  # (Y, X, C) → (C, Y, X)
+            arr, axes = np.moveaxis(proba, -1, 0), "CYX"
+        else:  # (Z, Y, X, C) → (Z, C, Y, X), ImageJ's order
+            arr, axes = np.moveaxis(proba, -1, 1), "ZCYX"
+        write_volume(probabilities, np.ascontiguousarray(arr), axes=axes, spacing=spacing)
+        echo(f"probabilities: {probabilities}  (channel i = phase {m.phases})")

@@ -1,0 +1,260 @@
+"""Apply a trained segmenter to a 2D image or a 3D volume, in tiles, with optional clean-up.
+
+Forest models compute features block by block: each block is read with a halo of
+:func:`~matsight.segment.features.feature_radius` pixels and only its core is classified, so the result is
+identical to classifying the whole volume at once while peak memory depends on the block size only.
+2D models run slice by slice on volumes; 3D models on 3D blocks. U-Net models run slice by slice through
+:func:`matsight.nn.tiling.sliding_window_inference` (overlapped tiles, Gaussian blending).
+"""
+
+import itertools
+import logging
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .._errors import InputError
+from .features import compute_features, feature_radius, intensity_range, normalize
+from .model import SegmentModel, class_to_phase_lut, load_model
+
+log = logging.getLogger(__name__)
+
+__all__ = ["apply", "predict_proba", "clean_labels", "iter_blocks"]
+
+# default forest block cores (pixels per axis): bounded feature memory (~0.3 GB at 33-41 features)
+DEFAULT_TILE_2D = 1024
+DEFAULT_TILE_3D = 96
+
+
+def iter_blocks(shape, core, halo):
+    """Yield ``(core_slices, extended_slices, core_within_extended)`` covering ``shape`` without overlap.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    core : int or tuple of int
+        Core block size per axis (the last block of an axis may be smaller).
+    halo : int
+        Context added on each side, clipped at the array border.
+    """
+    core = (core,) * len(shape) if np.isscalar(core) else tuple(core)
+    ranges = [range(0, s, max(1, int(c))) for s, c in zip(shape, core, strict=True)]
+    for starts in itertools.product(*ranges):
+        cs, es, inner = [], [], []
+        for st, c, s in zip(starts, core, shape, strict=True):
+            stop = min(st + int(c), s)
+            lo, hi = max(0, st - halo), min(s, stop + halo)
+            cs.append(slice(st, stop))
+            es.append(slice(lo, hi))
+            inner.append(slice(st - lo, stop - lo))
+        yield tuple(cs), tuple(es), tuple(inner)
+
+
+def _as_model(model):
+    if isinstance(model, SegmentModel):
+        return model
+    if isinstance(model, str | Path):
+        return load_model(model)
+    raise InputError(f"expected a SegmentModel or a model folder, got {type(model).__name__}")
+
+
+def _check_volume(model, volume):
+    v = np.asarray(volume)
+    if v.dtype.kind not in "biuf":
+        raise InputError(f"cannot segment an array of type {v.dtype}; give a grayscale image or volume")
+    if v.ndim == 3 and v.shape[0] == 1 and model.ndim == 2:
+        v = v[0]
+    if v.ndim not in (2, 3):
+        raise InputError(f"expected a 2D image or 3D volume (ZYX), got shape {v.shape}")
+    if model.ndim == 3 and v.ndim == 2:
+        raise InputError(
+            "this model uses 3D features and cannot segment a 2D image; "
+            "train with --dims 2 for slice-wise models"
+        )
+    return v
+
+
+class _Progress:
+    def __init__(self, enabled, total, label):
+        self.bar = None
+        if enabled and total > 1:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total)
+
+    def advance(self):
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _forest_blocks(model, norm, tile, progress, sink):
+    """Classify ``norm`` by blocks; ``sink(core_slices, proba_block)`` receives ``(*core, C)`` arrays."""
+    halo = feature_radius(model.config.features)
+    if model.ndim == 2 and norm.ndim == 3:
+        core = (1, tile, tile)
+        halo_axes = (0, halo, halo)
+    else:
+        core = (tile,) * norm.ndim
+        halo_axes = (halo,) * norm.ndim
+    blocks = list(iter_blocks(norm.shape, core, max(halo_axes)))
+    bar = _Progress(progress, len(blocks), "segmenting")
+    try:
+        for cs, es, inner in blocks:
+            if model.ndim == 2 and norm.ndim == 3:  # no halo along z: slice-wise features
+                es = (cs[0], *es[1:])
+                inner = (slice(0, 1), *inner[1:])
+                feats = compute_features(norm[es][0], model.config.features)[None]
+            else:
+                feats = compute_features(norm[es], model.config.features)
+            f = feats[inner]
+            p = model.estimator.predict_proba(f.reshape(-1, f.shape[-1]))
+            sink(cs, p.reshape(*f.shape[:-1], -1))
+            bar.advance()
+    finally:
+        bar.close()
+
+
+def _unet_slices(model, norm, tile, progress, sink):
+    from ..nn.device import resolve_device
+    from .unet import unet_predict_proba
+
+    device = resolve_device(model.config.device)
+    slices = norm[None] if norm.ndim == 2 else norm
+    bar = _Progress(progress, len(slices), "segmenting")
+    try:
+        for z, sl in enumerate(slices):
+            p = unet_predict_proba(model.estimator, sl, tile=tile, device=device)
+            cs = (slice(None), slice(None)) if norm.ndim == 2 else (slice(z, z + 1), slice(None), slice(None))
+            sink(cs, p if norm.ndim == 2 else p[None])
+            bar.advance()
+    finally:
+        bar.close()
+
+
+def _run(model, volume, *, tile, progress, normalize_with, want_proba):
+    model = _as_model(model)
+    v = _check_volume(model, volume)
+    mode = normalize_with or model.config.normalize
+    lo, hi = model.intensity if mode == "train" else intensity_range(v)
+    norm = normalize(v, lo, hi)
+    lut = class_to_phase_lut(model)
+    labels = np.empty(v.shape, dtype=lut.dtype)
+    proba = np.empty((*v.shape, model.n_classes), dtype=np.float32) if want_proba else None
+
+    def sink(cs, p):
+        labels[cs] = lut[np.argmax(p, axis=-1)]
+        if proba is not None:
+            proba[cs] = p
+
+    if model.method == "forest":
+        t = int(tile) if tile else (DEFAULT_TILE_3D if model.ndim == 3 else DEFAULT_TILE_2D)
+        _forest_blocks(model, norm, t, progress, sink)
+    else:
+        _unet_slices(model, norm, int(tile) if tile else 512, progress, sink)
+    return model, labels, proba
+
+
+def predict_proba(model, volume, *, tile=None, progress=False, normalize_with=None):
+    """Class probabilities ``(*volume.shape, n_classes)`` float32 (channels last; class ``i`` = phase
+    ``model.phases[i]``).
+    """
+    return _run(model, volume, tile=tile, progress=progress, normalize_with=normalize_with, want_proba=True)[
+        2
+    ]
+
+
+def apply(
+    model, volume, *, tile=None, probabilities=False, clean=0, majority=0, progress=False, normalize_with=None
+):
+    """Segment a 2D image or 3D volume (ZYX) with a trained model.
+
+    Parameters
+    ----------
+    model : SegmentModel or path
+        A trained model or its folder.
+    volume : ndarray
+        Grayscale 2D (YX) or 3D (ZYX) array. 2D models run slice-wise on volumes.
+    tile : int, optional
+        Block core size in pixels per axis (forest; default 1024 for 2D and 96 for 3D features) or U-Net
+        tile size (default 512). The result does not depend on it for forests.
+    probabilities : bool
+        Also return the class probabilities ``(*volume.shape, n_classes)``.
+    clean : int
+        Remove connected regions (face-connected) smaller than ``clean`` pixels/voxels of every phase by
+        giving them the label of the nearest remaining pixel (0: off).
+    majority : int
+        Radius of a majority (mode) filter applied before ``clean`` (0: off).
+    progress : bool
+    normalize_with : {"train", "image"}, optional
+        Override the model's intensity scaling.
+
+    Returns
+    -------
+    labels : ndarray
+        Phase labels (stroke value − 1: 0, 1, 2, ...), uint8 for fewer than 256 phases.
+    probabilities : ndarray
+        Only when ``probabilities=True``.
+    """
+    model, labels, proba = _run(
+        model, volume, tile=tile, progress=progress, normalize_with=normalize_with, want_proba=probabilities
+    )
+    if clean or majority:
+        labels = clean_labels(labels, min_size=clean, majority=majority)
+    return (labels, proba) if probabilities else labels
+
+
+def clean_labels(labels, *, min_size=0, majority=0):
+    """Majority filter and/or small-region removal on a label image.
+
+    Parameters
+    ----------
+    labels : ndarray
+        2D or 3D integer labels.
+    min_size : int
+        Face-connected regions of any phase with fewer pixels than this are relabelled with the label of the
+        nearest pixel outside all such regions (Euclidean distance).
+    majority : int
+        Radius ``r`` of a (2r+1)-wide cubic window: every pixel takes the most frequent label in its window
+        (ties go to the lower label), applied first.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype.
+    """
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iu":
+        raise InputError(f"clean_labels needs integer labels, got {lab.dtype}")
+    if min_size < 0 or majority < 0:
+        raise InputError("clean and majority sizes must be >= 0")
+    out = lab.copy()
+    phases = np.unique(out)
+    if majority and len(phases) > 1:
+        best = np.zeros(out.shape, dtype=np.float32) - 1
+        res = out.copy()
+        for p in phases:
+            frac = ndi.uniform_filter((out == p).astype(np.float32), size=2 * majority + 1, mode="nearest")
+            better = frac > best + 1e-6
+            res[better] = p
+            best = np.maximum(best, frac)
+        out = res
+    if min_size > 1:
+        small = np.zeros(out.shape, dtype=bool)
+        for p in np.unique(out):
+            comp, n = ndi.label(out == p)
+            if n == 0:
+                continue
+            sizes = np.bincount(comp.ravel())
+            sizes[0] = np.iinfo(sizes.dtype).max
+            small |= sizes[comp] < min_size
+        if small.any() and not small.all():
+            idx = ndi.distance_transform_edt(small, return_distances=False, return_indices=True)
+            out = out[tuple(idx)]
+    return out
