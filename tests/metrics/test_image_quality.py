@@ -1,0 +1,160 @@
+"""Image-quality metrics: scikit-image equivalence, closed-form edge widths, hand-computed CNR/SNR, SIFT."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage, special
+
+from matsight._errors import InputError
+from matsight.data.pairs import synthetic_grayscale
+from matsight.metrics.image_quality import (
+    GAUSS_FWHM,
+    cnr,
+    edge_fwhm,
+    fwhm_from_profile,
+    otsu_masks,
+    psnr,
+    sift_congruent_keypoints,
+    snr,
+    ssim,
+)
+
+
+@pytest.fixture(scope="module")
+def gray():
+    return synthetic_grayscale((192, 192), seed=0)
+
+
+def test_psnr_ssim_equal_scikit_image(gray, rng):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    noisy = gray + rng.normal(0, 0.05, gray.shape).astype(np.float32)
+    dr = float(gray.max()) - float(gray.min())
+    assert psnr(gray, noisy) == pytest.approx(peak_signal_noise_ratio(gray, noisy, data_range=dr), rel=1e-9)
+    assert psnr(gray, noisy, data_range=2.0) == pytest.approx(
+        peak_signal_noise_ratio(gray, noisy, data_range=2.0), rel=1e-9
+    )
+    assert ssim(gray, noisy) == pytest.approx(structural_similarity(gray, noisy, data_range=dr), rel=1e-9)
+    # closed form: PSNR = 10 log10(range^2 / MSE)
+    mse = np.mean((gray.astype(float) - noisy) ** 2)
+    assert psnr(gray, noisy) == pytest.approx(10 * math.log10(dr**2 / mse), rel=1e-6)
+    assert ssim(gray, gray) == pytest.approx(1.0)
+    vol = synthetic_grayscale((12, 32, 32), seed=1)
+    assert 0 < ssim(vol, vol + 0.1 * rng.random(vol.shape)) < 1
+
+
+def test_psnr_ssim_errors(gray):
+    with pytest.raises(InputError, match="differ in shape"):
+        psnr(gray, gray[:-1])
+    with pytest.raises(InputError, match="data_range"):
+        psnr(np.ones((8, 8)), np.zeros((8, 8)))
+    bad = gray.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        ssim(gray, bad)
+    with pytest.raises(InputError, match="window"):
+        ssim(gray[:5, :5], gray[:5, :5])
+
+
+@pytest.mark.parametrize("sigma", [1.2, 2.0, 3.5])
+def test_fwhm_from_profile_erf_closed_form(sigma):
+    x = np.arange(-20, 20.01, 0.5)
+    prof = 3.0 - 2.0 * special.erf((x - 0.7) / (math.sqrt(2) * sigma))  # bright -> dark, offset, scaled
+    expected = GAUSS_FWHM * sigma * 10.0  # samples every 0.5 px of 10 nm pixels -> nm
+    assert GAUSS_FWHM == pytest.approx(2.3548, abs=1e-4)
+    assert fwhm_from_profile(prof, spacing=5.0) == pytest.approx(expected, rel=0.03)
+    assert fwhm_from_profile(prof, spacing=5.0, method="derivative") == pytest.approx(expected, rel=0.03)
+
+
+def test_fwhm_from_profile_rejects_non_edges(rng):
+    assert math.isnan(fwhm_from_profile(rng.normal(size=60)))
+    assert math.isnan(fwhm_from_profile(np.r_[np.zeros(10), np.ones(20), np.zeros(10)] + 0.0))
+    with pytest.raises(InputError, match="1D"):
+        fwhm_from_profile(np.zeros((3, 3)))
+    with pytest.raises(InputError, match="method"):
+        fwhm_from_profile(np.arange(10.0), method="quadratic")
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0, 70.0])
+def test_edge_fwhm_straight_erf_edge(angle):
+    sigma = 2.0
+    yy, xx = np.mgrid[:128, :128].astype(float)
+    t = np.deg2rad(angle)
+    img = 10 + 5 * special.erf((xx * np.cos(t) + yy * np.sin(t) - 70) / (math.sqrt(2) * sigma))
+    res = edge_fwhm(img, spacing=50.0)
+    assert res.widths.size >= 4
+    assert res.median == pytest.approx(GAUSS_FWHM * sigma * 50.0, rel=0.03)
+    # the profiles run along the true normal
+    normal = np.array([np.sin(t), np.cos(t)])
+    assert np.all(np.abs(np.abs(res.normals @ normal) - 1) < 1e-3)
+
+
+def test_edge_fwhm_blurred_disc_with_noise(rng):
+    sigma = 2.5
+    yy, xx = np.mgrid[:160, :160]
+    disc = (np.hypot(yy - 80, xx - 80) < 50).astype(float)
+    img = ndimage.gaussian_filter(disc, sigma) + rng.normal(0, 0.01, disc.shape)
+    res = edge_fwhm(img, n_edges=30)
+    assert res.widths.size >= 10
+    assert res.median == pytest.approx(GAUSS_FWHM * sigma, rel=0.03)
+    sharper = edge_fwhm(ndimage.gaussian_filter(disc, 1.5) + rng.normal(0, 0.01, disc.shape), n_edges=30)
+    assert sharper.median < res.median
+
+
+def test_edge_fwhm_volume_and_errors():
+    vol = synthetic_grayscale((6, 96, 96), seed=2, noise=0.0)
+    res = edge_fwhm(vol, n_edges=20)
+    assert res.points.shape[1] == 3 and res.widths.size > 5
+    assert set(res.as_dict()) == {"median", "mean", "std", "n_edges", "n_candidates"}
+    with pytest.raises(InputError, match="too small"):
+        edge_fwhm(np.zeros((10, 10)))
+    assert edge_fwhm(np.zeros((64, 64))).widths.size == 0  # no edges: empty, median NaN
+    assert math.isnan(edge_fwhm(np.zeros((64, 64))).median)
+
+
+def test_cnr_snr_hand_computed():
+    img = np.array([[10.0, 12.0, 2.0, 4.0], [14.0, 12.0, 3.0, 3.0]])
+    fg = np.array([[1, 1, 0, 0], [1, 1, 0, 0]], bool)
+    bg = ~fg
+    # fg: mean 12, var ((4+0+4+0)/4) = 2; bg: mean 3, var (1+1+0+0)/4 = 0.5
+    assert cnr(img, fg, bg) == pytest.approx(9 / math.sqrt(2.5))
+    assert cnr(img, fg, bg, noise="background") == pytest.approx(9 / math.sqrt(0.5))
+    assert cnr(img, fg, bg, noise="mean") == pytest.approx(9 / math.sqrt(1.25))
+    assert snr(img, fg, bg) == pytest.approx(12 / math.sqrt(0.5))
+    assert snr(img, fg) == pytest.approx(12 / math.sqrt(2))
+    with pytest.raises(InputError, match="shape"):
+        cnr(img, fg[:, :2], bg)
+    with pytest.raises(InputError, match="neither"):
+        cnr(img, fg)
+    with pytest.raises(InputError, match="noise"):
+        cnr(img, fg, bg, noise="peak")
+
+
+def test_otsu_masks_default_cnr(rng):
+    img = np.zeros((64, 64))
+    img[:, 32:] = 1.0
+    img += rng.normal(0, 0.1, img.shape)
+    fg, bg = otsu_masks(img, erode=2)
+    assert fg[:, 37:].all() and not fg[:, :31].any() and bg[:, :27].all() and not bg[:, 33:].any()
+    assert cnr(img) == pytest.approx(cnr(img, fg, bg))
+    assert cnr(img) == pytest.approx(1 / math.sqrt(0.02), rel=0.1)
+    with pytest.raises(InputError, match="constant"):
+        otsu_masks(np.ones((8, 8)))
+
+
+def test_sift_congruent_identical_vs_noise(gray, rng):
+    same = sift_congruent_keypoints(gray, gray, return_details=True)
+    assert same["keypoints_a"] > 50
+    assert same["congruent"] >= 0.9 * same["keypoints_a"]
+    noise = rng.random(gray.shape)
+    assert sift_congruent_keypoints(gray, noise) <= 2
+    noisy = gray + rng.normal(0, 0.05, gray.shape)
+    n_noisy = sift_congruent_keypoints(gray, noisy)
+    assert 2 < n_noisy < same["congruent"]
+    # position tolerance matters: a 6-pixel shift keeps matches but they are not congruent within 2 px
+    shifted = np.roll(gray, 6, axis=1)
+    d = sift_congruent_keypoints(gray, shifted, max_distance=2.0, return_details=True)
+    assert d["matches"] > 20 and d["congruent"] < 0.2 * d["matches"]
+    with pytest.raises(InputError, match="too small"):
+        sift_congruent_keypoints(gray[:8, :8], gray[:8, :8])
