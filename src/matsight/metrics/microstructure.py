@@ -698,6 +698,7 @@ def subvolume_statistics(
         )
     if not (isinstance(n, numbers.Integral) and n >= 1):
         raise InputError(f"n must be a positive integer, got {n!r}")
+    sp = _spacing(spacing, arr.ndim) if spacing is not None else None
     rng = np.random.default_rng(seed)
     phases = _phases(arr)
     corners = np.stack([rng.integers(0, s - size + 1, size=n) for s in arr.shape], axis=1)
@@ -715,7 +716,7 @@ def subvolume_statistics(
         for i, c in enumerate(corners):
             sub = arr[tuple(slice(int(k), int(k) + size) for k in c)]
             vf = volume_fraction(sub, phases=phases)
-            ssa = specific_surface_area(sub, spacing=spacing)
+            ssa = specific_surface_area(sub, spacing=sp)
             for p in phases:
                 out["volume_fraction"][p][i] = vf[p]
                 out["specific_surface_area"][p][i] = ssa.get(p, 0.0)
@@ -727,7 +728,7 @@ def subvolume_statistics(
                         continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", RuntimeWarning)
-                        res = tortuosity(sub, phase=p, axis=axis, spacing=spacing, tol=1e-4)
+                        res = tortuosity(sub, phase=p, axis=axis, spacing=sp, tol=1e-4)
                     out["transport_efficiency"][p][i] = res.transport_efficiency
             advance()
     out["corners"] = corners
@@ -824,7 +825,9 @@ def summary(
             for ax in axes:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    res = _tau(arr, phase=p, axis=ax, spacing=spacing, progress=progress)
+                    res = _tau(
+                        arr, phase=p, axis=ax, spacing=sp if spacing is not None else None, progress=progress
+                    )
                 perc = bool(np.isfinite(res.tau))
                 if not perc:
                     log.info("phase %d does not percolate along axis %d: tau = inf", p, ax)

@@ -1,0 +1,142 @@
+"""``matsight metrics VOLUME``: every microstructure metric of a label image, as a table, JSON and plots."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import echo, progress_enabled, user_errors
+
+
+def _parse_spacing(text):
+    from .._errors import InputError
+
+    if text is None:
+        return None
+    try:
+        vals = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError as exc:
+        raise InputError(
+            f"--spacing must be numbers like '0.5' or '1,0.5,0.5' (Z,Y,X), got {text!r}"
+        ) from exc
+    if not vals or any(not v > 0 for v in vals):
+        raise InputError(
+            f"--spacing must be positive numbers like '0.5' or '1,0.5,0.5' (Z,Y,X), got {text!r}"
+        )
+    return vals[0] if len(vals) == 1 else tuple(vals)
+
+
+def _fmt(v, nd=4):
+    if v is None:
+        return "inf"
+    return f"{v:.{nd}g}" if isinstance(v, float) else str(v)
+
+
+@user_errors
+def metrics(
+    volume: Annotated[
+        Path, typer.Argument(help="Label volume or image (tif, npy, zarr): one integer per phase.")
+    ],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every metric to this JSON file.")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write figures and an HTML report (index.html) into this folder."),
+    ] = None,
+    axis: Annotated[
+        list[int] | None,
+        typer.Option("--axis", help="Axis for τ, chords and 2-pt correlation (repeatable; default: all)."),
+    ] = None,
+    spacing: Annotated[
+        str | None,
+        typer.Option(
+            "--spacing",
+            help="Voxel size, one number or Z,Y,X (default: the file's calibration in nm, else voxel units).",
+        ),
+    ] = None,
+    tortuosity: Annotated[
+        bool, typer.Option("--tortuosity/--no-tortuosity", help="Solve for τ of every phase (slowest part).")
+    ] = True,
+    subvolumes: Annotated[
+        int, typer.Option("--subvolumes", help="Number of random sub-volumes for the violin plots (0: none).")
+    ] = 0,
+    subvolume_size: Annotated[
+        int, typer.Option("--subvolume-size", help="Edge of each sub-volume (voxels).")
+    ] = 64,
+    seed: Annotated[int, typer.Option(help="Seed for the sub-volume positions.")] = 0,
+):
+    """Volume fractions, surface areas, TPB, τ, chords, 2-pt correlation and FFT profile of a label image."""
+    from .._errors import InputError
+    from ..io import read_labels, read_spacing
+
+    labels = read_labels(volume, max_labels=64)
+    sp = _parse_spacing(spacing)
+    unit = "voxel"
+    if sp is None:
+        file_sp = read_spacing(volume)
+        if file_sp is not None and all(s is not None for s in file_sp) and len(file_sp) == labels.ndim:
+            sp, unit = tuple(float(s) for s in file_sp), "nm"
+    elif not isinstance(sp, float) and len(sp) != labels.ndim:
+        raise InputError(
+            f"--spacing has {len(sp)} values but {volume.name} is {labels.ndim}D; give 1 or {labels.ndim}"
+        )
+    else:
+        unit = "spacing units"
+    if axis:
+        bad = [a for a in axis if not 0 <= a < labels.ndim]
+        if bad:
+            raise InputError(f"--axis must be in 0..{labels.ndim - 1} for a {labels.ndim}D image, got {bad}")
+    if subvolumes < 0:
+        raise InputError(f"--subvolumes must be >= 0, got {subvolumes}")
+    if subvolumes and not 2 <= subvolume_size <= min(labels.shape):
+        raise InputError(
+            f"--subvolume-size must be in [2, {min(labels.shape)}] for an image of shape {labels.shape}, "
+            f"got {subvolume_size}"
+        )
+
+    from ..metrics.microstructure import subvolume_statistics, summary
+
+    result = summary(labels, spacing=sp, axes=axis, tortuosity=tortuosity, progress=progress_enabled())
+    result["file"] = str(volume)
+    result["unit"] = unit
+    stats = None
+    if subvolumes:
+        stats = subvolume_statistics(
+            labels, size=subvolume_size, n=subvolumes, seed=seed, spacing=sp, progress=progress_enabled()
+        )
+        result["subvolumes"] = {
+            "size": stats["size"],
+            "n": subvolumes,
+            "seed": seed,
+            **{
+                key: ({str(p): v.tolist() for p, v in val.items()} if isinstance(val, dict) else val.tolist())
+                for key, val in stats.items()
+                if key not in ("size",)
+            },
+        }
+
+    echo(f"{volume.name}: shape {tuple(labels.shape)}, phases {result['phases']}, units: {unit}")
+    for p in result["phases"]:
+        k = str(p)
+        vf, ssa = result["volume_fraction"][k], result["specific_surface_area"][k]
+        line = f"  phase {p}: VF {_fmt(vf)}  SSA {_fmt(ssa)}"
+        for ax, r in result.get("tortuosity", {}).get(k, {}).items():
+            line += f"  τ[{ax}] {_fmt(r['tau'])}"
+        echo(line)
+    if result["triple_phase_boundary"] is not None:
+        echo(f"  TPB density: {_fmt(result['triple_phase_boundary'])}")
+
+    if json_out is not None:
+        from .._atomic import write_json
+
+        write_json(json_out, result)
+        echo(f"json: {json_out}")
+    if plot is not None:
+        from ..report import Report
+        from ..report.microstructure import summary_report
+
+        rep = Report(plot, f"Microstructure metrics: {volume.name}")
+        rep.text(f"{volume} — shape {tuple(labels.shape)}, units: {unit}")
+        summary_report(rep, {volume.stem: result}, subvolumes={volume.stem: stats} if stats else None)
+        echo(f"report: {rep.write().resolve()}")

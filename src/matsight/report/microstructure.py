@@ -1,0 +1,392 @@
+"""Plots and tables of microstructure metrics, for one volume or several side by side (SR vs HR vs GT).
+
+Every ``compare_*`` function takes ``{name: data}`` — ``data`` being the output of
+:func:`matsight.metrics.microstructure.summary` (or of ``subvolume_statistics`` for the violins) — and returns
+a matplotlib :class:`~matplotlib.figure.Figure` (or a table for :class:`matsight.report.Report`). The
+single-volume ``plot_*`` functions are the same plots with one entry. Figures are made without pyplot's
+global state (Agg canvas), so they are safe in scripts, threads and tests.
+
+:func:`summary_report` puts all of it into a ``Report``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "compare_chord_lengths",
+    "compare_fft_profiles",
+    "compare_subvolume_violins",
+    "compare_two_point_correlation",
+    "compare_volume_fractions",
+    "metrics_table",
+    "plot_chord_lengths",
+    "plot_fft_profiles",
+    "plot_subvolume_violins",
+    "plot_two_point_correlation",
+    "plot_volume_fractions",
+    "summary_report",
+    "surface_table",
+]
+
+_SINGLE = "volume"
+
+
+def _figure(nrows=1, ncols=1, *, width=None, height=3.2):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    width = width or 4.2 * ncols + 0.6
+    fig = Figure(figsize=(width, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _phase_name(p, names):
+    return (names or {}).get(int(p), (names or {}).get(str(p), f"phase {p}"))
+
+
+def _pair_name(key, names):
+    a, b = key.split("-")
+    if a == b:
+        return _phase_name(a, names)
+    return f"{_phase_name(a, names)} / {_phase_name(b, names)}"
+
+
+def _phases_of(summaries):
+    keys = []
+    for s in summaries.values():
+        keys += [str(k) for k in s["volume_fraction"] if str(k) not in keys]
+    return sorted(keys, key=int)
+
+
+# ------------------------------------------------------------------------------------- volume fractions
+def compare_volume_fractions(summaries, *, phase_names=None):
+    """Grouped bars of the volume fraction of each phase, one bar per volume.
+
+    Parameters
+    ----------
+    summaries : dict of str to dict
+        ``{name: summary}`` (only ``summary["volume_fraction"]`` is used), or ``{name: {phase: VF}}``.
+    phase_names : dict, optional
+        ``{phase: "pore", ...}`` for the axis labels.
+    """
+    summaries = {k: (v if "volume_fraction" in v else {"volume_fraction": v}) for k, v in summaries.items()}
+    phases = _phases_of(summaries)
+    fig, ax = _figure(width=max(4.5, 1.2 * len(phases) * max(1, len(summaries)) + 1.5))
+    ax = ax[0, 0]
+    width = 0.8 / len(summaries)
+    x = np.arange(len(phases))
+    for i, (name, s) in enumerate(summaries.items()):
+        vf = {str(k): v for k, v in s["volume_fraction"].items()}
+        vals = [vf.get(p, 0.0) for p in phases]
+        bars = ax.bar(x + (i - (len(summaries) - 1) / 2) * width, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(x, [_phase_name(p, phase_names) for p in phases])
+    ax.set_ylabel("volume fraction")
+    ax.set_ylim(0, 1.08 * max(1e-9, max(max(s["volume_fraction"].values()) for s in summaries.values())))
+    if len(summaries) > 1:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_volume_fractions(summary, *, phase_names=None):
+    """Bar chart of the volume fractions of one volume (see :func:`compare_volume_fractions`)."""
+    return compare_volume_fractions({_SINGLE: summary}, phase_names=phase_names)
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def surface_table(summaries, *, phase_names=None):
+    """Rows for :meth:`Report.table`: SSA per phase, interfacial area per pair, TPB; one column per volume."""
+    if "volume_fraction" in summaries:
+        summaries = {_SINGLE: summaries}
+    rows = {}
+    for name, s in summaries.items():
+        for p, v in s["specific_surface_area"].items():
+            rows.setdefault(f"SSA {_phase_name(p, phase_names)}", {})[name] = v
+        for pair, v in s["interfacial_area"].items():
+            rows.setdefault(f"interface {_pair_name(pair, phase_names)}", {})[name] = v
+        if s.get("triple_phase_boundary") is not None:
+            rows.setdefault("TPB density", {})[name] = s["triple_phase_boundary"]
+    return rows
+
+
+def metrics_table(summaries, *, phase_names=None):
+    """Rows for :meth:`Report.table`: VF, τ and transport efficiency per phase and axis, mean chord length."""
+    if "volume_fraction" in summaries:
+        summaries = {_SINGLE: summaries}
+    rows = {}
+    for name, s in summaries.items():
+        for p, v in s["volume_fraction"].items():
+            rows.setdefault(f"VF {_phase_name(p, phase_names)}", {})[name] = v
+        for p, per_axis in (s.get("tortuosity") or {}).items():
+            for ax, r in per_axis.items():
+                tau = r["tau"] if r["tau"] is not None else float("inf")
+                rows.setdefault(f"τ {_phase_name(p, phase_names)} axis {ax}", {})[name] = tau
+                rows.setdefault(f"VF/τ {_phase_name(p, phase_names)} axis {ax}", {})[name] = r[
+                    "transport_efficiency"
+                ]
+        for p, per_axis in s.get("chord_length", {}).items():
+            for ax, c in per_axis.items():
+                mean = c["mean"] if c["mean"] is not None else float("nan")
+                rows.setdefault(f"mean chord {_phase_name(p, phase_names)} axis {ax}", {})[name] = mean
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- curves
+def _styles(n):
+    return ["-", "--", ":", "-."][:n] + ["-"] * max(0, n - 4)
+
+
+def compare_two_point_correlation(summaries, *, pairs=None, axis=None, phase_names=None):
+    """Two-point correlation curves ``S_ab(d)``, one panel per phase pair, one line style per volume.
+
+    Parameters
+    ----------
+    summaries : dict of str to dict
+        ``{name: summary}``; uses ``summary["two_point_correlation"]``.
+    pairs : list of str, optional
+        Pair keys such as ``"1-1"`` (intra) or ``"0-2"`` (inter). Default: all.
+    axis : int or str, optional
+        Axis to plot; default: the mean over the axes present (solid) per volume.
+    """
+    keys = []
+    for s in summaries.values():
+        keys += [k for k in s["two_point_correlation"] if k not in keys]
+    keys = pairs or keys
+    ncols = min(3, len(keys))
+    nrows = int(np.ceil(len(keys) / ncols))
+    fig, axes = _figure(nrows, ncols)
+    styles = _styles(len(summaries))
+    for i, key in enumerate(keys):
+        ax = axes.flat[i]
+        for (name, s), ls in zip(summaries.items(), styles, strict=False):
+            entry = s["two_point_correlation"].get(key)
+            if entry is None:
+                continue
+            curves = {k: np.asarray(v, float) for k, v in entry.items() if k != "distance"}
+            if axis is not None:
+                y = curves.get(str(axis))
+                if y is None:
+                    continue
+                label = name
+            else:
+                n = min(len(v) for v in curves.values())
+                y = np.mean([v[:n] for v in curves.values()], axis=0)
+                label = name if len(curves) == 1 else f"{name} (mean of axes)"
+            ax.plot(np.asarray(entry["distance"][: len(y)]), y, ls, label=label)
+        a, b = key.split("-")
+        ax.set_title(("intra: " if a == b else "inter: ") + _pair_name(key, phase_names), fontsize=9)
+        ax.set_xlabel("distance (voxels)")
+        ax.set_ylabel("S₂")
+    for j in range(len(keys), axes.size):
+        axes.flat[j].set_visible(False)
+    if len(summaries) > 1 or axis is None:
+        axes.flat[0].legend(fontsize=7)
+    return fig
+
+
+def plot_two_point_correlation(summary, *, pairs=None, axis=None, phase_names=None):
+    """Two-point correlation curves of one volume; a line per axis unless ``axis`` is given."""
+    if axis is not None:
+        return compare_two_point_correlation(
+            {_SINGLE: summary}, pairs=pairs, axis=axis, phase_names=phase_names
+        )
+    # one volume: show each axis as its own line
+    axes_present = sorted(
+        {k for e in summary["two_point_correlation"].values() for k in e if k != "distance"}, key=int
+    )
+    per_axis = {
+        f"axis {a}": {
+            "two_point_correlation": {
+                k: {"distance": e["distance"], a: e[a]} for k, e in summary["two_point_correlation"].items()
+            }
+        }
+        for a in axes_present
+    }
+    return compare_two_point_correlation(per_axis, pairs=pairs, axis=None, phase_names=phase_names)
+
+
+def compare_chord_lengths(summaries, *, axis=None, phase_names=None):
+    """Chord length distributions (number fraction vs length), one panel per phase, a line per volume.
+
+    ``axis``: plot that axis only; default: every axis, distinguished by colour.
+    """
+    phases = _phases_of(summaries)
+    ncols = min(3, len(phases))
+    fig, axes = _figure(int(np.ceil(len(phases) / ncols)), ncols)
+    styles = _styles(len(summaries))
+    for i, p in enumerate(phases):
+        ax = axes.flat[i]
+        for (name, s), ls in zip(summaries.items(), styles, strict=False):
+            per_axis = s.get("chord_length", {}).get(p, {})
+            for k, (a, c) in enumerate(sorted(per_axis.items())):
+                if axis is not None and str(a) != str(axis):
+                    continue
+                count = np.asarray(c["count"], float)
+                if count.sum() == 0:
+                    continue
+                lab = name if axis is not None else f"{name}, axis {a}"
+                if len(summaries) == 1 and axis is None:
+                    lab = f"axis {a}"
+                ax.plot(c["length"], count / count.sum(), ls, color=f"C{k}", label=lab, lw=1.2)
+        ax.set_title(_phase_name(p, phase_names), fontsize=9)
+        ax.set_xlabel("chord length")
+        ax.set_ylabel("fraction of chords")
+        ax.legend(fontsize=7)
+    for j in range(len(phases), axes.size):
+        axes.flat[j].set_visible(False)
+    return fig
+
+
+def plot_chord_lengths(summary, *, axis=None, phase_names=None):
+    """Chord length distributions of one volume (a line per axis)."""
+    return compare_chord_lengths({_SINGLE: summary}, axis=axis, phase_names=phase_names)
+
+
+def compare_fft_profiles(summaries, *, phase_names=None):
+    """Radially averaged FFT magnitude of each phase indicator (log scale), a line style per volume."""
+    phases = _phases_of(summaries)
+    fig, axes = _figure(1, 1, width=5.5)
+    ax = axes[0, 0]
+    styles = _styles(len(summaries))
+    for (name, s), ls in zip(summaries.items(), styles, strict=False):
+        for k, p in enumerate(phases):
+            prof = s.get("fft_profile", {}).get(p)
+            if not prof:
+                continue
+            mag = np.array([np.nan if v is None else v for v in prof["magnitude"]], float)
+            lab = (
+                _phase_name(p, phase_names)
+                if len(summaries) == 1
+                else f"{name}: {_phase_name(p, phase_names)}"
+            )
+            ax.semilogy(prof["frequency"], mag, ls, color=f"C{k}", label=lab)
+    ax.set_xlabel("spatial frequency (cycles / voxel)")
+    ax.set_ylabel("|FFT| / √N")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_fft_profiles(summary, *, phase_names=None):
+    """Radially averaged FFT magnitude profiles of one volume's phases."""
+    return compare_fft_profiles({_SINGLE: summary}, phase_names=phase_names)
+
+
+# ---------------------------------------------------------------------------------------------- violins
+def _violin_metrics(stats, phase_names):
+    out = {}
+    for p, v in stats["volume_fraction"].items():
+        out[f"VF {_phase_name(p, phase_names)}"] = v
+    for p, v in stats["specific_surface_area"].items():
+        out[f"SSA {_phase_name(p, phase_names)}"] = v
+    if "triple_phase_boundary" in stats:
+        out["TPB density"] = stats["triple_phase_boundary"]
+    for p, v in stats.get("transport_efficiency", {}).items():
+        out[f"VF/τ {_phase_name(p, phase_names)}"] = v
+    return out
+
+
+def compare_subvolume_violins(stats, *, phase_names=None):
+    """Violin plots of every sub-volume metric (the paper's 256 × 64³ figure), one violin per volume.
+
+    Parameters
+    ----------
+    stats : dict of str to dict
+        ``{name: subvolume_statistics(...)}``.
+    """
+    per = {name: _violin_metrics(s, phase_names) for name, s in stats.items()}
+    metrics = []
+    for m in per.values():
+        metrics += [k for k in m if k not in metrics]
+    ncols = min(4, len(metrics))
+    nrows = int(np.ceil(len(metrics) / ncols))
+    fig, axes = _figure(nrows, ncols, width=3.0 * ncols + 0.6, height=2.8)
+    names = list(per)
+    for i, metric in enumerate(metrics):
+        ax = axes.flat[i]
+        data, pos = [], []
+        for j, name in enumerate(names):
+            v = np.asarray(per[name].get(metric, []), float)
+            v = v[np.isfinite(v)]
+            if v.size:
+                data.append(v)
+                pos.append(j)
+        if data:
+            parts = ax.violinplot(data, positions=pos, showmedians=True, widths=0.8)
+            for j, body in zip(pos, parts["bodies"], strict=True):
+                body.set_facecolor(f"C{j}")
+                body.set_alpha(0.55)
+        ax.set_xticks(range(len(names)), names, fontsize=8)
+        ax.set_title(metric, fontsize=9)
+    for j in range(len(metrics), axes.size):
+        axes.flat[j].set_visible(False)
+    return fig
+
+
+def plot_subvolume_violins(stats, *, phase_names=None):
+    """Violin plots of one volume's sub-volume statistics."""
+    return compare_subvolume_violins({_SINGLE: stats}, phase_names=phase_names)
+
+
+# ----------------------------------------------------------------------------------------------- report
+def summary_report(report, summaries, *, subvolumes=None, phase_names=None, prefix=""):
+    """Add every table and figure for ``{name: summary}`` (and optional ``{name: sub-volume stats}``).
+
+    Parameters
+    ----------
+    report : matsight.report.Report
+    summaries : dict of str to dict, or one summary dict
+    subvolumes : dict of str to dict, or one ``subvolume_statistics`` result, optional
+    phase_names : dict, optional
+    prefix : str
+        Prefix of the PNG file names (to keep several calls in one report apart).
+
+    Returns
+    -------
+    Report
+        The same report, for chaining.
+    """
+    if "volume_fraction" in summaries:
+        summaries = {_SINGLE: summaries}
+    if subvolumes is not None and "volume_fraction" in subvolumes:
+        subvolumes = {next(iter(summaries)): subvolumes}
+    kw = {"phase_names": phase_names}
+    report.heading("Volume fractions, tortuosity, chords")
+    report.table(metrics_table(summaries, **kw))
+    report.figure(
+        compare_volume_fractions(summaries, **kw), f"{prefix}volume_fractions", caption="Volume fractions"
+    )
+    report.heading("Surfaces and triple phase boundary")
+    report.text(
+        "Face counting: SSA = faces between a phase and any other / total volume; interfacial area = faces "
+        "between the two phases / total volume (1/voxel, or 1/length with a spacing). TPB density = fraction "
+        "of internal voxel edges touched by three phases (TauFactor's definition).",
+        note=True,
+    )
+    report.table(surface_table(summaries, **kw))
+    report.heading("Two-point correlation")
+    fig = (
+        plot_two_point_correlation(next(iter(summaries.values())), **kw)
+        if len(summaries) == 1
+        else compare_two_point_correlation(summaries, **kw)
+    )
+    report.figure(
+        fig, f"{prefix}two_point_correlation", caption="S₂(d): intra- and inter-phase, along the axes"
+    )
+    report.heading("Chord length distributions")
+    report.figure(compare_chord_lengths(summaries, **kw), f"{prefix}chord_lengths", caption="Chords per axis")
+    if any(s.get("fft_profile") for s in summaries.values()):
+        report.heading("Radially averaged FFT magnitude")
+        report.figure(compare_fft_profiles(summaries, **kw), f"{prefix}fft_profile", caption="Per phase")
+    if subvolumes:
+        first = next(iter(subvolumes.values()))
+        n = len(first["corners"])
+        report.heading("Sub-volume statistics")
+        report.figure(
+            compare_subvolume_violins(subvolumes, **kw),
+            f"{prefix}subvolume_violins",
+            caption=f"{n} random sub-volumes of {first['size']} voxels per edge",
+        )
+    return report
