@@ -102,8 +102,8 @@ def run(out_dir, *, seed=0, shape=(32, 128, 128)):
         rep.table(
             {PHASES[p]: v for p, v in hs["per_phase"].items()},
             caption=(
-                f"Scores on held-out {hs['holdout_unit']} ({hs['n_test']} px; the model was then refit on all "
-                f"strokes) — what `matsight segment train` reports without ground truth"
+                f"Scores on held-out {hs['holdout_unit']} ({hs['n_test']} px; the model was then refit on "
+                "all strokes) — what `matsight segment train` reports without ground truth"
             ),
         )
     rep.text(f"Total time {dt:.1f} s (training {hs['seconds']:.1f} s).", note=True)
