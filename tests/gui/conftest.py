@@ -94,3 +94,9 @@ def artifacts(tmp_path_factory):
         p.mkdir(parents=True, exist_ok=True)
         return p
     return tmp_path_factory.mktemp("gui-screenshots")
+
+
+@pytest.fixture
+def gui_server():
+    """:func:`run_server` as a fixture: ``with gui_server(root) as (url, app): ...``."""
+    return run_server

@@ -556,6 +556,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
 
     routes = [
         Route("/", index),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/{name:str}", page),
         Route("/api/info", api_info),
         Route("/api/ls", api_ls),

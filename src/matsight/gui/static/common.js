@@ -210,7 +210,8 @@ MS.SliceViewer = function (container) {
   const idx = MS.el("span", { class: "index" });
   const info = MS.el("div", { class: "info" });
   const msg = MS.el("div", { class: "msg hidden" });
-  const img = MS.el("img", { class: "slice-img", alt: "slice" });
+  const img = MS.el("img", { class: "slice-img hidden", alt: "slice" });
+  img.addEventListener("load", () => img.classList.remove("hidden"));
   container.append(MS.el("div", { class: "row" }, pathIn), MS.el("div", { class: "row" }, openB, axisSel, cmapSel),
     MS.el("div", { class: "row" }, slider, idx), info, msg, img);
   let meta = null;

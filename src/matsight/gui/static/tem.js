@@ -80,6 +80,7 @@
     const r = job.result;
     const base = `/api/tem/${job.id}/`;
     $("#results").classList.remove("hidden");
+    $("#results").dataset.job = job.id;
     $("#image").src = base + "image.png";
     // phase map overlays: one image per phase, opacity per slider (drawn by the browser, no re-render)
     MS.qa("#imgstack img.overlay").forEach((e) => e.remove());
@@ -92,7 +93,7 @@
       const show = MS.el("input", { type: "checkbox", checked: true });
       const op = MS.el("input", { type: "range", min: "0", max: "1", step: "0.05", value: "0.45", class: "opacity", "data-phase": p.name });
       show.addEventListener("change", () => { ov.style.display = show.checked ? "" : "none"; });
-      op.addEventListener("input", () => { ov.style.opacity = op.value; });
+      for (const ev of ["input", "change"]) op.addEventListener(ev, () => { ov.style.opacity = op.value; });
       const frac = p.area_fraction === null ? "" : ` ${(100 * p.area_fraction).toFixed(1)} %`;
       ctl.append(MS.el("div", { class: "row" }, show, MS.el("span", { class: "swatch", style: `background:${p.color}` }),
         MS.el("span", { text: p.name + frac }), MS.el("span", { text: "opacity" }), op));
@@ -104,7 +105,7 @@
     const NS = "http://www.w3.org/2000/svg";
     svg.setAttribute("viewBox", `0 0 ${r.fft_box.width} ${r.fft_box.height}`);
     svg.replaceChildren();
-    const scale = Math.max(1, r.fft_box.width / 300);
+    const scale = r.fft_box.width / 420; // viewBox units per displayed pixel (the panel is ~420 px wide)
     r.spots.forEach((s, k) => {
       for (const [y, x] of [[s.row, s.col], [s.mate_row, s.mate_col]]) {
         const c = document.createElementNS(NS, "circle");

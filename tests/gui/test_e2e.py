@@ -1,0 +1,165 @@
+"""End-to-end: the GUI server driven in headless Chromium (skips without Playwright/Chromium)."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+SRTIO3_YAML = """name: SrTiO3
+space_group: P m -3 m
+cell: {a: 3.905}
+atoms:
+  - {element: Sr, xyz: [0, 0, 0]}
+  - {element: Ti, xyz: [0.5, 0.5, 0.5]}
+  - {element: O, xyz: [0.5, 0.5, 0]}
+"""
+
+
+@pytest.fixture
+def tem_root(tmp_path, shared_data):
+    root = tmp_path / "data"
+    (root / "tem").mkdir(parents=True)
+    for name in ("16_STOimage.emi", "16_STOimage_1.ser", "test_diffraction_pattern.dm3"):
+        shutil.copy(shared_data / "tem" / name, root / "tem" / name)
+    (root / "tem" / "broken.tif").write_bytes(b"this is not a tif file")
+    return root
+
+
+def _families(page):
+    out = set()
+    for row in page.locator("#table tr.spot-row").all():
+        cells = row.locator("td").all_inner_texts()
+        if cells[1].strip() == "SrTiO3":
+            out.add("".join(sorted(cells[2].replace("-", "").strip("() "))))
+    return out
+
+
+def test_tem_sto_spots_table_maps(page, tem_root, artifacts, gui_server):
+    with gui_server(tem_root) as (url, _):
+        page.goto(url + "/tem")
+        # choose the file through the data-folder picker
+        page.click("#file + button.browse")
+        page.click("#picker li[data-path='tem']")
+        page.click("#picker li[data-path='tem/16_STOimage.emi']")
+        assert page.input_value("#file") == "tem/16_STOimage.emi"
+        for box in page.locator("#phases input[type=checkbox]").all():
+            box.uncheck()  # search only the phase the user adds
+        page.fill("#phase_yaml", SRTIO3_YAML)
+        page.fill("#tolerance", "0.05")
+        page.fill("#min_intensity", "0")  # STEM HAADF: kinematic intensities do not rank its spots
+        page.click("#open")
+        page.wait_for_selector("#table tr.spot-row", timeout=60_000)
+        assert "1024×1024" in page.inner_text("#fileinfo")
+        n_rows = page.locator("#table tr.spot-row").count()
+        assert n_rows >= 6
+        # the SrTiO3 {100}, {110}, {200} spots, labelled in the FFT overlay and in the table
+        assert {"001", "011", "002"} <= _families(page)
+        labels = page.locator("#fftsvg text.spot-label").all_text_contents()
+        assert len(labels) == n_rows and any(t.startswith("SrTiO3 (") for t in labels)
+        assert page.locator("#fftsvg circle.spot").count() == 2 * n_rows  # spots and their Friedel mates
+        for sel in ("#image", "#fft", "#imgstack img.overlay[data-phase='SrTiO3']"):
+            page.wait_for_function(f'document.querySelector("{sel}").naturalWidth > 0')
+        # opacity control drives the overlay
+        slider = page.locator("input.opacity[data-phase='SrTiO3']")
+        slider.focus()
+        for _ in range(7):  # 0.45 → 0.80 in steps of 0.05, as a user with the keyboard
+            page.keyboard.press("ArrowRight")
+        overlay = "#imgstack img.overlay[data-phase='SrTiO3']"
+        assert float(page.eval_on_selector(overlay, "e => e.style.opacity")) == pytest.approx(0.8)
+        assert "SrTiO3" in page.inner_text("#summary")
+        csv = page.evaluate("fetch(document.querySelector('#exports a').href).then(r => r.text())")
+        assert csv.startswith("row,col,") and csv.count("\n") == n_rows + 1
+        page.screenshot(path=str(artifacts / "tem_srtio3.png"), full_page=True)
+
+        # change a setting and rerun: a tighter tolerance leaves more spots unknown
+        def unknown():
+            return int(page.locator("#summary dt:text-is('unknown spots') + dd").inner_text())
+
+        before, job = unknown(), page.get_attribute("#results", "data-job")
+        page.fill("#tolerance", "0.002")
+        page.click("#rerun")
+        page.wait_for_function(f"document.querySelector('#results').dataset.job !== '{job}'")
+        assert unknown() > before
+
+
+def test_tem_bad_files_show_messages(page, tem_root, artifacts, gui_server):
+    with gui_server(tem_root) as (url, _):
+        page.goto(url + "/tem")
+        for value, expect in (
+            ("tem/broken.tif", "broken.tif"),
+            ("tem/test_diffraction_pattern.dm3", "diffraction"),
+            ("../../etc/passwd", "outside the data folder"),
+            ("tem/nothing.dm3", "does not exist"),
+        ):
+            page.fill("#file", value)
+            page.click("#open")
+            box = page.locator("#msg.error")
+            box.wait_for(timeout=30_000)
+            text = box.inner_text()
+            assert expect in text, text
+            assert "Traceback" not in text and 'File "' not in text
+            assert "\n" not in text.strip()
+        page.screenshot(path=str(artifacts / "tem_bad_file.png"), full_page=True)
+
+
+def _blobs(shape, fractions, seed, sigma):
+    from scipy import ndimage as ndi
+
+    f = ndi.gaussian_filter(np.random.default_rng(seed).random(shape), sigma)
+    return np.digitize(f, np.quantile(f, np.cumsum(fractions)[:-1])).astype(np.uint8)
+
+
+def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_server):
+    import tifffile
+
+    root = tmp_path / "data"
+    root.mkdir()
+    tifffile.imwrite(root / "lr.tif", _blobs((16, 16, 16), (0.55, 0.45), 0, 1.5))
+    tifffile.imwrite(root / "hr.tif", _blobs((64, 64), (0.5, 0.35, 0.15), 1, 3))
+    tiny = (
+        '{"output_size": 32, "critic_widths": [4, 8, 8, 8], "gen_width": 8, "gen_min_width": 4, '
+        '"fake_batch": 1, "real_batch": 4}'
+    )
+    with gui_server(root) as (url, app):
+        page.goto(url + "/fuse")
+        form = page.locator("#train")
+        form.locator("[name=lr]").fill("lr.tif")
+        form.locator("[name=hr]").fill("hr.tif")
+        form.locator("[name=budget]").fill("")
+        form.locator("[name=iterations]").fill("4")
+        form.locator("[name=metrics_every]").fill("2")
+        form.locator("[name=run]").fill("runs/tiny")
+        form.locator("[name=overrides]").fill(tiny)
+        form.locator("button.start").click()
+        page.wait_for_selector("#train .progress[data-state=running]", timeout=20_000)
+        page.wait_for_selector("#train .progress[data-state=done]", timeout=150_000)
+        assert page.eval_on_selector("#train .progress progress", "e => e.value") == 1
+        assert "done 100 %" in page.inner_text("#train .progress .state")
+        # live curves from the run folder's metrics.json: evaluations at iterations 2 and 4
+        page.wait_for_selector("#plot-score polyline")
+        page.wait_for_function("document.querySelector('#run').textContent.includes('2 evaluations')")
+        assert page.locator("#plot-vf polyline").count() == 3  # one VF curve per HR phase
+        assert (root / "runs" / "tiny" / "best.safetensors").is_file()
+        assert not (root / "runs" / "tiny" / ".matsight-gui.lock").exists()
+        # browse the LR input in the orthogonal-slice viewer
+        viewer = page.locator("#viewer")
+        viewer.locator("input.path").fill("lr.tif")
+        viewer.locator("button.view").click()
+        page.wait_for_function("document.querySelector('#viewer img.slice-img').naturalWidth === 16")
+        assert "16×16×16 uint8 (labels)" in viewer.locator(".info").inner_text()
+        assert viewer.locator(".index").inner_text() == "9 / 16"
+        viewer.locator("select.axis").select_option("2")
+        viewer.locator("input.slice").focus()
+        page.keyboard.press("Home")
+        assert viewer.locator(".index").inner_text() == "1 / 16"
+        page.wait_for_function(
+            "document.querySelector('#viewer img.slice-img').src.includes('axis=2&index=0')"
+        )
+        page.screenshot(path=str(artifacts / "fuse_training.png"), full_page=True)
+
+        # a bad setting is refused in the page before any process starts
+        form.locator("[name=scale]").fill("3")
+        form.locator("button.start").click()
+        msg = page.locator("#train .msg.error")
+        msg.wait_for()
+        assert "scale 3 is not supported" in msg.inner_text()
