@@ -127,6 +127,29 @@ def _overrides(text):
     return val
 
 
+def _read_history(run):
+    """A run's metric records: the newest of ``metrics.json`` / ``history.json`` / a checkpoint's metadata.
+
+    fuse writes ``metrics.json`` at every checkpoint; restore keeps its history inside ``state.safetensors``
+    while training and writes ``history.json`` at the end — the newest file is the current one.
+    """
+    cands = [run / n for n in ("metrics.json", "history.json", "last.safetensors", "state.safetensors")]
+    for f in sorted((f for f in cands if f.is_file()), key=lambda f: f.stat().st_mtime, reverse=True):
+        try:
+            if f.suffix == ".json":
+                hist = json.loads(f.read_text(encoding="utf-8"))
+            else:
+                from safetensors import safe_open
+
+                with safe_open(str(f), framework="numpy") as h:  # header only, no tensors loaded
+                    hist = json.loads((h.metadata() or {}).get("matsight", "{}")).get("history")
+        except (OSError, ValueError):
+            continue  # being replaced right now (atomic rename): the next poll gets it
+        if isinstance(hist, list) and hist:
+            return hist
+    return []
+
+
 def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     """The Starlette application serving the data folder ``data``."""
     from starlette.applications import Starlette
@@ -504,13 +527,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     @endpoint
     async def api_run(request):
         run = root.resolve(request.query_params.get("run"), kind="dir")
-        history = []
-        mfile = run / "metrics.json"
-        if mfile.is_file():
-            try:
-                history = json.loads(mfile.read_text(encoding="utf-8"))
-            except ValueError:
-                history = []  # being replaced right now (atomic rename): the next poll gets it
+        history = _read_history(run)
         vols, reports = [], []
         for p in sorted(run.rglob("*")):
             if any(part.startswith(".") for part in p.relative_to(run).parts):

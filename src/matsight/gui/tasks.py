@@ -394,25 +394,23 @@ def restore_train(
     budget_s = parse_duration(budget) if budget not in (None, "") else None
     watcher = _TrainWatcher(emit, iterations, budget_s)
     lg = _watch_logger("matsight.restore.train", watcher)
-    opts = {
-        "out_dir": out_dir,
-        "preset": preset,
-        "iterations": iterations,
-        "budget": budget_s,
-        "device": device,
-        "resume": resume,
-        "progress": False,
-        **(overrides or {}),
-    }
+    opts = dict(overrides or {})
+    if iterations is not None:
+        opts["max_steps"] = int(iterations)
+    if budget_s is not None:
+        opts["budget_s"] = budget_s
+    opts.update(out_dir=out_dir, preset=preset, device=device, resume=resume, progress=False)
     if _accepts(fn, "callback"):
         opts["callback"] = watcher.callback
     emit(message="training")
     try:
         with watcher:
-            res = _call_flexibly(fn, (pair,), opts)
+            res = fn(pair, **opts)
     finally:
         lg.removeHandler(watcher)
-    return _summary(res)
+    out = _summary(res)
+    out.pop("history", None)  # the page reads the curves from the run folder
+    return out
 
 
 def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", **options):

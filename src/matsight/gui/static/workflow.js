@@ -38,13 +38,13 @@ WF.curves = function (plots) {
     for (const p of plots) {
       let keys = p.keys;
       if (p.pattern) {
-        const ks = history.length ? Object.keys(history[history.length - 1]).filter((k) => p.pattern.test(k)) : [];
+        const ks = [...new Set(history.flatMap((r) => Object.keys(r)))].filter((k) => p.pattern.test(k));
         keys = ks.map((k) => [k, p.label ? p.label(k) : k]);
       }
       const series = keys.map(([k, label], i) => ({
         name: label,
         color: MS.COLORS[i % MS.COLORS.length],
-        x: history.map((r) => r.iteration),
+        x: history.map((r) => (r.iteration !== undefined ? r.iteration : r.step)),
         y: history.map((r) => (r[k] === null || r[k] === undefined ? NaN : r[k])),
       }));
       MS.plot(p.svg, series, { xlabel: "iteration", ylabel: p.ylabel, log: p.log });
