@@ -91,7 +91,7 @@ def test_rgb_tif_volume_is_an_error_but_image_is_gray(tmp_path, rng):
     np.testing.assert_allclose(g, rgb @ np.array([0.2125, 0.7154, 0.0721]))
 
 
-# ---------------------------------------------------------------------------------------------------- npy / zarr
+# ------------------------------------------------------------------------------------------------- npy / zarr
 def test_npy_round_trip_and_lazy(tmp_path, vol):
     p = write_volume(tmp_path / "v.npy", vol)
     np.testing.assert_array_equal(read_volume(p), vol)
@@ -221,7 +221,7 @@ def test_read_labels_1d_missing_and_other_errors(tmp_path):
         read_volume(junk)
 
 
-# ---------------------------------------------------------------------------------------------------- real data
+# -------------------------------------------------------------------------------------------------- real data
 def test_shared_label_and_grayscale_volumes(shared_data):
     nmc = read_labels(shared_data / "superres" / "nmc_lr.tif")
     assert nmc.shape == (128, 128, 128)
