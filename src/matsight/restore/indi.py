@@ -1,0 +1,233 @@
+"""InDI (Inversion by Direct Iteration, Delbracio & Milanfar 2023): the training target, the loss and the sampler.
+
+Notation of the InDI paper (and ``shared/REFERENCE.md``): ``x`` is the high-quality (HQ) image, ``y`` the
+low-quality (LQ) image upscaled onto the HQ grid. The degradation path is
+
+    x_t = (1 − t)·x + t·y  (+ t·ε·η, η ~ N(0, 1)),     t ∈ [0, 1],
+
+so ``x_0 = x`` and ``x_1 = y``. A network ``F(x_t, t)`` is trained to predict the clean ``x`` from any point of the
+path, with ``t`` drawn from the mixture ``1/(1+a)·U[0, 1] + a/(1+a)·δ(t − 1)`` (mass at ``t = 1`` so the first
+sampling step, the hardest, is well trained). Sampling walks back from ``x̂_1 = y`` in ``N`` steps of ``δ = 1/N``:
+
+    x̂_{t−δ} = (δ/t)·F(x̂_t, t) + (1 − δ/t)·x̂_t,
+
+the last step (``t = δ``) returning ``F(x̂_δ, δ)``. ``N = 1`` is plain one-step regression ``F(y, 1)`` (the MMSE
+estimate; blurry), larger ``N`` trades distortion for sharper, more realistic detail (the 4D nano-tomography paper
+found 7–10 steps best). With a constant ``ε`` the sampler's extra noise term ``(t−δ)·sqrt(ε²_{t−δ} − ε²_t)·ζ`` is
+zero; only the start ``x̂_1 = y + ε·η`` is noisy.
+
+The loss is the reverse Huber ("berHu") loss of the nano-tomography paper: MAE for |error| ≤ c = 0.5, and above it
+the MSE branch ``(e² + c²)/(2c)``, which meets the MAE branch with equal value and slope at ``c`` (the reverse of
+torch's ``HuberLoss``, which is quadratic near zero).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "InDINet",
+    "build_network",
+    "sample_t",
+    "degrade_path",
+    "reverse_huber",
+    "indi_loss",
+    "indi_sample",
+    "sample_image",
+    "time_grid",
+]
+
+
+class InDINet(nn.Module):
+    """The InDI denoiser ``F(x_t, t)``: a time-conditioned :class:`~matsight.nn.unet.UNet`, optionally run on a
+    ``s × s`` space-to-depth rearrangement of the image (lossless; ``s = 1`` is the paper's full-resolution net).
+
+    Input and output are ``(B, 1, Y, X)`` in [−1, 1]; any ``Y, X`` (padded by replication to a multiple of ``s``
+    and cropped back).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        from ..nn.unet import UNet
+
+        self.s = int(config.space_to_depth)
+        self.unet = UNet(**config.unet_kwargs())
+
+    def forward(self, x, t):
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise InputError(f"InDINet expects (batch, 1, Y, X) tensors, got shape {tuple(x.shape)}")
+        s = self.s
+        if s == 1:
+            return self.unet(x, t=t)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % s, (-w) % s
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        y = F.pixel_shuffle(self.unet(F.pixel_unshuffle(x, s), t=t), s)
+        return y[..., :h, :w] if (ph or pw) else y
+
+
+def build_network(config):
+    """Instantiate :class:`InDINet` for a :class:`~matsight.restore.config.RestoreConfig`."""
+    return InDINet(config)
+
+
+# ---------------------------------------------------------------------------------------------- training target
+def sample_t(n, *, a=0.5, generator=None, device="cpu"):
+    """Draw ``n`` times from ``1/(1+a)·U[0, 1] + a/(1+a)·δ(t − 1)``.
+
+    Parameters
+    ----------
+    n : int
+    a : float
+        Relative weight of the point mass at ``t = 1`` (0: uniform only).
+    generator : torch.Generator, optional
+    """
+    if a < 0:
+        raise InputError(f"the mass weight a must be >= 0, got {a}")
+    u = torch.rand(n, generator=generator, device=device)
+    at_one = torch.rand(n, generator=generator, device=device) < a / (1.0 + a)
+    return torch.where(at_one, torch.ones_like(u), u)
+
+
+def degrade_path(x, y, t, *, eps=0.0, generator=None):
+    """``x_t = (1 − t)·x + t·y + t·ε·η`` with one ``t`` per batch item (broadcast over the other axes)."""
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1, *([1] * (x.ndim - 1)))
+    xt = (1 - t) * x + t * y
+    if eps:
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        xt = xt + t * eps * noise
+    return xt
+
+
+def reverse_huber(pred, target, *, c=0.5, weight=None):
+    """Mean reverse-Huber loss: ``|e|`` for ``|e| ≤ c``, ``(e² + c²)/(2c)`` above (continuous, C¹ at ``c``).
+
+    ``weight`` (same shape, e.g. a field-of-view mask) gives a weighted mean.
+    """
+    e = (pred - target).abs()
+    per = torch.where(e <= c, e, (e * e + c * c) / (2 * c))
+    if weight is None:
+        return per.mean()
+    weight = weight.to(per.dtype)
+    return (per * weight).sum() / weight.sum().clamp_min(1e-8)
+
+
+def indi_loss(net, x, y, *, config, generator=None, weight=None):
+    """One InDI training loss on a batch: draw ``t``, form ``x_t``, predict ``x``, reverse-Huber (or L1/L2)."""
+    t = sample_t(x.shape[0], a=config.t_mass_at_one, generator=generator, device=x.device)
+    xt = degrade_path(x, y, t, eps=config.eps, generator=generator)
+    pred = net(xt, t)
+    if config.loss == "reverse_huber":
+        return reverse_huber(pred, x, c=config.huber_c, weight=weight)
+    per = (pred - x).abs() if config.loss == "l1" else (pred - x).square()
+    if weight is None:
+        return per.mean()
+    return (per * weight).sum() / weight.sum().clamp_min(1e-8)
+
+
+# ------------------------------------------------------------------------------------------------------ sampler
+def time_grid(steps):
+    """The times ``1, 1 − δ, …, δ`` at which the network is evaluated for ``steps`` = N (δ = 1/N)."""
+    steps = _check_steps(steps)
+    return [(steps - i) / steps for i in range(steps)]
+
+
+def _check_steps(steps):
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise InputError(f"steps must be a positive integer (e.g. 8; 1 = one-step regression), got {steps!r}")
+    return int(steps)
+
+
+def indi_sample(predict, y, *, steps, eps=0.0, generator=None, callback=None):
+    """Run the ``N``-step InDI sampler from ``y``.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(x_t, t) -> x̂`` with ``t`` a Python float (the network, or a tiled wrapper around it).
+    y : torch.Tensor
+        Degraded input(s) on the HQ grid, any shape ``predict`` accepts.
+    steps : int
+        ``N`` ≥ 1.
+    eps : float
+        Start from ``y + ε·η`` (matches training with constant ``ε``; 0 = deterministic).
+    callback : callable, optional
+        ``callback(i, t, x)`` after each step.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x̂_0``.
+    """
+    steps = _check_steps(steps)
+    delta = 1.0 / steps
+    x = y
+    if eps:
+        x = y + eps * torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+    for i, t in enumerate(time_grid(steps)):
+        f = predict(x, t)
+        r = delta / t  # = 1 at the last step: the result is F(x̂_δ, δ) exactly
+        x = f if i == steps - 1 else r * f + (1.0 - r) * x
+        if callback is not None:
+            callback(i, t, x)
+    return x
+
+
+def sample_image(net, y, *, steps, tile=1024, overlap=0.25, batch=4, eps=0.0, seed=0, device=None):
+    """Enhance 2D slices (numpy, normalised to [−1, 1], on the HQ grid) with the ``N``-step sampler.
+
+    Slices larger than ``tile`` are processed in overlapping tiles at every step (Gaussian blending), so memory
+    does not grow with the slice size.
+
+    Parameters
+    ----------
+    net : InDINet
+    y : ndarray
+        ``(Y, X)`` or a stack ``(B, Y, X)`` of slices.
+    steps : int
+    tile, overlap, batch
+        Tiling for slices bigger than ``tile``; ``batch`` tiles or slices per network call.
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``y``.
+    """
+    from ..nn.tiling import sliding_window_inference
+
+    arr = np.asarray(y, dtype=np.float32)
+    if arr.ndim not in (2, 3):
+        raise InputError(f"sample_image needs a 2D slice or a (B, Y, X) stack, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError("the input contains NaN/inf values; fill them (e.g. np.nan_to_num) before enhancing")
+    squeeze = arr.ndim == 2
+    if squeeze:
+        arr = arr[None]
+    if device is None:
+        device = next(net.parameters()).device
+    net.eval()
+    x = torch.from_numpy(arr)[:, None].to(device)
+    big = max(arr.shape[1:]) > tile
+
+    def predict(xt, t):
+        if big:
+            return sliding_window_inference(
+                xt, tile, lambda z, t: net(z, t), sw_batch_size=batch, overlap=overlap, t=t
+            )
+        out = [net(xt[i : i + batch], t) for i in range(0, xt.shape[0], batch)]
+        return torch.cat(out, 0)
+
+    gen = torch.Generator(device=device).manual_seed(int(seed)) if eps else None
+    with torch.inference_mode():
+        out = indi_sample(predict, x, steps=steps, eps=eps, generator=gen)
+    out = out[:, 0].float().cpu().numpy()
+    return out[0] if squeeze else out

@@ -1,0 +1,149 @@
+import numpy as np
+import pytest
+import torch
+
+from matsight import InputError
+from matsight.restore.config import make_config, parse_duration
+from matsight.restore.indi import (
+    build_network,
+    degrade_path,
+    indi_loss,
+    indi_sample,
+    reverse_huber,
+    sample_image,
+    sample_t,
+    time_grid,
+)
+
+
+def toy(x, t):
+    # F(x, t) = x / 2 + t: simple enough to follow by hand
+    return 0.5 * x + t
+
+
+def test_sampler_reproduces_update_rule_by_hand():
+    y = torch.tensor([2.0])
+    # N = 4, δ = 1/4, x̂_{t-δ} = (δ/t) F + (1 - δ/t) x̂_t, last step returns F(x̂_δ, δ)
+    # t=1:   F = 2;          r = 1/4: x = 0.5 + 1.5          = 2
+    # t=3/4: F = 1.75;       r = 1/3: x = 1.75/3 + 2·2/3     = 1.916666…
+    # t=1/2: F = 1.458333…;  r = 1/2: x = (1.458333 + 1.916667)/2 = 1.6875
+    # t=1/4: F = 0.84375 + 0.25 = 1.09375 (last step)
+    seen = []
+    out = indi_sample(toy, y, steps=4, callback=lambda i, t, x: seen.append((t, float(x))))
+    assert [t for t, _ in seen] == [1.0, 0.75, 0.5, 0.25]
+    np.testing.assert_allclose([v for _, v in seen], [2.0, 23 / 12, 1.6875, 1.09375], rtol=1e-6)
+    assert float(out) == pytest.approx(1.09375)
+    # N = 2 from y = 1: x = ½(1.5) + ½ = 1.25, then F(1.25, ½) = 1.125
+    assert float(indi_sample(toy, torch.tensor([1.0]), steps=2)) == pytest.approx(1.125)
+    assert time_grid(5) == [1.0, 0.8, 0.6, 0.4, 0.2]
+
+
+def test_one_step_equals_network_at_t1():
+    torch.manual_seed(0)
+    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    net = build_network(cfg).eval()
+    y = np.random.default_rng(0).uniform(-0.8, 0.8, (21, 30)).astype(np.float32)
+    out = sample_image(net, y, steps=1)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(y)[None, None], 1.0)[0, 0].numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+    assert out.shape == y.shape
+    # more steps give another (not identical) image
+    assert not np.allclose(sample_image(net, y, steps=3), out)
+
+
+def test_tiled_sampling_matches_whole_image():
+    torch.manual_seed(1)
+    cfg = make_config(
+        "cpu",
+        features=[4, 8],
+        time_embedding=8,
+        space_to_depth=1,
+        crop=16,
+        first_kernel=3,
+        last_kernel=3,
+        dilated_bottleneck=False,
+    )
+    net = build_network(cfg).eval()
+    y = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 70, 64)).astype(np.float32)
+    whole = sample_image(net, y, steps=2, tile=1024)
+    tiled = sample_image(net, y, steps=2, tile=48, overlap=0.5)
+    # blending differs only near tile seams (the receptive field sees different padding there)
+    assert np.abs(whole - tiled).mean() < 0.02
+
+
+def test_reverse_huber_piecewise_values_and_continuity():
+    e = torch.tensor([0.0, 0.2, -0.4, 0.5, 1.0, -2.0])
+    per = [float(reverse_huber(v, torch.zeros(()), c=0.5)) for v in e]
+    # MAE up to c = 0.5, (e² + c²)/(2c) = e² + 0.25 above
+    np.testing.assert_allclose(per, [0.0, 0.2, 0.4, 0.5, 1.25, 4.25], rtol=1e-6)
+    assert float(reverse_huber(e, torch.zeros_like(e))) == pytest.approx(
+        np.mean([0, 0.2, 0.4, 0.5, 1.25, 4.25])
+    )
+    # slope 1 on both sides of c
+    for v in (0.4999, 0.5001):
+        x = torch.tensor(v, requires_grad=True)
+        reverse_huber(x, torch.zeros(())).backward()
+        assert float(x.grad) == pytest.approx(1.0, abs=1e-3)
+    w = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert float(reverse_huber(e + 0.1, torch.zeros_like(e), weight=w)) == pytest.approx(0.1)
+
+
+def test_t_mixture_and_path():
+    g = torch.Generator().manual_seed(0)
+    t = sample_t(20000, a=0.5, generator=g)
+    at_one = (t == 1).float().mean()
+    assert float(at_one) == pytest.approx(1 / 3, abs=0.015)
+    rest = t[t < 1]
+    assert float(rest.mean()) == pytest.approx(0.5, abs=0.01)
+    assert float(sample_t(1000, a=0.0, generator=g).eq(1).float().mean()) == 0.0
+    x, y = torch.zeros(3, 1, 2, 2), torch.ones(3, 1, 2, 2)
+    xt = degrade_path(x, y, torch.tensor([0.0, 0.25, 1.0]))
+    assert xt[:, 0, 0, 0].tolist() == [0.0, 0.25, 1.0]
+    noisy = degrade_path(x, y, torch.tensor([0.0, 0.5, 1.0]), eps=0.1, generator=g)
+    assert torch.equal(noisy[0], x[0])  # no noise at t = 0
+
+
+def test_loss_decreases_when_fitting_identity_pair():
+    torch.manual_seed(0)
+    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    net = build_network(cfg)
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    y = x + 0.1
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    first = indi_loss(net, x, y, config=cfg, generator=g).item()
+    for _ in range(40):
+        loss = indi_loss(net, x, y, config=cfg, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+
+
+def test_bad_inputs():
+    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    net = build_network(cfg)
+    with pytest.raises(InputError, match="NaN"):
+        sample_image(net, np.full((8, 8), np.nan, np.float32), steps=2)
+    with pytest.raises(InputError, match="positive integer"):
+        sample_image(net, np.zeros((8, 8), np.float32), steps=0)
+    with pytest.raises(InputError, match="2D slice"):
+        sample_image(net, np.zeros((2, 2, 8, 8), np.float32), steps=1)
+    with pytest.raises(InputError, match="preset"):
+        make_config("huge")
+    with pytest.raises(InputError, match="crop"):
+        make_config("cpu", crop=8)
+    with pytest.raises(InputError, match="features"):
+        make_config("cpu", features=[])
+
+
+def test_presets_and_durations():
+    paper = make_config("paper")
+    assert paper.features[0] == 64 and paper.space_to_depth == 1 and paper.crop == 640 and paper.batch == 2
+    assert paper.lr_max == 5e-4 and paper.huber_c == 0.5
+    cpu = make_config("cpu", budget_s="20m")
+    assert cpu.budget_s == 1200
+    assert parse_duration("1h30m") == 5400 and parse_duration("90s") == 90 and parse_duration(45) == 45
+    with pytest.raises(InputError, match="duration"):
+        parse_duration("soon")

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from matsight import InputError
+from matsight.restore.train import load_model, one_cycle_lr, split_validation, train
+
+TINY = dict(
+    features=[4, 8],
+    time_embedding=8,
+    space_to_depth=2,
+    crop=16,
+    batch=2,
+    val_every=4,
+    val_crop=24,
+    checkpoint_every=5,
+    steps=2,
+)
+
+
+def _pair(rng, shape=(5, 40, 40)):
+    hq = np.clip(rng.normal(0, 0.4, shape), -1, 1).astype(np.float32)
+    lq = np.clip(0.8 * hq + rng.normal(0, 0.1, shape), -1, 1).astype(np.float32)
+    return lq, hq
+
+
+def test_one_cycle_schedule():
+    kw = dict(lr_max=1e-3, pct_start=0.3, div_factor=25, final_div_factor=1e4)
+    assert one_cycle_lr(0, **kw) == pytest.approx(4e-5)
+    assert one_cycle_lr(0.3, **kw) == pytest.approx(1e-3)
+    assert one_cycle_lr(1.0, **kw) == pytest.approx(4e-9)
+    assert one_cycle_lr(0.65, **kw) == pytest.approx((1e-3 + 4e-9) / 2)
+    # matches torch's OneCycleLR (cosine) at every step
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=1e-3, total_steps=101, pct_start=0.3, three_phase=False, anneal_strategy="cos"
+    )
+    ours = []
+    for i in range(100):
+        ours.append(one_cycle_lr(i / 100, **kw))
+        assert opt.param_groups[0]["lr"] == pytest.approx(ours[-1], rel=0.05, abs=1e-8)
+        opt.step()
+        sched.step()
+
+
+def test_validation_split_holds_out_a_block():
+    tr, va = split_validation((20, 64, 64), 0.1, 16)
+    assert [r[0] for r in va] == [18, 19] and len(tr) == 18
+    tr, va = split_validation((1, 200, 64), 0.1, 32)
+    assert tr == [(0, 0, 180)] and va == [(0, 180, 200)]
+
+
+def test_train_writes_model_and_resumes_exactly(tmp_path, rng):
+    pair = _pair(rng)
+    full = train(pair, tmp_path / "full", device="cpu", max_steps=10, **TINY)
+    assert full.steps == 10
+    for f in ("model.safetensors", "state.safetensors", "history.json", "curves.png"):
+        assert (tmp_path / "full" / f).is_file()
+    hist = json.loads((tmp_path / "full" / "history.json").read_text())
+    assert any("psnr_1" in h for h in hist) and any("loss" in h for h in hist)
+
+    def stop(step, loss):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(pair, tmp_path / "cut", device="cpu", max_steps=10, callback=stop, **TINY)
+    assert not (tmp_path / "cut" / "model.safetensors").exists()
+    resumed = train(pair, tmp_path / "cut", device="cpu", max_steps=10, **TINY)
+    assert resumed.steps == 10
+    a, meta = load_model(tmp_path / "full")
+    b, _ = load_model(tmp_path / "cut")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(va, vb, msg=k)
+    assert meta["config"].features == [4, 8] and meta["train"]["steps"] == 10
+    # a different network in the same folder is refused
+    with pytest.raises(InputError, match="different network"):
+        train(pair, tmp_path / "cut", device="cpu", max_steps=12, **{**TINY, "features": [4, 8, 8]})
+
+
+def test_train_rejects_bad_pairs(tmp_path, rng):
+    lq, hq = _pair(rng)
+    with pytest.raises(InputError, match="differ in shape"):
+        train((lq[:, :30], hq), tmp_path / "m", max_steps=1, **TINY)
+    bad = lq.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        train((bad, hq), tmp_path / "m", max_steps=1, **TINY)
+    with pytest.raises(InputError, match="normalised"):
+        train((lq * 10, hq), tmp_path / "m", max_steps=1, **TINY)
+    with pytest.raises(InputError, match="no restore model"):
+        load_model(tmp_path / "nothing")
+    assert not (tmp_path / "m").exists()
