@@ -102,6 +102,44 @@ def test_tem_bad_files_show_messages(page, tem_root, artifacts, gui_server):
         page.screenshot(path=str(artifacts / "tem_bad_file.png"), full_page=True)
 
 
+def test_tem_movie_frames_and_series(page, tmp_path, artifacts, gui_server):
+    from matsight.data.lattice import two_phase_image
+
+    root = tmp_path / "data"
+    root.mkdir()
+    doses = [3000, 1500, 600, 200]  # the lattice fades frame by frame, as under beam damage
+    movie = np.stack([two_phase_image((192, 192), 0.02, dose=d, seed=0).image for d in doses]).astype(
+        np.float32
+    )
+    np.save(root / "movie.npy", movie)
+    with gui_server(root) as (url, app):
+        page.goto(url + "/tem")
+        page.fill("#file", "movie.npy")
+        page.click("#open")  # no calibration in a .npy: the page says so
+        page.locator("#msg.error").wait_for()
+        assert "pixel size" in page.inner_text("#msg")
+        page.fill("#pixel_size", "0.02")
+        page.click("#open")
+        page.wait_for_selector("#table tr.spot-row", timeout=60_000)
+        assert page.get_attribute("#frame", "max") == "3"
+        job = page.get_attribute("#results", "data-job")
+        page.locator("#frame").focus()
+        page.keyboard.press("End")  # last frame
+        page.wait_for_function(f"document.querySelector('#results').dataset.job !== '{job}'", timeout=60_000)
+        new = app.state.runner.get(page.get_attribute("#results", "data-job"))
+        assert new.params["frame"] == 3
+        page.click("#series")
+        page.wait_for_selector("#seriesprogress[data-state=done]", timeout=60_000)
+        assert page.locator("#seriesplot polyline").count() >= 1
+        csv = page.evaluate("fetch(document.querySelector('#seriesexports a').href).then(r => r.text())")
+        rows = csv.strip().splitlines()
+        assert len(rows) == 1 + len(doses) and rows[0].startswith("frame,time_s,")
+        series = [j for j in app.state.runner.list() if j.kind == "tem.series"][0]
+        lif = series.result["intensity"]["LiF"]
+        assert lif[0] > 0 and lif[0] > lif[-1]  # the fading lattice loses intensity
+        page.screenshot(path=str(artifacts / "tem_movie.png"), full_page=True)
+
+
 def _blobs(shape, fractions, seed, sigma):
     from scipy import ndimage as ndi
 

@@ -280,7 +280,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     @endpoint
     async def tem_open(request):
         path = root.resolve(request.query_params.get("path"), kind="file")
-        info = tasks.tem_open(path)
+        info = tasks.tem_open(path, pixel_size=_pixel_size(request.query_params.get("pixel_size")))
         return ok({"path": root.relative(path), **info})
 
     @endpoint

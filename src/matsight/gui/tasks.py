@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 
 
 # ========================================================================================== tem (threads)
-def tem_open(path):
+def tem_open(path, *, pixel_size=None):
     """Shape, frame count and calibration of a microscope file (what the page shows before analysing)."""
     from ..io import read_microscope
 
-    mi = read_microscope(path, lazy=True)
+    mi = read_microscope(path, pixel_size=pixel_size, lazy=True)
     shape = tuple(int(s) for s in mi.data.shape)
     if len(shape) == 1:
         raise InputError(

@@ -171,7 +171,7 @@ MS.plot = function (svg, series, opts) {
   const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
   mk("rect", { x: L, y: T, width: W - L - R, height: H - T - B, class: "frame" });
-  const fmt = (v) => (opts.log ? "1e" + v.toFixed(1) : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : +v.toPrecision(3));
+  const fmt = (v) => (opts.log ? +(10 ** v).toPrecision(2) : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : +v.toPrecision(3));
   for (let i = 0; i <= 4; i++) {
     const yv = y0 + ((y1 - y0) * i) / 4, xv = x0 + ((x1 - x0) * i) / 4;
     mk("text", { x: L - 4, y: py(yv) + 4, "text-anchor": "end", class: "tick" }, fmt(yv));

@@ -33,7 +33,8 @@
     current = null;
     let info;
     try {
-      info = await MS.api("/api/tem/open?path=" + encodeURIComponent($("#file").value));
+      const q = new URLSearchParams({ path: $("#file").value, pixel_size: $("#pixel_size").value });
+      info = await MS.api("/api/tem/open?" + q.toString());
     } catch (err) {
       MS.say("#msg", err.message, "error");
       MS.say("#fileinfo", "");
@@ -111,12 +112,14 @@
         const c = document.createElementNS(NS, "circle");
         c.setAttribute("cx", x); c.setAttribute("cy", y); c.setAttribute("r", s.radius);
         c.setAttribute("stroke", s.color); c.setAttribute("class", "spot"); c.dataset.k = k;
+        c.style.strokeWidth = 1.5 * scale;
         svg.append(c);
       }
       const t = document.createElementNS(NS, "text");
       t.setAttribute("x", s.col + s.radius + 1); t.setAttribute("y", s.row - s.radius - 1);
       t.setAttribute("fill", s.color); t.setAttribute("class", "spot-label");
-      t.setAttribute("font-size", 11 * scale); t.setAttribute("stroke-width", 2 * scale);
+      t.style.fontSize = 11 * scale + "px"; // inline: CSS would otherwise fix it in viewBox units
+      t.style.strokeWidth = 2 * scale;
       t.textContent = s.label;
       svg.append(t);
     });
