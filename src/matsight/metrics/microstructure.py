@@ -779,8 +779,9 @@ def summary(
         Voxel size per axis; areas, lengths and densities are then physical.
     axes : sequence of int, optional
         Axes for the directional metrics (τ, chords, 2-pt correlation). Default: all.
-    tortuosity : bool, default True
-        Solve for τ of every phase along every axis in ``axes`` (the slow part: seconds per solve at 128³).
+    tortuosity : bool or sequence of int, default True
+        Solve for τ of every phase along every axis in ``axes`` (the slow part: seconds per solve at 128³),
+        or along the axes given here.
     max_distance : int, optional
         Largest lag of the two-point correlations, in voxels (default ``min(80, min(shape) // 2)``).
     progress : bool, default False
@@ -816,13 +817,19 @@ def summary(
         },
         "triple_phase_boundary": triple_phase_boundary(arr) if len(phases) >= 3 else None,
     }
-    if tortuosity:
+    if tortuosity is True:
+        tau_axes = axes
+    elif tortuosity is False or tortuosity is None:
+        tau_axes = []
+    else:
+        tau_axes = sorted({_axis(a, arr.ndim) for a in tortuosity})
+    if tau_axes:
         from .tortuosity import tortuosity as _tau
 
         taus = {}
         for p in phases:
             taus[str(p)] = {}
-            for ax in axes:
+            for ax in tau_axes:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     res = _tau(

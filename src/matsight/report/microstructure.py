@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "compare_chord_lengths",
     "compare_fft_profiles",
+    "compare_slices",
     "compare_subvolume_violins",
     "compare_two_point_correlation",
     "compare_volume_fractions",
@@ -234,7 +235,8 @@ def compare_chord_lengths(summaries, *, axis=None, phase_names=None):
         ax.set_title(_phase_name(p, phase_names), fontsize=9)
         ax.set_xlabel("chord length")
         ax.set_ylabel("fraction of chords")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     for j in range(len(phases), axes.size):
         axes.flat[j].set_visible(False)
     return fig
@@ -265,7 +267,8 @@ def compare_fft_profiles(summaries, *, phase_names=None):
             ax.semilogy(prof["frequency"], mag, ls, color=f"C{k}", label=lab)
     ax.set_xlabel("spatial frequency (cycles / voxel)")
     ax.set_ylabel("|FFT| / √N")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -328,6 +331,51 @@ def compare_subvolume_violins(stats, *, phase_names=None):
 def plot_subvolume_violins(stats, *, phase_names=None):
     """Violin plots of one volume's sub-volume statistics."""
     return compare_subvolume_violins({_SINGLE: stats}, phase_names=phase_names)
+
+
+# ----------------------------------------------------------------------------------------------- slices
+def compare_slices(volumes, *, index=None, phase_names=None):
+    """The three central orthogonal slices (ZY, ZX, YX planes) of each label volume, one row per volume.
+
+    Parameters
+    ----------
+    volumes : dict of str to ndarray
+        ``{name: labels}`` (3D; a 2D image shows as one panel).
+    index : tuple of int, optional
+        Slice positions (z, y, x); default the centre.
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    n_lab = max(int(np.max(v)) for v in volumes.values()) + 1
+    cmap = ListedColormap(
+        [f"C{k}" for k in range(n_lab)] if n_lab > 3 else ["#222244", "#d9a441", "#6fb07f"][:n_lab]
+    )
+    norm = BoundaryNorm(np.arange(-0.5, n_lab + 0.5), cmap.N)
+    ncols = max(3 if np.ndim(v) == 3 else 1 for v in volumes.values())
+    fig, axes = _figure(len(volumes), ncols, width=3.2 * ncols + 0.6, height=3.2)
+    for r, (name, vol) in enumerate(volumes.items()):
+        vol = np.asarray(vol)
+        if vol.ndim == 2:
+            views = [("YX", vol)]
+        else:
+            c = index or tuple(s // 2 for s in vol.shape)
+            views = [
+                (f"YX, z={c[0]}", vol[c[0]]),
+                (f"ZX, y={c[1]}", vol[:, c[1]]),
+                (f"ZY, x={c[2]}", vol[:, :, c[2]]),
+            ]
+        for k, (title, img) in enumerate(views):
+            ax = axes[r, k]
+            ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest")
+            ax.set_title(f"{name}: {title}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for k in range(len(views), ncols):
+            axes[r, k].set_visible(False)
+    handles = [Patch(color=cmap(k), label=_phase_name(k, phase_names)) for k in range(n_lab)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=n_lab, fontsize=8)
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------- report
