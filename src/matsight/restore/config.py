@@ -76,6 +76,13 @@ class RestoreConfig(BaseModel):
 
     # inference
     steps: int = Field(8, ge=1, le=1000, description="default number of sampling steps")
+    auto_steps: list[int] = Field(
+        default_factory=lambda: [1, 2, 4, 6, 8, 10, 12, 16],
+        description="candidates tried on the validation slices after training for steps='auto' (empty: skip)",
+    )
+    auto_psnr_tolerance: float = Field(
+        1.0, ge=0, description="dB below the best PSNR still eligible for auto"
+    )
     tile: int = Field(1024, ge=32, description="tile edge for enhancement of large slices")
     overlap: float = Field(0.25, ge=0, lt=1)
 

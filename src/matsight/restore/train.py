@@ -490,7 +490,21 @@ def train(
         history.append({"step": step, "elapsed_s": round(elapsed, 2), **final_val})
     net.eval()
     _save_state(out_dir, net, opt, config, data, step, elapsed, rng, tgen, history)
+    steps_auto = None
+    if val is not None and config.auto_steps:
+        from .enhance import select_steps
+
+        best, table = select_steps(
+            net,
+            val[0],
+            val[1],
+            masks=val[2],
+            candidates=config.auto_steps,
+            psnr_tolerance=config.auto_psnr_tolerance,
+        )
+        steps_auto = {"best": best, "table": {str(k): v for k, v in table.items()}}
     info = {
+        "steps_auto": steps_auto,
         "train": {
             "steps": step,
             "elapsed_s": elapsed,

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+
+from matsight import InputError
+from matsight.restore.enhance import (
+    band_power_ratio,
+    consistency_map,
+    enhance,
+    enhance_series,
+    select_steps,
+)
+from matsight.restore.register import Pair, upscale
+from matsight.restore.train import load_model, train
+
+STATS = {
+    "lq": {"lo": 0.0, "hi": 1.0, "percentiles": [0.5, 99.5]},
+    "hq": {"lo": 0.0, "hi": 1.0, "percentiles": [0.5, 99.5]},
+}
+
+
+def _scene(rng, shape):
+    img = np.zeros(shape, np.float32)
+    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, shape[-2]), rng.uniform(0, shape[-1]), rng.uniform(3, 8)
+        img[..., (yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1.0
+    return img
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    hq = np.stack([_scene(rng, (48, 48)) for _ in range(4)])
+    lq = np.stack([upscale(h.reshape(24, 2, 24, 2).mean((1, 3)), 2) for h in hq])
+    pair = Pair(lq_up=np.clip(lq * 2 - 1, -1, 1), hq=hq * 2 - 1, transform={"scale": [2.0, 2.0]}, stats=STATS)
+    out = tmp_path_factory.mktemp("model")
+    train(
+        pair,
+        out,
+        device="cpu",
+        features=[4, 8],
+        time_embedding=8,
+        space_to_depth=2,
+        crop=16,
+        batch=2,
+        max_steps=6,
+        val_every=100,
+        val_crop=32,
+        auto_steps=[1, 2, 3],
+        steps=2,
+    )
+    return load_model(out)
+
+
+def test_enhance_slice_shapes_onestep_and_auto(model, rng):
+    net, meta = model
+    lq = rng.uniform(0.2, 0.8, (20, 22)).astype(np.float32)
+    res = enhance(model, lq, steps=3)
+    assert res.image.shape == (40, 44) and res.bicubic.shape == (40, 44) and res.onestep.shape == (40, 44)
+    assert res.consistency.shape == (20, 22)
+    one = enhance(model, lq, steps=1, onestep=False)
+    np.testing.assert_allclose(one.image, res.onestep, atol=1e-5)
+    # the bicubic field is the network input, back in HQ units
+    np.testing.assert_allclose(res.bicubic, np.clip(upscale(lq, 2), 0, 1), atol=1e-5)
+    auto = enhance(model, lq, steps="auto", onestep=False)
+    assert auto.steps == meta["steps_auto"]["best"] in (1, 2, 3)
+    assert set(meta["steps_auto"]["table"]) == {"1", "2", "3"}
+    assert {"consistency_rms", "consistency_rms_bicubic", "consistency_rms_onestep"} <= set(res.info)
+
+
+def test_enhance_volume_needs_slice_axis_and_interpolates_z(model, rng):
+    vol = rng.uniform(0.2, 0.8, (5, 16, 18)).astype(np.float32)
+    with pytest.raises(InputError, match="slice_axis=0"):
+        enhance(model, vol, steps=2)
+    res = enhance(model, vol, steps=2, slice_axis=0, onestep=False)
+    assert res.image.shape == (10, 32, 36)
+    assert res.consistency.shape == (5, 16, 18)
+    tri = enhance(model, vol, steps=1, slice_axis=0, z_mode="triplanar", onestep=False)
+    assert tri.image.shape == (10, 32, 36)
+    with pytest.raises(InputError, match="z_mode"):
+        enhance(model, vol, steps=1, slice_axis=0, z_mode="linear")
+
+
+def test_bad_inputs_are_clear(model):
+    bad = np.ones((16, 16), np.float32)
+    bad[3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        enhance(model, bad, steps=1)
+    with pytest.raises(InputError, match="time series"):
+        enhance(model, np.zeros((2, 3, 16, 16), np.float32), steps=1)
+    with pytest.raises(InputError, match="steps"):
+        enhance(model, np.zeros((16, 16), np.float32), steps="many")
+    with pytest.raises(InputError, match="steps"):
+        enhance(model, np.zeros((16, 16), np.float32), steps=0)
+
+
+def test_series_uses_one_model(model, rng):
+    frames = [rng.uniform(0, 1, (16, 16)).astype(np.float32) for _ in range(3)]
+    out = enhance_series(model, frames, steps=2, onestep=False)
+    assert [n for n, _ in out] == ["t000", "t001", "t002"]
+    single = enhance(model, frames[1], steps=2, onestep=False)
+    np.testing.assert_array_equal(out[1][1].image, single.image)
+
+
+def test_consistency_map_flags_invented_structure(rng):
+    lq = rng.uniform(0, 1, (32, 32))
+    lq = np.kron(lq, np.ones((1, 1)))
+    faithful = np.kron(lq, np.ones((2, 2)))  # block upscaling: degrades back exactly
+    res, rms = consistency_map(faithful * 3 + 1, lq, (2, 2))  # grey-level changes are matched away
+    assert rms < 1e-6
+    invented = faithful.copy()
+    invented[20:30, 20:30] += 2.0  # a blob the measurement does not show
+    res, rms2 = consistency_map(invented, lq, (2, 2))
+    assert rms2 > 0.05
+    inside = np.abs(res[11:14, 11:14]).mean()
+    outside = np.abs(res[:5, :5]).mean()
+    assert inside > 5 * outside
+
+
+def test_band_power_ratio_orders_blur_and_noise(rng):
+    from scipy import ndimage
+
+    ref = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 1.0)
+    assert band_power_ratio(ref, ref) == pytest.approx(1.0)
+    assert band_power_ratio(ndimage.gaussian_filter(ref, 2), ref) < 0.2
+    assert band_power_ratio(ref + rng.normal(0, 1, ref.shape), ref) > 2
+
+
+def test_select_steps_prefers_matching_detail(model, rng):
+    net, _ = model
+    lq = [rng.uniform(-0.5, 0.5, (32, 32)).astype(np.float32)]
+    best, table = select_steps(net, lq, lq, candidates=(1, 2))
+    assert best in (1, 2) and set(table) == {1, 2}
+    assert all(np.isfinite(v["psnr"]) for v in table.values())
