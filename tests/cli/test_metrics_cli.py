@@ -34,12 +34,15 @@ def test_metrics_writes_json_and_report_for_a_three_phase_volume(tmp_path):
     np.save(vol, particle_electrode((32, 32, 32), radius=4, seed=0))
     out, plots = tmp_path / "m.json", tmp_path / "plots"
     args = ["metrics", str(vol), "--json", str(out), "--plot", str(plots), "--spacing", "2"]
-    res = runner.invoke(app, args + ["--axis", "1", "--subvolumes", "5", "--subvolume-size", "16"])
+    res = runner.invoke(
+        app, args + ["--axis", "1", "--subvolumes", "5", "--subvolume-size", "16", "--subvolume-tau"]
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
     assert data["unit"] == "spacing units" and data["spacing"] == [2.0, 2.0, 2.0]
     assert set(data["tortuosity"]["1"]) == {"1"} and data["triple_phase_boundary"] > 0
     assert len(data["subvolumes"]["triple_phase_boundary"]) == 5
+    assert len(data["subvolumes"]["transport_efficiency"]["0"]) == 5
     pngs = {p.name for p in plots.glob("*.png")}
     assert {
         "volume_fractions.png",
