@@ -447,3 +447,21 @@ def enhance_series(model, frames, **kwargs):
         log.info("enhancing time step %s %s", name, frame.shape)
         out.append((name, enhance(loaded, frame, device=device, **kwargs)))
     return out
+
+
+def save_enhancement(result, out_dir, *, extra=None):
+    """Write an :class:`Enhancement` to ``out_dir`` atomically: ``enhanced.tif``, ``bicubic.tif``,
+    ``onestep.tif`` (if computed), ``consistency.tif`` and ``enhance.json`` (steps, scale, timings, extra).
+    """
+    from .._atomic import atomic_path, write_json
+    from ..io import write_volume
+
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir, directory=True) as tmp:
+        write_volume(tmp / "enhanced.tif", result.image.astype(np.float32))
+        write_volume(tmp / "bicubic.tif", result.bicubic.astype(np.float32))
+        if result.onestep is not None:
+            write_volume(tmp / "onestep.tif", result.onestep.astype(np.float32))
+        write_volume(tmp / "consistency.tif", result.consistency.astype(np.float32))
+        write_json(tmp / "enhance.json", {**result.info, **(extra or {})})
+    return out_dir

@@ -1,0 +1,128 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from matsight.cli import app
+from matsight.io import write_volume
+
+runner = CliRunner()
+
+
+def _scene(rng, n=64):
+    img = np.full((n, n), 0.2, np.float32)
+    yy, xx = np.mgrid[:n, :n]
+    for _ in range(8):
+        cy, cx, r = rng.uniform(0, n, 2).tolist() + [rng.uniform(4, 10)]
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.choice([0.6, 0.9])
+    return img
+
+
+@pytest.fixture
+def files(tmp_path, rng):
+    hq = _scene(rng)
+    lq = hq.reshape(32, 2, 32, 2).mean((1, 3)) + rng.normal(0, 0.02, (32, 32)).astype(np.float32)
+    write_volume(tmp_path / "hq.tif", hq)
+    write_volume(tmp_path / "lq.tif", lq.astype(np.float32))
+    return tmp_path
+
+
+def test_register_train_apply_evaluate(files):
+    t = files
+    r = runner.invoke(
+        app,
+        [
+            "restore",
+            "register",
+            str(t / "lq.tif"),
+            str(t / "hq.tif"),
+            "--out",
+            str(t / "pair"),
+            "--scale",
+            "2",
+            "--no-mask",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (t / "pair" / "pair.json").is_file()
+    r = runner.invoke(
+        app,
+        [
+            "restore",
+            "train",
+            str(t / "pair"),
+            "--out",
+            str(t / "model"),
+            "--max-steps",
+            "3",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "trained 3 steps" in r.output
+    r = runner.invoke(
+        app,
+        [
+            "restore",
+            "apply",
+            str(t / "model"),
+            str(t / "lq.tif"),
+            "--out",
+            str(t / "out"),
+            "--steps",
+            "auto",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    meta = json.loads((t / "out" / "enhance.json").read_text())
+    assert meta["steps"] in (1, 2, 4, 6, 8, 10, 12, 16)
+    for f in ("enhanced.tif", "onestep.tif", "bicubic.tif", "consistency.tif"):
+        assert (t / "out" / f).is_file()
+    r = runner.invoke(
+        app,
+        [
+            "restore",
+            "evaluate",
+            str(t / "out"),
+            "--hq",
+            str(t / "hq.tif"),
+            "--out",
+            str(t / "report"),
+            "--no-sift",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (t / "report" / "index.html").is_file()
+    metrics = json.loads((t / "report" / "metrics.json").read_text())
+    assert "HQ" in metrics and "one-step" in metrics and "LQ bicubic" in metrics
+
+
+def test_bad_inputs_exit_2(files, tmp_path):
+    t = files
+    # HQ far from lq × scale: cannot be the same field of view
+    r = runner.invoke(
+        app,
+        ["restore", "register", str(t / "lq.tif"), str(t / "hq.tif"), "--out", str(t / "p"), "--scale", "4"],
+    )
+    assert r.exit_code == 2 and "error:" in r.output and not (t / "p").exists()
+    r = runner.invoke(app, ["restore", "train", str(t / "nopair"), "--out", str(t / "m"), "--budget", "soon"])
+    assert r.exit_code == 2 and "duration" in r.output
+    r = runner.invoke(app, ["restore", "train", str(t / "nopair"), "--out", str(t / "m")])
+    assert r.exit_code == 2 and "pair folder" in r.output
+    r = runner.invoke(app, ["restore", "apply", str(t / "nomodel"), str(t / "lq.tif"), "--out", str(t / "o")])
+    assert r.exit_code == 2 and "no restore model" in r.output and not (t / "o").exists()
+    nan = np.ones((16, 16), np.float32)
+    nan[2, 2] = np.nan
+    write_volume(t / "nan.tif", nan)
+    r = runner.invoke(
+        app, ["restore", "register", str(t / "nan.tif"), str(t / "hq.tif"), "--out", str(t / "p")]
+    )
+    assert r.exit_code == 2 and "NaN" in r.output
+    r = runner.invoke(
+        app, ["restore", "evaluate", str(t / "noout"), "--hq", str(t / "hq.tif"), "--out", str(t / "r")]
+    )
+    assert r.exit_code == 2
