@@ -3,7 +3,7 @@ import pytest
 from typer.testing import CliRunner
 
 from matsight.cli import app
-from matsight.io import read_volume, write_volume
+from matsight.io import read_spacing, read_volume, write_volume
 from matsight.segment import label_scores
 from matsight.segment.synthetic import draw_strokes, grayscale_from_labels, phase_image
 
@@ -13,7 +13,7 @@ def files(tmp_path):
     truth = phase_image((6, 80, 80), correlation=6, seed=3)
     vol = (grayscale_from_labels(truth, noise=0.1, seed=3) * 1000).astype(np.uint16)
     strokes = draw_strokes(truth[3], strokes_per_phase=4, length=20, seed=3)
-    write_volume(tmp_path / "vol.tif", vol)
+    write_volume(tmp_path / "vol.tif", vol, spacing=(100.0, 50.0, 50.0))
     write_volume(tmp_path / "slice.tif", vol[3])
     write_volume(tmp_path / "strokes.tif", strokes)
     return tmp_path, truth
@@ -52,6 +52,7 @@ def test_train_apply_with_probabilities_and_clean(files):
     assert r.exit_code == 0, r.output
     lab = read_volume(d / "lab.tif")
     assert lab.shape == truth.shape and lab.dtype == np.uint8
+    np.testing.assert_allclose(read_spacing(d / "lab.tif"), (100.0, 50.0, 50.0), rtol=1e-4)
     assert label_scores(truth, lab, [0, 1, 2])["mean_dice"] > 0.85
     import tifffile
 

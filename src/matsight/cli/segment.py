@@ -140,13 +140,8 @@ def apply(
         raise InputError("--clean and --majority must be >= 0 and --tile >= 8")
     m = load_model(model)
     vol = read_volume(volume)
-    spacing = None
-    try:
-        sp = read_spacing(volume)
-        if sp and all(s is not None for s in sp):
-            spacing = sp[-np.asarray(vol).ndim :] if len(sp) >= np.asarray(vol).ndim else None
-    except InputError:
-        spacing = None
+    sp = read_spacing(volume)
+    spacing = sp if sp and all(v is not None for v in sp) else None
     res = apply_model(
         m,
         vol,
@@ -158,6 +153,8 @@ def apply(
         normalize_with=normalize,
     )
     labels, proba = res if probabilities is not None else (res, None)
+    if spacing is not None:
+        spacing = spacing[-labels.ndim :]  # a 1-slice stack is segmented as a 2D image
     write_volume(out, labels, spacing=spacing)
     counts = np.bincount(labels.ravel(), minlength=max(m.phases) + 1)
     fractions = ", ".join(f"{p}: {counts[p] / labels.size:.3f}" for p in m.phases)
