@@ -77,10 +77,11 @@ class SegmentConfig(BaseModel):
     max_depth: int | None = Field(None, ge=1, le=64)
     min_samples_leaf: int = Field(1, ge=1)
     max_samples_per_class: int = Field(
-        50_000,
+        20_000,
         ge=100,
         description="labelled pixels drawn per phase for training (keeps training seconds-fast)",
     )
+    n_jobs: int = Field(-1, description="CPU threads for forest training (-1: all the process may use)")
     # unet
     unet_widths: list[int] = Field(default_factory=lambda: [16, 32, 64])
     attention: bool = True

@@ -9,6 +9,7 @@ numpy traversal of the same arrays, used to cross-check the rebuild.
 """
 
 import logging
+import os
 
 import numpy as np
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Forest", "fit_forest"]
 
+_GROUPS = 8  # fixed tree grouping for prediction (see Forest.predict_proba)
 _INT_FIELDS = ("left_child", "right_child", "feature", "n_node_samples")
 _FLOAT_FIELDS = ("threshold", "impurity", "weighted_n_node_samples")
 
@@ -126,14 +128,41 @@ class Forest:
             raise InputError(f"expected features of shape (n, {self.n_features}), got {X.shape}")
         return np.ascontiguousarray(X, dtype=np.float32)
 
-    def predict_proba(self, X):
-        """Mean class fractions over the trees, ``(n, n_classes)`` float32 (scikit-learn's compiled trees)."""
+    def predict_proba(self, X, *, n_jobs=None):
+        """Mean class fractions over the trees, ``(n, n_classes)`` float32 (scikit-learn's compiled trees).
+
+        The trees are summed in a fixed number of interleaved groups whose sums are added in a fixed order, so
+        the floating-point result is the same whatever ``n_jobs`` (threads; default: the cores this process
+        may use) and whatever the number of rows — tiled and whole-image predictions agree bit for bit.
+        """
         X = self._check(X)
-        acc = np.zeros((len(X), self.n_classes), dtype=np.float64)
-        for tree in self._sklearn_trees():
-            p = tree.predict(X)
-            acc += p.reshape(len(X), self.n_classes)
-        return (acc / self.n_trees).astype(np.float32)
+        trees = self._sklearn_trees()
+        if n_jobs is None:
+            n_jobs = (
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            )
+        n_groups = min(_GROUPS, len(trees))
+        n_jobs = max(1, min(int(n_jobs), n_groups, max(1, len(X) // 2048)))
+
+        def partial(chunk):
+            acc = np.zeros((len(X), self.n_classes), dtype=np.float64)
+            for tree in chunk:
+                acc += tree.predict(X).reshape(len(X), self.n_classes)
+            return acc
+
+        groups = [trees[i::n_groups] for i in range(n_groups)]
+        if n_jobs == 1:
+            parts = [partial(g) for g in groups]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # compiled tree traversal releases the GIL, so threads run in parallel
+            with ThreadPoolExecutor(n_jobs) as pool:
+                parts = list(pool.map(partial, groups))
+        total = parts[0]
+        for part in parts[1:]:
+            total += part
+        return (total / self.n_trees).astype(np.float32)
 
     def predict_proba_numpy(self, X):
         """The same as :meth:`predict_proba` by a vectorised numpy walk down every tree (a cross-check)."""

@@ -244,6 +244,7 @@ def _train_forest(cfg, norm, lab, classes, train_mask, test_mask, ndim, progress
             max_depth=cfg.max_depth,
             min_samples_leaf=cfg.min_samples_leaf,
             seed=cfg.seed,
+            n_jobs=cfg.n_jobs,
         )
 
     scores = {}
