@@ -8,7 +8,7 @@ import typer
 from ._common import echo, progress_enabled, user_errors
 
 app = typer.Typer(
-    help="Learned restoration (InDI): train on one registered LQ/HQ pair, enhance any LQ volume or time series.",
+    help="Learned restoration (InDI): train on one registered LQ/HQ pair, enhance any LQ volume or series.",
     no_args_is_help=True,
 )
 
@@ -62,7 +62,8 @@ def register(
     save_pair(pair, out)
     t = pair.transform
     echo(
-        f"pair {pair.hq.shape}: rotation {t['rotation_deg']:.3f} deg, shift {[round(v, 2) for v in t['shift']]} px, "
+        f"pair {pair.hq.shape}: rotation {t['rotation_deg']:.3f} deg, "
+        f"shift {[round(v, 2) for v in t['shift']]} px, "
         f"NCC {t['ncc_before']:.3f} -> {t['ncc_after']:.3f}"
     )
     echo(f"wrote {out}")
@@ -159,7 +160,8 @@ def apply(
     save_enhancement(res, out, extra={"model": str(model), "input": str(input)})
     echo(
         f"enhanced {lq.shape} -> {res.image.shape} with N={res.steps} in {res.info['seconds']:.1f} s; "
-        f"consistency RMS {res.info['consistency_rms']:.4f} (bicubic {res.info['consistency_rms_bicubic']:.4f})"
+        f"consistency RMS {res.info['consistency_rms']:.4f} "
+        f"(bicubic {res.info['consistency_rms_bicubic']:.4f})"
     )
     echo(f"wrote {out}")
 
@@ -174,7 +176,9 @@ def evaluate(
     spacing: Annotated[float, typer.Option(help="Pixel size for the FWHM (e.g. nm).")] = 1.0,
     sift: Annotated[bool, typer.Option("--sift/--no-sift", help="Count SIFT congruent points.")] = True,
 ):
-    """PSNR, SSIM, SIFT congruent points, FWHM edge width, CNR: LQ bicubic vs one-step vs InDI → HTML report."""
+    """PSNR, SSIM, SIFT congruent points, FWHM edge width, CNR: LQ bicubic vs one-step vs InDI → HTML
+    report.
+    """
     from .._errors import InputError
     from ..restore.evaluate import evaluate as run_eval
 

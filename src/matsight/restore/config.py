@@ -8,8 +8,8 @@ Two presets:
   loss. Meant for a GPU: one pass over a 2048² slice takes minutes on 2 CPU cores.
 - ``"cpu"`` (default) — the same method, objective and block types, sized so that a 10-step enhancement of a
   1024² slice takes about 5 s on 2 CPU cores: the network works on a 4×4 space-to-depth rearrangement of the
-  slice (16 channels at a quarter of the resolution, as FFDNet does; lossless and undone by a pixel shuffle at the
-  end) with 16-32-64 filters, and trains on small crops.
+  slice (16 channels at a quarter of the resolution, as FFDNet does; lossless and undone by a pixel shuffle at
+  the end) with 16-32-64 filters, and trains on small crops.
 """
 
 from __future__ import annotations
@@ -132,7 +132,9 @@ class RestoreConfig(BaseModel):
 
 
 def parse_duration(value):
-    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"45"`` (seconds) or a number → seconds (float); None stays None."""
+    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"45"`` (seconds) or a number → seconds (float); None stays
+    None.
+    """
     if value is None:
         return None
     if isinstance(value, int | float):

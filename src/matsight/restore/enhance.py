@@ -1,9 +1,10 @@
 """Enhancement of LQ slices, volumes and time series with a trained InDI model.
 
 Workflow of the nano-tomography paper (Fig. 1D): every xy slice of the LQ volume is upscaled bicubically onto
-the HQ pixel size, normalised as in training, enhanced with the ``N``-step sampler (tiles with overlap for large
-slices), and the enhanced slices are interpolated cubically along z onto the HQ voxel size. Option
-``z_mode="triplanar"``: upscale the whole volume first and average the enhancement of the xy, xz and yz slices.
+the HQ pixel size, normalised as in training, enhanced with the ``N``-step sampler (tiles with overlap for
+large slices), and the enhanced slices are interpolated cubically along z onto the HQ voxel size. Option
+``z_mode="triplanar"``: upscale the whole volume first and average the enhancement of the xy, xz and yz
+slices.
 
 Every result carries a *data-consistency map*: the output degraded back onto the LQ grid (area averaging) and
 compared with the input after a least-squares grey-level match. Where the model invents structure that the
@@ -70,7 +71,7 @@ class Enhancement:
     info: dict = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
+# -------------------------------------------------------------------------------------------------- helpers
 def _load(model, device):
     from .train import load_model
 
@@ -103,7 +104,8 @@ def _check_input(lq, slice_axis):
         raise InputError(f"the input must be a numeric image, got dtype {a.dtype}")
     if a.ndim == 3 and slice_axis is None:
         raise InputError(
-            "the model is 2D (slice-wise) and the input is a 3D volume; pass slice_axis=0 (xy slices of a ZYX "
+            "the model is 2D (slice-wise) and the input is a 3D volume; pass slice_axis=0 "
+            "(xy slices of a ZYX "
             "volume; --slice-axis z on the command line)"
         )
     if a.ndim == 4:
@@ -180,9 +182,11 @@ def consistency_map(output, lq, scale, *, smooth=1.0):
 
 
 def band_power_ratio(image, reference, *, band=(0.125, 0.375)):
-    """Power of ``image`` relative to ``reference`` in a band of spatial frequencies (cycles/pixel), 2D slices.
+    """Power of ``image`` relative to ``reference`` in a band of spatial frequencies (cycles/pixel), 2D
+    slices.
 
-    1 means the same amount of detail as the reference; < 1 blurrier, > 1 noisier/ringing. Stacks are averaged.
+    1 means the same amount of detail as the reference; < 1 blurrier, > 1 noisier/ringing. Stacks are
+    averaged.
     """
     img = np.asarray(image, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
@@ -249,7 +253,8 @@ def _resolve_steps(steps, meta):
             auto = meta.get("steps_auto")
             if not auto:
                 raise InputError(
-                    "this model has no validated step count (trained without validation slices); give --steps N"
+                    "this model has no validated step count (trained without validation slices); "
+                    "give --steps N"
                 )
             return int(auto["best"])
         try:
@@ -261,7 +266,7 @@ def _resolve_steps(steps, meta):
     return int(steps)
 
 
-# ---------------------------------------------------------------------------------------------------- enhance
+# -------------------------------------------------------------------------------------------------- enhance
 def enhance(
     model,
     lq,
@@ -302,8 +307,8 @@ def enhance(
     onestep : bool
         Also compute the one-step (``N = 1``) result for comparison.
     renormalise : bool
-        Normalise the input by its own percentiles instead of the training LQ statistics (for scans whose
-        grey levels drifted).
+        Normalise the input by its own percentiles instead of the training LQ statistics (for scans whose grey
+        levels drifted).
     tile, overlap, batch
         Tiling of large slices; defaults from the model config.
     device : str

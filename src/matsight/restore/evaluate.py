@@ -4,8 +4,8 @@ For every candidate (LQ bicubic, one-step regression, InDI with N steps, ...) on
 PSNR and SSIM (inside the field of view), SIFT congruent keypoints with the HQ (robust to residual
 misalignment, where PSNR/SSIM barely move), the FWHM edge width over many automatically found edges (spatial
 resolution; the paper measured a few edges by hand), and the contrast-to-noise ratio with one pair of
-particle/background masks for all (Otsu on the HQ, as the paper's segmentation), plus intensity profiles across
-edges (paper Fig. 3B) and an HTML report.
+particle/background masks for all (Otsu on the HQ, as the paper's segmentation), plus intensity profiles
+across edges (paper Fig. 3B) and an HTML report.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _check(hq, images, mask):
         im = np.asarray(im, dtype=np.float32)
         if im.shape != hq.shape:
             raise InputError(
-                f"{name} has shape {im.shape} but the HQ reference is {hq.shape}; both must be on the HQ grid "
+                f"{name} has shape {im.shape} but the HQ reference is {hq.shape}; "
+                "both must be on the HQ grid "
                 "(register them, or crop the HQ to the enhanced region)"
             )
         if not np.isfinite(im).all():
@@ -77,7 +78,8 @@ def compare(
     cnr_masks=None,
     sift=True,
 ):
-    """Quality metrics of each image in ``images`` against ``hq`` (and of the HQ itself for resolution/contrast).
+    """Quality metrics of each image in ``images`` against ``hq`` (and of the HQ itself for
+    resolution/contrast).
 
     Parameters
     ----------
@@ -101,8 +103,8 @@ def compare(
     Returns
     -------
     dict
-        ``{name: {"psnr", "ssim", "sift_congruent", "fwhm_median", "fwhm_mean", "fwhm_std", "n_edges", "cnr"}}``
-        with ``"HQ"`` first (only resolution and contrast).
+        ``{name: {"psnr", "ssim", "sift_congruent", "fwhm_median", "fwhm_mean", "fwhm_std", "n_edges",
+        "cnr"}}`` with ``"HQ"`` first (only resolution and contrast).
     """
     from ..metrics.image_quality import cnr, edge_fwhm, otsu_masks, sift_congruent_keypoints
 
@@ -153,9 +155,11 @@ def compare(
     return out
 
 
-# ------------------------------------------------------------------------------------------------------ figures
+# -------------------------------------------------------------------------------------------------- figures
 def profile_line(hq, *, length=64, mask=None):
-    """A horizontal line ``(row, col0, col1)`` across the most edges of a 2D ``hq`` (for Fig. 3B-like profiles)."""
+    """A horizontal line ``(row, col0, col1)`` across the most edges of a 2D ``hq`` (for Fig. 3B-like
+    profiles).
+    """
     from scipy import ndimage
 
     img = np.asarray(hq, dtype=np.float64)
@@ -199,7 +203,9 @@ def profile_figure(images, line, *, title="intensity profiles"):
 
 
 def panels_figure(images, *, line=None, crop=None, vmin=None, vmax=None):
-    """Side-by-side 2D panels (same grey scale), optionally zoomed to ``crop`` and with the profile line drawn."""
+    """Side-by-side 2D panels (same grey scale), optionally zoomed to ``crop`` and with the profile line
+    drawn.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -299,9 +305,10 @@ def write_report(
     return rep.write()
 
 
-# --------------------------------------------------------------------------------------------------------- CLI
+# ------------------------------------------------------------------------------------------------------ CLI
 def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, spacing=1.0, n_edges=60, sift=True):
-    """Evaluate an ``apply`` output folder (``enhanced.tif``, ``onestep.tif``, ``bicubic.tif``) against ``hq``.
+    """Evaluate an ``apply`` output folder (``enhanced.tif``, ``onestep.tif``, ``bicubic.tif``) against
+    ``hq``.
 
     Parameters
     ----------

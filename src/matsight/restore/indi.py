@@ -1,24 +1,25 @@
-"""InDI (Inversion by Direct Iteration, Delbracio & Milanfar 2023): the training target, the loss and the sampler.
+"""InDI (Inversion by Direct Iteration, Delbracio & Milanfar 2023): training target, loss and sampler.
 
 Notation of the InDI paper (and ``shared/REFERENCE.md``): ``x`` is the high-quality (HQ) image, ``y`` the
 low-quality (LQ) image upscaled onto the HQ grid. The degradation path is
 
     x_t = (1 − t)·x + t·y  (+ t·ε·η, η ~ N(0, 1)),     t ∈ [0, 1],
 
-so ``x_0 = x`` and ``x_1 = y``. A network ``F(x_t, t)`` is trained to predict the clean ``x`` from any point of the
-path, with ``t`` drawn from the mixture ``1/(1+a)·U[0, 1] + a/(1+a)·δ(t − 1)`` (mass at ``t = 1`` so the first
-sampling step, the hardest, is well trained). Sampling walks back from ``x̂_1 = y`` in ``N`` steps of ``δ = 1/N``:
+so ``x_0 = x`` and ``x_1 = y``. A network ``F(x_t, t)`` is trained to predict the clean ``x`` from any
+point of the path, with ``t`` drawn from the mixture ``1/(1+a)·U[0, 1] + a/(1+a)·δ(t − 1)`` (mass at
+``t = 1`` so the first sampling step, the hardest, is well trained). Sampling walks back from ``x̂_1 = y``
+in ``N`` steps of ``δ = 1/N``:
 
     x̂_{t−δ} = (δ/t)·F(x̂_t, t) + (1 − δ/t)·x̂_t,
 
-the last step (``t = δ``) returning ``F(x̂_δ, δ)``. ``N = 1`` is plain one-step regression ``F(y, 1)`` (the MMSE
-estimate; blurry), larger ``N`` trades distortion for sharper, more realistic detail (the 4D nano-tomography paper
-found 7–10 steps best). With a constant ``ε`` the sampler's extra noise term ``(t−δ)·sqrt(ε²_{t−δ} − ε²_t)·ζ`` is
-zero; only the start ``x̂_1 = y + ε·η`` is noisy.
+the last step (``t = δ``) returning ``F(x̂_δ, δ)``. ``N = 1`` is plain one-step regression ``F(y, 1)``
+(the MMSE estimate; blurry); larger ``N`` trades distortion for sharper, more realistic detail (the 4D
+nano-tomography paper found 7–10 steps best). With a constant ``ε`` the sampler's extra noise term
+``(t−δ)·sqrt(ε²_{t−δ} − ε²_t)·ζ`` is zero; only the start ``x̂_1 = y + ε·η`` is noisy.
 
-The loss is the reverse Huber ("berHu") loss of the nano-tomography paper: MAE for |error| ≤ c = 0.5, and above it
-the MSE branch ``(e² + c²)/(2c)``, which meets the MAE branch with equal value and slope at ``c`` (the reverse of
-torch's ``HuberLoss``, which is quadratic near zero).
+The loss is the reverse Huber ("berHu") loss of the nano-tomography paper: MAE for |error| ≤ c = 0.5 and,
+above it, the MSE branch ``(e² + c²)/(2c)``, which meets the MAE branch with equal value and slope at ``c``
+(the reverse of torch's ``HuberLoss``, which is quadratic near zero).
 """
 
 from __future__ import annotations
@@ -48,10 +49,13 @@ __all__ = [
 
 
 class InDINet(nn.Module):
-    """The InDI denoiser ``F(x_t, t)``: a time-conditioned :class:`~matsight.nn.unet.UNet`, optionally run on a
-    ``s × s`` space-to-depth rearrangement of the image (lossless; ``s = 1`` is the paper's full-resolution net).
+    """The InDI denoiser ``F(x_t, t)``: a time-conditioned :class:`~matsight.nn.unet.UNet`, optionally run
+    on a
+    ``s × s`` space-to-depth rearrangement of the image (lossless; ``s = 1`` is the paper's full-resolution
+    net).
 
-    Input and output are ``(B, 1, Y, X)`` in [−1, 1]; any ``Y, X`` (padded by replication to a multiple of ``s``
+    Input and output are ``(B, 1, Y, X)`` in [−1, 1]; any ``Y, X`` (padded by replication to a multiple of
+    ``s``
     and cropped back).
     """
 
@@ -63,6 +67,7 @@ class InDINet(nn.Module):
         self.unet = UNet(**config.unet_kwargs())
 
     def forward(self, x, t):
+        """``F(x_t, t)`` for ``(B, 1, Y, X)`` inputs and one ``t`` per item (or one for all)."""
         if x.ndim != 4 or x.shape[1] != 1:
             raise InputError(f"InDINet expects (batch, 1, Y, X) tensors, got shape {tuple(x.shape)}")
         s = self.s
@@ -81,7 +86,7 @@ def build_network(config):
     return InDINet(config)
 
 
-# ---------------------------------------------------------------------------------------------- training target
+# ------------------------------------------------------------------------------------------ training target
 def sample_t(n, *, a=0.5, generator=None, device="cpu"):
     """Draw ``n`` times from ``1/(1+a)·U[0, 1] + a/(1+a)·δ(t − 1)``.
 
@@ -123,7 +128,9 @@ def reverse_huber(pred, target, *, c=0.5, weight=None):
 
 
 def indi_loss(net, x, y, *, config, generator=None, weight=None):
-    """One InDI training loss on a batch: draw ``t``, form ``x_t``, predict ``x``, reverse-Huber (or L1/L2)."""
+    """One InDI training loss on a batch: draw ``t``, form ``x_t``, predict ``x``, reverse-Huber (or
+    L1/L2).
+    """
     t = sample_t(x.shape[0], a=config.t_mass_at_one, generator=generator, device=x.device)
     xt = degrade_path(x, y, t, eps=config.eps, generator=generator)
     pred = net(xt, t)
@@ -135,7 +142,7 @@ def indi_loss(net, x, y, *, config, generator=None, weight=None):
     return (per * weight).sum() / weight.sum().clamp_min(1e-8)
 
 
-# ------------------------------------------------------------------------------------------------------ sampler
+# -------------------------------------------------------------------------------------------------- sampler
 def time_grid(steps):
     """The times ``1, 1 − δ, …, δ`` at which the network is evaluated for ``steps`` = N (δ = 1/N)."""
     steps = _check_steps(steps)
@@ -186,7 +193,8 @@ def indi_sample(predict, y, *, steps, eps=0.0, generator=None, callback=None):
 def sample_image(net, y, *, steps, tile=1024, overlap=0.25, batch=4, eps=0.0, seed=0, device=None):
     """Enhance 2D slices (numpy, normalised to [−1, 1], on the HQ grid) with the ``N``-step sampler.
 
-    Slices larger than ``tile`` are processed in overlapping tiles at every step (Gaussian blending), so memory
+    Slices larger than ``tile`` are processed in overlapping tiles at every step (Gaussian blending), so
+    memory
     does not grow with the slice size.
 
     Parameters

@@ -1,15 +1,16 @@
 """Training of the InDI restoration network on one registered LQ/HQ pair.
 
-Paper recipe (``papers/indi_4d_nanotomography.txt``, Methods): random crops with flips and rotations, both images
-in [−1, 1], one-cycle LR schedule with cosine annealing (maximum 5e-4), reverse-Huber loss, 10 % of the slices held
-out for validation. Here the schedule runs on the *progress* of the run, ``max(step / max_steps, elapsed /
-budget)``, so a wall-clock budget (``--budget 20m``) still gets the whole warm-up/anneal cycle.
+Paper recipe (``papers/indi_4d_nanotomography.txt``, Methods): random crops with flips and rotations, both
+images in [−1, 1], one-cycle LR schedule with cosine annealing (maximum 5e-4), reverse-Huber loss, 10 % of
+the slices held out for validation. Here the schedule runs on the *progress* of the run,
+``max(step / max_steps, elapsed / budget)``, so a wall-clock budget (``--budget 20m``) still gets the whole
+warm-up/anneal cycle.
 
 A run folder holds
 
-- ``model.safetensors`` — weights + config + normalisation statistics + pair geometry (what ``enhance`` needs);
-- ``state.safetensors`` — the same plus optimiser moments and RNG states, so an interrupted run resumes exactly;
-- ``history.json`` and ``curves.png`` — training loss, learning rate and validation PSNR/SSIM per checkpoint.
+- ``model.safetensors`` — weights + config + normalisation statistics + pair geometry (for ``enhance``);
+- ``state.safetensors`` — the same plus optimiser moments and RNG states, so an interrupted run resumes;
+- ``history.json`` and ``curves.png`` — training loss, learning rate and validation PSNR per checkpoint.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class TrainResult:
 
 
 def one_cycle_lr(progress, *, lr_max, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
-    """One-cycle learning rate with cosine warm-up and cosine annealing (as ``torch.optim.lr_scheduler.OneCycleLR``
-    with ``anneal_strategy="cos"``), as a function of the run's progress in [0, 1].
+    """One-cycle learning rate with cosine warm-up and cosine annealing (as
+    ``torch.optim.lr_scheduler.OneCycleLR`` with ``anneal_strategy="cos"``), as a function of the run's
+    progress in [0, 1].
     """
     p = min(max(float(progress), 0.0), 1.0)
     lr0 = lr_max / div_factor
@@ -70,7 +72,7 @@ def one_cycle_lr(progress, *, lr_max, pct_start=0.3, div_factor=25.0, final_div_
     return lr_end + (lr_max - lr_end) * (1 + math.cos(math.pi * q)) / 2
 
 
-# ----------------------------------------------------------------------------------------------------- the pair
+# ------------------------------------------------------------------------------------------------- the pair
 @dataclass
 class _Data:
     lq: np.ndarray  # (S, Y, X) float32 in [-1, 1]
@@ -81,7 +83,9 @@ class _Data:
 
 
 def as_training_pair(pair):
-    """Accept a :class:`~matsight.restore.register.Pair`, a pair folder, or ``(lq_up, hq)`` arrays; validate."""
+    """Accept a :class:`~matsight.restore.register.Pair`, a pair folder, or ``(lq_up, hq)`` arrays;
+    validate.
+    """
     from .register import Pair, load_pair
 
     if isinstance(pair, str | Path):
@@ -93,7 +97,8 @@ def as_training_pair(pair):
         mask, stats, transform = None, {}, {}
     else:
         raise InputError(
-            "the training pair must be a Pair, a pair folder (matsight restore register) or (lq_up, hq) arrays"
+            "the training pair must be a Pair, a pair folder (matsight restore register) "
+            "or (lq_up, hq) arrays"
         )
     lq = np.asarray(lq, dtype=np.float32)
     hq = np.asarray(hq, dtype=np.float32)
@@ -123,9 +128,9 @@ def as_training_pair(pair):
 def split_validation(shape, val_fraction, crop):
     """Training and validation regions as ``(slice_index, row_start, row_stop)`` lists.
 
-    With several slices the last ``ceil(val_fraction · S)`` slices (one contiguous block, so neighbouring slices
-    do not leak into validation) are held out; a single slice is split into a top part for training and a
-    bottom strip for validation when it is tall enough.
+    With several slices the last ``ceil(val_fraction · S)`` slices (one contiguous block, so neighbouring
+    slices do not leak into validation) are held out; a single slice is split into a top part for training and
+    a bottom strip for validation when it is tall enough.
     """
     s, ny, _ = shape
     if val_fraction <= 0:
@@ -140,7 +145,7 @@ def split_validation(shape, val_fraction, crop):
     return [(0, 0, ny - h_val)], [(0, ny - h_val, ny)]
 
 
-# ---------------------------------------------------------------------------------------------------- batches
+# -------------------------------------------------------------------------------------------------- batches
 def _effective_crop(config, data, train_regions):
     unit = config.space_to_depth * 2 ** (len(config.features) - 1)
     rows = min(r1 - r0 for _, r0, r1 in train_regions)
@@ -149,7 +154,8 @@ def _effective_crop(config, data, train_regions):
     crop = (crop // unit) * unit
     if crop < unit:
         raise InputError(
-            f"the training images ({rows}×{data.lq.shape[2]} px) are smaller than the network's minimum input "
+            f"the training images ({rows}×{data.lq.shape[2]} px) are smaller than the network's "
+            "minimum input "
             f"({unit} px); give larger slices or the cpu preset"
         )
     if crop != config.crop:
@@ -227,7 +233,7 @@ def validate(net, val, *, steps_list=(1,), config=None, batch=4):
     return out
 
 
-# ------------------------------------------------------------------------------------------------ checkpoints
+# ---------------------------------------------------------------------------------------------- checkpoints
 def _model_meta(config, data, extra=None):
     meta = {
         "format": "matsight-restore-model",
@@ -333,7 +339,7 @@ def load_model(model_dir, *, device="cpu"):
     return net, meta
 
 
-# ----------------------------------------------------------------------------------------------------- train
+# ---------------------------------------------------------------------------------------------------- train
 def train(
     pair,
     out_dir,
@@ -351,11 +357,12 @@ def train(
     Parameters
     ----------
     pair : Pair, path or (lq_up, hq)
-        The training pair on one grid, normalised to [−1, 1] (:func:`~matsight.restore.register.prepare_pair`).
+        The training pair on one grid, normalised to [−1, 1]
+        (:func:`~matsight.restore.register.prepare_pair`).
         2D slices or 3D volumes (trained slice-wise on the xy planes).
     out_dir : str or Path
-        Run folder (created). If it holds an unfinished run with the same network and ``resume`` is True, training
-        continues from it.
+        Run folder (created). If it holds an unfinished run with the same network and ``resume`` is True,
+        training continues from it.
     config : RestoreConfig, optional
         Full configuration; otherwise built from ``preset`` and ``overrides`` (e.g. ``budget_s=1200``,
         ``max_steps=500``).
