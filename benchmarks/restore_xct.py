@@ -36,7 +36,7 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xct" / "cell_vol.tif"
 
 
-def _pair(cache, quick, seed):
+def _pair(cache, quick, seed, dose):
     from matsight.data.pairs import simulate_lq
     from matsight.io import read_volume
     from matsight.restore.register import load_pair, prepare_pair, save_pair
@@ -44,7 +44,7 @@ def _pair(cache, quick, seed):
     hq = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA)), dtype=np.float32)
     if quick:
         hq = hq[:, 182:546, 182:546]  # central 364² (the core of the jelly roll)
-    tag = f"pair_{'quick' if quick else 'full'}_{seed}"
+    tag = f"pair_{'quick' if quick else 'full'}_{seed}_{dose:g}"
     if (cache / tag / "pair.json").is_file():
         return load_pair(cache / tag), hq
     t0 = time.perf_counter()
@@ -104,6 +104,13 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="central 364² crop, short budget: smoke test")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dose", type=float, default=2e4, help="photons per detector pixel and angle (LQ scan)")
+    ap.add_argument(
+        "--eval-radius",
+        type=float,
+        default=None,
+        help="evaluate inside this radius (HQ px) around the centre: the jelly roll (default 250)",
+    )
     ap.add_argument("--skip-onestep", action="store_true", help="no separately trained one-step model")
     args = ap.parse_args(argv)
 
@@ -112,13 +119,13 @@ def main(argv=None):
     from matsight.restore.config import parse_duration
     from matsight.restore.enhance import enhance
     from matsight.restore.evaluate import compare, write_report
-    from matsight.restore.register import denormalise
+    from matsight.restore.register import denormalise, fov_mask
     from matsight.restore.train import load_model, train
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    pair, _ = _pair(args.cache, args.quick, args.seed)
+    pair, _ = _pair(args.cache, args.quick, args.seed, args.dose)
     nz = pair.hq.shape[0]
     # held-out block mid-stack (cap and jelly roll on both sides), 4-slice gaps against leakage
     test = np.arange(int(0.6 * nz), int(0.7 * nz))
@@ -147,7 +154,11 @@ def main(argv=None):
     n_auto = int(model[1]["steps_auto"]["best"]) if model[1].get("steps_auto") else 8
     lq_raw = denormalise(pair.lq_up[test], pair.stats["lq"])
     hq_raw = denormalise(pair.hq[test], pair.stats["hq"])
-    mask = None if pair.mask is None else pair.mask[test]
+    # evaluation region: the jelly roll (windings), inside the can wall
+    radius = args.eval_radius or (170.0 if args.quick else 250.0)
+    mask = fov_mask(hq_raw.shape, radius=radius)
+    if pair.mask is not None:
+        mask &= pair.mask[test]
     images, cons, timing = {}, {}, {}
     if not args.skip_onestep:
         e1 = enhance(
@@ -173,7 +184,7 @@ def main(argv=None):
         if n == n_auto:
             cons_map = e.consistency
     hq_range = float(np.subtract(*np.percentile(hq_raw[mask] if mask is not None else hq_raw, [99.5, 0.5])))
-    metrics = compare(hq_raw, images, mask=mask, n_edges=80)
+    metrics = compare(hq_raw, images, mask=mask, n_edges=80, cnr_erode=1)
     for name, row in metrics.items():
         if name in cons:
             row["consistency_rms"] = cons[name]
@@ -196,6 +207,8 @@ def main(argv=None):
     }
     result = {
         "data": str(DATA),
+        "dose": args.dose,
+        "eval_radius_px": radius,
         "quick": args.quick,
         "pair_shape": list(pair.hq.shape),
         "registration": {k: pair.transform[k] for k in ("rotation_deg", "shift", "ncc_before", "ncc_after")},

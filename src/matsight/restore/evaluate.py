@@ -66,6 +66,29 @@ def _masked_ssim(hq, im, data_range, mask):
     return float(np.mean(vals))
 
 
+def _otsu_in(hq, mask, *, erode=2, smooth=1.0):
+    """Otsu foreground/background of the (smoothed) HQ, thresholded on the pixels inside ``mask`` only."""
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    sm = ndimage.gaussian_filter(hq.astype(np.float64), smooth) if smooth else hq
+    vals = sm[mask] if mask is not None else sm
+    if vals.max() == vals.min():
+        raise InputError("the HQ reference is constant inside the mask; give CNR masks explicitly")
+    t = threshold_otsu(vals)
+    inside = np.ones(hq.shape, bool) if mask is None else mask
+    fg, bg = (sm > t) & inside, (sm <= t) & inside
+    if erode:
+        st = ndimage.generate_binary_structure(hq.ndim, 1)
+        fg = ndimage.binary_erosion(fg, st, iterations=int(erode), border_value=1)
+        bg = ndimage.binary_erosion(bg, st, iterations=int(erode), border_value=1)
+    if fg.sum() < 2 or bg.sum() < 2:
+        raise InputError(
+            "the Otsu masks are (nearly) empty after erosion; use a smaller cnr_erode or give masks"
+        )
+    return fg, bg
+
+
 def compare(
     hq,
     images,
@@ -76,6 +99,7 @@ def compare(
     n_edges=60,
     edge_sigma=1.5,
     cnr_masks=None,
+    cnr_erode=2,
     sift=True,
 ):
     """Quality metrics of each image in ``images`` against ``hq`` (and of the HQ itself for
@@ -97,6 +121,9 @@ def compare(
         Edges per image for the FWHM (found automatically, :func:`~matsight.metrics.image_quality.edge_fwhm`).
     cnr_masks : (fg, bg), optional
         Foreground/background masks for the CNR; default Otsu on the HQ (smoothed, eroded) within ``mask``.
+    cnr_erode : int
+        Erosion (pixels) of the Otsu masks, keeping the blurred transition zone out of both; use 0–1 for thin
+        structures such as electrode windings.
     sift : bool
         Count SIFT congruent keypoints with the HQ (slowest metric).
 
@@ -106,7 +133,7 @@ def compare(
         ``{name: {"psnr", "ssim", "sift_congruent", "fwhm_median", "fwhm_mean", "fwhm_std", "n_edges",
         "cnr"}}`` with ``"HQ"`` first (only resolution and contrast).
     """
-    from ..metrics.image_quality import cnr, edge_fwhm, otsu_masks, sift_congruent_keypoints
+    from ..metrics.image_quality import cnr, edge_fwhm, sift_congruent_keypoints
 
     hq, images, mask = _check(hq, images, mask)
     ref_vals = hq[mask] if mask is not None else hq
@@ -114,9 +141,7 @@ def compare(
         lo, hi = np.percentile(ref_vals, [0.5, 99.5])
         data_range = float(hi - lo) or 1.0
     if cnr_masks is None:
-        fg, bg = otsu_masks(hq)
-        if mask is not None:
-            fg, bg = fg & mask, bg & mask
+        fg, bg = _otsu_in(hq, mask, erode=cnr_erode)
     else:
         fg, bg = (np.broadcast_to(np.asarray(m, dtype=bool), hq.shape) for m in cnr_masks)
 
