@@ -36,7 +36,7 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xct" / "cell_vol.tif"
 
 
-def _pair(cache, quick, seed, dose):
+def _pair(cache, quick, seed, dose, lq_path=None):
     from matsight.data.pairs import simulate_lq
     from matsight.io import read_volume
     from matsight.restore.register import load_pair, prepare_pair, save_pair
@@ -48,8 +48,13 @@ def _pair(cache, quick, seed, dose):
     if (cache / tag / "pair.json").is_file():
         return load_pair(cache / tag), hq
     t0 = time.perf_counter()
-    lq = simulate_lq(hq, scale=2, shift=(0.0, 0.6, -1.3), rotation_deg=0.4, dose=3000.0, seed=seed)
-    print(f"simulated LQ {lq.shape} in {time.perf_counter() - t0:.0f} s", flush=True)
+    if lq_path is not None:
+        lq = np.load(lq_path).astype(np.float32)
+    else:
+        lq = simulate_lq(hq, scale=2, shift=(0.6, -1.3), rotation_deg=0.4, dose=dose, seed=seed)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(cache / f"lq_{'quick' if quick else 'full'}_{seed}_{dose:g}.npy", lq)
+        print(f"simulated LQ {lq.shape} in {time.perf_counter() - t0:.0f} s", flush=True)
     pair = prepare_pair(lq, hq, scale=2, mask=not quick)
     save_pair(pair, cache / tag)
     print(
@@ -104,6 +109,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="central 364² crop, short budget: smoke test")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--lq", type=Path, default=None, help="precomputed LQ volume (.npy) instead of simulating"
+    )
     ap.add_argument("--dose", type=float, default=2e4, help="photons per detector pixel and angle (LQ scan)")
     ap.add_argument(
         "--eval-radius",
@@ -125,7 +133,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    pair, _ = _pair(args.cache, args.quick, args.seed, args.dose)
+    pair, _ = _pair(args.cache, args.quick, args.seed, args.dose, args.lq)
     nz = pair.hq.shape[0]
     # held-out block mid-stack (cap and jelly roll on both sides), 4-slice gaps against leakage
     test = np.arange(int(0.6 * nz), int(0.7 * nz))
