@@ -122,6 +122,7 @@ def apply(
         str | None,
         typer.Option(help="Intensity scaling: train (the training image's) or image (this one's)."),
     ] = None,
+    device: Annotated[str, typer.Option(help="unet device: auto, cpu, cuda.")] = "auto",
 ):
     """Segment VOLUME with MODEL (slice-wise for 2D models, tiled), optionally cleaned, with probabilities."""
     import numpy as np
@@ -151,6 +152,7 @@ def apply(
         majority=majority,
         progress=progress_enabled(),
         normalize_with=normalize,
+        device=device,
     )
     labels, proba = res if probabilities is not None else (res, None)
     if spacing is not None:

@@ -22,9 +22,20 @@ log = logging.getLogger(__name__)
 
 __all__ = ["apply", "predict_proba", "clean_labels", "iter_blocks"]
 
-# default forest block cores (pixels per axis): bounded feature memory (~0.3 GB at 33-41 features)
-DEFAULT_TILE_2D = 1024
-DEFAULT_TILE_3D = 96
+# forest blocks: the features of one block (core + halo) stay under this many bytes
+FEATURE_BYTES = 512 * 2**20
+MAX_TILE_2D = 1024
+MIN_TILE = 16
+
+
+def default_tile(config, ndim):
+    """Block core edge for ``ndim``-D features: as large as fits :data:`FEATURE_BYTES` with the halo."""
+    from .features import feature_names
+
+    n_feat = len(feature_names(config.features, ndim))
+    edge = int((FEATURE_BYTES / (4 * n_feat)) ** (1.0 / ndim))
+    core = edge - 2 * feature_radius(config.features)
+    return int(min(MAX_TILE_2D, max(MIN_TILE, core)))
 
 
 def iter_blocks(shape, core, halo):
@@ -121,11 +132,11 @@ def _forest_blocks(model, norm, tile, progress, sink):
         bar.close()
 
 
-def _unet_slices(model, norm, tile, progress, sink):
+def _unet_slices(model, norm, tile, progress, sink, device):
     from ..nn.device import resolve_device
     from .unet import unet_predict_proba
 
-    device = resolve_device(model.config.device)
+    device = resolve_device(device or "auto")  # not the training device: models move between machines
     slices = norm[None] if norm.ndim == 2 else norm
     bar = _Progress(progress, len(slices), "segmenting")
     try:
@@ -138,7 +149,7 @@ def _unet_slices(model, norm, tile, progress, sink):
         bar.close()
 
 
-def _run(model, volume, *, tile, progress, normalize_with, want_proba):
+def _run(model, volume, *, tile, progress, normalize_with, want_proba, device=None):
     model = _as_model(model)
     v = _check_volume(model, volume)
     mode = normalize_with or model.config.normalize
@@ -154,24 +165,32 @@ def _run(model, volume, *, tile, progress, normalize_with, want_proba):
             proba[cs] = p
 
     if model.method == "forest":
-        t = int(tile) if tile else (DEFAULT_TILE_3D if model.ndim == 3 else DEFAULT_TILE_2D)
+        t = int(tile) if tile else default_tile(model.config, model.ndim)
         _forest_blocks(model, norm, t, progress, sink)
     else:
-        _unet_slices(model, norm, int(tile) if tile else 512, progress, sink)
+        _unet_slices(model, norm, int(tile) if tile else 512, progress, sink, device)
     return model, labels, proba
 
 
-def predict_proba(model, volume, *, tile=None, progress=False, normalize_with=None):
+def predict_proba(model, volume, *, tile=None, progress=False, normalize_with=None, device=None):
     """Class probabilities ``(*volume.shape, n_classes)`` float32 (channels last; class ``i`` = phase
     ``model.phases[i]``).
     """
-    return _run(model, volume, tile=tile, progress=progress, normalize_with=normalize_with, want_proba=True)[
-        2
-    ]
+    kw = dict(tile=tile, progress=progress, normalize_with=normalize_with, device=device)
+    return _run(model, volume, want_proba=True, **kw)[2]
 
 
 def apply(
-    model, volume, *, tile=None, probabilities=False, clean=0, majority=0, progress=False, normalize_with=None
+    model,
+    volume,
+    *,
+    tile=None,
+    probabilities=False,
+    clean=0,
+    majority=0,
+    progress=False,
+    normalize_with=None,
+    device=None,
 ):
     """Segment a 2D image or 3D volume (ZYX) with a trained model.
 
@@ -182,8 +201,8 @@ def apply(
     volume : ndarray
         Grayscale 2D (YX) or 3D (ZYX) array. 2D models run slice-wise on volumes.
     tile : int, optional
-        Block core size in pixels per axis (forest; default 1024 for 2D and 96 for 3D features) or U-Net
-        tile size (default 512). The result does not depend on it for forests.
+        Block core size in pixels per axis (forest; default: the largest whose features fit in 512 MB, at
+        most 1024) or U-Net tile size (default 512). The result does not depend on it for forests.
     probabilities : bool
         Also return the class probabilities ``(*volume.shape, n_classes)``.
     clean : int
@@ -194,6 +213,8 @@ def apply(
     progress : bool
     normalize_with : {"train", "image"}, optional
         Override the model's intensity scaling.
+    device : str, optional
+        Torch device for U-Net models (default ``"auto"``); forests run on the CPU.
 
     Returns
     -------
@@ -202,9 +223,8 @@ def apply(
     probabilities : ndarray
         Only when ``probabilities=True``.
     """
-    model, labels, proba = _run(
-        model, volume, tile=tile, progress=progress, normalize_with=normalize_with, want_proba=probabilities
-    )
+    kw = dict(tile=tile, progress=progress, normalize_with=normalize_with, device=device)
+    model, labels, proba = _run(model, volume, want_proba=probabilities, **kw)
     if clean or majority:
         labels = clean_labels(labels, min_size=clean, majority=majority)
     return (labels, proba) if probabilities else labels

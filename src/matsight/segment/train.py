@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 
 from .._errors import InputError
 from ..io import validate_labels
-from .apply import DEFAULT_TILE_2D, DEFAULT_TILE_3D, iter_blocks
+from .apply import default_tile, iter_blocks
 from .config import make_config
 from .features import compute_features, feature_names, feature_radius, intensity_range, normalize
 from .model import SegmentModel
@@ -193,9 +193,9 @@ def _labelled_features(cfg, norm, labels, ndim):
     """Features at every labelled pixel: ``(X (n, F), flat indices (n,))``, computed block by block."""
     halo = feature_radius(cfg.features)
     if ndim == 2 and norm.ndim == 3:
-        core = (1, DEFAULT_TILE_2D, DEFAULT_TILE_2D)
+        core = (1,) + (default_tile(cfg, 2),) * 2
     else:
-        core = (DEFAULT_TILE_2D if ndim == 2 else DEFAULT_TILE_3D,) * norm.ndim
+        core = (default_tile(cfg, ndim),) * norm.ndim
     xs, idx = [], []
     flat_index = np.arange(labels.size).reshape(labels.shape)
     for cs, es, inner in iter_blocks(norm.shape, core, halo):
