@@ -154,28 +154,31 @@ def split_holdout(labels, fraction, *, seed=0):
 
 
 def label_scores(truth, pred, phases):
-    """Pixel accuracy and per-phase Dice, IoU, precision, recall of ``pred`` against ``truth`` (1D arrays).
+    """Pixel accuracy and per-phase Dice, IoU, precision, recall of ``pred`` against ``truth``.
 
-    Phases absent from both are reported as NaN.
+    A thin layer over :mod:`matsight.metrics.segmentation` (same definitions) that takes any-shaped arrays
+    (held-out pixels come as 1D arrays) and returns one dict per phase with its reference pixel count ``n``.
+    ``mean_dice`` averages the phases present in ``truth``; phases absent from both are NaN.
     """
-    truth = np.asarray(truth).ravel()
-    pred = np.asarray(pred).ravel()
-    per = {}
-    for p in phases:
-        t, q = truth == p, pred == p
-        tp = float(np.count_nonzero(t & q))
-        fp = float(np.count_nonzero(~t & q))
-        fn = float(np.count_nonzero(t & ~q))
-        per[int(p)] = {
-            "dice": 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else float("nan"),
-            "iou": tp / (tp + fp + fn) if (tp + fp + fn) else float("nan"),
-            "precision": tp / (tp + fp) if (tp + fp) else float("nan"),
-            "recall": tp / (tp + fn) if (tp + fn) else float("nan"),
-            "n": int(t.sum()),
-        }
-    dices = [v["dice"] for v in per.values() if v["n"] > 0]
+    from ..metrics import segmentation as ms
+
+    t = np.asarray(truth).reshape(1, -1)
+    p = np.asarray(pred).reshape(1, -1)
+    phases = [int(c) for c in phases]
+    if t.size == 0:
+        nan = float("nan")
+        per = {c: {"dice": nan, "iou": nan, "precision": nan, "recall": nan, "n": 0} for c in phases}
+        return {"pixel_accuracy": nan, "mean_dice": nan, "per_phase": per}
+    kw = {"labels": phases}
+    d, j = ms.dice(t, p, **kw), ms.iou(t, p, **kw)
+    pr, rc = ms.precision(t, p, **kw), ms.recall(t, p, **kw)
+    counts = {c: int(np.count_nonzero(t == c)) for c in phases}
+    per = {
+        c: {"dice": d[c], "iou": j[c], "precision": pr[c], "recall": rc[c], "n": counts[c]} for c in phases
+    }
+    dices = [per[c]["dice"] for c in phases if counts[c] > 0]
     return {
-        "pixel_accuracy": float(np.mean(truth == pred)) if truth.size else float("nan"),
+        "pixel_accuracy": ms.pixel_accuracy(t, p, **kw)["overall"],
         "mean_dice": float(np.mean(dices)) if dices else float("nan"),
         "per_phase": per,
     }
