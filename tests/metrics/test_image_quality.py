@@ -44,6 +44,25 @@ def test_psnr_ssim_equal_scikit_image(gray, rng):
     assert 0 < ssim(vol, vol + 0.1 * rng.random(vol.shape)) < 1
 
 
+def test_psnr_ssim_mask(gray, rng):
+    from skimage.metrics import structural_similarity
+
+    noisy = gray + rng.normal(0, 0.05, gray.shape).astype(np.float32)
+    noisy[:20] += 1.0  # a damaged band outside the mask
+    m = np.zeros(gray.shape, bool)
+    m[40:150, 30:170] = True
+    dr = float(gray[m].max()) - float(gray[m].min())
+    mse = np.mean((gray[m].astype(float) - noisy[m]) ** 2)
+    assert psnr(gray, noisy, mask=m) == pytest.approx(10 * math.log10(dr**2 / mse), rel=1e-9)
+    assert psnr(gray, noisy, mask=m) > psnr(gray, noisy) + 5
+    _, smap = structural_similarity(gray, noisy, data_range=2.0, full=True)
+    assert ssim(gray, noisy, data_range=2.0, mask=m) == pytest.approx(smap[m].mean())
+    with pytest.raises(InputError, match="selects no pixels"):
+        psnr(gray, noisy, mask=np.zeros(gray.shape, bool))
+    with pytest.raises(InputError, match="does not fit"):
+        ssim(gray, noisy, mask=m[:10])
+
+
 def test_psnr_ssim_errors(gray):
     with pytest.raises(InputError, match="differ in shape"):
         psnr(gray, gray[:-1])

@@ -78,7 +78,22 @@ def _data_range(reference, data_range):
 
 
 # -------------------------------------------------------------------------------------------------- PSNR/SSIM
-def psnr(reference, image, *, data_range=None):
+def _mask_for(mask, shape):
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != tuple(shape):
+        try:
+            m = np.broadcast_to(m, shape)
+        except ValueError:
+            raise InputError(f"mask of shape {np.shape(mask)} does not fit images of shape {shape}") from None
+    m = m.astype(bool)
+    if not m.any():
+        raise InputError("the mask selects no pixels; give a mask that covers the region to score")
+    return m
+
+
+def psnr(reference, image, *, data_range=None, mask=None):
     """Peak signal-to-noise ratio in dB (:func:`skimage.metrics.peak_signal_noise_ratio`).
 
     Parameters
@@ -86,26 +101,36 @@ def psnr(reference, image, *, data_range=None):
     reference, image : ndarray
         Same shape; ``reference`` is the ground truth (e.g. the HQ scan).
     data_range : float, optional
-        Peak-to-peak range of the signal; default ``reference.max() - reference.min()``. Give it explicitly
-        when comparing several images against one reference on a fixed scale (e.g. 2 for [-1, 1]).
+        Peak-to-peak range of the signal; default ``reference.max() - reference.min()`` (inside ``mask``).
+        Give it explicitly when comparing several images against one reference on a fixed scale (e.g. 2 for
+        [-1, 1]).
+    mask : ndarray of bool, optional
+        Score only these pixels (e.g. the field of view): ``10 log10(data_range² / MSE inside the mask)``.
     """
     from skimage.metrics import peak_signal_noise_ratio
 
     reference, image = _pair(reference, image)
-    dr = _data_range(reference, data_range)
-    return float(peak_signal_noise_ratio(reference, image, data_range=dr))
+    m = _mask_for(mask, reference.shape)
+    if m is None:
+        dr = _data_range(reference, data_range)
+        return float(peak_signal_noise_ratio(reference, image, data_range=dr))
+    r, x = reference[m].astype(np.float64), image[m].astype(np.float64)
+    dr = _data_range(r, data_range)
+    mse = float(np.mean((r - x) ** 2))
+    return math.inf if mse == 0 else float(10 * math.log10(dr * dr / mse))
 
 
-def ssim(reference, image, *, data_range=None, **kwargs):
+def ssim(reference, image, *, data_range=None, mask=None, **kwargs):
     """Structural similarity (:func:`skimage.metrics.structural_similarity`), 2D or 3D.
 
-    ``data_range`` as in :func:`psnr`; other keyword arguments (``win_size``, ``gaussian_weights``, ...) are
-    passed to scikit-image.
+    ``data_range`` as in :func:`psnr`; with ``mask`` the SSIM map is averaged over the masked pixels only.
+    Other keyword arguments (``win_size``, ``gaussian_weights``, ...) are passed to scikit-image.
     """
     from skimage.metrics import structural_similarity
 
     reference, image = _pair(reference, image)
-    dr = _data_range(reference, data_range)
+    m = _mask_for(mask, reference.shape)
+    dr = _data_range(reference if m is None else reference[m], data_range)
     if min(reference.shape) < kwargs.get("win_size", 7):
         raise InputError(
             f"images of shape {reference.shape} are smaller than the SSIM window "
@@ -114,7 +139,10 @@ def ssim(reference, image, *, data_range=None, **kwargs):
         )
     if reference.dtype.kind != "f" or image.dtype.kind != "f":
         reference, image = reference.astype(np.float64), image.astype(np.float64)
-    return float(structural_similarity(reference, image, data_range=dr, **kwargs))
+    if m is None:
+        return float(structural_similarity(reference, image, data_range=dr, **kwargs))
+    _, smap = structural_similarity(reference, image, data_range=dr, full=True, **kwargs)
+    return float(smap[m].mean())
 
 
 # ------------------------------------------------------------------------------------------------------- SIFT
