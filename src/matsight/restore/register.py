@@ -258,14 +258,16 @@ def _translation2(stack, fixed, window, upsample_factor):
     return t[-2:]  # for stacks of aligned slices the stack-axis component is ~0 by construction
 
 
-def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002):
+def _prefilter(a):
+    """Cubic B-spline coefficients per 2D slice (for repeated interpolation with ``prefilter=False``)."""
+    if a.ndim == 2:
+        return ndimage.spline_filter(a, order=3, mode="mirror", output=np.float32)
+    return np.stack([ndimage.spline_filter(sl, order=3, mode="mirror", output=np.float32) for sl in a])
+
+
+def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002, step=0.25):
     """Maximise the windowed NCC over (angle, dy, dx) by Nelder-Mead, cubic splines prefiltered once."""
-    if mov.ndim == 2:
-        coeffs = ndimage.spline_filter(mov, order=3, mode="mirror", output=np.float32)
-    else:
-        coeffs = np.stack(
-            [ndimage.spline_filter(sl, order=3, mode="mirror", output=np.float32) for sl in mov]
-        )
+    coeffs = _prefilter(mov)
 
     def unpack(p):
         return (p[0] if rotation else angle), p[int(rotation) :]
@@ -279,17 +281,70 @@ def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002):
     simplex = [x0]
     for i in range(len(x0)):
         v = x0.copy()
-        v[i] += 0.25
+        v[i] += step
         simplex.append(v)
     res = optimize.minimize(
         cost,
         x0,
         method="Nelder-Mead",
-        options={"initial_simplex": np.array(simplex), "xatol": tol, "fatol": 1e-9, "maxiter": 200 * len(x0)},
+        options={"initial_simplex": np.array(simplex), "xatol": tol, "fatol": 1e-6, "maxiter": 200 * len(x0)},
     )
     best = res.x if res.fun <= cost(x0) else x0
     a, sh = unpack(best)
     return float(a), np.asarray(sh, dtype=float)
+
+
+def _zshift(coeffs, dz):
+    """Shift along axis 0 by ``dz`` (content moves to +dz), from cubic B-spline coefficients along axis 0."""
+    n = coeffs.shape[0]
+    pos = np.arange(n) - dz
+    i = np.floor(pos).astype(int)
+    t = (pos - i).astype(np.float32)[:, None, None]
+    w = ((1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6)
+    out = np.zeros(coeffs.shape, dtype=np.float32)
+    for k, wk in zip(range(-1, 3), w, strict=True):
+        out += wk * coeffs[np.clip(i + k, 0, n - 1)]
+    return out
+
+
+def _block_mean(a, f):
+    """Mean over f x f blocks in the last two axes (cropped to a multiple of f)."""
+    ny, nx = (a.shape[-2] // f) * f, (a.shape[-1] // f) * f
+    a = a[..., :ny, :nx]
+    return a.reshape(a.shape[:-2] + (ny // f, f, nx // f, f)).mean(axis=(-3, -1)).astype(np.float32)
+
+
+def _search_inplane(mov, fix, window, rotation, max_rotation_deg, upsample_factor, *, tol):
+    """Angle by a grid then a bounded scalar search, translation by cross-correlation; polished if ``tol``."""
+    coeffs = _prefilter(mov)
+
+    def fit(angle):
+        # the same cubic interpolation at every angle (0 included): a smoothing that varied with the angle
+        # would lower the noise of some candidates and bias the search towards them
+        rot = _affine_stack(coeffs, angle, (0.0, 0.0), order=3, mode="mirror", prefilter=False)
+        sh = _translation2(rot, fix, window, upsample_factor)
+        moved = _affine_stack(coeffs, angle, sh, order=3, mode="mirror", prefilter=False)
+        return sh, _ncc(moved, fix, window)
+
+    angle = 0.0
+    if rotation:
+        step = max(0.25, max_rotation_deg / 10)
+        grid = np.arange(-max_rotation_deg, max_rotation_deg + step / 2, step)
+        scores = [fit(a)[1] for a in grid]
+        best = float(grid[int(np.argmax(scores))])
+        res = optimize.minimize_scalar(
+            lambda a: -fit(a)[1],
+            bounds=(best - step, best + step),
+            method="bounded",
+            options={"xatol": 0.005},
+        )
+        angle = float(res.x) if -res.fun >= max(scores) else best
+    rot = _affine_stack(coeffs, angle, (0.0, 0.0), order=3, mode="mirror", prefilter=False)
+    # rotation about the centre, then translation: the pulled image equals apply_rigid(angle, shift)
+    shift2 = _translation2(rot, fix, window, upsample_factor)
+    if tol is not None:
+        angle, shift2 = _polish(mov, fix, window, angle, shift2, rotation=rotation, tol=tol)
+    return angle, shift2
 
 
 def register_rigid(
@@ -300,7 +355,9 @@ def register_rigid(
     rotation=True,
     max_rotation_deg=5.0,
     upsample_factor=20,
-    max_slices=8,
+    max_slices=6,
+    max_polish_slices=2,
+    coarse_size=256,
 ):
     """Sub-pixel rigid registration of ``moving`` onto ``fixed`` (same shape, 2D or 3D).
 
@@ -326,6 +383,11 @@ def register_rigid(
         Sub-pixel precision of the cross-correlation peak is ``1 / upsample_factor`` px (before polishing).
     max_slices : int
         For volumes, the in-plane search uses at most this many evenly spaced Z slices.
+    max_polish_slices : int
+        ... and the final full-resolution polish at most this many.
+    coarse_size : int
+        Images wider than 1.5 times this are searched on block means about this wide first (coarse to
+        fine); 0 disables.
 
     Returns
     -------
@@ -352,36 +414,41 @@ def register_rigid(
 
     dz = None
     if fixed.ndim == 3:
-        dz = float(_translation(mov, fix, window, upsample_factor)[0])
-        mov = ndimage.shift(mov, (dz, 0, 0), order=3, mode="nearest")
+        dz0 = float(_translation(mov, fix, window, upsample_factor)[0])
+        # the window pulls the correlation peak towards zero: polish dz by maximising the NCC directly, on
+        # in-plane block means (cheap) with cubic B-spline interpolation along Z only
+        fz = max(1, min(fixed.shape[-2:]) // 128)
+        cz = ndimage.spline_filter1d(_block_mean(mov, fz) if fz > 1 else mov, order=3, axis=0, mode="mirror")
+        fxz = _block_mean(fix, fz) if fz > 1 else fix
+        wz = _block_mean(window, fz) if fz > 1 else window
+        res = optimize.minimize_scalar(
+            lambda d: -_ncc(_zshift(cz, d), fxz, wz),
+            bounds=(dz0 - 1, dz0 + 1),
+            method="bounded",
+            options={"xatol": 0.005},
+        )
+        dz = float(res.x) if -res.fun >= _ncc(_zshift(cz, dz0), fxz, wz) else dz0
+        mov = _zshift(ndimage.spline_filter1d(mov, order=3, axis=0, mode="mirror"), dz)
         if fixed.shape[0] > max_slices:
             # avoid the end slices, which the Z shift filled by extrapolation
             idx = np.linspace(0, fixed.shape[0] - 1, max_slices + 2)[1:-1].round().astype(int)
             mov, fix, window = mov[idx], fix[idx], window[idx]
 
-    def fit(angle):
-        rot = _affine_stack(mov, angle, (0.0, 0.0), order=1, mode="nearest") if angle else mov
-        sh = _translation2(rot, fix, window, upsample_factor)
-        moved = _affine_stack(rot, 0.0, sh, order=1, mode="nearest")
-        return sh, _ncc(moved, fix, window)
-
-    angle = 0.0
-    if rotation and max_rotation_deg > 0:
-        step = max(0.25, max_rotation_deg / 10)
-        grid = np.arange(-max_rotation_deg, max_rotation_deg + step / 2, step)
-        scores = [fit(a)[1] for a in grid]
-        best = float(grid[int(np.argmax(scores))])
-        res = optimize.minimize_scalar(
-            lambda a: -fit(a)[1],
-            bounds=(best - step, best + step),
-            method="bounded",
-            options={"xatol": 0.005},
-        )
-        angle = float(res.x) if -res.fun >= max(scores) else best
-    rot = _affine_stack(mov, angle, (0.0, 0.0), order=3, mode="nearest") if angle else mov
-    # rotation about the centre, then translation: the pulled image equals apply_rigid(angle, shift)
-    shift2 = _translation2(rot, fix, window, upsample_factor)
-    angle, shift2 = _polish(mov, fix, window, angle, shift2, rotation=rotation and max_rotation_deg > 0)
+    rot_on = bool(rotation and max_rotation_deg > 0)
+    # coarse-to-fine: the search runs on block means ~256 px wide, the full-resolution polish starts close
+    f = max(1, int(round(min(fixed.shape[-2:]) / coarse_size))) if coarse_size else 1
+    if f > 1:
+        mc, fc, wc = (_block_mean(a, f) for a in (mov, fix, window))
+        angle, shift2 = _search_inplane(mc, fc, wc, rot_on, max_rotation_deg, upsample_factor, tol=0.02)
+        shift2 = shift2 * f
+        step0, tol = 0.1, 0.01
+    else:
+        angle, shift2 = _search_inplane(mov, fix, window, rot_on, max_rotation_deg, upsample_factor, tol=None)
+        step0, tol = 0.25, 0.002
+    if mov.ndim == 3 and mov.shape[0] > max_polish_slices:
+        idx = np.linspace(0, mov.shape[0] - 1, max_polish_slices).round().astype(int)
+        mov, fix, window = mov[idx], fix[idx], window[idx]
+    angle, shift2 = _polish(mov, fix, window, angle, shift2, rotation=rot_on, step=step0, tol=tol)
     ncc = _ncc(_affine_stack(mov, angle, shift2, order=1, mode="nearest"), fix, window)
     shift = [float(v) for v in shift2] if dz is None else [dz, *(float(v) for v in shift2)]
     log.info("rigid registration: rotation %.3f deg, shift %s px, NCC %.4f", angle, np.round(shift, 3), ncc)
