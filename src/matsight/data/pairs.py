@@ -69,7 +69,7 @@ def simulate_lq(
     *,
     scale=2,
     n_projections=None,
-    dose=1e4,
+    dose=5e3,
     shift=(0.6, -1.3),
     rotation_deg=0.4,
     max_transmission_loss=0.85,
@@ -88,7 +88,7 @@ def simulate_lq(
         full sampling needs, which leaves streaks like a fast scan.
     dose : float or None
         Incident photons per detector pixel and angle (Poisson noise); None for noise-free projections. The
-        default, 1e4, leaves the LQ/HQ contrast-to-noise ratio of the Li-ion cell CT's core near the paper's
+        default, 5e3, leaves the LQ/HQ contrast-to-noise ratio of the Li-ion cell CT's core near the paper's
         0.9 / 2.4 (``benchmarks/restore_pairs.py``).
     shift : sequence of float
         Rigid misalignment in HQ pixels: (dy, dx) or (dz, dy, dx) for volumes.

@@ -209,6 +209,15 @@ def _robust_scale(a, mask=None):
     return (a - lo) / (hi - lo)
 
 
+def _local_contrast(a, sigma):
+    """(a - local mean) / local sd, Gaussian scale ``sigma`` in-plane (slice by slice for volumes)."""
+    a = a.astype(np.float32)
+    sig = (0,) * (a.ndim - 2) + (sigma, sigma)
+    d = a - ndimage.gaussian_filter(a, sig)
+    v = ndimage.gaussian_filter(d * d, sig)
+    return (d / np.sqrt(v + 0.1 * float(v.mean()) + 1e-12)).astype(np.float32)
+
+
 def _taper(shape, mask):
     """Smooth window for phase correlation: the FOV mask (or the full frame) with soft edges."""
     if mask is None:
@@ -358,6 +367,8 @@ def register_rigid(
     max_slices=6,
     max_polish_slices=2,
     coarse_size=256,
+    contrast="local",
+    local_sigma=0.04,
 ):
     """Sub-pixel rigid registration of ``moving`` onto ``fixed`` (same shape, 2D or 3D).
 
@@ -388,6 +399,13 @@ def register_rigid(
     coarse_size : int
         Images wider than 1.5 times this are searched on block means about this wide first (coarse to
         fine); 0 disables.
+    contrast : {"local", "global"}
+        ``"local"`` (default): both images are locally normalised (minus a Gaussian local mean, divided by the
+        local standard deviation, scale ``local_sigma`` × width) so every structure weighs alike — a bright,
+        rotationally symmetric feature such as a cell's steel can would otherwise hide the rotation.
+        ``"global"``: robust min-max scaling only.
+    local_sigma : float
+        Scale of the local normalisation as a fraction of the smaller in-plane size.
 
     Returns
     -------
@@ -408,8 +426,14 @@ def register_rigid(
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), fixed.shape)
         if not mask.any():
             raise InputError("the registration mask is empty; give a mask that covers the sample")
-    mov = _robust_scale(moving.astype(np.float32), mask).astype(np.float32)
-    fix = _robust_scale(fixed.astype(np.float32), mask).astype(np.float32)
+    if contrast == "local":
+        sigma = max(2.0, local_sigma * min(fixed.shape[-2:]))
+        mov, fix = _local_contrast(moving, sigma), _local_contrast(fixed, sigma)
+    elif contrast == "global":
+        mov = _robust_scale(moving.astype(np.float32), mask).astype(np.float32)
+        fix = _robust_scale(fixed.astype(np.float32), mask).astype(np.float32)
+    else:
+        raise InputError(f"unknown contrast {contrast!r}; use 'local' or 'global'")
     window = _taper(fixed.shape, mask)
 
     dz = None
