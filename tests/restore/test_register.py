@@ -51,8 +51,8 @@ def test_register_recovers_subpixel_shift(image, rng, shift):
     assert tr["rotation_deg"] == 0.0
 
 
-@pytest.mark.parametrize("angle", [1.3, -2.2])
-def test_register_recovers_small_rotation_and_shift(image, rng, angle):
+@pytest.mark.parametrize(("angle", "contrast"), [(1.3, "local"), (-2.2, "local"), (1.3, "global")])
+def test_register_recovers_small_rotation_and_shift(image, rng, angle, contrast):
     shift = np.array([0.7, -1.6])
     moving = apply_rigid(image, rotation_deg=angle, shift=shift, mode="reflect")
     moving += rng.normal(0, 0.01, image.shape).astype(np.float32)
@@ -194,3 +194,17 @@ def test_prepare_pair_bad_inputs():
 def test_load_pair_missing(tmp_path):
     with pytest.raises(InputError, match="pair.json"):
         load_pair(tmp_path)
+
+
+def test_register_large_image_coarse_to_fine(rng):
+    img = synthetic_grayscale((480, 480), seed=7, noise=0.0)
+    shift = np.array([-2.3, 1.15])
+    moving = apply_rigid(img, rotation_deg=-1.1, shift=shift, mode="reflect")
+    moving += rng.normal(0, 0.02, img.shape).astype(np.float32)
+    tr = register_rigid(moving, img, mask=fov_mask(img.shape))  # searched on 240² block means first
+    assert abs(tr["rotation_deg"] - 1.1) < 0.2
+    a = np.deg2rad(1.1)
+    r_inv = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    np.testing.assert_allclose(tr["shift"], -r_inv @ shift, atol=0.1)
+    with pytest.raises(InputError, match="contrast"):
+        register_rigid(moving, img, contrast="edges")
