@@ -177,3 +177,16 @@ def test_sift_congruent_identical_vs_noise(gray, rng):
     assert d["matches"] > 20 and d["congruent"] < 0.2 * d["matches"]
     with pytest.raises(InputError, match="too small"):
         sift_congruent_keypoints(gray[:8, :8], gray[:8, :8])
+
+
+def test_edge_fwhm_noisy_edge_profile_averaging(rng):
+    sigma = 2.0
+    yy, xx = np.mgrid[:128, :128].astype(float)
+    t = np.deg2rad(35)
+    clean = special.erf((xx * np.cos(t) + yy * np.sin(t) - 75) / (math.sqrt(2) * sigma))
+    noisy = clean + rng.normal(0, 0.25, clean.shape)  # CNR ~ 4 per pixel
+    res = edge_fwhm(noisy, n_edges=20, sigma=2.5, profile_width=21)
+    assert res.widths.size >= 3
+    assert res.median == pytest.approx(GAUSS_FWHM * sigma, rel=0.1)
+    with pytest.raises(InputError, match="profile_width"):
+        edge_fwhm(noisy, profile_width=0)
