@@ -170,6 +170,7 @@ def test_prepare_pair_3d_deformable_and_no_mask():
     pair = prepare_pair(lq, hq, scale=2, mask=False, deformable="ilk")
     assert pair.mask is None and pair.lq_up.ndim == 3
     assert pair.transform["deformable"]["method"] == "ilk"
+    assert {"ncc_rigid", "ncc_deformable", "used"} <= set(pair.transform["deformable"])
     assert pair.transform["ncc_after"] > pair.transform["ncc_before"]
 
 
@@ -208,3 +209,19 @@ def test_register_large_image_coarse_to_fine(rng):
     np.testing.assert_allclose(tr["shift"], -r_inv @ shift, atol=0.1)
     with pytest.raises(InputError, match="contrast"):
         register_rigid(moving, img, contrast="edges")
+
+
+def test_refine_deformable_recovers_smooth_warp(image):
+    from matsight.restore.register import refine_deformable
+
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]].astype(np.float32)
+    dy = 1.5 * np.sin(2 * np.pi * xx / image.shape[1])
+    dx = 1.0 * np.cos(2 * np.pi * yy / image.shape[0])
+    moving = ndimage.map_coordinates(image, [yy + dy, xx + dx], order=3, mode="reflect")
+    inner = fov_mask(image.shape, margin=20)
+    for method in ("ilk", "tvl1"):
+        warped, flow = refine_deformable(moving, image, method=method, mask=fov_mask(image.shape))
+        assert np.abs(warped - image)[inner].mean() < 0.1 * np.abs(moving - image)[inner].mean()
+        assert np.abs(flow[0] + dy)[inner].mean() < 0.15 and np.abs(flow[1] + dx)[inner].mean() < 0.15
+    with pytest.raises(InputError, match="deformable method"):
+        refine_deformable(moving, image, method="spam")
