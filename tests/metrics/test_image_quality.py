@@ -15,6 +15,7 @@ from matsight.metrics.image_quality import (
     fwhm_from_profile,
     otsu_masks,
     psnr,
+    quality_summary,
     sift_congruent_keypoints,
     snr,
     ssim,
@@ -190,3 +191,18 @@ def test_edge_fwhm_noisy_edge_profile_averaging(rng):
     assert res.median == pytest.approx(GAUSS_FWHM * sigma, rel=0.1)
     with pytest.raises(InputError, match="profile_width"):
         edge_fwhm(noisy, profile_width=0)
+
+
+def test_quality_summary_consistent_with_parts(gray, rng):
+    noisy = gray + rng.normal(0, 0.05, gray.shape).astype(np.float32)
+    m = np.zeros(gray.shape, bool)
+    m[16:-16, 16:-16] = True
+    q = quality_summary(gray, noisy, mask=m, data_range=1.0)
+    assert q["psnr"] == pytest.approx(psnr(gray, noisy, mask=m, data_range=1.0))
+    assert q["ssim"] == pytest.approx(ssim(gray, noisy, mask=m, data_range=1.0))
+    fg, bg = otsu_masks(gray)
+    assert q["cnr"] == pytest.approx(cnr(noisy, fg & m, bg & m))
+    assert q["snr"] == pytest.approx(snr(noisy, fg & m, bg & m))
+    assert q["fwhm_n"] > 0 and q["sift_congruent"] <= q["sift_matches"]
+    clean = quality_summary(gray, gray, mask=m, data_range=1.0, sift=False)
+    assert clean["psnr"] == math.inf and clean["cnr"] > q["cnr"] and "sift_congruent" not in clean

@@ -33,6 +33,7 @@ __all__ = [
     "fwhm_from_profile",
     "otsu_masks",
     "psnr",
+    "quality_summary",
     "sift_congruent_keypoints",
     "snr",
     "ssim",
@@ -614,3 +615,37 @@ def snr(image, foreground_mask=None, background_mask=None):
         s = img[bg].std()
     m = img[fg].mean()
     return float(m / s) if s > 0 else math.inf
+
+
+# ---------------------------------------------------------------------------------------------------- summary
+def quality_summary(
+    reference, image, *, mask=None, data_range=None, spacing=1.0, masks=None, sift=True, **edge_kw
+):
+    """All image-quality figures of ``image`` against ``reference`` in one dict (for reports and JSON).
+
+    Keys: ``psnr``, ``ssim`` (within ``mask``), ``sift_congruent`` (and ``sift_matches``), ``fwhm_median`` /
+    ``fwhm_std`` / ``fwhm_n`` (:func:`edge_fwhm` of ``image`` within ``mask``, units of ``spacing``), ``cnr``
+    and ``snr``. CNR/SNR use ``masks = (foreground, background)`` if given, else Otsu masks of the
+    *reference*, so that every image compared against one reference is scored on the same regions.
+    ``edge_kw`` is passed to :func:`edge_fwhm`.
+    """
+    reference, image = _pair(reference, image)
+    m = _mask_for(mask, reference.shape)
+    out = {
+        "psnr": psnr(reference, image, data_range=data_range, mask=m),
+        "ssim": ssim(reference, image, data_range=data_range, mask=m),
+    }
+    if sift:
+        d = sift_congruent_keypoints(reference, image, return_details=True)
+        out["sift_congruent"], out["sift_matches"] = d["congruent"], d["matches"]
+    e = edge_fwhm(image, spacing=spacing, mask=m, **edge_kw)
+    out["fwhm_median"], out["fwhm_std"], out["fwhm_n"] = e.median, e.std, int(e.widths.size)
+    if masks is None:
+        fg, bg = otsu_masks(reference)
+        if m is not None:
+            fg, bg = fg & m, bg & m
+    else:
+        fg, bg = masks
+    out["cnr"] = cnr(image, fg, bg)
+    out["snr"] = snr(image, fg, bg)
+    return out
