@@ -889,7 +889,7 @@ def _overlay_png(path, pair):
         ax.set_title(f"{title}\nmagenta LQ, green HQ")
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
