@@ -14,6 +14,7 @@ from matsight.metrics.segmentation import (
     pixel_accuracy,
     precision,
     recall,
+    segmentation_summary,
 )
 
 REF = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])
@@ -112,3 +113,12 @@ def test_validation():
     with pytest.raises(InputError, match="spacing"):
         hausdorff_distance(REF, PRED, spacing=(1, 2, 3))
     assert dice(REF.astype(float), PRED.astype(bool).astype(np.uint8))[0] == pytest.approx(6 / 8)
+
+
+def test_summary_equals_individual_scores():
+    s = segmentation_summary(REF, PRED, spacing=0.5)
+    assert s["dice"] == dice(REF, PRED) and s["iou"] == iou(REF, PRED)
+    assert s["precision"] == precision(REF, PRED) and s["recall"] == recall(REF, PRED)
+    assert s["pixel_accuracy"] == pixel_accuracy(REF, PRED)
+    assert s["hausdorff"] == hausdorff_distance(REF, PRED, spacing=0.5)
+    assert "hausdorff" not in segmentation_summary(REF, PRED, hausdorff=False)

@@ -25,7 +25,16 @@ from scipy import ndimage
 
 from matsight._errors import InputError
 
-__all__ = ["confusion_matrix", "dice", "hausdorff_distance", "iou", "pixel_accuracy", "precision", "recall"]
+__all__ = [
+    "confusion_matrix",
+    "dice",
+    "hausdorff_distance",
+    "iou",
+    "pixel_accuracy",
+    "precision",
+    "recall",
+    "segmentation_summary",
+]
 
 
 def _validate(reference, prediction, ignore_label):
@@ -203,4 +212,33 @@ def hausdorff_distance(
     out = {int(c): v for c, v in zip(cls, values, strict=True)}
     finite = [v for v in values if not math.isnan(v)]
     out["mean"] = float(np.mean(finite)) if finite else math.nan
+    return out
+
+
+def segmentation_summary(
+    reference, prediction, *, labels=None, ignore_label=None, spacing=None, hausdorff=True
+):
+    """Every score of this module at once (one confusion matrix): ``{"dice": {...}, "iou": {...}, ...}``.
+
+    Keys ``dice``, ``iou``, ``precision``, ``recall``, ``pixel_accuracy`` and (unless ``hausdorff=False``, the
+    slowest part) ``hausdorff``; each value is the per-class dict with ``"mean"`` described above.
+    """
+    t, p, valid = _validate(reference, prediction, ignore_label)
+    cls = _classes(t, p, valid, labels, ignore_label)
+    c = _confusion(t, p, valid, cls)
+    acc = _result(cls, _ratio(c.tp + c.tn, np.full(cls.size, float(c.n))))
+    tv = t if valid is None else t[valid]
+    pv = p if valid is None else p[valid]
+    acc["overall"] = float(np.mean(tv == pv)) if tv.size else math.nan
+    out = {
+        "dice": _result(cls, _ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn)),
+        "iou": _result(cls, _ratio(c.tp, c.tp + c.fp + c.fn)),
+        "precision": _result(cls, _ratio(c.tp, c.tp + c.fp)),
+        "recall": _result(cls, _ratio(c.tp, c.tp + c.fn)),
+        "pixel_accuracy": acc,
+    }
+    if hausdorff:
+        out["hausdorff"] = hausdorff_distance(
+            t, p, labels=cls.tolist(), ignore_label=ignore_label, spacing=spacing
+        )
     return out
