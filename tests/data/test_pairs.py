@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from matsight._errors import InputError
-from matsight.data.pairs import downsample, simulate_lq, synthetic_grayscale
+from matsight.data.pairs import downsample, grayscale_from_labels, simulate_lq, synthetic_grayscale
 
 
 def test_synthetic_grayscale_seeded():
@@ -60,3 +60,19 @@ def test_simulate_lq_errors():
         simulate_lq(np.eye(16), n_projections=1)
     with pytest.raises(InputError, match="2D"):
         simulate_lq(np.zeros(16))
+
+
+def test_grayscale_from_labels():
+    lab = np.zeros((6, 32, 32), np.uint8)
+    lab[:, 8:24, 8:24] = 1
+    lab[:, 12:20, 12:20] = 2
+    img = grayscale_from_labels(lab, levels=(0.1, 0.5, 0.9), texture=0, blur=0, noise=0)
+    np.testing.assert_allclose(img[lab == 2], 0.9)
+    np.testing.assert_allclose(img[lab == 0], 0.1)
+    noisy = grayscale_from_labels(lab, seed=1)
+    assert noisy[lab == 2].mean() > noisy[lab == 1].mean() > noisy[lab == 0].mean()
+    np.testing.assert_array_equal(noisy, grayscale_from_labels(lab, seed=1))
+    with pytest.raises(InputError, match="one level per phase"):
+        grayscale_from_labels(lab, levels=(0.1, 0.5))
+    with pytest.raises(InputError):
+        grayscale_from_labels(np.random.default_rng(0).random((8, 8)))

@@ -21,7 +21,7 @@ from matsight._errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["downsample", "simulate_lq", "synthetic_grayscale"]
+__all__ = ["downsample", "grayscale_from_labels", "simulate_lq", "synthetic_grayscale"]
 
 
 def downsample(image, scale):
@@ -218,4 +218,34 @@ def synthetic_grayscale(
         img = ndimage.gaussian_filter(img, blur)
     if noise:
         img += rng.normal(0, noise, shape).astype(np.float32)
+    return img.astype(np.float32)
+
+
+def grayscale_from_labels(labels, *, levels=None, texture=0.06, blur=0.8, noise=0.01, seed=0):
+    """Render a label image or volume (e.g. from :mod:`matsight.data.microstructures`) as grayscale.
+
+    Each phase gets a grey level (``levels[label]``; default evenly spaced in [0.15, 0.85] in label order),
+    plus smooth intra-phase texture, a Gaussian blur of ``blur`` pixels (the imaging PSF) and additive noise.
+    Returns float32, roughly in [0, 1].
+    """
+    from matsight.io import validate_labels
+
+    lab = validate_labels(labels, name="labels")
+    rng = np.random.default_rng(seed)
+    n = int(lab.max()) + 1
+    lv = np.linspace(0.15, 0.85, n) if levels is None else np.asarray(levels, dtype=np.float32)
+    if lv.size < n:
+        raise InputError(
+            f"levels has {lv.size} values but the labels go up to {n - 1}; give one level per phase"
+        )
+    img = lv[lab].astype(np.float32)
+    side = min(lab.shape[-2:])
+    if texture:
+        tex = ndimage.gaussian_filter(rng.standard_normal(lab.shape).astype(np.float32), max(1.0, side / 40))
+        tex /= tex.std() or 1.0
+        img += texture * tex
+    if blur:
+        img = ndimage.gaussian_filter(img, blur)
+    if noise:
+        img += rng.normal(0, noise, lab.shape).astype(np.float32)
     return img.astype(np.float32)
