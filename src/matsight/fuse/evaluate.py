@@ -1,0 +1,630 @@
+"""SuperRes evaluation: the paper's comparisons of a super-resolved volume with its inputs (and a truth).
+
+- **LR consistency** (:func:`lr_consistency`): degrade the SR volume the way the LR volume was taken —
+  HR phases mapped to the LR phases (phases the LR volume does not show, e.g. NMC binder, merged into pore),
+  the paper's blur, trilinear downsampling and argmax (``mode="resolve"``) or every ``sf``-th voxel
+  (``mode="sample"``) — with the training loss's own code (:mod:`matsight.fuse.degrade`), slab by slab, and
+  count the LR voxels reproduced.
+- **Statistics**: volume fractions, surfaces (face counting), TPB, transport efficiency per axis (VF/τ),
+  2-point correlations and chord lengths of SR vs the HR 2D image(s) (and a 3D truth), violin plots over
+  random 64³ sub-cubes (64² squares for 2D HR images) as in the paper's Fig. 2, and radially averaged FFT
+  magnitude profiles of the phase maps (paper Fig. 18) for SR, HR, truth and the LR volume on the SR grid.
+- An HTML report (:class:`matsight.report.Report`) and ``metrics.json``.
+
+Surface areas of 2D images and 3D volumes are compared as *face fractions*: faces between different
+phases / all internal faces (``interfacial_area(normalize="faces")``, the paper's "interphase surface
+area"), and per phase SSA per voxel divided by the number of axes. For an isotropic structure the 2D and 3D
+values estimate the same number.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["evaluate", "infer_scale", "lr_consistency", "phase_map"]
+
+
+# ------------------------------------------------------------------------------------------ geometry
+def _sf(scale):
+    from .config import validate_scale
+
+    _, d = validate_scale(scale)
+    return Fraction(64, d), d
+
+
+def infer_scale(sr_shape, lr_shape):
+    """``(scale, border)`` that turn an LR volume of ``lr_shape`` into an SR volume of ``sr_shape``.
+
+    Tries every supported ``sf = 64/d`` with the default border (``ceil(sf)`` voxels per face) and with
+    none (see :func:`matsight.fuse.generate.output_shape`).
+
+    Raises
+    ------
+    InputError
+        No scale factor, or more than one, fits (give ``scale`` explicitly).
+    """
+    from .generate import border_voxels
+
+    fits = []
+    for d in range(8, 65):
+        sf = Fraction(64, d)
+        for b in (border_voxels(sf), 0):
+            if all(math.floor(n * sf) - 2 * b == m for n, m in zip(lr_shape, sr_shape, strict=True)):
+                fits.append((sf, b))
+    if not fits:
+        raise InputError(
+            f"an SR volume of {tuple(sr_shape)} does not come from an LR volume of {tuple(lr_shape)} at any "
+            "scale 64/d (with or without the one-LR-voxel border); check the files or give --scale"
+        )
+    # small volumes can fit several factors: take the simplest (integer first), if that one is unique
+    fits.sort(key=lambda f: (f[0].denominator, f[1] == 0))
+    simplest = [f for f in fits if f[0].denominator == fits[0][0].denominator]
+    if len({f[0] for f in simplest}) > 1:
+        opts = ", ".join(f"{float(s):.4g}" for s, _ in simplest)
+        raise InputError(f"the shapes fit several scale factors ({opts}); give --scale")
+    if len(fits) > 1:
+        log.info("shapes fit scales %s; using %s", [float(f[0]) for f in fits], float(fits[0][0]))
+    return fits[0]
+
+
+def phase_map(n_hr_phases, n_lr_phases, compare_phases=None):
+    """Lookup table HR phase → LR phase: ``compare_phases[i-1]`` → ``i``; every other HR phase → 0 (pore)."""
+    cp = list(range(1, n_lr_phases)) if compare_phases is None else [int(p) for p in compare_phases]
+    if len(cp) != n_lr_phases - 1:
+        raise InputError(
+            f"compare_phases needs {n_lr_phases - 1} HR phase(s), one per LR phase after pore, got {cp}"
+        )
+    lut = np.zeros(max(n_hr_phases, max(cp, default=0) + 1), dtype=np.uint8)
+    for i, p in enumerate(cp, start=1):
+        lut[p] = i
+    return lut
+
+
+# ------------------------------------------------------------------------------------------ consistency
+def lr_consistency(
+    sr,
+    lr,
+    *,
+    scale=None,
+    border=None,
+    mode="resolve",
+    compare_phases=None,
+    slab=None,
+):
+    """Share of LR voxels reproduced by degrading the SR volume (paper: the LR-consistency check).
+
+    Parameters
+    ----------
+    sr : ndarray
+        SR labels (ZYX); as written by :func:`~matsight.fuse.generate.generate` (cropped or not).
+    lr : ndarray
+        LR labels the SR volume was generated from.
+    scale : float, optional
+        ``64/d``; inferred from the shapes when omitted (with ``border``).
+    border : int, optional
+        Output voxels cropped per face (default: inferred, else ``ceil(sf)`` when the shapes say so).
+    mode : {"resolve", "sample"}
+        The training run's degradation: blur + trilinear + argmax, or every ``sf``-th voxel.
+    compare_phases : sequence of int, optional
+        HR phase matching each LR phase after pore (default ``1..m-1``); other HR phases count as pore.
+    slab : int, optional
+        LR layers per slab (memory; default about 64 SR layers).
+
+    Returns
+    -------
+    dict
+        ``consistency`` (share of scored LR voxels), ``per_phase`` ``{LR phase: recall}``, ``n_scored``,
+        ``scored`` (LR index range per axis: voxels whose degradation only uses SR voxels that exist),
+        ``confusion`` (LR × degraded counts).
+    """
+    import torch
+
+    from .degrade import blur_rule, downsample
+
+    sr = np.asarray(sr)
+    lr = np.asarray(lr)
+    if sr.ndim != 3 or lr.ndim != 3:
+        raise InputError(f"SR and LR must be 3D label volumes, got shapes {sr.shape} and {lr.shape}")
+    if mode not in ("resolve", "sample"):
+        raise InputError(f"mode must be 'resolve' or 'sample', got {mode!r}")
+    if scale is None:
+        sf, b = infer_scale(sr.shape, lr.shape)
+        if border is not None:
+            b = int(border)
+    else:
+        sf, _ = _sf(scale)
+        if border is None:
+            fits = [
+                bb
+                for bb in (math.ceil(sf - 1e-9), 0)
+                if all(math.floor(n * sf) - 2 * bb == m for n, m in zip(lr.shape, sr.shape, strict=True))
+            ]
+            if not fits:
+                raise InputError(
+                    f"SR {sr.shape} does not match LR {lr.shape} at scale {float(sf):.4g}; check --scale"
+                )
+            b = fits[0]
+        else:
+            b = int(border)
+    d = round(64 / sf)
+    q = sf.denominator
+    m = len(compare_phases) + 1 if compare_phases is not None else int(lr.max()) + 1
+    if int(lr.max()) >= m:
+        raise InputError(f"the LR volume has {int(lr.max()) + 1} phases but compare_phases lists {m - 1}")
+    lut = phase_map(int(sr.max()) + 1, m, compare_phases)
+    out_len = [math.floor(n * sf) for n in lr.shape]
+    if any(o - 2 * b != s for o, s in zip(out_len, sr.shape, strict=True)):
+        raise InputError(f"SR {sr.shape} is not LR {lr.shape} × {float(sf):.4g} minus {b} voxels per face")
+
+    # SR voxels each LR voxel's degraded value depends on: [lo_i, hi_i] on every axis
+    k, _ = blur_rule(float(sf))
+    r = k // 2 if mode == "resolve" else 0
+    scored = []
+    for n, o in zip(lr.shape, out_len, strict=True):
+        i = np.arange(n)
+        if mode == "resolve":
+            src = np.floor((i + 0.5) * float(sf) - 0.5).astype(int)
+            lo, hi = src - r, src + 1 + r
+        else:
+            lo = hi = (i * 64) // d
+        # without a crop the volume's own faces are the faces the degradation pads at: all scored
+        ok = np.flatnonzero(((lo >= b) & (hi < o - b)) | (b == 0))
+        if ok.size == 0:
+            raise InputError(f"the SR volume {sr.shape} is too small to score any LR voxel; keep the border")
+        scored.append((int(ok[0]), int(ok[-1]) + 1))
+
+    # the SR volume on the full output grid (the cropped border replicated) and padded to a multiple of q
+    padded = [-(-n // q) * q for n in lr.shape]
+    full_len = [int(p * sf) for p in padded]
+    pads = [(b, f - b - s) for f, s in zip(full_len, sr.shape, strict=True)]
+    mapped = lut[sr]
+    halo = -(-(math.ceil((r + 2) / float(sf)) + 1) // q) * q
+    slab = int(slab) if slab else max(q, int(64 / sf) // q * q)
+    slab = max(q, slab // q * q)
+    degraded = np.zeros(padded, dtype=np.uint8)
+    for z0 in range(0, padded[0], slab):
+        z1 = min(z0 + slab, padded[0])
+        a0, a1 = max(0, z0 - halo), min(padded[0], z1 + halo)
+        s0, s1 = int(a0 * sf), int(a1 * sf)
+        # rows s0..s1 of the padded SR volume, taken from `mapped` with edge replication
+        rows = np.clip(np.arange(s0, s1) - pads[0][0], 0, sr.shape[0] - 1)
+        block = mapped[rows]
+        block = np.pad(block, [(0, 0), *pads[1:]], mode="edge")
+        x = torch.from_numpy(block)
+        oh = torch.zeros((1, m, *block.shape), dtype=torch.float32)
+        for c in range(m):
+            oh[0, c] = x == c
+        with torch.inference_mode():
+            lab = downsample(oh, channels=list(range(m)), d=d, mode=mode).argmax(1)[0].numpy()
+        degraded[z0:z1] = lab[z0 - a0 : z1 - a0]
+        del oh
+    sel = tuple(slice(a, e) for a, e in scored)
+    got, want = degraded[sel], lr[sel]
+    hit = got == want
+    per_phase = {int(p): float(hit[want == p].mean()) for p in np.unique(want)}
+    conf = np.zeros((m, m), dtype=np.int64)
+    np.add.at(conf, (want.ravel().astype(np.int64), got.ravel().astype(np.int64)), 1)
+    return {
+        "consistency": float(hit.mean()),
+        "per_phase": per_phase,
+        "n_scored": int(hit.size),
+        "scored": scored,
+        "confusion": conf.tolist(),
+        "scale": float(sf),
+        "border": b,
+        "mode": mode,
+    }
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _labels3(a, name):
+    from .data import as_labels
+
+    a = as_labels(a, name=name)
+    if a.ndim != 3:
+        raise InputError(f"{name} must be a 3D label volume (ZYX), got shape {a.shape}")
+    return a
+
+
+def _central(a, size):
+    if size is None:
+        return a
+    sl = tuple(slice(max(0, (n - size) // 2), max(0, (n - size) // 2) + min(n, size)) for n in a.shape)
+    return a[sl]
+
+
+def _face_fraction_stats(stats, ndim):
+    """Sub-volume SSA (faces per voxel) → share of all faces, so 2D and 3D agree for isotropic media."""
+    out = dict(stats)
+    out["specific_surface_area"] = {p: v / ndim for p, v in stats["specific_surface_area"].items()}
+    return out
+
+
+def _fft_profiles(images, phases, *, slice_axis=None, n_bins=None):
+    from ..metrics.microstructure import radial_fft_profile
+
+    out = {}
+    for p in phases:
+        prof = radial_fft_profile(images == p, slice_axis=slice_axis, n_bins=n_bins)
+        out[str(p)] = {
+            "frequency": [float(v) for v in prof.frequency],
+            "magnitude": [float(v) if np.isfinite(v) else None for v in prof.magnitude],
+        }
+    return out
+
+
+def _high_freq_share(profile):
+    """Share of the profile's summed magnitude above a quarter of the Nyquist frequency (resolution proxy)."""
+    f = np.asarray(profile["frequency"], float)
+    m = np.array([np.nan if v is None else v for v in profile["magnitude"]], float)
+    ok = np.isfinite(m)
+    tot = m[ok].sum()
+    return float(m[ok & (f > 0.125)].sum() / tot) if tot > 0 else float("nan")
+
+
+def _nan_stats(v):
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    return {"mean": float(v.mean()) if v.size else None, "std": float(v.std()) if v.size else None}
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+def evaluate(
+    sr,
+    *,
+    hr=None,
+    lr=None,
+    truth=None,
+    scale=None,
+    border=None,
+    mode="resolve",
+    compare_phases=None,
+    out_dir=None,
+    subvolume_size=64,
+    n_subvolumes=256,
+    n_transport=16,
+    transport_axes=(0, 1, 2),
+    summary_size=256,
+    fft_slices=32,
+    seed=0,
+    phase_names=None,
+    progress=False,
+):
+    """Compare a super-resolved volume with its HR image(s), its LR volume and optionally a 3D truth.
+
+    Parameters
+    ----------
+    sr : ndarray
+        SR labels (ZYX).
+    hr : ndarray, optional
+        HR label image or stack ``(N, H, W)`` the model was trained on (same voxel size as SR).
+    lr : ndarray, optional
+        LR label volume the SR volume was generated from (LR consistency, FFT of the LR grid).
+    truth : ndarray, optional
+        3D ground truth on the SR grid: the SR shape, or the uncropped shape (then cropped the same way).
+    scale, border, mode, compare_phases
+        See :func:`lr_consistency` (``scale``/``border`` inferred from the shapes by default).
+    out_dir : str or Path, optional
+        Folder for ``index.html``, figures and ``metrics.json``.
+    subvolume_size, n_subvolumes : int
+        Sub-cubes (squares for HR) for the violin plots (paper: 256 × 64³); reduced to fit small volumes.
+    n_transport : int
+        Sub-cubes per axis on which the transport efficiency (VF/τ, a diffusion solve per phase) is computed
+        (0: none).
+    transport_axes : sequence of int
+        Flux axes for the transport efficiency.
+    summary_size : int or None
+        Edge of the central region used for the whole-volume curves (2-point correlation, chords); None =
+        everything.
+    fft_slices : int
+        Slices of each volume (evenly spaced, normal to Z) averaged in the FFT profiles.
+    seed : int
+        Sub-volume positions.
+    phase_names : dict, optional
+        ``{phase: name}`` for plots and tables.
+    progress : bool
+        Progress bars on the sub-volume statistics.
+
+    Returns
+    -------
+    dict
+        JSON-able results (also written to ``out_dir/metrics.json``).
+    """
+    from ..metrics.microstructure import (
+        interfacial_area,
+        subvolume_statistics,
+        summary,
+        triple_phase_boundary,
+        volume_fraction,
+    )
+
+    sr = _labels3(sr, "SR volume")
+    hr_stack = None
+    if hr is not None:
+        from .data import as_hr_stack
+
+        hr_stack = as_hr_stack(hr, name="HR image")
+    lr_arr = _labels3(lr, "LR volume") if lr is not None else None
+    tr = None
+    if truth is not None:
+        tr = _labels3(truth, "truth volume")
+        if tr.shape != sr.shape:
+            diff = {(t - s) for t, s in zip(tr.shape, sr.shape, strict=True)}
+            if len(diff) == 1 and (c := diff.pop()) > 0 and c % 2 == 0:
+                c //= 2
+                tr = tr[c:-c, c:-c, c:-c]
+            else:
+                raise InputError(
+                    f"truth {tr.shape} must have the SR shape {sr.shape} (or the uncropped shape); "
+                    "give the 3D volume the LR volume was made from"
+                )
+    res = {"shape": list(sr.shape)}
+
+    # LR consistency ---------------------------------------------------------------------------------
+    if lr_arr is not None:
+        res["lr_consistency"] = lr_consistency(
+            sr, lr_arr, scale=scale, border=border, mode=mode, compare_phases=compare_phases
+        )
+        n_lr = int(lr_arr.max()) + 1
+        lut = phase_map(max(int(sr.max()) + 1, n_lr), n_lr, compare_phases)
+        res["lr_volume_fraction"] = {
+            "LR": {str(k): v for k, v in volume_fraction(lr_arr, phases=range(n_lr)).items()},
+            "SR (LR phases)": {str(k): v for k, v in volume_fraction(lut[sr], phases=range(n_lr)).items()},
+        }
+
+    phases = sorted(
+        {*np.unique(sr).tolist(), *(np.unique(hr_stack).tolist() if hr_stack is not None else [])}
+    )
+    phases = [int(p) for p in phases]
+
+    # whole-volume metrics ------------------------------------------------------------------------------
+    vols = {"SR": sr}
+    if tr is not None:
+        vols["truth"] = tr
+    whole = {}
+    for name, v in vols.items():
+        whole[name] = {
+            "volume_fraction": {str(k): x for k, x in volume_fraction(v, phases=phases).items()},
+            "interface_face_fraction": {
+                f"{a}-{c}": x for (a, c), x in interfacial_area(v, normalize="faces").items()
+            },
+            "triple_phase_boundary": triple_phase_boundary(v) if len(phases) >= 3 else None,
+        }
+    if hr_stack is not None:
+        vf = np.mean([list(volume_fraction(h, phases=phases).values()) for h in hr_stack], axis=0)
+        faces = {}
+        for h in hr_stack:
+            for (a, c), x in interfacial_area(h, normalize="faces").items():
+                faces.setdefault(f"{a}-{c}", []).append(x)
+        whole["HR"] = {
+            "volume_fraction": {str(p): float(x) for p, x in zip(phases, vf, strict=True)},
+            "interface_face_fraction": {k: float(np.mean(x)) for k, x in faces.items()},
+            "triple_phase_boundary": None,
+        }
+    res["whole"] = whole
+
+    # curves: 2-pt correlation, chords (central region), FFT profiles -----------------------------------
+    curves = {name: summary(_central(v, summary_size), tortuosity=False) for name, v in vols.items()}
+    if hr_stack is not None:
+        curves["HR"] = summary(hr_stack[0], tortuosity=False)
+    res["curves"] = {
+        name: {k: s[k] for k in ("two_point_correlation", "chord_length")} for name, s in curves.items()
+    }
+
+    def pick(v):
+        idx = np.unique(np.linspace(0, v.shape[0] - 1, min(fft_slices, v.shape[0])).round().astype(int))
+        return v[idx]
+
+    fft = {name: _fft_profiles(pick(v), phases, slice_axis=0) for name, v in vols.items()}
+    if hr_stack is not None:
+        fft["HR"] = _fft_profiles(pick(hr_stack), phases, slice_axis=0)
+    if lr_arr is not None:
+        cons = res["lr_consistency"]
+        sf, b = Fraction(cons["scale"]).limit_denominator(64), cons["border"]
+        sl = pick(np.arange(sr.shape[0]))
+        grids = [((np.arange(n) + b) / sf).astype(int) for n in sr.shape]
+        lr_up = lr_arr[
+            np.ix_(
+                np.minimum(grids[0][sl], lr_arr.shape[0] - 1),
+                np.minimum(grids[1], lr_arr.shape[1] - 1),
+                np.minimum(grids[2], lr_arr.shape[2] - 1),
+            )
+        ]
+        cp = list(range(1, n_lr)) if compare_phases is None else list(compare_phases)
+        back = np.zeros(n_lr, dtype=np.uint8)
+        back[1:] = cp
+        fft["LR (nearest, SR grid)"] = _fft_profiles(
+            back[lr_up], [p for p in phases if p in back], slice_axis=0
+        )
+    res["fft_profile"] = fft
+    res["fft_high_frequency_share"] = {
+        name: {p: _high_freq_share(prof) for p, prof in f.items()} for name, f in fft.items()
+    }
+
+    # sub-volume statistics (violins) ------------------------------------------------------------------------
+    size = int(min(subvolume_size, *sr.shape, *(hr_stack.shape[1:] if hr_stack is not None else ())))
+    if size < subvolume_size:
+        log.info("sub-volumes reduced to %d voxels per edge to fit the images", size)
+    subs = {}
+    for name, v in vols.items():
+        subs[name] = _face_fraction_stats(
+            subvolume_statistics(v, size=size, n=n_subvolumes, seed=seed, progress=progress), 3
+        )
+    if hr_stack is not None:
+        per = max(1, n_subvolumes // len(hr_stack))
+        parts = [subvolume_statistics(h, size=size, n=per, seed=seed + i) for i, h in enumerate(hr_stack)]
+        hr_sub = {
+            "volume_fraction": {
+                p: np.concatenate([s["volume_fraction"].get(p, np.zeros(per)) for s in parts]) for p in phases
+            },
+            "specific_surface_area": {
+                p: np.concatenate([s["specific_surface_area"].get(p, np.zeros(per)) for s in parts])
+                for p in phases
+            },
+            "corners": np.concatenate([s["corners"] for s in parts]),
+            "size": size,
+        }
+        subs["HR"] = _face_fraction_stats(hr_sub, 2)
+    transport = {}
+    if n_transport:
+        for ax in transport_axes:
+            for name, v in vols.items():
+                st = subvolume_statistics(
+                    v,
+                    size=size,
+                    n=n_transport,
+                    seed=seed + 1000 + ax,
+                    transport=True,
+                    axis=ax,
+                    progress=progress,
+                )
+                transport.setdefault(str(ax), {})[name] = st["transport_efficiency"]
+    res["subvolumes"] = {
+        name: {
+            "size": size,
+            "n": len(s["corners"]),
+            "volume_fraction": {str(p): _nan_stats(x) for p, x in s["volume_fraction"].items()},
+            "surface_face_fraction": {str(p): _nan_stats(x) for p, x in s["specific_surface_area"].items()},
+            **(
+                {"triple_phase_boundary": _nan_stats(s["triple_phase_boundary"])}
+                if "triple_phase_boundary" in s and name != "HR"
+                else {}
+            ),
+        }
+        for name, s in subs.items()
+    }
+    res["transport_efficiency"] = {
+        ax: {name: {str(p): _nan_stats(x) for p, x in te.items()} for name, te in per.items()}
+        for ax, per in transport.items()
+    }
+    if tr is not None:
+        res["versus_truth"] = _versus_truth(res, phases)
+
+    if out_dir is not None:
+        _write_report(out_dir, res, vols, subs, transport, curves, fft, lr_arr, phases, phase_names)
+    return res
+
+
+def _versus_truth(res, phases):
+    """The fidelity figures of the issue: |ΔVF|, relative SSA, Δ transport efficiency, relative TPB."""
+    w = res["whole"]
+    out = {"abs_delta_vf": {}, "rel_delta_interface": {}, "delta_transport_efficiency": {}}
+    for p in phases:
+        out["abs_delta_vf"][str(p)] = abs(
+            w["SR"]["volume_fraction"][str(p)] - w["truth"]["volume_fraction"][str(p)]
+        )
+    for k, v in w["truth"]["interface_face_fraction"].items():
+        s = w["SR"]["interface_face_fraction"].get(k, 0.0)
+        out["rel_delta_interface"][k] = (s - v) / v if v else None
+    for ax, per in res["transport_efficiency"].items():
+        for p, st in per.get("truth", {}).items():
+            s = per.get("SR", {}).get(p, {}).get("mean")
+            if s is not None and st["mean"] is not None:
+                out["delta_transport_efficiency"][f"{p} axis {ax}"] = s - st["mean"]
+    t_sr, t_tr = w["SR"]["triple_phase_boundary"], w["truth"]["triple_phase_boundary"]
+    out["rel_delta_tpb"] = (t_sr - t_tr) / t_tr if t_sr is not None and t_tr else None
+    return out
+
+
+def _write_report(out_dir, res, vols, subs, transport, curves, fft, lr_arr, phases, names):
+    from .._atomic import write_json
+    from ..report import Report
+    from ..report import microstructure as rm
+
+    def pn(p):
+        return rm._phase_name(p, names)
+
+    out_dir = Path(out_dir)
+    rep = Report(out_dir, "SuperRes evaluation")
+    rep.text(
+        f"SR volume {tuple(res['shape'])}; compared with: "
+        + ", ".join(k for k in ("HR", "truth") if k in res["whole"])
+        + (", LR" if lr_arr is not None else "")
+    )
+    if "lr_consistency" in res:
+        c = res["lr_consistency"]
+        rep.heading("LR consistency")
+        rep.text(
+            f"{100 * c['consistency']:.2f}% of {c['n_scored']} LR voxels are reproduced by degrading the SR "
+            "volume "
+            f"(scale {c['scale']:.4g}, mode {c['mode']}, border {c['border']} voxels; LR voxels next to the "
+            "cropped border are not scored)."
+        )
+        rows = {f"LR phase {p}": {"recall": v} for p, v in c["per_phase"].items()}
+        for name, vf in res["lr_volume_fraction"].items():
+            for p, v in vf.items():
+                rows.setdefault(f"LR phase {p}", {})[f"VF {name}"] = v
+        rep.table(rows)
+    rep.heading("Volume fractions, interfaces, TPB (whole volumes)")
+    rows = {}
+    for name, w in res["whole"].items():
+        for p, v in w["volume_fraction"].items():
+            rows.setdefault(f"VF {pn(p)}", {})[name] = v
+        for k, v in w["interface_face_fraction"].items():
+            a, b = k.split("-")
+            rows.setdefault(f"interface {pn(a)} / {pn(b)} (face fraction)", {})[name] = v
+        if w["triple_phase_boundary"] is not None:
+            rows.setdefault("TPB density", {})[name] = w["triple_phase_boundary"]
+    rep.table(rows)
+    rep.figure(rm.compare_volume_fractions(res["whole"], phase_names=names), "volume_fractions")
+    if "versus_truth" in res:
+        rep.heading("SR versus truth")
+        vt = res["versus_truth"]
+        rows = {f"|ΔVF| {pn(p)}": {"value": v} for p, v in vt["abs_delta_vf"].items()}
+        rows.update({f"rel. Δ interface {k}": {"value": v} for k, v in vt["rel_delta_interface"].items()})
+        rows.update({f"Δ VF/τ {k}": {"value": v} for k, v in vt["delta_transport_efficiency"].items()})
+        if vt["rel_delta_tpb"] is not None:
+            rows["rel. Δ TPB"] = {"value": vt["rel_delta_tpb"]}
+        rep.table(rows, caption="targets: |ΔVF| ≤ 0.01, surfaces within 5%, VF/τ within 0.02, TPB within 10%")
+    rep.heading("Sub-volume statistics")
+    rep.text(
+        "Violins over random sub-cubes (squares for the 2D HR images). SSA is shown as the share of a "
+        "voxel's faces that are interfaces (faces per voxel / number of axes), comparable between 2D and 3D.",
+        note=True,
+    )
+    rep.figure(rm.compare_subvolume_violins(subs, phase_names=names), "subvolume_violins")
+    for ax, per in transport.items():
+        st = {
+            n: {"volume_fraction": {}, "specific_surface_area": {}, "transport_efficiency": te}
+            for n, te in per.items()
+        }
+        rep.figure(
+            rm.compare_subvolume_violins(st, phase_names=names),
+            f"transport_axis{ax}",
+            caption=f"Transport efficiency VF/τ along axis {ax}, per phase",
+        )
+    rep.heading("Two-point correlation and chord lengths")
+    rep.figure(rm.compare_two_point_correlation(curves, phase_names=names), "two_point_correlation")
+    rep.figure(rm.compare_chord_lengths(curves, phase_names=names), "chord_lengths")
+    rep.heading("FFT magnitude profiles (paper Fig. 18)")
+    fsum = {n: {"volume_fraction": {p: 0 for p in f}, "fft_profile": f} for n, f in fft.items()}
+    rep.figure(
+        rm.compare_fft_profiles(fsum, phase_names=names),
+        "fft_profiles",
+        caption="Radially averaged |FFT| of each phase map over slices normal to Z",
+    )
+    rep.table(res["fft_high_frequency_share"], caption="share of |FFT| above 1/8 cycles per voxel, per phase")
+    show = {k: _central(v, 256) for k, v in vols.items()}
+    if lr_arr is not None:
+        c = res["lr_consistency"]
+        sf, b = Fraction(c["scale"]).limit_denominator(64), c["border"]
+        region = [
+            np.arange(max(0, (n - 256) // 2), max(0, (n - 256) // 2) + min(n, 256)) for n in res["shape"]
+        ]
+        idx = [
+            np.minimum(((r + b) / sf).astype(int), n - 1) for r, n in zip(region, lr_arr.shape, strict=True)
+        ]
+        show = {"LR (nearest)": lr_arr[np.ix_(*idx)], **show}
+    rep.figure(rm.compare_slices(show, phase_names=names), "slices")
+    write_json(out_dir / "metrics.json", res)
+    rep.link("metrics.json", "all figures as JSON")
+    rep.write()
