@@ -127,3 +127,45 @@ def test_evaluate_inputs():
         evaluate(sr[0])
     with pytest.raises(InputError, match="label"):
         evaluate(sr.astype(float) + 0.5)
+
+
+def test_cli_evaluate(tmp_path):
+    pytest.importorskip("matplotlib")
+    from typer.testing import CliRunner
+
+    from matsight.cli import app
+    from matsight.io import write_volume
+
+    rng = np.random.default_rng(3)
+    lr = (rng.random((8, 8, 8)) < 0.5).astype(np.uint8)
+    sr = _crop(_nearest_up(lr, 16), 4)
+    write_volume(tmp_path / "lr.tif", lr)
+    write_volume(tmp_path / "sr.tif", sr)
+    write_volume(tmp_path / "hr.tif", _nearest_up(lr, 16)[10])
+    r = CliRunner().invoke(
+        app,
+        [
+            "fuse",
+            "evaluate",
+            str(tmp_path / "sr.tif"),
+            "--hr",
+            str(tmp_path / "hr.tif"),
+            "--lr",
+            str(tmp_path / "lr.tif"),
+            "--out",
+            str(tmp_path / "rep"),
+            "--subvolumes",
+            "4",
+            "--subvolume-size",
+            "8",
+            "--transport",
+            "0",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "LR consistency: 100.00%" in r.output
+    assert (tmp_path / "rep" / "index.html").is_file()
+    r = CliRunner().invoke(
+        app, ["fuse", "evaluate", str(tmp_path / "nope.tif"), "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 2 and "error:" in r.output

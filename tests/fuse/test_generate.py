@@ -191,3 +191,30 @@ def test_bad_inputs():
         generate(g, _lr((4, 4, 4)), samples=0, progress=False)
     with pytest.raises(InputError, match=r"\.zarr"):
         generate(g, _lr((4, 4, 4)), out="x.png", progress=False)
+
+
+def test_cli_generate(tmp_path):
+    from typer.testing import CliRunner
+
+    from matsight.cli import app
+    from matsight.fuse.train import _save
+    from matsight.io import read_volume, write_volume
+
+    g = _generator(4)
+    cfg = make_config("cpu", scale=4, n_hr_phases=3, n_lr_phases=2, gen_width=8, gen_min_width=4)
+    _save(tmp_path / "run" / "best.safetensors", cfg, g, [], None, [], {"iteration": 1}, full=False)
+    lr = _lr((6, 6, 6))
+    write_volume(tmp_path / "lr.tif", lr, spacing=100.0)
+    args = ["fuse", "generate", str(tmp_path / "run"), "--lr", str(tmp_path / "lr.tif")]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "sr.tif"), "--samples", "2", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    want = generate(g, lr, samples=2, seed=3, progress=False)
+    np.testing.assert_array_equal(read_volume(tmp_path / "sr.tif"), want.labels)
+    np.testing.assert_array_equal(read_volume(tmp_path / "sr_sample1.tif"), want.samples[1])
+    assert (tmp_path / "sr_entropy.tif").is_file()
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "sr2.tif"), "--keep-border"])
+    assert r.exit_code == 0, r.output
+    assert read_volume(tmp_path / "sr2.tif").shape == (24, 24, 24)
+    # a user mistake: one line, exit code 2
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "sr.png")])
+    assert r.exit_code == 2 and "error:" in r.output
