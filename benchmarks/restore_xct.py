@@ -192,7 +192,8 @@ def main(argv=None):
         if n == n_auto:
             cons_map = e.consistency
     hq_range = float(np.subtract(*np.percentile(hq_raw[mask] if mask is not None else hq_raw, [99.5, 0.5])))
-    metrics = compare(hq_raw, images, mask=mask, n_edges=80, cnr_erode=1)
+    # windings are ~8 px apart: short profiles so that each crosses one edge
+    metrics = compare(hq_raw, images, mask=mask, n_edges=80, cnr_erode=1, edge_sigma=1.0, profile_length=9)
     for name, row in metrics.items():
         if name in cons:
             row["consistency_rms"] = cons[name]

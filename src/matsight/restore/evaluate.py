@@ -98,6 +98,7 @@ def compare(
     data_range=None,
     n_edges=60,
     edge_sigma=1.5,
+    profile_length=None,
     cnr_masks=None,
     cnr_erode=2,
     sift=True,
@@ -146,7 +147,9 @@ def compare(
         fg, bg = (np.broadcast_to(np.asarray(m, dtype=bool), hq.shape) for m in cnr_masks)
 
     def resolution(im):
-        ew = edge_fwhm(im, spacing=spacing, n_edges=n_edges, sigma=edge_sigma, mask=mask)
+        ew = edge_fwhm(
+            im, spacing=spacing, n_edges=n_edges, sigma=edge_sigma, profile_length=profile_length, mask=mask
+        )
         w = ew.widths[np.isfinite(ew.widths)]
         if w.size == 0:
             return {
