@@ -3,6 +3,7 @@
 Modules: :mod:`~matsight.restore.register` (pair preparation), :mod:`~matsight.restore.config` (presets),
 :mod:`~matsight.restore.indi` (training target, reverse-Huber loss, N-step sampler),
 :mod:`~matsight.restore.train`, :mod:`~matsight.restore.enhance` (slices, volumes, time series, data
-consistency), :mod:`~matsight.restore.evaluate` (PSNR/SSIM/SIFT/FWHM/CNR report), :mod:`~matsight.restore.demo`.
+consistency), :mod:`~matsight.restore.evaluate` (quality report),
+:mod:`~matsight.restore.demo`.
 Importing this package does not import torch.
 """
