@@ -14,7 +14,9 @@ app = typer.Typer(
 
 PixelSize = Annotated[
     str | None,
-    typer.Option("--pixel-size", help="Pixel size in nm (overrides the file; 'PY,PX' for anisotropic pixels)."),
+    typer.Option(
+        "--pixel-size", help="Pixel size in nm (overrides the file; 'PY,PX' for anisotropic pixels)."
+    ),
 ]
 Phases = Annotated[
     str | None, typer.Option("--phases", help="Comma-separated shipped phases (default: Li,LiF,Li2O,Li2CO3).")
@@ -69,7 +71,8 @@ def analyze(
     d_min: Annotated[float, typer.Option("--d-min", help="Smallest spacing analysed (Å).")] = 1.0,
     d_max: Annotated[float, typer.Option("--d-max", help="Largest spacing analysed (Å).")] = 15.0,
     min_intensity: Annotated[
-        float, typer.Option("--min-intensity", help="Ignore reference reflections weaker than this (rel. |F|²).")
+        float,
+        typer.Option("--min-intensity", help="Ignore reference reflections weaker than this (rel. |F|²)."),
     ] = 0.01,
     maps: Annotated[bool, typer.Option("--maps/--no-maps", help="Compute real-space phase maps.")] = True,
 ):
@@ -111,7 +114,11 @@ def series(
         float | None, typer.Option("--frame-time", help="Seconds per frame (time axis of the plot/CSV).")
     ] = None,
     scheduler: Annotated[
-        str | None, typer.Option(help="Run frames through dask: threads or processes (scale extra).")
+        str | None,
+        typer.Option(
+            help="Run frames through dask (scale extra): threads, processes, distributed (local cluster) "
+            "or a scheduler address tcp://host:port (other machines)."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Number of dask workers.")] = None,
 ):
@@ -144,21 +151,50 @@ def series(
 @user_errors
 def train_detector(
     out: Annotated[Path, typer.Option("--out", "-o", help="Weights file (.safetensors).")] = Path(
-        "tem_spot_unet.safetensors"
+        "spot_unet.safetensors"
     ),
-    n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training FFTs.")] = 600,
-    n_val: Annotated[int, typer.Option("--n-val", help="Held-out synthetic FFTs.")] = 60,
-    size: Annotated[int, typer.Option(help="Frame size of the synthetic images (px).")] = 256,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 12,
+    n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training frames.")] = 600,
+    n_val: Annotated[
+        int, typer.Option("--n-val", help="Validation frames (epoch and threshold choice).")
+    ] = 60,
+    size: Annotated[int, typer.Option(help="Typical frame side of the synthetic images (px).")] = 256,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    budget: Annotated[
+        float | None, typer.Option(help="Stop training after this many seconds (keeps the best epoch).")
+    ] = None,
+    evaluate: Annotated[
+        int, typer.Option(help="Held-out frames to score both detectors on afterwards (0: skip).")
+    ] = 40,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 2,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
 ):
-    """Train the U-Net spot detector on synthetic lattice FFTs; writes safetensors weights + metrics."""
-    from ..tem.train_detector import TrainConfig, train
+    """Train the U-Net spot detector on synthetic lattice FFTs (labels known by construction).
 
-    cfg = TrainConfig(n_train=n_train, n_val=n_val, size=size, epochs=epochs, seed=seed, threads=threads, device=device)
+    Writes safetensors weights (config, threshold and metrics in the metadata) and a JSON next to them; pass
+    the file to `matsight tem analyze --detector unet --weights FILE`, or copy it over the shipped weights.
+    """
+    from .._atomic import write_json
+    from ..tem.train_detector import TrainConfig, evaluate_detectors, train
+
+    cfg = TrainConfig(
+        n_train=n_train,
+        n_val=n_val,
+        size=size,
+        epochs=epochs,
+        seed=seed,
+        threads=threads,
+        device=device,
+        budget_s=budget,
+    )
     metrics = train(cfg, out, progress=progress_enabled())
     for k, v in metrics.items():
         echo(f"{k:<22} {v}")
+    if evaluate > 0:
+        scores = evaluate_detectors(n=evaluate, size=size, weights=out, progress=progress_enabled())
+        write_json(Path(out).with_suffix(".eval.json"), scores)
+        keys = ("dice", "iou", "precision", "recall", "hausdorff_px_mean", "spot_precision", "spot_recall")
+        echo("held-out        " + " ".join(f"{k[:12]:>12}" for k in keys))
+        for det, sc in scores.items():
+            echo(f"{det:<15} " + " ".join(f"{sc[k]:>12.3f}" for k in keys))
     echo(f"weights: {Path(out).resolve()}")

@@ -282,8 +282,20 @@ class Phase:
     def __hash__(self):
         return hash((self.name, self.cell, self.space_group))
 
+    def __reduce__(self):
+        # gemmi objects (space group, cached operations) do not pickle: rebuild from the plain fields,
+        # so phases travel to dask process / distributed workers
+        return (
+            _phase_from_fields,
+            (self.name, self.cell, self.space_group, self.atoms, self.source, self.formula),
+        )
+
     def __eq__(self, other):
         return isinstance(other, Phase) and self.to_dict() == other.to_dict()
+
+
+def _phase_from_fields(name, cell, space_group, atoms, source, formula):
+    return Phase(name, cell, space_group, atoms, source, formula)
 
 
 def _wrap(v):

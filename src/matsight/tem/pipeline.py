@@ -146,7 +146,7 @@ def analyze(
     if detector == "classical":
         spots = detect_spots(None, ps, spectrum=spec, threshold=threshold, d_min=d_min, d_max=d_max)
     else:
-        from .unet_detector import detect_spots_unet
+        from .detector import detect_spots_unet
 
         spots = detect_spots_unet(None, ps, spectrum=spec, d_min=d_min, d_max=d_max, weights=weights)
     timings["spots"] = time.perf_counter() - t

@@ -111,8 +111,12 @@ def _save_fig(fig, path):
     return Path(path)
 
 
-def write_analysis(result, image, out_dir, *, title="HRTEM phase identification", source=None):
+def write_analysis(
+    result, image, out_dir, *, title="HRTEM phase identification", source=None, extra_tables=()
+):
     """Write ``spots.csv``, ``spots.json``, ``phase_labels.tif``, figures and ``index.html`` into ``out_dir``.
+
+    ``extra_tables`` — ``(caption, table)`` pairs shown after the summary (e.g. a demo's ground-truth scores).
 
     Returns
     -------
@@ -146,6 +150,8 @@ def write_analysis(result, image, out_dir, *, title="HRTEM phase identification"
     if source:
         rep.text(f"Input: {source}")
     rep.table(result.summary())
+    for caption, table in extra_tables:
+        rep.table(table, caption=caption)
     rep.figure(fft_figure(result), "fft_spots", caption="FFT with detected spots (and Friedel mates).")
     if result.maps is not None:
         with atomic_path(out / "phase_labels.tif") as tmp:
@@ -157,14 +163,27 @@ def write_analysis(result, image, out_dir, *, title="HRTEM phase identification"
             + ", ".join(f"{i + 1} = {n}" for i, n in enumerate(result.maps.phase_names))
             + ").",
         )
-    cols = ["d_angstrom", "phase", "hkl", "d_error_percent", "zone", "intensity", "snr", "size_px", "ambiguous"]
+    cols = [
+        "d_angstrom",
+        "phase",
+        "hkl",
+        "d_error_percent",
+        "zone",
+        "intensity",
+        "snr",
+        "size_px",
+        "ambiguous",
+    ]
     rep.heading("Spots")
     rep.table([{c: r[c] for c in cols} for r in rows])
     rep.heading("Reference reflections")
     for p in result.phases:
         refl = p.reflections(d_min=1.0)[:12]
         rep.table(
-            [{"(hkl)": r.label, "d (Å)": r.d, "rel. |F|²": r.intensity, "multiplicity": len(r.members)} for r in refl],
+            [
+                {"(hkl)": r.label, "d (Å)": r.d, "rel. |F|²": r.intensity, "multiplicity": len(r.members)}
+                for r in refl
+            ],
             caption=f"{p.name} ({p.space_group}; {p.source})",
         )
     return rep.write()

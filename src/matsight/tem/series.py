@@ -4,9 +4,10 @@ Each frame is analysed on its own (spots → matching; no maps), and a phase's i
 over its matched spots of the excess FFT amplitude inside the spot regions ("masked FFT amplitude"). Phases
 that appear later (e.g. Li growing out of LiF under the beam) are picked up when their spots do.
 
-Frames run serially with a progress bar, or through dask (``scale`` extra) on threads or processes
-(``scheduler="threads" | "processes"``); the FFT and the spot detector are numpy/scipy work that releases the
-GIL, so threads already use several cores.
+Frames run serially with a progress bar, or through dask (``scale`` extra): on local threads or processes
+(``scheduler="threads" | "processes"``; the FFT and the spot detector are numpy/scipy work that mostly releases
+the GIL), on a local ``dask.distributed`` cluster (``"distributed"``), or on the machines of an existing cluster
+(``scheduler="tcp://host:8786"``) — frames are independent, so the speed-up is the number of workers.
 """
 
 import logging
@@ -71,6 +72,67 @@ def _one_frame(frame, pixel_size_nm, phases, kw):
     return res.phase_intensity(), counts, time.perf_counter() - t
 
 
+def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, progress):
+    """Frames through dask: local schedulers, a local distributed cluster, or a remote scheduler address."""
+    local = ("sync", "threads", "processes")
+    remote = isinstance(scheduler, str) and "://" in scheduler
+    if scheduler not in (*local, "distributed") and not remote:
+        raise InputError(
+            f"unknown scheduler {scheduler!r}; use sync, threads, processes, distributed or a tcp://host:port address"
+        )
+    try:
+        import dask
+    except ImportError as exc:
+        raise InputError("dask is not installed; pip install 'matsight[scale]' or drop --scheduler") from exc
+    n = len(frames)
+    if scheduler in local:
+        tasks = [
+            dask.delayed(_one_frame)(np.asarray(frames[i]), pixel_size_nm, plist, analyze_kw)
+            for i in range(n)
+        ]
+        kw = {"scheduler": scheduler}
+        if workers:
+            kw["num_workers"] = int(workers)
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar():
+                return list(dask.compute(*tasks, **kw))
+        return list(dask.compute(*tasks, **kw))
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise InputError("dask.distributed is not installed; pip install 'matsight[scale]'") from exc
+    cluster = None
+    if remote:
+        client = Client(scheduler)
+    else:
+        # one thread per worker process: the numpy work of a frame is already vectorised
+        cluster = LocalCluster(
+            n_workers=int(workers or 2), threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    try:
+        futures = [
+            client.submit(_one_frame, np.asarray(frames[i]), pixel_size_nm, plist, analyze_kw, pure=False)
+            for i in range(n)
+        ]
+        index = {f.key: i for i, f in enumerate(futures)}
+        outs = [None] * n
+        done = as_completed(futures)
+        if progress:
+            from rich.progress import track
+
+            done = track(done, description="frames", total=n)
+        for fut in done:
+            outs[index[fut.key]] = fut.result()
+        return outs
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def analyze_series(
     frames,
     pixel_size_nm,
@@ -95,10 +157,12 @@ def analyze_series(
         Seconds per frame (for the time axis); default 1 (time = frame index).
     labels : list of str, optional
         Frame labels (default: index).
-    scheduler : {None, "sync", "threads", "processes"}
-        None runs serially here; the others use dask's local schedulers (``scale`` extra).
+    scheduler : {None, "sync", "threads", "processes", "distributed"} or str
+        None runs serially here; ``sync/threads/processes`` use dask's local schedulers; ``"distributed"``
+        starts a local ``dask.distributed`` cluster of ``workers`` processes; a scheduler address
+        (``"tcp://host:8786"``) sends the frames to an existing cluster, i.e. other machines (``scale`` extra).
     workers : int, optional
-        Number of dask workers.
+        Number of dask workers (local schedulers and the local cluster).
     progress : bool
         Show a progress bar.
     **analyze_kw
@@ -123,23 +187,7 @@ def analyze_series(
         for i in it:
             outs.append(_one_frame(np.asarray(frames[i]), pixel_size_nm, plist, analyze_kw))
     else:
-        if scheduler not in ("sync", "threads", "processes"):
-            raise InputError(f"unknown scheduler {scheduler!r}; use sync, threads or processes")
-        try:
-            import dask
-        except ImportError as exc:
-            raise InputError("dask is not installed; pip install 'matsight[scale]' or drop --scheduler") from exc
-        tasks = [dask.delayed(_one_frame)(np.asarray(frames[i]), pixel_size_nm, plist, analyze_kw) for i in range(n)]
-        kw = {"scheduler": scheduler}
-        if workers:
-            kw["num_workers"] = int(workers)
-        if progress:
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar():
-                outs = list(dask.compute(*tasks, **kw))
-        else:
-            outs = list(dask.compute(*tasks, **kw))
+        outs = _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, progress)
     names = [p.name for p in plist] + [UNKNOWN]
     inten = {p: np.array([o[0].get(p, 0.0) for o in outs]) for p in names}
     counts = {p: np.array([o[1].get(p, 0) for o in outs], int) for p in names}
@@ -166,7 +214,9 @@ def read_series(path, *, pixel_size=None):
 
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+        files = sorted(
+            p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+        )
         # an .emi header and its .ser data are one dataset: keep the .emi when both are there
         emis = {p.stem for p in files if p.suffix.lower() == ".emi"}
         files = [p for p in files if not (p.suffix.lower() == ".ser" and p.stem.rsplit("_", 1)[0] in emis)]
@@ -186,7 +236,9 @@ def read_series(path, *, pixel_size=None):
         if ps0 is None:
             ps0 = ps
         elif not np.allclose(ps, ps0, rtol=1e-3):
-            raise InputError(f"{f} has pixel size {ps} nm but earlier frames {ps0} nm; analyse them separately")
+            raise InputError(
+                f"{f} has pixel size {ps} nm but earlier frames {ps0} nm; analyse them separately"
+            )
         stack = data if data.ndim == 3 else data[None]
         for i, fr in enumerate(stack):
             frames.append(fr)
@@ -245,9 +297,13 @@ def write_series(result, out_dir, *, source=None, x="frame"):
         {
             "frames": len(result.frames),
             "seconds (total)": round(result.seconds, 2),
-            "seconds per frame": round(float(np.mean(result.per_frame_seconds)), 3) if result.per_frame_seconds else 0,
+            "seconds per frame": round(float(np.mean(result.per_frame_seconds)), 3)
+            if result.per_frame_seconds
+            else 0,
             **{f"first seen: {p}": str(v) for p, v in result.first_seen().items() if v is not None},
         }
     )
-    rep.figure(series_figure(result, x=x), "intensity", caption="Sum of masked FFT amplitude per phase per frame.")
+    rep.figure(
+        series_figure(result, x=x), "intensity", caption="Sum of masked FFT amplitude per phase per frame."
+    )
     return rep.write()

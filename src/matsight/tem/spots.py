@@ -137,7 +137,9 @@ class SpotBackground:
     z: np.ndarray  # noise-normalised map, NaN outside the analysed annulus
     background_amplitude: np.ndarray  # expected |S| of the background at every pixel
     valid: np.ndarray  # bool: inside the analysed annulus
-    margin: np.ndarray  # threshold margin for the estimation error of few-pixel bins: 3 / sqrt(independent px)
+    margin: (
+        np.ndarray
+    )  # threshold margin for the estimation error of few-pixel bins: 3 / sqrt(independent px)
 
 
 def _radius_bins(shape, pixel_size_nm):
@@ -424,14 +426,18 @@ def detect_spots(
     return table
 
 
-def spots_from_mask(mask, spectrum, pixel_size_nm, *, d_min=1.0, d_max=15.0, require_mate=True):
+def spots_from_mask(
+    mask, spectrum, pixel_size_nm, *, d_min=1.0, d_max=15.0, require_mate=True, background=None, power=None
+):
     """Turn a binary spot mask of the full spectrum (e.g. a U-Net output) into a :class:`SpotTable`.
 
     Connected components → regions; sub-pixel positions and sizes as in :func:`detect_spots`.
+    ``background`` (a :class:`SpotBackground` of this spectrum) and ``power`` (``|S|²``) skip recomputing them.
     """
     ps = _fft.check_pixel_size(pixel_size_nm)
-    power = spectrum.real**2 + spectrum.imag**2
-    bg = radial_background(power, ps, d_min=d_min, d_max=d_max)
+    if power is None:
+        power = spectrum.real**2 + spectrum.imag**2
+    bg = background if background is not None else radial_background(power, ps, d_min=d_min, d_max=d_max)
     labels, n = ndi.label(np.asarray(mask, bool) & bg.valid)
     if n == 0:
         return SpotTable.empty(power.shape, ps)
