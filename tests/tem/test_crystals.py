@@ -177,3 +177,12 @@ def test_bad_phase_entries(spec, msg):
 def test_unknown_phase_name():
     with pytest.raises(InputError, match="shipped phases are"):
         crystals.load_phase("Unobtainium")
+
+
+def test_phase_pickles_for_process_workers():
+    import pickle
+
+    p = crystals.load_phase("Li2CO3")
+    p.reflections()  # fills gemmi caches, which do not pickle themselves
+    q = pickle.loads(pickle.dumps(p))
+    assert q == p and [r.label for r in q.reflections()] == [r.label for r in p.reflections()]

@@ -46,7 +46,9 @@ def test_cli_analyze_tif(tmp_path):
     src = tmp_path / "frame.tif"
     tifffile.imwrite(src, li.image.astype(np.float32))
     out = tmp_path / "out"
-    r = CliRunner().invoke(app, ["tem", "analyze", str(src), "--pixel-size", "0.02", "--phases", "Li,LiF", "-o", str(out)])
+    r = CliRunner().invoke(
+        app, ["tem", "analyze", str(src), "--pixel-size", "0.02", "--phases", "Li,LiF", "-o", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert (out / "index.html").exists() and "phases found" in r.output
 
@@ -55,10 +57,22 @@ def test_cli_analyze_tif(tmp_path):
 def test_cli_errors(tmp_path, shared_data):
     from matsight.cli import app
 
-    r = CliRunner().invoke(app, ["tem", "analyze", str(shared_data / "tem" / "test_diffraction_pattern.dm3"), "-o", str(tmp_path / "a")])
+    r = CliRunner().invoke(
+        app,
+        [
+            "tem",
+            "analyze",
+            str(shared_data / "tem" / "test_diffraction_pattern.dm3"),
+            "-o",
+            str(tmp_path / "a"),
+        ],
+    )
     assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "a").exists()
-    r = CliRunner().invoke(app, ["tem", "analyze", str(shared_data / "tem" / "ROI_Random_Scan_movie.mrc"), "-o", str(tmp_path / "b")])
+    r = CliRunner().invoke(
+        app,
+        ["tem", "analyze", str(shared_data / "tem" / "ROI_Random_Scan_movie.mrc"), "-o", str(tmp_path / "b")],
+    )
     assert r.exit_code == 2 and "pixel" in r.output.lower()
     r = CliRunner().invoke(app, ["tem", "analyze", "x.dm3", "--pixel-size", "-1", "-o", str(tmp_path / "c")])
     assert r.exit_code == 2

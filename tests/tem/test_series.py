@@ -51,3 +51,24 @@ def test_series_errors():
         analyze_series([], 0.02)
     with pytest.raises(InputError, match="scheduler"):
         analyze_series(np.zeros((1, 64, 64)), 0.02, scheduler="cluster")
+    with pytest.raises(InputError, match="no frames"):
+        analyze_series(np.zeros((0, 64, 64)), 0.02, scheduler="threads")
+
+
+@pytest.mark.slow
+def test_series_dask_distributed_matches_serial():
+    pytest.importorskip("distributed")
+    frames = _movie(3)
+    a = analyze_series(frames, 0.02, ["Li", "LiF"])
+    b = analyze_series(frames, 0.02, ["Li", "LiF"], scheduler="distributed", workers=2)
+    for p in a.phases:
+        np.testing.assert_allclose(a.intensity[p], b.intensity[p])
+
+
+def test_series_dask_processes_matches_serial():
+    pytest.importorskip("dask")
+    frames = _movie(2)
+    a = analyze_series(frames, 0.02, ["Li", "LiF"])
+    b = analyze_series(frames, 0.02, ["Li", "LiF"], scheduler="processes", workers=2)
+    for p in a.phases:
+        np.testing.assert_allclose(a.intensity[p], b.intensity[p])

@@ -337,7 +337,15 @@ def _spot_level(table, li, tol=2.0):
 
 
 def evaluate_detectors(
-    *, n=40, seed=TEST_SEED, size=256, weights=None, detectors=("classical", "unet"), progress=False, cfg=None
+    *,
+    n=40,
+    seed=TEST_SEED,
+    size=256,
+    weights=None,
+    threshold=None,
+    detectors=("classical", "unet"),
+    progress=False,
+    cfg=None,
 ):
     """Score detectors on held-out synthetic FFTs (seeds ``seed ... seed + n - 1``, never used in training).
 
@@ -372,7 +380,9 @@ def evaluate_detectors(
                 tab = detect_spots(None, ps, spectrum=S, d_min=cfg.d_min, d_max=cfg.d_max)
                 mask = tab.regions > 0
             elif det == "unet":
-                mask, bg = unet_spot_mask(S, ps, d_min=cfg.d_min, d_max=cfg.d_max, weights=weights)
+                mask, bg = unet_spot_mask(
+                    S, ps, d_min=cfg.d_min, d_max=cfg.d_max, weights=weights, threshold=threshold
+                )
                 tab = spots_from_mask(mask, S, ps, d_min=cfg.d_min, d_max=cfg.d_max, background=bg)
                 full_valid = bg.valid
             else:
