@@ -64,3 +64,34 @@ def test_spot_mask_and_from_mask_roundtrip():
     half_only = m.copy()
     half_only[:, : shape[1] // 2] = False
     assert len(spots.spots_from_mask(half_only, S, ps)) == 0
+
+
+def test_suppress_streaks_drops_edge_streak_keeps_comparable_neighbour():
+    shape, ps = (512, 512), (0.02, 0.02)
+    rows = np.array([256.0 + 40, 256.0 + 40, 256.0 - 30])
+    cols = np.array([256.0 + 60, 256.0 + 75, 256.0 + 50])  # spot 1 sits on spot 0's streak (15 px away)
+    gy, gx = fft.pixel_to_g(rows, cols, shape, ps)
+    tab = spots.SpotTable(
+        rows,
+        cols,
+        gy,
+        gx,
+        fft.d_spacing(gy, gx),
+        intensity=np.array([1e6, 2e4, 5e4]),
+        snr=np.array([16.0, 5.0, 12.0]),
+        size=np.full(3, 6.0),
+        shape=shape,
+        pixel_size_nm=ps,
+    )
+    kept = spots.suppress_streaks(tab)
+    assert len(kept) == 2 and set(kept.snr) == {16.0, 12.0}
+    tab.snr[1] = 12.0  # a peak as high as its neighbour's is a real spot
+    assert len(spots.suppress_streaks(tab)) == 3
+
+
+def test_annulus_crop_keeps_calibration():
+    box, ps_eff, off = spots.annulus_crop((1024, 1000), (0.02, 0.03), 1.0)
+    for sl, n, p, pe, o in zip(box, (1024, 1000), (0.02, 0.03), ps_eff, off, strict=True):
+        m = sl.stop - sl.start
+        assert m % 2 == 1 and o == n // 2 - m // 2 and m * pe == pytest.approx(n * p)
+        assert 0.5 / pe * 0.97 >= 10.0  # the crop's Nyquist covers g = 1/d_min

@@ -33,7 +33,14 @@ from torch import nn
 
 from .._errors import InputError
 from . import fft as _fft
-from .spots import SpotTable, radial_background, spots_from_mask
+from .spots import (
+    SpotTable,
+    _uncrop,
+    annulus_crop,
+    radial_background,
+    spots_from_mask,
+    suppress_streaks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +284,7 @@ def detect_spots_unet(
     threshold=None,
     device="cpu",
     max_spots=200,
+    streak_ratio=0.15,
 ):
     """U-Net FFT spot detector: same output as :func:`matsight.tem.spots.detect_spots`.
 
@@ -296,28 +304,27 @@ def detect_spots_unet(
         Probability threshold; default the one tuned on held-out data, stored with the weights.
     device : str
     max_spots : int
+    streak_ratio : float or None
+        See :func:`matsight.tem.spots.suppress_streaks`.
 
     Returns
     -------
     SpotTable
     """
-    ps = _fft.check_pixel_size(pixel_size_nm)
+    ps_full = _fft.check_pixel_size(pixel_size_nm)
     if spectrum is None:
         spectrum = _fft.spectrum(image, window_kind=window_kind)
-    power = spectrum.real**2 + spectrum.imag**2
+    # the centred crop holding d >= d_min is itself an exact centred spectrum (see spots.annulus_crop)
+    box, ps, offset = annulus_crop(spectrum.shape, ps_full, d_min)
+    sub = spectrum[box]
+    power = sub.real**2 + sub.imag**2
     mask, bg = unet_spot_mask(
-        spectrum,
-        ps,
-        d_min=d_min,
-        d_max=d_max,
-        weights=weights,
-        threshold=threshold,
-        device=device,
-        power=power,
+        sub, ps, d_min=d_min, d_max=d_max, weights=weights, threshold=threshold, device=device, power=power
     )
     if not mask.any():
-        return SpotTable.empty(spectrum.shape, ps)
-    table = spots_from_mask(mask, spectrum, ps, d_min=d_min, d_max=d_max, background=bg, power=power)
+        return SpotTable.empty(spectrum.shape, ps_full)
+    table = spots_from_mask(mask, sub, ps, d_min=d_min, d_max=d_max, background=bg, power=power)
+    table = suppress_streaks(_uncrop(table, spectrum.shape, ps_full, offset), ratio=streak_ratio)
     if len(table) > max_spots:
         table = table.subset(np.argsort(-table.intensity)[:max_spots])
     return table
