@@ -92,3 +92,29 @@ def test_bad_tolerance():
 
     with pytest.raises(InputError, match="tolerance"):
         match_spots(_table([1.0], [1.0]), ["LiF"], tolerance=2)
+
+
+def test_lif_111_with_forbidden_third_422_is_not_li():
+    # LiF [111] of a thickness that is not whole ABC periods shows 1/3{422} at 2.466 Å, 0.6 % from Li (110):
+    # the pattern then mimics Li [111]; grain completion on LiF's 1/3 superlattice keeps it LiF
+    from matsight.data.lattice import _plane_basis
+
+    lif = crystals.load_phase("LiF")
+    zone = (1, 1, 1)
+    hkl = np.array([(2, -2, 0), (0, 2, -2), (-2, 0, 2)] + [(4, -2, -2), (-2, 4, -2), (-2, -2, 4)], float)
+    hkl[3:] /= 3
+    e1, e2 = _plane_basis(lif, zone)
+    G = lif.g_vectors(hkl) * 10
+    gx, gy = G @ e1, G @ e2
+    res = match_spots(_table(gy, gx), ["Li", "LiF"])
+    assert res.phases_found == ["LiF"]
+    assert sorted(m.fraction for m in res.matches) == [1, 1, 1, 3, 3, 3]
+    assert all(abs(m.d_error) < 1e-6 for m in res.matches)
+    assert any(m.label.startswith("LiF 1/3(") for m in res.matches)
+
+
+def test_weak_reflection_completes_grain_instead_of_new_phase():
+    # Li2O [001]: (200) is kinematically weak (left out by min_intensity) but real in dynamical images
+    gy, gx, _ = _zone_spots("Li2O", (0, 0, 1), d_min=1.0)
+    res = match_spots(_table(gy, gx), min_intensity=0.2)
+    assert res.phases_found == ["Li2O"] and all(m.grain == 0 for m in res.matches)

@@ -138,6 +138,11 @@ class Phase:
         # rows of frac.mat are the reciprocal basis vectors a*, b*, c* (Cartesian, 1/Å): g = frac.mat^T · hkl
         return np.array(self._cell.frac.mat.tolist()).T
 
+    @property
+    def _is_cubic(self):
+        a, b, c, al, be, ga = self.cell
+        return np.allclose([a, a], [b, c]) and np.allclose([al, be, ga], 90.0)
+
     def g_vectors(self, hkl):
         """Cartesian reciprocal vectors (1/Å) of an ``(n, 3)`` array of Miller indices; ``|g| = 1/d``."""
         return np.asarray(hkl, float) @ self._recip.T

@@ -39,13 +39,15 @@ class SpotMatch:
     zone: tuple | None = None
     ambiguous: bool = False
     alternatives: list = field(default_factory=list)
+    fraction: int = 1  # 3 for the 1/3{422}-type reflections of <111> cubic grains (hkl holds the integers)
 
     @property
     def label(self):
-        """``"LiF (200)"``, or ``"unknown"``."""
+        """``"LiF (200)"``, ``"LiF 1/3(4-2-2)"``, or ``"unknown"``."""
         if self.phase == UNKNOWN or self.hkl is None:
             return UNKNOWN
-        return f"{self.phase} {_hkl_str(self.hkl)}"
+        pre = f"1/{self.fraction}" if self.fraction != 1 else ""
+        return f"{self.phase} {pre}{_hkl_str(self.hkl)}"
 
 
 @dataclass
@@ -146,7 +148,36 @@ def _index_from_seed(pc, i, j, hi, hj, v2, order_ok, ang_tol, tol):
     best_ang = ang[np.arange(len(best)), best]
     ok = (best_ang <= ang_tol) & order_ok
     zone = _reduce(s * np.cross(np.asarray(hi, int), np.asarray(hj, int)))  # [uvw] = h_i × h_j
-    return best, best_ang, ok, zone
+    return best, best_ang, ok, zone, pred
+
+
+def _completion(phase, pred, free, zone, tol):
+    """Spots of a grain that sit on its zone's lattice but were not d-candidates.
+
+    Dynamical and double scattering light up kinematically weak reflections (Li2O (200), (420)), and a
+    <111> cubic crystal whose thickness is not a whole number of its ABC stacking periods shows the
+    "forbidden" 1/3{422} reflections (fcc; 1/3{112} for bcc) — both sit exactly on the grain's (super)lattice.
+    Returns ``{spot: (hkl, fraction)}`` for spots ``free`` within ``tol`` (relative position error).
+    """
+    Rinv = np.linalg.inv(phase._recip.T)
+    out = {}
+    z = np.abs(np.asarray(zone))
+    dens = (1, 3) if phase._is_cubic and sorted(z.tolist()) == [1, 1, 1] else (1,)
+    mag = np.linalg.norm(pred, axis=1)
+    for k in np.flatnonzero(free):
+        h = pred[k] @ Rinv
+        for den in dens:
+            r = np.round(h * den)
+            if not r.any():
+                continue
+            err = np.linalg.norm(pred[k] - (r / den) @ phase._recip.T) / mag[k]
+            if err <= tol:
+                g = np.gcd.reduce(r.astype(int))
+                if den == 3 and g % 3 == 0:
+                    break  # an integer reflection: handled by den = 1
+                out[int(k)] = (tuple(int(x) for x in r), den)
+                break
+    return out
 
 
 def match_spots(
@@ -196,6 +227,7 @@ def match_spots(
     assigned = np.zeros(n, bool)
     grains = []
     cos_collinear = np.cos(np.radians(max(5.0, 2 * angle_tolerance)))
+    pos_tol = min(tolerance, np.radians(angle_tolerance))  # relative position error for grain completion
     while True:
         best = None  # (score tuple, phase index, result dict)
         for pi, pc in enumerate(cands):
@@ -226,7 +258,7 @@ def match_spots(
                             )
                             if res is None:
                                 continue
-                            bm, bang, ok, zone = res
+                            bm, bang, ok, zone, pred = res
                             ok[i] = ok[j] = True
                             idx = np.flatnonzero(ok)
                             hk = {int(k): tuple(int(x) for x in pc.H[k, bm[k]]) for k in idx if k != i}
@@ -234,9 +266,10 @@ def match_spots(
                             dref = np.array([pc.phase.d_spacing(hk[int(k)]) for k in idx])
                             derr = np.mean(np.abs(d[idx] - dref) / dref) / tolerance
                             aerr = np.mean(np.where(np.isfinite(bang[idx]), bang[idx], 0.0)) / angle_tolerance
-                            score = (len(idx), -float(derr + aerr))
+                            extra = _completion(pc.phase, pred, ~assigned & ~ok, zone, pos_tol)
+                            score = (len(idx) + len(extra), -float(derr + aerr))
                             if best is None or score > best[0]:
-                                best = (score, pi, {"spots": hk, "zone": zone})
+                                best = (score, pi, {"spots": hk, "zone": zone, "extra": extra})
         if best is None:
             break
         _, pi, res = best
@@ -261,6 +294,21 @@ def match_spots(
                 zone=res["zone"],
             )
             assigned[k] = True
+        for k, (h, den) in res["extra"].items():
+            d_ref = pc.phase.d_spacing(h) * den
+            matches[k] = SpotMatch(
+                phase=pc.phase.name,
+                hkl=h,
+                d_ref=d_ref,
+                d_error=(d[k] - d_ref) / d_ref,
+                grain=gidx,
+                zone=res["zone"],
+                fraction=den,
+            )
+            assigned[k] = True
+            grains[-1]["spots"].append(k)
+            grains[-1]["hkl"][k] = matches[k].label.split(" ", 1)[1]
+        grains[-1]["spots"].sort()
     # d-only matches for the rest
     identified = {g["phase"] for g in grains}
     for k in range(n):
