@@ -2,23 +2,25 @@
 
 Simulation (``--engine abtem``, default when abTEM is installed): for each phase and zone axis a periodic
 crystal tile (~4 nm; Li2CO3 [010]: ~10 nm, see below) 5 nm thick is simulated by abTEM multislice at 300 kV
-(plane wave, potential sampling 0.1 Å, Lobato parametrisation) and imaged through the objective lens
-(Cs 1.2 mm, Scherzer defocus, 30 mrad aperture), giving the image intensity with dynamical scattering and the
-real contrast transfer. Frames are composed from these tiles: every grain samples its tile (periodic, cubic spline
+(plane wave, potential sampling 0.1 Å, Lobato parametrisation) and imaged through the objective lens (Cs 1.2
+mm, Scherzer defocus, 30 mrad aperture), giving the image intensity with dynamical scattering and the real
+contrast transfer. Frames are composed from these tiles: every grain samples its tile (periodic, cubic spline
 interpolation) rotated at random inside its mask, on an amorphous background (CTF-filtered speckle,
-:mod:`matsight.data.lattice`), and the frame is counted with Poisson noise at the dose. Single-phase frames hold
-one grain (a disk), mixed frames two grains of two different phases split by a line through the centre at a
-random angle, with an amorphous gap. The ground truth is the set of phases placed.
+:mod:`matsight.data.lattice`), and the frame is counted with Poisson noise at the dose. Single-phase frames
+hold one grain (a disk), mixed frames two grains of two different phases split by a line through the centre at
+a random angle, with an amorphous gap. The ground truth is the set of phases placed.
 
-Li2CO3 (C2/c) has no small orthogonal supercell in its [010] zone: its tile is 12a × 18 c·sinβ (10.0 × 10.1 nm),
-periodic along a and wrapped along c⊥ with a 3.3 Å stacking seam at the tile edge — a line defect every 10 nm in
-frames larger than the tile. ``--engine lattice`` uses :mod:`matsight.data.lattice` (kinematic fringes) instead.
+Li2CO3 (C2/c) has no small orthogonal supercell in its [010] zone: its tile is 12a × 18 c·sinβ (10.0 × 10.1
+nm), periodic along a and wrapped along c⊥ with a 3.3 Å stacking seam at the tile edge — a line defect every
+10 nm in frames larger than the tile. ``--engine lattice`` uses :mod:`matsight.data.lattice` (kinematic
+fringes) instead.
 
-Scored per detector (classical, U-Net): phase-level precision/recall/F1 over all frames (a phase found that was not
-placed is a false positive, a placed phase not found a false negative), per dose; the d error of every spot matched
-to a placed phase vs the d computed from the structure; the seconds per 2048² frame (median of 3; no maps, as
-in series, and with maps) and per 100-frame 2048² movie (Poisson re-noised frames of one composite); plus the
-held-out synthetic-FFT segmentation scores of both detectors (:func:`matsight.tem.train_detector.evaluate_detectors`).
+Scored per detector (classical, U-Net): phase-level precision/recall/F1 over all frames (a phase found that
+was not placed is a false positive, a placed phase not found a false negative), per dose; the d error of every
+spot matched to a placed phase vs the d computed from the structure; the seconds per 2048² frame (median of 3;
+no maps, as in series, and with maps) and per 100-frame 2048² movie (Poisson re-noised frames of one
+composite); plus the held-out synthetic-FFT segmentation scores of both detectors
+(:func:`matsight.tem.train_detector.evaluate_detectors`).
 
 Usage: ``python benchmarks/tem_phase_id.py [--engine abtem|lattice] [--quick] [--out benchmarks/results]``
 """
@@ -411,7 +413,8 @@ def main():
     print(f"{len(frames)} frames composed", flush=True)
     res = {
         "engine": engine,
-        "machine": f"{platform.processor() or platform.machine()}, 2 CPU cores shared with other jobs (timings inflated)",
+        "machine": f"{platform.processor() or platform.machine()}, 2 CPU cores shared with other jobs "
+        "(timings inflated by contention)",
         "pixel_size_nm": PIXEL_NM,
         "frame": list(shape),
         "doses_e_per_A2": doses,

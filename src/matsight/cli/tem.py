@@ -8,7 +8,7 @@ import typer
 from ._common import echo, progress_enabled, user_errors
 
 app = typer.Typer(
-    help="HRTEM phase identification: FFT spots → phases and (hkl) → real-space phase maps; movies over time.",
+    help="HRTEM phase identification: FFT spots → phases and (hkl) → real-space phase maps; movies.",
     no_args_is_help=True,
 )
 

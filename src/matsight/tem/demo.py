@@ -1,9 +1,10 @@
 """Demo part ``tem``: phase identification and real-space phase maps on a generated two-phase HRTEM image.
 
 A LiF grain surrounds a Li2O disk (each seen down a low-index zone axis, rotated at random) with an amorphous
-rim, Thon rings and Poisson noise at 800 e/Å² (:func:`matsight.data.lattice.two_phase_image`). The pipeline searches
-all four shipped phases (Li, LiF, Li2O, Li2CO3) with both spot detectors and is scored against the ground truth it
-never sees: phases found, d error of every spot, IoU of each phase map with the region where the phase was placed.
+rim, Thon rings and Poisson noise at 800 e/Å² (:func:`matsight.data.lattice.two_phase_image`). The pipeline
+searches all four shipped phases (Li, LiF, Li2O, Li2CO3) with both spot detectors and is scored against the
+ground truth it never sees: phases found, d error of every spot, IoU of each phase map with the region where
+the phase was placed.
 """
 
 import logging

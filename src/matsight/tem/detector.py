@@ -2,9 +2,10 @@
 
 The spectrum of a real frame obeys ``S(-g) = S*(g)``, so ``|S|`` on the half spectrum (columns ``cx ...``, see
 :mod:`matsight.tem.fft`) holds everything: the network sees only that half (the paper's "half FFT" training,
-which keeps detections Friedel-symmetric) and its mask is mirrored back with :func:`~matsight.tem.fft.from_half`,
-which is exact for even and odd frame sizes. Only the self-conjugate ``gx = 0`` column needs care: both ``±gy``
-of it lie in the half, so it is made symmetric by an OR with its mirrored rows.
+which keeps detections Friedel-symmetric) and its mask is mirrored back with
+:func:`~matsight.tem.fft.from_half`, which is exact for even and odd frame sizes. Only the self-conjugate
+``gx = 0`` column needs care: both ``±gy`` of it lie in the half, so it is made symmetric by an OR with its
+mirrored rows.
 
 Input (2 channels, both independent of dose and frame size, so one small model serves every frame):
 
@@ -12,13 +13,14 @@ Input (2 channels, both independent of dose and frame size, so one small model s
    in units of the radial noise spread), clipped to [-4, 16] / 4;
 1. local peakness ``log P - log mean3x3(P)`` clipped to [-4, 2] / 2 (sharpens sub-spot localisation).
 
-Pixels outside the analysed annulus ``d_min ≤ d ≤ d_max`` are set to 0 and never predicted. Only the bounding box
-of the annulus in the half spectrum is fed to the network (for a 2048² frame at 0.02 nm and ``d_min = 1 Å`` that
-is 820 × 411 px of the 2048 × 1025 half), which keeps inference well under a second on 2 cores.
+Pixels outside the analysed annulus ``d_min ≤ d ≤ d_max`` are set to 0 and never predicted. Only the bounding
+box of the annulus in the half spectrum is fed to the network (for a 2048² frame at 0.02 nm and ``d_min = 1
+Å`` that is 820 × 411 px of the 2048 × 1025 half), which keeps inference well under a second on 2 cores.
 
-The network (:class:`SpotUNet`) is a plain 4-level U-Net (8-16-32-64 channels, ~120 k parameters, 0.5 MB) trained by
-:mod:`matsight.tem.train_detector` on synthetic lattice FFTs whose spot labels are known by construction; the
-trained weights ship in ``matsight/tem/weights/spot_unet.safetensors`` (config + metrics in its metadata).
+The network (:class:`SpotUNet`) is a plain 4-level U-Net (8-16-32-64 channels, ~120 k parameters, 0.5 MB)
+trained by :mod:`matsight.tem.train_detector` on synthetic lattice FFTs whose spot labels are known by
+construction; the trained weights ship in ``matsight/tem/weights/spot_unet.safetensors`` (config + metrics in
+its metadata).
 """
 
 import logging
@@ -126,7 +128,8 @@ def _annulus_box(shape, pixel_size_nm, d_min):
 
 
 def half_features(spectrum, pixel_size_nm, *, d_min=1.0, d_max=15.0, background=None, power=None):
-    """Network input on the half spectrum: ``(C, ny, nx//2 + 1)`` float32, the annulus mask and the background.
+    """Network input on the half spectrum: ``(C, ny, nx//2 + 1)`` float32, the annulus mask and the
+    background.
 
     Parameters
     ----------
@@ -196,7 +199,8 @@ def load_detector(weights=None, *, device="cpu"):
     path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
     if not path.is_file():
         raise InputError(
-            f"U-Net detector weights not found: {path}; train them with `matsight tem train-detector --out FILE` "
+            f"U-Net detector weights not found: {path}; "
+            "train them with `matsight tem train-detector --out FILE` "
             "or use detector='classical'"
         )
     return _load_cached(str(path.resolve()), str(device))

@@ -1,4 +1,4 @@
-"""Figures and output files for :mod:`matsight.tem` results (CSV, JSON, PNG, HTML — all written atomically)."""
+"""Figures and output files for :mod:`matsight.tem` results (CSV, JSON, PNG, HTML; written atomically)."""
 
 import csv
 import io

@@ -1,13 +1,14 @@
 """Movies and folders: intensity of every phase in every frame (the paper's beam-damage analysis).
 
-Each frame is analysed on its own (spots → matching; no maps), and a phase's intensity in that frame is the sum
-over its matched spots of the excess FFT amplitude inside the spot regions ("masked FFT amplitude"). Phases
-that appear later (e.g. Li growing out of LiF under the beam) are picked up when their spots do.
+Each frame is analysed on its own (spots → matching; no maps), and a phase's intensity in that frame is the
+sum over its matched spots of the excess FFT amplitude inside the spot regions ("masked FFT amplitude").
+Phases that appear later (e.g. Li growing out of LiF under the beam) are picked up when their spots do.
 
 Frames run serially with a progress bar, or through dask (``scale`` extra): on local threads or processes
-(``scheduler="threads" | "processes"``; the FFT and the spot detector are numpy/scipy work that mostly releases
-the GIL), on a local ``dask.distributed`` cluster (``"distributed"``), or on the machines of an existing cluster
-(``scheduler="tcp://host:8786"``) — frames are independent, so the speed-up is the number of workers.
+(``scheduler="threads" | "processes"``; the FFT and the spot detector are numpy/scipy work that mostly
+releases the GIL), on a local ``dask.distributed`` cluster (``"distributed"``), or on the machines of an
+existing cluster (``scheduler="tcp://host:8786"``) — frames are independent, so the speed-up is the number of
+workers.
 """
 
 import logging
@@ -78,7 +79,8 @@ def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, prog
     remote = isinstance(scheduler, str) and "://" in scheduler
     if scheduler not in (*local, "distributed") and not remote:
         raise InputError(
-            f"unknown scheduler {scheduler!r}; use sync, threads, processes, distributed or a tcp://host:port address"
+            f"unknown scheduler {scheduler!r}; "
+            "use sync, threads, processes, distributed or a tcp://host:port address"
         )
     try:
         import dask
@@ -160,7 +162,8 @@ def analyze_series(
     scheduler : {None, "sync", "threads", "processes", "distributed"} or str
         None runs serially here; ``sync/threads/processes`` use dask's local schedulers; ``"distributed"``
         starts a local ``dask.distributed`` cluster of ``workers`` processes; a scheduler address
-        (``"tcp://host:8786"``) sends the frames to an existing cluster, i.e. other machines (``scale`` extra).
+        (``"tcp://host:8786"``) sends the frames to an existing cluster, i.e. other machines (``scale``
+        extra).
     workers : int, optional
         Number of dask workers (local schedulers and the local cluster).
     progress : bool

@@ -392,8 +392,8 @@ def suppress_streaks(table, *, ratio=0.15, min_dz=6.0):
     """Drop weak spots that the streaks of a much stronger spot explain.
 
     A straight grain edge (or the frame edge) turns every spot into a streak whose amplitude falls as
-    ``A / (π k)`` at ``k`` px from it; on large frames those streaks stand out of the noise and would be read as
-    extra spots (measured on synthetic two-phase frames: fakes have ``A_j / (π d_ij A_i) ≥ 0.18``, real spots
+    ``A/(πk)`` at ``k`` px from it; on large frames those streaks stand out of the noise and would be read as
+    extra spots (measured on synthetic two-phase frames: fakes have ``A_j/(π d_ij A_i) ≥ 0.18``, real spots
     ``≤ 0.09`` unless weak and next to a strong one). Spot ``i`` is dropped when some spot ``j`` (or its Friedel
     mate) has ``intensity_j / (π d_ij intensity_i) > ratio`` and a peak ``min_dz`` noise units higher.
     """
@@ -460,7 +460,8 @@ def detect_spots(
     max_spots : int
         Keep at most this many Friedel pairs (strongest first).
     streak_ratio : float or None
-        Drop spots explained by the edge streaks of a stronger spot (:func:`suppress_streaks`); None keeps all.
+        Drop spots explained by the edge streaks of a stronger spot (:func:`suppress_streaks`); None keeps
+        all.
 
     Returns
     -------
@@ -471,8 +472,10 @@ def detect_spots(
         spectrum = _fft.spectrum(image, window_kind=window_kind)
     full_shape = spectrum.shape
     if threshold is None:
-        threshold = auto_threshold(full_shape)  # noise maxima grow with the frame's pixel count, not the crop's
-    # only the annulus d >= d_min is analysed: work on that centred crop (exact calibration, 1/6 of a 2048² frame)
+        # noise maxima grow with the frame's pixel count, not the crop's
+        threshold = auto_threshold(full_shape)
+    # only the annulus d >= d_min is analysed: work on that centred crop (exact calibration, 1/6 of a
+    # 2048² frame)
     box, ps, offset = annulus_crop(full_shape, ps_full, d_min)
     sub = spectrum[box]
     power = sub.real**2 + sub.imag**2
@@ -521,8 +524,8 @@ def spots_from_mask(
 ):
     """Turn a binary spot mask of the full spectrum (e.g. a U-Net output) into a :class:`SpotTable`.
 
-    Connected components → regions; sub-pixel positions and sizes as in :func:`detect_spots`.
-    ``background`` (a :class:`SpotBackground` of this spectrum) and ``power`` (``|S|²``) skip recomputing them.
+    Connected components → regions; sub-pixel positions and sizes as in :func:`detect_spots`. ``background``
+    (a :class:`SpotBackground` of this spectrum) and ``power`` (``|S|²``) skip recomputing them.
     """
     ps = _fft.check_pixel_size(pixel_size_nm)
     if power is None:

@@ -7,12 +7,12 @@ log-uniformly in 20-5000 e/Å², pixel sizes 0.012-0.04 nm and frame sides 192-3
 purely amorphous. The label of a spectrum pixel is 1 when it belongs to a reflection that stands out of the
 noise by construction (``LatticeImage.spot_labels``), so no hand labelling is involved.
 
-The network sees patches of the half spectrum (:func:`matsight.tem.detector.half_features`), 70 % of them centred
-on a labelled spot; the loss (BCE + soft Dice) is counted inside the analysed annulus only. After every epoch the
-whole annulus of the validation frames is predicted; the epoch and the probability threshold with the best
-validation Dice are kept. :func:`evaluate_detectors` scores both detectors on *held-out* frames (seeds never
-used in training) with :mod:`matsight.metrics.segmentation` (Dice, IoU, precision, recall, Hausdorff) and at
-the spot level (a detection within 2 px of a reflection).
+The network sees patches of the half spectrum (:func:`matsight.tem.detector.half_features`), 70 % of them
+centred on a labelled spot; the loss (BCE + soft Dice) is counted inside the analysed annulus only. After
+every epoch the whole annulus of the validation frames is predicted; the epoch and the probability threshold
+with the best validation Dice are kept. :func:`evaluate_detectors` scores both detectors on *held-out* frames
+(seeds never used in training) with :mod:`matsight.metrics.segmentation` (Dice, IoU, precision, recall,
+Hausdorff) and at the spot level (a detection within 2 px of a reflection).
 """
 
 import logging
@@ -350,9 +350,9 @@ def evaluate_detectors(
     """Score detectors on held-out synthetic FFTs (seeds ``seed ... seed + n - 1``, never used in training).
 
     Pixel level (spectrum pixels inside the analysed annulus, frames pooled as one stack) with
-    :mod:`matsight.metrics.segmentation`: Dice, IoU, precision, recall; Hausdorff distance (px) per frame where
-    both masks are non-empty (mean and median). Spot level: precision = detections within 2 px of a reflection,
-    recall = visible reflections found, F1.
+    :mod:`matsight.metrics.segmentation`: Dice, IoU, precision, recall; Hausdorff distance (px) per frame
+    where both masks are non-empty (mean and median). Spot level: precision = detections within 2 px of a
+    reflection, recall = visible reflections found, F1.
 
     Returns
     -------
