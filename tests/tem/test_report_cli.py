@@ -85,3 +85,23 @@ def test_cli_help():
     assert r.exit_code == 0
     for cmd in ("analyze", "series", "train-detector"):
         assert cmd in r.output
+
+
+@needs_io
+def test_cli_analyze_unet_detector(tmp_path):
+    import tifffile
+
+    from matsight.cli import app
+    from matsight.tem.detector import DEFAULT_WEIGHTS
+
+    li = lattice.two_phase_image((192, 192), 0.02, seed=1, dose=1500)
+    src = tmp_path / "frame.tif"
+    tifffile.imwrite(src, li.image.astype(np.float32))
+    args = ["tem", "analyze", str(src), "--pixel-size", "0.02", "--phases", "Li,LiF", "--detector", "unet"]
+    r = CliRunner().invoke(app, [*args, "--weights", str(DEFAULT_WEIGHTS), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "unet" in r.output and (tmp_path / "o" / "spots.csv").exists()
+    r = CliRunner().invoke(
+        app, [*args, "--weights", str(tmp_path / "none.safetensors"), "-o", str(tmp_path / "p")]
+    )
+    assert r.exit_code == 2 and "weights not found" in r.output

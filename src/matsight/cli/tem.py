@@ -28,6 +28,10 @@ PhaseFiles = Annotated[
 Tolerance = Annotated[float, typer.Option(help="Relative d tolerance for matching (0.02 = 2 %).")]
 AngleTol = Annotated[float, typer.Option("--angle-tolerance", help="Inter-plane angle tolerance (degrees).")]
 Detector = Annotated[str, typer.Option(help="Spot detector: classical or unet.")]
+Weights = Annotated[
+    Path | None,
+    typer.Option(help="U-Net weights from `matsight tem train-detector` (default: the shipped ones)."),
+]
 
 
 def _pixel_size(text):
@@ -67,6 +71,7 @@ def analyze(
     tolerance: Tolerance = 0.02,
     angle_tolerance: AngleTol = 2.0,
     detector: Detector = "classical",
+    weights: Weights = None,
     frame: Annotated[int | None, typer.Option(help="Frame of a stack to analyse.")] = None,
     d_min: Annotated[float, typer.Option("--d-min", help="Smallest spacing analysed (Å).")] = 1.0,
     d_max: Annotated[float, typer.Option("--d-max", help="Largest spacing analysed (Å).")] = 15.0,
@@ -88,6 +93,7 @@ def analyze(
         tolerance=tolerance,
         angle_tolerance=angle_tolerance,
         detector=detector,
+        weights=weights,
         d_min=d_min,
         d_max=d_max,
         min_intensity=min_intensity,
@@ -110,6 +116,7 @@ def series(
     tolerance: Tolerance = 0.02,
     angle_tolerance: AngleTol = 2.0,
     detector: Detector = "classical",
+    weights: Weights = None,
     frame_time: Annotated[
         float | None, typer.Option("--frame-time", help="Seconds per frame (time axis of the plot/CSV).")
     ] = None,
@@ -138,6 +145,7 @@ def series(
         tolerance=tolerance,
         angle_tolerance=angle_tolerance,
         detector=detector,
+        weights=weights,
     )
     report = write_series(res, out, source=source, x="time" if frame_time else "frame")
     echo(f"frames {len(res.frames)}  seconds {res.seconds:.1f}")

@@ -394,8 +394,8 @@ def suppress_streaks(table, *, ratio=0.15, min_dz=6.0):
     A straight grain edge (or the frame edge) turns every spot into a streak whose amplitude falls as
     ``A/(πk)`` at ``k`` px from it; on large frames those streaks stand out of the noise and would be read as
     extra spots (measured on synthetic two-phase frames: fakes have ``A_j/(π d_ij A_i) ≥ 0.18``, real spots
-    ``≤ 0.09`` unless weak and next to a strong one). Spot ``i`` is dropped when some spot ``j`` (or its Friedel
-    mate) has ``intensity_j / (π d_ij intensity_i) > ratio`` and a peak ``min_dz`` noise units higher.
+    ``≤ 0.09`` unless weak and next to a strong one). Spot ``i`` is dropped when some spot ``j`` (or its
+    Friedel mate) has ``intensity_j / (π d_ij intensity_i) > ratio`` and a peak ``min_dz`` noise units higher.
     """
     n = len(table)
     if n < 2 or ratio is None or ratio <= 0:
