@@ -91,6 +91,7 @@ def test_srtio3_real_image(shared_data):
     [
         ("test_diffraction_pattern.dm3", "diffraction|reciprocal|1/nm"),
         ("ROI_Random_Scan_movie.mrc", "pixel size|calibration"),
+        ("test-1.dm4", "pixel size|calibration"),
     ],
 )
 def test_file_errors(shared_data, name, msg):
@@ -98,3 +99,13 @@ def test_file_errors(shared_data, name, msg):
 
     with pytest.raises(InputError, match=msg):
         analyze_file(shared_data / "tem" / name)
+
+
+@needs_io
+def test_1d_signal_file(tmp_path):
+    from matsight.tem.pipeline import analyze_file
+
+    f = tmp_path / "profile.npy"
+    np.save(f, np.random.default_rng(0).random(300))
+    with pytest.raises(InputError, match="1D signal|no 2D image"):
+        analyze_file(f, pixel_size=0.02)
