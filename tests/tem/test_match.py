@@ -118,3 +118,11 @@ def test_weak_reflection_completes_grain_instead_of_new_phase():
     gy, gx, _ = _zone_spots("Li2O", (0, 0, 1), d_min=1.0)
     res = match_spots(_table(gy, gx), min_intensity=0.2)
     assert res.phases_found == ["Li2O"] and all(m.grain == 0 for m in res.matches)
+
+
+def test_faint_lone_spot_is_unknown_with_candidates():
+    t = _table([0.0], [10 / 2.325], ps=(0.02, 0.02))
+    assert match_spots(t, ["LiF"]).matches[0].phase == "LiF"  # snr 10: a d-only match
+    t.snr[:] = 4.0
+    m = match_spots(t, ["LiF"]).matches[0]
+    assert m.phase == UNKNOWN and m.alternatives == ["LiF (111)"]

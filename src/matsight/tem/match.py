@@ -7,9 +7,9 @@
    every other candidate spot is predicted in 3D and indexed only if some member of its families lies there —
    ``d`` *and* direction must agree. Crystals are taken greedily, most indexed spots first; this is what
    separates phases with close d (e.g. Li (110) 2.482 Å vs Li2CO3 (020) 2.486 Å).
-3. Spots outside every crystal keep a d-only match; when several phases fit they are flagged ``ambiguous``
-   (phases already identified by a crystal win). Spots with no reflection within the tolerance stay
-   ``"unknown"`` — they are never forced onto the nearest entry.
+3. Spots outside every crystal keep a d-only match if they are strong (``min_snr_d_only``); when several
+   phases fit they are flagged ``ambiguous`` (phases already identified by a crystal win). Spots with no
+   reflection within the tolerance stay ``"unknown"`` — they are never forced onto the nearest entry.
 """
 
 import logging
@@ -154,10 +154,10 @@ def _index_from_seed(pc, i, j, hi, hj, v2, order_ok, ang_tol, tol):
 def _completion(phase, pred, free, zone, tol):
     """Spots of a grain that sit on its zone's lattice but were not d-candidates.
 
-    Dynamical and double scattering light up kinematically weak reflections (Li2O (200), (420)), and a
-    <111> cubic crystal whose thickness is not a whole number of its ABC stacking periods shows the
-    "forbidden" 1/3{422} reflections (fcc; 1/3{112} for bcc) — both sit exactly on the grain's (super)lattice.
-    Returns ``{spot: (hkl, fraction)}`` for spots ``free`` within ``tol`` (relative position error).
+    Dynamical and double scattering light up kinematically weak reflections (Li2O (200), (420)), and a <111>
+    cubic crystal whose thickness is not a whole number of its ABC stacking periods shows the "forbidden"
+    1/3{422} reflections (fcc; 1/3{112} for bcc) — both sit exactly on the grain's (super)lattice. Returns
+    ``{spot: (hkl, fraction, error / tol)}`` for spots ``free`` within ``tol`` (relative position error).
     """
     Rinv = np.linalg.inv(phase._recip.T)
     out = {}
@@ -171,11 +171,12 @@ def _completion(phase, pred, free, zone, tol):
             if not r.any():
                 continue
             err = np.linalg.norm(pred[k] - (r / den) @ phase._recip.T) / mag[k]
-            if err <= tol:
+            # lattice-centring absences hold under any scattering: never complete a grain with them
+            if err <= tol and not phase.is_absent(tuple(int(x) for x in r)):
                 g = np.gcd.reduce(r.astype(int))
                 if den == 3 and g % 3 == 0:
                     break  # an integer reflection: handled by den = 1
-                out[int(k)] = (tuple(int(x) for x in r), den)
+                out[int(k)] = (tuple(int(x) for x in r), den, float(err / tol))
                 break
     return out
 
@@ -190,6 +191,7 @@ def match_spots(
     d_min=1.0,
     d_max=15.0,
     max_seed_spots=16,
+    min_snr_d_only=6.5,
 ):
     """Identify the phase and (hkl) of every spot.
 
@@ -208,6 +210,10 @@ def match_spots(
         Range of reference reflections (Å).
     max_seed_spots : int
         Only the strongest spots of each phase seed crystals (speed); all are indexed.
+    min_snr_d_only : float
+        A spot outside every indexed crystal is matched on its d alone only when its peak stands this far out
+        of the noise (``SpotTable.snr``); weaker lone spots stay ``unknown`` (their candidates are listed), so
+        that a faint streak or a dynamical reflection does not declare a phase.
 
     Returns
     -------
@@ -221,6 +227,7 @@ def match_spots(
     if n == 0:
         return MatchResult(matches, [], [p.name for p in plist])
     d = np.asarray(spots.d, float)
+    snr = np.asarray(spots.snr, float) if getattr(spots, "snr", None) is not None else None
     v2 = np.column_stack([spots.gx, spots.gy])  # 2D measured g (1/nm), image handedness
     cands = [_PhaseCands(p, d, tolerance, d_min, d_max, min_intensity) for p in plist]
     order = np.argsort(-np.asarray(spots.intensity))
@@ -264,10 +271,27 @@ def match_spots(
                             hk = {int(k): tuple(int(x) for x in pc.H[k, bm[k]]) for k in idx if k != i}
                             hk[int(i)] = tuple(int(x) for x in hi)
                             dref = np.array([pc.phase.d_spacing(hk[int(k)]) for k in idx])
-                            derr = np.mean(np.abs(d[idx] - dref) / dref) / tolerance
-                            aerr = np.mean(np.where(np.isfinite(bang[idx]), bang[idx], 0.0)) / angle_tolerance
+                            ed = np.abs(d[idx] - dref) / dref / tolerance
+                            ea = np.where(np.isfinite(bang[idx]), bang[idx], 0.0) / angle_tolerance
+                            fam = np.array([fi if k == i else pc.F[k, bm[k]] for k in idx])
+                            rel = np.array([pc.refl[f].intensity for f in fam])
                             extra = _completion(pc.phase, pred, ~assigned & ~ok, zone, pos_tol)
-                            score = (len(idx) + len(extra), -float(derr + aerr))
+                            if (
+                                len(idx) + len(extra) <= 2
+                                and snr is not None
+                                and snr[idx].min() < min_snr_d_only
+                            ):
+                                continue  # two faint spots are no more evidence of a crystal than one
+                            ex = np.array([e for *_, e in extra.values()])
+                            # soft count: a spot counts fully when its d and angle fit well and its
+                            # reference reflection is strong; near-coincidences of weak high-index
+                            # reflections of a large cell (Li2CO3 [304] mimics Li [011] to 0.35 %) then
+                            # lose to the simple phase
+                            w = np.clip(1 - 0.5 * ed**2 - 0.5 * ea**2, 0.1, 1) * (
+                                0.5 + 0.5 * np.minimum(rel / 0.1, 1)
+                            )
+                            w_extra = np.clip(1 - 0.5 * ex**2, 0.1, 1) if ex.size else np.zeros(0)
+                            score = (float(w.sum() + w_extra.sum()), -float(ed.mean() + ea.mean()))
                             if best is None or score > best[0]:
                                 best = (score, pi, {"spots": hk, "zone": zone, "extra": extra})
         if best is None:
@@ -294,7 +318,7 @@ def match_spots(
                 zone=res["zone"],
             )
             assigned[k] = True
-        for k, (h, den) in res["extra"].items():
+        for k, (h, den, _) in res["extra"].items():
             d_ref = pc.phase.d_spacing(h) * den
             matches[k] = SpotMatch(
                 phase=pc.phase.name,
@@ -324,6 +348,9 @@ def match_spots(
         if not opts:
             continue
         opts.sort(key=lambda o: (o[0], o[1]), reverse=True)
+        if snr is not None and snr[k] < min_snr_d_only:
+            matches[k] = SpotMatch(alternatives=sorted({f"{o[2].phase.name} {o[3].label}" for o in opts}))
+            continue
         _, _, pc, r = opts[0]
         alts = [
             f"{o[2].phase.name} {r2.label}"
