@@ -42,6 +42,7 @@ PHASE_ZONES = {
 }
 PIXEL_NM = 0.02
 CACHE = Path("/tmp/matsight_tem_tiles")
+SIM_SECONDS = {}  # abTEM seconds per tile simulated in this run (cached tiles are not re-simulated)
 
 
 # ----------------------------------------------------------------------------------------- abTEM tiles
@@ -107,6 +108,8 @@ def simulate_tile(name, zone, *, out_sampling_A=0.2):
         return d["image"], tuple(d["length"])
     import abtem
 
+    t0 = time.perf_counter()
+
     abtem.config.set({"device": "cpu", "fft": "numpy"})
     slab = _li2co3_010_slab() if name == "Li2CO3" else _cubic_slab(name, zone)
     slab.center(axis=2, vacuum=2.0)
@@ -127,6 +130,7 @@ def simulate_tile(name, zone, *, out_sampling_A=0.2):
     small = np.fft.ifft2(np.fft.ifftshift(F)).real
     small /= small.mean()
     np.savez(f, image=small, length=np.array(L))
+    SIM_SECONDS[f"{name} [{''.join(map(str, zone))}]"] = time.perf_counter() - t0
     return small, L
 
 
@@ -420,6 +424,7 @@ def main():
         "doses_e_per_A2": doses,
         "tiles": {f"{k[0]} [{''.join(map(str, k[1]))}]": list(v[0].shape) for k, v in tiles.items()},
         "simulation_seconds": t_sim,
+        "simulation_seconds_per_tile": SIM_SECONDS,
     }
     res["phase_id"] = score_frames(frames, detectors, list(PHASE_ZONES))
     for det in detectors:

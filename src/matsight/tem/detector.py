@@ -39,6 +39,7 @@ from .spots import (
     SpotTable,
     _uncrop,
     annulus_crop,
+    auto_threshold,
     radial_background,
     spots_from_mask,
     suppress_streaks,
@@ -288,7 +289,8 @@ def detect_spots_unet(
     threshold=None,
     device="cpu",
     max_spots=200,
-    streak_ratio=0.15,
+    streak_ratio=0.1,
+    min_snr_margin=0.0,
 ):
     """U-Net FFT spot detector: same output as :func:`matsight.tem.spots.detect_spots`.
 
@@ -310,6 +312,8 @@ def detect_spots_unet(
     max_spots : int
     streak_ratio : float or None
         See :func:`matsight.tem.spots.suppress_streaks`.
+    min_snr_margin : float
+        Keep spots whose peak ``z`` exceeds :func:`matsight.tem.spots.auto_threshold` of the frame plus this.
 
     Returns
     -------
@@ -328,7 +332,11 @@ def detect_spots_unet(
     if not mask.any():
         return SpotTable.empty(spectrum.shape, ps_full)
     table = spots_from_mask(mask, sub, ps, d_min=d_min, d_max=d_max, background=bg, power=power)
-    table = suppress_streaks(_uncrop(table, spectrum.shape, ps_full, offset), ratio=streak_ratio)
+    table = _uncrop(table, spectrum.shape, ps_full, offset)
+    # the network judges shape; significance is the classical detector's noise-adaptive level, which rises
+    # with the frame's pixel count (a 2048² spectrum holds 64× the noise maxima of the 256² training frames)
+    table = table.subset(table.snr > auto_threshold(spectrum.shape) + min_snr_margin)
+    table = suppress_streaks(table, ratio=streak_ratio)
     if len(table) > max_spots:
         table = table.subset(np.argsort(-table.intensity)[:max_spots])
     return table

@@ -388,7 +388,7 @@ def _uncrop(table, shape, pixel_size_nm, offset):
     return table
 
 
-def suppress_streaks(table, *, ratio=0.15, min_dz=6.0):
+def suppress_streaks(table, *, ratio=0.1, min_dz=6.0):
     """Drop weak spots that the streaks of a much stronger spot explain.
 
     A straight grain edge (or the frame edge) turns every spot into a streak whose amplitude falls as
@@ -436,7 +436,7 @@ def detect_spots(
     window_kind="hann",
     spectrum=None,
     max_spots=200,
-    streak_ratio=0.15,
+    streak_ratio=0.1,
 ):
     """Classical FFT spot detector (see the module docstring).
 

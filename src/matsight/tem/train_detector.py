@@ -360,8 +360,8 @@ def evaluate_detectors(
         ``{detector: {metric: value}}``.
     """
     from ..metrics import segmentation as seg
-    from .detector import unet_spot_mask
-    from .spots import detect_spots, spots_from_mask
+    from .detector import detect_spots_unet, unet_spot_mask
+    from .spots import detect_spots
 
     cfg = cfg or TrainConfig(size=size)
     res = {d: {"ref": [], "pred": [], "hd": [], "spot": np.zeros(4, int), "seconds": 0.0} for d in detectors}
@@ -380,10 +380,19 @@ def evaluate_detectors(
                 tab = detect_spots(None, ps, spectrum=S, d_min=cfg.d_min, d_max=cfg.d_max)
                 mask = tab.regions > 0
             elif det == "unet":
+                # pixel scores: the network's mask; spot scores: the full detector (significance, streaks)
                 mask, bg = unet_spot_mask(
                     S, ps, d_min=cfg.d_min, d_max=cfg.d_max, weights=weights, threshold=threshold
                 )
-                tab = spots_from_mask(mask, S, ps, d_min=cfg.d_min, d_max=cfg.d_max, background=bg)
+                tab = detect_spots_unet(
+                    None,
+                    ps,
+                    spectrum=S,
+                    d_min=cfg.d_min,
+                    d_max=cfg.d_max,
+                    weights=weights,
+                    threshold=threshold,
+                )
                 full_valid = bg.valid
             else:
                 raise InputError(f"unknown detector {det!r}; use classical or unet")
