@@ -311,6 +311,12 @@ def timing(tiles, detectors, n_movie, rng):
             "movie_seconds_frame_generation_est": t_gen,
             "movie_seconds_analysis": t_movie - t_gen,
             "movie_first_seen": {k: v for k, v in ser.first_seen().items()},
+            "movie_frames_with_exactly_the_placed_phases": int(
+                sum(
+                    {p for p in ser.phases if p != "unknown" and ser.n_spots[p][i] > 0} == {"LiF", "Li2O"}
+                    for i in range(len(ser.frames))
+                )
+            ),
         }
     return out
 

@@ -388,7 +388,7 @@ def _uncrop(table, shape, pixel_size_nm, offset):
     return table
 
 
-def suppress_streaks(table, *, ratio=0.1, min_dz=6.0):
+def suppress_streaks(table, *, ratio=0.1, min_dz=None):
     """Drop weak spots that the streaks of a much stronger spot explain.
 
     A straight grain edge (or the frame edge) turns every spot into a streak whose amplitude falls as
@@ -396,10 +396,16 @@ def suppress_streaks(table, *, ratio=0.1, min_dz=6.0):
     extra spots (measured on synthetic two-phase frames: fakes have ``A_j/(π d_ij A_i) ≥ 0.18``, real spots
     ``≤ 0.09`` unless weak and next to a strong one). Spot ``i`` is dropped when some spot ``j`` (or its
     Friedel mate) has ``intensity_j / (π d_ij intensity_i) > ratio`` and a peak ``min_dz`` noise units higher.
+    Default ``min_dz``: 6 up to 512² px, 1 less per doubling of the side beyond, at least 4.5 (on 2048² frames
+    streak fragments next to a strong spot peak only ~5 units below it; in small frames real spots next to a
+    strong one sit ~4 units below).
     """
     n = len(table)
     if n < 2 or ratio is None or ratio <= 0:
         return table
+    if min_dz is None:
+        side = np.sqrt(float(table.shape[0]) * float(table.shape[1]))
+        min_dz = float(np.clip(6.0 - np.log2(max(side, 1.0) / 512.0), 4.5, 6.0))
     P = np.column_stack([table.row, table.col])
     M = np.column_stack([table.mate_row, table.mate_col])
     d = np.minimum(
