@@ -40,7 +40,8 @@ class TrainConfig(BaseModel):
 
     n_train: int = Field(600, ge=8, description="synthetic training frames")
     n_val: int = Field(60, ge=4, description="validation frames (threshold and epoch selection)")
-    size: int = Field(256, ge=64, le=2048, description="typical frame side; frames use 0.75-1.5x this")
+    size: int = Field(256, ge=64, le=2048, description="typical frame side; frames use size_factors x this")
+    size_factors: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5)
     patch: tuple[int, int] = (128, 64)
     patches_per_frame: int = Field(2, ge=1)
     epochs: int = Field(12, ge=1)
@@ -73,7 +74,7 @@ class TrainConfig(BaseModel):
 
 def _frame_params(seed, cfg):
     rng = np.random.default_rng(seed)
-    side = int(round(cfg.size * rng.choice([0.75, 1.0, 1.25, 1.5]) / 8) * 8)
+    side = int(round(cfg.size * rng.choice(list(cfg.size_factors)) / 8) * 8)
     return dict(
         shape=(side, side),
         pixel_size_nm=float(rng.uniform(*cfg.pixel_size_nm)),
