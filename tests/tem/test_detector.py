@@ -86,3 +86,15 @@ def test_train_detector_cli_smoke(tmp_path):
     detect_spots_unet(li.image, 0.02, weights=out)  # loads and runs (an untrained net finds what it finds)
     r = CliRunner().invoke(app, ["tem", "train-detector", "--out", str(tmp_path / "w.pt")])
     assert r.exit_code == 2 and "safetensors" in r.output
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (65, 63), (64, 67), (63, 66)])
+def test_symmetrise_half_exact_with_nyquist(shape, rng):
+    from matsight.tem.detector import _symmetrise_half
+
+    ny, nx = shape
+    half = rng.random((ny, nx // 2 + 1)) > 0.7  # arbitrary, asymmetric self-conjugate columns
+    full = fft.from_half(_symmetrise_half(half, ny, nx), nx)
+    ii, jj = np.indices(shape)
+    mi, mj = fft.friedel_mate(np.stack([ii, jj], -1), shape).transpose(2, 0, 1)
+    assert np.array_equal(full[mi, mj], full)

@@ -4,8 +4,8 @@ The spectrum of a real frame obeys ``S(-g) = S*(g)``, so ``|S|`` on the half spe
 :mod:`matsight.tem.fft`) holds everything: the network sees only that half (the paper's "half FFT" training,
 which keeps detections Friedel-symmetric) and its mask is mirrored back with
 :func:`~matsight.tem.fft.from_half`, which is exact for even and odd frame sizes. Only the self-conjugate
-``gx = 0`` column needs care: both ``±gy`` of it lie in the half, so it is made symmetric by an OR with its
-mirrored rows.
+columns (gx = 0, and the Nyquist column of even widths) need care: both ``±gy`` of them lie in the half,
+so they are made symmetric by an OR with their mirrored rows.
 
 Input (2 channels, both independent of dose and frame size, so one small model serves every frame):
 
@@ -231,10 +231,16 @@ def predict_half(net, x, valid=None, *, box=None, device="cpu"):
     return prob
 
 
-def _symmetrise_half(mask_half, ny):
-    """OR the self-conjugate gx = 0 column (half column 0) with its row mirror, so the full mask is exact."""
-    col = mask_half[:, 0]
-    mask_half[:, 0] = col | col[_fft.friedel_mate(np.arange(ny), (ny,))]
+def _symmetrise_half(mask_half, ny, nx):
+    """OR the self-conjugate columns of the half (gx = 0, and Nyquist for even ``nx``) with their row mirror.
+
+    Every other half column maps to a distinct full column, so after this the full mask is exactly symmetric.
+    """
+    mate = _fft.friedel_mate(np.arange(ny), (ny,))
+    cols = [0, mask_half.shape[1] - 1] if nx % 2 == 0 else [0]
+    for c in cols:
+        col = mask_half[:, c]
+        mask_half[:, c] = col | col[mate]
     return mask_half
 
 
@@ -270,7 +276,7 @@ def unet_spot_mask(
     )
     box = _annulus_box((ny, nx), pixel_size_nm, d_min)
     prob = predict_half(net, x, valid, box=box, device=device)
-    half = _symmetrise_half(prob > thr, ny)
+    half = _symmetrise_half(prob > thr, ny, nx)
     full = _fft.from_half(half, nx)
     if return_prob:
         return full, bg, prob
