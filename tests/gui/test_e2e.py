@@ -108,7 +108,8 @@ def test_tem_movie_frames_and_series(page, tmp_path, artifacts, gui_server):
     root = tmp_path / "data"
     root.mkdir()
     doses = [3000, 1500, 600, 200]  # the lattice fades frame by frame, as under beam damage
-    movie = np.stack([two_phase_image((192, 192), 0.02, dose=d, seed=0).image for d in doses]).astype(
+    # 5 nm frames: each grain shows more than one reflection family (a lone Friedel pair stays "unknown")
+    movie = np.stack([two_phase_image((256, 256), 0.02, dose=d, seed=0).image for d in doses]).astype(
         np.float32
     )
     np.save(root / "movie.npy", movie)
