@@ -13,6 +13,134 @@ app = typer.Typer(
 )
 
 
+def _phase_list(text, what):
+    from .._errors import InputError
+
+    try:
+        return [int(p) for p in str(text).replace(" ", "").split(",") if p != ""]
+    except ValueError:
+        raise InputError(f"{what} must be comma-separated phase numbers like 0,2, got {text!r}") from None
+
+
+# ---- train / degrade -------------------------------------------------------------------------------------
+@app.command()
+@user_errors
+def train(
+    lr: Annotated[Path, typer.Option("--lr", help="Low-res 3D label volume (tif, npy, zarr); 0 = pore.")],
+    hr: Annotated[
+        Path,
+        typer.Option("--hr", help="High-res 2D label image or stack (anisotropic: slices normal to x)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumed if it holds a run).")],
+    scale: Annotated[float, typer.Option(help="Scale factor 64/d, d in 8..64 (e.g. 4, 8, 2.6667).")] = 4.0,
+    hr_y: Annotated[
+        Path | None, typer.Option("--hr-y", help="Anisotropic: HR images of slices normal to y.")
+    ] = None,
+    hr_z: Annotated[
+        Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="resolve (under-resolved LR, e.g. XCT: blur) or sample (under-sampled, SEM).")
+    ] = "resolve",
+    compare_phases: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--compare-phases",
+            help="HR phase of each LR phase after pore, in order (default 1 2 …); other HR phases are "
+            "in-painted (e.g. NMC binder).",
+        ),
+    ] = None,
+    anisotropic: Annotated[
+        bool, typer.Option("--anisotropic", help="A critic and HR stack per axis (needs --hr-y, --hr-z).")
+    ] = False,
+    material_only: Annotated[
+        bool,
+        typer.Option("--material-only", help="Voxel-wise loss on material only (paper's separator case)."),
+    ] = False,
+    preset: Annotated[str, typer.Option(help="cpu (default, minutes on a laptop) or paper (GPU).")] = "cpu",
+    budget: Annotated[
+        str | None, typer.Option(help="Wall-clock budget of this call, e.g. 20m, 1h30m, 90s.")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Stop at this iteration count (default 1000 without --budget).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (saved in the run's config).")] = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Continue the run in --out from last.safetensors.")
+    ] = True,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+):
+    """Train a SuperRes generator (WGAN-GP + voxel-wise LR loss) on an LR volume and HR 2D image(s)."""
+    from ..fuse.config import make_config
+    from ..fuse.train import train as _train
+
+    if not resume and (Path(out) / "last.safetensors").exists():
+        from .._errors import InputError
+
+        raise InputError(f"{out} already holds a run; give a new --out folder or drop --no-resume")
+    cfg = make_config(
+        preset,
+        scale=scale,
+        mode=mode,
+        anisotropic=anisotropic,
+        compare_phases=compare_phases or None,
+        material_only_loss=material_only,
+        seed=seed,
+    )
+    res = _train(
+        _labels_file(lr, "LR volume"),
+        _labels_file(hr, "HR image"),
+        hr_y=_labels_file(hr_y, "--hr-y image") if hr_y is not None else None,
+        hr_z=_labels_file(hr_z, "--hr-z image") if hr_z is not None else None,
+        out_dir=out,
+        config=cfg,
+        iterations=iterations,
+        budget=budget,
+        device=device,
+        resume=resume,
+        progress=progress_enabled(),
+    )
+    best = (
+        ""
+        if res.best_iteration is None
+        else f"; best at iteration {res.best_iteration} (score {res.best_score:.4f})"
+    )
+    echo(f"{res.iterations} iterations, {res.seconds:.0f} s in this call{best}")
+    echo(f"wrote {Path(out).resolve()} (best.safetensors, training_curves.png, metrics.csv)")
+
+
+@app.command()
+@user_errors
+def degrade(
+    volume: Annotated[Path, typer.Argument(help="High-res 3D label volume (the ground truth).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Low-res label volume to write (.tif, .npy, .zarr).")
+    ],
+    scale: Annotated[float, typer.Option(help="Scale factor sf: one LR voxel is sf HR voxels wide.")] = 4.0,
+    merge: Annotated[
+        list[str] | None,
+        typer.Option(help="Phases the LR technique cannot tell apart, e.g. 0,2 (pore + binder); repeatable."),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="resolve (blur + trilinear, XCT) or sample (every sf-th voxel).")
+    ] = "resolve",
+):
+    """Simulate a low-res scan as the paper did: merge phases, blur (k, σ from sf), downsample, threshold."""
+    from ..data.degrade import degrade as _degrade
+    from ..io import read_spacing, write_volume
+
+    lab = _labels_file(volume, "volume")
+    groups = [_phase_list(m, "--merge") for m in (merge or [])]
+    lr, phases = _degrade(lab, scale, merge=groups, mode=mode)
+    sp = read_spacing(volume)
+    spacing = [float(s) * scale for s in sp] if sp is not None and all(v is not None for v in sp) else None
+    write_volume(out, lr, spacing=spacing)
+    echo(f"{tuple(lab.shape)} → {tuple(lr.shape)} at scale {scale:g} ({mode})")
+    for i, g in enumerate(phases):
+        echo(f"LR phase {i} = HR phase(s) {', '.join(map(str, g))}")
+    echo(f"wrote {out}")
+
+
 # ---- generate / evaluate ------------------------------------------------------------------------------
 def _labels_file(path, what):
     from .._errors import InputError
