@@ -1,8 +1,9 @@
 """Microscope images with their calibration: dm3/dm4, mrc, ser/emi, emd (via rosettasciio), tif/png.
 
-A calibration is either read correctly (converted to nm per axis, each axis on its own: DigitalMicrograph files can
-have Å on one axis and nm on the other) or reported: a scale of −1 nm, a missing unit, or "1 pixel" is never used as
-a pixel size. Diffraction patterns (axes in 1/nm) are refused where a real-space image is needed.
+A calibration is either read correctly (converted to nm per axis, each axis on its own: DigitalMicrograph
+files can have Å on one axis and nm on the other) or reported: a scale of −1 nm, a missing unit, or "1 pixel"
+is never used as a pixel size. Diffraction patterns (axes in 1/nm) are refused where a real-space image is
+needed.
 """
 
 import dataclasses
@@ -42,9 +43,9 @@ class MicroscopeImage:
     data : ndarray
         ``(Y, X)`` image or ``(T, Y, X)`` stack (a dask array when read with ``lazy=True`` from rosettasciio).
     pixel_size_nm : tuple of float
-        Pixel size in nm for each spatial axis: ``(py, px)``, or ``(pz, py, px)`` when the stack axis is itself
-        calibrated in length units. ``pixel_size_nm[-2:]`` is always the in-plane size. For a reciprocal-space
-        image read with ``allow_reciprocal=True`` the values are in nm⁻¹ per pixel.
+        Pixel size in nm for each spatial axis: ``(py, px)``, or ``(pz, py, px)`` when the stack axis is
+        itself calibrated in length units. ``pixel_size_nm[-2:]`` is always the in-plane size. For a
+        reciprocal-space image read with ``allow_reciprocal=True`` the values are in nm⁻¹ per pixel.
     units : tuple of str
         The file's original unit strings, one per axis of ``data`` ("" where none).
     metadata : dict
@@ -108,12 +109,19 @@ def _mrcfile_signal(path, lazy):
     try:
         import mrcfile
     except ImportError:
-        raise InputError("reading .mrc files needs mrcfile or rosettasciio; pip install 'matsight[tem]'") from None
+        raise InputError(
+            "reading .mrc files needs mrcfile or rosettasciio; pip install 'matsight[tem]'"
+        ) from None
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # mrcfile warns on the many files with a sloppy header
-        m = mrcfile.mmap(path, mode="r", permissive=True) if lazy else mrcfile.open(path, mode="r", permissive=True)
+        # mrcfile warns on the many files with a sloppy header
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = (
+            mrcfile.mmap(path, mode="r", permissive=True)
+            if lazy
+            else mrcfile.open(path, mode="r", permissive=True)
+        )
     if m.data is None:
         m.close()
         raise InputError(f"{path.name} holds no image data; check the file")
@@ -162,7 +170,16 @@ def _image_signal(path, lazy):
     out = []
     for a, n in zip(axes, data.shape, strict=True):
         scale, unit = cal.get(a, (1.0, ""))
-        out.append({"name": a.lower(), "size": n, "scale": scale, "offset": 0.0, "units": unit, "navigate": a not in "YX"})
+        out.append(
+            {
+                "name": a.lower(),
+                "size": n,
+                "scale": scale,
+                "offset": 0.0,
+                "units": unit,
+                "navigate": a not in "YX",
+            }
+        )
     return [{"data": data, "axes": out, "metadata": {}, "original_metadata": {}}]
 
 
@@ -183,7 +200,8 @@ def _title(sig):
 
 def _describe(sigs):
     return ", ".join(
-        f"{i}: {_title(s) or 'untitled'} {'×'.join(str(n) for n in s['data'].shape)} ({_n_signal_dims(s)}D signal)"
+        f"{i}: {_title(s) or 'untitled'} {'×'.join(str(n) for n in s['data'].shape)} "
+        f"({_n_signal_dims(s)}D signal)"
         for i, s in enumerate(sigs)
     )
 
@@ -193,7 +211,9 @@ def _choose_signal(sigs, name, signal, quiet):
         raise InputError(f"{name} holds no data; check the file")
     if signal is not None:
         if not -len(sigs) <= int(signal) < len(sigs):
-            raise InputError(f"{name} has {len(sigs)} signal(s) ({_describe(sigs)}); signal={signal} is out of range")
+            raise InputError(
+                f"{name} has {len(sigs)} signal(s) ({_describe(sigs)}); signal={signal} is out of range"
+            )
         idx = int(signal) % len(sigs)
     else:
         images = [i for i, s in enumerate(sigs) if _n_signal_dims(s) == 2]
@@ -201,7 +221,13 @@ def _choose_signal(sigs, name, signal, quiet):
             raise InputError(f"{name} holds no 2D image (signals: {_describe(sigs)}); give an image file")
         idx = images[0]
     if len(sigs) > 1 and not quiet:
-        log.info("%s has %d signals (%s); using signal %d (pass signal=N to choose)", name, len(sigs), _describe(sigs), idx)
+        log.info(
+            "%s has %d signals (%s); using signal %d (pass signal=N to choose)",
+            name,
+            len(sigs),
+            _describe(sigs),
+            idx,
+        )
     return idx
 
 
@@ -239,7 +265,8 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
     if len(sig_pos) != 2:
         what = f"a {len(sig_pos)}D signal" if len(sig_pos) else "no image"
         raise InputError(
-            f"signal {idx} of {name} ({_title(sig) or 'untitled'}, shape {tuple(data.shape)}) is {what}, not a 2D image; "
+            f"signal {idx} of {name} ({_title(sig) or 'untitled'}, shape {tuple(data.shape)}) is {what}, "
+            "not a 2D image; "
             f"choose an image with signal=N ({_describe([sig]) if n == 1 else 'see the file'})"
         )
     if sig_pos != [data.ndim - 2, data.ndim - 1]:  # image axes last
@@ -253,14 +280,16 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
     reciprocal = bool(recips)
     if reciprocal and not allow_reciprocal:
         raise InputError(
-            f"{name} is a diffraction pattern (axes in {recips[0]}), not a real-space image; give an HRTEM image"
+            f"{name} is a diffraction pattern (axes in {recips[0]}), not a real-space image; "
+            "give an HRTEM image"
         )
     file_ps = tuple(c[0] for c in cal) if all(c is not None for c in cal) else None
     if pixel_size is None:
         if file_ps is None:
             bad = next(a for a, c in zip(img, cal, strict=True) if c is None)
             raise InputError(
-                f"{name} has no valid pixel size (scale {bad.get('scale')} {bad.get('units') or 'without unit'}); "
+                f"{name} has no valid pixel size "
+                f"(scale {bad.get('scale')} {bad.get('units') or 'without unit'}); "
                 "pass --pixel-size VALUE_IN_NM (pixel_size= in Python)"
             )
         ps, source = file_ps, "file"
@@ -283,7 +312,9 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
         if c is not None and not c[1] and not reciprocal:
             z_nm = c[0]  # a calibrated spatial stack axis (e.g. a 3D DM image)
         elif valid_scale(a.get("scale")):
-            t = to_seconds(float(a.get("offset") or 0.0) + float(a["scale"]) * np.arange(data.shape[0]), a.get("units"))
+            t = to_seconds(
+                float(a.get("offset") or 0.0) + float(a["scale"]) * np.arange(data.shape[0]), a.get("units")
+            )
             frame_times = None if t is None else np.asarray(t)
     if data.ndim == 3 and data.shape[0] == 1 and z_nm is None:
         data = data[0]
@@ -326,11 +357,11 @@ def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=Fals
     Parameters
     ----------
     path : str or Path
-        .dm3/.dm4, .mrc, .ser or .emi (TIA), .emd (Velox/Berkeley), or .tif/.png/.npy (calibration from ImageJ, OME
-        or FEI tif tags when present).
+        .dm3/.dm4, .mrc, .ser or .emi (TIA), .emd (Velox/Berkeley), or .tif/.png/.npy (calibration from
+        ImageJ, OME or FEI tif tags when present).
     pixel_size : float or (float, float), optional
-        Pixel size in nm (y, x); overrides the file's calibration (a warning is logged when they differ). Required
-        when the file has no valid calibration.
+        Pixel size in nm (y, x); overrides the file's calibration (a warning is logged when they differ).
+        Required when the file has no valid calibration.
     signal : int, optional
         Which signal of a multi-signal file (default: the first 2D image; the choice is logged).
     allow_reciprocal : bool
@@ -346,8 +377,8 @@ def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=Fals
     Raises
     ------
     InputError
-        Missing file, unknown format, reader not installed (``pip install 'matsight[tem]'``), a diffraction pattern,
-        no 2D image in the file, or no valid calibration and no ``pixel_size``.
+        Missing file, unknown format, reader not installed (``pip install 'matsight[tem]'``), a diffraction
+        pattern, no 2D image in the file, or no valid calibration and no ``pixel_size``.
     """
     path = _existing(path)
     ext = _ext(path)
@@ -371,7 +402,9 @@ def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=Fals
 
 # ---------------------------------------------------------------------------------------------------- frames
 def _frame_files(folder):
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _ext(p) in _FRAME_EXTS]
+    files = [
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _ext(p) in _FRAME_EXTS
+    ]
     emis = {p.stem for p in files if _ext(p) == ".emi"}
     # a TIA .emi reads its _N.ser files itself: don't yield their frames twice
     files = [p for p in files if not (_ext(p) == ".ser" and p.stem.rsplit("_", 1)[0] in emis)]
@@ -379,9 +412,11 @@ def _frame_files(folder):
 
 
 def iter_frames(source, *, pixel_size=None, signal=None, allow_reciprocal=False):
-    """Yield the 2D frames of a stack file, a movie, a tif stack or a folder of images (natural sort order).
+    """Yield the 2D frames of a stack file, a movie, a tif stack or a folder of images
+    (natural sort order).
 
-    Frames are read one at a time where the format allows (memory-mapped mrc/npy/uncompressed tif, lazy readers).
+    Frames are read one at a time where the format allows (memory-mapped mrc/npy/uncompressed tif, lazy
+    readers).
 
     Parameters
     ----------
@@ -393,8 +428,8 @@ def iter_frames(source, *, pixel_size=None, signal=None, allow_reciprocal=False)
     Yields
     ------
     MicroscopeImage
-        One 2D frame each (unpack as ``frame, pixel_size_nm, metadata``); ``metadata`` adds ``frame_index`` (within
-        its file), ``file`` and ``time_s`` when known.
+        One 2D frame each (unpack as ``frame, pixel_size_nm, metadata``); ``metadata`` adds ``frame_index``
+        (within its file), ``file`` and ``time_s`` when known.
     """
     source = _existing(source)
     if source.is_dir() and _ext(source) != ".zarr":
@@ -404,7 +439,9 @@ def iter_frames(source, *, pixel_size=None, signal=None, allow_reciprocal=False)
     else:
         files = [source]
     for f in files:
-        mi = read_microscope(f, pixel_size=pixel_size, signal=signal, allow_reciprocal=allow_reciprocal, lazy=True)
+        mi = read_microscope(
+            f, pixel_size=pixel_size, signal=signal, allow_reciprocal=allow_reciprocal, lazy=True
+        )
         ps = tuple(mi.pixel_size_nm[-2:])
         units, axes = tuple(mi.units[-2:]), tuple(mi.axes[-2:])
         if mi.data.ndim == 2:

@@ -1,8 +1,9 @@
 """Length units of microscope calibrations → nanometres.
 
-Microscope software writes units in many spellings ("Å", "A", "angstrom", "µm" with a micro sign or a Greek mu,
-"um", "micron", "1/nm", "nm^-1", ...). :func:`parse_length_unit` understands them all; everything else in
-:mod:`matsight.io` goes through it so that a calibration is either converted correctly or reported, never guessed.
+Microscope software writes units in many spellings ("Å", "A", "angstrom", "µm" with a micro sign or a Greek
+mu, "um", "micron", "1/nm", "nm^-1", ...). :func:`parse_length_unit` understands them all; everything else in
+:mod:`matsight.io` goes through it so that a calibration is either converted correctly or reported, never
+guessed.
 """
 
 import math
@@ -60,7 +61,16 @@ _ESCAPES = re.compile(r"\\u00b5|\\u03bc|\\xb5", re.IGNORECASE)
 
 _RECIPROCAL = re.compile(r"^(?:1/(?P<a>.+)|(?P<b>.+?)(?:\^-1|\^\(-1\)|⁻¹|\*\*-1|-1))$")
 
-_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "μs": 1e-6}
+_SECONDS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "µs": 1e-6,
+    "us": 1e-6,
+    "μs": 1e-6,
+}
 _SECONDS |= {"ns": 1e-9, "min": 60.0, "h": 3600.0}
 
 
@@ -79,9 +89,9 @@ def parse_length_unit(unit):
     Returns
     -------
     (str, float, bool) or None
-        ``(canonical, nm_per_unit, reciprocal)``, e.g. ``("Å", 0.1, False)`` for "A" and ``("nm", 1.0, True)`` for
-        "1/nm" (then ``nm_per_unit`` is that of the length inside the reciprocal); ``None`` when the string is empty,
-        "<undefined>", a pixel unit or anything else that is not a length.
+        ``(canonical, nm_per_unit, reciprocal)``, e.g. ``("Å", 0.1, False)`` for "A" and
+        ``("nm", 1.0, True)`` for "1/nm" (then ``nm_per_unit`` is that of the length inside the reciprocal);
+        ``None`` when the string is empty, "<undefined>", a pixel unit or anything else that is not a length.
     """
     if unit is None:
         return None
@@ -141,7 +151,9 @@ def to_nm(value, unit):
     if p is None:
         raise InputError(f"unknown length unit {unit!r}; use pm, Å, nm, µm, mm or m")
     if p[2]:
-        raise InputError(f"unit {unit!r} is a reciprocal length (diffraction/FFT space), not a real-space length")
+        raise InputError(
+            f"unit {unit!r} is a reciprocal length (diffraction/FFT space), not a real-space length"
+        )
     return _scale(value, p[1])
 
 

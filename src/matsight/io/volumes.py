@@ -1,8 +1,8 @@
 """Volumes and label images: tif (ImageJ/OME axes), npy, zarr, png; atomic writers.
 
-Every reader returns arrays in ZYX order (2D images as YX). Axes that ImageJ or OME add (time, channel, samples)
-are dropped when they have length one; when they carry data the reader says so instead of guessing which slice the
-user meant.
+Every reader returns arrays in ZYX order (2D images as YX). Axes that ImageJ or OME add (time, channel,
+samples) are dropped when they have length one; when they carry data the reader says so instead of guessing
+which slice the user meant.
 """
 
 import logging
@@ -189,7 +189,9 @@ def _read_tif(path, *, lazy, rgb):
                 try:
                     data = tifffile.memmap(path, series=0, mode="r")
                 except (ValueError, OSError):
-                    log.info("%s is compressed or fragmented and cannot be memory-mapped; loading it", path.name)
+                    log.info(
+                        "%s is compressed or fragmented and cannot be memory-mapped; loading it", path.name
+                    )
             if data is None:
                 data = series.asarray()
     except tifffile.TiffFileError as e:
@@ -216,7 +218,12 @@ def _open_zarr(path):
             arr = node[ds["path"]]
             axes = ms[0].get("axes", [])
             scale = next(
-                (t["scale"] for t in ds.get("coordinateTransformations", []) if t.get("type") == "scale"), None
+                (
+                    t["scale"]
+                    for t in ds.get("coordinateTransformations", [])
+                    if t.get("type") == "scale"
+                ),
+                None,
             )
             if scale and len(axes) == len(scale):
                 for a, s in zip(axes, scale, strict=True):
@@ -268,7 +275,11 @@ def _read_any(path, *, lazy=False, rgb="error"):
             data = iio.imread(path)
         except Exception as e:  # imageio raises plugin-specific types
             raise InputError(f"{path.name} is not a readable image ({e})") from None
-        axes = "YX" if data.ndim == 2 else ("YXS" if data.ndim == 3 and data.shape[-1] in (3, 4) else "Q" * data.ndim)
+        axes = (
+            "YX"
+            if data.ndim == 2
+            else ("YXS" if data.ndim == 3 and data.shape[-1] in (3, 4) else "Q" * data.ndim)
+        )
         data, axes = _normalise_axes(data, axes, path.name, rgb=rgb)
         return data, axes, {}
     from .microscope import MICROSCOPE_EXTS, read_microscope
@@ -289,8 +300,8 @@ def read_volume(path, *, lazy=False):
     Parameters
     ----------
     path : str or Path
-        .tif/.tiff (ImageJ hyperstacks and OME-TIFF: singleton time/channel axes are dropped), .npy, .zarr (v2 or
-        v3; a group with one array or an OME-Zarr image), .png/.jpg, or a microscope file (data only).
+        .tif/.tiff (ImageJ hyperstacks and OME-TIFF: singleton time/channel axes are dropped), .npy, .zarr
+        (v2 or v3; a group with one array or an OME-Zarr image), .png/.jpg, or a microscope file (data only).
     lazy : bool, optional
         Don't load: a zarr array for .zarr, a memory map for .npy and uncompressed tifs (others are loaded).
 
@@ -310,8 +321,8 @@ def read_volume(path, *, lazy=False):
 def read_spacing(path):
     """Voxel size in nm per axis of :func:`read_volume`'s result (``None`` for unknown axes), or ``None``.
 
-    Read from ImageJ/OME/FEI tif tags, zarr attributes (written by :func:`write_volume`, or OME-Zarr) and microscope
-    calibrations.
+    Read from ImageJ/OME/FEI tif tags, zarr attributes (written by :func:`write_volume`, or OME-Zarr) and
+    microscope calibrations.
     """
     path = _existing(path)
     from .microscope import MICROSCOPE_EXTS, read_microscope
@@ -360,7 +371,9 @@ def _smallest_int_dtype(lo, hi):
 
 
 def _distinct(a, limit=50_000_000):
-    """Number of distinct values (exact up to ``limit`` elements, else on a strided sample) and whether exact."""
+    """Number of distinct values (exact up to ``limit`` elements, else on a strided sample) and whether
+    exact.
+    """
     flat = a.ravel()
     if flat.size > limit:
         flat = flat[:: int(math.ceil(flat.size / limit))]
@@ -391,14 +404,16 @@ def validate_labels(array, *, name="labels", max_labels=None, allow_negative=Fal
     Raises
     ------
     InputError
-        Wrong dimensionality, non-integer floats (a grayscale image, not labels), NaN, negative or too many labels.
+        Wrong dimensionality, non-integer floats (a grayscale image, not labels), NaN, negative or too many
+        labels.
     """
     a = np.asarray(array)
     if a.ndim > 3 and sum(s != 1 for s in a.shape) in (2, 3):
         a = a.reshape([s for s in a.shape if s != 1])
     if a.ndim < 2:
         raise InputError(
-            f"{name} is a {a.ndim}D array of shape {a.shape}; labels must be a 2D or 3D image (Y, X) or (Z, Y, X)"
+            f"{name} is a {a.ndim}D array of shape {a.shape}; "
+            "labels must be a 2D or 3D image (Y, X) or (Z, Y, X)"
         )
     if a.ndim > 3:
         raise InputError(f"{name} is a {a.ndim}D array of shape {a.shape}; labels must be a 2D or 3D image")
@@ -428,13 +443,19 @@ def validate_labels(array, *, name="labels", max_labels=None, allow_negative=Fal
         raise InputError(f"{name} has data type {a.dtype}; labels must be integers 0, 1, 2, ...")
     lo = a.min()
     if lo < 0 and not allow_negative:
-        raise InputError(f"{name} has negative labels (min {lo}); labels must be 0, 1, 2, ... (0 usually pore)")
+        raise InputError(
+            f"{name} has negative labels (min {lo}); labels must be 0, 1, 2, ... (0 usually pore)"
+        )
     if max_labels is not None:
-        n = len(np.unique(a)) if lo < 0 or a.max() > 1_000_000 else int(np.count_nonzero(np.bincount(a.ravel())))
+        n = (
+            len(np.unique(a))
+            if lo < 0 or a.max() > 1_000_000
+            else int(np.count_nonzero(np.bincount(a.ravel())))
+        )
         if n > max_labels:
             raise InputError(
-                f"{name} has {n} distinct values (at most {max_labels} phases expected) — it looks like a grayscale "
-                "image, not labels; segment it first (matsight segment)"
+                f"{name} has {n} distinct values (at most {max_labels} phases expected) — "
+                "it looks like a grayscale image, not labels; segment it first (matsight segment)"
             )
     return a
 
@@ -489,8 +510,9 @@ def write_volume(path, array, *, spacing=None, axes=None, unit="nm", chunks=None
     Parameters
     ----------
     path : str or Path
-        .tif/.tiff (ImageJ-compatible where ImageJ supports the data type, zlib-compressed, spacing in the resolution
-        tags and ImageJ metadata), .npy (no metadata), or .zarr (chunked; spacing/axes/unit as attributes).
+        .tif/.tiff (ImageJ-compatible where ImageJ supports the data type, zlib-compressed, spacing in the
+        resolution tags and ImageJ metadata), .npy (no metadata), or .zarr (chunked; spacing/axes/unit as
+        attributes).
     array : array_like
         Numpy, dask or zarr array. Bool is stored as uint8.
     spacing : float or sequence of float, optional

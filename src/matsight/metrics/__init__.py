@@ -1,8 +1,11 @@
 """Metrics the papers validate with: plain functions over numpy arrays.
 
-- :mod:`~matsight.metrics.microstructure` — volume fraction, surface areas, TPB, correlations, chords, FFT profiles.
-- :mod:`~matsight.metrics.tortuosity` — tortuosity factor and transport efficiency by a steady diffusion solve.
-- :mod:`~matsight.metrics.image_quality` — PSNR, SSIM, SIFT congruent keypoints, FWHM edge resolution, CNR, SNR.
+- :mod:`~matsight.metrics.microstructure` — volume fraction, surface areas, TPB, correlations, chords,
+  FFT profiles.
+- :mod:`~matsight.metrics.tortuosity` — tortuosity factor and transport efficiency by a steady diffusion
+  solve.
+- :mod:`~matsight.metrics.image_quality` — PSNR, SSIM, SIFT congruent keypoints, FWHM edge resolution,
+  CNR, SNR.
 - :mod:`~matsight.metrics.segmentation` — Dice, IoU, pixel accuracy, precision, recall, Hausdorff distance.
 """
 
