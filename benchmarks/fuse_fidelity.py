@@ -1,0 +1,242 @@
+"""Fidelity of SuperRes (`matsight fuse`), CPU preset: on a ground truth and on the paper's real inputs.
+
+``synthetic`` (the issue's yardstick): a 3-phase 3D ground truth from the package's generator (~256³:
+particles + binder) → the paper's degradation ×4 with binder merged into pore → train on the LR volume and
+ONE HR 2D slice of the truth, with the CPU preset, for a wall-clock budget (30 min on 2 cores) → generate the
+whole SR volume → compare with the truth: |ΔVF|, specific surface area (face counting), transport efficiency
+VF/τ per phase and axis (whole volume, steady diffusion solve), TPB density; plus LR consistency. Targets:
+|ΔVF| ≤ 0.01, SSA within 5%, transport efficiency within 0.02, TPB within 10%.
+
+``nmc``, ``sofc``, ``separator``: the real inputs of ``../shared/data/superres/`` (no 3D truth exists): SR
+slice statistics vs the HR images and LR consistency (target ≥ 95%), with the fuse evaluation report.
+
+    python benchmarks/fuse_fidelity.py --case synthetic --budget 30m
+    python benchmarks/fuse_fidelity.py --case nmc --budget 10m
+
+Results: ``benchmarks/results/fuse_fidelity_<case>.json`` and the report folder
+``benchmarks/results/fuse_fidelity_<case>/`` (index.html, figures, training curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "superres"
+TARGETS = {"abs_dvf": 0.01, "rel_ssa": 0.05, "abs_dte": 0.02, "rel_tpb": 0.10, "lr_consistency": 0.95}
+
+
+def _machine():
+    import torch
+
+    return {
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def _structure(labels, *, phases, tortuosity=True):
+    from matsight.metrics.microstructure import specific_surface_area, triple_phase_boundary, volume_fraction
+    from matsight.metrics.tortuosity import tortuosity as tau
+
+    out = {
+        "volume_fraction": {p: float(v) for p, v in volume_fraction(labels, phases=phases).items()},
+        "ssa": {p: float(specific_surface_area(labels, phase=p)) for p in phases},
+        "tpb": float(triple_phase_boundary(labels)) if len(phases) >= 3 else None,
+        "transport_efficiency": {},
+    }
+    if tortuosity:
+        import warnings
+
+        for p in phases:
+            for ax in range(3):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a non-percolating phase: τ = inf, TE = 0
+                    r = tau(labels, phase=p, axis=ax)
+                te = float(r.transport_efficiency) if np.isfinite(r.transport_efficiency) else 0.0
+                out["transport_efficiency"][f"{p}/{ax}"] = te
+    return out
+
+
+def _train_generate(lr, hr, run, *, budget, seed, hr_y=None, hr_z=None, **cfg_kw):
+    from matsight.fuse.config import make_config
+    from matsight.fuse.generate import generate
+    from matsight.fuse.train import train
+
+    cfg = make_config("cpu", seed=seed, **cfg_kw)
+    t0 = time.perf_counter()
+    res = train(lr, hr, hr_y=hr_y, hr_z=hr_z, out_dir=run, config=cfg, budget=budget, progress=True)
+    train_s = time.perf_counter() - t0
+    gen = generate(run, lr, seed=seed, progress=True)
+    return res, train_s, gen
+
+
+def synthetic(args, out):
+    from matsight.data.degrade import degrade
+    from matsight.data.microstructures import particle_electrode
+    from matsight.fuse.evaluate import evaluate, lr_consistency
+
+    n = args.size
+    truth = particle_electrode((n, n, n), seed=args.seed)
+    lr, groups = degrade(truth, 4, merge=[(0, 2)])
+    hr = truth[n // 2]  # one HR 2D slice, as the issue asks
+    res, train_s, gen = _train_generate(lr, hr, out / "run", budget=args.budget, seed=args.seed, scale=4)
+    sr = gen.labels
+    b = (truth.shape[0] - sr.shape[0]) // 2
+    truth_c = truth[b:-b, b:-b, b:-b] if b else truth
+    phases = [0, 1, 2]
+    t0 = time.perf_counter()
+    m_truth = _structure(truth_c, phases=phases)
+    m_sr = _structure(sr, phases=phases)
+    metrics_s = time.perf_counter() - t0
+    cons = lr_consistency(sr, lr, scale=4, mode="resolve", compare_phases=[1])
+    fid = {
+        "abs_delta_vf": {p: abs(m_sr["volume_fraction"][p] - m_truth["volume_fraction"][p]) for p in phases},
+        "rel_delta_ssa": {p: (m_sr["ssa"][p] - m_truth["ssa"][p]) / m_truth["ssa"][p] for p in phases},
+        "delta_transport_efficiency": {
+            k: m_sr["transport_efficiency"][k] - v for k, v in m_truth["transport_efficiency"].items()
+        },
+        "rel_delta_tpb": (m_sr["tpb"] - m_truth["tpb"]) / m_truth["tpb"],
+        "lr_consistency": float(cons["consistency"]),
+    }
+    passed = {
+        "abs_dvf": max(fid["abs_delta_vf"].values()) <= TARGETS["abs_dvf"],
+        "rel_ssa": max(abs(v) for v in fid["rel_delta_ssa"].values()) <= TARGETS["rel_ssa"],
+        "abs_dte": max(abs(v) for v in fid["delta_transport_efficiency"].values()) <= TARGETS["abs_dte"],
+        "rel_tpb": abs(fid["rel_delta_tpb"]) <= TARGETS["rel_tpb"],
+    }
+    evaluate(
+        sr,
+        hr=hr,
+        lr=lr,
+        truth=truth,
+        scale=4,
+        compare_phases=[1],
+        out_dir=out / "report",
+        n_subvolumes=64,
+        n_transport=4,
+        seed=args.seed,
+        phase_names={0: "pore", 1: "active", 2: "binder"},
+    )
+    return {
+        "truth_shape": list(truth.shape),
+        "lr_shape": list(lr.shape),
+        "lr_phases": groups,
+        "sr_shape": list(sr.shape),
+        "train": {
+            "iterations": res.iterations,
+            "seconds": train_s,
+            "seconds_per_iteration": res.seconds_per_iteration,
+            "best_iteration": res.best_iteration,
+        },
+        "generate": {"seconds": gen.seconds, "voxels_per_second": gen.voxels_per_second},
+        "metrics_seconds": metrics_s,
+        "truth": m_truth,
+        "sr": m_sr,
+        "fidelity": fid,
+        "targets": TARGETS,
+        "passed": passed,
+    }
+
+
+REAL = {
+    "nmc": dict(lr="nmc_lr.tif", hr="nmc_hr.tif", scale=4, mode="resolve", compare_phases=[1]),
+    "sofc": dict(lr="sofc_lr.tif", hr="sofc_hr.tif", scale=4, mode="sample", compare_phases=[1, 2]),
+    "separator": dict(
+        lr="separator_lr.tif",
+        hr="separator_hr_rods.tif",
+        hr_y="separator_hr_rods.tif",
+        hr_z="separator_hr_speckles.tif",
+        scale=4,
+        mode="resolve",
+        anisotropic=True,
+        material_only_loss=True,
+    ),
+}
+
+
+def real(args, out):
+    from matsight.fuse.evaluate import evaluate
+    from matsight.io import read_labels
+
+    spec = dict(REAL[args.case])
+    if not DATA.is_dir():
+        raise SystemExit(f"{DATA} not found: the real SuperRes inputs live in ../shared/data/superres/")
+    lr = read_labels(DATA / spec.pop("lr"))
+    hr = read_labels(DATA / spec.pop("hr"))
+    hr_y = read_labels(DATA / spec.pop("hr_y")) if "hr_y" in spec else None
+    hr_z = read_labels(DATA / spec.pop("hr_z")) if "hr_z" in spec else None
+    res, train_s, gen = _train_generate(
+        lr, hr, out / "run", budget=args.budget, seed=args.seed, hr_y=hr_y, hr_z=hr_z, **spec
+    )
+    ev = evaluate(
+        gen.labels,
+        hr=hr,
+        lr=lr,
+        scale=spec["scale"],
+        mode=spec["mode"],
+        compare_phases=spec.get("compare_phases"),
+        out_dir=out / "report",
+        n_subvolumes=64,
+        n_transport=4,
+        seed=args.seed,
+    )
+    cons = float(ev["lr_consistency"]["consistency"])
+    return {
+        "lr_shape": list(lr.shape),
+        "sr_shape": list(gen.labels.shape),
+        "train": {"iterations": res.iterations, "seconds": train_s, "best_iteration": res.best_iteration},
+        "generate": {"seconds": gen.seconds, "voxels_per_second": gen.voxels_per_second},
+        "volume_fraction": {k: v["volume_fraction"] for k, v in ev["whole"].items()},
+        "interface_face_fraction": {k: v.get("interface_face_fraction") for k, v in ev["whole"].items()},
+        "lr_consistency": cons,
+        "passed": {"lr_consistency": cons >= TARGETS["lr_consistency"]},
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--case", choices=["synthetic", *REAL], default="synthetic")
+    ap.add_argument("--budget", default="30m", help="training wall-clock budget (e.g. 30m)")
+    ap.add_argument("--size", type=int, default=256, help="synthetic truth edge (voxels)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args()
+    out = args.out / f"fuse_fidelity_{args.case}"
+    if (out / "run").exists():
+        shutil.rmtree(out / "run")  # a benchmark trains from scratch
+    out.mkdir(parents=True, exist_ok=True)
+    machine = _machine()
+    t0 = time.perf_counter()
+    result = synthetic(args, out) if args.case == "synthetic" else real(args, out)
+    machine["load_average_at_end"] = list(os.getloadavg())
+    record = {
+        "benchmark": "fuse_fidelity",
+        "case": args.case,
+        "command": f"python benchmarks/fuse_fidelity.py --case {args.case} --budget {args.budget}",
+        "preset": "cpu",
+        "budget": args.budget,
+        "machine": machine,
+        "wall_s": time.perf_counter() - t0,
+        **result,
+    }
+    (args.out / f"fuse_fidelity_{args.case}.json").write_text(json.dumps(record, indent=1, default=str))
+    shutil.rmtree(out / "run", ignore_errors=True)  # checkpoints are not results; figures and report stay
+    print(json.dumps({k: record[k] for k in ("case", "wall_s", "passed")}, default=str))
+    if "fidelity" in record:
+        print(json.dumps(record["fidelity"], indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
