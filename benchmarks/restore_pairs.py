@@ -4,7 +4,8 @@ Measures, on a block of ``--slices`` z slices:
 
 1. :func:`matsight.data.pairs.simulate_lq` per dose: seconds, and how much the LQ loses against the HQ
    area-averaged to the LQ grid — PSNR and the CNR ratio LQ/HQ inside the cell's core (Otsu masks of the HQ).
-   The paper's LQ/HQ CNR ratio is 0.9 / 2.4 = 0.375 (``shared/REFERENCE.md``); the default dose is chosen near it.
+   The paper's LQ/HQ CNR ratio is 0.9 / 2.4 = 0.375 (``shared/REFERENCE.md``); the default dose is chosen
+   near it.
 2. :func:`matsight.restore.register.prepare_pair` on an LQ with a known misalignment: the recovered rotation
    and shift against the exact inverse, NCC before/after, and seconds.
 
@@ -17,7 +18,6 @@ Timings taken on a shared machine are inflated by contention; the JSON records t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -43,7 +43,8 @@ def main(argv=None):
     from matsight.metrics.image_quality import cnr, otsu_masks, psnr
     from matsight.restore.register import prepare_pair
 
-    hq = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA), lazy=True)[args.z0 : args.z0 + args.slices])
+    vol = read_volume(os.environ.get("MATSIGHT_XCT", DATA), lazy=True)
+    hq = np.asarray(vol[args.z0 : args.z0 + args.slices])
     hq = hq.astype(np.float32)
     ref = downsample(hq, 2)
     core = (slice(None), slice(125, 240), slice(125, 240))  # the jelly roll's core on the LQ grid

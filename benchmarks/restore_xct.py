@@ -1,16 +1,13 @@
 """InDI restoration on a real Li-ion cell X-ray CT volume with a simulated low-quality scan.
 
 HQ: ``shared/data/xct/cell_vol.tif`` (100×728×728 uint8). LQ: :func:`matsight.data.pairs.simulate_lq` — 2×
-voxel
-size (area averaging), a parallel-beam scan with fewer projections and Poisson photon noise reconstructed by
-FBP,
-and a small rigid misalignment (sub-pixel shift + 0.4° rotation). The pair is registered
+voxel size (area averaging), a parallel-beam scan with fewer projections and Poisson photon noise
+reconstructed by FBP, and a small rigid misalignment (sub-pixel shift + 0.4° rotation). The pair is registered
 (:func:`matsight.restore.register.prepare_pair`), an InDI model (``cpu`` preset) and a one-step regression
-model
-(same network and budget, all training times at t = 1: the paper's CNN baseline) are trained on the z slices
-outside a held-out block, and the held-out slices are compared: LQ bicubic vs one-step vs InDI (N = 1, 4, 8,
-16
-and the auto-selected N) by PSNR, SSIM, SIFT congruent points, FWHM edge width and CNR (Otsu masks of the HQ).
+model (same network and budget, all training times at t = 1: the paper's CNN baseline) are trained on the z
+slices outside a held-out block, and the held-out slices are compared: LQ bicubic vs one-step vs InDI (N = 1,
+4, 8, 16 and the auto-selected N) by PSNR, SSIM, SIFT congruent points, FWHM edge width and CNR (Otsu masks of
+the HQ).
 Also measured: seconds per 1024² slice for one pass and for 10 steps on ``--threads`` CPU threads.
 
 Usage::

@@ -202,12 +202,10 @@ def main(argv=None):
         )
         log(f"{name:32s} mean Dice {scores[name]['mean_dice']:.3f}  ({per})")
 
-    try:
-        from matsight.metrics.image_quality import psnr
+    from matsight.metrics.image_quality import psnr
 
-        quality = {n: float(psnr(hq[fov], im[fov], data_range=2.0)) for n, im in images.items() if n != "HQ"}
-    except Exception as exc:  # noqa: BLE001 - optional context only
-        quality = {"error": str(exc)}
+    # PSNR inside the field of view (the mask form: psnr needs images, not the flattened FOV pixels)
+    quality = {n: float(psnr(hq, im, data_range=2.0, mask=fov)) for n, im in images.items() if n != "HQ"}
     figure(images, preds, ref, args.out / "segment_xct.png")
     result = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),

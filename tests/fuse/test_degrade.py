@@ -7,7 +7,7 @@ from matsight.fuse.degrade import blur_rule, downsample, voxelwise_loss, voxelwi
 
 def _hand_resolve(p, sf_int, temperature):
     """Paper's degradation written out by hand: blur (k3, σ 0.8), trilinear 1/4, softmax(x/T)."""
-    k, sigma = 3, 0.8
+    sigma = 0.8
     w = np.exp(-0.5 * (np.arange(-1, 2) / sigma) ** 2)
     w /= w.sum()
     c, n = p.shape[0], p.shape[1]

@@ -18,8 +18,10 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else (
-                f"{exc.strerror or exc}: {exc.filename}"
+            msg = (
+                str(exc)
+                if not isinstance(exc, OSError) or not exc.filename
+                else (f"{exc.strerror or exc}: {exc.filename}")
             )
             typer.echo(f"error: {msg}", err=True)
             raise typer.Exit(2) from None

@@ -7,7 +7,8 @@ Two presets:
   GPUs (one iteration takes about a minute on 2 CPU cores).
 - ``"cpu"`` (default) — the same method and losses, shrunk where the time goes on a CPU: thin full-resolution
   layers (the last convolution of the paper generator alone is ~220 k multiply-adds per output voxel), a ~40³
-  output cube from an LR crop of ``40/sf`` voxels, 2 fake volumes per step with a random subset of their slices,
+  output cube from an LR crop of ``40/sf`` voxels, 2 fake volumes per step with a random subset of their
+  slices,
   and a critic a quarter as wide.
 """
 
@@ -48,7 +49,7 @@ def validate_scale(scale):
 
 
 def scale_fraction(d):
-    """``64/d`` as an exact :class:`fractions.Fraction` (``p/q``: ``q`` LR voxels make ``p`` output voxels)."""
+    """``64/d`` as an exact :class:`fractions.Fraction` (``q`` LR voxels make ``p`` output voxels)."""
     return Fraction(64, d)
 
 
@@ -119,20 +120,23 @@ class FuseConfig(BaseModel):
         lr_len = Fraction(self.output_size) / scale_fraction(self.d)
         if lr_len.denominator != 1:
             raise ValueError(
-                f"output_size {self.output_size} is not a whole number of LR voxels at scale {self.scale:.4g}; "
+                f"output_size {self.output_size} is not a whole number of LR voxels at scale "
+                f"{self.scale:.4g}; "
                 f"use a multiple of {scale_fraction(self.d).numerator}"
             )
         if self.n_hr_phases and self.n_lr_phases:
             if self.n_lr_phases > self.n_hr_phases:
                 raise ValueError(
-                    f"LR has {self.n_lr_phases} phases but HR only {self.n_hr_phases}; the HR images must show "
+                    f"LR has {self.n_lr_phases} phases but HR only {self.n_hr_phases}; "
+                    "the HR images must show "
                     "every phase the LR volume shows"
                 )
             cp = self.compare_phases
             if cp is not None:
                 if len(cp) != self.n_lr_phases - 1:
                     raise ValueError(
-                        f"compare_phases needs {self.n_lr_phases - 1} HR phase(s), one per LR phase after pore, "
+                        f"compare_phases needs {self.n_lr_phases - 1} HR phase(s), "
+                        "one per LR phase after pore, "
                         f"got {cp}"
                     )
                 if any(not 1 <= p < self.n_hr_phases for p in cp) or len(set(cp)) != len(cp):

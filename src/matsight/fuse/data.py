@@ -96,7 +96,8 @@ class HRSampler:
         for i, s in enumerate(self.stacks):
             if min(s.shape[1:]) < size:
                 raise InputError(
-                    f"HR image {i} is {s.shape[1]}×{s.shape[2]} pixels, smaller than the {size}² crops the critic "
+                    f"HR image {i} is {s.shape[1]}×{s.shape[2]} pixels, "
+                    f"smaller than the {size}² crops the critic "
                     "needs; give larger HR images or a smaller --output-size"
                 )
 
@@ -124,7 +125,8 @@ class LRSampler:
             raise InputError(f"LR volume must be 3D (ZYX), got shape {self.lr.shape}")
         if min(self.lr.shape) < crop:
             raise InputError(
-                f"LR volume {self.lr.shape} is smaller than the {crop}³ training crop; give a larger LR volume"
+                f"LR volume {self.lr.shape} is smaller than the {crop}³ training crop; "
+                "give a larger LR volume"
             )
         self.crop, self.n_phases, self.rng = crop, n_phases, rng
 
@@ -132,9 +134,7 @@ class LRSampler:
         """``(batch, crop, crop, crop)`` uint8 label crops."""
         c = self.crop
         starts = [self.rng.integers(0, n - c + 1, batch) for n in self.lr.shape]
-        return np.stack(
-            [self.lr[z : z + c, y : y + c, x : x + c] for z, y, x in zip(*starts, strict=True)]
-        )
+        return np.stack([self.lr[z : z + c, y : y + c, x : x + c] for z, y, x in zip(*starts, strict=True)])
 
     def sample(self, batch):
         """One-hot float tensor of ``batch`` random crops."""

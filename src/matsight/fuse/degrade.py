@@ -19,8 +19,6 @@ inside the cube both agree.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -28,13 +26,9 @@ __all__ = ["blur_rule", "gaussian_weights", "blur", "downsample", "voxelwise_los
 
 
 def blur_rule(scale):
-    """``(k, sigma)`` of the paper's blur for scale factor ``scale`` (delegates to :mod:`matsight.data.degrade`)."""
-    try:
-        from ..data.degrade import blur_kernel
-    except ImportError:  # pragma: no cover - until matsight.data.degrade lands; the same paper rule
-        k = math.ceil(scale - 1e-9)
-        k = k if k % 2 == 1 else k - 1
-        return k, 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+    """``(k, sigma)`` of the paper's blur at scale factor ``scale`` (rule: :mod:`matsight.data.degrade`)."""
+    from ..data.degrade import blur_kernel
+
     k, sigma = blur_kernel(scale)
     return int(k), float(sigma)
 
@@ -118,7 +112,7 @@ def voxelwise_loss(probs, lr_onehot, *, channels, d, mode="resolve", temperature
 
 
 def voxelwise_term(loss, *, threshold=0.005, coefficient=10.0):
-    """``coefficient · loss`` if ``loss > threshold`` else 0 (the paper's 0.5% slack around blocky LR edges)."""
+    """``coefficient · loss`` if ``loss > threshold`` else 0 (the paper's 0.5% slack at blocky LR edges)."""
     if float(loss.detach()) > threshold:
         return coefficient * loss
     return loss.new_zeros(())

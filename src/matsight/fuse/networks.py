@@ -8,8 +8,9 @@ remaining (possibly fractional) factor by trilinear upsampling + conv. Every ups
 channels (never below ``min_width``); a last k3 convolution maps to the ``n`` phases.
 
 Critic: 2D convolutions 64-128-256-512-1 with kernels 4,4,4,3,4, stride 2, ReLU, no normalisation. On the
-paper's 56² slices the last layer sees a 4×4 map and returns one number; on other slice sizes its kernel shrinks
-to the map left and the scores of the remaining map are averaged (a patch critic), so any slice size ≥ 16 works.
+paper's 56² slices the last layer sees a 4×4 map and returns one number; on other slice sizes its kernel
+shrinks to the map left and the scores of the remaining map are averaged (a patch critic), so any slice size
+≥ 16 works.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class Generator(nn.Module):
         return self.conv_out(h)
 
     def forward(self, x):
+        """Phase probabilities ``(B, n, Z, Y, X)`` (softmax over the HR phases)."""
         return torch.softmax(self.logits(x), dim=1)
 
 
@@ -135,6 +137,7 @@ class Critic(nn.Module):
         self.last = nn.Conv2d(chans[-1], 1, min(4, s), stride=2, padding=0)
 
     def forward(self, x):
+        """One score per slice of ``x`` ``(B, n, S, S)``."""
         for conv in self.convs:
             x = F.relu(conv(x))
         return self.last(x).mean(dim=(1, 2, 3))

@@ -139,7 +139,9 @@ def load_generator(path, device="cpu"):
         path = path / BEST if (path / BEST).is_file() else path / LAST
     groups, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "matsight.fuse" or "generator" not in groups:
-        raise InputError(f"{path} is not a matsight fuse checkpoint; give the folder of `matsight fuse train`")
+        raise InputError(
+            f"{path} is not a matsight fuse checkpoint; give the folder of `matsight fuse train`"
+        )
     cfg = FuseConfig(**meta["config"])
     gen = build_generator(cfg).to(device)
     gen.load_state_dict(groups["generator"])
@@ -174,9 +176,13 @@ def _gradient_penalty(critic, real, fake, gen):
 def _validate_inputs(lr, hr, hr_y, hr_z, cfg):
     lr = as_labels(lr, name="LR volume")
     if lr.ndim != 3:
-        raise InputError(f"LR volume must be 3D (ZYX), got shape {lr.shape}; give the low-res 3D label volume")
+        raise InputError(
+            f"LR volume must be 3D (ZYX), got shape {lr.shape}; give the low-res 3D label volume"
+        )
     hr = as_hr_stack(hr, name="HR image")
-    extra = [as_hr_stack(h, name=f"HR {n} image") for h, n in ((hr_y, "--hr-y"), (hr_z, "--hr-z")) if h is not None]
+    extra = [
+        as_hr_stack(h, name=f"HR {n} image") for h, n in ((hr_y, "--hr-y"), (hr_z, "--hr-z")) if h is not None
+    ]
     if cfg.anisotropic:
         if len(extra) != 2:
             raise InputError(
@@ -187,7 +193,9 @@ def _validate_inputs(lr, hr, hr_y, hr_z, cfg):
         stacks = [extra[1], extra[0], hr]
     else:
         if extra:
-            raise InputError("--hr-y/--hr-z are for anisotropic materials; add --anisotropic or give only --hr")
+            raise InputError(
+                "--hr-y/--hr-z are for anisotropic materials; add --anisotropic or give only --hr"
+            )
         stacks = [hr]
     n_hr = int(max(s.max() for s in stacks)) + 1
     n_lr = int(lr.max()) + 1
@@ -313,7 +321,9 @@ def train(
     # fixed evaluation inputs and HR reference statistics (all HR images, unaugmented)
     eval_rng = np.random.default_rng(cfg.seed + 1)
     eval_lr = LRSampler(lr, crop=cfg.lr_crop, n_phases=n_lr, rng=eval_rng).sample_labels(n_eval)
-    eval_noise = torch.from_numpy(eval_rng.standard_normal((n_eval, 1, *eval_lr.shape[1:])).astype(np.float32))
+    eval_noise = torch.from_numpy(
+        eval_rng.standard_normal((n_eval, 1, *eval_lr.shape[1:])).astype(np.float32)
+    )
     hr_ref = [slice_metrics(s, n_hr) for s in stacks]
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -326,7 +336,10 @@ def train(
             probs = gen(x)
             labels = probs.argmax(1)
             down = downsample(
-                one_hot(labels.cpu(), n_hr), channels=cfg.lr_channels, d=cfg.d, mode=cfg.mode,
+                one_hot(labels.cpu(), n_hr),
+                channels=cfg.lr_channels,
+                d=cfg.d,
+                mode=cfg.mode,
                 temperature=cfg.vw_temperature,
             ).argmax(1)
             lr_agree = float((down.numpy() == eval_lr).mean())
@@ -343,8 +356,12 @@ def train(
             vfs.append(vf)
             sas.append(sa)
         vf, sa = np.mean(vfs, 0), np.mean(sas, 0)
-        rec = {"iteration": it, "time_s": round(time.perf_counter() - t_start + elapsed_before, 2),
-               "score": float(np.mean(per_axis)), "lr_agreement": lr_agree}
+        rec = {
+            "iteration": it,
+            "time_s": round(time.perf_counter() - t_start + elapsed_before, 2),
+            "score": float(np.mean(per_axis)),
+            "lr_agreement": lr_agree,
+        }
         for p in range(n_hr):
             rec[f"vf{p}"] = float(vf[p])
             rec[f"sa{p}"] = float(sa[p])
@@ -404,7 +421,9 @@ def train(
                 real = torch.cat([hr_sampler.sample(per_axis_real, a) for a in ax_list]).to(dev)
                 d_real = critic(real).mean()
                 d_fake = critic(fake_sl).mean()
-                gp = _gradient_penalty(critic, real, fake_sl[torch.randperm(len(fake_sl), generator=tgen)], tgen)
+                gp = _gradient_penalty(
+                    critic, real, fake_sl[torch.randperm(len(fake_sl), generator=tgen)], tgen
+                )
                 d_loss = d_fake - d_real + cfg.gp_lambda * gp
                 opt.zero_grad(set_to_none=True)
                 d_loss.backward()
@@ -421,8 +440,13 @@ def train(
                     critic = critics[a if len(critics) > 1 else 0]
                     adv = adv - critic(_slices(fake, a, cfg.edge_crop, cfg.slices_per_volume, tgen)).mean()
                 vw = voxelwise_loss(
-                    fake, lr_oh, channels=cfg.lr_channels, d=cfg.d, mode=cfg.mode,
-                    temperature=cfg.vw_temperature, material_only=cfg.material_only_loss,
+                    fake,
+                    lr_oh,
+                    channels=cfg.lr_channels,
+                    d=cfg.d,
+                    mode=cfg.mode,
+                    temperature=cfg.vw_temperature,
+                    material_only=cfg.material_only_loss,
                 )
                 g_loss = adv + voxelwise_term(vw, threshold=cfg.vw_threshold, coefficient=cfg.vw_coefficient)
                 opt_g.zero_grad(set_to_none=True)
@@ -441,10 +465,21 @@ def train(
                 history.append(rec)
                 if rec["score"] < best["score"]:
                     best = {"score": rec["score"], "iteration": it}
-                    _save(out_dir / BEST, cfg, gen, critics, opt_g, opt_ds,
-                          {"iteration": it, "metrics": rec}, full=False)
+                    _save(
+                        out_dir / BEST,
+                        cfg,
+                        gen,
+                        critics,
+                        opt_g,
+                        opt_ds,
+                        {"iteration": it, "metrics": rec},
+                        full=False,
+                    )
                 log.info("it %d score %.4f lr-agree %.3f", it, rec["score"], rec["lr_agreement"])
-            if it % cfg.checkpoint_every == 0 or time.perf_counter() - last_ckpt_t > 60 * cfg.checkpoint_minutes:
+            if (
+                it % cfg.checkpoint_every == 0
+                or time.perf_counter() - last_ckpt_t > 60 * cfg.checkpoint_minutes
+            ):
                 checkpoint()
     finally:
         bar.close()
@@ -475,8 +510,12 @@ class _Progress:
 
         self.by_time = iterations is None
         self.p = Progress(
-            TextColumn("fuse train"), BarColumn(), TextColumn("{task.fields[it]} it"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("fuse train"),
+            BarColumn(),
+            TextColumn("{task.fields[it]} it"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
         )
         total = budget_s if self.by_time else iterations
         self.task = self.p.add_task("train", total=total, completed=0 if self.by_time else start, it=start)
@@ -523,7 +562,9 @@ def _plot_curves(out_dir, history):
     axs[0].legend()
     axs[1].plot(its, [r["score"] for r in history], label="score (lower is better)")
     axs[1].plot(its, [r["lr_agreement"] for r in history], label="LR agreement")
-    axs[1].plot(its, [r.get("vw") if r.get("vw") is not None else np.nan for r in history], label="voxel-wise MSE")
+    axs[1].plot(
+        its, [r.get("vw") if r.get("vw") is not None else np.nan for r in history], label="voxel-wise MSE"
+    )
     axs[1].set_xlabel("iteration")
     axs[1].legend()
     n = sum(1 for k in history[0] if re.fullmatch(r"vf\d+", k))

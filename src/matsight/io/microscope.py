@@ -130,8 +130,14 @@ def _mrcfile_signal(path, lazy):
     names = ("z", "y", "x")[-data.ndim :]
     scales = {"x": float(vs.x) / 10, "y": float(vs.y) / 10, "z": float(vs.z) / 10}
     axes = [
-        {"name": n, "size": s, "scale": scales[n] if n != "z" else 1.0, "offset": 0.0,
-         "units": "nm" if n != "z" else None, "navigate": n == "z"}  # fmt: skip
+        {
+            "name": n,
+            "size": s,
+            "scale": scales[n] if n != "z" else 1.0,
+            "offset": 0.0,
+            "units": "nm" if n != "z" else None,
+            "navigate": n == "z",
+        }  # fmt: skip
         for n, s in zip(names, data.shape, strict=True)
     ]
     header = {k: m.header[k].tolist() for k in m.header.dtype.names if k not in ("label", "map")}

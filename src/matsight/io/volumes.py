@@ -218,11 +218,7 @@ def _open_zarr(path):
             arr = node[ds["path"]]
             axes = ms[0].get("axes", [])
             scale = next(
-                (
-                    t["scale"]
-                    for t in ds.get("coordinateTransformations", [])
-                    if t.get("type") == "scale"
-                ),
+                (t["scale"] for t in ds.get("coordinateTransformations", []) if t.get("type") == "scale"),
                 None,
             )
             if scale and len(axes) == len(scale):
