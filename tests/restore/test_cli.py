@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from matsight.cli import app
-from matsight.io import write_volume
+from matsight.io import read_volume, write_volume
 
 runner = CliRunner()
 
@@ -99,6 +99,26 @@ def test_register_train_apply_evaluate(files):
     assert (t / "report" / "index.html").is_file()
     metrics = json.loads((t / "report" / "metrics.json").read_text())
     assert "HQ" in metrics and "one-step" in metrics and "LQ bicubic" in metrics
+
+    # a time series (folder of time steps) without retraining, by the CLI and by the GUI's worker task
+    (t / "series").mkdir()
+    lq = np.asarray(read_volume(t / "lq.tif"))
+    for i in range(2):
+        write_volume(t / "series" / f"T{i}.tif", (lq * (1 + 0.1 * i)).astype(np.float32))
+    r = runner.invoke(
+        app,
+        ["restore", "apply", str(t / "model"), str(t / "series"), "--out", str(t / "sout"), "--steps", "2"],
+    )
+    assert r.exit_code == 0, r.output
+    assert (t / "sout" / "T0" / "enhanced.tif").is_file() and (t / "sout" / "T1" / "enhanced.tif").is_file()
+    from matsight.gui.tasks import restore_apply
+
+    res = restore_apply(
+        lambda **_: None, model=str(t / "model"), volume=str(t / "lq.tif"), out=str(t / "gui")
+    )
+    assert res["steps"] == 8 and (t / "gui" / "enhanced.tif").is_file()
+    res = restore_apply(lambda **_: None, model=str(t / "model"), volume=str(t / "series"), out=str(t / "gs"))
+    assert res["time_steps"] == ["T0", "T1"] and (t / "gs" / "T1" / "consistency.tif").is_file()
 
 
 def test_bad_inputs_exit_2(files, tmp_path):

@@ -130,7 +130,7 @@ def apply(
 ):
     """Enhance an LQ volume (or every time step in a folder) → OUT/ enhanced.tif, consistency.tif, ..."""
     from .._errors import InputError
-    from ..restore.enhance import enhance, enhance_series, save_enhancement
+    from ..restore.enhance import enhance_path
 
     axes = {"z": 0, "y": 1, "x": 2, "0": 0, "1": 1, "2": 2}
     if slice_axis.lower() not in axes:
@@ -143,27 +143,14 @@ def apply(
         device=device,
         progress=progress_enabled(),
     )
-    if not input.exists():
-        raise InputError(f"input not found: {input}")
-    if input.is_dir() and not input.suffix == ".zarr":
-        frames = enhance_series(model, input, slice_axis=axes[slice_axis.lower()], **kw)
-        for name, res in frames:
-            save_enhancement(res, out / name, extra={"model": str(model), "input": name})
-            echo(
-                f"{name}: N={res.steps}, consistency RMS {res.info['consistency_rms']:.4f} "
-                f"(bicubic {res.info['consistency_rms_bicubic']:.4f})"
-            )
-        echo(f"wrote {len(frames)} time steps to {out}")
-        return
-    lq = _read(input, "input")
-    res = enhance(model, lq, slice_axis=axes[slice_axis.lower()] if lq.ndim == 3 else None, **kw)
-    save_enhancement(res, out, extra={"model": str(model), "input": str(input)})
-    echo(
-        f"enhanced {lq.shape} -> {res.image.shape} with N={res.steps} in {res.info['seconds']:.1f} s; "
-        f"consistency RMS {res.info['consistency_rms']:.4f} "
-        f"(bicubic {res.info['consistency_rms_bicubic']:.4f})"
-    )
-    echo(f"wrote {out}")
+    results = enhance_path(model, input, out, slice_axis=axes[slice_axis.lower()], **kw)
+    for name, res in results:
+        echo(
+            f"{name + ': ' if name else ''}enhanced to {res.image.shape} with N={res.steps} "
+            f"in {res.info['seconds']:.1f} s; consistency RMS {res.info['consistency_rms']:.4f} "
+            f"(bicubic {res.info['consistency_rms_bicubic']:.4f})"
+        )
+    echo(f"wrote {out}" + (f" ({len(results)} time steps)" if results and results[0][0] else ""))
 
 
 @app.command()

@@ -506,7 +506,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     async def restore_apply(request):
         b = await body(request)
         model = root.resolve(b.get("model"), kind="dir")
-        out = root.resolve(b.get("out") or f"{root.relative(model)}/enhanced.tif", must_exist=False)
+        out = root.resolve(b.get("out") or f"{root.relative(model)}/enhanced", must_exist=False)
         kw = {
             "model": str(model),
             "volume": file_arg(b, "volume"),

@@ -413,9 +413,15 @@ def restore_train(
     return out
 
 
-def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", **options):
-    """:func:`matsight.restore.enhance.enhance` on a volume or series (worker task)."""
-    fn = _library("matsight.restore.enhance", "enhance", "restore enhancement")
+def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", slice_axis=0, **options):
+    """:func:`matsight.restore.enhance.enhance_path` on a file or a folder of time steps (worker task)."""
+    from ..restore.enhance import enhance_path
+
     emit(progress=0.0, message="enhancing")
-    res = _call_flexibly(fn, (model, volume), {"out": out, "steps": steps, "device": device, **options})
-    return _summary(res) | {"out": str(out)}
+    results = enhance_path(model, volume, out, steps=steps, device=device, slice_axis=slice_axis, **options)
+    return {
+        "out": str(out),
+        "time_steps": [name for name, _ in results if name],
+        "steps": results[0][1].steps,
+        "consistency_rms": [float(r.info["consistency_rms"]) for _, r in results],
+    }

@@ -454,6 +454,45 @@ def enhance_series(model, frames, **kwargs):
     return out
 
 
+def enhance_path(model, source, out_dir, *, slice_axis=0, device="auto", **kwargs):
+    """Enhance a file (slice or volume) or a folder of time steps and save every result.
+
+    Parameters
+    ----------
+    model : path
+        Model folder of :func:`~matsight.restore.train.train`.
+    source : path
+        An LQ image/volume file, or a folder with one volume per time step (sorted by name).
+    out_dir : path
+        Output folder: :func:`save_enhancement`'s files, or one sub-folder per time step.
+    slice_axis : int
+        Slice axis for volumes (0 = xy slices of ZYX); ignored for 2D images.
+    device : str
+        Torch device.
+    **kwargs
+        As :func:`enhance` (``steps``, ``z_mode``, ``upscaled``, ``onestep``, ``progress``, ...).
+
+    Returns
+    -------
+    list of (str, Enhancement)
+        ``("", result)`` for a single file; ``(name, result)`` per time step of a folder.
+    """
+    from ..io import read_volume
+
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    if source.is_dir() and source.suffix.lower() != ".zarr":
+        frames = enhance_series(model, source, slice_axis=slice_axis, device=device, **kwargs)
+        for name, res in frames:
+            save_enhancement(res, out_dir / name, extra={"model": str(model), "input": name})
+        return frames
+    lq = np.asarray(read_volume(source))
+    res = enhance(model, lq, slice_axis=slice_axis if lq.ndim == 3 else None, device=device, **kwargs)
+    save_enhancement(res, out_dir, extra={"model": str(model), "input": str(source)})
+    return [("", res)]
+
+
 def save_enhancement(result, out_dir, *, extra=None):
     """Write an :class:`Enhancement` to ``out_dir`` atomically: ``enhanced.tif``, ``bicubic.tif``,
     ``onestep.tif`` (if computed), ``consistency.tif`` and ``enhance.json`` (steps, scale, timings, extra).
