@@ -136,12 +136,17 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
             "4",
             "--iterations",
             "2",
+            "--per-axis-critics",
+            "--metrics-every",
+            "1",
             "--out",
             str(tmp_path / "run"),
         ],
     )
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["preset"] == "cpu"
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["preset"] == "cpu" and cfg["shared_critic"] is False and cfg["metrics_every"] == 1
+    assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
     r = CliRunner().invoke(
         app,
         [

@@ -57,6 +57,16 @@ def train(
         bool,
         typer.Option("--material-only", help="Voxel-wise loss on material only (paper's separator case)."),
     ] = False,
+    per_axis_critics: Annotated[
+        bool,
+        typer.Option(
+            "--per-axis-critics", help="Isotropic data: one critic per slicing axis instead of one shared."
+        ),
+    ] = False,
+    metrics_every: Annotated[
+        int | None,
+        typer.Option(help="Log the cheap metrics (and pick the best checkpoint) every K iterations."),
+    ] = None,
     preset: Annotated[str, typer.Option(help="cpu (default, minutes on a laptop) or paper (GPU).")] = "cpu",
     budget: Annotated[
         str | None, typer.Option(help="Wall-clock budget of this call, e.g. 20m, 1h30m, 90s.")
@@ -85,6 +95,8 @@ def train(
         anisotropic=anisotropic,
         compare_phases=compare_phases or None,
         material_only_loss=material_only,
+        shared_critic=not per_axis_critics,
+        metrics_every=metrics_every,
         seed=seed,
     )
     res = _train(
