@@ -8,10 +8,10 @@ Two kinds:
   :mod:`matsight.gui.worker`; ``emit(progress=, message=)`` reports to the page.
 """
 
-import inspect
 import logging
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -242,13 +242,6 @@ def _watch_logger(name, watcher):
     return lg
 
 
-def _accepts(fn, name):
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def fuse_train(
     emit,
     *,
@@ -287,10 +280,7 @@ def fuse_train(
         extra.setdefault("checkpoint_every", int(metrics_every))
     cfg = make_config(preset, scale=scale, mode=mode, anisotropic=anisotropic, seed=seed, **extra)
     watcher = _TrainWatcher(emit, iterations, budget_s)
-    lg = _watch_logger("matsight.fuse.train", watcher)
-    kw = {}
-    if _accepts(train, "callback"):
-        kw["callback"] = watcher.callback
+    lg = _watch_logger("matsight.fuse.train", watcher)  # fuse.train reports through its log records
     emit(message="training")
     try:
         with watcher:
@@ -306,7 +296,6 @@ def fuse_train(
                 device=device,
                 resume=resume,
                 progress=False,
-                **kw,
             )
     finally:
         lg.removeHandler(watcher)
@@ -319,60 +308,41 @@ def fuse_train(
     }
 
 
-def _library(module, name, what):
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise InputError(
-            f"{what} is not available in this matsight version ({module}.{name} is missing)"
-        ) from None
-
-
-def _call_flexibly(fn, positional, options):
-    """Call a library function with the options it accepts (its signature may still be growing)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        dropped = [k for k in options if k not in params]
-        if dropped:
-            log.info("%s does not take %s; ignored", fn.__qualname__, ", ".join(dropped))
-        options = {k: v for k, v in options.items() if k in params}
-    return fn(*positional, **options)
-
-
-def _summary(obj):
-    if obj is None:
-        return {}
-    if isinstance(obj, dict):
-        return obj
-    import dataclasses
-
-    if dataclasses.is_dataclass(obj):
-        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if not f.name.startswith("_")}
-    return {"result": str(obj)}
-
-
 def fuse_generate(emit, *, run, lr, out, seed=0, samples=1, device="cpu", **options):
     """:func:`matsight.fuse.generate.generate` from a run folder (worker task)."""
-    gen = _library("matsight.fuse.generate", "generate", "fuse generation")
+    from ..fuse.generate import generate
     from ..io import read_labels
 
     emit(progress=0.0, message="reading LR volume")
     lr_a = read_labels(lr)
     emit(progress=0.05, message="generating")
-    res = _call_flexibly(
-        gen, (run, lr_a), {"out": out, "seed": seed, "samples": samples, "device": device, **options}
-    )
-    return _summary(res) | {"out": str(out)}
+    res = generate(run, lr_a, out=out, seed=seed, samples=samples, device=device, progress=False, **options)
+    return {
+        "out": str(out),
+        "shape": list(res.labels.shape),
+        "scale": res.scale,
+        "seconds": res.seconds,
+        "voxels_per_second": res.voxels_per_second,
+        "paths": {
+            k: [str(p) for p in v] if isinstance(v, list) else str(v) for k, v in res.paths.items() if v
+        },
+    }
 
 
 def fuse_evaluate(emit, *, sr, hr, lr=None, truth=None, out_dir, **options):
-    """:func:`matsight.fuse.evaluate.evaluate` → HTML report (worker task)."""
-    ev = _library("matsight.fuse.evaluate", "evaluate", "fuse evaluation")
-    emit(progress=0.0, message="evaluating")
-    res = _call_flexibly(ev, (sr,), {"hr": hr, "lr": lr, "truth": truth, "out_dir": out_dir, **options})
-    return _summary(res)
+    """:func:`matsight.fuse.evaluate.evaluate` on label files → HTML report (worker task)."""
+    from ..fuse.evaluate import evaluate
+    from ..io import read_labels
+
+    emit(progress=0.0, message="reading volumes")
+    inputs = {k: read_labels(v) if v else None for k, v in (("hr", hr), ("lr", lr), ("truth", truth))}
+    emit(progress=0.1, message="evaluating")
+    res = evaluate(read_labels(sr), out_dir=out_dir, **inputs, **options)
+    out = {"report": str(Path(out_dir) / "index.html")}
+    out["volume_fraction"] = {name: w["volume_fraction"] for name, w in res["whole"].items()}
+    if "lr_consistency" in res:
+        out["lr_consistency"] = res["lr_consistency"]["consistency"]
+    return out
 
 
 def restore_train(
@@ -388,8 +358,8 @@ def restore_train(
     overrides=None,
 ):
     """:func:`matsight.restore.train.train` on a registered pair folder (worker task)."""
-    fn = _library("matsight.restore.train", "train", "restore training")
     from ..fuse.train import parse_duration
+    from ..restore.train import train
 
     budget_s = parse_duration(budget) if budget not in (None, "") else None
     watcher = _TrainWatcher(emit, iterations, budget_s)
@@ -399,18 +369,28 @@ def restore_train(
         opts["max_steps"] = int(iterations)
     if budget_s is not None:
         opts["budget_s"] = budget_s
-    opts.update(out_dir=out_dir, preset=preset, device=device, resume=resume, progress=False)
-    if _accepts(fn, "callback"):
-        opts["callback"] = watcher.callback
     emit(message="training")
     try:
         with watcher:
-            res = fn(pair, **opts)
+            res = train(
+                pair,
+                out_dir,
+                preset=preset,
+                device=device,
+                resume=resume,
+                progress=False,
+                callback=watcher.callback,
+                **opts,
+            )
     finally:
         lg.removeHandler(watcher)
-    out = _summary(res)
-    out.pop("history", None)  # the page reads the curves from the run folder
-    return out
+    # the page reads the curves from the run folder, not from the result
+    return {
+        "model_dir": str(res.model_dir),
+        "steps": res.steps,
+        "elapsed_s": res.elapsed_s,
+        "validation": res.validation,
+    }
 
 
 def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", slice_axis=0, **options):
