@@ -1,19 +1,19 @@
 """Phase identification on simulated HRTEM images: precision/recall, d error, classical vs U-Net, speed.
 
 Simulation (``--engine abtem``, default when abTEM is installed): for each phase and zone axis a periodic
-crystal tile (~4 nm; Li2CO3 [010]: ~10 nm, see below) 5 nm thick is simulated by abTEM multislice at 300 kV
-(plane wave, potential sampling 0.1 Å, Lobato parametrisation) and imaged through the objective lens (Cs 1.2
-mm, Scherzer defocus, 30 mrad aperture), giving the image intensity with dynamical scattering and the real
-contrast transfer. Frames are composed from these tiles: every grain samples its tile (periodic, cubic spline
-interpolation) rotated at random inside its mask, on an amorphous background (CTF-filtered speckle,
+crystal tile (~4 nm; Li2CO3 [010] and [100]: ~10 nm, see below) 5 nm thick is simulated by abTEM multislice
+at 300 kV (plane wave, potential sampling 0.1 Å, Lobato parametrisation) and imaged through the objective lens
+(Cs 1.2 mm, Scherzer defocus, 30 mrad aperture), giving the image intensity with dynamical scattering and the
+real contrast transfer. Frames are composed from these tiles: every grain samples its tile (periodic, cubic
+spline interpolation) rotated at random inside its mask, on an amorphous background (CTF-filtered speckle,
 :mod:`matsight.data.lattice`), and the frame is counted with Poisson noise at the dose. Single-phase frames
 hold one grain (a disk), mixed frames two grains of two different phases split by a line through the centre at
 a random angle, with an amorphous gap. The ground truth is the set of phases placed.
 
-Li2CO3 (C2/c) has no small orthogonal supercell in its [010] zone: its tile is 12a × 18 c·sinβ (10.0 × 10.1
-nm), periodic along a and wrapped along c⊥ with a 3.3 Å stacking seam at the tile edge — a line defect every
-10 nm in frames larger than the tile. ``--engine lattice`` uses :mod:`matsight.data.lattice` (kinematic
-fringes) instead.
+Li2CO3 (C2/c) has no small orthogonal supercell in its [010] and [100] zones: its tiles are 12a × 18 c·sinβ
+(10.0 × 10.1 nm) and 20b × 18 c·sinβ (9.9 × 10.1 nm), periodic along a (b) and wrapped along c⊥ with a
+stacking seam at the tile edge — a line defect every 10 nm in frames larger than the tile.
+``--engine lattice`` uses :mod:`matsight.data.lattice` (kinematic fringes) instead.
 
 Scored per detector (classical, U-Net): phase-level precision/recall/F1 over all frames (a phase found that
 was not placed is a false positive, a placed phase not found a false negative), per dose; the d error of every
@@ -38,7 +38,7 @@ PHASE_ZONES = {
     "Li": [(0, 0, 1), (0, 1, 1), (1, 1, 1)],
     "LiF": [(0, 0, 1), (0, 1, 1), (1, 1, 1)],
     "Li2O": [(0, 0, 1), (0, 1, 1), (1, 1, 1)],
-    "Li2CO3": [(0, 1, 0)],
+    "Li2CO3": [(0, 1, 0), (1, 0, 0)],
 }
 PIXEL_NM = 0.02
 CACHE = Path("/tmp/matsight_tem_tiles")
@@ -71,32 +71,39 @@ def _cubic_slab(name, zone, tile_A=40.0, thick_A=50.0):
     return s
 
 
-def _li2co3_010_slab(na=12, nc=18, nb=10):
+def _li2co3_slab(zone, tile_A=100.0, nc=18, thick_A=50.0):
+    """Orthogonal periodic Li2CO3 tile with the beam along b ([010]) or a ([100]).
+
+    The monoclinic b is normal to a and c, so the tile is (in-plane lattice vector) × c⊥ × beam; c's component
+    along the other vector is wrapped, leaving a stacking seam at one tile edge (see the module docstring).
+    """
     from ase import Atoms
 
     bulk = _ase_bulk("Li2CO3")
     a, b, c = (np.asarray(v) for v in bulk.cell)
-    x = a / np.linalg.norm(a)
-    z = b / np.linalg.norm(b)
+    if tuple(zone) == (0, 1, 0):
+        beam, inplane, reps = b, a, lambda nb, ni: (ni + 8, nb, nc)
+    elif tuple(zone) == (1, 0, 0):
+        beam, inplane, reps = a, b, lambda nb, ni: (nb + 8, ni, nc)
+    else:
+        raise ValueError(f"Li2CO3 tiles are built for [010] and [100], not {zone}")
+    n_beam = max(1, int(round(thick_A / np.linalg.norm(beam))))
+    n_in_plane = max(1, int(round(tile_A / np.linalg.norm(inplane))))
+    x = inplane / np.linalg.norm(inplane)
+    z = beam / np.linalg.norm(beam)
     y = np.cross(z, x)
-    Lx = na * np.linalg.norm(a)
-    Ly = nc * abs(np.dot(c, y))
-    Lz = nb * np.linalg.norm(b)
-    big = bulk * (
-        na + 8,
-        nb,
-        nc,
+    L = np.array(
+        [n_in_plane * np.linalg.norm(inplane), nc * abs(np.dot(c, y)), n_beam * np.linalg.norm(beam)]
+    )
+    big = bulk * reps(
+        n_beam, n_in_plane
     )  # extra cells along a so that the sheared stack fills the box after wrapping
     P = big.positions
-    X, Y, Z = P @ x, P @ y, P @ z
-    X, Y = np.mod(X, Lx), np.mod(Y, Ly)
+    Q = np.mod(np.column_stack([P @ x, P @ y, P @ z]), L)
     # drop duplicates created by the extra cells (same wrapped position, same element)
-    key = np.round(np.column_stack([X, Y, Z]) / 0.05).astype(np.int64)
+    key = np.round(Q / 0.05).astype(np.int64) % np.round(L / 0.05).astype(np.int64)
     _, idx = np.unique(np.column_stack([key, big.numbers]), axis=0, return_index=True)
-    at = Atoms(
-        numbers=big.numbers[idx], positions=np.column_stack([X, Y, Z])[idx], cell=[Lx, Ly, Lz], pbc=True
-    )
-    return at
+    return Atoms(numbers=big.numbers[idx], positions=Q[idx], cell=list(L), pbc=True)
 
 
 def simulate_tile(name, zone, *, out_sampling_A=0.2):
@@ -111,7 +118,7 @@ def simulate_tile(name, zone, *, out_sampling_A=0.2):
     t0 = time.perf_counter()
 
     abtem.config.set({"device": "cpu", "fft": "numpy"})
-    slab = _li2co3_010_slab() if name == "Li2CO3" else _cubic_slab(name, zone)
+    slab = _li2co3_slab(zone) if name == "Li2CO3" else _cubic_slab(name, zone)
     slab.center(axis=2, vacuum=2.0)
     pot = abtem.Potential(
         slab, sampling=0.1, slice_thickness=2.0, projection="infinite", parametrization="lobato"
