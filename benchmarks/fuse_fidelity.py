@@ -232,6 +232,9 @@ def main():
         **result,
     }
     (args.out / f"fuse_fidelity_{args.case}.json").write_text(json.dumps(record, indent=1, default=str))
+    for name in ("training_curves.png", "metrics.csv", "config.json"):  # keep the run's curves and settings
+        if (out / "run" / name).is_file():
+            shutil.copy2(out / "run" / name, out / name)
     shutil.rmtree(out / "run", ignore_errors=True)  # checkpoints are not results; figures and report stay
     print(json.dumps({k: record[k] for k in ("case", "wall_s", "passed")}, default=str))
     if "fidelity" in record:
