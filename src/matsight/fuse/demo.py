@@ -5,7 +5,7 @@ scan (binder merged into pore, blur, ×4 downsample, threshold); a generator is 
 on that LR volume and ONE high-res 2D slice of the truth for a short budget, generates the whole super-res
 volume (binder in-painted from the 2D slice), and the fuse evaluation compares it with the truth, the HR slice
 and the LR input. A demo budget of a minute gives a rough reconstruction; ``benchmarks/fuse_fidelity.py``
-trains for 30 minutes and reaches the figures quoted in ``docs/fuse.md``.
+trains for 30 minutes, and ``docs/fuse.md`` quotes what that reaches (and which targets it still misses).
 """
 
 from __future__ import annotations
