@@ -117,7 +117,15 @@ def main(argv=None):
         help="evaluate inside this radius (HQ px) around the centre: the jelly roll (default 250)",
     )
     ap.add_argument("--skip-onestep", action="store_true", help="no separately trained one-step model")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a preset setting (JSON value), e.g. --set space_to_depth=2 --set features=[24,48]",
+    )
     args = ap.parse_args(argv)
+    overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
 
     import torch
 
@@ -143,6 +151,7 @@ def main(argv=None):
         device=args.device,
         seed=args.seed,
         progress=sys.stderr.isatty(),
+        **overrides,
     )
     runs = {}
     res = train(_subset(pair, train_idx), args.out / "indi", **common)
@@ -221,6 +230,8 @@ def main(argv=None):
         "train_slices": int(train_idx.size),
         "test_slices": [int(test[0]), int(test[-1])],
         "budget_s_per_model": budget,
+        "preset": args.preset,
+        "overrides": overrides,
         "runs": runs,
         "auto_steps": model[1].get("steps_auto"),
         "metrics": metrics,

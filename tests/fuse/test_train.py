@@ -50,6 +50,29 @@ def test_resume_continues_the_iteration_count(tmp_path, data):
     assert train(lr, gt[24], out_dir=run, config=cfg, iterations=6).iterations == 6
 
 
+def test_interrupt_saves_the_state(tmp_path, data, monkeypatch):
+    # Ctrl-C (or the GUI's stop, a KeyboardInterrupt in its worker) between checkpoints loses nothing
+    import matsight.fuse.train as ft
+
+    gt, lr = data
+    cfg = make_config("cpu", scale=4, **{**TINY, "checkpoint_every": 999, "metrics_every": 999, "g_every": 1})
+    real, calls = ft.voxelwise_term, []
+
+    def interrupt_at_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(ft, "voxelwise_term", interrupt_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=50)
+    _, _, meta = load_generator(tmp_path / "last.safetensors")
+    assert meta["iteration"] == 2  # the two finished iterations, not the last periodic checkpoint (none)
+    monkeypatch.setattr(ft, "voxelwise_term", real)
+    assert train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=4).iterations == 4
+
+
 def test_resume_refuses_other_data(tmp_path, data):
     gt, lr = data
     cfg = make_config("cpu", scale=4, **TINY)

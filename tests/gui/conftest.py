@@ -2,7 +2,8 @@
 
 Browser tests skip when Playwright's Python package or a Chromium binary is absent; CI installs Debian's
 ``chromium`` (no browser download at run time: Playwright is pointed at the system binary).
-Screenshots go to ``$MATSIGHT_TEST_ARTIFACTS`` (default: a pytest temporary folder).
+Screenshots go to ``$MATSIGHT_TEST_ARTIFACTS/gui`` (default ``test-artifacts/gui`` in the checkout, ignored by
+git), where they stay after the run for a person (or CI) to look at.
 """
 
 import contextlib
@@ -86,14 +87,12 @@ def page(browser):
 
 
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory):
-    """Folder for screenshots (MATSIGHT_TEST_ARTIFACTS or a pytest temporary folder)."""
-    env = os.environ.get("MATSIGHT_TEST_ARTIFACTS")
-    if env:
-        p = Path(env) / "gui"
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-    return tmp_path_factory.mktemp("gui-screenshots")
+def artifacts(pytestconfig):
+    """Folder for screenshots: ``$MATSIGHT_TEST_ARTIFACTS/gui`` or ``<checkout>/test-artifacts/gui``."""
+    base = os.environ.get("MATSIGHT_TEST_ARTIFACTS") or pytestconfig.rootpath / "test-artifacts"
+    p = Path(base) / "gui"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """End-to-end: the GUI server driven in headless Chromium (skips without Playwright/Chromium)."""
 
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -202,3 +203,118 @@ def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_serve
         msg = page.locator("#train .msg.error")
         msg.wait_for()
         assert "scale 3 is not supported" in msg.inner_text()
+
+
+def _restore_root(tmp_path):
+    import tifffile
+
+    from matsight.data.pairs import simulate_lq, synthetic_grayscale
+
+    root = tmp_path / "data"
+    root.mkdir()
+    hq = synthetic_grayscale((10, 96, 96), seed=0, noise=0.01)
+    tifffile.imwrite(root / "hq.tif", hq.astype(np.float32))
+    tifffile.imwrite(root / "lq.tif", simulate_lq(hq, scale=2, seed=0, dose=1500.0).astype(np.float32))
+    return root
+
+
+TINY_RESTORE = (
+    '{"features": [8, 16], "time_embedding": 8, "crop": 32, "batch": 2, "val_crop": 32, '
+    '"val_every": 1000000, "checkpoint_every": 10, "auto_steps": [1, 2]}'
+)
+
+
+def _state_step(run):
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(run / "state.safetensors"), framework="numpy") as h:
+        return json.loads(h.metadata()["matsight"])["step"]
+
+
+def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, artifacts, gui_server):
+    root = _restore_root(tmp_path)
+    run = root / "runs" / "model"
+    with gui_server(root) as (url, app):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(url + "/restore")
+        # 1 · register: the pair folder is filled into the training form, the overlay is shown
+        reg = page.locator("#register")
+        reg.locator("[name=lq]").fill("lq.tif")
+        reg.locator("[name=hq]").fill("hq.tif")
+        reg.locator("[name=run]").fill("pair")
+        reg.locator("button.start").click()
+        page.wait_for_selector("#register .progress[data-state=done]", timeout=120_000)
+        assert "NCC" in reg.locator(".result").inner_text()
+        page.wait_for_function("document.querySelector('#register img.overlay').naturalWidth > 0")
+        assert page.input_value("#train [name=pair]") == "pair"
+        assert (root / "pair" / "pair.json").is_file()
+
+        # 2 · train without an end, stop it once it has checkpointed
+        form = page.locator("#train")
+        form.locator("[name=budget]").fill("")
+        form.locator("[name=iterations]").fill("100000")
+        form.locator("[name=run]").fill("runs/model")
+        form.locator("[name=overrides]").fill(TINY_RESTORE)
+        form.locator("button.start").click()
+        page.wait_for_selector("#train .progress[data-state=running]", timeout=60_000)
+        t0 = time.monotonic()
+        while not (run / "state.safetensors").is_file():
+            assert time.monotonic() - t0 < 120, "no checkpoint written"
+            time.sleep(0.2)
+        form.locator("button.stop").click()
+        page.wait_for_selector("#train .progress[data-state=stopped]", timeout=60_000)
+        assert "press resume" in form.locator(".msg").inner_text()
+        stopped_at = _state_step(run)
+        assert stopped_at >= 10
+        assert not (run / ".matsight-gui.lock").exists()
+
+        # resume with an end in sight, then close the tab while it runs: the job goes on
+        form.locator("[name=iterations]").fill(str(stopped_at + 60))
+        form.locator("button.resume").click()
+        page.wait_for_selector("#train .progress[data-state=running]", timeout=60_000)
+        page.screenshot(path=str(artifacts / "restore_training.png"), full_page=True)
+        ctx.close()
+        job = next(j for j in app.state.runner.list() if j.kind == "restore.train" and not j.done)
+        app.state.runner.wait(job.id, timeout=240)
+        assert job.state == "done", job.error
+        assert _state_step(run) == stopped_at + 60  # continued from the stop, not from zero
+
+        # a new tab sees the finished job and its curves; 3 · enhance; 4 · evaluate
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.set_default_timeout(30_000)
+        page.goto(url + "/restore")
+        page.wait_for_selector(f"#jobs li.job.done[data-id='{job.id}']")
+        page.locator(f"#jobs li[data-id='{job.id}'] button:text-is('show')").click()
+        page.wait_for_selector("#plot-loss polyline")
+        ap = page.locator("#apply")
+        ap.locator("[name=model]").fill("runs/model")
+        ap.locator("[name=volume]").fill("lq.tif")
+        ap.locator("[name=steps]").fill("2")
+        ap.locator("[name=out]").fill("runs/enhanced")
+        ap.locator("button.start").click()
+        page.wait_for_selector("#apply .progress[data-state=done]", timeout=120_000)
+        page.wait_for_function("document.querySelector('#viewer img.slice-img').naturalWidth > 0")
+        assert page.input_value("#evaluate [name=out]") == "runs/enhanced"
+        ev = page.locator("#evaluate")
+        ev.locator("[name=hq]").fill("hq.tif")
+        ev.locator("[name=sift]").uncheck()
+        ev.locator("button.start").click()
+        page.wait_for_selector("#evaluate .progress[data-state=done]", timeout=120_000)
+        table = ev.locator("table.metrics").inner_text()
+        assert "InDI N=2" in table and "PSNR" in table
+        assert (root / "runs" / "enhanced" / "report" / "index.html").is_file()
+        page.screenshot(path=str(artifacts / "restore_evaluate.png"), full_page=True)
+
+        # a bad setting → a message in the page, nothing started
+        page.locator("#register [name=lq]").fill("lq.tif")
+        page.locator("#register [name=hq]").fill("hq.tif")
+        page.locator("#register [name=scale]").fill("two")
+        page.locator("#register button.start").click()
+        msg = page.locator("#register .msg.error")
+        msg.wait_for()
+        assert "scale must be a number" in msg.inner_text()
+        page.close()

@@ -115,6 +115,11 @@ def test_invalid_settings_are_messages(root, gui_server):
             ("/api/fuse/train", {**ok, "overrides": '{"nope": 1}'}, "nope"),
             ("/api/fuse/train", {**ok, "lr": "../secret.txt"}, "outside"),
             ("/api/fuse/train", {**ok, "run": "../x"}, "outside"),
+            ("/api/restore/register", {"lq": "vol.tif"}, "choose the hq file"),
+            ("/api/restore/register", {"lq": "vol.tif", "hq": "vol.tif", "scale": "0"}, "scale must be"),
+            ("/api/restore/register", {"lq": "nope.tif", "hq": "vol.tif"}, "does not exist"),
+            ("/api/restore/evaluate", {"out": "vol.tif", "hq": "vol.tif"}, "folder"),
+            ("/api/restore/evaluate", {"out": "report", "hq": "vol.tif", "spacing": "x"}, "pixel size"),
         ]
         for path, body, expect in cases:
             status, out = _post(url + path, body)

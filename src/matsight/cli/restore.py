@@ -25,20 +25,6 @@ def _read(path, what):
     return read_volume(path)
 
 
-def _scale(text):
-    from .._errors import InputError
-
-    try:
-        vals = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise InputError(
-            f"--scale must be a number (LQ voxel / HQ voxel, e.g. 2) or 'SZ,SY,SX', got {text!r}"
-        ) from None
-    if not vals or any(not v > 0 for v in vals):
-        raise InputError(f"--scale must be positive, got {text!r}")
-    return vals[0] if len(vals) == 1 else vals
-
-
 @app.command()
 @user_errors
 def register(
@@ -54,10 +40,10 @@ def register(
     ] = False,
 ):
     """Upscale LQ onto the HQ grid, register (sub-pixel rigid [+ deformable]), crop, normalise → PAIR/."""
-    from ..restore.register import prepare_pair, save_pair
+    from ..restore.register import parse_scale, prepare_pair, save_pair
 
     pair = prepare_pair(
-        _read(lq, "LQ scan"), _read(hq, "HQ scan"), scale=_scale(scale), mask=mask, deformable=deformable
+        _read(lq, "LQ scan"), _read(hq, "HQ scan"), scale=parse_scale(scale), mask=mask, deformable=deformable
     )
     save_pair(pair, out)
     t = pair.transform

@@ -481,6 +481,10 @@ def train(
                 or time.perf_counter() - last_ckpt_t > 60 * cfg.checkpoint_minutes
             ):
                 checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        log.warning("interrupted at iteration %d; the state is saved, run again to resume", it)
+        raise
     finally:
         bar.close()
     checkpoint(final=True)

@@ -478,6 +478,30 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         return ok(job_dict(job))
 
     @endpoint
+    async def restore_register(request):
+        b = await body(request)
+        from ..restore.register import parse_scale
+
+        out = root.run_dir(b.get("run"), default_prefix="restore-pair")
+        kw = {
+            "lq": file_arg(b, "lq"),
+            "hq": file_arg(b, "hq"),
+            "out_dir": str(out),
+            "scale": parse_scale(b.get("scale") or "2"),
+            "mask": bool(b.get("mask")),
+            "deformable": bool(b.get("deformable")),
+        }
+        job = runner.submit_process(
+            "restore.register",
+            "restore.register",
+            kw,
+            title=f"restore register {out.name}",
+            run_dir=out,
+            params={"run": root.relative(out)},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
     async def restore_train(request):
         b = await body(request)
         iters, budget = iterations_budget(b)
@@ -521,6 +545,29 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             title=f"restore apply {out.name}",
             run_dir=out.parent,
             params={"out": root.relative(out)},
+        )
+        return ok(job_dict(job))
+
+    @endpoint
+    async def restore_evaluate(request):
+        b = await body(request)
+        out = root.resolve(b.get("out"), kind="dir")
+        report = root.resolve(b.get("report") or f"{root.relative(out)}/report", must_exist=False)
+        kw = {
+            "out": str(out),
+            "hq": file_arg(b, "hq"),
+            "lq": file_arg(b, "lq", required=False),
+            "report_dir": str(report),
+            "spacing": _float(b.get("spacing"), "pixel size", default=1.0, lo=0),
+            "sift": b.get("sift", True) is not False,
+        }
+        job = runner.submit_process(
+            "restore.evaluate",
+            "restore.evaluate",
+            kw,
+            title=f"restore evaluate {out.name}",
+            run_dir=report,
+            params={"report": root.relative(report)},
         )
         return ok(job_dict(job))
 
@@ -591,8 +638,10 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         Route("/api/fuse/train", fuse_train, methods=["POST"]),
         Route("/api/fuse/generate", fuse_generate, methods=["POST"]),
         Route("/api/fuse/evaluate", fuse_evaluate, methods=["POST"]),
+        Route("/api/restore/register", restore_register, methods=["POST"]),
         Route("/api/restore/train", restore_train, methods=["POST"]),
         Route("/api/restore/apply", restore_apply, methods=["POST"]),
+        Route("/api/restore/evaluate", restore_evaluate, methods=["POST"]),
         Route("/api/run", api_run),
         Route("/api/volume/info", volume_info),
         Route("/api/volume/slice", volume_slice),

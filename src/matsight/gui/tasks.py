@@ -195,6 +195,7 @@ class _TrainWatcher(logging.Handler):
         self.t0 = time.monotonic()
         self.it = None
         self.msg = "starting"
+        self._last = 0.0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
@@ -215,11 +216,15 @@ class _TrainWatcher(logging.Handler):
         elif msg.startswith("resuming"):
             self.emit_event(message=msg)
 
-    def callback(self, it=None, **metrics):
+    def callback(self, it=None, loss=None):
+        """``restore.train``'s per-step callback ``(step, loss)``; throttled to a few events per second."""
         if it is not None:
             self.it = int(it)
-            self.msg = f"iteration {self.it}"
-        self.emit_event(progress=self.fraction(), message=self.msg)
+            self.msg = f"iteration {self.it}" + ("" if loss is None else f", loss {float(loss):.4g}")
+        now = time.monotonic()
+        if now - self._last >= 0.25:
+            self._last = now
+            self.emit_event(progress=self.fraction(), message=self.msg)
 
     def _beat(self):
         while not self._done.wait(1.0):
@@ -345,6 +350,29 @@ def fuse_evaluate(emit, *, sr, hr, lr=None, truth=None, out_dir, **options):
     return out
 
 
+def restore_register(emit, *, lq, hq, out_dir, scale=2.0, mask=True, deformable=False):
+    """:func:`matsight.restore.register.prepare_pair` on two scans → a pair folder (worker task)."""
+    from ..io import read_volume
+    from ..restore.register import prepare_pair, save_pair
+
+    emit(progress=0.0, message="reading scans")
+    lq_a, hq_a = read_volume(lq), read_volume(hq)
+    emit(progress=0.1, message="upscaling and registering")
+    pair = prepare_pair(lq_a, hq_a, scale=scale, mask=mask, deformable=deformable)
+    emit(progress=0.9, message="writing the pair folder")
+    save_pair(pair, out_dir)
+    t = pair.transform
+    return {
+        "pair": str(out_dir),
+        "shape": list(pair.hq.shape),
+        "rotation_deg": t["rotation_deg"],
+        "shift": list(t["shift"]),
+        "ncc_before": t["ncc_before"],
+        "ncc_after": t["ncc_after"],
+        "overlay": str(Path(out_dir) / "overlay.png"),
+    }
+
+
 def restore_train(
     emit,
     *,
@@ -405,3 +433,15 @@ def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", slice_axis
         "steps": results[0][1].steps,
         "consistency_rms": [float(r.info["consistency_rms"]) for _, r in results],
     }
+
+
+def restore_evaluate(emit, *, out, hq, report_dir, lq=None, spacing=1.0, sift=True):
+    """:func:`matsight.restore.evaluate.evaluate` of an ``apply`` output folder → report (worker task)."""
+    from ..io import read_volume
+    from ..restore.evaluate import evaluate
+
+    emit(progress=0.0, message="reading the HQ reference")
+    hq_a = read_volume(hq)
+    emit(progress=0.1, message="PSNR, SSIM, SIFT, FWHM, CNR")
+    metrics, page = evaluate(out, hq_a, lq=lq, report_dir=report_dir, spacing=spacing, sift=sift)
+    return {"report": str(page), "metrics": metrics}

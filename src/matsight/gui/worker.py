@@ -20,13 +20,19 @@ TASKS = {
     "fuse.train": "matsight.gui.tasks:fuse_train",
     "fuse.generate": "matsight.gui.tasks:fuse_generate",
     "fuse.evaluate": "matsight.gui.tasks:fuse_evaluate",
+    "restore.register": "matsight.gui.tasks:restore_register",
     "restore.train": "matsight.gui.tasks:restore_train",
     "restore.apply": "matsight.gui.tasks:restore_apply",
+    "restore.evaluate": "matsight.gui.tasks:restore_evaluate",
 }
 
 
-class Stopped(BaseException):  # noqa: N818 - BaseException so library ``except Exception`` cannot swallow it
-    """Raised in the worker when the server asks it to stop."""
+class Stopped(KeyboardInterrupt):  # noqa: N818
+    """Raised in the worker when the server asks it to stop.
+
+    A ``KeyboardInterrupt`` so that library ``except Exception`` cannot swallow it and trainings save their
+    state on a stop exactly as they do on Ctrl-C.
+    """
 
 
 def jsonable(obj):

@@ -34,6 +34,7 @@ __all__ = [
     "fov_mask",
     "load_pair",
     "normalise",
+    "parse_scale",
     "prepare_pair",
     "refine_deformable",
     "register_rigid",
@@ -725,6 +726,19 @@ def _fit_shape(a, shape, cval):
     out[tuple(dst)] = a[tuple(src)]
     valid[tuple(dst)] = True
     return out, valid
+
+
+def parse_scale(text):
+    """``"2"`` → 2.0, ``"1,2,2"`` → [1.0, 2.0, 2.0] (LQ voxel / HQ voxel size), or :class:`InputError`."""
+    try:
+        vals = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise InputError(
+            f"scale must be a number (LQ voxel / HQ voxel, e.g. 2) or 'SZ,SY,SX', got {text!r}"
+        ) from None
+    if not vals or len(vals) not in (1, 2, 3) or any(not (v > 0 and np.isfinite(v)) for v in vals):
+        raise InputError(f"scale must be one positive number or one per axis, got {text!r}")
+    return vals[0] if len(vals) == 1 else vals
 
 
 def prepare_pair(
