@@ -13,6 +13,7 @@ from matsight.metrics.image_quality import (
     cnr,
     edge_fwhm,
     fwhm_from_profile,
+    line_fwhm,
     otsu_masks,
     psnr,
     quality_summary,
@@ -131,6 +132,34 @@ def test_edge_fwhm_volume_and_errors():
         edge_fwhm(np.zeros((10, 10)))
     assert edge_fwhm(np.zeros((64, 64))).widths.size == 0  # no edges: empty, median NaN
     assert math.isnan(edge_fwhm(np.zeros((64, 64))).median)
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0])
+def test_line_fwhm_gaussian_lines_closed_form(angle, rng):
+    # straight Gaussian lines of known σ, 16 px apart: the profile across a line is the Gaussian itself
+    sigma = 1.2
+    yy, xx = np.mgrid[:160, :160].astype(float)
+    t = np.deg2rad(angle)
+    u = (xx * np.cos(t) + yy * np.sin(t)) % 16 - 8
+    img = np.exp(-0.5 * (u / sigma) ** 2) + rng.normal(0, 0.01, u.shape)
+    res = line_fwhm(img, spacing=2.0, profile_length=12, n_lines=40)
+    assert res.finite.size >= 20
+    assert res.median == pytest.approx(GAUSS_FWHM * sigma * 2.0, rel=0.03)
+    normal = np.array([np.sin(t), np.cos(t)])
+    assert np.all(np.abs(np.abs(res.normals @ normal) - 1) < 0.02)
+    # measured at the same places on a blurrier copy: wider by the convolution rule, rows stay paired
+    blur = ndimage.gaussian_filter(img, 1.0)
+    same = line_fwhm(blur, points=res.points, normals=res.normals, profile_length=12)
+    assert same.widths.shape == res.widths.shape
+    assert same.median == pytest.approx(GAUSS_FWHM * math.hypot(sigma, 1.0), rel=0.04)
+    # dark lines are found with polarity="dark", not as bright ones; edges (steps) are no lines
+    assert line_fwhm(-img, polarity="dark", profile_length=12).median == pytest.approx(
+        res.median / 2, rel=0.03
+    )
+    step = (xx > 80).astype(float)
+    assert line_fwhm(ndimage.gaussian_filter(step, 1.5), profile_length=12).finite.size == 0
+    with pytest.raises(InputError, match="polarity"):
+        line_fwhm(img, polarity="up")
 
 
 def test_cnr_snr_hand_computed():

@@ -102,6 +102,7 @@ def compare(
     cnr_masks=None,
     cnr_erode=2,
     sift=True,
+    line_length=None,
 ):
     """Quality metrics of each image in ``images`` against ``hq`` (and of the HQ itself for
     resolution/contrast).
@@ -127,14 +128,20 @@ def compare(
         structures such as electrode windings.
     sift : bool
         Count SIFT congruent keypoints with the HQ (slowest metric).
+    line_length : float, optional
+        Profile length (pixels) of the thin-line FWHM (:func:`~matsight.metrics.image_quality.line_fwhm`),
+        measured on every image at the bright lines found in the HQ, so all are compared at the same places;
+        default ``profile_length`` or 9. Keep it below twice the spacing of neighbouring lines.
 
     Returns
     -------
     dict
         ``{name: {"psnr", "ssim", "sift_congruent", "fwhm_median", "fwhm_mean", "fwhm_std", "n_edges",
-        "cnr"}}`` with ``"HQ"`` first (only resolution and contrast).
+        "line_fwhm_median", "n_lines", "cnr"}}`` with ``"HQ"`` first (only resolution and contrast).
+        ``fwhm_*`` is the edge width (steps found in each image), ``line_fwhm_median`` the width of thin lines
+        (windings, foils) at the HQ's line positions, ``n_lines`` how many of them were measurable.
     """
-    from ..metrics.image_quality import cnr, edge_fwhm, sift_congruent_keypoints
+    from ..metrics.image_quality import cnr, edge_fwhm, line_fwhm, sift_congruent_keypoints
 
     hq, images, mask = _check(hq, images, mask)
     ref_vals = hq[mask] if mask is not None else hq
@@ -165,7 +172,19 @@ def compare(
             "n_edges": int(w.size),
         }
 
-    out = {"HQ": {**resolution(hq), "cnr": cnr(hq, fg, bg)}}
+    ll = float(line_length or profile_length or 9.0)
+    ref_lines = line_fwhm(hq, spacing=spacing, n_lines=n_edges, profile_length=ll, mask=mask)
+
+    def lines(im):
+        if not ref_lines.points.size:
+            return {"line_fwhm_median": float("nan"), "n_lines": 0}
+        r = line_fwhm(
+            im, spacing=spacing, points=ref_lines.points, normals=ref_lines.normals, profile_length=ll
+        )
+        return {"line_fwhm_median": r.median, "n_lines": int(r.finite.size)}
+
+    out = {"HQ": {**resolution(hq), "line_fwhm_median": ref_lines.median}}
+    out["HQ"].update(n_lines=int(ref_lines.finite.size), cnr=cnr(hq, fg, bg))
     for name, im in images.items():
         d = (im - hq) if mask is None else (im - hq)[mask]
         mse = float(np.mean(d.astype(np.float64) ** 2))
@@ -176,6 +195,7 @@ def compare(
         if sift:
             row["sift_congruent"] = int(sift_congruent_keypoints(im, hq))
         row.update(resolution(im))
+        row.update(lines(im))
         row["cnr"] = cnr(im, fg, bg)
         out[name] = row
     if sift:
