@@ -91,7 +91,9 @@ def synthetic(args, out):
     truth = particle_electrode((n, n, n), seed=args.seed)
     lr, groups = degrade(truth, 4, merge=[(0, 2)])
     hr = truth[n // 2]  # one HR 2D slice, as the issue asks
-    res, train_s, gen = _train_generate(lr, hr, out / "run", budget=args.budget, seed=args.seed, scale=4)
+    res, train_s, gen = _train_generate(
+        lr, hr, out / "run", budget=args.budget, seed=args.seed, scale=4, **args.overrides
+    )
     sr = gen.labels
     b = (truth.shape[0] - sr.shape[0]) // 2
     truth_c = truth[b:-b, b:-b, b:-b] if b else truth
@@ -178,7 +180,14 @@ def real(args, out):
     hr_y = read_labels(DATA / spec.pop("hr_y")) if "hr_y" in spec else None
     hr_z = read_labels(DATA / spec.pop("hr_z")) if "hr_z" in spec else None
     res, train_s, gen = _train_generate(
-        lr, hr, out / "run", budget=args.budget, seed=args.seed, hr_y=hr_y, hr_z=hr_z, **spec
+        lr,
+        hr,
+        out / "run",
+        budget=args.budget,
+        seed=args.seed,
+        hr_y=hr_y,
+        hr_z=hr_z,
+        **{**spec, **args.overrides},
     )
     ev = evaluate(
         gen.labels,
@@ -212,7 +221,15 @@ def main():
     ap.add_argument("--size", type=int, default=256, help="synthetic truth edge (voxels)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a cpu-preset setting (JSON value), e.g. --set lr=0.0003 --set g_every=2",
+    )
     args = ap.parse_args()
+    args.overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
     out = args.out / f"fuse_fidelity_{args.case}"
     if (out / "run").exists():
         shutil.rmtree(out / "run")  # a benchmark trains from scratch
@@ -224,8 +241,10 @@ def main():
     record = {
         "benchmark": "fuse_fidelity",
         "case": args.case,
-        "command": f"python benchmarks/fuse_fidelity.py --case {args.case} --budget {args.budget}",
+        "command": f"python benchmarks/fuse_fidelity.py --case {args.case} --budget {args.budget}"
+        + "".join(f" --set {item}" for item in args.set),
         "preset": "cpu",
+        "overrides": args.overrides,
         "budget": args.budget,
         "machine": machine,
         "wall_s": time.perf_counter() - t0,

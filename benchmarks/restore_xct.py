@@ -15,7 +15,9 @@ Usage::
     python benchmarks/restore_xct.py --budget 15m --out /tmp/restore_xct           # full run (~35 min)
     python benchmarks/restore_xct.py --budget 60s --quick --out /tmp/restore_quick  # smoke test
 
-Targets (issue 4): InDI PSNR ≥ bicubic + 3 dB and ≥ one-step; FWHM ≤ HQ's; CNR ≥ HQ's.
+Targets (issue 4): InDI PSNR ≥ bicubic + 3 dB and ≥ one-step; FWHM ≤ HQ's; CNR ≥ HQ's. The FWHM is the
+edge width where the HQ has measurable step edges, else the width of the thin bright windings measured at
+the HQ's line positions (:func:`matsight.metrics.image_quality.line_fwhm`).
 Timings taken on a shared machine are inflated by contention; the JSON records the load average.
 """
 
@@ -118,6 +120,11 @@ def main(argv=None):
     )
     ap.add_argument("--skip-onestep", action="store_true", help="no separately trained one-step model")
     ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate the models already trained in --out (same pair and split) instead of training again",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -154,15 +161,20 @@ def main(argv=None):
         **overrides,
     )
     runs = {}
-    res = train(_subset(pair, train_idx), args.out / "indi", **common)
-    runs["indi"] = {"steps": res.steps, "seconds": res.elapsed_s, "validation": res.validation}
-    print(f"InDI: {res.steps} steps in {res.elapsed_s:.0f} s; validation {res.validation}", flush=True)
-    if not args.skip_onestep:
-        res1 = train(
-            _subset(pair, train_idx), args.out / "onestep", t_mass_at_one=1e9, auto_steps=[], **common
-        )
-        runs["onestep"] = {"steps": res1.steps, "seconds": res1.elapsed_s, "validation": res1.validation}
-        print(f"one-step: {res1.steps} steps in {res1.elapsed_s:.0f} s", flush=True)
+    previous = args.out / "results.json"
+    if args.reuse and (args.out / "indi" / "model.safetensors").is_file():
+        runs = json.loads(previous.read_text())["runs"] if previous.is_file() else {}
+        print(f"reusing the models in {args.out}", flush=True)
+    else:
+        res = train(_subset(pair, train_idx), args.out / "indi", **common)
+        runs["indi"] = {"steps": res.steps, "seconds": res.elapsed_s, "validation": res.validation}
+        print(f"InDI: {res.steps} steps in {res.elapsed_s:.0f} s; validation {res.validation}", flush=True)
+        if not args.skip_onestep:
+            res1 = train(
+                _subset(pair, train_idx), args.out / "onestep", t_mass_at_one=1e9, auto_steps=[], **common
+            )
+            runs["onestep"] = {"steps": res1.steps, "seconds": res1.elapsed_s, "validation": res1.validation}
+            print(f"one-step: {res1.steps} steps in {res1.elapsed_s:.0f} s", flush=True)
 
     model = load_model(args.out / "indi", device=args.device)
     n_auto = int(model[1]["steps_auto"]["best"]) if model[1].get("steps_auto") else 8
@@ -212,12 +224,18 @@ def main(argv=None):
         "psnr_gain_over_bicubic_dB": metrics[best]["psnr"] - psnr_b,
         "psnr_minus_one_step_dB": metrics[best]["psnr"] - metrics[one_name]["psnr"],
         "fwhm_indi_over_hq": metrics[best]["fwhm_median"] / metrics["HQ"]["fwhm_median"],
+        # the windings are thin bright lines: their width at the HQ's line positions (the HQ has few steps)
+        "line_fwhm_indi_over_hq": metrics[best]["line_fwhm_median"] / metrics["HQ"]["line_fwhm_median"],
         "cnr_indi_over_hq": metrics[best]["cnr"] / metrics["HQ"]["cnr"],
     }
     targets["met"] = {
         "psnr >= bicubic + 3 dB": bool(targets["psnr_gain_over_bicubic_dB"] >= 3),
         "psnr >= one-step": bool(targets["psnr_minus_one_step_dB"] >= 0),
-        "FWHM <= HQ": bool(targets["fwhm_indi_over_hq"] <= 1),
+        "FWHM <= HQ": bool(
+            targets["fwhm_indi_over_hq"] <= 1
+            if np.isfinite(targets["fwhm_indi_over_hq"])
+            else targets["line_fwhm_indi_over_hq"] <= 1
+        ),
         "CNR >= HQ": bool(targets["cnr_indi_over_hq"] >= 1),
     }
     result = {
@@ -239,6 +257,7 @@ def main(argv=None):
         "slice_1024": speed,
         "hq_data_range": hq_range,
         "targets": targets,
+        "reused_models": bool(args.reuse),
         "load_average": os.getloadavg(),
         "cpu_count": os.cpu_count(),
         "device": args.device,
