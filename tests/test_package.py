@@ -39,6 +39,14 @@ def test_atomic_path_replaces_existing_file_and_directory(tmp_path):
             (tmp / "f").write_text(value)
     assert (store / "f").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "vol.zarr"]
+    # a store's stale entries go; an output folder can keep what it did not write (a user's files, a lock)
+    with atomic_path(store, directory=True) as tmp:
+        (tmp / "g").write_text("g")
+    assert sorted(p.name for p in store.iterdir()) == ["g"]
+    (store / "notes.txt").write_text("mine")
+    with atomic_path(store, directory=True, keep_other=True) as tmp:
+        (tmp / "g").write_text("g2")
+    assert (store / "notes.txt").read_text() == "mine" and (store / "g").read_text() == "g2"
 
 
 def test_report_writes_html_and_figures(tmp_path):

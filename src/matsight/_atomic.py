@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, directory=False):
+def atomic_path(path, *, directory=False, keep_other=False):
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
 
     Parameters
@@ -22,6 +22,10 @@ def atomic_path(path, *, directory=False):
     directory : bool, optional
         If True the temporary path is a fresh directory (e.g. for zarr stores); otherwise a file name
         that does not exist yet.
+    keep_other : bool, optional
+        For a directory that already exists: entries of the old one that the new content does not hold
+        (a user's own files, a job's lock and log) are moved into the new one instead of being deleted.
+        Leave False for stores whose stale entries would corrupt the new content (zarr chunks).
 
     Yields
     ------
@@ -42,6 +46,10 @@ def atomic_path(path, *, directory=False):
         if directory and path.exists():
             # os.replace cannot replace a non-empty directory: swap via a trash name, then delete
             trash = path.with_name(f".{path.name}.old-{os.getpid()}")
+            if keep_other and path.is_dir():
+                for entry in os.listdir(path):
+                    if not (tmp / entry).exists():
+                        os.replace(path / entry, tmp / entry)  # a rename: open handles stay valid
             os.replace(path, trash)
             os.replace(tmp, path)
             shutil.rmtree(trash, ignore_errors=True)

@@ -252,6 +252,8 @@ def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, 
         page.wait_for_function("document.querySelector('#register img.overlay').naturalWidth > 0")
         assert page.input_value("#train [name=pair]") == "pair"
         assert (root / "pair" / "pair.json").is_file()
+        assert (root / "pair" / "gui-job.log").is_file()  # the job's log survives the atomic folder write
+        assert not (root / "pair" / ".matsight-gui.lock").exists()
 
         # 2 · train without an end, stop it once it has checkpointed
         form = page.locator("#train")

@@ -10,7 +10,8 @@ Two presets:
   1024² slice takes at most 5 s on 2 CPU cores (3–4 s measured): the network works on a 2×2 space-to-depth
   rearrangement of the slice (4 channels at half the resolution, as FFDNet does; lossless and undone by a
   pixel shuffle at the end) with 16-32-64 filters, and trains on small crops. (A 4×4 rearrangement runs 3×
-  faster but, in equal training time, loses ~1 dB and the thin structures: benchmarks/results/restore_preset.json.)
+  faster but, in equal training time, loses ~1 dB and the thin structures:
+  benchmarks/results/restore_preset.json.)
 """
 
 from __future__ import annotations

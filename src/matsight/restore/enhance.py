@@ -501,7 +501,7 @@ def save_enhancement(result, out_dir, *, extra=None):
     from ..io import write_volume
 
     out_dir = Path(out_dir)
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(out_dir, directory=True, keep_other=True) as tmp:
         write_volume(tmp / "enhanced.tif", result.image.astype(np.float32))
         write_volume(tmp / "bicubic.tif", result.bicubic.astype(np.float32))
         if result.onestep is not None:

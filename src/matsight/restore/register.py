@@ -917,7 +917,7 @@ def save_pair(pair, out_dir):
     from matsight.io import write_volume
 
     out_dir = Path(out_dir)
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(out_dir, directory=True, keep_other=True) as tmp:
         write_volume(tmp / "lq.tif", pair.lq_up.astype(np.float32))
         write_volume(tmp / "hq.tif", pair.hq.astype(np.float32))
         if pair.mask is not None:
