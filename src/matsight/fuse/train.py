@@ -89,6 +89,19 @@ def slice_metrics(labels, n_phases):
     return np.array(vf), np.array(sa)
 
 
+def _representative_crops(lr, crop, n, n_phases, rng, draws=64):
+    """The one of ``draws`` random sets of ``n`` LR crops whose mean phase fractions are closest to ``lr``'s."""
+    sampler = LRSampler(lr, crop=crop, n_phases=n_phases, rng=rng)
+    whole = np.bincount(np.asarray(lr).ravel(), minlength=n_phases) / np.asarray(lr).size
+    best, best_err = None, np.inf
+    for _ in range(draws):
+        crops = sampler.sample_labels(n)
+        err = np.abs(np.bincount(crops.ravel(), minlength=n_phases) / crops.size - whole).sum()
+        if err < best_err:
+            best, best_err = crops, err
+    return best
+
+
 def _score(vf, sa, vf_hr, sa_hr, lr_agree):
     # the paper's cheap-metric stopping rule, one number: VF error + relative surface error + LR mismatch
     rel_sa = np.abs(sa - sa_hr) / np.maximum(sa_hr, 1e-6)
@@ -220,7 +233,7 @@ def train(
     device="cpu",
     resume=True,
     progress=False,
-    n_eval=4,
+    n_eval=16,
 ):
     """Train a SuperRes generator on an LR label volume and HR label image(s).
 
@@ -249,7 +262,9 @@ def train(
     progress : bool
         Show a rich progress bar with ETA.
     n_eval : int
-        Number of fixed LR crops the cheap metrics are computed on.
+        Number of fixed LR crops the cheap metrics are computed on; the set is drawn so that its phase
+        fractions match the whole LR volume's (the HR volume fractions it is scored against are those of the
+        whole sample, and a few small crops deviate by several percent).
 
     Returns
     -------
@@ -320,7 +335,7 @@ def train(
 
     # fixed evaluation inputs and HR reference statistics (all HR images, unaugmented)
     eval_rng = np.random.default_rng(cfg.seed + 1)
-    eval_lr = LRSampler(lr, crop=cfg.lr_crop, n_phases=n_lr, rng=eval_rng).sample_labels(n_eval)
+    eval_lr = _representative_crops(lr, cfg.lr_crop, n_eval, n_lr, eval_rng)
     eval_noise = torch.from_numpy(
         eval_rng.standard_normal((n_eval, 1, *eval_lr.shape[1:])).astype(np.float32)
     )
