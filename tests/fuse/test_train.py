@@ -50,6 +50,27 @@ def test_resume_continues_the_iteration_count(tmp_path, data):
     assert train(lr, gt[24], out_dir=run, config=cfg, iterations=6).iterations == 6
 
 
+def test_weight_average_is_saved_resumed_and_generated_from(tmp_path, data):
+    from matsight.nn.checkpoint import load_checkpoint
+
+    gt, lr = data
+    cfg = make_config("cpu", scale=4, **{**TINY, "g_every": 1})
+    assert cfg.ema == 0.99 and make_config("paper").ema == 0  # the paper trains without an average
+    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=4)
+    groups, _ = load_checkpoint(tmp_path / "last.safetensors")
+    raw, avg = groups["generator"], groups["generator_ema"]
+    weights = [k for k in raw if k.endswith("weight")]
+    assert any(not np.allclose(raw[k], avg[k]) for k in weights)
+    gen, _, _ = load_generator(tmp_path / "last.safetensors")
+    for k, v in gen.state_dict().items():
+        assert np.allclose(v.numpy(), avg[k])  # generation uses the average
+    best, _ = load_checkpoint(tmp_path / "best.safetensors")
+    assert set(best) == {"generator"}  # a best checkpoint is one generator: the average at that iteration
+    assert train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=6).iterations == 6
+    again, _ = load_checkpoint(tmp_path / "last.safetensors")
+    assert any(not np.allclose(again["generator_ema"][k], avg[k]) for k in weights)
+
+
 def test_interrupt_saves_the_state(tmp_path, data, monkeypatch):
     # Ctrl-C (or the GUI's stop, a KeyboardInterrupt in its worker) between checkpoints loses nothing
     import matsight.fuse.train as ft

@@ -93,6 +93,13 @@ class FuseConfig(BaseModel):
     vw_coefficient: float = Field(10.0, ge=0)
     vw_threshold: float = Field(0.005, ge=0)
     vw_temperature: float = Field(0.01, gt=0)
+    ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="decay per generator step of a moving average of the generator weights, which is "
+        "evaluated, kept as best and generated from (0 = off, as the paper)",
+    )
     # bookkeeping
     seed: int = 0
     metrics_every: int = Field(50, ge=1)
@@ -225,6 +232,7 @@ def make_config(preset="cpu", **overrides):
             critic_widths=[16, 32, 64, 128],
             gen_width=64 if sf <= 4 else 96,
             gen_min_width=16,
+            ema=0.99,  # a few hundred iterations' average: smooths the GAN's oscillation between checkpoints
             metrics_every=25,
             checkpoint_every=100,
         )

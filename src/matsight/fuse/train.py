@@ -17,6 +17,7 @@ Run folder::
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import logging
@@ -89,8 +90,18 @@ def slice_metrics(labels, n_phases):
     return np.array(vf), np.array(sa)
 
 
+def _update_ema(ema, gen, decay, k):
+    # warm-up: the average starts from the latest weights instead of the random initialisation
+    d = min(decay, (1 + k) / (10 + k))
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), gen.parameters(), strict=True):
+            pe.lerp_(p, 1.0 - d)
+        for be, b in zip(ema.buffers(), gen.buffers(), strict=True):
+            be.copy_(b)  # BatchNorm statistics of the current generator
+
+
 def _representative_crops(lr, crop, n, n_phases, rng, draws=64):
-    """The one of ``draws`` random sets of ``n`` LR crops whose mean phase fractions are closest to ``lr``'s."""
+    """Of ``draws`` random sets of ``n`` LR crops, the one whose phase fractions best match ``lr``."""
     sampler = LRSampler(lr, crop=crop, n_phases=n_phases, rng=rng)
     whole = np.bincount(np.asarray(lr).ravel(), minlength=n_phases) / np.asarray(lr).size
     best, best_err = None, np.inf
@@ -123,10 +134,13 @@ def _load_optim(opt, tensors, groups):
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _save(path, cfg, gen, critics, opt_g, opt_ds, meta_extra, *, full=True):
+def _save(path, cfg, gen, critics, opt_g, opt_ds, meta_extra, *, full=True, ema=None):
     from ..nn.checkpoint import save_checkpoint
 
-    groups = {"generator": gen.state_dict()}
+    # a full (resumable) checkpoint keeps the raw generator and its average; a best one the generator to use
+    groups = {"generator": (gen if full or ema is None else ema).state_dict()}
+    if full and ema is not None:
+        groups["generator_ema"] = ema.state_dict()
     meta = {"config": cfg.model_dump(mode="json"), "kind": "matsight.fuse", **meta_extra}
     if full:
         for i, c in enumerate(critics):
@@ -157,7 +171,7 @@ def load_generator(path, device="cpu"):
         )
     cfg = FuseConfig(**meta["config"])
     gen = build_generator(cfg).to(device)
-    gen.load_state_dict(groups["generator"])
+    gen.load_state_dict(groups.get("generator_ema") or groups["generator"])
     gen.eval()
     return gen, cfg, meta
 
@@ -320,8 +334,13 @@ def train(
     critics = build_critics(cfg).to(dev)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
     opt_ds = [torch.optim.Adam(c.parameters(), lr=cfg.lr, betas=tuple(cfg.betas)) for c in critics]
+    ema = None
+    if cfg.ema:
+        ema = copy.deepcopy(gen).eval().requires_grad_(False)
     if groups is not None:
         gen.load_state_dict(groups["generator"])
+        if ema is not None:
+            ema.load_state_dict(groups.get("generator_ema") or groups["generator"])
         for i, c in enumerate(critics):
             c.load_state_dict(groups[f"critic{i}"])
         _load_optim(opt_g, groups.get("opt_g", {}), meta["opt_g_groups"])
@@ -345,10 +364,11 @@ def train(
     write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
 
     def evaluate(it):
-        gen.eval()
+        net = ema if ema is not None else gen  # the generator that would be saved as best
+        net.eval()
         with torch.no_grad():
             x = torch.cat([one_hot(eval_lr, n_lr), eval_noise], 1).to(dev)
-            probs = gen(x)
+            probs = net(x)
             labels = probs.argmax(1)
             down = downsample(
                 one_hot(labels.cpu(), n_hr),
@@ -358,7 +378,7 @@ def train(
                 temperature=cfg.vw_temperature,
             ).argmax(1)
             lr_agree = float((down.numpy() == eval_lr).mean())
-        gen.train()
+        gen.train()  # (the average stays in eval mode)
         c = cfg.edge_crop
         vol = labels.cpu()[:, c : -c or None, c : -c or None, c : -c or None]
         vfs, sas = [], []
@@ -408,7 +428,7 @@ def train(
             "best": {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in best.items()},
             "numpy_rng": rng.bit_generator.state,
         }
-        _save(out_dir / LAST, cfg, gen, critics, opt_g, opt_ds, extra)
+        _save(out_dir / LAST, cfg, gen, critics, opt_g, opt_ds, extra, ema=ema)
         _write_logs(out_dir, history)
         last_ckpt_t = time.perf_counter()
 
@@ -467,6 +487,8 @@ def train(
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
+                if ema is not None:
+                    _update_ema(ema, gen, cfg.ema, it // cfg.g_every)
                 running["g_adv"].append(float(adv.detach()))
                 running["vw"].append(float(vw.detach()))
             it += 1
@@ -489,6 +511,7 @@ def train(
                         opt_ds,
                         {"iteration": it, "metrics": rec},
                         full=False,
+                        ema=ema,
                     )
                 log.info("it %d score %.4f lr-agree %.3f", it, rec["score"], rec["lr_agreement"])
             if (
@@ -504,7 +527,7 @@ def train(
         bar.close()
     checkpoint(final=True)
     if not (out_dir / BEST).is_file():  # zero iterations run: still leave a usable generator
-        _save(out_dir / BEST, cfg, gen, critics, opt_g, opt_ds, {"iteration": it}, full=False)
+        _save(out_dir / BEST, cfg, gen, critics, opt_g, opt_ds, {"iteration": it}, full=False, ema=ema)
     _plot_curves(out_dir, history)
     dt = time.perf_counter() - t_start
     done = it - start_it
