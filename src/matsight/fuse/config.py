@@ -8,8 +8,8 @@ Two presets:
 - ``"cpu"`` (default) — the same method and losses, shrunk where the time goes on a CPU: thin full-resolution
   layers (the last convolution of the paper generator alone is ~220 k multiply-adds per output voxel), a ~40³
   output cube from an LR crop of ``40/sf`` voxels, 2 fake volumes per step with a random subset of their
-  slices, and a critic a quarter as wide; evaluation, the best checkpoint and generation use a moving average of the
-  generator weights (``ema``), which smooths the GAN's oscillation between checkpoints.
+  slices, and a critic a quarter as wide; evaluation, the best checkpoint and generation use a moving average
+  of the generator weights (``ema``), which smooths the GAN's oscillation between checkpoints.
 """
 
 from __future__ import annotations
