@@ -377,6 +377,12 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         return ok(job_dict(job))
 
     # ---------------------------------------------------------------------------------- fuse / restore
+    def start(kw, task, name, *, run_dir, params):
+        """Start worker task ``task`` (kind = task, title "<task> <name>") on the locked ``run_dir``."""
+        title = f"{task.replace('.', ' ')} {name}"
+        job = runner.submit_process(task, task, kw, title=title, run_dir=run_dir, params=params)
+        return ok(job_dict(job))
+
     def file_arg(b, key, *, required=True):
         v = b.get(key)
         if v in (None, ""):
@@ -423,15 +429,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         make_config(kw["preset"], scale=kw["scale"], mode=kw["mode"], **(kw["overrides"] or {}))
         run = root.run_dir(b.get("run"), default_prefix="fuse")
         kw["out_dir"] = str(run)
-        job = runner.submit_process(
-            "fuse.train",
-            "fuse.train",
-            kw,
-            title=f"fuse train {run.name}",
-            run_dir=run,
-            params={"run": root.relative(run)},
-        )
-        return ok(job_dict(job))
+        return start(kw, "fuse.train", run.name, run_dir=run, params={"run": root.relative(run)})
 
     @endpoint
     async def fuse_generate(request):
@@ -446,15 +444,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "samples": _int(b.get("samples"), "samples", default=1, lo=1),
             "device": b.get("device") or "cpu",
         }
-        job = runner.submit_process(
-            "fuse.generate",
-            "fuse.generate",
-            kw,
-            title=f"fuse generate {out.name}",
-            run_dir=out.parent,
-            params={"out": root.relative(out)},
-        )
-        return ok(job_dict(job))
+        return start(kw, "fuse.generate", out.name, run_dir=out.parent, params={"out": root.relative(out)})
 
     @endpoint
     async def fuse_evaluate(request):
@@ -467,15 +457,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "truth": file_arg(b, "truth", required=False),
             "out_dir": str(out),
         }
-        job = runner.submit_process(
-            "fuse.evaluate",
-            "fuse.evaluate",
-            kw,
-            title=f"fuse evaluate {out.name}",
-            run_dir=out,
-            params={"run": root.relative(out)},
-        )
-        return ok(job_dict(job))
+        return start(kw, "fuse.evaluate", out.name, run_dir=out, params={"run": root.relative(out)})
 
     @endpoint
     async def restore_register(request):
@@ -491,15 +473,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "mask": bool(b.get("mask")),
             "deformable": bool(b.get("deformable")),
         }
-        job = runner.submit_process(
-            "restore.register",
-            "restore.register",
-            kw,
-            title=f"restore register {out.name}",
-            run_dir=out,
-            params={"run": root.relative(out)},
-        )
-        return ok(job_dict(job))
+        return start(kw, "restore.register", out.name, run_dir=out, params={"run": root.relative(out)})
 
     @endpoint
     async def restore_train(request):
@@ -516,15 +490,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "resume": b.get("resume", True) is not False,
             "overrides": _overrides(b.get("overrides")),
         }
-        job = runner.submit_process(
-            "restore.train",
-            "restore.train",
-            kw,
-            title=f"restore train {run.name}",
-            run_dir=run,
-            params={"run": root.relative(run)},
-        )
-        return ok(job_dict(job))
+        return start(kw, "restore.train", run.name, run_dir=run, params={"run": root.relative(run)})
 
     @endpoint
     async def restore_apply(request):
@@ -538,15 +504,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "steps": b.get("steps") or 8,
             "device": b.get("device") or "cpu",
         }
-        job = runner.submit_process(
-            "restore.apply",
-            "restore.apply",
-            kw,
-            title=f"restore apply {out.name}",
-            run_dir=out.parent,
-            params={"out": root.relative(out)},
-        )
-        return ok(job_dict(job))
+        return start(kw, "restore.apply", out.name, run_dir=out.parent, params={"out": root.relative(out)})
 
     @endpoint
     async def restore_evaluate(request):
@@ -561,15 +519,9 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "spacing": _float(b.get("spacing"), "pixel size", default=1.0, lo=0),
             "sift": b.get("sift", True) is not False,
         }
-        job = runner.submit_process(
-            "restore.evaluate",
-            "restore.evaluate",
-            kw,
-            title=f"restore evaluate {out.name}",
-            run_dir=report,
-            params={"report": root.relative(report)},
+        return start(
+            kw, "restore.evaluate", out.name, run_dir=report, params={"report": root.relative(report)}
         )
-        return ok(job_dict(job))
 
     @endpoint
     async def api_run(request):

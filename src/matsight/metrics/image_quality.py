@@ -374,6 +374,17 @@ class EdgeWidths:
         }
 
 
+def _cross_profile(img, y, x, ny, nx, t, width):
+    """Mean of ``width`` parallel profiles along the unit normal ``(ny, nx)`` through ``(y, x)``, 1 px apart
+    along the tangent, sampled at offsets ``t`` by cubic interpolation (a wide line profile, as in ImageJ).
+    """
+    offs = np.arange(width) - (width - 1) / 2
+    cy = y + t[None, :] * ny - offs[:, None] * nx
+    cx = x + t[None, :] * nx + offs[:, None] * ny
+    prof = ndimage.map_coordinates(img, np.array([cy.ravel(), cx.ravel()]), order=3, mode="nearest")
+    return prof.reshape(len(offs), -1).mean(axis=0)
+
+
 def _edges_2d(img, *, sigma, n_edges, half, step, min_separation, mask, method, min_r2, width):
     from skimage.feature import canny
 
@@ -407,12 +418,8 @@ def _edges_2d(img, *, sigma, n_edges, half, step, min_separation, mask, method, 
     widths, pts, nrm, profs = [], [], [], []
     for y, x in chosen:
         n = np.array([gy[y, x], gx[y, x]]) / mag[y, x]
-        # average ``width`` parallel profiles, offset along the edge (tangent): less noise, same edge width
-        offs = np.arange(width) - (width - 1) / 2
-        cy = y + t[None, :] * n[0] - offs[:, None] * n[1]
-        cx = x + t[None, :] * n[1] + offs[:, None] * n[0]
-        prof = ndimage.map_coordinates(img, np.array([cy.ravel(), cx.ravel()]), order=3, mode="nearest")
-        prof = prof.reshape(len(offs), -1).mean(axis=0)
+        # parallel profiles averaged along the edge: less noise, same edge width
+        prof = _cross_profile(img, y, x, n[0], n[1], t, width)
         w = fwhm_from_profile(prof, step, method=method, min_r2=min_r2)
         if math.isfinite(w):
             widths.append(w)
@@ -550,20 +557,17 @@ def _line_width(x, p, *, min_r2, polarity):
                 _gauss_line, x, q, p0=(lo, q[mid] - lo, x[mid], (x[-1] - x[0]) / 8, 0.0), maxfev=2000
             )
     except (RuntimeError, ValueError):
-        return math.nan, math.nan
+        return math.nan
     b, a, x0, sd, c = popt
     sd = abs(sd)
     ss = np.sum((q - q.mean()) ** 2)
     r2 = 1 - np.sum((q - _gauss_line(x, *popt)) ** 2) / ss if ss > 0 else -np.inf
     span = x[-1] - x[0]
     if a <= 0 or r2 < min_r2 or abs(x0 - x[mid]) > span / 4 or GAUSS_FWHM * sd > span / 2:
-        return (
-            math.nan,
-            math.nan,
-        )  # no line of this polarity near the centre, or wider than the profile allows
+        return math.nan  # no line of this polarity near the centre, or wider than the profile allows
     if abs(c) * span > 0.5 * a:
-        return math.nan, math.nan  # the shoulder of a step edge, not a line: the baseline trend dominates
-    return float(GAUSS_FWHM * sd), float(x0 - x[mid])
+        return math.nan  # the shoulder of a step edge, not a line: the baseline trend dominates
+    return float(GAUSS_FWHM * sd)
 
 
 def _ridge_points(img, *, sigma, polarity, mask, margin, n, min_separation):
@@ -673,7 +677,6 @@ def line_fwhm(
         raise InputError(f"image {image.shape} is too small for {profile_length:g}-px line profiles")
     img = image.astype(np.float64)
     t = np.arange(-half, half + step / 2, step)
-    offs = np.arange(int(profile_width)) - (int(profile_width) - 1) / 2
     if points is None:
         if mask is not None:
             mask = np.broadcast_to(np.asarray(mask, dtype=bool), image.shape)
@@ -706,27 +709,21 @@ def line_fwhm(
     widths, profs, keep_pts, keep_nrm = [], [], [], []
     for pt, (ny, nx) in zip(pts, nrm, strict=True):
         sl = img[int(round(pt[0]))] if img.ndim == 3 else img
-        y, x = pt[-2], pt[-1]
-        cy = y + t[None, :] * ny - offs[:, None] * nx
-        cx = x + t[None, :] * nx + offs[:, None] * ny
-        prof = ndimage.map_coordinates(sl, np.array([cy.ravel(), cx.ravel()]), order=3, mode="nearest")
-        prof = prof.reshape(len(offs), -1).mean(axis=0)
-        w, _ = _line_width(t, prof, min_r2=min_r2, polarity=polarity)
+        prof = _cross_profile(sl, pt[-2], pt[-1], ny, nx, t, int(profile_width))
+        w = _line_width(t, prof, min_r2=min_r2, polarity=polarity)
         if points is None and not math.isfinite(w):
             continue  # found here but not a clean line: skip (given points keep NaN, so rows stay paired)
         widths.append(w)
         profs.append(prof)
         keep_pts.append(pt)
         keep_nrm.append((ny, nx))
-    w = np.asarray(widths, dtype=np.float64) * float(spacing)
-    res = EdgeWidths(
-        widths=w[np.isfinite(w)] if points is None else w,
+    return EdgeWidths(
+        widths=np.asarray(widths, dtype=np.float64) * float(spacing),
         points=np.asarray(keep_pts, dtype=np.float64).reshape(-1, img.ndim),
         normals=np.asarray(keep_nrm, dtype=np.float64).reshape(-1, 2),
         profiles=np.asarray(profs, dtype=np.float64) if profs else np.empty((0, 0)),
         n_candidates=len(pts),
     )
-    return res
 
 
 # --------------------------------------------------------------------------------------------------- CNR/SNR

@@ -157,19 +157,11 @@ def compare(
         ew = edge_fwhm(
             im, spacing=spacing, n_edges=n_edges, sigma=edge_sigma, profile_length=profile_length, mask=mask
         )
-        w = ew.widths[np.isfinite(ew.widths)]
-        if w.size == 0:
-            return {
-                "fwhm_median": float("nan"),
-                "fwhm_mean": float("nan"),
-                "fwhm_std": float("nan"),
-                "n_edges": 0,
-            }
         return {
-            "fwhm_median": float(np.median(w)),
-            "fwhm_mean": float(w.mean()),
-            "fwhm_std": float(w.std()),
-            "n_edges": int(w.size),
+            "fwhm_median": ew.median,
+            "fwhm_mean": ew.mean,
+            "fwhm_std": ew.std,
+            "n_edges": int(ew.finite.size),
         }
 
     ll = float(line_length or profile_length or 9.0)
