@@ -71,6 +71,30 @@ def test_weight_average_is_saved_resumed_and_generated_from(tmp_path, data):
     assert any(not np.allclose(again["generator_ema"][k], avg[k]) for k in weights)
 
 
+def test_averaged_generator_gets_its_own_batchnorm_statistics():
+    import torch
+
+    from matsight.fuse.networks import build_generator
+    from matsight.fuse.train import _recalibrate_batchnorm
+
+    cfg = make_config("cpu", scale=4, n_hr_phases=3, n_lr_phases=2, gen_width=8)
+    net = build_generator(cfg)
+    x = torch.randn(3, 3, 6, 6, 6)
+    with torch.no_grad():
+        net.train()
+        batch_stats = net(x)  # normalised with x's own statistics
+        net.eval()
+        before = net(x)  # fresh running statistics (0 mean, unit variance): a different output
+    _recalibrate_batchnorm(net, x)
+    with torch.no_grad():
+        after = net(x)
+    assert not net.training
+    assert not torch.allclose(before, batch_stats, atol=1e-3)
+    # BatchNorm's running variance is unbiased (n/(n-1)): equal up to that factor on 648 values
+    assert torch.allclose(after, batch_stats, atol=2e-3)
+    assert all(m.momentum == 0.1 for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d))
+
+
 def test_interrupt_saves_the_state(tmp_path, data, monkeypatch):
     # Ctrl-C (or the GUI's stop, a KeyboardInterrupt in its worker) between checkpoints loses nothing
     import matsight.fuse.train as ft

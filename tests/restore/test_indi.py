@@ -52,6 +52,27 @@ def test_one_step_equals_network_at_t1():
     assert not np.allclose(sample_image(net, y, steps=3), out)
 
 
+def test_residual_prediction_is_the_input_minus_t_times_the_degradation():
+    torch.manual_seed(0)
+    small = dict(features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    net = build_network(make_config("cpu", prediction="residual", **small)).eval()
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-0.8, 0.8, (2, 1, 21, 30)).astype(np.float32))
+    t = torch.tensor([0.0, 0.5])
+    with torch.no_grad():
+        out = net(x, t)
+        d = 2.0 * net.unet(
+            torch.nn.functional.pixel_unshuffle(
+                torch.nn.functional.pad(x, (0, 0, 0, 1), mode="replicate"), 2
+            ),
+            t=t,
+        )
+        d = torch.nn.functional.pixel_shuffle(d, 2)[..., :21, :30]
+    np.testing.assert_allclose(out[0], x[0], atol=0)  # F(x, 0) = x: nothing left to restore
+    np.testing.assert_allclose(out[1], x[1] - 0.5 * d[1], atol=1e-6)
+    with pytest.raises(InputError, match="prediction"):
+        make_config("cpu", prediction="noise")
+
+
 def test_tiled_sampling_matches_whole_image():
     torch.manual_seed(1)
     cfg = make_config(

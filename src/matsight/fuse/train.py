@@ -96,8 +96,25 @@ def _update_ema(ema, gen, decay, k):
     with torch.no_grad():
         for pe, p in zip(ema.parameters(), gen.parameters(), strict=True):
             pe.lerp_(p, 1.0 - d)
-        for be, b in zip(ema.buffers(), gen.buffers(), strict=True):
-            be.copy_(b)  # BatchNorm statistics of the current generator
+
+
+def _recalibrate_batchnorm(net, x):
+    """Set the BatchNorm statistics of ``net`` to those of its own activations on ``x``.
+
+    The averaged weights need their own statistics: the running ones of the training generator belong to
+    other weights, and with them the average's phase fractions swing from one evaluation to the next.
+    """
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: one pass over x gives exactly x's statistics
+    net.train()
+    with torch.no_grad():
+        net(x)
+    for m, mo in zip(bns, momenta, strict=True):
+        m.momentum = mo
+    net.eval()
 
 
 def _representative_crops(lr, crop, n, n_phases, rng, draws=64):
@@ -365,9 +382,11 @@ def train(
 
     def evaluate(it):
         net = ema if ema is not None else gen  # the generator that would be saved as best
+        x = torch.cat([one_hot(eval_lr, n_lr), eval_noise], 1).to(dev)
+        if ema is not None:
+            _recalibrate_batchnorm(ema, x)
         net.eval()
         with torch.no_grad():
-            x = torch.cat([one_hot(eval_lr, n_lr), eval_noise], 1).to(dev)
             probs = net(x)
             labels = probs.argmax(1)
             down = downsample(

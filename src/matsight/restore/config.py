@@ -45,6 +45,13 @@ class RestoreConfig(BaseModel):
     last_kernel: int = 7
     activation: Literal["swish", "relu", "gelu", "leaky_relu"] = "swish"
     output_activation: Literal["tanh", "none"] = "tanh"
+    prediction: Literal["clean", "residual"] = Field(
+        "clean",
+        description=(
+            "clean: the net outputs x̂ (paper); residual: it outputs the degradation d̂ ≈ y − x and "
+            "F = x_t − t·d̂, so F → x_t as t → 0 and the last sampling steps keep the detail already restored"
+        ),
+    )
 
     # InDI objective
     t_mass_at_one: float = Field(

@@ -64,6 +64,9 @@ class InDINet(nn.Module):
         from ..nn.unet import UNet
 
         self.s = int(config.space_to_depth)
+        self.residual = config.prediction == "residual"
+        # a tanh output spans [-1, 1]; the residual y - x of two [-1, 1] images spans [-2, 2]
+        self.gain = 2.0 if self.residual and config.output_activation == "tanh" else 1.0
         self.unet = UNet(**config.unet_kwargs())
 
     def forward(self, x, t):
@@ -72,13 +75,16 @@ class InDINet(nn.Module):
             raise InputError(f"InDINet expects (batch, 1, Y, X) tensors, got shape {tuple(x.shape)}")
         s = self.s
         if s == 1:
-            return self.unet(x, t=t)
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % s, (-w) % s
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        y = F.pixel_shuffle(self.unet(F.pixel_unshuffle(x, s), t=t), s)
-        return y[..., :h, :w] if (ph or pw) else y
+            out = self.unet(x, t=t)
+        else:
+            h, w = x.shape[-2:]
+            ph, pw = (-h) % s, (-w) % s
+            z = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+            out = F.pixel_shuffle(self.unet(F.pixel_unshuffle(z, s), t=t), s)[..., :h, :w]
+        if not self.residual:
+            return out
+        tt = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+        return x - tt * (self.gain * out)
 
 
 def build_network(config):

@@ -43,6 +43,7 @@ _NET_FIELDS = (
     "last_kernel",
     "activation",
     "output_activation",
+    "prediction",
 )
 
 
