@@ -84,6 +84,12 @@ def _train_generate(lr, hr, run, *, budget, seed, hr_y=None, hr_z=None, **cfg_kw
     return res, train_s, gen
 
 
+def _slice_vf_sd(truth, phases):
+    # how far one HR slice's phase fractions stray from the volume's: sd over the truth's z slices
+    vf = np.array([[np.mean(sl == p) for p in phases] for sl in truth])
+    return {p: float(v) for p, v in zip(phases, vf.std(0), strict=True)}
+
+
 def synthetic(args, out):
     from matsight.data.degrade import degrade
     from matsight.data.microstructures import particle_electrode
@@ -142,6 +148,7 @@ def synthetic(args, out):
     return {
         "hr_source": f"independent {args.hr_size}² section" if args.hr_size else "middle slice of the truth",
         "hr_volume_fraction": {p: float(np.mean(hr == p)) for p in phases},
+        "truth_slice_vf_sd": _slice_vf_sd(truth, phases),
         "truth_shape": list(truth.shape),
         "lr_shape": list(lr.shape),
         "lr_phases": groups,

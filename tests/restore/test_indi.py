@@ -163,8 +163,9 @@ def test_presets_and_durations():
     paper = make_config("paper")
     assert paper.features[0] == 64 and paper.space_to_depth == 1 and paper.crop == 640 and paper.batch == 2
     assert paper.lr_max == 5e-4 and paper.huber_c == 0.5
+    assert paper.prediction == "clean" and paper.eps == 0  # the paper's network outputs the clean image
     cpu = make_config("cpu", budget_s="20m")
-    assert cpu.budget_s == 1200
+    assert cpu.budget_s == 1200 and cpu.prediction == "residual" and cpu.eps == 0.01
     assert parse_duration("1h30m") == 5400 and parse_duration("90s") == 90 and parse_duration(45) == 45
     with pytest.raises(InputError, match="duration"):
         parse_duration("soon")

@@ -17,6 +17,11 @@ the last step (``t = δ``) returning ``F(x̂_δ, δ)``. ``N = 1`` is plain one-s
 nano-tomography paper found 7–10 steps best). With a constant ``ε`` the sampler's extra noise term
 ``(t−δ)·sqrt(ε²_{t−δ} − ε²_t)·ζ`` is zero; only the start ``x̂_1 = y + ε·η`` is noisy.
 
+The network can give ``F`` in two equivalent ways (``RestoreConfig.prediction``): ``"clean"`` outputs ``x̂``
+(the paper); ``"residual"`` outputs the degradation ``d̂ ≈ y − x`` and ``F = x_t − t·d̂`` (since
+``x_t − x = t·(y − x)``), so ``F → x_t`` as ``t → 0`` and an imperfect net cannot blur the detail the first
+steps restored. The loss is the same; ``N = 1`` is still ``F(y, 1) = y − d̂``.
+
 The loss is the reverse Huber ("berHu") loss of the nano-tomography paper: MAE for |error| ≤ c = 0.5 and,
 above it, the MSE branch ``(e² + c²)/(2c)``, which meets the MAE branch with equal value and slope at ``c``
 (the reverse of torch's ``HuberLoss``, which is quadratic near zero).
