@@ -13,7 +13,7 @@ Two presets:
   faster but, in equal training time, loses ~1 dB and the thin structures.) It predicts the residual
   (``prediction="residual"``: F = x_t − t·d̂) on a slightly noisy path (ε = 0.01): a briefly trained net that
   outputs the clean image directly blurs a little at every step, so its N = 8 result was 2.7 dB below its
-  N = 1 on the validation slices, while the residual net gains with N
+  N = 1 on the validation slices, while the residual net holds its PSNR as N grows
   (benchmarks/results/restore_preset.json).
 """
 
