@@ -2,10 +2,11 @@
 
 A 3-phase ground truth (particles + binder at their contacts) is degraded the way the paper simulates an XCT
 scan (binder merged into pore, blur, ×4 downsample, threshold); a generator is trained with the CPU preset
-on that LR volume and ONE high-res 2D slice of the truth for a short budget, generates the whole super-res
+on that LR volume and ONE high-res 2D slice of the truth for a short run, generates the whole super-res
 volume (binder in-painted from the 2D slice), and the fuse evaluation compares it with the truth, the HR slice
-and the LR input. A demo budget of a minute gives a rough reconstruction; ``benchmarks/fuse_fidelity.py``
-trains for 30 minutes, and ``docs/fuse.md`` quotes what that reaches (and which targets it still misses).
+and the LR input. The demo's 400 iterations (about two minutes on 2 cores) give a rough reconstruction;
+``benchmarks/fuse_fidelity.py`` trains for 30 minutes, and ``docs/fuse.md`` quotes what that reaches (and
+which targets it still misses).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ TITLE = "fuse: super-resolution of a simulated low-res scan from one high-res sl
 PHASE_NAMES = {0: "pore", 1: "active", 2: "binder"}
 
 
-def run(out_dir, *, seed=0, size=96, scale=4, budget=60.0, progress=False) -> dict:
+def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, progress=False) -> dict:
     """Degrade a generated electrode, train SuperRes briefly, generate, evaluate into ``out_dir/index.html``.
 
     Parameters
@@ -34,8 +35,11 @@ def run(out_dir, *, seed=0, size=96, scale=4, budget=60.0, progress=False) -> di
         Edge of the generated ground truth (voxels).
     scale : float, default 4
         Scale factor of the simulated LR scan.
-    budget : float, default 60
-        Training wall time (seconds).
+    iterations : int, default 400
+        Training iterations: the binder, which the LR does not show, is in-painted from ~300 on (a fixed
+        time gave a slower machine too few).
+    budget : float, default 150
+        Upper limit of the training wall time (seconds), for very slow machines.
     progress : bool
         Progress bars.
 
@@ -62,11 +66,19 @@ def run(out_dir, *, seed=0, size=96, scale=4, budget=60.0, progress=False) -> di
     write_volume(out_dir / "lr.tif", lr)
     write_volume(out_dir / "hr_slice.tif", hr)
 
-    # one minute of training: the generator changes too fast for a weight average to help, and fewer
-    # evaluation crops leave more of the minute to training
+    # a short training: the generator changes too fast for a weight average to help, and fewer evaluation
+    # crops leave more of the time to training
     cfg = make_config("cpu", scale=scale, seed=seed, compare_phases=[1], metrics_every=20, ema=0.0)
     res = train(
-        lr, hr, out_dir=out_dir / "run", config=cfg, budget=budget, resume=False, progress=progress, n_eval=8
+        lr,
+        hr,
+        out_dir=out_dir / "run",
+        config=cfg,
+        iterations=iterations,
+        budget=budget,
+        resume=False,
+        progress=progress,
+        n_eval=8,
     )
     gen = generate(out_dir / "run", lr, seed=seed, out=out_dir / "sr.tif", progress=progress)
     ev = evaluate(
