@@ -86,7 +86,9 @@ def _train_generate(lr, hr, run, *, budget, seed, hr_y=None, hr_z=None, **cfg_kw
 
 def _slice_vf_sd(truth, phases):
     # how far one HR slice's phase fractions stray from the volume's: sd over the truth's z slices
-    vf = np.array([[np.mean(sl == p) for p in phases] for sl in truth])
+    from matsight.metrics.microstructure import volume_fraction
+
+    vf = np.array([list(volume_fraction(sl, phases=phases).values()) for sl in truth])
     return {p: float(v) for p, v in zip(phases, vf.std(0), strict=True)}
 
 
@@ -94,6 +96,7 @@ def synthetic(args, out):
     from matsight.data.degrade import degrade
     from matsight.data.microstructures import particle_electrode
     from matsight.fuse.evaluate import evaluate, lr_consistency
+    from matsight.metrics.microstructure import volume_fraction
 
     n = args.size
     truth = particle_electrode((n, n, n), seed=args.seed)
@@ -147,7 +150,7 @@ def synthetic(args, out):
     )
     return {
         "hr_source": f"independent {args.hr_size}² section" if args.hr_size else "middle slice of the truth",
-        "hr_volume_fraction": {p: float(np.mean(hr == p)) for p in phases},
+        "hr_volume_fraction": {p: float(v) for p, v in volume_fraction(hr, phases=phases).items()},
         "truth_slice_vf_sd": _slice_vf_sd(truth, phases),
         "truth_shape": list(truth.shape),
         "lr_shape": list(lr.shape),

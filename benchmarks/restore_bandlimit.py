@@ -26,13 +26,11 @@ DATA = HERE.parent.parent / "shared" / "data" / "xct" / "cell_vol.tif"
 
 
 def main(slices=(60, 65), radius=250.0):
-    from skimage.transform import resize
-
     from matsight.data.pairs import downsample
     from matsight.io import read_volume
     from matsight.metrics.image_quality import cnr, line_fwhm
     from matsight.restore.evaluate import _otsu_in
-    from matsight.restore.register import fov_mask
+    from matsight.restore.register import fov_mask, upscale
 
     vol = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA)), dtype=np.float32)
     rows = {}
@@ -44,7 +42,7 @@ def main(slices=(60, 65), radius=250.0):
         ky = np.abs(np.fft.fftfreq(hq.shape[0]))[:, None]
         kx = np.abs(np.fft.fftfreq(hq.shape[1]))[None]
         band = np.real(np.fft.ifft2(np.fft.fft2(hq) * ((ky <= 0.25) & (kx <= 0.25))))
-        bicubic = resize(downsample(hq, 2), hq.shape, order=3, mode="reflect", anti_aliasing=False)
+        bicubic = upscale(downsample(hq, 2), 2, shape=hq.shape)  # as the pair's "LQ bicubic"
         for name, img in (("HQ", hq), ("band-limited", band), ("2x + bicubic", bicubic)):
             lw = line_fwhm(img, points=ref.points, normals=ref.normals, mask=mask)
             rows.setdefault(name, {})[str(z)] = {
