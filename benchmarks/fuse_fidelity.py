@@ -92,6 +92,23 @@ def _slice_vf_sd(truth, phases):
     return {p: float(v) for p, v in zip(phases, vf.std(0), strict=True)}
 
 
+def _interpolation_baselines(lr, truth_c, b, scale=4):
+    # what plain upsampling of the LR volume gives for the phase it shows (active): the yardstick for what
+    # the GAN adds beyond the LR's own shapes (nearest = LR blocks; cubic = smooth interpolation at 0.5)
+    from matsight.restore.register import upscale
+
+    active = (np.asarray(lr) == 1).astype(np.float32)
+    ups = {
+        "nearest": upscale(active, scale, order=0) > 0.5,
+        "cubic": upscale(active, scale, order=3) > 0.5,
+    }
+    crop = (slice(b, -b or None),) * 3
+    out = {"truth": _structure((truth_c == 1).astype(np.uint8), phases=[1])}
+    for name, vol in ups.items():
+        out[name] = _structure(vol[crop].astype(np.uint8), phases=[1])
+    return out
+
+
 def synthetic(args, out):
     from matsight.data.degrade import degrade
     from matsight.data.microstructures import particle_electrode
@@ -120,6 +137,7 @@ def synthetic(args, out):
     m_sr = _structure(sr, phases=phases)
     metrics_s = time.perf_counter() - t0
     cons = lr_consistency(sr, lr, scale=4, mode="resolve", compare_phases=[1])
+    baselines = _interpolation_baselines(lr, truth_c, b)
     fid = {
         "abs_delta_vf": {p: abs(m_sr["volume_fraction"][p] - m_truth["volume_fraction"][p]) for p in phases},
         "rel_delta_ssa": {p: (m_sr["ssa"][p] - m_truth["ssa"][p]) / m_truth["ssa"][p] for p in phases},
@@ -164,6 +182,7 @@ def synthetic(args, out):
         },
         "generate": {"seconds": gen.seconds, "voxels_per_second": gen.voxels_per_second},
         "metrics_seconds": metrics_s,
+        "active_phase_by_interpolating_lr": baselines,
         "truth": m_truth,
         "sr": m_sr,
         "fidelity": fid,
@@ -222,6 +241,10 @@ def real(args, out):
         seed=args.seed,
     )
     cons = float(ev["lr_consistency"]["consistency"])
+    recall = {str(k): float(v) for k, v in ev["lr_consistency"]["per_phase"].items()}
+    # separator mode (paper): the LR volume holds only the lamellae and the SR adds fibrils in its pore, so
+    # only the LR material has to be reproduced; elsewhere every LR voxel counts
+    judged = min(v for k, v in recall.items() if k != "0") if spec.get("material_only_loss") else cons
     return {
         "lr_shape": list(lr.shape),
         "sr_shape": list(gen.labels.shape),
@@ -230,7 +253,9 @@ def real(args, out):
         "volume_fraction": {k: v["volume_fraction"] for k, v in ev["whole"].items()},
         "interface_face_fraction": {k: v.get("interface_face_fraction") for k, v in ev["whole"].items()},
         "lr_consistency": cons,
-        "passed": {"lr_consistency": cons >= TARGETS["lr_consistency"]},
+        "lr_recall_per_phase": recall,
+        "lr_consistency_judged": "LR material recall" if spec.get("material_only_loss") else "all LR voxels",
+        "passed": {"lr_consistency": judged >= TARGETS["lr_consistency"]},
     }
 
 
@@ -247,6 +272,9 @@ def main():
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--keep-run", action="store_true", help="keep the run folder (checkpoints) after the benchmark"
+    )
     ap.add_argument(
         "--set",
         action="append",
@@ -281,7 +309,8 @@ def main():
     for name in ("training_curves.png", "metrics.csv", "config.json"):  # keep the run's curves and settings
         if (out / "run" / name).is_file():
             shutil.copy2(out / "run" / name, out / name)
-    shutil.rmtree(out / "run", ignore_errors=True)  # checkpoints are not results; figures and report stay
+    if not args.keep_run:
+        shutil.rmtree(out / "run", ignore_errors=True)  # checkpoints are not results; figures and report stay
     print(json.dumps({k: record[k] for k in ("case", "wall_s", "passed")}, default=str))
     if "fidelity" in record:
         print(json.dumps(record["fidelity"], indent=1, default=str))

@@ -107,10 +107,21 @@ def test_register_train_apply_evaluate(files):
         write_volume(t / "series" / f"T{i}.tif", (lq * (1 + 0.1 * i)).astype(np.float32))
     r = runner.invoke(
         app,
-        ["restore", "apply", str(t / "model"), str(t / "series"), "--out", str(t / "sout"), "--steps", "2"],
+        [
+            "restore",
+            "apply",
+            str(t / "model"),
+            str(t / "series"),
+            "--out",
+            str(t / "sout"),
+            "--steps",
+            "2",
+            "--ensemble",
+        ],
     )
     assert r.exit_code == 0, r.output
     assert (t / "sout" / "T0" / "enhanced.tif").is_file() and (t / "sout" / "T1" / "enhanced.tif").is_file()
+    assert json.loads((t / "sout" / "T1" / "enhance.json").read_text())["ensemble"] is True
     from matsight.gui.tasks import restore_apply
 
     res = restore_apply(

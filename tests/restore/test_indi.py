@@ -73,6 +73,31 @@ def test_residual_prediction_is_the_input_minus_t_times_the_degradation():
         make_config("cpu", prediction="noise")
 
 
+class _RampNet(torch.nn.Module):
+    """F(x, t) = x/2 + t + a ramp along the slice's last axis: not flip- or rotation-equivariant."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))  # a parameter, so the sampler finds a device
+
+    def forward(self, x, t):
+        ramp = torch.linspace(-1.0, 1.0, x.shape[-1]).expand_as(x)
+        return 0.5 * x + t + ramp + self.w
+
+
+def test_self_ensemble_averages_the_prediction_over_the_8_flips_and_rotations():
+    y = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 5, 7)).astype(np.float32)
+    net = _RampNet()
+    plain = sample_image(net, y, steps=3)
+    ens = sample_image(net, y, steps=3, ensemble=True)
+    # the ramps along +x, −x, +y, −y cancel: what is left is the equivariant part, followed by hand
+    expected = indi_sample(toy, torch.from_numpy(y), steps=3).numpy()
+    np.testing.assert_allclose(ens, expected, atol=1e-6)
+    ramp = np.linspace(-1.0, 1.0, 7, dtype=np.float32)
+    np.testing.assert_allclose(sample_image(net, y, steps=1), 0.5 * y + 1 + ramp, atol=1e-6)
+    assert np.abs(plain - ens).max() > 0.1
+
+
 def test_tiled_sampling_matches_whole_image():
     torch.manual_seed(1)
     cfg = make_config(

@@ -112,6 +112,9 @@ def apply(
     onestep: Annotated[
         bool, typer.Option("--onestep/--no-onestep", help="Also write the N=1 result.")
     ] = True,
+    ensemble: Annotated[
+        bool, typer.Option(help="Average every step over the 8 flips/rotations of a slice (8x the time).")
+    ] = False,
     device: Device = "auto",
 ):
     """Enhance an LQ volume (or every time step in a folder) → OUT/ enhanced.tif, consistency.tif, ..."""
@@ -126,6 +129,7 @@ def apply(
         z_mode=z_mode,
         upscaled=upscaled,
         onestep=onestep,
+        ensemble=ensemble,
         device=device,
         progress=progress_enabled(),
     )

@@ -281,6 +281,7 @@ def enhance(
     tile=None,
     overlap=None,
     batch=4,
+    ensemble=False,
     device="auto",
     progress=False,
 ):
@@ -311,6 +312,8 @@ def enhance(
         levels drifted).
     tile, overlap, batch
         Tiling of large slices; defaults from the model config.
+    ensemble : bool
+        Average each step's prediction over the 8 flips/rotations of the slice (8× the time).
     device : str
     progress : bool
 
@@ -346,7 +349,7 @@ def enhance(
     t0 = time.perf_counter()
 
     def run(stack, n):
-        return sample_image(net, stack, steps=n, tile=tile, overlap=overlap, batch=batch)
+        return sample_image(net, stack, steps=n, tile=tile, overlap=overlap, batch=batch, ensemble=ensemble)
 
     def slices_of(stack, n, desc):
         out = np.empty_like(stack)
@@ -397,6 +400,7 @@ def enhance(
         "steps": n_steps,
         "scale": [float(v) for v in s],
         "z_mode": z_mode,
+        "ensemble": bool(ensemble),
         "seconds": dt,
         "consistency_rms": rms,
         "consistency_rms_bicubic": consistency_map(y, lq_n, ds)[1],

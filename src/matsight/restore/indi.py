@@ -201,7 +201,19 @@ def indi_sample(predict, y, *, steps, eps=0.0, generator=None, callback=None):
     return x
 
 
-def sample_image(net, y, *, steps, tile=1024, overlap=0.25, batch=4, eps=0.0, seed=0, device=None):
+def _dihedral(x, k, inverse=False):
+    # the k-th of the 8 flips/rotations of the square on the last two axes (or its inverse)
+    flip, rot = k // 4, k % 4
+    if inverse:
+        x = torch.rot90(x, -rot, dims=(-2, -1))
+        return torch.flip(x, dims=(-1,)) if flip else x
+    x = torch.flip(x, dims=(-1,)) if flip else x
+    return torch.rot90(x, rot, dims=(-2, -1))
+
+
+def sample_image(
+    net, y, *, steps, tile=1024, overlap=0.25, batch=4, eps=0.0, seed=0, device=None, ensemble=False
+):
     """Enhance 2D slices (numpy, normalised to [−1, 1], on the HQ grid) with the ``N``-step sampler.
 
     Slices larger than ``tile`` are processed in overlapping tiles at every step (Gaussian blending), so
@@ -216,6 +228,9 @@ def sample_image(net, y, *, steps, tile=1024, overlap=0.25, batch=4, eps=0.0, se
     steps : int
     tile, overlap, batch
         Tiling for slices bigger than ``tile``; ``batch`` tiles or slices per network call.
+    ensemble : bool
+        At every step, average the network's prediction over the 8 flips and rotations of the slice
+        (geometric self-ensemble: the same estimator with less of its variance, at 8× the time).
 
     Returns
     -------
@@ -237,13 +252,19 @@ def sample_image(net, y, *, steps, tile=1024, overlap=0.25, batch=4, eps=0.0, se
     x = torch.from_numpy(arr)[:, None].to(device)
     big = max(arr.shape[1:]) > tile
 
-    def predict(xt, t):
+    def predict_once(xt, t):
         if big:
             return sliding_window_inference(
                 xt, tile, lambda z, t: net(z, t), sw_batch_size=batch, overlap=overlap, t=t
             )
         out = [net(xt[i : i + batch], t) for i in range(0, xt.shape[0], batch)]
         return torch.cat(out, 0)
+
+    def predict(xt, t):
+        if not ensemble:
+            return predict_once(xt, t)
+        acc = sum(_dihedral(predict_once(_dihedral(xt, k), t), k, inverse=True) for k in range(8))
+        return acc / 8
 
     gen = torch.Generator(device=device).manual_seed(int(seed)) if eps else None
     with torch.inference_mode():
