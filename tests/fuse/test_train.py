@@ -8,7 +8,7 @@ from matsight._errors import InputError
 from matsight.data.degrade import degrade
 from matsight.data.microstructures import particle_electrode
 from matsight.fuse.config import make_config
-from matsight.fuse.train import load_generator, parse_duration, train
+from matsight.fuse.train import load_generator, lr_agreement, parse_duration, train
 
 # a tiny model and cube: the loop, checkpoints and resume are what is tested, not fidelity
 TINY = dict(
@@ -124,6 +124,15 @@ def test_resume_refuses_other_data(tmp_path, data):
     train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=1)
     with pytest.raises(InputError, match="other data"):
         train(lr, gt[24] % 2, out_dir=tmp_path, config=cfg, iterations=2)
+
+
+def test_lr_agreement_counts_only_lr_material_in_separator_mode():
+    lr = np.array([0, 0, 1, 1, 1, 2, 2, 0])
+    down = np.array([0, 1, 1, 1, 0, 2, 1, 1])  # 2 pore voxels gained material, 2 material voxels lost
+    assert lr_agreement(down, lr) == pytest.approx(4 / 8)
+    # the SR may add material in LR pore (fibrils the LR cannot show): only LR material has to stay
+    assert lr_agreement(down, lr, material_only=True) == pytest.approx(3 / 5)
+    assert lr_agreement(down, np.zeros(8, int), material_only=True) == 1.0
 
 
 def test_budget_parsing():
