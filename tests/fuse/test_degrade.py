@@ -85,3 +85,50 @@ def test_voxelwise_term_threshold_and_coefficient():
     loss = torch.tensor(0.5, requires_grad=True)
     voxelwise_term(loss, coefficient=10).backward()
     assert float(loss.grad) == 10.0
+
+
+def test_unseen_phase_is_added_to_pore_before_degrading():
+    # the LR pore phase of an NMC-like volume is pore + binder: [[0, 2], 1] sums channels 0 and 2 first
+    rng = np.random.default_rng(1)
+    raw = rng.random((3, 8, 8, 8))
+    p = raw / raw.sum(0)
+    merged = np.stack([p[0] + p[2], p[1]])
+    pt = torch.tensor(p[None], dtype=torch.float64)
+    down = downsample(pt, channels=[[0, 2], 1], d=16, mode="resolve", temperature=0.01)
+    np.testing.assert_allclose(down[0].numpy(), _hand_resolve(merged, 4, 0.01), rtol=1e-9, atol=1e-12)
+    sampled = downsample(pt, channels=[[0, 2], 1], d=16, mode="sample")
+    np.testing.assert_allclose(sampled[0].numpy(), merged[:, ::4, ::4, ::4])
+
+
+def test_lr_channels_put_inpainted_phases_into_pore():
+    from matsight.fuse.config import make_config
+
+    nmc = dict(scale=4, n_hr_phases=3, n_lr_phases=2, compare_phases=[1])
+    assert make_config("cpu", **nmc).lr_channels == [[0, 2], 1]
+    assert make_config("paper", **nmc).lr_channels == [[0, 2], 1]
+    assert make_config("cpu", vw_unseen="drop", **nmc).lr_channels == [0, 1]  # the reference code
+    assert make_config("cpu", scale=4, n_hr_phases=3, n_lr_phases=3).lr_channels == [0, 1, 2]
+    sep = make_config("cpu", scale=4, n_hr_phases=4, n_lr_phases=2, compare_phases=[2])
+    assert sep.lr_channels == [[0, 1, 3], 2]
+
+
+def test_true_structure_satisfies_the_voxelwise_loss_only_with_binder_in_pore():
+    # the truth that made the LR volume must be a zero-cost answer (loss under the 0.005 slack); leaving the
+    # binder out of the comparison, as the reference code does, makes the truth itself pay ~10x the slack
+    from matsight.data.degrade import degrade
+    from matsight.data.microstructures import particle_electrode
+    from matsight.fuse.config import make_config
+    from matsight.fuse.data import one_hot
+
+    truth = particle_electrode((40, 40, 40), radius=6, seed=3)
+    lr, groups = degrade(truth, 4, merge=[(0, 2)])
+    assert groups == [[0, 2], [1]]
+    t1h = one_hot(torch.from_numpy(truth.astype(np.int64))[None], 3)
+    l1h = one_hot(torch.from_numpy(lr.astype(np.int64))[None], 2)
+    nmc = dict(scale=4, n_hr_phases=3, n_lr_phases=2, compare_phases=[1])
+    merged, dropped = (
+        float(voxelwise_loss(t1h, l1h, channels=make_config("cpu", vw_unseen=r, **nmc).lr_channels, d=16))
+        for r in ("pore", "drop")
+    )
+    assert merged < 0.005 < dropped
+    assert dropped > 5 * merged

@@ -271,6 +271,7 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
         (["--mode", "blurry"], "mode"),
         (["--preset", "huge"], "unknown preset"),
         (["--compare-phases", "5"], "compare_phases"),
+        (["--unseen", "binder"], "vw_unseen"),
     ],
 )
 def test_cli_train_bad_settings(tmp_path, data, args, match):

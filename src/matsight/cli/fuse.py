@@ -50,6 +50,14 @@ def train(
             "in-painted (e.g. NMC binder).",
         ),
     ] = None,
+    unseen: Annotated[
+        str,
+        typer.Option(
+            "--unseen",
+            help="In-painted HR phases in the voxel-wise loss: pore (counted with the LR pore, as the LR was "
+            "taken; default) or drop (left out, as the reference code).",
+        ),
+    ] = "pore",
     anisotropic: Annotated[
         bool, typer.Option("--anisotropic", help="A critic and HR stack per axis (needs --hr-y, --hr-z).")
     ] = False,
@@ -94,6 +102,7 @@ def train(
         mode=mode,
         anisotropic=anisotropic,
         compare_phases=compare_phases or None,
+        vw_unseen=unseen,
         material_only_loss=material_only,
         shared_critic=not per_axis_critics,
         metrics_every=metrics_every,

@@ -93,6 +93,13 @@ class FuseConfig(BaseModel):
     vw_coefficient: float = Field(10.0, ge=0)
     vw_threshold: float = Field(0.005, ge=0)
     vw_temperature: float = Field(0.01, gt=0)
+    vw_unseen: Literal["pore", "drop"] = Field(
+        "pore",
+        description="HR phases the LR volume does not show, in the voxel-wise loss: 'pore' adds them to the "
+        "pore channel before degrading (as the LR data were made: XCT sees binder as pore); 'drop' leaves "
+        "them out (the reference code), under which a true structure with binder at its particle contacts "
+        "violates the loss (docs/fuse.md)",
+    )
     ema: float = Field(
         0.0,
         ge=0,
@@ -177,9 +184,15 @@ class FuseConfig(BaseModel):
 
     @property
     def lr_channels(self):
-        """HR phase index compared with each LR phase (pore first)."""
+        """HR phases of each LR phase (pore first), as :func:`matsight.fuse.degrade.downsample` takes them.
+
+        Phases that are neither pore nor compared are in-painted; with ``vw_unseen="pore"`` they belong to
+        the LR pore phase (``[[0, 2], 1]`` for NMC: pore + binder, active).
+        """
         cp = self.compare_phases if self.compare_phases is not None else list(range(1, self.n_lr_phases))
-        return [0, *cp]
+        unseen = [p for p in range(1, self.n_hr_phases) if p not in cp]
+        pore = [0, *unseen] if unseen and self.vw_unseen == "pore" else 0
+        return [pore, *cp]
 
     @property
     def n_axes_critics(self):

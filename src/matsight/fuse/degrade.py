@@ -4,6 +4,10 @@ Paper (Methods, Algorithm 1): take the pore channel and the channels of the HR p
 shows, Gaussian-blur them (odd kernel ``k = ceil(sf)`` or ``ceil(sf) - 1``, ``σ = 0.3((k-1)/2 - 1) + 0.8``;
 rule in :func:`matsight.data.degrade.blur_kernel`), downsample trilinearly by ``1/sf``, turn the result into a
 near one-hot map with a low-temperature softmax (``T = 0.01``) and take the MSE against the LR one-hot volume.
+HR phases the LR volume does not show (NMC binder in XCT) are added to the LR phase they were merged into when
+the LR data were taken — pore, by default — before the blur, as the paper's LR simulation merges them (the
+reference code drops them instead, which makes the true structure itself violate the loss; see
+:class:`matsight.fuse.config.FuseConfig.vw_unseen`).
 The term enters the generator loss as ``10 · MSE`` only when ``MSE > 0.005``. For under-*sampled* LR data
 (SEM with a coarse raster step, paper case 3) there is no blur and no softmax: every ``sf``-th voxel is
 compared directly ("nearest"). The separator variant (``material_only``) compares material channels only and
@@ -18,6 +22,8 @@ inside the cube both agree.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -71,8 +77,9 @@ def downsample(probs, *, channels, d, mode="resolve", temperature=0.01):
     ----------
     probs : torch.Tensor
         ``(B, n, Z, Y, X)`` softmax output of the generator.
-    channels : sequence of int
-        HR channels compared with the LR phases, pore (0) first.
+    channels : sequence of int or of sequences of int
+        HR channel compared with each LR phase, pore (0) first; a sequence sums those HR channels (the HR
+        phases merged into that LR phase, e.g. ``[[0, 2], 1]``: pore + binder, active).
     d : int
         Scale factor ``sf = 64/d``.
     mode : {"resolve", "sample"}
@@ -85,7 +92,7 @@ def downsample(probs, *, channels, d, mode="resolve", temperature=0.01):
     torch.Tensor
         ``(B, len(channels), z, y, x)`` on the LR grid.
     """
-    x = probs[:, list(channels)]
+    x = torch.stack([_channel_sum(probs, c) for c in channels], 1)
     lr_shape = _lr_shape(x.shape[2:], d)
     if mode == "sample":
         for axis, n in enumerate(lr_shape):
@@ -95,6 +102,12 @@ def downsample(probs, *, channels, d, mode="resolve", temperature=0.01):
     x = blur(x, 64 / d)
     x = F.interpolate(x, size=lr_shape, mode="trilinear", align_corners=False)
     return torch.softmax(x / temperature, dim=1)
+
+
+def _channel_sum(probs, group):
+    if isinstance(group, numbers.Integral):
+        return probs[:, int(group)]
+    return probs[:, list(group)].sum(1)
 
 
 def voxelwise_loss(probs, lr_onehot, *, channels, d, mode="resolve", temperature=0.01, material_only=False):
