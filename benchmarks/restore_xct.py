@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+GAP = 4  # slices between the training and the test slices
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xct" / "cell_vol.tif"
 
 
@@ -65,18 +66,6 @@ def _pair(cache, quick, seed, dose, lq_path=None):
     return pair, hq
 
 
-def _subset(pair, idx):
-    from matsight.restore.register import Pair
-
-    return Pair(
-        pair.lq_up[idx],
-        pair.hq[idx],
-        pair.transform,
-        pair.stats,
-        None if pair.mask is None else pair.mask[idx],
-    )
-
-
 def _time_1024(net, threads, steps=10):
     import torch
 
@@ -85,16 +74,18 @@ def _time_1024(net, threads, steps=10):
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        y = np.random.default_rng(0).uniform(-1, 1, (1024, 1024)).astype(np.float32)
-        sample_image(net, y[:256, :256], steps=1)
+        rng = np.random.default_rng(0)
+        y = rng.uniform(-1, 1, (1024, 1024)).astype(np.float32)
+        c = rng.uniform(-1, 1, (2 * net.context, 1024, 1024)).astype(np.float32) if net.context else None
+        sample_image(net, y[:256, :256], steps=1, context=None if c is None else c[:, :256, :256])
         t0 = time.perf_counter()
-        sample_image(net, y, steps=1)
+        sample_image(net, y, steps=1, context=c)
         one = time.perf_counter() - t0
         t0 = time.perf_counter()
-        sample_image(net, y, steps=steps)
+        sample_image(net, y, steps=steps, context=c)
         many = time.perf_counter() - t0
         t0 = time.perf_counter()
-        sample_image(net, y, steps=steps, ensemble=True)
+        sample_image(net, y, steps=steps, ensemble=True, context=c)
         ens = time.perf_counter() - t0
     finally:
         torch.set_num_threads(old)
@@ -156,9 +147,9 @@ def main(argv=None):
     t_all = time.perf_counter()
     pair, _ = _pair(args.cache, args.quick, args.seed, args.dose, args.lq)
     nz = pair.hq.shape[0]
-    # held-out block mid-stack (cap and jelly roll on both sides), 4-slice gaps against leakage
+    # held-out block mid-stack (cap and jelly roll on both sides), GAP-slice gaps against leakage
     test = np.arange(int(0.6 * nz), int(0.7 * nz))
-    train_idx = np.r_[0 : test[0] - 4, test[-1] + 5 : nz]
+    train_idx = np.r_[0 : test[0] - GAP, test[-1] + GAP + 1 : nz]
     budget = parse_duration(args.budget)
     common = dict(
         preset=args.preset,
@@ -175,19 +166,21 @@ def main(argv=None):
         runs = json.loads(previous.read_text())["runs"] if previous.is_file() else {}
         print(f"reusing the models in {args.out}", flush=True)
     else:
-        res = train(_subset(pair, train_idx), args.out / "indi", **common)
+        res = train(pair, args.out / "indi", slices=train_idx, **common)
         runs["indi"] = {"steps": res.steps, "seconds": res.elapsed_s, "validation": res.validation}
         print(f"InDI: {res.steps} steps in {res.elapsed_s:.0f} s; validation {res.validation}", flush=True)
         if not args.skip_onestep:
             res1 = train(
-                _subset(pair, train_idx), args.out / "onestep", t_mass_at_one=1e9, auto_steps=[], **common
+                pair, args.out / "onestep", slices=train_idx, t_mass_at_one=1e9, auto_steps=[], **common
             )
             runs["onestep"] = {"steps": res1.steps, "seconds": res1.elapsed_s, "validation": res1.validation}
             print(f"one-step: {res1.steps} steps in {res1.elapsed_s:.0f} s", flush=True)
 
     model = load_model(args.out / "indi", device=args.device)
     n_auto = int(model[1]["steps_auto"]["best"]) if model[1].get("steps_auto") else 8
-    lq_raw = denormalise(pair.lq_up[test], pair.stats["lq"])
+    # the test block is enhanced with GAP LQ slices on each side (never trained on), so that a 2.5D
+    # network sees the same neighbours at the block's ends as inside; only the test slices are compared
+    lq_raw = denormalise(pair.lq_up[test[0] - GAP : test[-1] + GAP + 1], pair.stats["lq"])
     hq_raw = denormalise(pair.hq[test], pair.stats["hq"])
     # evaluation region: the jelly roll (windings), inside the can wall
     radius = args.eval_radius or (170.0 if args.quick else 250.0)
@@ -195,6 +188,11 @@ def main(argv=None):
     if pair.mask is not None:
         mask &= pair.mask[test]
     images, cons, timing = {}, {}, {}
+    inner = slice(GAP, -GAP)
+
+    def rms(e):  # data consistency on the test slices only
+        return float(np.sqrt(np.mean(np.square(e.consistency[inner], dtype=np.float64))))
+
     if not args.skip_onestep:
         e1 = enhance(
             load_model(args.out / "onestep", device=args.device),
@@ -205,19 +203,25 @@ def main(argv=None):
             onestep=False,
             device=args.device,
         )
-        images["LQ bicubic"] = e1.bicubic
-        images["one-step model"] = e1.image
-        cons["one-step model"] = e1.info["consistency_rms"]
+        images["LQ bicubic"] = e1.bicubic[inner]
+        images["one-step model"] = e1.image[inner]
+        cons["one-step model"] = rms(e1)
     for n in sorted({1, 4, 8, 16, n_auto}):
         t0 = time.perf_counter()
         e = enhance(model, lq_raw, steps=n, slice_axis=0, upscaled=True, onestep=False, device=args.device)
-        timing[n] = (time.perf_counter() - t0) / len(test)
-        images.setdefault("LQ bicubic", e.bicubic)
-        images[f"InDI N={n}"] = e.image
-        cons[f"InDI N={n}"] = e.info["consistency_rms"]
-        cons.setdefault("LQ bicubic", e.info["consistency_rms_bicubic"])
+        timing[n] = (time.perf_counter() - t0) / len(lq_raw)
+        images.setdefault("LQ bicubic", e.bicubic[inner])
+        if "LQ mean of 3 slices" not in images:
+            # yardstick for a 2.5D network: the mean of the LQ slice and its two LQ neighbours
+            k, b = int(model[1].get("context_step", 2)), e.bicubic
+            images["LQ mean of 3 slices"] = (
+                b[GAP - k : -GAP - k] + b[inner] + b[GAP + k : len(b) - GAP + k]
+            ) / 3
+        images[f"InDI N={n}"] = e.image[inner]
+        cons[f"InDI N={n}"] = rms(e)
+        cons.setdefault("LQ bicubic", e.info["consistency_rms_bicubic"])  # 0 on its own grid
         if n == n_auto:
-            cons_map = e.consistency
+            cons_map = e.consistency[inner]
     for n in args.ensemble_steps:
         # geometric self-ensemble: every step averaged over the 8 flips/rotations of the slice
         e = enhance(
@@ -230,8 +234,8 @@ def main(argv=None):
             device=args.device,
             ensemble=True,
         )
-        images[f"InDI N={n} ×8"] = e.image
-        cons[f"InDI N={n} ×8"] = e.info["consistency_rms"]
+        images[f"InDI N={n} ×8"] = e.image[inner]
+        cons[f"InDI N={n} ×8"] = rms(e)
     hq_range = float(np.subtract(*np.percentile(hq_raw[mask] if mask is not None else hq_raw, [99.5, 0.5])))
     # windings are ~8 px apart: short profiles so that each crosses one edge
     metrics = compare(hq_raw, images, mask=mask, n_edges=80, cnr_erode=1, edge_sigma=1.0, profile_length=9)

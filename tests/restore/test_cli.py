@@ -144,6 +144,8 @@ def test_bad_inputs_exit_2(files, tmp_path):
     assert r.exit_code == 2 and "duration" in r.output
     r = runner.invoke(app, ["restore", "train", str(t / "nopair"), "--out", str(t / "m")])
     assert r.exit_code == 2 and "pair folder" in r.output
+    r = runner.invoke(app, ["restore", "train", str(t / "nopair"), "--out", str(t / "m"), "--context", "9"])
+    assert r.exit_code == 2 and "context" in r.output and not (t / "m").exists()
     r = runner.invoke(app, ["restore", "apply", str(t / "nomodel"), str(t / "lq.tif"), "--out", str(t / "o")])
     assert r.exit_code == 2 and "no restore model" in r.output and not (t / "o").exists()
     nan = np.ones((16, 16), np.float32)

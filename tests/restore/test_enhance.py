@@ -81,6 +81,36 @@ def test_enhance_volume_needs_slice_axis_and_interpolates_z(model, rng):
         enhance(model, vol, steps=1, slice_axis=0, z_mode="linear")
 
 
+def test_enhance_gives_a_2p5d_model_the_neighbouring_lq_slices(model, monkeypatch):
+    import matsight.restore.indi as indi
+
+    seen = []
+    real = indi.sample_image
+
+    def spy(net, y, **kw):
+        seen.append((np.asarray(y)[:, 0, 0].copy(), kw["context"][:, :, 0, 0].copy()))
+        return real(net, y, **kw)
+
+    monkeypatch.setattr(indi, "sample_image", spy)
+    assert model[0].context == 1
+    # slice i holds the constant i/10 (the model's STATS map [0, 1] onto [-1, 1])
+    vol = np.broadcast_to((np.arange(6, dtype=np.float32) / 10)[:, None, None], (6, 16, 16)).copy()
+
+    def pairs():
+        y = np.concatenate([a for a, _ in seen])
+        c = np.concatenate([b for _, b in seen])
+        seen.clear()
+        return np.rint((y + 1) * 5).astype(int), np.rint((c + 1) * 5).astype(int)
+
+    enhance(model, vol, steps=1, slice_axis=0, onestep=False)  # native LQ slices: neighbours 1 apart
+    i, c = pairs()
+    np.testing.assert_array_equal(c, np.stack([np.maximum(i - 1, 0), np.minimum(i + 1, 5)], 1))
+    # already on the HQ grid of a 2× model: the LQ neighbours are 2 slices away
+    enhance(model, vol, steps=1, slice_axis=0, upscaled=True, onestep=False)
+    i, c = pairs()
+    np.testing.assert_array_equal(c, np.stack([np.maximum(i - 2, 0), np.minimum(i + 2, 5)], 1))
+
+
 def test_bad_inputs_are_clear(model):
     bad = np.ones((16, 16), np.float32)
     bad[3, 3] = np.nan
@@ -129,6 +159,7 @@ def test_band_power_ratio_orders_blur_and_noise(rng):
 def test_select_steps_prefers_matching_detail(model, rng):
     net, _ = model
     lq = [rng.uniform(-0.5, 0.5, (32, 32)).astype(np.float32)]
-    best, table = select_steps(net, lq, lq, candidates=(1, 2))
+    ctx = [np.repeat(lq[0][None], 2 * net.context, 0)]
+    best, table = select_steps(net, lq, lq, candidates=(1, 2), contexts=ctx)
     assert best in (1, 2) and set(table) == {1, 2}
     assert all(np.isfinite(v["psnr"]) for v in table.values())

@@ -6,6 +6,7 @@ from matsight import InputError
 from matsight.restore.config import make_config, parse_duration
 from matsight.restore.indi import (
     build_network,
+    context_slices,
     degrade_path,
     indi_loss,
     indi_sample,
@@ -40,7 +41,7 @@ def test_sampler_reproduces_update_rule_by_hand():
 
 def test_one_step_equals_network_at_t1():
     torch.manual_seed(0)
-    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16, context=0)
     net = build_network(cfg).eval()
     y = np.random.default_rng(0).uniform(-0.8, 0.8, (21, 30)).astype(np.float32)
     out = sample_image(net, y, steps=1)
@@ -54,7 +55,7 @@ def test_one_step_equals_network_at_t1():
 
 def test_residual_prediction_is_the_input_minus_t_times_the_degradation():
     torch.manual_seed(0)
-    small = dict(features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    small = dict(features=[4, 8], time_embedding=8, space_to_depth=2, crop=16, context=0)
     net = build_network(make_config("cpu", prediction="residual", **small)).eval()
     x = torch.from_numpy(np.random.default_rng(0).uniform(-0.8, 0.8, (2, 1, 21, 30)).astype(np.float32))
     t = torch.tensor([0.0, 0.5])
@@ -112,8 +113,9 @@ def test_tiled_sampling_matches_whole_image():
     )
     net = build_network(cfg).eval()
     y = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 70, 64)).astype(np.float32)
-    whole = sample_image(net, y, steps=2, tile=1024)
-    tiled = sample_image(net, y, steps=2, tile=48, overlap=0.5)
+    ctx = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 2, 70, 64)).astype(np.float32)
+    whole = sample_image(net, y, steps=2, tile=1024, context=ctx)
+    tiled = sample_image(net, y, steps=2, tile=48, overlap=0.5, context=ctx)
     # blending differs only near tile seams (the receptive field sees different padding there)
     assert np.abs(whole - tiled).mean() < 0.02
 
@@ -152,7 +154,7 @@ def test_t_mixture_and_path():
 
 def test_loss_decreases_when_fitting_identity_pair():
     torch.manual_seed(0)
-    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16, context=0)
     net = build_network(cfg)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     y = x + 0.1
@@ -168,7 +170,7 @@ def test_loss_decreases_when_fitting_identity_pair():
 
 
 def test_bad_inputs():
-    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16)
+    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16, context=0)
     net = build_network(cfg)
     with pytest.raises(InputError, match="NaN"):
         sample_image(net, np.full((8, 8), np.nan, np.float32), steps=2)
@@ -191,6 +193,35 @@ def test_presets_and_durations():
     assert paper.prediction == "clean" and paper.eps == 0  # the paper's network outputs the clean image
     cpu = make_config("cpu", budget_s="20m")
     assert cpu.budget_s == 1200 and cpu.prediction == "residual" and cpu.eps == 0.01
+    assert cpu.context == 1 and paper.context == 0  # 2.5D on CPU; the paper's single slice
     assert parse_duration("1h30m") == 5400 and parse_duration("90s") == 90 and parse_duration(45) == 45
     with pytest.raises(InputError, match="duration"):
         parse_duration("soon")
+
+
+def test_context_slices_are_the_neighbours_clamped_at_the_ends():
+    stack = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
+    got = context_slices(stack, 1, context=2, step=2)  # offsets −4, −2, +2, +4 → slices 0, 0, 3, 4
+    assert got.shape == (4, 2, 3)
+    np.testing.assert_array_equal(got[:, 0, 0], [0, 0, 3, 4])
+    np.testing.assert_array_equal(context_slices(stack, 2, context=1)[:, 0, 0], [1, 3])
+    assert context_slices(stack, 2, context=0).shape == (0, 2, 3)
+
+
+def test_a_2p5d_network_reads_the_neighbouring_slices():
+    torch.manual_seed(0)
+    cfg = make_config("cpu", features=[4, 8], time_embedding=8, space_to_depth=2, crop=16, context=1)
+    net = build_network(cfg).eval()
+    assert net.unet.stem.in_channels == 12  # (slice + 2 neighbours) × 2×2 space-to-depth
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-0.8, 0.8, (21, 30)).astype(np.float32)
+    ctx = rng.uniform(-0.8, 0.8, (2, 21, 30)).astype(np.float32)
+    out = sample_image(net, y, steps=1, context=ctx)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(y)[None, None], 1.0, cond=torch.from_numpy(ctx)[None])[0, 0].numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-6)  # N = 1 is F(y, 1 | neighbours)
+    assert np.abs(sample_image(net, y, steps=1, context=ctx[::-1]) - out).max() > 1e-4
+    with pytest.raises(InputError, match="2 neighbouring LQ slices"):
+        sample_image(net, y, steps=1)
+    with pytest.raises(InputError, match="does not match"):
+        sample_image(net, y, steps=1, context=ctx[:, :20])

@@ -51,6 +51,35 @@ def test_validation_split_holds_out_a_block():
     assert [r[0] for r in va] == [18, 19] and len(tr) == 18
     tr, va = split_validation((1, 200, 64), 0.1, 32)
     assert tr == [(0, 0, 180)] and va == [(0, 180, 200)]
+    # a test block (10..14) left out: validation is the last slices of those given
+    tr, va = split_validation((20, 64, 64), 0.1, 16, slices=[*range(10), *range(15, 20)])
+    assert [r[0] for r in va] == [18, 19] and [r[0] for r in tr] == [*range(10), 15, 16, 17]
+    with pytest.raises(InputError, match="indices"):
+        split_validation((20, 64, 64), 0.1, 16, slices=[3, 20])
+
+
+def test_training_batches_carry_the_neighbouring_lq_slices(rng):
+    from matsight.restore.config import make_config
+    from matsight.restore.register import Pair
+    from matsight.restore.train import _draw_batch, as_training_pair
+
+    # slice i of the LQ is the constant i/10; the LQ's z voxel is 2 HQ slices
+    lq = np.broadcast_to((np.arange(8, dtype=np.float32) / 10)[:, None, None], (8, 32, 32)).copy()
+    data = as_training_pair(Pair(lq_up=lq, hq=lq.copy(), transform={"scale": [2.0, 2.0, 2.0]}, stats={}))
+    assert data.context_step == 2
+    cfg = make_config("cpu", **{**TINY, "context": 1})
+    a, _, _, c = _draw_batch(data, [(i, 0, 32) for i in range(8)], 16, 32, np.random.default_rng(0), cfg)
+    assert c.shape == (32, 2, 16, 16)
+    i = np.rint(a[:, 0, 0, 0] * 10).astype(int)
+    np.testing.assert_allclose(c[:, 0, 0, 0], np.maximum(i - 2, 0) / 10, atol=1e-6)  # clamped at slice 0
+    np.testing.assert_allclose(c[:, 1, 0, 0], np.minimum(i + 2, 7) / 10, atol=1e-6)
+
+
+def test_a_single_slice_trains_without_context(tmp_path, rng):
+    lq, hq = _pair(rng, (1, 48, 48))
+    train((lq[0], hq[0]), tmp_path / "m", device="cpu", max_steps=2, **{**TINY, "context": 1})
+    net, meta = load_model(tmp_path / "m")
+    assert meta["config"].context == 0 and net.context == 0
 
 
 def test_train_writes_model_and_resumes_exactly(tmp_path, rng):

@@ -68,6 +68,13 @@ def train(
         int | None, typer.Option(help="Optimiser steps (default: the preset's, or unlimited with --budget).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            help="LQ slices on each side given to the network with the slice (2.5D; default: the preset's, "
+            "1 for cpu, 0 for paper)."
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Continue an unfinished run in --out.")
     ] = True,
@@ -80,7 +87,7 @@ def train(
     budget_s = parse_duration(budget)
     if budget_s is not None and max_steps is None:
         max_steps = 10_000_000  # the budget ends the run
-    config = make_config(preset, budget_s=budget_s, max_steps=max_steps, seed=seed)
+    config = make_config(preset, budget_s=budget_s, max_steps=max_steps, seed=seed, context=context)
     if not pair.is_dir():
         from .._errors import InputError
 

@@ -14,7 +14,9 @@ Two presets:
   (``prediction="residual"``: F = x_t − t·d̂) on a slightly noisy path (ε = 0.01): a briefly trained net that
   outputs the clean image directly blurs a little at every step, so its N = 8 result was 2.7 dB below its
   N = 1 on the validation slices, while the residual net holds its PSNR as N grows
-  (benchmarks/results/restore_preset.json).
+  (benchmarks/results/restore_preset.json). It also reads the LQ slice on each side of the enhanced one
+  (``context=1``, 2.5D: extra input channels, one LQ slice apart): a tomogram's noise is independent from
+  slice to slice while its structure mostly is not (docs/restore.md).
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ class RestoreConfig(BaseModel):
     last_kernel: int = 7
     activation: Literal["swish", "relu", "gelu", "leaky_relu"] = "swish"
     output_activation: Literal["tanh", "none"] = "tanh"
+    context: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description=(
+            "LQ slices on each side of the enhanced one given to the network as extra input channels "
+            "(2.5D; spaced one LQ slice apart; 0: the slice alone, as the paper)"
+        ),
+    )
     prediction: Literal["clean", "residual"] = Field(
         "clean",
         description=(
@@ -129,7 +140,7 @@ class RestoreConfig(BaseModel):
         s2 = self.space_to_depth**2
         return dict(
             spatial_dims=2,
-            in_channels=s2,
+            in_channels=s2 * (1 + 2 * self.context),
             out_channels=s2,
             features=tuple(self.features),
             time_embedding=self.time_embedding,
@@ -196,6 +207,7 @@ def make_config(preset="cpu", **overrides):
             batch=8,
             prediction="residual",
             eps=0.01,
+            context=1,
         )
     base["preset"] = preset
     base.update(overrides)

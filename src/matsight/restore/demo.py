@@ -28,7 +28,7 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     from ..nn.device import seed_everything
     from .enhance import enhance
     from .evaluate import compare, write_report
-    from .register import Pair, denormalise, prepare_pair
+    from .register import denormalise, prepare_pair
     from .train import load_model, train
 
     out_dir = Path(out_dir)
@@ -39,16 +39,10 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     pair = prepare_pair(lq, hq, scale=2, mask=True)
     nz = pair.hq.shape[0]
     test = slice(nz - 4, nz)  # held out: the last 4 slices, after a gap of 2
-    train_pair = Pair(
-        pair.lq_up[: nz - 6],
-        pair.hq[: nz - 6],
-        pair.transform,
-        pair.stats,
-        None if pair.mask is None else pair.mask[: nz - 6],
-    )
     res = train(
-        train_pair,
+        pair,
         out_dir / "model",
+        slices=range(nz - 6),
         preset="cpu",
         budget_s=budget_s,
         max_steps=10_000_000,
@@ -62,15 +56,16 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     model = load_model(out_dir / "model", device="cpu")
     n_auto = model[1]["steps_auto"]["best"] if model[1].get("steps_auto") else 8
 
-    lq_raw = denormalise(pair.lq_up[test], pair.stats["lq"])
+    # enhanced from the gap on, so that the 2.5D network sees the first test slice's LQ neighbours
+    lq_raw = denormalise(pair.lq_up[nz - 6 :], pair.stats["lq"])
     hq_raw = denormalise(pair.hq[test], pair.stats["hq"])
     mask = None if pair.mask is None else pair.mask[test]
     images = {}
     enh = None
     for n in sorted({1, 4, n_auto}):
         e = enhance(model, lq_raw, steps=n, slice_axis=0, upscaled=True, onestep=False, device="cpu")
-        images.setdefault("LQ bicubic", e.bicubic)
-        images[f"InDI N={n}" if n > 1 else "one-step (N=1)"] = e.image
+        images.setdefault("LQ bicubic", e.bicubic[2:])
+        images[f"InDI N={n}" if n > 1 else "one-step (N=1)"] = e.image[2:]
         if n == n_auto:
             enh = e
     metrics = compare(hq_raw, images, mask=mask, n_edges=40)
@@ -80,7 +75,7 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
         images,
         hq_raw,
         title=TITLE,
-        consistency=enh.consistency if enh is not None else None,
+        consistency=enh.consistency[2:] if enh is not None else None,
         mask=mask,
         notes=[
             f"HQ: generated particle volume {shape}; LQ: simulated scan at 2× voxel size, fewer projections, "

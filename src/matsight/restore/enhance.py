@@ -207,11 +207,15 @@ def band_power_ratio(image, reference, *, band=(0.125, 0.375)):
     return power(img) / p_ref if p_ref > 0 else math.inf
 
 
-def select_steps(net, lq_crops, hq_crops, *, candidates=DEFAULT_CANDIDATES, psnr_tolerance=1.0, masks=None):
+def select_steps(
+    net, lq_crops, hq_crops, *, candidates=DEFAULT_CANDIDATES, psnr_tolerance=1.0, masks=None, contexts=None
+):
     """Choose the number of sampling steps on validation crops of the training pair.
 
     Among ``candidates`` whose mean PSNR is within ``psnr_tolerance`` dB of the best, pick the one whose
     mid-frequency power (:func:`band_power_ratio`) is closest to the HQ's on a log scale.
+
+    ``contexts``: the neighbouring LQ slices of each crop, for a 2.5D network.
 
     Returns
     -------
@@ -226,7 +230,8 @@ def select_steps(net, lq_crops, hq_crops, *, candidates=DEFAULT_CANDIDATES, psnr
     for n in candidates:
         ps, ss, bp = [], [], []
         for i, (a, b) in enumerate(zip(lq_crops, hq_crops, strict=True)):
-            pred = sample_image(net, a, steps=int(n))
+            c = None if contexts is None else contexts[i]
+            pred = sample_image(net, a, steps=int(n), context=c)
             m = None if masks is None or masks[i] is None else masks[i]
             d = (pred - b) if m is None else (pred - b)[m]
             mse = float(np.mean(d.astype(np.float64) ** 2))
@@ -323,7 +328,7 @@ def enhance(
     """
     import time
 
-    from .indi import sample_image
+    from .indi import context_slices, sample_image
     from .register import normalise, upscale
 
     net, meta = _load(model, device)
@@ -346,12 +351,19 @@ def enhance(
     tile = int(tile or cfg.tile)
     overlap = cfg.overlap if overlap is None else float(overlap)
     lq_n = _norm(a, lq_stats)  # normalised LQ on its own grid, for the consistency check
+    k_ctx = int(cfg.context)
+    if k_ctx and a.ndim == 2:
+        log.warning("the model reads neighbouring slices (2.5D); the one input slice stands in for them")
+    # a 2.5D network was trained with neighbours one LQ slice apart: `scale` slices on an upscaled grid
+    spacing = (_scale_of(meta, a.ndim, scale) if upscaled else s) if k_ctx else np.ones(a.ndim)
     t0 = time.perf_counter()
 
-    def run(stack, n):
-        return sample_image(net, stack, steps=n, tile=tile, overlap=overlap, batch=batch, ensemble=ensemble)
+    def run(stack, n, ctx):
+        return sample_image(
+            net, stack, steps=n, tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, context=ctx
+        )
 
-    def slices_of(stack, n, desc):
+    def slices_of(stack, n, desc, step=1):
         out = np.empty_like(stack)
         bar = None
         if progress and len(stack) > 1:
@@ -362,7 +374,13 @@ def enhance(
             task = bar.add_task(desc, total=len(stack))
         try:
             for i in range(0, len(stack), batch):
-                out[i : i + batch] = run(stack[i : i + batch], n)
+                idx = range(i, min(i + batch, len(stack)))
+                ctx = (
+                    np.stack([context_slices(stack, j, context=k_ctx, step=step) for j in idx])
+                    if k_ctx
+                    else None
+                )
+                out[i : i + batch] = run(stack[i : i + batch], n, ctx)
                 if bar is not None:
                     bar.advance(task, min(batch, len(stack) - i))
         finally:
@@ -377,8 +395,10 @@ def enhance(
         sxy = s[-2:]
         y = np.stack([upscale(p, sxy) for p in plane]) if not np.allclose(sxy, 1) else plane.copy()
         y = _norm(y, lq_stats)
+        # native LQ slices are one LQ slice apart; an input already on the HQ grid, `scale` slices
+        step = max(1, int(round(spacing[0]))) if upscaled and a.ndim == 3 else 1
         for n in wanted:
-            results[n] = slices_of(y, n, f"InDI N={n}")
+            results[n] = slices_of(y, n, f"InDI N={n}", step)
         if a.ndim == 2:
             y = y[0]
             results = {n: r[0] for n, r in results.items()}
@@ -391,7 +411,9 @@ def enhance(
             acc = np.zeros_like(y)
             for ax in range(3):
                 st = np.moveaxis(y, ax, 0)
-                acc += np.moveaxis(slices_of(np.ascontiguousarray(st), n, f"InDI N={n} axis {ax}"), 0, ax)
+                step = max(1, int(round(spacing[ax])))
+                st = slices_of(np.ascontiguousarray(st), n, f"InDI N={n} axis {ax}", step)
+                acc += np.moveaxis(st, 0, ax)
             results[n] = acc / 3
     dt = time.perf_counter() - t0
     ds = s if not upscaled else np.ones(a.ndim)

@@ -50,6 +50,7 @@ __all__ = [
     "indi_sample",
     "sample_image",
     "time_grid",
+    "context_slices",
 ]
 
 
@@ -70,26 +71,54 @@ class InDINet(nn.Module):
 
         self.s = int(config.space_to_depth)
         self.residual = config.prediction == "residual"
+        self.context = int(config.context)
         # a tanh output spans [-1, 1]; the residual y - x of two [-1, 1] images spans [-2, 2]
         self.gain = 2.0 if self.residual and config.output_activation == "tanh" else 1.0
         self.unet = UNet(**config.unet_kwargs())
 
-    def forward(self, x, t):
-        """``F(x_t, t)`` for ``(B, 1, Y, X)`` inputs and one ``t`` per item (or one for all)."""
+    def forward(self, x, t, cond=None):
+        """``F(x_t, t)`` for ``(B, 1, Y, X)`` inputs and one ``t`` per item (or one for all).
+
+        ``cond``: ``(B, 2·context, Y, X)`` neighbouring LQ slices for a network with ``context`` > 0 (2.5D),
+        concatenated to ``x_t`` as extra input channels; they stay LQ along the whole InDI path.
+        """
         if x.ndim != 4 or x.shape[1] != 1:
             raise InputError(f"InDINet expects (batch, 1, Y, X) tensors, got shape {tuple(x.shape)}")
+        want = 2 * self.context
+        got = 0 if cond is None else cond.shape[1]
+        if got != want or (cond is not None and cond.shape[-2:] != x.shape[-2:]):
+            raise InputError(
+                f"this network takes {want} neighbouring LQ slices as context, got "
+                f"{'none' if cond is None else tuple(cond.shape)}"
+            )
+        z = x if cond is None else torch.cat([x, cond], 1)
         s = self.s
         if s == 1:
-            out = self.unet(x, t=t)
+            out = self.unet(z, t=t)
         else:
             h, w = x.shape[-2:]
             ph, pw = (-h) % s, (-w) % s
-            z = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+            z = F.pad(z, (0, pw, 0, ph), mode="replicate") if (ph or pw) else z
             out = F.pixel_shuffle(self.unet(F.pixel_unshuffle(z, s), t=t), s)[..., :h, :w]
         if not self.residual:
             return out
         tt = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
         return x - tt * (self.gain * out)
+
+
+def context_slices(stack, index, *, context, step=1):
+    """The ``2·context`` neighbours of slice ``index`` in a ``(S, Y, X)`` stack, ``step`` slices apart.
+
+    Order ``index − context·step, …, index − step, index + step, …, index + context·step``; indices past the
+    ends are clamped (the edge slice repeats), as a volume's border would be padded.
+
+    Returns
+    -------
+    ndarray of shape ``(2·context, Y, X)``.
+    """
+    n = stack.shape[0]
+    offsets = [-j * step for j in range(context, 0, -1)] + [j * step for j in range(1, context + 1)]
+    return np.stack([stack[min(max(index + o, 0), n - 1)] for o in offsets]) if offsets else stack[:0]
 
 
 def build_network(config):
@@ -138,13 +167,13 @@ def reverse_huber(pred, target, *, c=0.5, weight=None):
     return (per * weight).sum() / weight.sum().clamp_min(1e-8)
 
 
-def indi_loss(net, x, y, *, config, generator=None, weight=None):
+def indi_loss(net, x, y, *, config, generator=None, weight=None, cond=None):
     """One InDI training loss on a batch: draw ``t``, form ``x_t``, predict ``x``, reverse-Huber (or
-    L1/L2).
+    L1/L2). ``cond``: the neighbouring LQ slices of a 2.5D network.
     """
     t = sample_t(x.shape[0], a=config.t_mass_at_one, generator=generator, device=x.device)
     xt = degrade_path(x, y, t, eps=config.eps, generator=generator)
-    pred = net(xt, t)
+    pred = net(xt, t, cond=cond)
     if config.loss == "reverse_huber":
         return reverse_huber(pred, x, c=config.huber_c, weight=weight)
     per = (pred - x).abs() if config.loss == "l1" else (pred - x).square()
@@ -212,13 +241,23 @@ def _dihedral(x, k, inverse=False):
 
 
 def sample_image(
-    net, y, *, steps, tile=1024, overlap=0.25, batch=4, eps=0.0, seed=0, device=None, ensemble=False
+    net,
+    y,
+    *,
+    steps,
+    tile=1024,
+    overlap=0.25,
+    batch=4,
+    eps=0.0,
+    seed=0,
+    device=None,
+    ensemble=False,
+    context=None,
 ):
     """Enhance 2D slices (numpy, normalised to [−1, 1], on the HQ grid) with the ``N``-step sampler.
 
     Slices larger than ``tile`` are processed in overlapping tiles at every step (Gaussian blending), so
-    memory
-    does not grow with the slice size.
+    memory does not grow with the slice size.
 
     Parameters
     ----------
@@ -231,6 +270,9 @@ def sample_image(
     ensemble : bool
         At every step, average the network's prediction over the 8 flips and rotations of the slice
         (geometric self-ensemble: the same estimator with less of its variance, at 8× the time).
+    context : ndarray, optional
+        The neighbouring LQ slices of each slice for a 2.5D network: ``(2·context, Y, X)`` for one slice,
+        ``(B, 2·context, Y, X)`` for a stack (:func:`context_slices`; same grid and normalisation as ``y``).
 
     Returns
     -------
@@ -238,7 +280,7 @@ def sample_image(
     """
     from ..nn.tiling import sliding_window_inference
 
-    arr = np.asarray(y, dtype=np.float32)
+    arr = np.ascontiguousarray(y, dtype=np.float32)
     if arr.ndim not in (2, 3):
         raise InputError(f"sample_image needs a 2D slice or a (B, Y, X) stack, got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -246,24 +288,37 @@ def sample_image(
     squeeze = arr.ndim == 2
     if squeeze:
         arr = arr[None]
+    ctx = None
+    if context is not None:
+        ctx = np.ascontiguousarray(context, dtype=np.float32)
+        ctx = ctx[None] if squeeze else ctx
+        if ctx.ndim != 4 or ctx.shape[0] != arr.shape[0] or ctx.shape[2:] != arr.shape[1:]:
+            raise InputError(
+                f"context {np.shape(context)} does not match the slices {np.shape(y)}; give "
+                "(2·context, Y, X) per slice"
+            )
     if device is None:
         device = next(net.parameters()).device
     net.eval()
     x = torch.from_numpy(arr)[:, None].to(device)
+    c = None if ctx is None else torch.from_numpy(ctx).to(device)
     big = max(arr.shape[1:]) > tile
 
-    def predict_once(xt, t):
+    def net_z(z, t):
+        # the LQ context rides along as extra channels, so tiles and flips treat it like the slice
+        return net(z, t) if z.shape[1] == 1 else net(z[:, :1], t, cond=z[:, 1:])
+
+    def predict_once(z, t):
         if big:
-            return sliding_window_inference(
-                xt, tile, lambda z, t: net(z, t), sw_batch_size=batch, overlap=overlap, t=t
-            )
-        out = [net(xt[i : i + batch], t) for i in range(0, xt.shape[0], batch)]
+            return sliding_window_inference(z, tile, net_z, sw_batch_size=batch, overlap=overlap, t=t)
+        out = [net_z(z[i : i + batch], t) for i in range(0, z.shape[0], batch)]
         return torch.cat(out, 0)
 
     def predict(xt, t):
+        z = xt if c is None else torch.cat([xt, c], 1)
         if not ensemble:
-            return predict_once(xt, t)
-        acc = sum(_dihedral(predict_once(_dihedral(xt, k), t), k, inverse=True) for k in range(8))
+            return predict_once(z, t)
+        acc = sum(_dihedral(predict_once(_dihedral(z, k), t), k, inverse=True) for k in range(8))
         return acc / 8
 
     gen = torch.Generator(device=device).manual_seed(int(seed)) if eps else None

@@ -44,6 +44,7 @@ _NET_FIELDS = (
     "activation",
     "output_activation",
     "prediction",
+    "context",
 )
 
 
@@ -81,6 +82,17 @@ class _Data:
     mask: np.ndarray | None  # (S, Y, X) bool
     stats: dict
     transform: dict
+
+    @property
+    def context_step(self):
+        """Slices between neighbouring LQ slices on this (HQ) grid: the LQ's z voxel over the HQ's."""
+        scale = self.transform.get("scale") or [1.0]
+        return max(1, int(round(float(scale[0]) if len(scale) == 3 else 1.0)))
+
+    def context(self, index, config):
+        from .indi import context_slices
+
+        return context_slices(self.lq, index, context=config.context, step=self.context_step)
 
 
 def as_training_pair(pair):
@@ -126,24 +138,29 @@ def as_training_pair(pair):
     return _Data(lq, hq, None if mask is None else np.ascontiguousarray(mask), dict(stats), dict(transform))
 
 
-def split_validation(shape, val_fraction, crop):
+def split_validation(shape, val_fraction, crop, slices=None):
     """Training and validation regions as ``(slice_index, row_start, row_stop)`` lists.
 
     With several slices the last ``ceil(val_fraction · S)`` slices (one contiguous block, so neighbouring
     slices do not leak into validation) are held out; a single slice is split into a top part for training and
-    a bottom strip for validation when it is tall enough.
+    a bottom strip for validation when it is tall enough. ``slices``: use only these slice indices (in this
+    order; default all).
     """
     s, ny, _ = shape
+    idx = list(range(s)) if slices is None else [int(i) for i in slices]
+    if not idx or min(idx) < 0 or max(idx) >= s:
+        raise InputError(f"the training slices must be indices into the pair's {s} slices, got {slices!r}")
     if val_fraction <= 0:
-        return [(i, 0, ny) for i in range(s)], []
-    if s >= 2:
-        n_val = min(s - 1, max(1, math.ceil(val_fraction * s)))
-        return [(i, 0, ny) for i in range(s - n_val)], [(i, 0, ny) for i in range(s - n_val, s)]
+        return [(i, 0, ny) for i in idx], []
+    if len(idx) >= 2:
+        n_val = min(len(idx) - 1, max(1, math.ceil(val_fraction * len(idx))))
+        return [(i, 0, ny) for i in idx[:-n_val]], [(i, 0, ny) for i in idx[-n_val:]]
+    i = idx[0]
     h_val = max(16, int(round(val_fraction * ny)))
     if ny - h_val < crop:
         log.warning("the single training slice is too small to hold out a validation strip; validating on it")
-        return [(0, 0, ny)], [(0, 0, ny)]
-    return [(0, 0, ny - h_val)], [(0, ny - h_val, ny)]
+        return [(i, 0, ny)], [(i, 0, ny)]
+    return [(i, 0, ny - h_val)], [(i, ny - h_val, ny)]
 
 
 # -------------------------------------------------------------------------------------------------- batches
@@ -165,7 +182,7 @@ def _effective_crop(config, data, train_regions):
 
 
 def _draw_batch(data, regions, crop, batch, rng, config):
-    lq, hq, wt = [], [], []
+    lq, hq, wt, ctx = [], [], [], []
     for _ in range(batch):
         for _attempt in range(10):
             i, r0, r1 = regions[int(rng.integers(len(regions)))]
@@ -177,18 +194,21 @@ def _draw_batch(data, regions, crop, batch, rng, config):
                 break
         a, b = data.lq[sl], data.hq[sl]
         w = np.ones_like(a) if m is None else m.astype(np.float32)
+        c = data.context(i, config)[(slice(None), *sl[1:])]
         if config.rotations:
             k = int(rng.integers(4))
-            a, b, w = (np.rot90(v, k) for v in (a, b, w))
+            a, b, w, c = (np.rot90(v, k, axes=(-2, -1)) for v in (a, b, w, c))
         if config.flips:
             if rng.random() < 0.5:
-                a, b, w = (v[::-1] for v in (a, b, w))
+                a, b, w, c = (v[..., ::-1, :] for v in (a, b, w, c))
             if rng.random() < 0.5:
-                a, b, w = (v[:, ::-1] for v in (a, b, w))
+                a, b, w, c = (v[..., ::-1] for v in (a, b, w, c))
         lq.append(np.ascontiguousarray(a))
         hq.append(np.ascontiguousarray(b))
         wt.append(np.ascontiguousarray(w))
-    return np.stack(lq)[:, None], np.stack(hq)[:, None], np.stack(wt)[:, None]
+        ctx.append(np.ascontiguousarray(c))
+    cond = np.stack(ctx) if config.context else None
+    return np.stack(lq)[:, None], np.stack(hq)[:, None], np.stack(wt)[:, None], cond
 
 
 def _validation_set(data, regions, config, max_slices=8):
@@ -197,7 +217,7 @@ def _validation_set(data, regions, config, max_slices=8):
     if len(regions) > max_slices:
         pick = np.linspace(0, len(regions) - 1, max_slices).round().astype(int)
         regions = [regions[i] for i in pick]
-    lq, hq, mk = [], [], []
+    lq, hq, mk, ctx = [], [], [], []
     vc = config.val_crop
     for i, r0, r1 in regions:
         ny, nx = r1 - r0, data.lq.shape[2]
@@ -207,7 +227,8 @@ def _validation_set(data, regions, config, max_slices=8):
         lq.append(data.lq[sl])
         hq.append(data.hq[sl])
         mk.append(None if data.mask is None else data.mask[sl])
-    return lq, hq, mk
+        ctx.append(data.context(i, config)[(slice(None), *sl[1:])] if config.context else None)
+    return lq, hq, mk, ctx
 
 
 def _psnr(a, b, mask=None):
@@ -223,12 +244,12 @@ def validate(net, val, *, steps_list=(1,), config=None, batch=4):
     """
     from .indi import sample_image
 
-    lq, hq, mk = val
+    lq, hq, mk, ctx = val
     out = {"psnr_input": float(np.mean([_psnr(a, b, m) for a, b, m in zip(lq, hq, mk, strict=True)]))}
     for n in steps_list:
         vals = []
-        for a, b, m in zip(lq, hq, mk, strict=True):
-            pred = sample_image(net, a, steps=n, tile=config.tile if config else 1024, batch=batch)
+        for a, b, m, c in zip(lq, hq, mk, ctx, strict=True):
+            pred = sample_image(net, a, steps=n, tile=config.tile if config else 1024, batch=batch, context=c)
             vals.append(_psnr(pred, b, m))
         out[f"psnr_{n}"] = float(np.mean(vals))
     return out
@@ -243,6 +264,7 @@ def _model_meta(config, data, extra=None):
         "stats": data.stats,
         "transform": data.transform,
         "spatial_dims": 2,
+        "context_step": data.context_step,
     }
     if extra:
         meta.update(extra)
@@ -351,6 +373,7 @@ def train(
     device="auto",
     progress=False,
     callback=None,
+    slices=None,
     **overrides,
 ):
     """Train an InDI restoration model on a registered pair; resumable and time-budgeted.
@@ -374,6 +397,9 @@ def train(
     callback : callable, optional
         ``callback(step, loss)`` after every step (e.g. for a GUI). A ``KeyboardInterrupt`` raised there or by
         Ctrl-C saves the training state first, so the run can be resumed.
+    slices : sequence of int, optional
+        Train and validate on these slices only (e.g. to hold out a test block); a 2.5D network still reads
+        its neighbouring LQ slices from the whole stack.
 
     Returns
     -------
@@ -394,9 +420,12 @@ def train(
     if not isinstance(config, RestoreConfig):
         raise InputError("config must be a RestoreConfig (see matsight.restore.config.make_config)")
     data = as_training_pair(pair)
+    if config.context and data.lq.shape[0] == 1:
+        log.warning("a single slice has no neighbours: training without LQ slice context (context=0)")
+        config = config.model_copy(update={"context": 0})
     out_dir = Path(out_dir)
     dev = resolve_device(device)
-    train_regions, val_regions = split_validation(data.lq.shape, config.val_fraction, config.crop)
+    train_regions, val_regions = split_validation(data.lq.shape, config.val_fraction, config.crop, slices)
     crop = _effective_crop(config, data, train_regions)
     val = _validation_set(data, val_regions, config)
 
@@ -454,11 +483,12 @@ def train(
             )
             for g in opt.param_groups:
                 g["lr"] = lr
-            a, b, w = _draw_batch(data, train_regions, crop, config.batch, rng, config)
+            a, b, w, c = _draw_batch(data, train_regions, crop, config.batch, rng, config)
             y = torch.from_numpy(a).to(dev)
             x = torch.from_numpy(b).to(dev)
             wt = torch.from_numpy(w).to(dev) if data.mask is not None else None
-            loss = indi_loss(net, x, y, config=config, generator=tgen, weight=wt)
+            cond = None if c is None else torch.from_numpy(c).to(dev)
+            loss = indi_loss(net, x, y, config=config, generator=tgen, weight=wt, cond=cond)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"training diverged at step {step} (loss {loss.item()}); lower lr_max")
             opt.zero_grad(set_to_none=True)
@@ -507,6 +537,7 @@ def train(
             val[0],
             val[1],
             masks=val[2],
+            contexts=val[3],
             candidates=config.auto_steps,
             psnr_tolerance=config.auto_psnr_tolerance,
         )
