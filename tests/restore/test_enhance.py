@@ -48,6 +48,7 @@ def model(tmp_path_factory):
         val_crop=32,
         auto_steps=[1, 2, 3],
         steps=2,
+        context=1,  # a 2.5D model, so that every enhancement test also passes the neighbouring slices
     )
     return load_model(out)
 

@@ -110,6 +110,7 @@ def test_tiled_sampling_matches_whole_image():
         first_kernel=3,
         last_kernel=3,
         dilated_bottleneck=False,
+        context=1,  # the neighbouring slices are tiled with the slice
     )
     net = build_network(cfg).eval()
     y = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 70, 64)).astype(np.float32)
@@ -193,7 +194,7 @@ def test_presets_and_durations():
     assert paper.prediction == "clean" and paper.eps == 0  # the paper's network outputs the clean image
     cpu = make_config("cpu", budget_s="20m")
     assert cpu.budget_s == 1200 and cpu.prediction == "residual" and cpu.eps == 0.01
-    assert cpu.context == 1 and paper.context == 0  # 2.5D on CPU; the paper's single slice
+    assert cpu.context == 0 and paper.context == 0  # the paper's single slice; 2.5D is opt-in
     assert parse_duration("1h30m") == 5400 and parse_duration("90s") == 90 and parse_duration(45) == 45
     with pytest.raises(InputError, match="duration"):
         parse_duration("soon")

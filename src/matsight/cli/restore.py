@@ -71,8 +71,8 @@ def train(
     context: Annotated[
         int | None,
         typer.Option(
-            help="LQ slices on each side given to the network with the slice (2.5D; default: the preset's, "
-            "1 for cpu, 0 for paper)."
+            help="LQ slices on each side given to the network with the slice (2.5D; default 0: the slice "
+            "alone, as the paper)."
         ),
     ] = None,
     resume: Annotated[

@@ -14,9 +14,10 @@ Two presets:
   (``prediction="residual"``: F = x_t − t·d̂) on a slightly noisy path (ε = 0.01): a briefly trained net that
   outputs the clean image directly blurs a little at every step, so its N = 8 result was 2.7 dB below its
   N = 1 on the validation slices, while the residual net holds its PSNR as N grows
-  (benchmarks/results/restore_preset.json). It also reads the LQ slice on each side of the enhanced one
-  (``context=1``, 2.5D: extra input channels, one LQ slice apart): a tomogram's noise is independent from
-  slice to slice while its structure mostly is not (docs/restore.md).
+  (benchmarks/results/restore_preset.json).
+
+Both presets enhance each slice alone, as the paper; ``context=k`` (opt-in) also feeds the network the ``k``
+LQ slices on each side (2.5D). It did not help on the benchmark's cell CT (docs/restore.md).
 """
 
 from __future__ import annotations
@@ -207,7 +208,6 @@ def make_config(preset="cpu", **overrides):
             batch=8,
             prediction="residual",
             eps=0.01,
-            context=1,
         )
     base["preset"] = preset
     base.update(overrides)

@@ -89,10 +89,12 @@ class _Data:
         scale = self.transform.get("scale") or [1.0]
         return max(1, int(round(float(scale[0]) if len(scale) == 3 else 1.0)))
 
-    def context(self, index, config):
+    def context(self, index, config, window=(slice(None), slice(None))):
+        """The LQ neighbours of slice ``index`` (``(2·context, ...)``), inside the ``(rows, cols)`` window."""
         from .indi import context_slices
 
-        return context_slices(self.lq, index, context=config.context, step=self.context_step)
+        view = self.lq[(slice(None), *window)]  # a view: only the window is copied
+        return context_slices(view, index, context=config.context, step=self.context_step)
 
 
 def as_training_pair(pair):
@@ -194,7 +196,7 @@ def _draw_batch(data, regions, crop, batch, rng, config):
                 break
         a, b = data.lq[sl], data.hq[sl]
         w = np.ones_like(a) if m is None else m.astype(np.float32)
-        c = data.context(i, config)[(slice(None), *sl[1:])]
+        c = data.context(i, config, sl[1:])
         if config.rotations:
             k = int(rng.integers(4))
             a, b, w, c = (np.rot90(v, k, axes=(-2, -1)) for v in (a, b, w, c))
@@ -227,7 +229,7 @@ def _validation_set(data, regions, config, max_slices=8):
         lq.append(data.lq[sl])
         hq.append(data.hq[sl])
         mk.append(None if data.mask is None else data.mask[sl])
-        ctx.append(data.context(i, config)[(slice(None), *sl[1:])] if config.context else None)
+        ctx.append(data.context(i, config, sl[1:]) if config.context else None)
     return lq, hq, mk, ctx
 
 
