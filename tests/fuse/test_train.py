@@ -135,6 +135,29 @@ def test_lr_agreement_counts_only_lr_material_in_separator_mode():
     assert lr_agreement(down, np.zeros(8, int), material_only=True) == 1.0
 
 
+def test_adversarial_term_is_the_mean_over_the_axes():
+    from types import SimpleNamespace
+
+    import torch
+
+    from matsight.fuse.train import adversarial_loss
+
+    class Const(torch.nn.Module):  # a critic that scores every slice v
+        def __init__(self, v):
+            super().__init__()
+            self.v = v
+
+        def forward(self, x):
+            return torch.full((x.shape[0], 1), self.v)
+
+    fake = torch.zeros(2, 3, 12, 12, 12)
+    cfg = SimpleNamespace(edge_crop=2, slices_per_volume=None)
+    # one critic per axis scoring 1, 2, 6: −(1 + 2 + 6)/3, so c·l_vw weighs the same as in the paper's
+    # l_G = −D(slices of all planes) + c·l_vw whatever the number of axes
+    assert float(adversarial_loss([Const(1.0), Const(2.0), Const(6.0)], fake, (0, 1, 2), cfg)) == -3.0
+    assert float(adversarial_loss([Const(4.0)], fake, (0, 1, 2), cfg)) == -4.0
+
+
 def test_budget_parsing():
     assert parse_duration("1h30m") == 5400
     assert parse_duration("90s") == 90 and parse_duration("45") == 45

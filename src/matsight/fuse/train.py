@@ -39,7 +39,7 @@ from .networks import build_critics, build_generator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "parse_duration", "TrainResult", "load_generator", "slice_metrics"]
+__all__ = ["train", "parse_duration", "TrainResult", "load_generator", "slice_metrics", "adversarial_loss"]
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 
@@ -207,6 +207,20 @@ def load_generator(path, device="cpu"):
 
 
 # ---------------------------------------------------------------------------------------------- slicing
+def adversarial_loss(critics, fake, axes, cfg, gen=None):
+    """The generator's Wasserstein term: minus the critics' mean score over the slices of all ``axes``.
+
+    A mean, not a sum, over the axes: the paper scores the slices of all three planes as one batch,
+    ``l_G = −D(sr_slices) + c·l_vw`` (its Algorithm 1; the reference code adds ``c·l_vw`` once per axis to a
+    per-axis sum, the same ratio), so the voxel-wise coefficient keeps its weight whatever the number of axes.
+    """
+    total = 0.0
+    for a in axes:
+        critic = critics[a if len(critics) > 1 else 0]
+        total = total - critic(_slices(fake, a, cfg.edge_crop, cfg.slices_per_volume, gen)).mean()
+    return total / len(axes)
+
+
 def _slices(vol, axis, crop, k=None, gen=None):
     """Edge-cropped ``(B, n, S, S, S)`` volume → ``(B·k, n, S, S)`` slices normal to ``axis``."""
     if crop:
@@ -502,10 +516,7 @@ def train(
             # (2) generator step every g_every iterations
             if it % cfg.g_every == 0:
                 lr_oh, fake = make_fake(grad=True)
-                adv = 0.0
-                for a in axes:
-                    critic = critics[a if len(critics) > 1 else 0]
-                    adv = adv - critic(_slices(fake, a, cfg.edge_crop, cfg.slices_per_volume, tgen)).mean()
+                adv = adversarial_loss(critics, fake, axes, cfg, tgen)
                 vw = voxelwise_loss(
                     fake,
                     lr_oh,
