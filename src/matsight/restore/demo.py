@@ -38,11 +38,12 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     lq = simulate_lq(hq, scale=2, seed=seed, dose=1500.0)
     pair = prepare_pair(lq, hq, scale=2, mask=True)
     nz = pair.hq.shape[0]
-    test = slice(nz - 4, nz)  # held out: the last 4 slices, after a gap of 2
+    gap = 2
+    test = slice(nz - 4, nz)  # held out: the last 4 slices, after a gap
     res = train(
         pair,
         out_dir / "model",
-        slices=range(nz - 6),
+        slices=range(test.start - gap),
         preset="cpu",
         budget_s=budget_s,
         max_steps=10_000_000,
@@ -57,15 +58,15 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     n_auto = model[1]["steps_auto"]["best"] if model[1].get("steps_auto") else 8
 
     # enhanced from the gap on, so that the 2.5D network sees the first test slice's LQ neighbours
-    lq_raw = denormalise(pair.lq_up[nz - 6 :], pair.stats["lq"])
+    lq_raw = denormalise(pair.lq_up[test.start - gap :], pair.stats["lq"])
     hq_raw = denormalise(pair.hq[test], pair.stats["hq"])
     mask = None if pair.mask is None else pair.mask[test]
     images = {}
     enh = None
     for n in sorted({1, 4, n_auto}):
         e = enhance(model, lq_raw, steps=n, slice_axis=0, upscaled=True, onestep=False, device="cpu")
-        images.setdefault("LQ bicubic", e.bicubic[2:])
-        images[f"InDI N={n}" if n > 1 else "one-step (N=1)"] = e.image[2:]
+        images.setdefault("LQ bicubic", e.bicubic[gap:])
+        images[f"InDI N={n}" if n > 1 else "one-step (N=1)"] = e.image[gap:]
         if n == n_auto:
             enh = e
     metrics = compare(hq_raw, images, mask=mask, n_edges=40)
@@ -75,13 +76,13 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
         images,
         hq_raw,
         title=TITLE,
-        consistency=enh.consistency[2:] if enh is not None else None,
+        consistency=enh.consistency[gap:] if enh is not None else None,
         mask=mask,
         notes=[
             f"HQ: generated particle volume {shape}; LQ: simulated scan at 2× voxel size, fewer projections, "
             f"photon noise, misalignment (registration: rotation {pair.transform['rotation_deg']:.2f}°, "
             f"shift {np.round(pair.transform['shift'], 2).tolist()} px).",
-            f"Trained {res.steps} steps in {res.elapsed_s:.0f} s on {nz - 6} slices (cpu preset); "
+            f"Trained {res.steps} steps in {res.elapsed_s:.0f} s on {test.start - gap} slices (cpu preset); "
             "evaluated on "
             f"the {test.stop - test.start} held-out slices. Auto-selected N = {n_auto}.",
         ],
