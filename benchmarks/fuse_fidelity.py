@@ -14,9 +14,12 @@ slice statistics vs the HR images and LR consistency (target ≥ 95%), with the 
 
     python benchmarks/fuse_fidelity.py --case synthetic --budget 30m
     python benchmarks/fuse_fidelity.py --case nmc --budget 10m
+    python benchmarks/fuse_fidelity.py --yardsticks-only   # the truth's own figures, no training (3 min)
 
 Results: ``benchmarks/results/fuse_fidelity_<case>.json`` and the report folder
-``benchmarks/results/fuse_fidelity_<case>/`` (index.html, figures, training curves).
+``benchmarks/results/fuse_fidelity_<case>/`` (index.html, figures, training curves). The synthetic case also
+records yardsticks that need no training: the active phase of the LR interpolated (nearest, cubic), the truth
+with its thin binder films between particles turned into active material, and the truth's own voxel-wise loss.
 """
 
 from __future__ import annotations
@@ -109,6 +112,35 @@ def _interpolation_baselines(lr, truth_c, b, scale=4):
     return out
 
 
+def _binder_seams(labels, *, active=1, binder=2, max_gap=2):
+    # binder voxels in runs of 1..max_gap along an axis with active material at both ends: the thin films
+    # that keep neighbouring particles apart (invisible in the LR, where binder is merged into pore)
+    a, b = labels == active, labels == binder
+    seams = np.zeros_like(b)
+    for ax in range(3):
+        A, B, S = (np.moveaxis(v, ax, 0) for v in (a, b, seams))  # views: writing S writes seams
+        n = A.shape[0]
+        for g in range(1, max_gap + 1):
+            run = A[: n - g - 1] & A[g + 1 :]
+            for k in range(1, g + 1):
+                run = run & B[k : n - g - 1 + k]
+            for k in range(1, g + 1):
+                S[k : n - g - 1 + k] |= run
+    return seams
+
+
+def _seams_filled(truth_c):
+    # the truth with its binder seams turned into active material: how much of the active phase's transport
+    # those films alone hold back (compare the SR's active transport efficiency)
+    seams = _binder_seams(truth_c)
+    filled = np.where(seams, 1, truth_c).astype(np.uint8)
+    return {
+        "seam_share_of_binder": float(seams.sum() / max((truth_c == 2).sum(), 1)),
+        "seam_volume_fraction": float(seams.mean()),
+        "active": _structure((filled == 1).astype(np.uint8), phases=[1]),
+    }
+
+
 def _truth_voxelwise_loss(truth, lr, *, n_crops=64, seed=0):
     # the paper's voxel-wise loss of the true structure itself, on training-size crops, with the in-painted
     # binder added to pore (how the LR was made) and left out (the reference code): a loss the truth violates
@@ -138,15 +170,39 @@ def _truth_voxelwise_loss(truth, lr, *, n_crops=64, seed=0):
     return out
 
 
-def synthetic(args, out):
+def _truth_and_lr(args):
     from matsight.data.degrade import degrade
     from matsight.data.microstructures import particle_electrode
-    from matsight.fuse.evaluate import evaluate, lr_consistency
-    from matsight.metrics.microstructure import volume_fraction
 
     n = args.size
     truth = particle_electrode((n, n, n), seed=args.seed)
     lr, groups = degrade(truth, 4, merge=[(0, 2)])
+    return truth, lr, groups
+
+
+def _yardsticks(truth, lr, truth_c, b, seed):
+    # what the truth and plain interpolation give, independent of any training
+    return {
+        "active_phase_by_interpolating_lr": _interpolation_baselines(lr, truth_c, b),
+        "truth_with_binder_seams_filled": _seams_filled(truth_c),
+        "truth_voxelwise_loss": _truth_voxelwise_loss(truth, lr, seed=seed),
+    }
+
+
+def yardsticks(args):
+    """The synthetic case's yardsticks alone (no training): a few minutes."""
+    truth, lr, _ = _truth_and_lr(args)
+    b = 4  # the SR volume's crop: one LR voxel per face
+    return _yardsticks(truth, lr, truth[b:-b, b:-b, b:-b], b, args.seed)
+
+
+def synthetic(args, out):
+    from matsight.data.microstructures import particle_electrode
+    from matsight.fuse.evaluate import evaluate, lr_consistency
+    from matsight.metrics.microstructure import volume_fraction
+
+    truth, lr, groups = _truth_and_lr(args)
+    n = args.size
     if args.hr_size:
         # one HR 2D section of the same material, as an SEM image is: wider than the volume's slices, as a
         # single 256² slice's phase fractions scatter by ±0.035 (sd over the truth's slices) around the
@@ -166,7 +222,6 @@ def synthetic(args, out):
     m_sr = _structure(sr, phases=phases)
     metrics_s = time.perf_counter() - t0
     cons = lr_consistency(sr, lr, scale=4, mode="resolve", compare_phases=[1])
-    baselines = _interpolation_baselines(lr, truth_c, b)
     fid = {
         "abs_delta_vf": {p: abs(m_sr["volume_fraction"][p] - m_truth["volume_fraction"][p]) for p in phases},
         "rel_delta_ssa": {p: (m_sr["ssa"][p] - m_truth["ssa"][p]) / m_truth["ssa"][p] for p in phases},
@@ -211,8 +266,7 @@ def synthetic(args, out):
         },
         "generate": {"seconds": gen.seconds, "voxels_per_second": gen.voxels_per_second},
         "metrics_seconds": metrics_s,
-        "active_phase_by_interpolating_lr": baselines,
-        "truth_voxelwise_loss": _truth_voxelwise_loss(truth, lr, seed=args.seed),
+        **_yardsticks(truth, lr, truth_c, b, args.seed),
         "truth": m_truth,
         "sr": m_sr,
         "fidelity": fid,
@@ -303,6 +357,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument(
+        "--yardsticks-only",
+        action="store_true",
+        help="synthetic: only the truth's and the interpolations' figures, no training "
+        "(fuse_fidelity_synthetic_yardsticks.json)",
+    )
+    ap.add_argument(
         "--keep-run", action="store_true", help="keep the run folder (checkpoints) after the benchmark"
     )
     ap.add_argument(
@@ -314,6 +374,22 @@ def main():
     )
     args = ap.parse_args()
     args.overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
+    if args.yardsticks_only:
+        if args.case != "synthetic":
+            ap.error("--yardsticks-only needs --case synthetic (the only case with a 3D truth)")
+        t0 = time.perf_counter()
+        record = {
+            "benchmark": "fuse_fidelity",
+            "case": "synthetic yardsticks",
+            "command": "python benchmarks/fuse_fidelity.py --yardsticks-only"
+            + f" --size {args.size} --seed {args.seed}",
+            **yardsticks(args),
+        }
+        record["wall_s"] = time.perf_counter() - t0
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fuse_fidelity_synthetic_yardsticks.json").write_text(json.dumps(record, indent=1))
+        print(json.dumps(record, indent=1))
+        return
     out = args.out / f"fuse_fidelity_{args.case}"
     if (out / "run").exists():
         shutil.rmtree(out / "run")  # a benchmark trains from scratch
