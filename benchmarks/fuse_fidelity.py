@@ -129,16 +129,20 @@ def _binder_seams(labels, *, active=1, binder=2, max_gap=2):
     return seams
 
 
+def _seam_stats(labels, seams=None):
+    seams = _binder_seams(labels) if seams is None else seams
+    return {
+        "seam_share_of_binder": float(seams.sum() / max((labels == 2).sum(), 1)),
+        "seam_volume_fraction": float(seams.mean()),
+    }
+
+
 def _seams_filled(truth_c):
     # the truth with its binder seams turned into active material: how much of the active phase's transport
     # those films alone hold back (compare the SR's active transport efficiency)
     seams = _binder_seams(truth_c)
     filled = np.where(seams, 1, truth_c).astype(np.uint8)
-    return {
-        "seam_share_of_binder": float(seams.sum() / max((truth_c == 2).sum(), 1)),
-        "seam_volume_fraction": float(seams.mean()),
-        "active": _structure((filled == 1).astype(np.uint8), phases=[1]),
-    }
+    return {**_seam_stats(truth_c, seams), "active": _structure((filled == 1).astype(np.uint8), phases=[1])}
 
 
 def _truth_voxelwise_loss(truth, lr, *, n_crops=64, seed=0):
@@ -267,6 +271,7 @@ def synthetic(args, out):
         "generate": {"seconds": gen.seconds, "voxels_per_second": gen.voxels_per_second},
         "metrics_seconds": metrics_s,
         **_yardsticks(truth, lr, truth_c, b, args.seed),
+        "sr_binder_seams": _seam_stats(sr),
         "truth": m_truth,
         "sr": m_sr,
         "fidelity": fid,
