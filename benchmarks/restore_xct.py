@@ -92,6 +92,36 @@ def _time_1024(net, threads, steps=10):
     return {"threads": threads, "one_pass_s": one, f"{steps}_steps_s": many, f"{steps}_steps_ensemble_s": ens}
 
 
+def _slice_contrast(pair, radius, train_idx, test):
+    """Per z slice of the HQ: the windings' (Otsu foreground) and the background's mean and their CNR.
+
+    Shows whether the held-out slices look like any training slice: a model cannot be expected to produce a
+    contrast it never saw.
+    """
+    from matsight.metrics.image_quality import cnr
+    from matsight.restore.evaluate import _otsu_in
+    from matsight.restore.register import denormalise, fov_mask
+
+    rows = []
+    for z in range(pair.hq.shape[0]):
+        hq = denormalise(pair.hq[z : z + 1], pair.stats["hq"])
+        mask = fov_mask(hq.shape, radius=radius)
+        if pair.mask is not None:
+            mask &= pair.mask[z : z + 1]
+        fg, bg = _otsu_in(hq, mask, erode=1)
+        role = "test" if z in test else "train" if z in train_idx else "gap"
+        rows.append(
+            {
+                "z": z,
+                "role": role,
+                "fg_mean": float(hq[fg].mean()),
+                "bg_mean": float(hq[bg].mean()),
+                "cnr": float(cnr(hq, fg, bg)),
+            }
+        )
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/restore_xct"))
@@ -117,6 +147,12 @@ def main(argv=None):
         type=lambda v: [int(n) for n in v.split(",") if n],
         default=[1, 4],
         help="also evaluate these N with the 8-fold flip/rotation self-ensemble (comma list; '' = none)",
+    )
+    ap.add_argument(
+        "--test-block",
+        default="82:92",
+        help="held-out z slices START:STOP of the pair (default: inside the jelly roll; '59:69' is the "
+        "cap-to-roll transition, whose bright windings on a dark background no training slice shows)",
     )
     ap.add_argument("--skip-onestep", action="store_true", help="no separately trained one-step model")
     ap.add_argument(
@@ -147,8 +183,11 @@ def main(argv=None):
     t_all = time.perf_counter()
     pair, _ = _pair(args.cache, args.quick, args.seed, args.dose, args.lq)
     nz = pair.hq.shape[0]
-    # held-out block mid-stack (cap and jelly roll on both sides), GAP-slice gaps against leakage
-    test = np.arange(int(0.6 * nz), int(0.7 * nz))
+    # held-out block with GAP-slice gaps against leakage; its neighbours are enhanced with it, so keep them
+    start, _, stop = args.test_block.partition(":")
+    test = np.arange(int(start), int(stop))
+    if test.size == 0 or test[0] < GAP or test[-1] + GAP >= nz:
+        raise SystemExit(f"--test-block {args.test_block}: need {GAP} <= START < STOP <= {nz - GAP}")
     train_idx = np.r_[0 : test[0] - GAP, test[-1] + GAP + 1 : nz]
     budget = parse_duration(args.budget)
     common = dict(
@@ -236,6 +275,10 @@ def main(argv=None):
         )
         images[f"InDI N={n} ×8"] = e.image[inner]
         cons[f"InDI N={n} ×8"] = rms(e)
+    # how much the held-out slices resemble the training ones: the HQ of the nearest training slice, as if
+    # copied (a yardstick, not a method: nothing sees the HQ at test time)
+    nearest = train_idx[np.abs(train_idx[None] - test[:, None]).argmin(1)]
+    images["nearest training HQ slice"] = denormalise(pair.hq[nearest], pair.stats["hq"])
     hq_range = float(np.subtract(*np.percentile(hq_raw[mask] if mask is not None else hq_raw, [99.5, 0.5])))
     # windings are ~8 px apart: short profiles so that each crosses one edge
     metrics = compare(hq_raw, images, mask=mask, n_edges=80, cnr_erode=1, edge_sigma=1.0, profile_length=9)
@@ -278,6 +321,7 @@ def main(argv=None):
         "registration": {k: pair.transform[k] for k in ("rotation_deg", "shift", "ncc_before", "ncc_after")},
         "train_slices": int(train_idx.size),
         "test_slices": [int(test[0]), int(test[-1])],
+        "hq_contrast_by_slice": _slice_contrast(pair, radius, train_idx, test),
         "budget_s_per_model": budget,
         "preset": args.preset,
         "overrides": overrides,
