@@ -9,9 +9,8 @@ by the noise.
 
 Usage::
 
-    python benchmarks/restore_xct.py --budget 30m --test-block 59:69 --set context=1 \
-        --out /tmp/restore_xct_ctx
-    python benchmarks/restore_contrast.py /tmp/restore_xct_ctx --blocks 30:40,59:69   # ~2 min
+    python benchmarks/restore_xct.py --budget 30m --out /tmp/restore_xct_roll              # held out: 82-91
+    python benchmarks/restore_contrast.py /tmp/restore_xct_roll --blocks 30:40,59:69,82:92  # ~3 min
 """
 
 from __future__ import annotations
@@ -32,7 +31,9 @@ from restore_xct import GAP, _pair  # noqa: E402  (same pair, cache and context 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="a restore_xct.py --out folder (its indi/ model and results.json)")
-    ap.add_argument("--blocks", default="30:40,59:69", help="comma list of START:STOP z blocks of the pair")
+    ap.add_argument(
+        "--blocks", default="30:40,59:69,82:92", help="comma list of START:STOP z blocks of the pair"
+    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/restore_xct_cache"))
     ap.add_argument("--radius", type=float, default=250.0)
     ap.add_argument("--threads", type=int, default=2)

@@ -56,6 +56,11 @@ def test_validation_split_holds_out_a_block():
     assert [r[0] for r in va] == [18, 19] and [r[0] for r in tr] == [*range(10), 15, 16, 17]
     with pytest.raises(InputError, match="indices"):
         split_validation((20, 64, 64), 0.1, 16, slices=[3, 20])
+    # validation slices chosen: the end of the stack stays in training
+    tr, va = split_validation((20, 64, 64), 0.1, 16, slices=[*range(10), *range(15, 20)], val_slices=[4, 5])
+    assert [r[0] for r in va] == [4, 5] and [r[0] for r in tr] == [0, 1, 2, 3, *range(6, 10), *range(15, 20)]
+    with pytest.raises(InputError, match="validation slices"):
+        split_validation((20, 64, 64), 0.1, 16, slices=[*range(10)], val_slices=[12])
 
 
 def test_training_batches_carry_the_neighbouring_lq_slices(rng):

@@ -140,18 +140,27 @@ def as_training_pair(pair):
     return _Data(lq, hq, None if mask is None else np.ascontiguousarray(mask), dict(stats), dict(transform))
 
 
-def split_validation(shape, val_fraction, crop, slices=None):
+def split_validation(shape, val_fraction, crop, slices=None, val_slices=None):
     """Training and validation regions as ``(slice_index, row_start, row_stop)`` lists.
 
     With several slices the last ``ceil(val_fraction · S)`` slices (one contiguous block, so neighbouring
     slices do not leak into validation) are held out; a single slice is split into a top part for training and
     a bottom strip for validation when it is tall enough. ``slices``: use only these slice indices (in this
-    order; default all).
+    order; default all). ``val_slices``: validate on these of them instead (e.g. to keep the kind of
+    structure found only at the end of the stack in training).
     """
     s, ny, _ = shape
     idx = list(range(s)) if slices is None else [int(i) for i in slices]
     if not idx or min(idx) < 0 or max(idx) >= s:
         raise InputError(f"the training slices must be indices into the pair's {s} slices, got {slices!r}")
+    if val_slices is not None:
+        val = [int(i) for i in val_slices]
+        rest = [i for i in idx if i not in set(val)]
+        if not val or not set(val) <= set(idx) or not rest:
+            raise InputError(
+                f"the validation slices {val_slices!r} must be some, not all, of the training slices"
+            )
+        return [(i, 0, ny) for i in rest], [(i, 0, ny) for i in val]
     if val_fraction <= 0:
         return [(i, 0, ny) for i in idx], []
     if len(idx) >= 2:
@@ -376,6 +385,7 @@ def train(
     progress=False,
     callback=None,
     slices=None,
+    val_slices=None,
     **overrides,
 ):
     """Train an InDI restoration model on a registered pair; resumable and time-budgeted.
@@ -402,6 +412,8 @@ def train(
     slices : sequence of int, optional
         Train and validate on these slices only (e.g. to hold out a test block); a 2.5D network still reads
         its neighbouring LQ slices from the whole stack.
+    val_slices : sequence of int, optional
+        Validate on these of the training slices (default: the last ``config.val_fraction`` of them).
 
     Returns
     -------
@@ -427,7 +439,9 @@ def train(
         config = config.model_copy(update={"context": 0})
     out_dir = Path(out_dir)
     dev = resolve_device(device)
-    train_regions, val_regions = split_validation(data.lq.shape, config.val_fraction, config.crop, slices)
+    train_regions, val_regions = split_validation(
+        data.lq.shape, config.val_fraction, config.crop, slices, val_slices
+    )
     crop = _effective_crop(config, data, train_regions)
     val = _validation_set(data, val_regions, config)
 
