@@ -62,6 +62,22 @@ def test_register_train_apply_evaluate(files):
     )
     assert r.exit_code == 0, r.output
     assert "trained 3 steps" in r.output
+    # a one-slice pair cannot give up its only slice to validation
+    r = runner.invoke(
+        app,
+        [
+            "restore",
+            "train",
+            str(t / "pair"),
+            "--out",
+            str(t / "m2"),
+            "--val-slices",
+            "0:1",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 2 and "validation slices" in r.output and not (t / "m2").exists()
     r = runner.invoke(
         app,
         [
@@ -146,6 +162,10 @@ def test_bad_inputs_exit_2(files, tmp_path):
     assert r.exit_code == 2 and "pair folder" in r.output
     r = runner.invoke(app, ["restore", "train", str(t / "nopair"), "--out", str(t / "m"), "--context", "9"])
     assert r.exit_code == 2 and "context" in r.output and not (t / "m").exists()
+    r = runner.invoke(
+        app, ["restore", "train", str(t / "nopair"), "--out", str(t / "m"), "--val-slices", "5"]
+    )
+    assert r.exit_code == 2 and "START:STOP" in r.output and not (t / "m").exists()
     r = runner.invoke(app, ["restore", "apply", str(t / "nomodel"), str(t / "lq.tif"), "--out", str(t / "o")])
     assert r.exit_code == 2 and "no restore model" in r.output and not (t / "o").exists()
     nan = np.ones((16, 16), np.float32)

@@ -25,6 +25,15 @@ def _read(path, what):
     return read_volume(path)
 
 
+def _slice_range(text, what):
+    from .._errors import InputError
+
+    start, sep, stop = text.partition(":")
+    if not (sep and start.strip().isdigit() and stop.strip().isdigit() and int(start) < int(stop)):
+        raise InputError(f"{what} must be START:STOP with START < STOP (e.g. 45:54), got {text!r}")
+    return range(int(start), int(stop))
+
+
 @app.command()
 @user_errors
 def register(
@@ -75,6 +84,13 @@ def train(
             "alone, as the paper)."
         ),
     ] = None,
+    val_slices: Annotated[
+        str | None,
+        typer.Option(
+            help="Validation z slices START:STOP of the pair; they choose the kept checkpoint and --steps "
+            "auto (default: the last 10 %). Pick them so that every kind of structure keeps training slices."
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Continue an unfinished run in --out.")
     ] = True,
@@ -85,6 +101,7 @@ def train(
     from ..restore.train import train as train_model
 
     budget_s = parse_duration(budget)
+    val = None if val_slices is None else _slice_range(val_slices, "--val-slices")
     if budget_s is not None and max_steps is None:
         max_steps = 10_000_000  # the budget ends the run
     config = make_config(preset, budget_s=budget_s, max_steps=max_steps, seed=seed, context=context)
@@ -94,7 +111,15 @@ def train(
         raise InputError(
             f"{pair} is not a pair folder; create one with `matsight restore register LQ HQ --out PAIR`"
         )
-    res = train_model(pair, out, config=config, resume=resume, device=device, progress=progress_enabled())
+    res = train_model(
+        pair,
+        out,
+        config=config,
+        resume=resume,
+        device=device,
+        progress=progress_enabled(),
+        val_slices=val,
+    )
     auto = ""
     if res.validation:
         auto = ", ".join(f"{k} {v:.2f} dB" for k, v in res.validation.items())
