@@ -43,6 +43,7 @@ def main(argv=None):
     import torch
 
     from matsight.metrics.image_quality import cnr
+    from matsight.restore.config import parse_slices
     from matsight.restore.enhance import enhance
     from matsight.restore.evaluate import _otsu_in
     from matsight.restore.register import denormalise, fov_mask
@@ -55,8 +56,7 @@ def main(argv=None):
     t0, t1 = run["test_slices"]
     rows = {}
     for block in args.blocks.split(","):
-        start, _, stop = block.partition(":")
-        z = np.arange(int(start), int(stop))
+        z = np.asarray(parse_slices(block, "--blocks"))
         lq = denormalise(pair.lq_up[z[0] - GAP : z[-1] + GAP + 1], pair.stats["lq"])
         hq = denormalise(pair.hq[z], pair.stats["hq"])
         mask = fov_mask(hq.shape, radius=args.radius)

@@ -179,7 +179,7 @@ def main(argv=None):
 
     import torch
 
-    from matsight.restore.config import parse_duration
+    from matsight.restore.config import parse_duration, parse_slices
     from matsight.restore.enhance import enhance
     from matsight.restore.evaluate import compare, write_report
     from matsight.restore.register import denormalise, fov_mask
@@ -191,14 +191,12 @@ def main(argv=None):
     pair, _ = _pair(args.cache, args.quick, args.seed, args.dose, args.lq)
     nz = pair.hq.shape[0]
     # held-out block with GAP-slice gaps against leakage; its neighbours are enhanced with it, so keep them
-    start, _, stop = args.test_block.partition(":")
-    test = np.arange(int(start), int(stop))
-    if test.size == 0 or test[0] < GAP or test[-1] + GAP >= nz:
+    test = np.asarray(parse_slices(args.test_block, "--test-block"))
+    if test[0] < GAP or test[-1] + GAP >= nz:
         raise SystemExit(f"--test-block {args.test_block}: need {GAP} <= START < STOP <= {nz - GAP}")
     train_idx = np.r_[0 : test[0] - GAP, test[-1] + GAP + 1 : nz]
-    start, _, stop = args.val_block.partition(":")
-    val = np.arange(int(start), int(stop))
-    if val.size == 0 or not np.isin(val, train_idx).all():
+    val = np.asarray(parse_slices(args.val_block, "--val-block"))
+    if not np.isin(val, train_idx).all():
         raise SystemExit(
             f"--val-block {args.val_block}: must lie in the training slices, away from the test block"
         )

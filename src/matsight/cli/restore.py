@@ -25,15 +25,6 @@ def _read(path, what):
     return read_volume(path)
 
 
-def _slice_range(text, what):
-    from .._errors import InputError
-
-    start, sep, stop = text.partition(":")
-    if not (sep and start.strip().isdigit() and stop.strip().isdigit() and int(start) < int(stop)):
-        raise InputError(f"{what} must be START:STOP with START < STOP (e.g. 45:54), got {text!r}")
-    return range(int(start), int(stop))
-
-
 @app.command()
 @user_errors
 def register(
@@ -97,11 +88,11 @@ def train(
     device: Device = "auto",
 ):
     """Train an InDI model on PAIR/ (one-cycle cosine LR, random crops/flips/rotations, held-out slices)."""
-    from ..restore.config import make_config, parse_duration
+    from ..restore.config import make_config, parse_duration, parse_slices
     from ..restore.train import train as train_model
 
     budget_s = parse_duration(budget)
-    val = None if val_slices is None else _slice_range(val_slices, "--val-slices")
+    val = None if val_slices is None else parse_slices(val_slices, "--val-slices")
     if budget_s is not None and max_steps is None:
         max_steps = 10_000_000  # the budget ends the run
     config = make_config(preset, budget_s=budget_s, max_steps=max_steps, seed=seed, context=context)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .._errors import InputError
 
-__all__ = ["RestoreConfig", "make_config", "PRESETS", "parse_duration"]
+__all__ = ["RestoreConfig", "make_config", "PRESETS", "parse_duration", "parse_slices"]
 
 PRESETS = ("cpu", "paper")
 
@@ -175,6 +175,20 @@ def parse_duration(value):
     if seconds <= 0:
         raise InputError(f"the time budget must be positive, got {value!r}")
     return seconds
+
+
+def parse_slices(text, what="slices"):
+    """``"45:54"`` → ``range(45, 54)``: a block of z slices written START:STOP (STOP excluded).
+
+    Raises
+    ------
+    InputError
+        Not two non-negative integers with START < STOP; ``what`` names the option in the message.
+    """
+    start, sep, stop = str(text).partition(":")
+    if not (sep and start.strip().isdigit() and stop.strip().isdigit() and int(start) < int(stop)):
+        raise InputError(f"{what} must be START:STOP with START < STOP (e.g. 45:54), got {text!r}")
+    return range(int(start), int(stop))
 
 
 def make_config(preset="cpu", **overrides):
