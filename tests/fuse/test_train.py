@@ -8,7 +8,7 @@ from matsight._errors import InputError
 from matsight.data.degrade import degrade
 from matsight.data.microstructures import particle_electrode
 from matsight.fuse.config import make_config
-from matsight.fuse.train import load_generator, lr_agreement, parse_duration, train
+from matsight.fuse.train import load_generator, lr_agreement, train
 
 # a tiny model and cube: the loop, checkpoints and resume are what is tested, not fidelity
 TINY = dict(
@@ -156,13 +156,6 @@ def test_adversarial_term_is_the_mean_over_the_axes():
     # l_G = −D(slices of all planes) + c·l_vw whatever the number of axes
     assert float(adversarial_loss([Const(1.0), Const(2.0), Const(6.0)], fake, (0, 1, 2), cfg)) == -3.0
     assert float(adversarial_loss([Const(4.0)], fake, (0, 1, 2), cfg)) == -4.0
-
-
-def test_budget_parsing():
-    assert parse_duration("1h30m") == 5400
-    assert parse_duration("90s") == 90 and parse_duration("45") == 45
-    with pytest.raises(InputError, match="20m"):
-        parse_duration("twenty minutes")
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .._atomic import write_json, write_text
+from .._duration import parse_duration
 from .._errors import InputError
 from .config import FuseConfig, make_config
 from .data import HRSampler, LRSampler, as_hr_stack, as_labels, one_hot
@@ -42,21 +43,6 @@ log = logging.getLogger(__name__)
 __all__ = ["train", "parse_duration", "TrainResult", "load_generator", "slice_metrics", "adversarial_loss"]
 
 LAST, BEST = "last.safetensors", "best.safetensors"
-
-
-def parse_duration(text):
-    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"45"`` (seconds) → seconds (float)."""
-    if text is None:
-        return None
-    if isinstance(text, int | float):
-        return float(text)
-    s = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
-    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
-        raise InputError(f"cannot read duration {text!r}; write it like 20m, 1h30m or 90s")
-    return sum(float(a) * {"h": 3600, "m": 60, "s": 1}[b] for a, b in parts)
 
 
 @dataclass

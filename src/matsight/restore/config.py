@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .._duration import parse_duration
 from .._errors import InputError
 
 __all__ = ["RestoreConfig", "make_config", "PRESETS", "parse_duration", "parse_slices"]
@@ -153,28 +154,6 @@ class RestoreConfig(BaseModel):
             output_activation=None if self.output_activation == "none" else self.output_activation,
             blocks_per_level=self.blocks_per_level,
         )
-
-
-def parse_duration(value):
-    """``"20m"``, ``"1h30m"``, ``"90s"``, ``"45"`` (seconds) or a number → seconds (float); None stays
-    None.
-    """
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        import re
-
-        text = str(value).strip().lower().replace(" ", "")
-        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?:in)?)?(?:(\d+(?:\.\d+)?)s?)?", text)
-        if not text or parts is None or not any(parts.groups()):
-            raise InputError(f"cannot read the duration {value!r}; write e.g. 20m, 1h30m, 90s or 45")
-        h, m, s = (float(g) if g else 0.0 for g in parts.groups())
-        seconds = 3600 * h + 60 * m + s
-    if seconds <= 0:
-        raise InputError(f"the time budget must be positive, got {value!r}")
-    return seconds
 
 
 def parse_slices(text, what="slices"):
