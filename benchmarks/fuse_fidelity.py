@@ -15,11 +15,14 @@ slice statistics vs the HR images and LR consistency (target ≥ 95%), with the 
     python benchmarks/fuse_fidelity.py --case synthetic --budget 30m
     python benchmarks/fuse_fidelity.py --case nmc --budget 10m
     python benchmarks/fuse_fidelity.py --yardsticks-only   # the truth's own figures, no training (3 min)
+    python benchmarks/fuse_fidelity.py --case separator --yardsticks-only   # the data's own agreement (2 min)
 
 Results: ``benchmarks/results/fuse_fidelity_<case>.json`` and the report folder
 ``benchmarks/results/fuse_fidelity_<case>/`` (index.html, figures, training curves). The synthetic case also
 records yardsticks that need no training: the active phase of the LR interpolated (nearest, cubic), the truth
 with its thin binder films between particles turned into active material, and the truth's own voxel-wise loss.
+The separator case records whether the HR images' lamellae agree with the LR's and how far lamellae may move
+before the LR material recall drops.
 """
 
 from __future__ import annotations
@@ -110,6 +113,48 @@ def _interpolation_baselines(lr, truth_c, b, scale=4):
     for name, vol in ups.items():
         out[name] = _structure(vol[crop].astype(np.uint8), phases=[1])
     return out
+
+
+def _mean_chord(mask, axis):
+    # mean length of the runs of True along ``axis``
+    m = np.moveaxis(np.asarray(mask, bool), axis, -1).reshape(-1, mask.shape[axis]).astype(np.int8)
+    edges = np.diff(np.pad(m, ((0, 0), (1, 1))), axis=1)
+    starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1]
+    return float((ends - starts).mean())
+
+
+def _separator_yardsticks(lr, rods, scale=4):
+    # (1) do the LR lamellae and the HR images' lamellae agree? The HR rods images with their fibrils (thin
+    # horizontal lines) opened away by a vertical line of 9 px, against the LR material (lamellae only).
+    # (2) how much lamella displacement the LR material recall tolerates: recall of the LR upsampled
+    # smoothly (trilinear one-hot), of that thinned by 1 and 2 voxels, and shifted by 2 voxels across the
+    # lamellae (axis 2)
+    import torch
+    from scipy import ndimage as ndi
+
+    from matsight.fuse.evaluate import lr_consistency
+
+    lamellae = np.stack([ndi.binary_opening(im > 0, structure=np.ones((9, 1), bool)) for im in rods])
+    oh = torch.nn.functional.one_hot(torch.from_numpy(np.asarray(lr)).long(), 2).permute(3, 0, 1, 2)[None]
+    up = torch.nn.functional.interpolate(oh.float(), scale_factor=scale, mode="trilinear").argmax(1)[0]
+    b = int(np.ceil(scale))
+    up = up.numpy().astype(bool)[b:-b, b:-b, b:-b]
+    variants = {
+        "smooth_upsampling": up,
+        "thinned_1_voxel": ndi.binary_erosion(up, iterations=1),
+        "thinned_2_voxels": ndi.binary_erosion(up, iterations=2),
+        "shifted_2_voxels_across": np.roll(up, 2, axis=2),
+    }
+    return {
+        "hr_lamellae_volume_fraction": float(lamellae.mean()),
+        "lr_material_volume_fraction": float((np.asarray(lr) > 0).mean()),
+        "hr_lamella_mean_chord_across_px": _mean_chord(lamellae, 2),
+        "lr_lamella_mean_chord_across_px": _mean_chord(np.asarray(lr) > 0, 2) * scale,
+        "lr_material_recall": {
+            k: float(lr_consistency(v.astype(np.uint8), lr, scale=scale)["per_phase"][1])
+            for k, v in variants.items()
+        },
+    }
 
 
 def _binder_seams(labels, *, active=1, binder=2, max_gap=2):
@@ -345,6 +390,7 @@ def real(args, out):
         "lr_recall_per_phase": recall,
         "lr_consistency_judged": "LR material recall" if spec.get("material_only_loss") else "all LR voxels",
         "passed": {"lr_consistency": judged >= TARGETS["lr_consistency"]},
+        **({"yardsticks": _separator_yardsticks(lr, hr)} if args.case == "separator" else {}),
     }
 
 
@@ -364,8 +410,8 @@ def main():
     ap.add_argument(
         "--yardsticks-only",
         action="store_true",
-        help="synthetic: only the truth's and the interpolations' figures, no training "
-        "(fuse_fidelity_synthetic_yardsticks.json)",
+        help="only the figures that need no training (fuse_fidelity_<case>_yardsticks.json): synthetic, the "
+        "truth's and the interpolations'; separator, the HR lamellae vs the LR and the recall's tolerance",
     )
     ap.add_argument(
         "--keep-run", action="store_true", help="keep the run folder (checkpoints) after the benchmark"
@@ -380,19 +426,25 @@ def main():
     args = ap.parse_args()
     args.overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
     if args.yardsticks_only:
-        if args.case != "synthetic":
-            ap.error("--yardsticks-only needs --case synthetic (the only case with a 3D truth)")
+        if args.case not in ("synthetic", "separator"):
+            ap.error("--yardsticks-only needs --case synthetic or separator")
         t0 = time.perf_counter()
+        if args.case == "synthetic":
+            command, result = f" --size {args.size} --seed {args.seed}", yardsticks(args)
+        else:
+            from matsight.io import read_labels
+
+            lr, rods = (read_labels(DATA / REAL["separator"][k]) for k in ("lr", "hr"))
+            command, result = " --case separator", _separator_yardsticks(lr, rods)
         record = {
             "benchmark": "fuse_fidelity",
-            "case": "synthetic yardsticks",
-            "command": "python benchmarks/fuse_fidelity.py --yardsticks-only"
-            + f" --size {args.size} --seed {args.seed}",
-            **yardsticks(args),
+            "case": f"{args.case} yardsticks",
+            "command": "python benchmarks/fuse_fidelity.py --yardsticks-only" + command,
+            **result,
         }
         record["wall_s"] = time.perf_counter() - t0
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "fuse_fidelity_synthetic_yardsticks.json").write_text(json.dumps(record, indent=1))
+        (args.out / f"fuse_fidelity_{args.case}_yardsticks.json").write_text(json.dumps(record, indent=1))
         print(json.dumps(record, indent=1))
         return
     out = args.out / f"fuse_fidelity_{args.case}"
