@@ -114,6 +114,10 @@ def test_evaluate_report(tmp_path):
     # the LR volume on the SR grid has less high-frequency content than the SR volume (paper Fig. 18)
     hf = res["fft_high_frequency_share"]
     assert hf["LR (nearest, SR grid)"]["1"] < hf["SR"]["1"]
+    # SR = truth: the same per-plane orientation ratios; streaks along the diagonals would raise them
+    orient = res["fft_orientation_ratio"]
+    assert set(orient) == {f"{n} ⟂ {a}" for n in ("SR", "truth") for a in "ZYX"} | {"HR"}
+    assert orient["SR ⟂ Y"] == orient["truth ⟂ Y"] and 0.2 < orient["SR ⟂ Y"]["1"] < 5
 
 
 def test_evaluate_inputs():

@@ -18,10 +18,18 @@ from matsight.fuse.generate import (
 from matsight.fuse.networks import build_generator
 
 
-def _generator(scale, *, n_hr=3, n_lr=2, seed=0):
+def _generator(scale, *, n_hr=3, n_lr=2, seed=0, upsampling="transpose"):
     """A tiny random generator whose output mixes all phases (so label comparisons can fail)."""
     torch.manual_seed(seed)
-    cfg = make_config("cpu", scale=scale, n_hr_phases=n_hr, n_lr_phases=n_lr, gen_width=8, gen_min_width=4)
+    cfg = make_config(
+        "cpu",
+        scale=scale,
+        n_hr_phases=n_hr,
+        n_lr_phases=n_lr,
+        gen_width=8,
+        gen_min_width=4,
+        upsampling=upsampling,
+    )
     g = build_generator(cfg).eval()
     with torch.no_grad():
         for m in g.modules():
@@ -57,9 +65,20 @@ def test_output_shapes(scale, shape):
     np.testing.assert_array_equal(cropped, kept[b:-b, b:-b, b:-b])
 
 
-@pytest.mark.parametrize(("scale", "tiles"), [(2, (2, 3, 5)), (4, (1, 2, 3)), (64 / 24, (3, 6))])
-def test_tiled_equals_untiled(scale, tiles):
-    g = _generator(scale)
+@pytest.mark.parametrize(
+    ("scale", "tiles", "upsampling"),
+    [
+        (2, (2, 3, 5), "transpose"),
+        (4, (1, 2, 3), "transpose"),
+        (64 / 24, (3, 6), "transpose"),
+        (4, (1, 3), "resize"),
+        (8, (2,), "resize"),
+    ],
+)
+def test_tiled_equals_untiled(scale, tiles, upsampling):
+    g = _generator(scale, upsampling=upsampling)
+    has_transpose = any(isinstance(m, torch.nn.ConvTranspose3d) for m in g.modules())
+    assert has_transpose == (upsampling == "transpose" and scale > 2)  # sf ≤ 2: no ×2 stage at all
     lr = _lr((10, 9, 11), seed=1)
     whole = generate(g, lr, crop=False, tile=64, progress=False, samples=2)
     assert len(np.unique(whole.labels)) == 3  # the comparison is not trivially all one phase

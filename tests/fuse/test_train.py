@@ -230,6 +230,8 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
             "--iterations",
             "2",
             "--per-axis-critics",
+            "--upsampling",
+            "resize",
             "--metrics-every",
             "1",
             "--out",
@@ -239,6 +241,7 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
     assert r.exit_code == 0, r.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["preset"] == "cpu" and cfg["shared_critic"] is False and cfg["metrics_every"] == 1
+    assert cfg["upsampling"] == "resize"  # and generate below rebuilds that generator from the run
     assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
     r = CliRunner().invoke(
         app,
@@ -288,6 +291,7 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
         (["--preset", "huge"], "unknown preset"),
         (["--compare-phases", "5"], "compare_phases"),
         (["--unseen", "binder"], "vw_unseen"),
+        (["--upsampling", "bilinear"], "upsampling"),
     ],
 )
 def test_cli_train_bad_settings(tmp_path, data, args, match):

@@ -133,6 +133,25 @@ def test_radial_fft_profile_white_noise_and_sinusoid(rng):
     np.testing.assert_allclose(p3.magnitude, p2.magnitude, rtol=1e-5)
 
 
+def test_fft_orientation_ratio_sees_diagonal_streaks(rng):
+    from scipy import ndimage as ndi
+
+    yy, xx = np.mgrid[:96, :96]
+    diagonal = np.sin(2 * np.pi * (yy + xx) / 6) > 0  # streaks at 45°, |f| = 0.24 cycles per pixel
+    across = np.sin(2 * np.pi * yy / 5) > 0  # rows, |f| = 0.2
+    assert ms.fft_orientation_ratio(diagonal) > 100
+    assert ms.fft_orientation_ratio(across) < 0.01
+    # an isotropic texture (smoothed noise): about 1, and the same whatever axis a stack is sliced along
+    blobs = ndi.gaussian_filter(rng.normal(size=(48, 96, 96)), 1.5) > 0
+    assert ms.fft_orientation_ratio(blobs, slice_axis=0) == pytest.approx(1.0, abs=0.1)
+    assert ms.fft_orientation_ratio(np.swapaxes(blobs, 0, 2), slice_axis=2) == pytest.approx(
+        ms.fft_orientation_ratio(blobs, slice_axis=0)
+    )
+    assert np.isnan(ms.fft_orientation_ratio(np.zeros((16, 16))))
+    with pytest.raises(InputError, match="band"):
+        ms.fft_orientation_ratio(across, band=(0.3, 0.1))
+
+
 # ------------------------------------------------------------------------------- cross-checks (dev extra)
 def test_ssa_interfaces_tpb_match_taufactor(electrode):
     tm = pytest.importorskip("taufactor.metrics")

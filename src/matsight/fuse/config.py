@@ -77,6 +77,12 @@ class FuseConfig(BaseModel):
     gen_width: int | None = Field(None, ge=4, description="trunk channels; None = by scale factor")
     gen_min_width: int = Field(1, ge=1)
     gen_res_blocks: int = Field(1, ge=0, le=8)
+    upsampling: Literal["transpose", "resize"] = Field(
+        "transpose",
+        description="the ×2 stage of 2 < sf ≤ 4 (and the second of sf > 4): 'transpose' is the paper's "
+        "ConvTranspose3d(k4, s2); 'resize' is trilinear ×2 + k3 conv, free of the transposed convolution's "
+        "grid-aligned patterns (Odena et al., Distill 2016)",
+    )
     # critic
     critic_widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
     # sizes

@@ -26,14 +26,18 @@ from .config import scale_fraction
 __all__ = ["Generator", "Critic", "build_generator", "build_critics", "upsampling_plan", "count_parameters"]
 
 
-def upsampling_plan(d):
-    """Stages for ``sf = 64/d``: list of ``("interp2" | "convT" | "interp", factor)`` as in the paper."""
+def upsampling_plan(d, upsampling="transpose"):
+    """Stages for ``sf = 64/d``: list of ``("interp2" | "convT" | "interp", factor)``.
+
+    ``upsampling="transpose"`` is the paper's chain; ``"resize"`` replaces its transposed convolution by
+    trilinear ×2 + conv.
+    """
     sf = scale_fraction(d)
     plan = []
     if sf > 4:
         plan.append(("interp2", Fraction(2)))
     if sf > 2:
-        plan.append(("convT", Fraction(2)))
+        plan.append(("convT" if upsampling == "transpose" else "interp2", Fraction(2)))
     rest = sf / (2 ** len(plan))
     plan.append(("interp", rest))
     return plan
@@ -91,16 +95,21 @@ class Generator(nn.Module):
         Floor for the channels of the upsampling stages.
     res_blocks : int
         Residual blocks in the trunk (paper: 1).
+    upsampling : {"transpose", "resize"}
+        The paper's transposed convolution for the ×2 stage, or trilinear ×2 + conv (see
+        :func:`upsampling_plan`).
     """
 
-    def __init__(self, in_channels, n_phases, d, *, width=256, min_width=1, res_blocks=1):
+    def __init__(
+        self, in_channels, n_phases, d, *, width=256, min_width=1, res_blocks=1, upsampling="transpose"
+    ):
         super().__init__()
         self.d = d
         self.conv_in = _conv3(in_channels, width)
         self.bn_in = nn.BatchNorm3d(width)
         self.res = nn.Sequential(*[_ResBlock(width) for _ in range(res_blocks)])
         stages, c = [], width
-        for kind, factor in upsampling_plan(d):
+        for kind, factor in upsampling_plan(d, upsampling):
             c_out = max(c // 2, min_width)
             stages.append(_Up(kind, factor, c, c_out))
             c = c_out
@@ -152,6 +161,7 @@ def build_generator(cfg):
         width=cfg.trunk_width,
         min_width=cfg.gen_min_width,
         res_blocks=cfg.gen_res_blocks,
+        upsampling=cfg.upsampling,
     )
 
 
