@@ -110,7 +110,7 @@ def test_invalid_settings_are_messages(root, gui_server):
             ("/api/tem/analyze", {"path": "vol.tif", "tolerance": "abc"}, "tolerance must be a number"),
             ("/api/tem/analyze", {"path": "vol.tif", "phase_yaml": "a: [1"}, "not valid YAML"),
             ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif"}, "time budget"),
-            ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "budget": "soon"}, "cannot read duration"),
+            ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "budget": "soon"}, "read the duration"),
             ("/api/fuse/train", {**ok, "overrides": "{"}, "JSON"),
             ("/api/fuse/train", {**ok, "overrides": '{"nope": 1}'}, "nope"),
             ("/api/fuse/train", {**ok, "lr": "../secret.txt"}, "outside"),
