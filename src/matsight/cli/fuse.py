@@ -62,7 +62,7 @@ def train(
         str,
         typer.Option(
             help="The generator's ×2 stage: transpose (the paper's transposed convolution; default) or "
-            "resize (trilinear + conv: no grid-aligned streaks, coarser textures; docs/fuse.md).",
+            "resize (trilinear + conv: fewer grid-aligned streaks, coarser textures; docs/fuse.md).",
         ),
     ] = "transpose",
     anisotropic: Annotated[

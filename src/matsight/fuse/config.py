@@ -80,8 +80,8 @@ class FuseConfig(BaseModel):
     upsampling: Literal["transpose", "resize"] = Field(
         "transpose",
         description="the ×2 stage of 2 < sf ≤ 4 (and the second of sf > 4): 'transpose' is the paper's "
-        "ConvTranspose3d(k4, s2); 'resize' is trilinear ×2 + k3 conv, free of the transposed convolution's "
-        "grid-aligned patterns (Odena et al., Distill 2016)",
+        "ConvTranspose3d(k4, s2); 'resize' is trilinear ×2 + k3 conv, less prone to grid-aligned textures "
+        "(Odena et al., Distill 2016) but coarser after minutes of training (docs/fuse.md)",
     )
     # critic
     critic_widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])

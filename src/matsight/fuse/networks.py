@@ -6,7 +6,7 @@ N(0, 1) noise channel, ``L³`` voxels; output = softmax over the ``n`` HR phases
 then the upsampling chain: ×2 trilinear + conv when sf > 4, ConvTranspose3d(k4, s2, p1) when sf > 2, and the
 remaining (possibly fractional) factor by trilinear upsampling + conv. Every upsampling stage halves the
 channels (never below ``min_width``); a last k3 convolution maps to the ``n`` phases. ``upsampling="resize"``
-swaps the transposed convolution for trilinear ×2 + conv, whose output has no grid-aligned streaks.
+swaps the transposed convolution for trilinear ×2 + conv, less prone to grid-aligned streaks.
 
 Critic: 2D convolutions 64-128-256-512-1 with kernels 4,4,4,3,4, stride 2, ReLU, no normalisation. On the
 paper's 56² slices the last layer sees a 4×4 map and returns one number; on other slice sizes its kernel
