@@ -450,7 +450,7 @@ def evaluate(
     res["fft_high_frequency_share"] = {
         name: {p: _high_freq_share(prof) for p, prof in f.items()} for name, f in fft.items()
     }
-    # textures aligned with the voxel grid (diagonal streaks), which the radial profiles average away
+    # textures aligned with the voxel grid (streaks), which the radial profiles average away
     orient = {}
     for name, v in vols.items():
         for ax in range(3):
@@ -628,7 +628,8 @@ def _write_report(out_dir, res, vols, subs, transport, curves, fft, lr_arr, phas
     rep.table(
         res["fft_orientation_ratio"],
         caption="FFT power along the diagonals / along the axes at 0.1–0.35 cycles per voxel, per phase and "
-        "slicing plane: above the HR image's, the SR has textures aligned with the voxel grid (streaks)",
+        "slicing plane; away from the HR image's, the SR has textures aligned with the voxel grid (above: "
+        "along the diagonals, below: along the axes)",
     )
     show = {k: _central(v, 256) for k, v in vols.items()}
     if lr_arr is not None:
