@@ -115,30 +115,25 @@ def _interpolation_baselines(lr, truth_c, b, scale=4):
     return out
 
 
-def _mean_chord(mask, axis):
-    # mean length of the runs of True along ``axis``
-    m = np.moveaxis(np.asarray(mask, bool), axis, -1).reshape(-1, mask.shape[axis]).astype(np.int8)
-    edges = np.diff(np.pad(m, ((0, 0), (1, 1))), axis=1)
-    starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1]
-    return float((ends - starts).mean())
-
-
 def _separator_yardsticks(lr, rods, scale=4):
     # (1) do the LR lamellae and the HR images' lamellae agree? The HR rods images with their fibrils (thin
     # horizontal lines) opened away by a vertical line of 9 px, against the LR material (lamellae only).
     # (2) how much lamella displacement the LR material recall tolerates: recall of the LR upsampled
-    # smoothly (trilinear one-hot), of that thinned by 1 and 2 voxels, and shifted by 2 voxels across the
-    # lamellae (axis 2)
-    import torch
+    # smoothly (linear interpolation cut at 0.5), of that thinned by 1 and 2 voxels, and shifted by 2 voxels
+    # across the lamellae (axis 2)
     from scipy import ndimage as ndi
 
     from matsight.fuse.evaluate import lr_consistency
+    from matsight.metrics.microstructure import chord_length_distribution
+    from matsight.restore.register import upscale
+
+    def mean_chord(mask):  # across the lamellae, chords cut by the image edges included
+        chords = chord_length_distribution(mask.astype(np.uint8), 1, axis=2, trim_edges=False).chords
+        return float(chords.mean())
 
     lamellae = np.stack([ndi.binary_opening(im > 0, structure=np.ones((9, 1), bool)) for im in rods])
-    oh = torch.nn.functional.one_hot(torch.from_numpy(np.asarray(lr)).long(), 2).permute(3, 0, 1, 2)[None]
-    up = torch.nn.functional.interpolate(oh.float(), scale_factor=scale, mode="trilinear").argmax(1)[0]
     b = int(np.ceil(scale))
-    up = up.numpy().astype(bool)[b:-b, b:-b, b:-b]
+    up = (upscale((np.asarray(lr) > 0).astype(np.float32), scale, order=1) > 0.5)[b:-b, b:-b, b:-b]
     variants = {
         "smooth_upsampling": up,
         "thinned_1_voxel": ndi.binary_erosion(up, iterations=1),
@@ -148,8 +143,8 @@ def _separator_yardsticks(lr, rods, scale=4):
     return {
         "hr_lamellae_volume_fraction": float(lamellae.mean()),
         "lr_material_volume_fraction": float((np.asarray(lr) > 0).mean()),
-        "hr_lamella_mean_chord_across_px": _mean_chord(lamellae, 2),
-        "lr_lamella_mean_chord_across_px": _mean_chord(np.asarray(lr) > 0, 2) * scale,
+        "hr_lamella_mean_chord_across_px": mean_chord(lamellae),
+        "lr_lamella_mean_chord_across_px": mean_chord(np.asarray(lr) > 0) * scale,
         "lr_material_recall": {
             k: float(lr_consistency(v.astype(np.uint8), lr, scale=scale)["per_phase"][1])
             for k, v in variants.items()

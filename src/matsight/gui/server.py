@@ -395,7 +395,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         iters = _int(b.get("iterations"), "iterations", lo=0)
         budget = (b.get("budget") or "").strip() or None
         if budget is not None:
-            from ..fuse.train import parse_duration
+            from .._duration import parse_duration
 
             parse_duration(budget)  # a bad duration is refused before a process starts
         if iters is None and budget is None:

@@ -268,8 +268,9 @@ def fuse_train(
     resume=True,
 ):
     """Read the label images and run :func:`matsight.fuse.train.train` (worker task)."""
+    from .._duration import parse_duration
     from ..fuse.config import make_config
-    from ..fuse.train import parse_duration, train
+    from ..fuse.train import train
     from ..io import read_labels
 
     budget_s = parse_duration(budget) if budget not in (None, "") else None
@@ -386,7 +387,7 @@ def restore_train(
     overrides=None,
 ):
     """:func:`matsight.restore.train.train` on a registered pair folder (worker task)."""
-    from ..fuse.train import parse_duration
+    from .._duration import parse_duration
     from ..restore.train import train
 
     budget_s = parse_duration(budget) if budget not in (None, "") else None
