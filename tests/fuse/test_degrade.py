@@ -132,3 +132,30 @@ def test_true_structure_satisfies_the_voxelwise_loss_only_with_binder_in_pore():
     )
     assert merged < 0.005 < dropped
     assert dropped > 5 * merged
+
+
+def test_margin_leaves_the_faces_out_of_the_voxelwise_loss():
+    # SR = the LR upsampled exactly, except the LR voxels of one face, which the SR gets wrong
+    lr_labels = (np.indices((4, 4, 4)).sum(0) % 2).astype(np.int64)
+    sr_labels = np.kron(lr_labels, np.ones((4, 4, 4), np.int64))
+    sr_labels[:4] = 1 - sr_labels[:4]  # first LR layer (a face) flipped
+    probs = torch.nn.functional.one_hot(torch.from_numpy(sr_labels), 2).movedim(-1, 0)[None].double()
+    lr = torch.nn.functional.one_hot(torch.from_numpy(lr_labels), 2).movedim(-1, 0)[None].double()
+    for mode in ("resolve", "sample"):
+        kw = dict(channels=[0, 1], d=16, mode=mode)
+        assert float(voxelwise_loss(probs, lr, **kw)) > 0.1  # a quarter of the LR voxels wrong
+        assert float(voxelwise_loss(probs, lr, margin=1, **kw)) == pytest.approx(0.0, abs=1e-9)
+    probs[..., 8:12, 8:12, 8:12] = probs[..., 8:12, 8:12, 8:12].flip(1)  # an interior LR voxel wrong
+    assert float(voxelwise_loss(probs, lr, channels=[0, 1], d=16, mode="sample", margin=1)) > 0.1
+
+
+def test_lr_margin_is_the_lr_voxels_reaching_outside_the_judged_region():
+    from matsight.fuse.config import FuseConfig, make_config
+
+    assert make_config("cpu", scale=4).lr_margin == 1  # 4 cropped voxels = 1 LR voxel
+    assert make_config("paper", scale=8).lr_margin == 1
+    assert make_config("cpu", scale=64 / 24, output_size=48).lr_margin == 2  # 4 voxels = 1.5 LR voxels
+    assert make_config("cpu", scale=4, edge_crop=0).lr_margin == 0
+    assert make_config("cpu").vw_region == "judged"
+    with pytest.raises(ValueError, match="edge_crop 4 covers the whole 2-voxel"):
+        FuseConfig(scale=8, output_size=16, edge_crop=4)

@@ -321,3 +321,46 @@ def test_cli_train_bad_settings(tmp_path, data, args, match):
     assert r.exit_code == 2, r.output
     assert match in r.output and "Traceback" not in r.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("region", "margin"), [("judged", 1), ("all", 0)])
+def test_voxelwise_loss_counts_the_judged_region(tmp_path, data, monkeypatch, region, margin):
+    import matsight.fuse.train as fuse_train
+
+    seen = []
+    real = fuse_train.voxelwise_loss
+
+    def spy(*args, **kw):
+        seen.append(kw["margin"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(fuse_train, "voxelwise_loss", spy)
+    gt, lr = data
+    cfg = make_config("cpu", scale=4, vw_region=region, **{**TINY, "g_every": 1})
+    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=2)
+    assert seen == [margin, margin]
+
+
+def test_swapped_anisotropic_hr_stacks_are_reported(tmp_path, caplog):
+    from scipy import ndimage as ndi
+
+    from matsight.fuse.data import stack_order_warnings
+
+    # lamellae normal to x: sheets along z and y, 12 voxels apart, with wavy faces
+    rng = np.random.default_rng(0)
+    z, y, x = np.indices((64, 96, 96))
+    wave = ndi.gaussian_filter(rng.standard_normal((64, 96)), 6) * 40
+    truth = (np.sin(2 * np.pi * (x + wave[..., None]) / 12) > 0.2).astype(np.uint8)
+    lr, _ = degrade(truth, 4)
+    # HR slices normal to each axis
+    normal_z, normal_y = truth[::8], truth[:, ::8].transpose(1, 0, 2)
+    normal_x = truth[:, :, ::8].transpose(2, 0, 1)
+    assert stack_order_warnings(lr, [normal_z, normal_y, normal_x], scale=4) == []
+    swapped = stack_order_warnings(lr, [normal_x, normal_y, normal_z], scale=4)
+    assert len(swapped) == 2
+    assert "normal to z (--hr-z) look like the LR volume's slices normal to x" in swapped[0]
+
+    cfg = make_config("cpu", scale=4, anisotropic=True, **TINY)
+    with caplog.at_level("WARNING", logger="matsight.fuse.train"):
+        train(lr, normal_z, hr_y=normal_y, hr_z=normal_x, out_dir=tmp_path, config=cfg, iterations=1)
+    assert any("check the order of --hr (x), --hr-y, --hr-z" in r.message for r in caplog.records)

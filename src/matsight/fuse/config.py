@@ -106,6 +106,13 @@ class FuseConfig(BaseModel):
         "them out (the reference code), under which a true structure with binder at its particle contacts "
         "violates the loss (docs/fuse.md)",
     )
+    vw_region: Literal["judged", "all"] = Field(
+        "judged",
+        description="LR voxels the voxel-wise loss counts: 'judged' only those inside the edge-cropped "
+        "region the critics see; 'all' the whole crop (the reference code). The faces are held to the LR by "
+        "that loss alone, and with 'all' the generator learns to reproduce the LR there and to trade it "
+        "away inside, where the critics look — half of the cpu preset's 10³ LR crop is face (docs/fuse.md)",
+    )
     ema: float = Field(
         0.0,
         ge=0,
@@ -144,6 +151,11 @@ class FuseConfig(BaseModel):
                 f"{self.scale:.4g}; "
                 f"use a multiple of {scale_fraction(self.d).numerator}"
             )
+        if self.lr_crop - 2 * self.lr_margin < 1:
+            raise ValueError(
+                f"edge_crop {self.edge_crop} covers the whole {self.lr_crop}-voxel LR crop at scale "
+                f"{self.scale:.4g}; use a larger output_size or a smaller edge_crop"
+            )
         if self.n_hr_phases and self.n_lr_phases:
             if self.n_lr_phases > self.n_hr_phases:
                 raise ValueError(
@@ -175,6 +187,11 @@ class FuseConfig(BaseModel):
     def lr_crop(self):
         """Edge of the LR training crop: ``output_size / scale``."""
         return int(Fraction(self.output_size) / scale_fraction(self.d))
+
+    @property
+    def lr_margin(self):
+        """LR voxels per face of the training crop that reach outside the region the critics judge."""
+        return math.ceil(Fraction(self.edge_crop) / scale_fraction(self.d))
 
     @property
     def slice_size(self):

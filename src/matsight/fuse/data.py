@@ -14,7 +14,16 @@ import torch.nn.functional as F
 
 from .._errors import InputError
 
-__all__ = ["as_labels", "as_hr_stack", "dihedral", "HRSampler", "LRSampler", "one_hot"]
+__all__ = [
+    "as_labels",
+    "as_hr_stack",
+    "dihedral",
+    "HRSampler",
+    "LRSampler",
+    "one_hot",
+    "plane_signature",
+    "stack_order_warnings",
+]
 
 MAX_PHASES = 16
 
@@ -58,6 +67,50 @@ def as_hr_stack(array, *, name="HR image"):
     if a.ndim != 3:
         raise InputError(f"{name} must be a 2D image or a stack of 2D images, got shape {a.shape}")
     return a
+
+
+def plane_signature(masks):
+    """Log mean run length of ``True`` along the rows and along the columns of a stack of 2D masks.
+
+    A scale-free fingerprint of how a material looks in one slicing plane: lamellae cut across give one long
+    and one short run, cut along their planes two similar ones.
+    """
+    m = np.asarray(masks, bool)
+    out = []
+    for axis in (1, 2):
+        rows = np.moveaxis(m, axis, -1).reshape(-1, m.shape[axis])
+        starts = np.count_nonzero(rows[:, 0]) + np.count_nonzero(rows[:, 1:] & ~rows[:, :-1])
+        out.append(np.log(max(rows.sum(), 1) / max(starts, 1)))
+    return np.array(out)
+
+
+def stack_order_warnings(lr, stacks, *, scale, pore_phases=(0,), tolerance=0.5):
+    """Check that each anisotropic HR stack looks like the LR volume's slices of its own plane.
+
+    Each HR stack ``stacks[a]`` (slices normal to axis ``a`` of the ZYX volume) is brought to the LR grid
+    (HR ``pore_phases`` against the rest, area-averaged over ``scale`` pixels, cut at 0.5) and its
+    :func:`plane_signature` compared with those of the LR slices normal to each axis. A stack that matches
+    another plane better by more than ``tolerance`` (log run length) gets a one-line message: the usual cause
+    is a swapped ``--hr``/``--hr-y``/``--hr-z``.
+    """
+    from scipy import ndimage as ndi
+
+    names = "zyx"
+    lr_sig = [plane_signature(np.moveaxis(np.asarray(lr) != 0, a, 0)) for a in range(3)]
+    messages = []
+    for a, stack in enumerate(stacks):
+        solid = (~np.isin(stack, pore_phases)).astype(np.float32)
+        k = max(1, round(scale))
+        low = ndi.zoom(ndi.uniform_filter(solid, size=(1, k, k)), (1, 1 / scale, 1 / scale), order=1)
+        dist = [float(np.abs(plane_signature(low > 0.5) - sig).sum()) for sig in lr_sig]
+        best = int(np.argmin(dist))
+        if best != a and dist[a] - dist[best] > tolerance:
+            flag = "--hr" if a == 2 else f"--hr-{names[a]}"
+            messages.append(
+                f"the HR images given for slices normal to {names[a]} ({flag}) look like the LR volume's "
+                f"slices normal to {names[best]}, not {names[a]}; check the order of --hr (x), --hr-y, --hr-z"
+            )
+    return messages
 
 
 def dihedral(image, k):

@@ -110,14 +110,20 @@ def _channel_sum(probs, group):
     return probs[:, list(group)].sum(1)
 
 
-def voxelwise_loss(probs, lr_onehot, *, channels, d, mode="resolve", temperature=0.01, material_only=False):
+def voxelwise_loss(
+    probs, lr_onehot, *, channels, d, mode="resolve", temperature=0.01, material_only=False, margin=0
+):
     """MSE between the degraded generator output and the LR one-hot volume (paper's voxel-wise loss).
 
     ``lr_onehot`` is ``(B, m, z, y, x)`` with channel 0 = pore; ``channels`` picks the matching HR channels.
     With ``material_only`` (paper's separator mode) only material channels count, and only where the LR
-    volume has material.
+    volume has material. ``margin`` LR voxels per face are left out (degraded with their neighbours, not
+    compared): the region no critic judges, see ``FuseConfig.vw_region``.
     """
     down = downsample(probs, channels=channels, d=d, mode=mode, temperature=temperature)
+    if margin:
+        inner = (slice(None), slice(None)) + (slice(margin, -margin),) * 3
+        down, lr_onehot = down[inner], lr_onehot[inner]
     if material_only:
         lr = lr_onehot[:, 1:]
         return F.mse_loss(down[:, 1:] * lr, lr)

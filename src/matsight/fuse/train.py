@@ -34,7 +34,7 @@ from .._atomic import write_json, write_text
 from .._duration import parse_duration
 from .._errors import InputError
 from .config import FuseConfig, make_config
-from .data import HRSampler, LRSampler, as_hr_stack, as_labels, one_hot
+from .data import HRSampler, LRSampler, as_hr_stack, as_labels, one_hot, stack_order_warnings
 from .degrade import downsample, voxelwise_loss, voxelwise_term
 from .networks import build_critics, build_generator
 
@@ -325,6 +325,12 @@ def train(
         from .config import _one_line
 
         raise InputError(_one_line(exc)) from None
+    if cfg.anisotropic:
+        pore = cfg.lr_channels[0]
+        for message in stack_order_warnings(
+            lr, stacks, scale=cfg.scale, pore_phases=[pore] if isinstance(pore, int) else pore
+        ):
+            log.warning(message)
     budget_s = parse_duration(budget)
     if iterations is None and budget_s is None:
         iterations = 1000
@@ -409,7 +415,11 @@ def train(
                 mode=cfg.mode,
                 temperature=cfg.vw_temperature,
             ).argmax(1)
-            lr_agree = lr_agreement(down.numpy(), eval_lr, material_only=cfg.material_only_loss)
+            # the crops' faces are generated without their neighbours, which the whole volume has: the
+            # agreement that predicts generation's is the interior's (faces can hold 10 points more)
+            m = cfg.lr_margin
+            inner = (slice(None),) + (slice(m, -m or None),) * 3
+            lr_agree = lr_agreement(down.numpy()[inner], eval_lr[inner], material_only=cfg.material_only_loss)
         gen.train()  # (the average stays in eval mode)
         c = cfg.edge_crop
         vol = labels.cpu()[:, c : -c or None, c : -c or None, c : -c or None]
@@ -511,6 +521,7 @@ def train(
                     mode=cfg.mode,
                     temperature=cfg.vw_temperature,
                     material_only=cfg.material_only_loss,
+                    margin=cfg.lr_margin if cfg.vw_region == "judged" else 0,
                 )
                 g_loss = adv + voxelwise_term(vw, threshold=cfg.vw_threshold, coefficient=cfg.vw_coefficient)
                 opt_g.zero_grad(set_to_none=True)
