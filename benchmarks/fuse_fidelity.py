@@ -361,7 +361,9 @@ def real(args, out):
     )
     ev = evaluate(
         gen.labels,
-        hr=hr if hr_z is None else hr_z,  # anisotropic: against the slices normal to z
+        hr=hr,
+        hr_y=hr_y,
+        hr_z=hr_z,
         lr=lr,
         scale=spec["scale"],
         mode=spec["mode"],
@@ -383,6 +385,7 @@ def real(args, out):
         "generate": {"seconds": gen.seconds, "voxels_per_second": gen.voxels_per_second},
         "volume_fraction": {k: v["volume_fraction"] for k, v in ev["whole"].items()},
         "interface_face_fraction": {k: v.get("interface_face_fraction") for k, v in ev["whole"].items()},
+        "planes": ev["planes"],
         "lr_consistency": cons,
         "lr_recall_per_phase": recall,
         "lr_consistency_judged": "LR material recall" if spec.get("material_only_loss") else "all LR voxels",

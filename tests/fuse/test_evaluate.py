@@ -120,6 +120,31 @@ def test_evaluate_report(tmp_path):
     assert orient["SR ⟂ Y"] == orient["truth ⟂ Y"] and 0.2 < orient["SR ⟂ Y"]["1"] < 5
 
 
+def test_anisotropic_evaluation_compares_each_plane_with_its_own_images():
+    # lamellae normal to x, wavy: slices normal to x show blobs, normal to y and z stripes
+    rng = np.random.default_rng(1)
+    z, y, x = np.indices((20, 20, 20))
+    truth = ((x + 3 * np.sin(z / 3 + rng.random()) + 2 * np.cos(y / 4)) % 6 < 2).astype(np.uint8)
+    normal = {"z": truth, "y": truth.transpose(1, 0, 2), "x": truth.transpose(2, 0, 1)}
+    kw = dict(subvolume_size=8, n_subvolumes=4, n_transport=0, fft_slices=20)
+    res = evaluate(truth, hr=normal["x"], hr_y=normal["y"], hr_z=normal["z"], **kw)
+    for ax in "ZYX":  # every slice of the SR volume is an HR image of its plane
+        sr, hr = res["planes"][ax]["SR"], res["planes"][ax]["HR"]
+        assert sr["interface_face_fraction"] == pytest.approx(hr["interface_face_fraction"])
+        assert sr["volume_fraction"] == pytest.approx(hr["volume_fraction"])
+    # the three planes' 2D face fractions, weighed equally, are the 3D one
+    assert res["whole"]["HR"]["interface_face_fraction"]["0-1"] == pytest.approx(
+        res["whole"]["SR"]["interface_face_fraction"]["0-1"]
+    )
+    assert {"HR ⟂ Z", "HR ⟂ Y", "HR ⟂ X"} <= set(res["fft_orientation_ratio"])
+    swapped = evaluate(truth, hr=normal["z"], hr_y=normal["y"], hr_z=normal["x"], **kw)["planes"]["X"]
+    # stripes (across the lamellae) have more interface than blobs (along them): a swap shows
+    hr_faces, sr_faces = (swapped[k]["interface_face_fraction"]["0-1"] for k in ("HR", "SR"))
+    assert hr_faces > 1.25 * sr_faces
+    with pytest.raises(InputError, match="--hr-y and --hr-z"):
+        evaluate(truth, hr=normal["x"], hr_y=normal["y"], **kw)
+
+
 def test_evaluate_inputs():
     sr = np.zeros((16, 16, 16), np.uint8)
     sr[8:] = 1
@@ -173,3 +198,19 @@ def test_cli_evaluate(tmp_path):
         app, ["fuse", "evaluate", str(tmp_path / "nope.tif"), "--out", str(tmp_path / "x")]
     )
     assert r.exit_code == 2 and "error:" in r.output
+    hr = str(tmp_path / "hr.tif")
+    r = CliRunner().invoke(
+        app,
+        [
+            "fuse",
+            "evaluate",
+            str(tmp_path / "sr.tif"),
+            "--hr",
+            hr,
+            "--hr-y",
+            hr,
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
+    assert r.exit_code == 2 and "--hr-y and --hr-z" in r.output and not (tmp_path / "y").exists()

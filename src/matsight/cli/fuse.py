@@ -248,7 +248,18 @@ def generate(
 def evaluate(
     sr: Annotated[Path, typer.Argument(help="Super-resolved label volume (tif, npy, zarr).")],
     out: Annotated[Path, typer.Option("--out", help="Report folder (index.html, figures, metrics.json).")],
-    hr: Annotated[Path | None, typer.Option("--hr", help="HR 2D label image(s) used for training.")] = None,
+    hr: Annotated[
+        Path | None,
+        typer.Option(
+            "--hr", help="HR 2D label image(s) used for training (anisotropic: slices normal to x)."
+        ),
+    ] = None,
+    hr_y: Annotated[
+        Path | None, typer.Option("--hr-y", help="Anisotropic: HR images of slices normal to y.")
+    ] = None,
+    hr_z: Annotated[
+        Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")
+    ] = None,
     lr: Annotated[Path | None, typer.Option("--lr", help="LR label volume the SR volume came from.")] = None,
     truth: Annotated[Path | None, typer.Option("--truth", help="3D ground truth on the SR grid.")] = None,
     run: Annotated[
@@ -292,6 +303,8 @@ def evaluate(
     res = _evaluate(
         _labels_file(sr, "SR volume"),
         hr=_labels_file(hr, "HR image") if hr is not None else None,
+        hr_y=_labels_file(hr_y, "--hr-y image") if hr_y is not None else None,
+        hr_z=_labels_file(hr_z, "--hr-z image") if hr_z is not None else None,
         lr=_labels_file(lr, "LR volume") if lr is not None else None,
         truth=_labels_file(truth, "truth volume") if truth is not None else None,
         out_dir=out,

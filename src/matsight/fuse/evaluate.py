@@ -278,10 +278,49 @@ def _nan_stats(v):
 
 
 # ------------------------------------------------------------------------------------------ evaluate
+def _hr_planes(hr, hr_y, hr_z):
+    """The HR stacks of slices normal to Z, Y, X (the same stack thrice if isotropic), or None."""
+    from .data import as_hr_stack
+
+    if hr_y is None and hr_z is None:
+        return None if hr is None else [as_hr_stack(hr, name="HR image")] * 3
+    if hr is None or hr_y is None or hr_z is None:
+        raise InputError(
+            "anisotropic evaluation needs an HR image per plane: "
+            "give --hr (slices normal to x), --hr-y and --hr-z"
+        )
+    return [
+        as_hr_stack(h, name=f"HR {flag} image")
+        for h, flag in ((hr_z, "--hr-z"), (hr_y, "--hr-y"), (hr, "--hr"))
+    ]
+
+
+def _spread(n, k):
+    """Up to ``k`` evenly spaced indices into ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int))
+
+
+def _slice_stats(images, phases):
+    """Mean volume fraction and interface face fraction over a stack of 2D label images."""
+    from ..metrics.microstructure import interfacial_area, volume_fraction
+
+    vf = np.mean([list(volume_fraction(h, phases=phases).values()) for h in images], axis=0)
+    faces = {}
+    for h in images:
+        for (a, c), x in interfacial_area(h, normalize="faces").items():
+            faces.setdefault(f"{a}-{c}", []).append(x)
+    return {
+        "volume_fraction": {str(p): float(x) for p, x in zip(phases, vf, strict=True)},
+        "interface_face_fraction": {k: float(np.sum(x) / len(images)) for k, x in faces.items()},
+    }
+
+
 def evaluate(
     sr,
     *,
     hr=None,
+    hr_y=None,
+    hr_z=None,
     lr=None,
     truth=None,
     scale=None,
@@ -306,7 +345,11 @@ def evaluate(
     sr : ndarray
         SR labels (ZYX).
     hr : ndarray, optional
-        HR label image or stack ``(N, H, W)`` the model was trained on (same voxel size as SR).
+        HR label image or stack ``(N, H, W)`` the model was trained on (same voxel size as SR); with
+        ``hr_y``/``hr_z`` (anisotropic) the images of slices normal to x.
+    hr_y, hr_z : ndarray, optional
+        Anisotropic: HR images of slices normal to y and to z. Each plane of the SR volume is then compared
+        with its own images (``planes``); the pooled HR figures weigh the three planes equally.
     lr : ndarray, optional
         LR label volume the SR volume was generated from (LR consistency, FFT of the LR grid).
     truth : ndarray, optional
@@ -349,11 +392,11 @@ def evaluate(
     )
 
     sr = _labels3(sr, "SR volume")
-    hr_stack = None
-    if hr is not None:
-        from .data import as_hr_stack
-
-        hr_stack = as_hr_stack(hr, name="HR image")
+    hr_planes = _hr_planes(hr, hr_y, hr_z)
+    # the stacks that differ (one if isotropic); hr_stack: the images of slices normal to Z, which the SR's
+    # whole-volume curves and FFT profiles (slices normal to Z) are set against
+    hr_stacks = list({id(h): h for h in hr_planes}.values()) if hr_planes else []
+    hr_stack = hr_planes[0] if hr_planes else None
     lr_arr = _labels3(lr, "LR volume") if lr is not None else None
     tr = None
     if truth is not None:
@@ -382,9 +425,7 @@ def evaluate(
             "SR (LR phases)": {str(k): v for k, v in volume_fraction(lut[sr], phases=range(n_lr)).items()},
         }
 
-    phases = sorted(
-        {*np.unique(sr).tolist(), *(np.unique(hr_stack).tolist() if hr_stack is not None else [])}
-    )
+    phases = sorted({*np.unique(sr).tolist(), *(p for h in hr_stacks for p in np.unique(h).tolist())})
     phases = [int(p) for p in phases]
 
     # whole-volume metrics ------------------------------------------------------------------------------
@@ -400,15 +441,23 @@ def evaluate(
             },
             "triple_phase_boundary": triple_phase_boundary(v) if len(phases) >= 3 else None,
         }
-    if hr_stack is not None:
-        vf = np.mean([list(volume_fraction(h, phases=phases).values()) for h in hr_stack], axis=0)
-        faces = {}
-        for h in hr_stack:
-            for (a, c), x in interfacial_area(h, normalize="faces").items():
-                faces.setdefault(f"{a}-{c}", []).append(x)
+    if hr_planes:
+        per_stack = {id(h): _slice_stats(h, phases) for h in hr_stacks}
+        planes = {}
+        for ax, h in enumerate(hr_planes):
+            picked = np.moveaxis(np.take(sr, _spread(sr.shape[ax], fft_slices), axis=ax), ax, 0)
+            planes["ZYX"[ax]] = {"SR": _slice_stats(picked, phases), "HR": per_stack[id(h)]}
+        res["planes"] = planes
+        # equal weight per plane: the mean of the three planes' 2D face fractions is the 3D one
+        pooled = [per_stack[id(h)] for h in hr_planes]
         whole["HR"] = {
-            "volume_fraction": {str(p): float(x) for p, x in zip(phases, vf, strict=True)},
-            "interface_face_fraction": {k: float(np.mean(x)) for k, x in faces.items()},
+            "volume_fraction": {
+                str(p): float(np.mean([s["volume_fraction"][str(p)] for s in pooled])) for p in phases
+            },
+            "interface_face_fraction": {
+                k: float(np.mean([s["interface_face_fraction"].get(k, 0.0) for s in pooled]))
+                for k in sorted({k for s in pooled for k in s["interface_face_fraction"]})
+            },
             "triple_phase_boundary": None,
         }
     res["whole"] = whole
@@ -422,8 +471,7 @@ def evaluate(
     }
 
     def pick(v):
-        idx = np.unique(np.linspace(0, v.shape[0] - 1, min(fft_slices, v.shape[0])).round().astype(int))
-        return v[idx]
+        return v[_spread(v.shape[0], fft_slices)]
 
     fft = {name: _fft_profiles(pick(v), phases, slice_axis=0) for name, v in vols.items()}
     if hr_stack is not None:
@@ -458,12 +506,17 @@ def evaluate(
             orient[f"{name} ⟂ {'ZYX'[ax]}"] = {
                 str(p): fft_orientation_ratio(sl == p, slice_axis=ax) for p in phases
             }
-    if hr_stack is not None:
+    if len(hr_stacks) == 1:
         orient["HR"] = {str(p): fft_orientation_ratio(pick(hr_stack) == p, slice_axis=0) for p in phases}
+    elif hr_stacks:
+        for ax, h in enumerate(hr_planes):
+            orient[f"HR ⟂ {'ZYX'[ax]}"] = {
+                str(p): fft_orientation_ratio(pick(h) == p, slice_axis=ax) for p in phases
+            }
     res["fft_orientation_ratio"] = orient
 
     # sub-volume statistics (violins) ------------------------------------------------------------------------
-    size = int(min(subvolume_size, *sr.shape, *(hr_stack.shape[1:] if hr_stack is not None else ())))
+    size = int(min(subvolume_size, *sr.shape, *(n for h in hr_stacks for n in h.shape[1:])))
     if size < subvolume_size:
         log.info("sub-volumes reduced to %d voxels per edge to fit the images", size)
     subs = {}
@@ -471,9 +524,10 @@ def evaluate(
         subs[name] = _face_fraction_stats(
             subvolume_statistics(v, size=size, n=n_subvolumes, seed=seed, progress=progress), 3
         )
-    if hr_stack is not None:
-        per = max(1, n_subvolumes // len(hr_stack))
-        parts = [subvolume_statistics(h, size=size, n=per, seed=seed + i) for i, h in enumerate(hr_stack)]
+    if hr_planes:
+        images = [h for stack in hr_stacks for h in stack]
+        per = max(1, n_subvolumes // len(images))
+        parts = [subvolume_statistics(h, size=size, n=per, seed=seed + i) for i, h in enumerate(images)]
         hr_sub = {
             "volume_fraction": {
                 p: np.concatenate([s["volume_fraction"].get(p, np.zeros(per)) for s in parts]) for p in phases
@@ -588,6 +642,20 @@ def _write_report(out_dir, res, vols, subs, transport, curves, fft, lr_arr, phas
             rows.setdefault("TPB density", {})[name] = w["triple_phase_boundary"]
     rep.table(rows)
     rep.figure(rm.compare_volume_fractions(res["whole"], phase_names=names), "volume_fractions")
+    if "planes" in res:
+        rows = {}
+        for ax, per in res["planes"].items():
+            for name, st in per.items():
+                for p, v in st["volume_fraction"].items():
+                    rows.setdefault(f"⟂ {ax}: VF {pn(p)}", {})[name] = v
+                for k, v in st["interface_face_fraction"].items():
+                    a, b = k.split("-")
+                    rows.setdefault(f"⟂ {ax}: interface {pn(a)} / {pn(b)}", {})[name] = v
+        rep.table(
+            rows,
+            caption="Slices of each plane: the SR volume's (evenly spaced) against the HR images given for "
+            "that plane (anisotropic) or the one HR image (isotropic: the SR should match it in every plane)",
+        )
     if "versus_truth" in res:
         rep.heading("SR versus truth")
         vt = res["versus_truth"]
