@@ -274,6 +274,8 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
         lambda **_: None,
         sr=str(tmp_path / "sr.tif"),
         hr=str(tmp_path / "hr.tif"),
+        hr_y=str(tmp_path / "hr.tif"),  # a stack per plane, as for an anisotropic run
+        hr_z=str(tmp_path / "hr.tif"),
         lr=str(tmp_path / "lr.tif"),
         out_dir=str(tmp_path / "eval"),
         n_subvolumes=4,

@@ -453,6 +453,8 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         kw = {
             "sr": file_arg(b, "sr"),
             "hr": file_arg(b, "hr"),
+            "hr_y": file_arg(b, "hr_y", required=False),
+            "hr_z": file_arg(b, "hr_z", required=False),
             "lr": file_arg(b, "lr", required=False),
             "truth": file_arg(b, "truth", required=False),
             "out_dir": str(out),

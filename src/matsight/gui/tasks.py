@@ -335,13 +335,14 @@ def fuse_generate(emit, *, run, lr, out, seed=0, samples=1, device="cpu", **opti
     }
 
 
-def fuse_evaluate(emit, *, sr, hr, lr=None, truth=None, out_dir, **options):
+def fuse_evaluate(emit, *, sr, hr, hr_y=None, hr_z=None, lr=None, truth=None, out_dir, **options):
     """:func:`matsight.fuse.evaluate.evaluate` on label files → HTML report (worker task)."""
     from ..fuse.evaluate import evaluate
     from ..io import read_labels
 
     emit(progress=0.0, message="reading volumes")
-    inputs = {k: read_labels(v) if v else None for k, v in (("hr", hr), ("lr", lr), ("truth", truth))}
+    files = {"hr": hr, "hr_y": hr_y, "hr_z": hr_z, "lr": lr, "truth": truth}
+    inputs = {k: read_labels(v) if v else None for k, v in files.items()}
     emit(progress=0.1, message="evaluating")
     res = evaluate(read_labels(sr), out_dir=out_dir, **inputs, **options)
     out = {"report": str(Path(out_dir) / "index.html")}
