@@ -22,6 +22,11 @@ def _phase_list(text, what):
         raise InputError(f"{what} must be comma-separated phase numbers like 0,2, got {text!r}") from None
 
 
+# anisotropic runs: HR images per plane (train and evaluate)
+HrY = Annotated[Path | None, typer.Option("--hr-y", help="Anisotropic: HR images of slices normal to y.")]
+HrZ = Annotated[Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")]
+
+
 # ---- train / degrade -------------------------------------------------------------------------------------
 @app.command()
 @user_errors
@@ -33,12 +38,8 @@ def train(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumed if it holds a run).")],
     scale: Annotated[float, typer.Option(help="Scale factor 64/d, d in 8..64 (e.g. 4, 8, 2.6667).")] = 4.0,
-    hr_y: Annotated[
-        Path | None, typer.Option("--hr-y", help="Anisotropic: HR images of slices normal to y.")
-    ] = None,
-    hr_z: Annotated[
-        Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")
-    ] = None,
+    hr_y: HrY = None,
+    hr_z: HrZ = None,
     mode: Annotated[
         str, typer.Option(help="resolve (under-resolved LR, e.g. XCT: blur) or sample (under-sampled, SEM).")
     ] = "resolve",
@@ -254,12 +255,8 @@ def evaluate(
             "--hr", help="HR 2D label image(s) used for training (anisotropic: slices normal to x)."
         ),
     ] = None,
-    hr_y: Annotated[
-        Path | None, typer.Option("--hr-y", help="Anisotropic: HR images of slices normal to y.")
-    ] = None,
-    hr_z: Annotated[
-        Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")
-    ] = None,
+    hr_y: HrY = None,
+    hr_z: HrZ = None,
     lr: Annotated[Path | None, typer.Option("--lr", help="LR label volume the SR volume came from.")] = None,
     truth: Annotated[Path | None, typer.Option("--truth", help="3D ground truth on the SR grid.")] = None,
     run: Annotated[
