@@ -82,11 +82,33 @@ def test_tiled_equals_untiled(scale, tiles, upsampling):
     lr = _lr((10, 9, 11), seed=1)
     whole = generate(g, lr, crop=False, tile=64, progress=False, samples=2)
     assert len(np.unique(whole.labels)) == 3  # the comparison is not trivially all one phase
+    # oneDNN picks its kernels by tile shape, so a voxel whose two best logits tie to rounding may flip
+    # (seen on an AVX-512 machine: 1 voxel of 506 880, logit gap 2e-7)
+    clear = np.ones(whole.labels.shape, bool)
+    if float(scale).is_integer():  # (fractional sf: generation aligns its own grid, no plain reference)
+        plain = [_plain_forward(g, lr, sample=k) for k in range(2)]
+        clear = np.logical_and.reduce([gap > 1e-5 for _, gap in plain])
+        assert clear.mean() > 0.999
+        for (want, _), got in zip(plain, whole.samples, strict=True):
+            np.testing.assert_array_equal(got[clear], want[clear])
     for t in tiles:
         tiled = generate(g, lr, crop=False, tile=t, progress=False, samples=2)
         for a, b in zip(whole.samples, tiled.samples, strict=True):
-            np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(whole.entropy, tiled.entropy)
+            np.testing.assert_array_equal(a[clear], b[clear])
+        np.testing.assert_array_equal(whole.entropy[clear], tiled.entropy[clear])
+
+
+def _plain_forward(g, lr, *, seed=0, sample=0):
+    """Labels of the generator's plain forward pass on the whole volume, and each voxel's lead of the best
+    logit over the second (near 0: a tie that float rounding may break either way)."""
+    x = torch.zeros(1, 3, *lr.shape)
+    for c in range(2):
+        x[0, c] = torch.from_numpy(lr == c)
+    x[0, 2] = torch.from_numpy(noise_field((0, 0, 0), lr.shape, seed=seed, sample=sample))
+    with torch.no_grad():
+        logits = g.logits(x)[0]
+    top2 = logits.topk(2, dim=0).values
+    return logits.argmax(0).numpy(), (top2[0] - top2[1]).numpy()
 
 
 def test_tiles_match_plain_forward():
@@ -98,11 +120,8 @@ def test_tiles_match_plain_forward():
     for c in range(2):
         x[0, c] = torch.from_numpy(lr == c)
     x[0, 2] = torch.from_numpy(noise_field((0, 0, 0), lr.shape, seed=3))
-    with torch.no_grad():
-        logits = g.logits(x)[0]
-    want = logits.argmax(0).numpy()
-    top2 = logits.topk(2, dim=0).values
-    clear = (top2[0] - top2[1]).numpy() > 1e-3  # ignore exact ties of float rounding
+    want, gap = _plain_forward(g, lr, seed=3)
+    clear = gap > 1e-3  # ignore exact ties of float rounding
     assert clear.mean() > 0.99
     np.testing.assert_array_equal(got[clear], want[clear])
 

@@ -301,8 +301,8 @@ def _spread(n, k):
 
 
 def _slice_stats(images, phases):
-    """Mean volume fraction and interface face fraction over a stack of 2D label images."""
-    from ..metrics.microstructure import interfacial_area, volume_fraction
+    """Mean volume fraction, interface face fraction and Euler density over a stack of 2D label images."""
+    from ..metrics.microstructure import euler_density, interfacial_area, volume_fraction
 
     vf = np.mean([list(volume_fraction(h, phases=phases).values()) for h in images], axis=0)
     faces = {}
@@ -312,6 +312,8 @@ def _slice_stats(images, phases):
     return {
         "volume_fraction": {str(p): float(x) for p, x in zip(phases, vf, strict=True)},
         "interface_face_fraction": {k: float(np.sum(x) / len(images)) for k, x in faces.items()},
+        # grains per area: a phase cut apart by thin films of another shows here, not in fractions or faces
+        "euler_density": {str(p): float(np.mean([euler_density(h, p) for h in images])) for p in phases},
     }
 
 
@@ -651,10 +653,14 @@ def _write_report(out_dir, res, vols, subs, transport, curves, fft, lr_arr, phas
                 for k, v in st["interface_face_fraction"].items():
                     a, b = k.split("-")
                     rows.setdefault(f"⟂ {ax}: interface {pn(a)} / {pn(b)}", {})[name] = v
+                for p, v in st["euler_density"].items():
+                    rows.setdefault(f"⟂ {ax}: Euler density {pn(p)} (per 1000 px)", {})[name] = 1000 * v
         rep.table(
             rows,
             caption="Slices of each plane: the SR volume's (evenly spaced) against the HR images given for "
-            "that plane (anisotropic) or the one HR image (isotropic: the SR should match it in every plane)",
+            "that plane (anisotropic) or the one HR image (isotropic: the SR should match it in every "
+            "plane). Euler density: grains minus holes per area (edge-connected); too few grains of a phase means "
+            "the SR joins what the HR image shows apart, which raises that phase's transport",
         )
     if "versus_truth" in res:
         rep.heading("SR versus truth")

@@ -4,7 +4,8 @@ Every iteration the critic(s) score slices of generated volumes against random H
 penalty); every ``g_every``-th iteration the generator is updated with ``-critic(slices) + 10 · voxel-wise
 loss`` (the latter only when above 0.005). Training is budgeted (``iterations`` and/or ``budget`` seconds),
 resumable (``last.safetensors`` holds generator, critics, optimiser tensors, iteration and RNG states), and
-logs cheap metrics — phase fractions and surface areas of generated slices vs the HR images, and agreement
+logs cheap metrics — phase fractions, surface areas and Euler densities of generated slices vs the HR images
+(the last logged only), and agreement
 of the degraded output with the LR input — which decide the best checkpoint (``best.safetensors``), the
 paper's suggested stopping rule for a loss without a convergence criterion.
 
@@ -13,6 +14,7 @@ Run folder::
     RUN/last.safetensors   everything needed to resume
     RUN/best.safetensors   generator of the best-scoring evaluation (used by generation)
     RUN/metrics.csv, metrics.json, training_curves.png, config.json
+    RUN/hr_reference.json  the HR images' values of the logged slice metrics
 """
 
 from __future__ import annotations
@@ -59,21 +61,28 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------------------------- metrics
 def slice_metrics(labels, n_phases):
-    """Phase fractions and per-phase boundary density of 2D label slices ``(N, H, W)`` (torch or numpy).
+    """Phase fractions, boundary densities and Euler densities of 2D label slices ``(N, H, W)``.
 
-    The surface measure is face counting in 2D: for each phase, the share of neighbouring pixel pairs
-    (horizontal and vertical) with exactly one pixel of that phase. Cheap and identical for HR and generated
-    slices, so it tracks the specific surface area during training.
+    The three 2D Minkowski functionals per phase, cheap and measured alike on HR and generated slices.
+    Boundary density is face counting in 2D: the share of neighbouring pixel pairs (horizontal and
+    vertical) with exactly one pixel of that phase; it tracks the specific surface area. Euler density is
+    grains minus holes per pixel (edge-connected, Gray's bit quads inside the slices, as
+    :func:`matsight.metrics.microstructure.euler_density`); it tracks whether a phase is cut into the
+    HR image's grains or joined by necks. Accepts torch or numpy.
     """
     t = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).long()
-    vf, sa = [], []
+    vf, sa, eu = [], [], []
     for p in range(n_phases):
         m = t == p
         vf.append(float(m.float().mean()))
         dy = (m[:, 1:, :] != m[:, :-1, :]).float()
         dx = (m[:, :, 1:] != m[:, :, :-1]).float()
         sa.append(float((dy.sum() + dx.sum()) / (dy.numel() + dx.numel())))
-    return np.array(vf), np.array(sa)
+        a, b, c, d = m[:, :-1, :-1], m[:, :-1, 1:], m[:, 1:, :-1], m[:, 1:, 1:]
+        q = a.int() + b.int() + c.int() + d.int()
+        chi = (q == 1).sum() - (q == 3).sum() + 2 * ((q == 2) & (a == d)).sum()
+        eu.append(float(chi) / 4 / max(q.numel(), 1))
+    return np.array(vf), np.array(sa), np.array(eu)
 
 
 def lr_agreement(degraded, lr, *, material_only=False):
@@ -398,6 +407,11 @@ def train(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
+    # what the logged columns vf*, sa*, eu* aim at: one entry per HR stack (x, y, z planes if anisotropic)
+    write_json(
+        out_dir / "hr_reference.json",
+        [{k: v.tolist() for k, v in zip(("vf", "sa", "eu"), ref, strict=True)} for ref in hr_ref],
+    )
 
     def evaluate(it):
         net = ema if ema is not None else gen  # the generator that would be saved as best
@@ -423,16 +437,17 @@ def train(
         gen.train()  # (the average stays in eval mode)
         c = cfg.edge_crop
         vol = labels.cpu()[:, c : -c or None, c : -c or None, c : -c or None]
-        vfs, sas = [], []
+        vfs, sas, eus = [], [], []
         per_axis = []
         for axis in range(3):
             sl = vol.movedim(1 + axis, 1).reshape(-1, *[vol.shape[1 + a] for a in range(3) if a != axis])
-            vf, sa = slice_metrics(sl, n_hr)
-            ref_vf, ref_sa = hr_ref[axis if len(hr_ref) > 1 else 0]
+            vf, sa, eu = slice_metrics(sl, n_hr)
+            ref_vf, ref_sa, _ = hr_ref[axis if len(hr_ref) > 1 else 0]
             per_axis.append(_score(vf, sa, ref_vf, ref_sa, lr_agree))
             vfs.append(vf)
             sas.append(sa)
-        vf, sa = np.mean(vfs, 0), np.mean(sas, 0)
+            eus.append(eu)
+        vf, sa, eu = np.mean(vfs, 0), np.mean(sas, 0), np.mean(eus, 0)
         rec = {
             "iteration": it,
             "time_s": round(time.perf_counter() - t_start + elapsed_before, 2),
@@ -442,6 +457,7 @@ def train(
         for p in range(n_hr):
             rec[f"vf{p}"] = float(vf[p])
             rec[f"sa{p}"] = float(sa[p])
+            rec[f"eu{p}"] = float(eu[p])
         return rec
 
     # ---- loop ------------------------------------------------------------------------------------------
@@ -568,7 +584,7 @@ def train(
     checkpoint(final=True)
     if not (out_dir / BEST).is_file():  # zero iterations run: still leave a usable generator
         _save(out_dir / BEST, cfg, gen, critics, opt_g, opt_ds, {"iteration": it}, full=False, ema=ema)
-    _plot_curves(out_dir, history)
+    _plot_curves(out_dir, history, hr_ref)
     dt = time.perf_counter() - t_start
     done = it - start_it
     return TrainResult(
@@ -626,7 +642,7 @@ def _write_logs(out_dir, history):
     write_text(out_dir / "metrics.csv", buf.getvalue())
 
 
-def _plot_curves(out_dir, history):
+def _plot_curves(out_dir, history, hr_ref=None):
     if not history:
         return
     import matplotlib
@@ -637,7 +653,7 @@ def _plot_curves(out_dir, history):
     from .._atomic import atomic_path
 
     its = [r["iteration"] for r in history]
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axs = plt.subplots(1, 4, figsize=(17, 3.6))
     for key, label in (("wass", "critic W-distance"), ("g_adv", "G adversarial")):
         axs[0].plot(its, [r.get(key) if r.get(key) is not None else np.nan for r in history], label=label)
     axs[0].set_xlabel("iteration")
@@ -652,8 +668,16 @@ def _plot_curves(out_dir, history):
     n = sum(1 for k in history[0] if re.fullmatch(r"vf\d+", k))
     for p in range(n):
         axs[2].plot(its, [r[f"vf{p}"] for r in history], label=f"VF phase {p}")
+        # the HR images' Euler density is the aim: grains per area, cut apart or joined as in the HR
+        ref = np.mean([h[2][p] for h in hr_ref]) if hr_ref else np.nan
+        eu = [r.get(f"eu{p}", np.nan) / ref if ref else np.nan for r in history]
+        axs[3].plot(its, eu, label=f"phase {p}")
     axs[2].set_xlabel("iteration")
     axs[2].legend()
+    axs[3].axhline(1.0, color="0.5", lw=0.8)
+    axs[3].set_xlabel("iteration")
+    axs[3].set_ylabel("Euler density / HR images'")
+    axs[3].legend()
     fig.tight_layout()
     with atomic_path(out_dir / "training_curves.png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")
