@@ -659,8 +659,8 @@ def _write_report(out_dir, res, vols, subs, transport, curves, fft, lr_arr, phas
             rows,
             caption="Slices of each plane: the SR volume's (evenly spaced) against the HR images given for "
             "that plane (anisotropic) or the one HR image (isotropic: the SR should match it in every "
-            "plane). Euler density: grains minus holes per area (edge-connected); too few grains of a phase means "
-            "the SR joins what the HR image shows apart, which raises that phase's transport",
+            "plane). Euler density: grains minus holes per area (edge-connected); too few grains of a "
+            "phase means the SR joins what the HR image shows apart, which raises that phase's transport",
         )
     if "versus_truth" in res:
         rep.heading("SR versus truth")
