@@ -132,6 +132,7 @@ def test_anisotropic_evaluation_compares_each_plane_with_its_own_images():
         sr, hr = res["planes"][ax]["SR"], res["planes"][ax]["HR"]
         assert sr["interface_face_fraction"] == pytest.approx(hr["interface_face_fraction"])
         assert sr["volume_fraction"] == pytest.approx(hr["volume_fraction"])
+        assert sr["euler_density"] == pytest.approx(hr["euler_density"])
     # the three planes' 2D face fractions, weighed equally, are the 3D one
     assert res["whole"]["HR"]["interface_face_fraction"]["0-1"] == pytest.approx(
         res["whole"]["SR"]["interface_face_fraction"]["0-1"]

@@ -8,7 +8,8 @@ from matsight._errors import InputError
 from matsight.data.degrade import degrade
 from matsight.data.microstructures import particle_electrode
 from matsight.fuse.config import make_config
-from matsight.fuse.train import load_generator, lr_agreement, train
+from matsight.fuse.train import load_generator, lr_agreement, slice_metrics, train
+from matsight.metrics.microstructure import euler_density, volume_fraction
 
 # a tiny model and cube: the loop, checkpoints and resume are what is tested, not fidelity
 TINY = dict(
@@ -44,10 +45,23 @@ def test_resume_continues_the_iteration_count(tmp_path, data):
     its = [r["iteration"] for r in history]
     assert its == sorted(its) and its[-1] == 6 and 3 in its  # one history across both calls
     assert (run / "training_curves.png").stat().st_size > 0
+    ref = json.loads((run / "hr_reference.json").read_text())
+    assert len(ref) == 1 and len(ref[0]["eu"]) == 3 and {"eu0", "eu1", "eu2"} <= set(history[-1])
     gen, saved, _ = load_generator(run)
     assert saved.n_hr_phases == 3 and saved.n_lr_phases == 2 and saved.scale == 4
     # a finished run asked for no more iterations does nothing and keeps its count
     assert train(lr, gt[24], out_dir=run, config=cfg, iterations=6).iterations == 6
+
+
+def test_slice_metrics_are_the_metrics_modules(data):
+    gt, _ = data
+    slices = gt[10:14]
+    vf, sa, eu = slice_metrics(slices, 3)
+    want_vf = volume_fraction(slices, phases=range(3))
+    for p in range(3):
+        assert vf[p] == pytest.approx(want_vf[p])
+        assert eu[p] == pytest.approx(euler_density(slices, p, slice_axis=0))
+    assert (sa > 0).all() and eu[1] > 0  # grains of active material in every slice
 
 
 def test_weight_average_is_saved_resumed_and_generated_from(tmp_path, data):

@@ -152,6 +152,39 @@ def test_fft_orientation_ratio_sees_diagonal_streaks(rng):
         ms.fft_orientation_ratio(across, band=(0.3, 0.1))
 
 
+def test_euler_density_matches_skimage_and_counts_grains(rng):
+    from skimage.measure import euler_number
+
+    for connectivity in (1, 2):
+        for _ in range(3):
+            img = (rng.random((30, 41)) < 0.45).astype(np.uint8)
+            padded = np.pad(img, 1)  # background around it: the whole image's Euler number
+            chi = ms.euler_density(padded, 1, connectivity=connectivity) * 31 * 42
+            assert chi == pytest.approx(euler_number(img, connectivity=connectivity))
+    # closed forms: k separate squares → k; a ring → 0; the background around them, unpadded: −k (its holes;
+    # the part of it the image edges cut off has no boundary inside, as in an endless structure)
+    img = np.zeros((20, 20), np.uint8)
+    img[2:5, 2:5] = img[8:12, 3:6] = img[14:18, 12:19] = 1
+    assert ms.euler_density(np.pad(img, 1), 1) * 21 * 21 == pytest.approx(3)
+    assert ms.euler_density(img, 0) * 19 * 19 == pytest.approx(-3)
+    ring = np.zeros((12, 12), np.uint8)
+    ring[2:10, 2:10] = 1
+    ring[4:8, 4:8] = 0
+    assert ms.euler_density(ring, 1) == 0
+    # a diagonal touch joins two grains only with corner connectivity
+    diag = np.pad(np.eye(2, dtype=np.uint8), 1)
+    assert ms.euler_density(diag, 1) * 9 == pytest.approx(2)
+    assert ms.euler_density(diag, 1, connectivity=2) * 9 == pytest.approx(1)
+    # 3D: the mean over the slices of the chosen plane; spacing: per unit area
+    vol = np.stack([np.pad(img, 1)] * 4)
+    assert ms.euler_density(vol, 1, slice_axis=0) == pytest.approx(ms.euler_density(np.pad(img, 1), 1))
+    assert ms.euler_density(img, 1, spacing=0.5) == pytest.approx(4 * ms.euler_density(img, 1))
+    with pytest.raises(InputError, match="slice_axis"):
+        ms.euler_density(vol, 1)
+    with pytest.raises(InputError, match="connectivity"):
+        ms.euler_density(img, 1, connectivity=3)
+
+
 # ------------------------------------------------------------------------------- cross-checks (dev extra)
 def test_ssa_interfaces_tpb_match_taufactor(electrode):
     tm = pytest.importorskip("taufactor.metrics")
