@@ -5,7 +5,8 @@ padded by a halo at least as wide as the generator's receptive field (computed f
 :func:`receptive_radius`). Inside a tile, feature maps are cropped after the LR trunk and after every
 upsampling stage to the margin the remaining layers still need, so the costly full-resolution layers do
 almost no redundant work. Tiles that touch a face of the volume see the same replicate padding as the whole
-volume would, so the tiled output equals the untiled one.
+volume would, so the tiled output equals the untiled one (up to float rounding: the convolution kernels
+oneDNN picks depend on the tile's shape, so a voxel whose two best logits tie may flip).
 
 The noise channel is one field over the whole LR volume, drawn block by block (``NOISE_BLOCK`` LR voxels
 per edge, each block seeded from ``(seed, sample, block index)``), so any tile can draw its part without
