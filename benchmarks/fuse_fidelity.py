@@ -177,12 +177,25 @@ def _seam_stats(labels, seams=None):
     }
 
 
+def _euler_per_kpx(labels, phases=(0, 1, 2)):
+    # 2D grains minus holes per 1000 pixels, the mean over slices of the three planes (or of the one image):
+    # what a 2D image shows of whether a phase is cut into grains or joined by necks
+    from matsight.metrics.microstructure import euler_density
+
+    axes = range(3) if labels.ndim == 3 else [None]
+    return {p: 1000 * float(np.mean([euler_density(labels, p, slice_axis=a) for a in axes])) for p in phases}
+
+
 def _seams_filled(truth_c):
     # the truth with its binder seams turned into active material: how much of the active phase's transport
     # those films alone hold back (compare the SR's active transport efficiency)
     seams = _binder_seams(truth_c)
     filled = np.where(seams, 1, truth_c).astype(np.uint8)
-    return {**_seam_stats(truth_c, seams), "active": _structure((filled == 1).astype(np.uint8), phases=[1])}
+    return {
+        **_seam_stats(truth_c, seams),
+        "active": _structure((filled == 1).astype(np.uint8), phases=[1]),
+        "euler_per_kpx": _euler_per_kpx(filled),
+    }
 
 
 def _truth_voxelwise_loss(truth, lr, *, n_crops=64, seed=0):
@@ -312,6 +325,11 @@ def synthetic(args, out):
         "metrics_seconds": metrics_s,
         **_yardsticks(truth, lr, truth_c, b, args.seed),
         "sr_binder_seams": _seam_stats(sr),
+        "euler_per_kpx": {
+            "HR": _euler_per_kpx(hr),
+            "truth": _euler_per_kpx(truth_c),
+            "SR": _euler_per_kpx(sr),
+        },
         "truth": m_truth,
         "sr": m_sr,
         "fidelity": fid,
