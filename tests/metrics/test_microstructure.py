@@ -279,6 +279,10 @@ def test_summary_is_strict_json_and_consistent():
     assert set(s["two_point_correlation"]) == {"0-0", "0-1", "0-2", "1-1", "1-2", "2-2"}
     assert s["triple_phase_boundary"] == ms.triple_phase_boundary(img)
     assert s["chord_length"]["1"]["2"]["mean"] > 1
+    # 2D Euler density per slicing plane; slices normal to axis 2 are all phase 2 or none: no boundary, 0
+    assert set(s["euler_density"]["2"]) == {"0", "2"}
+    assert s["euler_density"]["2"]["0"] == pytest.approx(ms.euler_density(img, 2, slice_axis=0))
+    assert s["euler_density"]["2"]["2"] == 0
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,9 @@ def metrics(
         line = f"  phase {p}: VF {_fmt(vf)}  SSA {_fmt(ssa)}"
         for ax, r in result.get("tortuosity", {}).get(k, {}).items():
             line += f"  τ[{ax}] {_fmt(r['tau'])}"
+        eu = result["euler_density"][k]
+        eu = sum(eu.values()) / len(eu) if isinstance(eu, dict) else eu  # 3D: mean over slicing planes
+        line += f"  Euler/area {_fmt(float(eu))}"
         echo(line)
     if result["triple_phase_boundary"] is not None:
         echo(f"  TPB density: {_fmt(result['triple_phase_boundary'])}")

@@ -291,8 +291,8 @@ def euler_density(labels, phase, *, connectivity=1, slice_axis=None, spacing=Non
     slice_axis : int, optional
         For a 3D volume (required): the mean over its 2D slices normal to this axis, as an HR image of that
         plane would be measured.
-    spacing : float or (float, float), optional
-        Pixel size; the density is then per unit area.
+    spacing : float or sequence of float, optional
+        Pixel (voxel) size per axis of ``labels``; the density is then per unit area of the plane.
 
     Returns
     -------
@@ -310,12 +310,14 @@ def euler_density(labels, phase, *, connectivity=1, slice_axis=None, spacing=Non
     if arr.ndim == 3:
         if slice_axis is None:
             raise InputError("euler_density of a 3D volume needs slice_axis=0, 1 or 2 (the plane's normal)")
-        arr = np.moveaxis(arr, _axis(slice_axis, 3), 0)
+        ax = _axis(slice_axis, 3)
+        sp = [s for k, s in enumerate(_spacing(spacing, 3)) if k != ax]
+        arr = np.moveaxis(arr, ax, 0)
     elif arr.ndim != 2:
         raise InputError(f"labels must be 2D or 3D, got {arr.ndim}D")
     else:
+        sp = _spacing(spacing, 2)
         arr = arr[None]
-    sp = _spacing(spacing, 2)
     if arr.shape[1] < 2 or arr.shape[2] < 2:
         return 0.0
     m = arr == phase
@@ -899,7 +901,8 @@ def summary(
         ``shape``, ``spacing``, ``phases``, ``volume_fraction`` ``{phase: VF}``, ``specific_surface_area``
         ``{phase: SSA}``, ``interfacial_area`` ``{"a-b": area/volume}``, ``interface_face_fraction``
         ``{"a-b": faces/all internal faces}``, ``triple_phase_boundary`` (TauFactor's, 3+ phases, else
-        None), ``tortuosity`` ``{phase: {axis: {"tau", "transport_efficiency", "percolating",
+        None), ``euler_density`` (2D: ``{phase: grains − holes per area}``; 3D: ``{phase: {slice_axis:
+        the mean over slices normal to it}}``), ``tortuosity`` ``{phase: {axis: {"tau", "transport_efficiency", "percolating",
         "percolating_fraction"}}}`` (``tau`` is None when the phase does not percolate),
         ``chord_length`` ``{phase: {axis: {"mean", "n_chords", "length", "count"}}}``,
         ``two_point_correlation`` ``{"a-b": {"distance": [...], axis: [...]}}`` (intra and inter phase,
@@ -922,6 +925,12 @@ def summary(
             _pair_key(*k): v for k, v in interfacial_area(arr, spacing=sp, normalize="faces").items()
         },
         "triple_phase_boundary": triple_phase_boundary(arr) if len(phases) >= 3 else None,
+        "euler_density": {
+            str(p): euler_density(arr, p, spacing=sp)
+            if arr.ndim == 2
+            else {str(a): euler_density(arr, p, slice_axis=a, spacing=sp) for a in axes}
+            for p in phases
+        },
     }
     if tortuosity is True:
         tau_axes = axes

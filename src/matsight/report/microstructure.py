@@ -99,7 +99,8 @@ def plot_volume_fractions(summary, *, phase_names=None):
 
 # ----------------------------------------------------------------------------------------------- tables
 def surface_table(summaries, *, phase_names=None):
-    """Rows for :meth:`Report.table`: SSA per phase, interfacial area per pair, TPB; one column per volume."""
+    """Rows for :meth:`Report.table`: SSA per phase, interfacial area per pair, TPB, 2D Euler density (per
+    slicing plane); one column per volume."""
     if "volume_fraction" in summaries:
         summaries = {_SINGLE: summaries}
     rows = {}
@@ -110,6 +111,10 @@ def surface_table(summaries, *, phase_names=None):
             rows.setdefault(f"interface {_pair_name(pair, phase_names)}", {})[name] = v
         if s.get("triple_phase_boundary") is not None:
             rows.setdefault("TPB density", {})[name] = s["triple_phase_boundary"]
+        for p, v in s.get("euler_density", {}).items():
+            for ax, x in v.items() if isinstance(v, dict) else [(None, v)]:
+                plane = f" ⟂ {'ZYX'[int(ax)]}" if ax is not None else ""
+                rows.setdefault(f"Euler density {_phase_name(p, phase_names)}{plane}", {})[name] = x
     return rows
 
 
