@@ -902,8 +902,9 @@ def summary(
         ``{phase: SSA}``, ``interfacial_area`` ``{"a-b": area/volume}``, ``interface_face_fraction``
         ``{"a-b": faces/all internal faces}``, ``triple_phase_boundary`` (TauFactor's, 3+ phases, else
         None), ``euler_density`` (2D: ``{phase: grains − holes per area}``; 3D: ``{phase: {slice_axis:
-        the mean over slices normal to it}}``), ``tortuosity`` ``{phase: {axis: {"tau", "transport_efficiency", "percolating",
-        "percolating_fraction"}}}`` (``tau`` is None when the phase does not percolate),
+        the mean over slices normal to it}}``), ``tortuosity`` ``{phase: {axis: {"tau",
+        "transport_efficiency", "percolating", "percolating_fraction"}}}`` (``tau`` is None when the phase
+        does not percolate),
         ``chord_length`` ``{phase: {axis: {"mean", "n_chords", "length", "count"}}}``,
         ``two_point_correlation`` ``{"a-b": {"distance": [...], axis: [...]}}`` (intra and inter phase,
         along each axis), ``fft_profile`` ``{phase: {"frequency", "magnitude"}}``.

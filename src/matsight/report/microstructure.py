@@ -100,7 +100,8 @@ def plot_volume_fractions(summary, *, phase_names=None):
 # ----------------------------------------------------------------------------------------------- tables
 def surface_table(summaries, *, phase_names=None):
     """Rows for :meth:`Report.table`: SSA per phase, interfacial area per pair, TPB, 2D Euler density (per
-    slicing plane); one column per volume."""
+    slicing plane); one column per volume.
+    """
     if "volume_fraction" in summaries:
         summaries = {_SINGLE: summaries}
     rows = {}
