@@ -4,10 +4,10 @@ Every iteration the critic(s) score slices of generated volumes against random H
 penalty); every ``g_every``-th iteration the generator is updated with ``-critic(slices) + 10 · voxel-wise
 loss`` (the latter only when above 0.005). Training is budgeted (``iterations`` and/or ``budget`` seconds),
 resumable (``last.safetensors`` holds generator, critics, optimiser tensors, iteration and RNG states), and
-logs cheap metrics — phase fractions, surface areas and Euler densities of generated slices vs the HR images
-(the last logged only), and agreement
+logs cheap metrics — phase fractions and surface areas of generated slices vs the HR images, and agreement
 of the degraded output with the LR input — which decide the best checkpoint (``best.safetensors``), the
-paper's suggested stopping rule for a loss without a convergence criterion.
+paper's suggested stopping rule for a loss without a convergence criterion; the slices' Euler densities
+(grains per area) are logged beside them.
 
 Run folder::
 
