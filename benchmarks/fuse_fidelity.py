@@ -77,12 +77,12 @@ def _structure(labels, *, phases, tortuosity=True):
     return out
 
 
-def _train_generate(lr, hr, run, *, budget, seed, hr_y=None, hr_z=None, **cfg_kw):
+def _train_generate(lr, hr, run, *, budget, seed, hr_y=None, hr_z=None, settings=None, **cfg_kw):
     from matsight.fuse.config import make_config
     from matsight.fuse.generate import generate
     from matsight.fuse.train import train
 
-    cfg = make_config("cpu", seed=seed, **cfg_kw)
+    cfg = make_config("cpu", seed=seed, settings=settings, **cfg_kw)
     t0 = time.perf_counter()
     res = train(lr, hr, hr_y=hr_y, hr_z=hr_z, out_dir=run, config=cfg, budget=budget, progress=True)
     train_s = time.perf_counter() - t0
@@ -268,7 +268,7 @@ def synthetic(args, out):
     else:
         hr = truth[n // 2]  # the middle slice of the truth itself
     res, train_s, gen = _train_generate(
-        lr, hr, out / "run", budget=args.budget, seed=args.seed, scale=4, **args.overrides
+        lr, hr, out / "run", budget=args.budget, seed=args.seed, scale=4, settings=args.overrides
     )
     sr = gen.labels
     b = (truth.shape[0] - sr.shape[0]) // 2
@@ -375,7 +375,8 @@ def real(args, out):
         seed=args.seed,
         hr_y=hr_y,
         hr_z=hr_z,
-        **{**spec, **args.overrides},
+        settings=args.overrides,
+        **spec,
     )
     ev = evaluate(
         gen.labels,

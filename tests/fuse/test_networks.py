@@ -66,3 +66,13 @@ def test_config_rejects_more_lr_phases():
         make_config("cpu", n_hr_phases=3, n_lr_phases=2, compare_phases=[3])
     with pytest.raises(InputError, match="preset"):
         make_config("gpu")
+
+
+def test_written_settings_may_be_none():
+    # a command-line option left out (None) keeps the preset's value; a written setting of None is applied
+    assert make_config("cpu", slices_per_volume=None).slices_per_volume == 8
+    assert make_config("cpu", settings={"slices_per_volume": None}).slices_per_volume is None
+    assert make_config("cpu", scale=8, settings={"gen_width": None}).trunk_width == 512
+    assert make_config("cpu", settings={"scale": 2}).scale == 2
+    with pytest.raises(InputError, match="slices_per_volume"):
+        make_config("cpu", settings={"slices_per_volume": 0})

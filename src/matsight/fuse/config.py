@@ -234,8 +234,18 @@ def _cpu_output_size(d, target=40):
 PRESETS = ("cpu", "paper")
 
 
-def make_config(preset="cpu", **overrides):
-    """Build a :class:`FuseConfig` from a preset plus overrides (``None`` values are ignored).
+def make_config(preset="cpu", *, settings=None, **overrides):
+    """Build a :class:`FuseConfig` from a preset plus overrides.
+
+    Parameters
+    ----------
+    preset : {"cpu", "paper"}
+        Starting values.
+    settings : dict, optional
+        Settings applied as given, ``None`` included (``{"slices_per_volume": None}`` = all slices), after
+        ``overrides``: for user-written settings (GUI, ``--set``).
+    **overrides
+        Settings whose ``None`` means "not given" (command-line options left out), so they are skipped.
 
     Raises
     ------
@@ -245,7 +255,7 @@ def make_config(preset="cpu", **overrides):
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    sf, d = validate_scale(overrides.get("scale", 4.0))
+    sf, d = validate_scale({**overrides, **(settings or {})}.get("scale", 4.0))
     if preset == "paper":
         base = dict(
             output_size=64,
@@ -274,6 +284,7 @@ def make_config(preset="cpu", **overrides):
         )
     base.update(preset=preset, scale=sf)
     base.update(overrides)
+    base.update(settings or {})
     try:
         return FuseConfig(**base)
     except Exception as exc:  # pydantic ValidationError -> one line naming the field

@@ -426,7 +426,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         from ..fuse.config import make_config
 
         # validate the settings here so the page gets the message at once, not from the worker
-        make_config(kw["preset"], scale=kw["scale"], mode=kw["mode"], **(kw["overrides"] or {}))
+        make_config(kw["preset"], scale=kw["scale"], mode=kw["mode"], settings=kw["overrides"])
         run = root.run_dir(b.get("run"), default_prefix="fuse")
         kw["out_dir"] = str(run)
         return start(kw, "fuse.train", run.name, run_dir=run, params={"run": root.relative(run)})

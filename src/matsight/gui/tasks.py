@@ -284,7 +284,7 @@ def fuse_train(
         # checkpoint at every evaluation so a stop loses little and the page's curves stay current
         extra.setdefault("metrics_every", int(metrics_every))
         extra.setdefault("checkpoint_every", int(metrics_every))
-    cfg = make_config(preset, scale=scale, mode=mode, anisotropic=anisotropic, seed=seed, **extra)
+    cfg = make_config(preset, scale=scale, mode=mode, anisotropic=anisotropic, seed=seed, settings=extra)
     watcher = _TrainWatcher(emit, iterations, budget_s)
     lg = _watch_logger("matsight.fuse.train", watcher)  # fuse.train reports through its log records
     emit(message="training")
