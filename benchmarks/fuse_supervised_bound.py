@@ -65,7 +65,7 @@ def train_supervised(lr, truth, cfg, *, budget_s, seed=0, lr_rate=1e-3):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         it += 1
         if it % 500 == 0:
             print(f"iteration {it}: cross-entropy {np.median(losses[-500:]):.4f}", flush=True)
