@@ -90,6 +90,18 @@ def _train_generate(lr, hr, run, *, budget, seed, hr_y=None, hr_z=None, settings
     return res, train_s, gen
 
 
+def _fidelity(m_sr, m_truth, phases):
+    # the issue's figures of an SR volume against the truth, from two `_structure` records
+    return {
+        "abs_delta_vf": {p: abs(m_sr["volume_fraction"][p] - m_truth["volume_fraction"][p]) for p in phases},
+        "rel_delta_ssa": {p: (m_sr["ssa"][p] - m_truth["ssa"][p]) / m_truth["ssa"][p] for p in phases},
+        "delta_transport_efficiency": {
+            k: m_sr["transport_efficiency"][k] - v for k, v in m_truth["transport_efficiency"].items()
+        },
+        "rel_delta_tpb": (m_sr["tpb"] - m_truth["tpb"]) / m_truth["tpb"],
+    }
+
+
 def _slice_vf_sd(truth, phases):
     # how far one HR slice's phase fractions stray from the volume's: sd over the truth's z slices
     from matsight.metrics.microstructure import volume_fraction
@@ -279,15 +291,7 @@ def synthetic(args, out):
     m_sr = _structure(sr, phases=phases)
     metrics_s = time.perf_counter() - t0
     cons = lr_consistency(sr, lr, scale=4, mode="resolve", compare_phases=[1])
-    fid = {
-        "abs_delta_vf": {p: abs(m_sr["volume_fraction"][p] - m_truth["volume_fraction"][p]) for p in phases},
-        "rel_delta_ssa": {p: (m_sr["ssa"][p] - m_truth["ssa"][p]) / m_truth["ssa"][p] for p in phases},
-        "delta_transport_efficiency": {
-            k: m_sr["transport_efficiency"][k] - v for k, v in m_truth["transport_efficiency"].items()
-        },
-        "rel_delta_tpb": (m_sr["tpb"] - m_truth["tpb"]) / m_truth["tpb"],
-        "lr_consistency": float(cons["consistency"]),
-    }
+    fid = {**_fidelity(m_sr, m_truth, phases), "lr_consistency": float(cons["consistency"])}
     passed = {
         "abs_dvf": max(fid["abs_delta_vf"].values()) <= TARGETS["abs_dvf"],
         "rel_ssa": max(abs(v) for v in fid["rel_delta_ssa"].values()) <= TARGETS["rel_ssa"],

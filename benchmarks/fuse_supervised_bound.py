@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fuse_fidelity import (  # noqa: E402  (a sibling script: the same truth, crops and scores)
-    _binder_seams,
     _euler_per_kpx,
+    _fidelity,
     _machine,
     _seam_stats,
     _structure,
@@ -103,16 +103,9 @@ def main():
         "cross_entropy_median_last_200": ce,
         "truth": m_truth,
         "sr": m_sr,
-        "delta_transport_efficiency": {
-            k: m_sr["transport_efficiency"][k] - v for k, v in m_truth["transport_efficiency"].items()
-        },
-        "rel_delta_ssa": {p: (m_sr["ssa"][p] - m_truth["ssa"][p]) / m_truth["ssa"][p] for p in phases},
-        "rel_delta_tpb": (m_sr["tpb"] - m_truth["tpb"]) / m_truth["tpb"],
+        **_fidelity(m_sr, m_truth, phases),
         "accuracy": float((sr == truth_c).mean()),
-        "binder_seams": {
-            "truth": _seam_stats(truth_c, _binder_seams(truth_c)),
-            "sr": _seam_stats(sr, _binder_seams(sr)),
-        },
+        "binder_seams": {"truth": _seam_stats(truth_c), "sr": _seam_stats(sr)},
         "euler_per_kpx": {"truth": _euler_per_kpx(truth_c), "sr": _euler_per_kpx(sr)},
     }
     record["wall_s"] = time.perf_counter() - t_all

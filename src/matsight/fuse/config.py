@@ -252,10 +252,10 @@ def make_config(preset="cpu", *, settings=None, **overrides):
     InputError
         Unknown preset, unsupported scale factor or an invalid combination (the message names the field).
     """
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    given = {k: v for k, v in overrides.items() if v is not None} | (settings or {})
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    sf, d = validate_scale({**overrides, **(settings or {})}.get("scale", 4.0))
+    sf, d = validate_scale(given.get("scale", 4.0))
     if preset == "paper":
         base = dict(
             output_size=64,
@@ -283,8 +283,7 @@ def make_config(preset="cpu", *, settings=None, **overrides):
             checkpoint_every=100,
         )
     base.update(preset=preset, scale=sf)
-    base.update(overrides)
-    base.update(settings or {})
+    base.update(given)
     try:
         return FuseConfig(**base)
     except Exception as exc:  # pydantic ValidationError -> one line naming the field
