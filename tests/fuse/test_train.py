@@ -172,6 +172,30 @@ def test_adversarial_term_is_the_mean_over_the_axes():
     assert float(adversarial_loss([Const(4.0)], fake, (0, 1, 2), cfg)) == -4.0
 
 
+def test_hard_critic_view_is_one_hot_forward_and_probability_gradient_backward():
+    import torch
+
+    from matsight.fuse.train import critic_view
+
+    logits = torch.tensor([[[2.0, -1.0, 0.3]], [[0.5, 1.0, 0.2]], [[-1.0, 0.0, 0.9]]]).T[None]  # (1, 3, 1, 3)
+    probs = torch.softmax(logits.clone().requires_grad_(True), dim=1)
+    assert critic_view(probs, "soft") is probs
+    hard = critic_view(probs, "hard")
+    assert torch.equal(hard.detach().argmax(1), probs.argmax(1))
+    assert torch.equal(hard.detach().sum(1), torch.ones_like(hard[:, 0]))
+    assert set(hard.detach().unique().tolist()) == {0.0, 1.0}
+    w = torch.randn_like(probs)
+    (g_hard,) = torch.autograd.grad((hard * w).sum(), probs, retain_graph=True)
+    (g_soft,) = torch.autograd.grad((probs * w).sum(), probs)
+    assert torch.allclose(g_hard, g_soft)
+
+
+def test_critic_input_is_validated():
+    assert make_config("cpu", critic_input="hard").critic_input == "hard"
+    with pytest.raises(InputError, match="critic_input"):
+        make_config("cpu", critic_input="argmax")
+
+
 @pytest.mark.parametrize(
     "case, match",
     [

@@ -85,6 +85,12 @@ class FuseConfig(BaseModel):
     )
     # critic
     critic_widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
+    critic_input: Literal["soft", "hard"] = Field(
+        "soft",
+        description="what the critics see of a generated volume: 'soft' its phase probabilities (the paper); "
+        "'hard' their argmax one-hot with the probabilities' gradient (straight-through), so the critics "
+        "cannot score a slice by how far it is from one-hot, only by its structure (docs/fuse.md)",
+    )
     # sizes
     output_size: int = Field(64, ge=8, description="edge of the generated training cube (voxels)")
     edge_crop: int = Field(4, ge=0, description="voxels cut from every face before slicing for the critic")

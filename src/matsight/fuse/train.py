@@ -43,7 +43,15 @@ from .networks import build_critics, build_generator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "parse_duration", "TrainResult", "load_generator", "slice_metrics", "adversarial_loss"]
+__all__ = [
+    "train",
+    "parse_duration",
+    "TrainResult",
+    "load_generator",
+    "slice_metrics",
+    "adversarial_loss",
+    "critic_view",
+]
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 
@@ -213,6 +221,19 @@ def adversarial_loss(critics, fake, axes, cfg, gen=None):
         critic = critics[a if len(critics) > 1 else 0]
         total = total - critic(_slices(fake, a, cfg.edge_crop, cfg.slices_per_volume, gen)).mean()
     return total / len(axes)
+
+
+def critic_view(probs, kind="soft"):
+    """What the critics see of generated phase probabilities ``(B, n, ...)``.
+
+    ``"soft"``: the probabilities themselves (the paper). ``"hard"``: their argmax as one-hot, with the
+    probabilities' gradient (straight-through): real slices are one-hot, so a critic shown probabilities can
+    score a fake by its softness alone, which measured (docs/fuse.md) dwarfs what it learns of structure.
+    """
+    if kind == "soft":
+        return probs
+    hard = torch.zeros_like(probs).scatter_(1, probs.argmax(1, keepdim=True), 1.0)
+    return hard + probs - probs.detach()
 
 
 def _slices(vol, axis, crop, k=None, gen=None):
@@ -500,6 +521,7 @@ def train(
         while not out_of_time():
             # (1) critic step(s) on detached fakes
             _, fake = make_fake(grad=False)
+            fake = critic_view(fake, cfg.critic_input)
             if len(critics) == 1:
                 groups_ax = [(0, axes)]
             else:
@@ -527,7 +549,7 @@ def train(
             # (2) generator step every g_every iterations
             if it % cfg.g_every == 0:
                 lr_oh, fake = make_fake(grad=True)
-                adv = adversarial_loss(critics, fake, axes, cfg, tgen)
+                adv = adversarial_loss(critics, critic_view(fake, cfg.critic_input), axes, cfg, tgen)
                 vw = voxelwise_loss(
                     fake,
                     lr_oh,
