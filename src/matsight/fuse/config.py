@@ -89,7 +89,8 @@ class FuseConfig(BaseModel):
         "soft",
         description="what the critics see of a generated volume: 'soft' its phase probabilities (the paper); "
         "'hard' their argmax one-hot with the probabilities' gradient (straight-through), so the critics "
-        "cannot score a slice by how far it is from one-hot, only by its structure (docs/fuse.md)",
+        "cannot score a slice by how far it is from one-hot, only by its structure; measured worse on the "
+        "synthetic benchmark (docs/fuse.md)",
     )
     # sizes
     output_size: int = Field(64, ge=8, description="edge of the generated training cube (voxels)")
