@@ -31,19 +31,22 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fuse_fidelity import _binder_seams, _truth_and_lr  # noqa: E402  (the same truth and films)
+from fuse_fidelity import (  # noqa: E402  (the same truth, HR section and films)
+    _binder_seams,
+    _hr_section,
+    _truth_and_lr,
+)
 
 
 def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
     """Mean critic score (± standard error) per kind of slice; see the module docstring."""
     import torch
 
-    from matsight.data.microstructures import particle_electrode
     from matsight.fuse.config import FuseConfig
     from matsight.fuse.data import LRSampler, one_hot
     from matsight.fuse.generate import generate
     from matsight.fuse.networks import build_critics, build_generator
-    from matsight.fuse.train import LAST
+    from matsight.fuse.train import LAST, _slices
     from matsight.nn.checkpoint import load_checkpoint
 
     groups, meta = load_checkpoint(Path(run) / LAST)
@@ -54,7 +57,7 @@ def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
     s = cfg.slice_size
     rng = np.random.default_rng(seed)
     truth, lr, _ = _truth_and_lr(argparse.Namespace(size=size, seed=seed))
-    hr = particle_electrode((48, hr_size, hr_size), seed=seed + 1)[24]  # as fuse_fidelity's HR section
+    hr = _hr_section(hr_size, seed)
     filled = np.where(_binder_seams(truth), 1, truth).astype(np.uint8)
     sr = generate(run, lr, seed=seed).labels
 
@@ -89,14 +92,13 @@ def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
     sampler = LRSampler(lr, crop=cfg.lr_crop, n_phases=cfg.n_lr_phases, rng=rng)
     torch.manual_seed(seed)
     scores, maxp = [], []
-    c = cfg.edge_crop
     with torch.no_grad():
         for _ in range(fake_draws):
             lo = sampler.sample(cfg.fake_batch)
             p = gen(torch.cat([lo, torch.randn(lo.shape[0], 1, *lo.shape[2:])], 1))
-            p = p[:, :, c:-c, c:-c, c:-c] if c else p
-            scores.append(critic(p.movedim(2, 1).reshape(-1, p.shape[1], s, s)).numpy())
-            maxp.append(p.max(1).values.flatten().numpy())
+            sl = _slices(p, 0, cfg.edge_crop)  # the edge-cropped slices the critic judges in training
+            scores.append(critic(sl).numpy())
+            maxp.append(sl.max(1).values.flatten().numpy())
     m = np.concatenate(maxp)
     res["generator probabilities"] = stats(np.concatenate(scores))
     res["max probability"] = {

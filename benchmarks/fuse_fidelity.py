@@ -249,6 +249,15 @@ def _truth_and_lr(args):
     return truth, lr, groups
 
 
+def _hr_section(hr_size, seed):
+    # one HR 2D section of the same material, as an SEM image is: wider than the volume's slices, as a
+    # single 256² slice's phase fractions scatter by ±0.035 (sd over the truth's slices) around the
+    # volume's, more than the |ΔVF| ≤ 0.01 target; a 1024² section scatters by ~0.009
+    from matsight.data.microstructures import particle_electrode
+
+    return particle_electrode((48, hr_size, hr_size), seed=seed + 1)[24]
+
+
 def _yardsticks(truth, lr, truth_c, b, seed):
     # what the truth and plain interpolation give, independent of any training
     return {
@@ -266,17 +275,13 @@ def yardsticks(args):
 
 
 def synthetic(args, out):
-    from matsight.data.microstructures import particle_electrode
     from matsight.fuse.evaluate import evaluate, lr_consistency
     from matsight.metrics.microstructure import volume_fraction
 
     truth, lr, groups = _truth_and_lr(args)
     n = args.size
     if args.hr_size:
-        # one HR 2D section of the same material, as an SEM image is: wider than the volume's slices, as a
-        # single 256² slice's phase fractions scatter by ±0.035 (sd over the truth's slices) around the
-        # volume's, more than the |ΔVF| ≤ 0.01 target; a 1024² section scatters by ~0.009
-        hr = particle_electrode((48, args.hr_size, args.hr_size), seed=args.seed + 1)[24]
+        hr = _hr_section(args.hr_size, args.seed)
     else:
         hr = truth[n // 2]  # the middle slice of the truth itself
     res, train_s, gen = _train_generate(
