@@ -1,4 +1,4 @@
-"""Fidelity of SuperRes (`matsight fuse`), CPU preset: on a ground truth and on the paper's real inputs.
+"""SuperRes (`matsight fuse`) fidelity on a 3D truth and on the paper's real inputs (CPU preset by default).
 
 ``synthetic`` (the issue's yardstick): a 3-phase 3D ground truth from the package's generator (~256³:
 particles + binder) → the paper's degradation ×4 with binder merged into pore → train on the LR volume and
@@ -14,6 +14,7 @@ slice statistics vs the HR images and LR consistency (target ≥ 95%), with the 
 
     python benchmarks/fuse_fidelity.py --case synthetic --budget 30m
     python benchmarks/fuse_fidelity.py --case nmc --budget 10m
+    python benchmarks/fuse_fidelity.py --case synthetic --preset paper --budget 2h   # on a GPU
     python benchmarks/fuse_fidelity.py --yardsticks-only   # the truth's own figures, no training (3 min)
     python benchmarks/fuse_fidelity.py --case separator --yardsticks-only   # the data's own agreement (2 min)
 
@@ -49,6 +50,7 @@ def _machine():
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),
         "load_average_at_start": list(os.getloadavg()),
     }
@@ -77,12 +79,14 @@ def _structure(labels, *, phases, tortuosity=True):
     return out
 
 
-def _train_generate(lr, hr, run, *, budget, seed, hr_y=None, hr_z=None, settings=None, **cfg_kw):
+def _train_generate(
+    lr, hr, run, *, budget, seed, preset="cpu", hr_y=None, hr_z=None, settings=None, **cfg_kw
+):
     from matsight.fuse.config import make_config
     from matsight.fuse.generate import generate
     from matsight.fuse.train import train
 
-    cfg = make_config("cpu", seed=seed, settings=settings, **cfg_kw)
+    cfg = make_config(preset, seed=seed, settings=settings, **cfg_kw)
     t0 = time.perf_counter()
     res = train(lr, hr, hr_y=hr_y, hr_z=hr_z, out_dir=run, config=cfg, budget=budget, progress=True)
     train_s = time.perf_counter() - t0
@@ -285,7 +289,14 @@ def synthetic(args, out):
     else:
         hr = truth[n // 2]  # the middle slice of the truth itself
     res, train_s, gen = _train_generate(
-        lr, hr, out / "run", budget=args.budget, seed=args.seed, scale=4, settings=args.overrides
+        lr,
+        hr,
+        out / "run",
+        budget=args.budget,
+        seed=args.seed,
+        preset=args.preset,
+        scale=4,
+        settings=args.overrides,
     )
     sr = gen.labels
     b = (truth.shape[0] - sr.shape[0]) // 2
@@ -382,6 +393,7 @@ def real(args, out):
         out / "run",
         budget=args.budget,
         seed=args.seed,
+        preset=args.preset,
         hr_y=hr_y,
         hr_z=hr_z,
         settings=args.overrides,
@@ -433,6 +445,12 @@ def main():
         default=1024,
         help="synthetic: edge of the HR 2D section drawn from the same process (0: the truth's middle slice)",
     )
+    ap.add_argument(
+        "--preset",
+        choices=["cpu", "paper"],
+        default="cpu",
+        help="network sizes: cpu (the default, 2 cores) or paper (the reference widths, for a GPU)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument(
@@ -449,7 +467,7 @@ def main():
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a cpu-preset setting (JSON value), e.g. --set lr=0.0003 --set g_every=2",
+        help="override a preset setting (JSON value), e.g. --set lr=0.0003 --set g_every=2",
     )
     args = ap.parse_args()
     args.overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
@@ -487,9 +505,10 @@ def main():
         "benchmark": "fuse_fidelity",
         "case": args.case,
         "command": f"python benchmarks/fuse_fidelity.py --case {args.case} --budget {args.budget}"
-        + (f" --hr-size {args.hr_size}" if args.case == "synthetic" else "")
+        + (f" --size {args.size} --hr-size {args.hr_size}" if args.case == "synthetic" else "")
+        + (f" --preset {args.preset}" if args.preset != "cpu" else "")
         + "".join(f" --set {item}" for item in args.set),
-        "preset": "cpu",
+        "preset": args.preset,
         "overrides": args.overrides,
         "budget": args.budget,
         "machine": machine,
