@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .._errors import InputError
+from .._errors import InputError, settings_message
 
 __all__ = ["FuseConfig", "scale_fraction", "validate_scale", "make_config", "PRESETS"]
 
@@ -294,16 +294,4 @@ def make_config(preset="cpu", *, settings=None, **overrides):
     try:
         return FuseConfig(**base)
     except Exception as exc:  # pydantic ValidationError -> one line naming the field
-        raise InputError(_one_line(exc)) from None
-
-
-def _one_line(exc):
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        parts = []
-        for err in errors():
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
-            msg = str(err.get("msg", "")).removeprefix("Value error, ")
-            parts.append(f"{loc}: {msg}")
-        return "invalid fuse setting — " + "; ".join(parts)
-    return str(exc)
+        raise InputError(settings_message(exc, "fuse")) from None

@@ -34,7 +34,7 @@ import torch
 
 from .._atomic import write_json, write_text
 from .._duration import parse_duration
-from .._errors import InputError
+from .._errors import InputError, settings_message
 from ..metrics.microstructure import euler_density
 from .config import FuseConfig, make_config
 from .data import HRSampler, LRSampler, as_hr_stack, as_labels, one_hot, stack_order_warnings
@@ -351,9 +351,7 @@ def train(
         cfg = cfg.model_copy(update={})
         cfg = FuseConfig(**{**cfg.model_dump(), "n_hr_phases": n_hr, "n_lr_phases": n_lr})
     except Exception as exc:
-        from .config import _one_line
-
-        raise InputError(_one_line(exc)) from None
+        raise InputError(settings_message(exc, "fuse")) from None
     if cfg.anisotropic:
         pore = cfg.lr_channels[0]
         for message in stack_order_warnings(

@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .._duration import parse_duration
-from .._errors import InputError
+from .._errors import InputError, settings_message
 
 __all__ = ["RestoreConfig", "make_config", "PRESETS", "parse_duration", "parse_slices"]
 
@@ -209,7 +209,7 @@ def make_config(preset="cpu", **overrides):
     try:
         return RestoreConfig(**base)
     except Exception as exc:  # pydantic ValidationError -> one line naming the field
-        raise InputError(_one_line(exc)) from None
+        raise InputError(settings_message(exc, "restore")) from None
 
 
 def load_config(data):
@@ -218,17 +218,5 @@ def load_config(data):
         return RestoreConfig(**data)
     except Exception as exc:
         raise InputError(
-            f"the checkpoint holds an invalid restore config ({_one_line(exc)}); retrain"
+            f"the checkpoint's settings do not load ({settings_message(exc, 'restore')}); retrain"
         ) from None
-
-
-def _one_line(exc):
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        parts = []
-        for err in errors():
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
-            msg = str(err.get("msg", "")).removeprefix("Value error, ")
-            parts.append(f"{loc}: {msg}")
-        return "invalid restore setting — " + "; ".join(parts)
-    return str(exc)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .._errors import InputError
+from .._errors import InputError, settings_message
 
 __all__ = ["FeatureConfig", "SegmentConfig", "make_config"]
 
@@ -132,6 +132,4 @@ def make_config(config=None, **overrides):
     try:
         return SegmentConfig(**base)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise InputError(f"invalid segment setting {where}: {err['msg']}") from None
+        raise InputError(settings_message(exc, "segment")) from None
