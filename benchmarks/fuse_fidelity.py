@@ -80,17 +80,18 @@ def _structure(labels, *, phases, tortuosity=True):
 
 
 def _train_generate(
-    lr, hr, run, *, budget, seed, preset="cpu", hr_y=None, hr_z=None, settings=None, **cfg_kw
+    lr, hr, run, *, budget, seed, preset="cpu", hr_y=None, hr_z=None, settings=None, checkpoint="best", **kw
 ):
     from matsight.fuse.config import make_config
     from matsight.fuse.generate import generate
     from matsight.fuse.train import train
 
-    cfg = make_config(preset, seed=seed, settings=settings, **cfg_kw)
+    cfg = make_config(preset, seed=seed, settings=settings, **kw)
     t0 = time.perf_counter()
     res = train(lr, hr, hr_y=hr_y, hr_z=hr_z, out_dir=run, config=cfg, budget=budget, progress=True)
     train_s = time.perf_counter() - t0
-    gen = generate(run, lr, seed=seed, progress=True)
+    # the run folder gives the best checkpoint (the paper's stopping rule); "last": what longer training does
+    gen = generate(run / "last.safetensors" if checkpoint == "last" else run, lr, seed=seed, progress=True)
     return res, train_s, gen
 
 
@@ -297,6 +298,7 @@ def synthetic(args, out):
         preset=args.preset,
         scale=4,
         settings=args.overrides,
+        checkpoint=args.checkpoint,
     )
     sr = gen.labels
     b = (truth.shape[0] - sr.shape[0]) // 2
@@ -460,6 +462,12 @@ def main():
         "truth's and the interpolations'; separator, the HR lamellae vs the LR and the recall's tolerance",
     )
     ap.add_argument(
+        "--checkpoint",
+        choices=["best", "last"],
+        default="best",
+        help="synthetic: generate from the best checkpoint (the paper's stopping rule) or the last one",
+    )
+    ap.add_argument(
         "--keep-run", action="store_true", help="keep the run folder (checkpoints) after the benchmark"
     )
     ap.add_argument(
@@ -507,10 +515,12 @@ def main():
         "command": f"python benchmarks/fuse_fidelity.py --case {args.case} --budget {args.budget}"
         + (f" --size {args.size} --hr-size {args.hr_size}" if args.case == "synthetic" else "")
         + (f" --preset {args.preset}" if args.preset != "cpu" else "")
+        + (f" --checkpoint {args.checkpoint}" if args.checkpoint != "best" else "")
         + "".join(f" --set {item}" for item in args.set),
         "preset": args.preset,
         "overrides": args.overrides,
         "budget": args.budget,
+        "checkpoint": args.checkpoint,
         "machine": machine,
         "wall_s": time.perf_counter() - t0,
         **result,
