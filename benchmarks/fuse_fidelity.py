@@ -399,6 +399,7 @@ def real(args, out):
         hr_y=hr_y,
         hr_z=hr_z,
         settings=args.overrides,
+        checkpoint=args.checkpoint,
         **spec,
     )
     ev = evaluate(
@@ -465,7 +466,7 @@ def main():
         "--checkpoint",
         choices=["best", "last"],
         default="best",
-        help="synthetic: generate from the best checkpoint (the paper's stopping rule) or the last one",
+        help="generate from the best checkpoint (the paper's stopping rule) or the last one",
     )
     ap.add_argument(
         "--keep-run", action="store_true", help="keep the run folder (checkpoints) after the benchmark"
