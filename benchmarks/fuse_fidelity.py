@@ -84,14 +84,14 @@ def _train_generate(
 ):
     from matsight.fuse.config import make_config
     from matsight.fuse.generate import generate
-    from matsight.fuse.train import train
+    from matsight.fuse.train import LAST, train
 
     cfg = make_config(preset, seed=seed, settings=settings, **kw)
     t0 = time.perf_counter()
     res = train(lr, hr, hr_y=hr_y, hr_z=hr_z, out_dir=run, config=cfg, budget=budget, progress=True)
     train_s = time.perf_counter() - t0
     # the run folder gives the best checkpoint (the paper's stopping rule); "last": what longer training does
-    gen = generate(run / "last.safetensors" if checkpoint == "last" else run, lr, seed=seed, progress=True)
+    gen = generate(run / LAST if checkpoint == "last" else run, lr, seed=seed, progress=True)
     return res, train_s, gen
 
 

@@ -348,7 +348,6 @@ def train(
     cfg = config if config is not None else make_config("cpu")
     lr, stacks, n_hr, n_lr = _validate_inputs(lr, hr, hr_y, hr_z, cfg)
     try:
-        cfg = cfg.model_copy(update={})
         cfg = FuseConfig(**{**cfg.model_dump(), "n_hr_phases": n_hr, "n_lr_phases": n_lr})
     except Exception as exc:
         raise InputError(settings_message(exc, "fuse")) from None
