@@ -90,7 +90,7 @@ class FuseConfig(BaseModel):
         description="what the critics see of a generated volume: 'soft' its phase probabilities (the paper); "
         "'hard' their argmax one-hot with the probabilities' gradient (straight-through), so the critics "
         "cannot score a slice by how far it is from one-hot, only by its structure; measured worse on the "
-        "synthetic benchmark (docs/fuse.md)",
+        "synthetic benchmark (docs/fuse_fidelity.md)",
     )
     # sizes
     output_size: int = Field(64, ge=8, description="edge of the generated training cube (voxels)")
@@ -111,14 +111,15 @@ class FuseConfig(BaseModel):
         description="HR phases the LR volume does not show, in the voxel-wise loss: 'pore' adds them to the "
         "pore channel before degrading (as the LR data were made: XCT sees binder as pore); 'drop' leaves "
         "them out (the reference code), under which a true structure with binder at its particle contacts "
-        "violates the loss (docs/fuse.md)",
+        "violates the loss (docs/fuse_fidelity.md)",
     )
     vw_region: Literal["all", "judged"] = Field(
         "all",
         description="LR voxels the voxel-wise loss counts: 'all' the whole crop (the paper); 'judged' only "
         "those inside the edge-cropped region the critics see. The faces are held to the LR by that loss "
         "alone, so where critics and LR disagree the generator can keep the LR on the faces and trade it "
-        "away inside; measured, the choice made no difference on this project's benchmarks (docs/fuse.md)",
+        "away inside; measured, the choice made no difference on this project's benchmarks "
+        "(docs/fuse_fidelity.md)",
     )
     ema: float = Field(
         0.0,
