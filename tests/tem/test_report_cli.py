@@ -105,3 +105,15 @@ def test_cli_analyze_unet_detector(tmp_path):
         app, [*args, "--weights", str(tmp_path / "none.safetensors"), "-o", str(tmp_path / "p")]
     )
     assert r.exit_code == 2 and "weights not found" in r.output
+
+
+def test_cli_train_detector_bad_setting_is_one_line(tmp_path):
+    from matsight.cli import app
+
+    out = tmp_path / "w.safetensors"
+    args = ["tem", "train-detector", "--n-train", "4", "--size", "32", "--out", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    line = r.output.strip()
+    assert "\n" not in line and "n_train" in line and "size" in line
+    assert not out.exists()

@@ -183,9 +183,9 @@ def train_detector(
     the file to `matsight tem analyze --detector unet --weights FILE`, or copy it over the shipped weights.
     """
     from .._atomic import write_json
-    from ..tem.train_detector import TrainConfig, evaluate_detectors, train
+    from ..tem.train_detector import evaluate_detectors, make_config, train
 
-    cfg = TrainConfig(
+    cfg = make_config(
         n_train=n_train,
         n_val=n_val,
         size=size,

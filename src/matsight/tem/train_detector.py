@@ -21,13 +21,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .._errors import InputError
+from .._errors import InputError, settings_message
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "synthetic_sample", "train", "evaluate_detectors", "VAL_SEED", "TEST_SEED"]
+__all__ = [
+    "TrainConfig",
+    "make_config",
+    "synthetic_sample",
+    "train",
+    "evaluate_detectors",
+    "VAL_SEED",
+    "TEST_SEED",
+]
 
 VAL_SEED = 1_000_000  # validation frames: seeds VAL_SEED + i
 TEST_SEED = 2_000_000  # held-out evaluation frames: seeds TEST_SEED + i (never seen in training)
@@ -70,6 +78,14 @@ class TrainConfig(BaseModel):
         if not 0 < v[0] <= v[1]:
             raise ValueError("ranges must be (low, high) with 0 < low <= high")
         return v
+
+
+def make_config(**settings):
+    """A validated :class:`TrainConfig`; invalid settings raise one :class:`InputError` naming each field."""
+    try:
+        return TrainConfig(**settings)
+    except ValidationError as exc:
+        raise InputError(settings_message(exc, "train-detector")) from None
 
 
 def _frame_params(seed, cfg):
@@ -218,7 +234,7 @@ def train(cfg, out, *, progress=False):
     from .detector import IN_CHANNELS, SpotUNet
 
     if isinstance(cfg, dict):
-        cfg = TrainConfig(**cfg)
+        cfg = make_config(**cfg)
     out = Path(out)
     if out.suffix != ".safetensors":
         raise InputError(f"--out must end in .safetensors, got {out.name}; e.g. --out spot_unet.safetensors")
@@ -364,7 +380,7 @@ def evaluate_detectors(
     from .detector import detect_spots_unet, unet_spot_mask
     from .spots import detect_spots
 
-    cfg = cfg or TrainConfig(size=size)
+    cfg = cfg or make_config(size=size)
     res = {d: {"ref": [], "pred": [], "hd": [], "spot": np.zeros(4, int), "seconds": 0.0} for d in detectors}
     it = range(n)
     if progress:
