@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -47,6 +48,72 @@ def test_atomic_path_replaces_existing_file_and_directory(tmp_path):
     with atomic_path(store, directory=True, keep_other=True) as tmp:
         (tmp / "g").write_text("g2")
     assert (store / "notes.txt").read_text() == "mine" and (store / "g").read_text() == "g2"
+
+
+def test_atomic_path_refuses_paths_it_would_damage(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(InputError, match="is a file"), atomic_path(tmp_path / "afile" / "x.tif"):
+        pass
+    with pytest.raises(InputError, match="is not a folder"), atomic_path(tmp_path / "afile", directory=True):
+        pass
+    with pytest.raises(InputError, match="is a folder"), atomic_path(tmp_path / "adir"):
+        pass
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="current folder"), atomic_path(".", directory=True):
+        pass
+    assert (tmp_path / "afile").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "adir",
+        "afile",
+    ]
+
+
+def test_atomic_outputs_follow_the_umask(tmp_path):
+    import os
+
+    from safetensors.numpy import save_file
+
+    with atomic_path(tmp_path / "w.safetensors") as tmp:
+        save_file({"a": np.zeros(2)}, str(tmp))  # safetensors itself writes mode 0600
+    with atomic_path(tmp_path / "d", directory=True) as tmp:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_write_json_is_strict_json(tmp_path):
+    import json
+
+    write_json(
+        tmp_path / "m.json", {"a": np.float32("nan"), "b": [1.5, float("inf")], np.int64(3): np.arange(2)}
+    )
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "3": [0, 1]}
+
+
+def test_check_outputs_refuses_before_any_work(tmp_path, monkeypatch):
+    from matsight.cli._common import check_outputs
+
+    img = tmp_path / "in.tif"
+    img.write_text("x")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    cases = [
+        ({"files": [("--out", img)], "inputs": [img]}, "also an input"),
+        ({"files": [("--out", tmp_path / "o.tif"), ("--probabilities", tmp_path / "o.tif")]}, "same path"),
+        ({"files": [("--out", tmp_path / "adir")]}, "is a folder"),
+        ({"folders": [("--out", tmp_path / "afile")]}, "existing file"),
+        ({"files": [("--json", tmp_path / "afile" / "m.json")]}, "is a file, not a folder"),
+        ({"folders": [("--out", tmp_path)]}, "current folder"),
+    ]
+    monkeypatch.chdir(tmp_path)
+    for kwargs, message in cases:
+        with pytest.raises(InputError, match=message):
+            check_outputs(**kwargs)
+    check_outputs(files=[("--out", tmp_path / "new" / "o.zarr"), ("--p", None)], folders=[("--out", "run")])
 
 
 def test_report_writes_html_and_figures(tmp_path):

@@ -10,6 +10,32 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ._errors import InputError
+
+
+def make_folder(path):
+    """Create the folder ``path`` (and its parents) and return it as an absolute Path.
+
+    A file in the way gives an :class:`InputError` naming it, instead of ``FileExistsError``.
+    """
+    path = Path(os.path.abspath(path))
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise InputError(f"cannot make the folder {path}: {p} is a file; choose another output path")
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _read_umask():
+    mask = os.umask(0)  # the only portable way to read it; done once, before any writer threads exist
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
 
 @contextlib.contextmanager
 def atomic_path(path, *, directory=False, keep_other=False):
@@ -32,10 +58,18 @@ def atomic_path(path, *, directory=False, keep_other=False):
     Path
         Where to write. It keeps the suffix of ``path`` so that format sniffing by extension works.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(os.path.abspath(path))  # "." has no name to build a sibling from
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path} exists and is not a folder; choose another output path")
+        if path == Path.cwd() or path in Path.cwd().parents:
+            raise InputError(f"{path} is the current folder (or holds it); name a new folder for the output")
+    elif path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name for the output")
+    make_folder(path.parent)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private; the output is an ordinary folder
     else:
         fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
         os.close(fd)
@@ -54,6 +88,8 @@ def atomic_path(path, *, directory=False, keep_other=False):
             os.replace(tmp, path)
             shutil.rmtree(trash, ignore_errors=True)
         else:
+            if tmp.is_file():
+                os.chmod(tmp, 0o666 & ~_UMASK)  # some writers (safetensors) make private files
             os.replace(tmp, path)
     except BaseException:
         if tmp.is_dir():
@@ -71,18 +107,29 @@ def write_text(path, text):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as indented JSON to ``path`` atomically; numpy scalars and arrays are converted."""
+    """Write ``obj`` as indented JSON to ``path`` atomically.
+
+    numpy scalars and arrays are converted; NaN and infinities become ``null`` (strict JSON, which
+    browsers and other languages' parsers require).
+    """
     import json
+    import math
 
     import numpy as np
 
-    def default(o):
-        if isinstance(o, np.generic):
-            return o.item()
+    def plain(o):
+        if isinstance(o, dict):
+            return {(k.item() if isinstance(k, np.generic) else k): plain(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [plain(v) for v in o]
         if isinstance(o, np.ndarray):
-            return o.tolist()
+            return plain(o.tolist())
+        if isinstance(o, np.generic):
+            o = o.item()
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
         if isinstance(o, Path):
             return str(o)
-        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+        return o
 
-    return write_text(path, json.dumps(obj, indent=2, default=default, allow_nan=True) + "\n")
+    return write_text(path, json.dumps(plain(obj), indent=2, allow_nan=False) + "\n")

@@ -7,8 +7,8 @@ sub-report into ``out_dir`` and returns a short summary dict shown on the front 
 import importlib
 import logging
 import time
-from pathlib import Path
 
+from ._atomic import make_folder
 from ._errors import InputError
 from .report import Report
 
@@ -56,8 +56,7 @@ def run_demo(out_dir="matsight-demo", *, parts="all", seed=0):
         unknown = [p for p in chosen if p not in have]
         if unknown:
             raise InputError(f"unknown demo part(s) {', '.join(unknown)}; choose from {', '.join(have)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir)
     front = Report(out_dir, "matsight demo")
     front.text(
         "Every result below was computed on data matsight generated itself (seed "

@@ -76,3 +76,36 @@ def test_metrics_user_errors_are_one_line_exit_2(case, tmp_path, rng):
     assert not out.exists()
     if case == "float":
         assert "distinct" in lines[0] and "segment" in lines[0]
+
+
+def test_one_slice_npy_is_a_2d_image(tmp_path):
+    # a (1, Y, X) .npy is read as the tif reader reads it: one 2D image, not a volume one voxel thick
+    img = np.zeros((16, 16), dtype=np.uint8)
+    img[4:8, 4:8] = 1
+    img[10:14, 9:13] = 1
+    np.save(tmp_path / "flat.npy", img)
+    np.save(tmp_path / "one.npy", img[None])
+    out = {}
+    for name in ("flat", "one"):
+        res = runner.invoke(
+            app, ["metrics", str(tmp_path / f"{name}.npy"), "--json", str(tmp_path / f"{name}.json")]
+        )
+        assert res.exit_code == 0, res.output
+        out[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert out["one"]["euler_density"] == out["flat"]["euler_density"]
+    assert out["one"]["euler_density"]["1"] > 0
+    assert set(out["one"]["tortuosity"]["1"]) == {"0", "1"}
+
+
+def test_bad_output_paths_are_refused_before_the_work(tmp_path):
+    vol = tmp_path / "v.npy"
+    np.save(vol, particle_electrode((16, 16, 16), radius=3, seed=0))
+    (tmp_path / "afile").write_text("x")
+    for args, message in [
+        (["--json", str(tmp_path / "j.json"), "--plot", str(tmp_path / "afile")], "existing file"),
+        (["--json", str(tmp_path)], "is a folder"),
+        (["--json", str(vol)], "also an input"),
+    ]:
+        res = runner.invoke(app, ["metrics", str(vol), *args])
+        assert res.exit_code == 2 and message in res.output and "phase 0" not in res.output, res.output
+    assert not (tmp_path / "j.json").exists()

@@ -296,6 +296,41 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
     assert r.exit_code == 0, r.output
     # 12 LR voxels × 4, one LR voxel cropped per face
     assert tifffile.imread(tmp_path / "sr.tif").shape == (40, 40, 40)
+    # output paths that would replace an input or cannot be written are refused before any work
+    (tmp_path / "afile").write_text("mine")
+    lr_bytes = (tmp_path / "lr.tif").read_bytes()
+    for cmd, message in [
+        (
+            [
+                "generate",
+                str(tmp_path / "run"),
+                "--lr",
+                str(tmp_path / "lr.tif"),
+                "--out",
+                str(tmp_path / "lr.tif"),
+            ],
+            "also an input",
+        ),
+        (
+            ["degrade", str(tmp_path / "gt.tif"), "--out", str(tmp_path / "afile" / "lr.tif")],
+            "is a file, not a folder",
+        ),
+        (
+            [
+                "train",
+                "--lr",
+                str(tmp_path / "lr.tif"),
+                "--hr",
+                str(tmp_path / "hr.tif"),
+                "--out",
+                str(tmp_path / "afile"),
+            ],
+            "existing file",
+        ),
+    ]:
+        r = CliRunner().invoke(app, ["fuse", *cmd])
+        assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+    assert (tmp_path / "lr.tif").read_bytes() == lr_bytes and (tmp_path / "afile").read_text() == "mine"
 
     # the GUI's worker tasks run the same library calls on files
     from matsight.gui.tasks import fuse_evaluate, fuse_generate

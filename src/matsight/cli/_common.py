@@ -1,13 +1,22 @@
 """Shared CLI plumbing: turn user mistakes into one line on stderr and exit code 2."""
 
 import functools
+import os
 import sys
+from pathlib import Path
 
 import typer
 
 from .._errors import InputError
 
-USER_ERRORS = (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+USER_ERRORS = (
+    InputError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
 def user_errors(fn):
@@ -30,6 +39,51 @@ def user_errors(fn):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def check_outputs(*, files=(), folders=(), inputs=()):
+    """Refuse, before any work, output paths that cannot be written or would replace an input.
+
+    Parameters
+    ----------
+    files, folders : sequence of (str, path)
+        ``(option, path)`` of each output file (a ``.zarr`` store counts as a file) and output folder;
+        ``None`` paths are skipped.
+    inputs : sequence of path
+        The command's input files and folders: no output may be one of them.
+
+    Raises
+    ------
+    InputError
+        Naming the option, the problem and the fix.
+    """
+    seen = {}
+    ins = {os.path.realpath(p) for p in inputs if p is not None}
+    cwd = Path.cwd()
+    for kind, items in (("file", files), ("folder", folders)):
+        for option, path in items:
+            if path is None:
+                continue
+            p = Path(os.path.abspath(path))
+            real = os.path.realpath(p)
+            if real in ins:
+                raise InputError(f"{option} {path} is also an input of this command; write to another path")
+            if real in seen:
+                raise InputError(f"{option} and {seen[real]} are the same path ({path}); give each its own")
+            seen[real] = option
+            zarr_store = p.suffix.lower() == ".zarr"
+            if kind == "file" and p.is_dir() and not zarr_store:
+                example = Path(path) / "out.tif"
+                raise InputError(f"{option} {path} is a folder; give a file name, e.g. {example}")
+            if (kind == "folder" or zarr_store) and p.exists() and not p.is_dir():
+                raise InputError(f"{option} {path} is an existing file; give a folder name")
+            if kind == "folder" and (p == cwd or p in cwd.parents):
+                raise InputError(f"{option} {path} is the current folder (or holds it); name a new folder")
+            for parent in p.parents:
+                if parent.exists():
+                    if not parent.is_dir():
+                        raise InputError(f"{option} {path}: {parent} is a file, not a folder")
+                    break
 
 
 def echo(msg=""):

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import echo, progress_enabled, user_errors
+from ._common import check_outputs, echo, progress_enabled, user_errors
 
 app = typer.Typer(
     help="SuperRes (2D/3D fusion GAN): LR 3D labels + HR 2D labels → super-resolved n-phase volumes.",
@@ -100,6 +100,7 @@ def train(
     from ..fuse.config import make_config
     from ..fuse.train import train as _train
 
+    check_outputs(folders=[("--out", out)], inputs=[lr, hr, hr_y, hr_z])
     if not resume and (Path(out) / "last.safetensors").exists():
         from .._errors import InputError
 
@@ -159,6 +160,7 @@ def degrade(
     from ..data.degrade import degrade as _degrade
     from ..io import read_spacing, write_volume
 
+    check_outputs(files=[("--out", out)], inputs=[volume])
     lab = _labels_file(volume, "volume")
     groups = [_phase_list(m, "--merge") for m in (merge or [])]
     lr, phases = _degrade(lab, scale, merge=groups, mode=mode)
@@ -217,6 +219,7 @@ def generate(
         from .._errors import InputError
 
         raise InputError(f"run folder not found: {run}")
+    check_outputs(files=[("--out", out)], inputs=[run, lr])
     lab = _labels_file(lr, "LR volume")
     sp = read_spacing(lr)
     spacing = sp if sp is not None and all(v is not None for v in sp) else None
@@ -279,6 +282,7 @@ def evaluate(
     """The paper's comparisons of an SR volume with its HR image(s), LR volume and optional truth."""
     from ..fuse.evaluate import evaluate as _evaluate
 
+    check_outputs(folders=[("--out", out)], inputs=[sr, hr, hr_y, hr_z, lr, truth, run])
     kw = {}
     if run is not None:
         import json

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import echo, progress_enabled, user_errors
+from ._common import check_outputs, echo, progress_enabled, user_errors
 
 
 def _parse_spacing(text):
@@ -77,11 +77,19 @@ def metrics(
     from .._errors import InputError
     from ..io import read_labels, read_spacing
 
+    check_outputs(files=[("--json", json_out)], folders=[("--plot", plot)], inputs=[volume])
     labels = read_labels(volume, max_labels=64)
     sp = _parse_spacing(spacing)
+    squeezed = labels.ndim == 3 and labels.shape[0] == 1
+    if squeezed:  # one slice: a 2D image (as the tif reader gives it), not a volume one voxel thick
+        labels = labels[0]
+        if sp is not None and not isinstance(sp, float) and len(sp) == 3:
+            sp = sp[1:]
     unit = "voxel"
     if sp is None:
         file_sp = read_spacing(volume)
+        if squeezed and file_sp is not None:
+            file_sp = file_sp[-2:]
         if file_sp is not None and all(s is not None for s in file_sp) and len(file_sp) == labels.ndim:
             sp, unit = tuple(float(s) for s in file_sp), "nm"
     elif not isinstance(sp, float) and len(sp) != labels.ndim:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import echo, progress_enabled, user_errors
+from ._common import check_outputs, echo, progress_enabled, user_errors
 
 app = typer.Typer(
     help="Segment grayscale images/volumes into phases from sparse hand-drawn labels (forest or U-Net).",
@@ -80,8 +80,7 @@ def train(
         raise InputError(f"--dims must be auto, 2 or 3, got {dims!r}")
     if method not in ("forest", "unet"):
         raise InputError(f"--method must be forest or unet, got {method!r}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder; give a folder name for the model")
+    check_outputs(folders=[("--out", out)], inputs=[image, labels])
     img = read_volume(image)
     lab = read_volume(labels)
     img, lab, _ = check_labels(img, lab, slice_index=slice_index, name=labels.name)
@@ -135,6 +134,7 @@ def apply(
     _check_out(out, "--out")
     if probabilities is not None:
         _check_out(probabilities, "--probabilities")
+    check_outputs(files=[("--out", out), ("--probabilities", probabilities)], inputs=[model, volume])
     if normalize not in (None, "train", "image"):
         raise InputError(f"--normalize must be train or image, got {normalize!r}")
     if clean < 0 or majority < 0 or (tile is not None and tile < 8):

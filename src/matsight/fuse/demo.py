@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
+
+from .._atomic import make_folder
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,7 @@ def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, prog
     from .train import train
 
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir)
     truth = particle_electrode((size,) * 3, n_phases=3, radius=6.0, seed=seed)
     lr, _ = degrade(truth, scale, merge=[(0, 2)])
     hr = truth[size // 2]

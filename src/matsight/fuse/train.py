@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._atomic import write_json, write_text
+from .._atomic import make_folder, write_json, write_text
 from .._duration import parse_duration
 from .._errors import InputError, settings_message
 from ..metrics.microstructure import euler_density
@@ -423,7 +423,7 @@ def train(
     )
     hr_ref = [slice_metrics(s, n_hr) for s in stacks]
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
     # what the logged columns vf*, sa*, eu* aim at: one entry per HR stack (x, y, z planes if anisotropic)
     write_json(

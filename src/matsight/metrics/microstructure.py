@@ -398,7 +398,8 @@ def _axis_correlations(arr, pairs, axis, max_distance, *, chunk_voxels=1 << 22):
         c = acc[(a, b)]
         plus = sfft.irfft(c, n=m)[: max_distance + 1]
         minus = sfft.irfft(np.conj(c), n=m)[: max_distance + 1]
-        out[(a, b)] = 0.5 * (plus + minus) / n_pairs
+        # a probability: FFT rounding (float32 spectra) must not show as tiny negative values
+        out[(a, b)] = np.clip(0.5 * (plus + minus) / n_pairs, 0.0, 1.0)
     return out
 
 
@@ -426,7 +427,7 @@ def _radial_correlation(arr, a, b, sp, edges):
         lag = np.arange(-reach[k], reach[k] + 1).reshape([-1 if j == k else 1 for j in range(ndim)])
         dist2 = dist2 + (lag * sp[k]) ** 2
         overlap = overlap * (arr.shape[k] - np.abs(lag))
-    s = (corr / overlap).ravel()
+    s = np.clip(corr / overlap, 0.0, 1.0).ravel()  # FFT rounding aside, a probability
     dist = np.sqrt(dist2).ravel()
     which = np.searchsorted(edges, dist, side="right") - 1
     ok = (which >= 0) & (which < len(edges) - 1)
@@ -733,7 +734,8 @@ def fft_orientation_ratio(image, *, slice_axis=None, band=(0.1, 0.35), half_widt
     Returns
     -------
     float
-        Mean power in the diagonal wedges / mean power in the axis wedges; nan if the image is uniform.
+        Mean power in the diagonal wedges / mean power in the axis wedges; nan if the image is uniform or
+        too small for the band to reach both.
     """
     from scipy import fft as sfft
 
@@ -756,7 +758,9 @@ def fft_orientation_ratio(image, *, slice_axis=None, band=(0.1, 0.35), half_widt
     diagonal = ring & ((np.abs(angle - 45) < half_width) | (np.abs(angle - 135) < half_width))
     axes = ring & ((angle < half_width) | (angle > 180 - half_width) | (np.abs(angle - 90) < half_width))
     axis_power = power[axes].mean() if axes.any() else 0.0
-    return float(power[diagonal].mean() / axis_power) if axis_power > 0 else float("nan")
+    if axis_power <= 0 or not diagonal.any():  # uniform, or too small to have both wedges in the band
+        return float("nan")
+    return float(power[diagonal].mean() / axis_power)
 
 
 # --------------------------------------------------------------------------------------- sub-volumes

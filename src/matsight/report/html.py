@@ -8,7 +8,7 @@ import html
 import re
 from pathlib import Path
 
-from .._atomic import atomic_path, write_text
+from .._atomic import atomic_path, make_folder, write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -114,7 +114,7 @@ class Report:
         self._n_fig += 1
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or f"figure_{self._n_fig:02d}")
         path = self.out_dir / f"{stem}.png"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(self.out_dir)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
         plt.close(fig)

@@ -94,7 +94,7 @@ class SegmentConfig(BaseModel):
     # training protocol
     holdout: float = Field(0.2, ge=0.0, lt=1.0)
     refit: bool = Field(True, description="after scoring on the held-out labels, retrain on all labels")
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
     @field_validator("unet_widths")
     @classmethod

@@ -86,14 +86,17 @@ class SegmentModel:
         }
 
     def save(self, path):
-        """Write the model folder ``path`` atomically (replacing an existing one) and return it."""
+        """Write the model folder ``path`` atomically and return it.
+
+        An existing folder's model files are replaced; anything else in it (the user's images) is kept.
+        """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise InputError(
                 f"{path} exists and is not a folder; give a folder name for the model (e.g. model/)"
             )
         meta = self._meta()
-        with atomic_path(path, directory=True) as tmp:
+        with atomic_path(path, directory=True, keep_other=True) as tmp:
             if self.method == "forest":
                 from safetensors.numpy import save_file
 
