@@ -134,6 +134,24 @@ def test_report_writes_html_and_figures(tmp_path):
     assert "Test &lt;report&gt;" in text and "line.png" in text and "∞" in text and "0.58" in text
 
 
+def test_report_written_again_drops_its_own_stale_figures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def page(names):
+        rep = Report(tmp_path, "r")
+        for n in names:
+            rep.figure(plt.figure(), n)
+        rep.write()
+
+    page(["a", "violins"])
+    (tmp_path / "mine.png").write_bytes(b"x")
+    page(["a"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "index.html", "mine.png"]
+
+
 def test_cli_info_and_help():
     runner = CliRunner()
     result = runner.invoke(app, ["info"])

@@ -127,11 +127,25 @@ class Report:
         self._parts.append(f'<p><a href="{html.escape(str(href))}">{html.escape(text)}</a></p>')
 
     def write(self, name="index.html"):
-        """Write the page atomically and return its path."""
+        """Write the page atomically and return its path.
+
+        Figures that an earlier page of this name showed and this one does not are removed, so a folder
+        written again never mixes two runs' figures; other files are left alone.
+        """
+        old = self.out_dir / name
+        shown = set(re.findall(r'<img src="([^"/]+\.png)"', "\n".join(self._parts)))
+        stale = (
+            set(re.findall(r'<img src="([^"/]+\.png)"', old.read_text(errors="replace")))
+            if old.is_file()
+            else set()
+        )
         body = "\n".join(self._parts)
         page = (
             f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>\n"
             f"<body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"
         )
-        return write_text(self.out_dir / name, page)
+        path = write_text(old, page)
+        for png in stale - shown:
+            (self.out_dir / png).unlink(missing_ok=True)
+        return path
