@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import echo, progress_enabled, user_errors
+from ._common import check_outputs, echo, progress_enabled, user_errors
 
 app = typer.Typer(
     help="HRTEM phase identification: FFT spots → phases and (hkl) → real-space phase maps; movies.",
@@ -19,11 +19,20 @@ PixelSize = Annotated[
     ),
 ]
 Phases = Annotated[
-    str | None, typer.Option("--phases", help="Comma-separated shipped phases (default: Li,LiF,Li2O,Li2CO3).")
+    str | None,
+    typer.Option(
+        "--phases",
+        help="Comma-separated phases to search: shipped ones and names from --phase-file "
+        "(default: the shipped Li,LiF,Li2O,Li2CO3 plus every --phase-file).",
+    ),
 ]
 PhaseFiles = Annotated[
     list[Path] | None,
-    typer.Option("--phase-file", help="Extra phase from a YAML or CIF file (repeatable)."),
+    typer.Option(
+        "--phase-file",
+        help="A phase from a YAML or CIF file (repeatable); always searched, selectable by name in --phases. "
+        "A file with a shipped phase's name (e.g. LiF) replaces the shipped one.",
+    ),
 ]
 Tolerance = Annotated[float, typer.Option(help="Relative d tolerance for matching (0.02 = 2 %).")]
 AngleTol = Annotated[float, typer.Option("--angle-tolerance", help="Inter-plane angle tolerance (degrees).")]
@@ -49,21 +58,15 @@ def _pixel_size(text):
 
 
 def _phase_list(phases, phase_files):
-    from ..tem.crystals import builtin_phase_names
+    from ..tem.crystals import select_phases
 
-    out = [p.strip() for p in phases.split(",") if p.strip()] if phases else []
-    out += [str(p) for p in (phase_files or [])]
-    if not phases and not out:
-        return None
-    if not phases:  # only user files given: search them together with the shipped phases
-        out = builtin_phase_names() + out
-    return out
+    return select_phases(phases, phase_files or ())
 
 
 @app.command()
 @user_errors
 def analyze(
-    file: Annotated[Path, typer.Argument(help="HRTEM image (dm3/dm4/mrc/ser/emi/emd/tif/npy).")],
+    file: Annotated[Path, typer.Argument(help="HRTEM image (dm3/dm4/mrc/ser/emi/emd, tif, npy, png/jpg).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("tem-analysis"),
     pixel_size: PixelSize = None,
     phases: Phases = None,
@@ -72,7 +75,7 @@ def analyze(
     angle_tolerance: AngleTol = 2.0,
     detector: Detector = "classical",
     weights: Weights = None,
-    frame: Annotated[int | None, typer.Option(help="Frame of a stack to analyse.")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack to analyse (0 = first).")] = None,
     d_min: Annotated[float, typer.Option("--d-min", help="Smallest spacing analysed (Å).")] = 1.0,
     d_max: Annotated[float, typer.Option("--d-max", help="Largest spacing analysed (Å).")] = 15.0,
     min_intensity: Annotated[
@@ -82,14 +85,27 @@ def analyze(
     maps: Annotated[bool, typer.Option("--maps/--no-maps", help="Compute real-space phase maps.")] = True,
 ):
     """One image: spots, d/(hkl)/phase table (CSV/JSON), labelled FFT, phase maps, HTML report."""
-    from ..tem.pipeline import analyze_file
+    from ..tem.pipeline import analyze_file, check_settings
     from ..tem.report import write_analysis
 
+    # every option is checked before the (possibly long) reading and analysis
+    check_outputs(folders=[("--out", out)], inputs=[file])
+    check_settings(
+        tolerance=tolerance,
+        angle_tolerance=angle_tolerance,
+        d_min=d_min,
+        d_max=d_max,
+        min_intensity=min_intensity,
+        detector=detector,
+        weights=weights,
+    )
+    ps = _pixel_size(pixel_size)
+    plist = _phase_list(phases, phase_file)
     res, img = analyze_file(
         file,
-        pixel_size=_pixel_size(pixel_size),
+        pixel_size=ps,
         frame=frame,
-        phases=_phase_list(phases, phase_file),
+        phases=plist,
         tolerance=tolerance,
         angle_tolerance=angle_tolerance,
         detector=detector,
@@ -108,7 +124,9 @@ def analyze(
 @app.command()
 @user_errors
 def series(
-    source: Annotated[Path, typer.Argument(help="A movie/stack file or a folder of images.")],
+    source: Annotated[
+        Path, typer.Argument(help="A movie/stack file or a folder of frames (any file `tem analyze` reads).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("tem-series"),
     pixel_size: PixelSize = None,
     phases: Phases = None,
@@ -127,16 +145,22 @@ def series(
             "or a scheduler address tcp://host:port (other machines)."
         ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Number of dask workers.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Number of dask workers (≥ 1).")] = None,
 ):
     """Every frame: intensity per phase vs frame/time (CSV, JSON, PNG, HTML) — e.g. beam damage."""
-    from ..tem.series import analyze_series, read_series, write_series
+    from ..tem.pipeline import check_settings
+    from ..tem.series import analyze_series, check_series_settings, read_series, write_series
 
-    frames, ps, labels = read_series(source, pixel_size=_pixel_size(pixel_size))
+    check_outputs(folders=[("--out", out)], inputs=[source])
+    check_settings(tolerance=tolerance, angle_tolerance=angle_tolerance, detector=detector, weights=weights)
+    check_series_settings(frame_time=frame_time, scheduler=scheduler, workers=workers)
+    ps_user = _pixel_size(pixel_size)
+    plist = _phase_list(phases, phase_file)
+    frames, ps, labels = read_series(source, pixel_size=ps_user)
     res = analyze_series(
         frames,
         ps,
-        _phase_list(phases, phase_file),
+        plist,
         frame_time=frame_time,
         labels=labels,
         scheduler=scheduler,
@@ -185,6 +209,13 @@ def train_detector(
     from .._atomic import write_json
     from ..tem.train_detector import evaluate_detectors, make_config, train
 
+    out = Path(out)
+    files = [("--out", out)]
+    if out.suffix == ".safetensors":  # else train() names the suffix problem
+        files.append(("--out (its settings JSON)", out.with_suffix(".json")))
+        if evaluate > 0:
+            files.append(("--out (its evaluation JSON)", out.with_suffix(".eval.json")))
+    check_outputs(files=files)
     cfg = make_config(
         n_train=n_train,
         n_val=n_val,

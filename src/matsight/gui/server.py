@@ -272,7 +272,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
                 b.get("angle_tolerance"), "angle tolerance", default=2.0, lo=0.01, hi=45
             ),
             "detector": detector,
-            "min_intensity": _float(b.get("min_intensity"), "minimum intensity", default=0.01, lo=0, hi=1),
+            "min_intensity": _float(b.get("min_intensity"), "minimum intensity", default=0.01, lo=0, hi=0.99),
             "d_min": _float(b.get("d_min"), "d min (Å)", default=1.0, lo=0.1, hi=100),
             "d_max": _float(b.get("d_max"), "d max (Å)", default=15.0, lo=0.2, hi=1000),
         }

@@ -24,6 +24,7 @@ _LAZY = {
     "load_phase": "crystals",
     "load_phases": "crystals",
     "phase_from_dict": "crystals",
+    "select_phases": "crystals",
     "Phase": "crystals",
     "detect_spots": "spots",
     "detect_spots_unet": "detector",

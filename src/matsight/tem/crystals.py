@@ -33,8 +33,10 @@ __all__ = [
     "Reflection",
     "builtin_phase_names",
     "load_phase",
+    "load_phase_file",
     "load_phases",
     "phase_from_dict",
+    "select_phases",
 ]
 
 _PHASE_DIR = Path(__file__).with_name("phases")
@@ -307,8 +309,75 @@ def _wrap(v):
     return v - np.round(v)
 
 
+def _number(value, where, what):
+    """``value`` as a finite float, or an :class:`InputError` naming ``where`` and the field ``what``."""
+    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
+        raise InputError(f"{where}: {what} must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {what} must be a number, got {value!r}") from None
+    if not np.isfinite(out):
+        raise InputError(f"{where}: {what} must be a finite number, got {value!r}")
+    return out
+
+
+def _text(value, where, what):
+    """A non-empty scalar field (YAML may read ``name: 123`` as a number) as a string."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
+        raise InputError(f"{where}: {what} must be a non-empty text, got {value!r}")
+    return str(value).strip()
+
+
+_CELL_KEYS = ("a", "b", "c", "alpha", "beta", "gamma")
+
+
+def _cell_from_spec(cell, where):
+    if isinstance(cell, dict):
+        unknown = [str(k) for k in cell if k not in _CELL_KEYS]
+        if unknown:
+            raise InputError(f"{where}: cell has unknown key {unknown[0]!r}; use {', '.join(_CELL_KEYS)}")
+        if "a" not in cell:
+            raise InputError(f"{where}: cell needs at least a (Å), e.g. cell: {{a: 3.905}}")
+        vals = {k: _number(v, where, f"cell.{k}") for k, v in cell.items()}
+        a = vals["a"]
+        # b and c default to a, the angles to 90°: a cubic cell needs only a
+        return tuple(vals.get(k, a if k in "bc" else 90.0) for k in _CELL_KEYS)
+    if isinstance(cell, list | tuple) and len(cell) == 6:
+        return tuple(_number(v, where, f"cell[{i}]") for i, v in enumerate(cell))
+    raise InputError(
+        f"{where}: cell must be a mapping like {{a: 3.905, b: 3.905, c: 3.905, alpha: 90, beta: 90, "
+        f"gamma: 90}} (b, c, angles optional) or a list of 6 numbers, got {cell!r}"
+    )
+
+
+def _atom_from_spec(at, k, where):
+    if not isinstance(at, dict) or "element" not in at:
+        raise InputError(
+            f"{where}: atom {k} must be a mapping with element and xyz, "
+            f"e.g. {{element: Li, xyz: [0, 0, 0]}}; got {at!r}"
+        )
+    el = _text(at["element"], where, f"atom {k} element")
+    what = f"atom {k} ({el})"
+    xyz = at.get("xyz")
+    if not isinstance(xyz, list | tuple) or len(xyz) != 3:
+        raise InputError(f"{where}: {what} xyz must be 3 fractional coordinates [x, y, z], got {xyz!r}")
+    out = {"element": el, "xyz": [_number(v, where, f"{what} xyz[{i}]") for i, v in enumerate(xyz)]}
+    if "occupancy" in at:
+        occ = _number(at["occupancy"], where, f"{what} occupancy")
+        if not 0 < occ <= 1:
+            raise InputError(f"{where}: {what} occupancy must be in (0, 1], got {at['occupancy']!r}")
+        out["occupancy"] = occ
+    if "label" in at:
+        out["label"] = _text(at["label"], where, f"{what} label")
+    return out
+
+
 def phase_from_dict(spec, *, source=""):
     """Build a :class:`Phase` from the YAML form.
+
+    Every field is checked: a problem raises one :class:`InputError` naming ``source`` (the file) and the
+    field.
 
     Examples
     --------
@@ -318,41 +387,44 @@ def phase_from_dict(spec, *, source=""):
     >>> round(sto.d_spacing((1, 1, 0)), 3)
     2.761
     """
+    where = str(source) if source else "phase entry"
     if not isinstance(spec, dict):
+        got = "nothing" if spec is None else type(spec).__name__
         raise InputError(
-            f"a phase entry must be a mapping with name, space_group, cell, atoms; got {type(spec)}"
+            f"{where}: a phase must be a mapping with name, space_group, cell, atoms (see phases/LiF.yaml); "
+            f"got {got}"
         )
     missing = [k for k in ("name", "space_group", "cell", "atoms") if k not in spec]
     if missing:
         raise InputError(
-            f"phase entry {spec.get('name', '?')} lacks {', '.join(missing)}; see phases/LiF.yaml"
+            f"{where}: phase entry {spec.get('name', '?')} lacks {', '.join(missing)}; see phases/LiF.yaml"
         )
-    cell = spec["cell"]
-    if isinstance(cell, dict):
-        if "a" not in cell:
-            raise InputError(f"phase {spec['name']}: cell needs at least a (Å)")
-        a = float(cell["a"])
-        cell = (
-            a,
-            float(cell.get("b", a)),
-            float(cell.get("c", a)),
-            float(cell.get("alpha", 90)),
-            float(cell.get("beta", 90)),
-            float(cell.get("gamma", 90)),
+    name = _text(spec["name"], where, "name")
+    if not source:
+        where = f"phase {name}"
+    space_group = _text(spec["space_group"], where, "space_group")
+    cell = _cell_from_spec(spec["cell"], where)
+    atoms = spec["atoms"]
+    if not isinstance(atoms, list) or not atoms:
+        raise InputError(
+            f"{where}: atoms must be a non-empty list of sites, e.g. [{{element: Li, xyz: [0, 0, 0]}}]; "
+            f"got {atoms!r}"
         )
-    atoms = []
-    for at in spec["atoms"]:
-        if not isinstance(at, dict) or "element" not in at:
-            raise InputError(f"phase {spec['name']}: each atom needs element and xyz, got {at!r}")
-        atoms.append({k: v for k, v in at.items() if k in ("element", "xyz", "occupancy", "label")})
-    return Phase(
-        name=str(spec["name"]),
-        cell=tuple(cell),
-        space_group=str(spec["space_group"]),
-        atoms=atoms,
-        source=str(spec.get("source", source)),
-        formula=str(spec.get("formula", spec["name"])),
-    )
+    atoms = [_atom_from_spec(at, k, where) for k, at in enumerate(atoms, 1)]
+    formula = _text(spec["formula"], where, "formula") if spec.get("formula") is not None else name
+    try:
+        return Phase(
+            name=name,
+            cell=cell,
+            space_group=space_group,
+            atoms=atoms,
+            source=str(spec["source"]) if spec.get("source") is not None else str(source),
+            formula=formula,
+        )
+    except InputError as exc:
+        if not source:
+            raise
+        raise InputError(f"{source}: {exc}") from None
 
 
 def _phase_from_cif(path):
@@ -400,12 +472,31 @@ def _load_cached(key):
 
         try:
             spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}); "
+                "save it as UTF-8"
+            ) from None
         except yaml.YAMLError as exc:
-            raise InputError(f"cannot parse {path}: {exc}") from exc
+            detail = " ".join(str(exc).split())  # PyYAML's message spans several lines
+            raise InputError(f"cannot parse {path}: {detail}") from None
         return phase_from_dict(spec, source=str(path))
     if path.suffix.lower() == ".cif":
         return _phase_from_cif(path)
     raise InputError(f"phase file {path} must be .yaml, .yml, .json or .cif")
+
+
+_PHASE_FILE_SUFFIXES = (".yaml", ".yml", ".json", ".cif")
+
+
+def load_phase_file(path):
+    """A :class:`Phase` from a YAML/JSON/CIF file; a missing file or a folder raises :class:`InputError`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"phase file {path} not found; check the path (--phase-file)")
+    if not path.is_file():
+        raise InputError(f"phase file {path} is a folder; give a .yaml or .cif file (--phase-file)")
+    return _load_cached(str(path.resolve()))
 
 
 def load_phase(name_or_path):
@@ -419,8 +510,8 @@ def load_phase(name_or_path):
     if key.lower() in builtin:
         return _load_cached(str(_PHASE_DIR / f"{builtin[key.lower()]}.yaml"))
     path = Path(key)
-    if path.is_file():
-        return _load_cached(str(path.resolve()))
+    if path.is_file() or isinstance(name_or_path, Path) or path.suffix.lower() in _PHASE_FILE_SUFFIXES:
+        return load_phase_file(path)
     raise InputError(
         f"unknown phase {key!r}; shipped phases are {', '.join(builtin_phase_names())}, "
         "or give a YAML/CIF file (--phase-file)"
@@ -437,7 +528,58 @@ def load_phases(phases=None):
     names = [p.name for p in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise InputError(f"phase names must be unique, got {', '.join(sorted(dup))} twice")
+        raise InputError(
+            f"phase names must be unique, got {', '.join(sorted(dup))} twice; list each phase once "
+            "(or change the name: in your phase file)"
+        )
     if not out:
         raise InputError("no phases given; name at least one (e.g. --phases LiF,Li)")
     return out
+
+
+def select_phases(names=None, files=()):
+    """The phases to search, from ``--phases`` names and ``--phase-file`` files.
+
+    Parameters
+    ----------
+    names : str or list of str, optional
+        Comma-separated names (or a list): shipped phases, names of phases in ``files``, or file paths.
+        Default: every shipped phase.
+    files : sequence of path
+        YAML/CIF phase files. Each one is searched (whether or not ``names`` lists it) and can be selected by
+        its name in ``names``; a file whose phase has a shipped name (e.g. ``LiF``) replaces the shipped one.
+
+    Returns
+    -------
+    list of Phase
+    """
+    by_name, file_of = {}, {}
+    for f in files or ():
+        p = load_phase_file(f)
+        key = p.name.lower()
+        if key in by_name:
+            raise InputError(
+                f"--phase-file {f} defines {p.name}, as does {file_of[key]}; "
+                "give each phase once (or change the name: in one file)"
+            )
+        by_name[key], file_of[key] = p, f
+    if names is None:
+        wanted = builtin_phase_names()
+    elif isinstance(names, str):
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+    else:
+        wanted = [str(n).strip() for n in names if str(n).strip()]
+    out, used = [], set()
+    for n in wanted:
+        p = by_name.get(n.lower())
+        if p is not None:
+            used.add(p.name.lower())
+            out.append(p)
+        else:
+            out.append(n)
+    out += [p for k, p in by_name.items() if k not in used]
+    shipped = {n.lower() for n in builtin_phase_names()}
+    for key, p in by_name.items():
+        if key in shipped:
+            log.info("phase %s from %s replaces the shipped one", p.name, file_of[key])
+    return load_phases(out)

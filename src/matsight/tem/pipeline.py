@@ -16,13 +16,75 @@ from .._errors import InputError
 from . import fft as _fft
 from .crystals import load_phases
 from .match import UNKNOWN, match_spots
-from .spots import detect_spots
+from .spots import check_d_range, detect_spots
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TemResult", "analyze", "analyze_file", "read_frame", "DETECTORS"]
+__all__ = [
+    "TemResult",
+    "analyze",
+    "analyze_file",
+    "read_frame",
+    "check_settings",
+    "frame_suffixes",
+    "DETECTORS",
+]
 
 DETECTORS = ("classical", "unet")
+
+
+def frame_suffixes():
+    """File suffixes that hold HRTEM frames: what :func:`matsight.io.read_microscope` reads.
+
+    Built from the reader's own lists, so the tem commands and their messages never disagree with it.
+    """
+    from ..io.microscope import MICROSCOPE_EXTS
+    from ..io.volumes import PLAIN_IMAGE_EXTS, TIF_EXTS
+
+    return (*MICROSCOPE_EXTS, *TIF_EXTS, ".npy", *PLAIN_IMAGE_EXTS)
+
+
+def check_suffix(path):
+    """Refuse a file whose suffix no frame reader handles, listing those that are read."""
+    from ..io.volumes import _ext
+
+    path = Path(path)
+    if path.is_file() and _ext(path) not in frame_suffixes():
+        raise InputError(
+            f"{path.name}: unsupported file type {_ext(path) or '(none)'!r}; HRTEM frames are read from "
+            + ", ".join(frame_suffixes())
+        )
+
+
+def check_settings(
+    *,
+    tolerance=0.02,
+    angle_tolerance=2.0,
+    d_min=1.0,
+    d_max=15.0,
+    min_intensity=0.01,
+    detector="classical",
+    weights=None,
+):
+    """Refuse out-of-range analysis settings before any work (one :class:`InputError` naming the option).
+
+    Parameters are those of :func:`analyze`.
+    """
+    if detector not in DETECTORS:
+        raise InputError(f"unknown detector {detector!r}; use one of {', '.join(DETECTORS)}")
+    if weights is not None and detector != "unet":
+        raise InputError("--weights needs --detector unet; add it or drop --weights")
+    # `not a < x` also refuses NaN
+    if not 0 < tolerance < 0.5:
+        raise InputError(f"--tolerance {tolerance} must be a relative d error in (0, 0.5), e.g. 0.02 for 2 %")
+    if not 0 < angle_tolerance <= 90:
+        raise InputError(f"--angle-tolerance must be in (0, 90] degrees, got {angle_tolerance}")
+    if not 0 <= min_intensity < 1:
+        raise InputError(
+            "--min-intensity must be in [0, 1) (|F|² relative to the strongest reflection), "
+            f"got {min_intensity}"
+        )
+    check_d_range(d_min, d_max)
 
 
 @dataclass
@@ -134,11 +196,18 @@ def analyze(
     TemResult
     """
     t0 = time.perf_counter()
+    check_settings(
+        tolerance=tolerance,
+        angle_tolerance=angle_tolerance,
+        d_min=d_min,
+        d_max=d_max,
+        min_intensity=min_intensity,
+        detector=detector,
+        weights=weights,
+    )
     img = _fft.check_frame(image)
     ps = _fft.check_pixel_size(pixel_size_nm)
     plist = load_phases(phases)
-    if detector not in DETECTORS:
-        raise InputError(f"unknown detector {detector!r}; use one of {', '.join(DETECTORS)}")
     timings = {}
     spec = _fft.spectrum(img, window_kind=window)
     timings["fft"] = time.perf_counter() - t0
@@ -176,27 +245,41 @@ def analyze(
 def read_frame(path, *, pixel_size=None, frame=None):
     """Read one 2D frame and its pixel size (nm) through :func:`matsight.io.read_microscope`.
 
-    Raises :class:`InputError` for diffraction patterns, 1D signals, missing calibration (``pixel_size``),
-    and stacks without ``frame``.
+    Raises :class:`InputError` for unsupported files, diffraction patterns, 1D signals, missing calibration
+    (``pixel_size``), stacks without ``frame`` and a ``frame`` the file does not have.
     """
     from .. import io as _io
 
+    check_suffix(path)
     mi = _io.read_microscope(path, pixel_size=pixel_size)
     data = np.asarray(mi.data)
+    name = Path(path).name
     if data.ndim == 1:
         raise InputError(
             f"{path} holds a 1D signal of {data.size} samples, not an image; pass an HRTEM image"
         )
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and min(data.shape[:2]) > 4:
+        # (y, x, 3|4) from an .npy is a colour image, not thousands of 3-pixel-wide frames
+        raise InputError(
+            f"{name} has shape {data.shape}, a colour image (channels last); save it as one grey (y, x) "
+            "image (e.g. the mean over the last axis), or a stack as (frames, y, x)"
+        )
     if data.ndim == 3:
+        n = data.shape[0]
         if frame is None:
-            if data.shape[0] != 1:
+            if n != 1:
                 raise InputError(
-                    f"{path} is a stack of {data.shape[0]} frames; use `matsight tem series` or pick a frame"
+                    f"{name} is a stack of {n} frames; pick one with --frame N (0 to {n - 1}) "
+                    "or analyse all with `matsight tem series`"
                 )
             frame = 0
-        if not -data.shape[0] <= frame < data.shape[0]:
-            raise InputError(f"frame {frame} out of range: {path} has {data.shape[0]} frames")
+        if not -n <= frame < n:
+            raise InputError(f"--frame {frame} is out of range: {name} has {n} frames (0 to {n - 1})")
         data = data[frame]
+    elif frame is not None and frame not in (0, -1):
+        raise InputError(
+            f"--frame {frame} is out of range: {name} is a single image (one frame); drop --frame"
+        )
     ps = tuple(mi.pixel_size_nm)[-2:]
     return data, _fft.check_pixel_size(ps)
 

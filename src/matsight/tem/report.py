@@ -7,12 +7,30 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_path, write_json, write_text
+from .._atomic import atomic_path, make_folder, write_json, write_text
 from .match import UNKNOWN
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fft_figure", "phase_map_figure", "write_analysis", "records_to_csv", "phase_colors"]
+__all__ = [
+    "fft_figure",
+    "phase_map_figure",
+    "write_analysis",
+    "records_to_csv",
+    "phase_colors",
+    "ANALYSIS_FILES",
+]
+
+# every file write_analysis may write: a rerun removes those it does not write this time (e.g. the maps of
+# a run without --no-maps), so that a folder never mixes two analyses; other files are never touched
+ANALYSIS_FILES = (
+    "spots.csv",
+    "spots.json",
+    "fft_spots.png",
+    "phase_labels.tif",
+    "phase_map.png",
+    "index.html",
+)
 
 _COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#9a6324"]
 
@@ -127,8 +145,14 @@ def write_analysis(
 
     from ..report import Report
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
+    written = {"spots.csv", "spots.json", "fft_spots.png", "index.html"}
+    if result.maps is not None:
+        written |= {"phase_labels.tif", "phase_map.png"}
+    # results of an earlier analysis that this one will not overwrite would be taken for its own
+    for name in ANALYSIS_FILES:
+        if name not in written and (out / name).is_file():
+            (out / name).unlink()
     rows = result.table()
     write_text(out / "spots.csv", records_to_csv(rows) or "row,col,d_angstrom,phase\n")
     write_json(

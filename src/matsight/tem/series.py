@@ -21,12 +21,21 @@ import numpy as np
 from .._errors import InputError
 from .crystals import load_phases
 from .match import UNKNOWN
+from .pipeline import check_suffix, frame_suffixes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SeriesResult", "analyze_series", "read_series", "write_series", "SUFFIXES"]
+__all__ = [
+    "SeriesResult",
+    "analyze_series",
+    "check_series_settings",
+    "read_series",
+    "write_series",
+    "SUFFIXES",
+]
 
-SUFFIXES = (".dm3", ".dm4", ".mrc", ".mrcs", ".ser", ".emi", ".emd", ".tif", ".tiff", ".npy")
+SUFFIXES = frame_suffixes()  # the same files `tem analyze` reads (single-frame PNG/JPEG included)
+CONNECT_TIMEOUT_S = 10  # a scheduler address that does not answer fails after this, not dask's 30 s
 
 
 @dataclass
@@ -73,15 +82,39 @@ def _one_frame(frame, pixel_size_nm, phases, kw):
     return res.phase_intensity(), counts, time.perf_counter() - t
 
 
-def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, progress):
-    """Frames through dask: local schedulers, a local distributed cluster, or a remote scheduler address."""
-    local = ("sync", "threads", "processes")
+_LOCAL = ("sync", "threads", "processes")
+
+
+def check_series_settings(*, frame_time=None, scheduler=None, workers=None):
+    """Refuse bad series settings before any work (one :class:`InputError` naming the option)."""
+    if frame_time is not None and not 0 < frame_time < np.inf:  # also refuses NaN
+        raise InputError(f"--frame-time must be a positive number of seconds per frame, got {frame_time}")
+    if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+        raise InputError(f"--workers must be a whole number ≥ 1, got {workers}")
     remote = isinstance(scheduler, str) and "://" in scheduler
-    if scheduler not in (*local, "distributed") and not remote:
+    if scheduler is not None and scheduler not in (*_LOCAL, "distributed") and not remote:
         raise InputError(
             f"unknown scheduler {scheduler!r}; "
             "use sync, threads, processes, distributed or a tcp://host:port address"
         )
+
+
+def _connect(address):
+    """A dask client on the scheduler at ``address``; an unreachable one is a user error, not a traceback."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        log.debug("dask connect to %s failed: %s", address, exc)
+        raise InputError(f"cannot reach the dask scheduler {address}; check the address") from None
+
+
+def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, progress):
+    """Frames through dask: local schedulers, a local distributed cluster, or a remote scheduler address."""
+    local = _LOCAL
+    remote = isinstance(scheduler, str) and "://" in scheduler
+    check_series_settings(scheduler=scheduler, workers=workers)
     try:
         import dask
     except ImportError as exc:
@@ -107,7 +140,7 @@ def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, prog
         raise InputError("dask.distributed is not installed; pip install 'matsight[scale]'") from exc
     cluster = None
     if remote:
-        client = Client(scheduler)
+        client = _connect(scheduler)
     else:
         # one thread per worker process: the numpy work of a frame is already vectorised
         cluster = LocalCluster(
@@ -133,6 +166,9 @@ def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, prog
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+_CHECKED = ("tolerance", "angle_tolerance", "d_min", "d_max", "min_intensity", "detector", "weights")
 
 
 def analyze_series(
@@ -175,6 +211,11 @@ def analyze_series(
     -------
     SeriesResult
     """
+    check_series_settings(frame_time=frame_time, scheduler=scheduler, workers=workers)
+    from .pipeline import check_settings
+
+    # refuse bad analysis settings once, before the first frame (not once per frame on a worker)
+    check_settings(**{k: v for k, v in analyze_kw.items() if k in _CHECKED})
     plist = load_phases(phases)  # validate once; Phase objects pickle for process workers
     n = len(frames)
     if n == 0:
@@ -195,8 +236,6 @@ def analyze_series(
     inten = {p: np.array([o[0].get(p, 0.0) for o in outs]) for p in names}
     counts = {p: np.array([o[1].get(p, 0) for o in outs], int) for p in names}
     dt = 1.0 if frame_time is None else float(frame_time)
-    if dt <= 0:
-        raise InputError(f"frame time must be > 0 s, got {frame_time}")
     return SeriesResult(
         phases=names,
         frames=list(labels) if labels is not None else list(range(n)),
@@ -216,6 +255,7 @@ def read_series(path, *, pixel_size=None):
     from .. import io as _io
 
     path = Path(path)
+    check_suffix(path)
     if path.is_dir():
         files = sorted(
             p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
@@ -267,7 +307,8 @@ def series_figure(result, *, x="frame"):
     ax.set_xlabel("time (s)" if x == "time" else "frame")
     ax.set_ylabel("intensity (sum of masked FFT amplitude)")
     ax.set_yscale("symlog")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no phase in any frame: no legend (and no matplotlib warning)
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -275,12 +316,12 @@ def series_figure(result, *, x="frame"):
 
 def write_series(result, out_dir, *, source=None, x="frame"):
     """``series.csv``, ``series.json``, ``intensity.png`` and ``index.html`` into ``out_dir``."""
-    from .._atomic import write_json, write_text
+    from .._atomic import make_folder, write_json, write_text
     from ..report import Report
     from .report import records_to_csv
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out)
     recs = result.to_records()
     write_text(out / "series.csv", records_to_csv(recs))
     write_json(

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "auto_threshold",
+    "check_d_range",
     "SpotTable",
     "SpotBackground",
     "radial_background",
@@ -144,6 +145,15 @@ class SpotBackground:
     )  # threshold margin for the estimation error of few-pixel bins: 3 / sqrt(independent px)
 
 
+def check_d_range(d_min, d_max):
+    """Refuse an analysed range of spacings that is not ``0 < d_min < d_max < inf`` (Å)."""
+    for opt, v in (("--d-min", d_min), ("--d-max", d_max)):
+        if not 0 < v < np.inf:  # also refuses NaN
+            raise InputError(f"{opt} must be a positive spacing in Å, got {v}")
+    if not d_min < d_max:
+        raise InputError(f"--d-min ({d_min} Å) must be smaller than --d-max ({d_max} Å)")
+
+
 def _radius_bins(shape, pixel_size_nm):
     gy, gx = _fft.reciprocal_coords(shape, pixel_size_nm)
     g = np.hypot(gy[:, None], gx[None, :])
@@ -171,6 +181,7 @@ def radial_background(power, pixel_size_nm, *, d_min=1.0, d_max=15.0, smooth=3, 
     -------
     SpotBackground
     """
+    check_d_range(d_min, d_max)
     shape = power.shape
     g, b, width = _radius_bins(shape, pixel_size_nm)
     nyq = 0.5 / max(_fft.check_pixel_size(pixel_size_nm))
@@ -354,6 +365,8 @@ def annulus_crop(shape, pixel_size_nm, d_min):
         Full-spectrum index of the crop's pixel (0, 0).
     """
     ps = _fft.check_pixel_size(pixel_size_nm)
+    if not 0 < d_min < np.inf:
+        raise InputError(f"--d-min must be a positive spacing in Å, got {d_min}")
     g_hi = 10.0 / d_min
     box, ps_eff, off = [], [], []
     for n, p in zip(shape, ps, strict=True):
