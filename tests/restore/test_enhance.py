@@ -164,3 +164,14 @@ def test_select_steps_prefers_matching_detail(model, rng):
     best, table = select_steps(net, lq, lq, candidates=(1, 2), contexts=ctx)
     assert best in (1, 2) and set(table) == {1, 2}
     assert all(np.isfinite(v["psnr"]) for v in table.values())
+
+
+def test_read_series_refuses_two_time_steps_with_one_name(tmp_path):
+    from matsight.io import write_volume
+    from matsight.restore.enhance import read_series
+
+    frame = np.zeros((8, 8), np.float32)
+    write_volume(tmp_path / "T0.tif", frame)
+    np.save(tmp_path / "T0.npy", frame)
+    with pytest.raises(InputError, match=r"two time steps named T0: T0\.npy and T0\.tif"):
+        read_series(tmp_path)

@@ -236,3 +236,21 @@ def test_apply_rigid_3d_separable_equals_full_affine():
         full = _affine(vol, 1.3, (0.6, -1.2, 2.1), order=order, mode="constant")
         np.testing.assert_allclose(fast[2:-2], full[2:-2], atol=1e-5)  # boundary slices differ slightly
         assert np.all(fast[0] == 0)  # the slice shifted in from outside is cval
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rotation_stays_within_its_bound_on_unrelated_images(seed):
+    # unrelated noise has no true angle: the polish used to wander to 8-18 degrees, beyond the ±5 searched
+    rng = np.random.default_rng(seed)
+    pair = prepare_pair(rng.normal(size=(8, 8)), rng.normal(size=(16, 16)), scale=2, mask=False)
+    assert abs(pair.transform["rotation_deg"]) <= 5.0
+    a, b = rng.normal(size=(2, 24, 24))
+    assert abs(register_rigid(a, b, max_rotation_deg=0.35)["rotation_deg"]) <= 0.35
+
+
+def test_scale_mismatch_message_has_plain_numbers():
+    hq = synthetic_grayscale((64, 64), seed=0)
+    with pytest.raises(InputError) as err:
+        prepare_pair(hq[::2, ::2], hq, scale=3)
+    assert "scale (3, 3) = (96, 96) does not match hq (64, 64)" in str(err.value)
+    assert "np." not in str(err.value)

@@ -128,3 +128,40 @@ def test_train_rejects_bad_pairs(tmp_path, rng):
     with pytest.raises(InputError, match="no restore model"):
         load_model(tmp_path / "nothing")
     assert not (tmp_path / "m").exists()
+
+
+def test_validation_slices_outside_the_pair_are_named_as_such():
+    with pytest.raises(InputError, match=r"50:60 are outside the pair's slices 0\.\.10"):
+        split_validation((11, 40, 40), 0.1, 16, val_slices=range(50, 60))
+    with pytest.raises(InputError, match=r"5:15 reach outside the pair's slices 0\.\.10"):
+        split_validation((11, 40, 40), 0.1, 16, val_slices=range(5, 15))
+    with pytest.raises(InputError, match="0:11 must be some, not all"):
+        split_validation((11, 40, 40), 0.1, 16, val_slices=range(0, 11))
+
+
+def test_resume_refuses_another_pair_and_a_finished_run_is_not_redone(tmp_path, rng):
+    pair = _pair(rng)
+    first = train(pair, tmp_path / "m", device="cpu", max_steps=4, **TINY)
+    assert first.steps == 4 and first.resumed_at == 0
+    model = tmp_path / "m" / "model.safetensors"
+    stamp = model.stat().st_mtime_ns
+    again = train(pair, tmp_path / "m", device="cpu", max_steps=4, **TINY)
+    assert again.steps == again.resumed_at == 4 and again.validation == first.validation
+    assert model.stat().st_mtime_ns == stamp
+    more = train(pair, tmp_path / "m", device="cpu", max_steps=6, **TINY)
+    assert more.steps == 6 and more.resumed_at == 4
+    lq, hq = pair
+    with pytest.raises(InputError, match=r"another pair \(shape \(5, 40, 40\), now \(4, 40, 40\)\)"):
+        train((lq[:4], hq[:4]), tmp_path / "m", device="cpu", max_steps=8, **TINY)
+    with pytest.raises(InputError, match="another pair .same shape, other content"):
+        train((hq, lq), tmp_path / "m", device="cpu", max_steps=8, **TINY)
+    # starting afresh on purpose is still possible
+    fresh = train((hq, lq), tmp_path / "m", device="cpu", max_steps=2, resume=False, **TINY)
+    assert fresh.steps == 2 and fresh.resumed_at == 0
+
+
+def test_a_negative_seed_is_a_config_error():
+    from matsight.restore.config import make_config
+
+    with pytest.raises(InputError, match="seed"):
+        make_config("cpu", seed=-1)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import echo, progress_enabled, user_errors
+from ._common import check_outputs, echo, progress_enabled, user_errors
 
 app = typer.Typer(
     help="Learned restoration (InDI): train on one registered LQ/HQ pair, enhance any LQ volume or series.",
@@ -40,8 +40,9 @@ def register(
     ] = False,
 ):
     """Upscale LQ onto the HQ grid, register (sub-pixel rigid [+ deformable]), crop, normalise → PAIR/."""
-    from ..restore.register import parse_scale, prepare_pair, save_pair
+    from ..restore.register import LOW_NCC, parse_scale, prepare_pair, save_pair
 
+    check_outputs(folders=[("--out", out)], inputs=[lq, hq])
     pair = prepare_pair(
         _read(lq, "LQ scan"), _read(hq, "HQ scan"), scale=parse_scale(scale), mask=mask, deformable=deformable
     )
@@ -52,6 +53,13 @@ def register(
         f"shift {[round(v, 2) for v in t['shift']]} px, "
         f"NCC {t['ncc_before']:.3f} -> {t['ncc_after']:.3f}"
     )
+    if t["ncc_after"] < LOW_NCC:
+        typer.echo(
+            f"warning: the registered scans correlate poorly (NCC {t['ncc_after']:.2f} < {LOW_NCC}); "
+            "they may not show the same region: check the inputs, --scale and overlay.png in the pair "
+            "folder",
+            err=True,
+        )
     echo(f"wrote {out}")
 
 
@@ -91,6 +99,7 @@ def train(
     from ..restore.config import make_config, parse_duration, parse_slices
     from ..restore.train import train as train_model
 
+    check_outputs(folders=[("--out", out)], inputs=[pair])
     budget_s = parse_duration(budget)
     val = None if val_slices is None else parse_slices(val_slices, "--val-slices")
     if budget_s is not None and max_steps is None:
@@ -113,8 +122,20 @@ def train(
     )
     auto = ""
     if res.validation:
-        auto = ", ".join(f"{k} {v:.2f} dB" for k, v in res.validation.items())
-    echo(f"trained {res.steps} steps in {res.elapsed_s:.0f} s{'; validation ' + auto if auto else ''}")
+        auto = "; validation " + ", ".join(f"{k} {v:.2f} dB" for k, v in res.validation.items())
+    if res.resumed_at == res.steps:
+        echo(
+            f"{out} already holds a finished run ({res.steps} steps in {res.elapsed_s:.0f} s{auto}); nothing "
+            "to train. Raise --max-steps or --budget to train on, or use --no-resume to start afresh"
+        )
+        return
+    if res.resumed_at:
+        echo(
+            f"trained {res.steps - res.resumed_at} more steps (resumed at step {res.resumed_at}; "
+            f"{res.steps} in {res.elapsed_s:.0f} s){auto}"
+        )
+    else:
+        echo(f"trained {res.steps} steps in {res.elapsed_s:.0f} s{auto}")
     echo(f"wrote {out}")
 
 
@@ -144,6 +165,7 @@ def apply(
     from .._errors import InputError
     from ..restore.enhance import enhance_path
 
+    check_outputs(folders=[("--out", out)], inputs=[model, input])
     axes = {"z": 0, "y": 1, "x": 2, "0": 0, "1": 1, "2": 2}
     if slice_axis.lower() not in axes:
         raise InputError(f"--slice-axis must be z, y or x, got {slice_axis!r}")
@@ -182,12 +204,23 @@ def evaluate(
     from .._errors import InputError
     from ..restore.evaluate import evaluate as run_eval
 
+    check_outputs(folders=[("--out", report)], inputs=[out, hq, lq])
     if not out.is_dir():
         raise InputError(f"{out} is not an output folder of `matsight restore apply`")
     metrics, page = run_eval(
-        out, _read(hq, "HQ reference"), lq=lq, report_dir=report, spacing=spacing, sift=sift
+        out,
+        _read(hq, "HQ reference (--hq)"),
+        lq=None if lq is None else _read(lq, "LQ scan (--lq)"),
+        report_dir=report,
+        spacing=spacing,
+        sift=sift,
     )
     for name, row in metrics.items():
-        parts = [f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)]
+        # counts (SIFT congruent points, edges, lines) are ints; bools are not metrics
+        parts = [
+            f"{k} {v}" if isinstance(v, int) else f"{k} {v:.3g}"
+            for k, v in row.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
         echo(f"{name:<14} " + ", ".join(parts))
     echo(f"report: {page}")

@@ -97,7 +97,7 @@ class RestoreConfig(BaseModel):
         256, ge=16, description="validation uses central crops of this edge (0: whole slices)"
     )
     checkpoint_every: int = Field(200, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
     # inference
     steps: int = Field(8, ge=1, le=1000, description="default number of sampling steps")

@@ -93,7 +93,8 @@ def _scale_of(meta, ndim, scale):
         s = s[1:]
     if s.size != ndim or np.any(s <= 0):
         raise InputError(
-            f"cannot use the scale {tuple(s)} for a {ndim}D input; pass scale= (LQ voxel / HQ voxel)"
+            f"cannot use the scale ({', '.join(f'{v:g}' for v in s)}) for a {ndim}D input; "
+            "pass scale= (LQ voxel / HQ voxel)"
         )
     return s
 
@@ -458,6 +459,15 @@ def read_series(source):
         files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in exts)
         if not files:
             raise InputError(f"{source} holds no .tif/.npy/.zarr frames; put one volume per time step there")
+        # each time step is named (and saved) by its file's stem: T0.tif and T0.npy would overwrite each other
+        by_stem = {}
+        for p in files:
+            if p.stem in by_stem:
+                raise InputError(
+                    f"{source} holds two time steps named {p.stem}: {by_stem[p.stem].name} and {p.name}; "
+                    "keep one of them or rename the other"
+                )
+            by_stem[p.stem] = p
         return [(p.stem, np.asarray(read_volume(p))) for p in files]
     if isinstance(source, np.ndarray) and source.ndim == 4:
         return [(f"t{i:03d}", f) for i, f in enumerate(source)]

@@ -376,18 +376,27 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, spacing=1.0, n_edg
     if not (out / "enhanced.tif").is_file():
         raise InputError(f"{out} holds no enhanced.tif; give the --out folder of `matsight restore apply`")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    images = {}
+    enhanced = np.asarray(read_volume(out / "enhanced.tif"))
+    hq_a = np.asarray(read_volume(hq) if isinstance(hq, str | Path) else hq, dtype=np.float32)
+    lq_a = None
     if lq is not None:
         lq_a = np.asarray(read_volume(lq) if isinstance(lq, str | Path) else lq, dtype=np.float32)
-        images["LQ bicubic"] = upscale(
-            lq_a, meta.get("scale", 2.0), shape=read_volume(out / "enhanced.tif").shape
-        )
+    # before any work: a 2D scan against a 3D result would otherwise fail deep inside with no names
+    for what, a in (("the HQ reference (--hq)", hq_a), ("the LQ scan (--lq)", lq_a)):
+        if a is not None and a.ndim != enhanced.ndim:
+            raise InputError(
+                f"{what} is {a.ndim}D {a.shape} but the enhanced output in {out} is {enhanced.ndim}D "
+                f"{enhanced.shape}; give a {enhanced.ndim}D {'slice' if enhanced.ndim == 2 else 'volume'} of "
+                "the same region"
+            )
+    images = {}
+    if lq_a is not None:
+        images["LQ bicubic"] = upscale(lq_a, meta.get("scale", 2.0), shape=enhanced.shape)
     elif (out / "bicubic.tif").is_file():
         images["LQ bicubic"] = read_volume(out / "bicubic.tif")
     if (out / "onestep.tif").is_file():
         images["one-step"] = read_volume(out / "onestep.tif")
-    images[f"InDI N={meta.get('steps', '?')}"] = read_volume(out / "enhanced.tif")
-    hq_a = np.asarray(read_volume(hq) if isinstance(hq, str | Path) else hq, dtype=np.float32)
+    images[f"InDI N={meta.get('steps', '?')}"] = enhanced
     metrics = compare(hq_a, images, mask=mask, spacing=spacing, n_edges=n_edges, sift=sift)
     cons = read_volume(out / "consistency.tif") if (out / "consistency.tif").is_file() else None
     report = write_report(

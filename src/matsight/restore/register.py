@@ -26,6 +26,8 @@ from matsight._errors import InputError
 
 log = logging.getLogger(__name__)
 
+LOW_NCC = 0.2  # below this registered NCC the two scans likely do not show the same region
+
 __all__ = [
     "Pair",
     "apply_rigid",
@@ -61,6 +63,11 @@ def _as_image(a, name, *, ndim=(2, 3)):
     if min(a.shape) < 2:
         raise InputError(f"{name} has shape {a.shape}; every axis needs at least 2 pixels")
     return a
+
+
+def _nums(values):
+    """``(96, 64.5)``: plain numbers for messages (not numpy reprs such as ``np.float64(96.0)``)."""
+    return "(" + ", ".join(f"{float(v):g}" for v in np.atleast_1d(values)) + ")"
 
 
 def _per_axis(value, ndim, name):
@@ -99,7 +106,7 @@ def upscale(lq, factor, *, order=3, shape=None):
     f = _per_axis(factor, lq.ndim, "factor")
     if np.any(f <= 0) or not np.all(np.isfinite(f)):
         raise InputError(
-            f"upscale factor must be positive, got {tuple(f)}; use LQ voxel size / HQ voxel size"
+            f"upscale factor must be positive, got {_nums(f)}; use LQ voxel size / HQ voxel size"
         )
     if shape is None:
         shape = tuple(max(1, int(round(n * k))) for n, k in zip(lq.shape, f, strict=False))
@@ -301,8 +308,11 @@ def _prefilter(a):
     return np.stack([ndimage.spline_filter(sl, order=3, mode="mirror", output=np.float32) for sl in a])
 
 
-def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002, step=0.25):
-    """Maximise the windowed NCC over (angle, dy, dx) by Nelder-Mead, cubic splines prefiltered once."""
+def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002, step=0.25, max_rotation_deg=None):
+    """Maximise the windowed NCC over (angle, dy, dx) by Nelder-Mead, cubic splines prefiltered once.
+
+    The angle stays within ``±max_rotation_deg`` (unbounded if None).
+    """
     coeffs = _prefilter(mov)
 
     def unpack(p):
@@ -310,6 +320,9 @@ def _polish(mov, fix, window, angle, shift2, *, rotation, tol=0.002, step=0.25):
 
     def cost(p):
         a, sh = unpack(p)
+        if rotation and max_rotation_deg is not None and abs(a) > max_rotation_deg:
+            # a wall worse than any NCC: on unrelated images the simplex would otherwise wander off
+            return 1.0 + abs(a) - max_rotation_deg
         moved = _affine_stack(coeffs, a, sh, order=3, mode="mirror", prefilter=False)
         return -_ncc(moved, fix, window)
 
@@ -366,11 +379,12 @@ def _search_inplane(mov, fix, window, rotation, max_rotation_deg, upsample_facto
     if rotation:
         step = max(0.25, max_rotation_deg / 10)
         grid = np.arange(-max_rotation_deg, max_rotation_deg + step / 2, step)
+        grid = np.clip(grid, -max_rotation_deg, max_rotation_deg)  # the last point may overshoot the bound
         scores = [fit(a)[1] for a in grid]
         best = float(grid[int(np.argmax(scores))])
         res = optimize.minimize_scalar(
             lambda a: -fit(a)[1],
-            bounds=(best - step, best + step),
+            bounds=(max(best - step, -max_rotation_deg), min(best + step, max_rotation_deg)),
             method="bounded",
             options={"xatol": 0.005},
         )
@@ -379,7 +393,9 @@ def _search_inplane(mov, fix, window, rotation, max_rotation_deg, upsample_facto
     # rotation about the centre, then translation: the pulled image equals apply_rigid(angle, shift)
     shift2 = _translation2(rot, fix, window, upsample_factor)
     if tol is not None:
-        angle, shift2 = _polish(mov, fix, window, angle, shift2, rotation=rotation, tol=tol)
+        angle, shift2 = _polish(
+            mov, fix, window, angle, shift2, rotation=rotation, tol=tol, max_rotation_deg=max_rotation_deg
+        )
     return angle, shift2
 
 
@@ -416,7 +432,7 @@ def register_rigid(
     rotation : bool
         Also estimate the in-plane rotation (about Z for volumes).
     max_rotation_deg : float
-        Search range for the rotation.
+        Bound of the rotation: the result lies within ``±max_rotation_deg``.
     upsample_factor : int
         Sub-pixel precision of the cross-correlation peak is ``1 / upsample_factor`` px (before polishing).
     max_slices : int
@@ -499,7 +515,17 @@ def register_rigid(
     if mov.ndim == 3 and mov.shape[0] > max_polish_slices:
         idx = np.linspace(0, mov.shape[0] - 1, max_polish_slices).round().astype(int)
         mov, fix, window = mov[idx], fix[idx], window[idx]
-    angle, shift2 = _polish(mov, fix, window, angle, shift2, rotation=rot_on, step=step0, tol=tol)
+    angle, shift2 = _polish(
+        mov,
+        fix,
+        window,
+        angle,
+        shift2,
+        rotation=rot_on,
+        step=step0,
+        tol=tol,
+        max_rotation_deg=max_rotation_deg,
+    )
     ncc = _ncc(_affine_stack(mov, angle, shift2, order=1, mode="nearest"), fix, window)
     shift = [float(v) for v in shift2] if dz is None else [dz, *(float(v) for v in shift2)]
     log.info("rigid registration: rotation %.3f deg, shift %s px, NCC %.4f", angle, np.round(shift, 3), ncc)
@@ -791,12 +817,12 @@ def prepare_pair(
         )
     f = _per_axis(scale, hq.ndim, "scale")
     if np.any(f <= 0):
-        raise InputError(f"scale must be positive, got {tuple(f)}; use LQ voxel size / HQ voxel size")
+        raise InputError(f"scale must be positive, got {_nums(f)}; use LQ voxel size / HQ voxel size")
     expected = np.asarray(lq.shape) * f
     rel = np.abs(expected - np.asarray(hq.shape)) / np.asarray(hq.shape)
     if np.any(rel > shape_tolerance):
         raise InputError(
-            f"lq {lq.shape} × scale {tuple(float(v) for v in f)} = {tuple(np.round(expected, 1))} "
+            f"lq {lq.shape} × scale {_nums(f)} = {_nums(np.round(expected, 1))} "
             f"does not match hq {hq.shape} (beyond what registration can fix); "
             "check --scale (LQ voxel / HQ voxel) or crop both to "
             "the same field of view"

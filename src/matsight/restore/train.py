@@ -15,6 +15,8 @@ A run folder holds
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import math
 import time
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import make_folder
 from .._errors import InputError
 from .config import RestoreConfig, load_config, make_config
 
@@ -57,6 +60,7 @@ class TrainResult:
     elapsed_s: float
     history: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
+    resumed_at: int = 0  # the step a resumed run started at; equal to ``steps`` when it was already finished
 
 
 def one_cycle_lr(progress, *, lr_max, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
@@ -88,6 +92,14 @@ class _Data:
         """Slices between neighbouring LQ slices on this (HQ) grid: the LQ's z voxel over the HQ's."""
         scale = self.transform.get("scale") or [1.0]
         return max(1, int(round(float(scale[0]) if len(scale) == 3 else 1.0)))
+
+    @functools.cached_property
+    def fingerprint(self):
+        """Shape and content hash of the pair, stored in the run: resuming on another pair is refused."""
+        h = hashlib.blake2b(digest_size=16)
+        for a in (self.lq, self.hq):
+            h.update(np.ascontiguousarray(a).data)
+        return {"shape": list(self.lq.shape), "hash": h.hexdigest()}
 
     def context(self, index, config, window=(slice(None), slice(None))):
         """The LQ neighbours of slice ``index`` (``(2·context, ...)``), inside the ``(rows, cols)`` window."""
@@ -140,6 +152,13 @@ def as_training_pair(pair):
     return _Data(lq, hq, None if mask is None else np.ascontiguousarray(mask), dict(stats), dict(transform))
 
 
+def _describe(given, indices):
+    """``range(50, 60)`` → ``50:60`` (as ``--val-slices`` takes it); other sequences as a plain list."""
+    if isinstance(given, range) and given.step == 1:
+        return f"{given.start}:{given.stop}"
+    return str(indices)
+
+
 def split_validation(shape, val_fraction, crop, slices=None, val_slices=None):
     """Training and validation regions as ``(slice_index, row_start, row_stop)`` lists.
 
@@ -155,11 +174,17 @@ def split_validation(shape, val_fraction, crop, slices=None, val_slices=None):
         raise InputError(f"the training slices must be indices into the pair's {s} slices, got {slices!r}")
     if val_slices is not None:
         val = [int(i) for i in val_slices]
+        shown = _describe(val_slices, val)
+        outside = [i for i in val if not 0 <= i < s]
+        if outside:
+            raise InputError(
+                f"the validation slices {shown} {'are' if len(outside) == len(val) else 'reach'} outside the "
+                f"pair's slices 0..{s - 1}; "
+                "give a block within them, or leave them out for the default (the last slices)"
+            )
         rest = [i for i in idx if i not in set(val)]
         if not val or not set(val) <= set(idx) or not rest:
-            raise InputError(
-                f"the validation slices {val_slices!r} must be some, not all, of the training slices"
-            )
+            raise InputError(f"the validation slices {shown} must be some, not all, of the training slices")
         return [(i, 0, ny) for i in rest], [(i, 0, ny) for i in val]
     if val_fraction <= 0:
         return [(i, 0, ny) for i in idx], []
@@ -276,6 +301,7 @@ def _model_meta(config, data, extra=None):
         "transform": data.transform,
         "spatial_dims": 2,
         "context_step": data.context_step,
+        "pair": data.fingerprint,
     }
     if extra:
         meta.update(extra)
@@ -318,12 +344,8 @@ def _save_model(out_dir, net, config, data, extra):
     save_checkpoint(out_dir / MODEL_FILE, {"model": net.state_dict()}, _model_meta(config, data, extra))
 
 
-def _load_state(out_dir, net, opt, config, rng, tgen):
-    import torch
-
-    from ..nn.checkpoint import load_checkpoint
-
-    groups, meta = load_checkpoint(out_dir / STATE_FILE)
+def _check_resumable(out_dir, meta, config, data):
+    """Refuse to resume the run whose state has ``meta`` with another network or on another pair."""
     old = load_config(meta["config"])
     diff = [f for f in _NET_FIELDS if getattr(old, f) != getattr(config, f)]
     if diff:
@@ -331,6 +353,22 @@ def _load_state(out_dir, net, opt, config, rng, tgen):
             f"{out_dir} holds a run with a different network ({', '.join(diff)}); use another --out folder "
             "or start afresh (resume=False / --no-resume)"
         )
+    was = meta.get("pair")  # absent in runs saved before the pair was recorded: nothing to compare
+    if was and was != data.fingerprint:
+        what = (
+            f"shape {tuple(was['shape'])}, now {tuple(data.fingerprint['shape'])}"
+            if was["shape"] != data.fingerprint["shape"]
+            else "same shape, other content"
+        )
+        raise InputError(
+            f"{out_dir} holds a run trained on another pair ({what}); resume it with its original pair, "
+            "or train this pair into a new --out folder (or start afresh there: resume=False / --no-resume)"
+        )
+
+
+def _load_state(groups, meta, net, opt, rng, tgen):
+    import torch
+
     net.load_state_dict(groups["model"])
     params = list(net.parameters())
     for i, p in enumerate(params):
@@ -438,6 +476,26 @@ def train(
         log.warning("a single slice has no neighbours: training without LQ slice context (context=0)")
         config = config.model_copy(update={"context": 0})
     out_dir = Path(out_dir)
+
+    def progress_of(step, elapsed):
+        p = step / config.max_steps
+        if config.budget_s:
+            p = max(p, elapsed / config.budget_s)
+        return p
+
+    # the saved run is checked before any work: another network or pair is refused, a finished run not redone
+    state = None
+    if resume and (out_dir / STATE_FILE).is_file():
+        from ..nn.checkpoint import load_checkpoint
+
+        state = load_checkpoint(out_dir / STATE_FILE)
+        _check_resumable(out_dir, state[1], config, data)
+        step, elapsed = int(state[1]["step"]), float(state[1]["elapsed_s"])
+        if progress_of(step, elapsed) >= 1.0 and (out_dir / MODEL_FILE).is_file():
+            # redoing the final validation and step selection would only rewrite the same model
+            validation = load_checkpoint(out_dir / MODEL_FILE)[1].get("validation") or {}
+            log.info("%s already holds a finished run of %d steps", out_dir, step)
+            return TrainResult(out_dir, step, elapsed, list(state[1].get("history", [])), validation, step)
     dev = resolve_device(device)
     train_regions, val_regions = split_validation(
         data.lq.shape, config.val_fraction, config.crop, slices, val_slices
@@ -452,16 +510,11 @@ def train(
     tgen = torch.Generator(device="cpu").manual_seed(config.seed + 1)
 
     step, elapsed, history = 0, 0.0, []
-    if resume and (out_dir / STATE_FILE).is_file():
-        step, elapsed, history = _load_state(out_dir, net, opt, config, rng, tgen)
+    if state is not None:
+        step, elapsed, history = _load_state(*state, net, opt, rng, tgen)
         log.info("resuming %s at step %d (%.0f s trained)", out_dir, step, elapsed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    def progress_of(step, elapsed):
-        p = step / config.max_steps
-        if config.budget_s:
-            p = max(p, elapsed / config.budget_s)
-        return p
+    make_folder(out_dir)
+    resumed_at = step
 
     bar = task = None
     if progress:
@@ -573,7 +626,7 @@ def train(
     _save_model(out_dir, net, config, data, info)
     _write_history(out_dir, history)
     log.info("trained %d steps in %.0f s; validation %s", step, elapsed, final_val)
-    return TrainResult(out_dir, step, elapsed, history, final_val)
+    return TrainResult(out_dir, step, elapsed, history, final_val, resumed_at)
 
 
 def _write_history(out_dir, history):
