@@ -109,3 +109,12 @@ def test_bad_output_paths_are_refused_before_the_work(tmp_path):
         res = runner.invoke(app, ["metrics", str(vol), *args])
         assert res.exit_code == 2 and message in res.output and "phase 0" not in res.output, res.output
     assert not (tmp_path / "j.json").exists()
+
+
+@pytest.mark.parametrize("spacing", ["inf", "1,inf,1"])
+def test_metrics_non_finite_spacing_names_the_option(tmp_path, spacing):
+    p = tmp_path / "l.npy"
+    np.save(p, np.zeros((4, 5, 6), np.uint8))
+    res = runner.invoke(app, ["metrics", str(p), "--spacing", spacing, "--no-tortuosity"])
+    assert res.exit_code == 2
+    assert "--spacing must be positive numbers" in res.output

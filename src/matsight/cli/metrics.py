@@ -1,5 +1,6 @@
 """``matsight metrics VOLUME``: every microstructure metric of a label image, as a table, JSON and plots."""
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,7 @@ def _parse_spacing(text):
         raise InputError(
             f"--spacing must be numbers like '0.5' or '1,0.5,0.5' (Z,Y,X), got {text!r}"
         ) from exc
-    if not vals or any(not v > 0 for v in vals):
+    if not vals or any(not (v > 0 and math.isfinite(v)) for v in vals):
         raise InputError(
             f"--spacing must be positive numbers like '0.5' or '1,0.5,0.5' (Z,Y,X), got {text!r}"
         )

@@ -15,6 +15,7 @@ super-resolution give the same low-res volume. Plain numpy/scipy: no torch neede
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 from scipy import ndimage
@@ -61,14 +62,19 @@ def merge_phases(labels, merge=None):
 
     Returns
     -------
-    merged : ndarray of uint8
+    merged : ndarray of uint8 (a wider unsigned type beyond 256 phases)
         The renumbered labels.
     groups : list of list of int
         ``groups[i]``: the original phases now labelled ``i``.
     """
     labels = np.asarray(labels)
     n = int(labels.max()) + 1 if labels.size else 0
-    groups = [sorted({int(p) for p in g}) for g in (merge or [])]
+    merge = list(merge or [])
+    if any(isinstance(g, numbers.Integral) or isinstance(g, str) for g in merge):
+        raise InputError(
+            f"merge must be a list of phase groups, e.g. [(0, 2)] to merge phases 0 and 2, got {merge!r}"
+        )
+    groups = [sorted({int(p) for p in g}) for g in merge]
     flat = [p for g in groups for p in g]
     if len(flat) != len(set(flat)):
         raise InputError(f"a phase appears in two merge groups ({merge}); give each phase once")
@@ -77,7 +83,7 @@ def merge_phases(labels, merge=None):
         raise InputError(f"merge names phase(s) {bad} but the volume has phases 0..{n - 1}")
     rest = [[p] for p in range(n) if p not in flat]
     groups = sorted([g for g in groups if g] + rest, key=min)
-    lut = np.zeros(max(n, 1), dtype=np.uint8)
+    lut = np.zeros(max(n, 1), dtype=np.min_scalar_type(max(len(groups) - 1, 0)))
     for i, g in enumerate(groups):
         lut[g] = i
     return lut[labels], groups
@@ -122,7 +128,7 @@ def degrade(labels, scale, *, merge=None, mode="resolve"):
 
     Returns
     -------
-    lr : ndarray of uint8
+    lr : ndarray of uint8 (a wider unsigned type beyond 256 phases)
         Low-res labels, shape ``round(n / sf)`` per axis.
     groups : list of list of int
         ``groups[i]``: the high-res phases low-res phase ``i`` stands for.
@@ -130,9 +136,18 @@ def degrade(labels, scale, *, merge=None, mode="resolve"):
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise InputError(f"degrade needs a 3D label volume (ZYX), got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer) and not np.issubdtype(labels.dtype, np.bool_):
+    if labels.dtype == bool:
+        labels = labels.astype(np.uint8)
+    if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"degrade needs integer labels, got {labels.dtype}; segment the volume first")
-    scale = float(scale)
+    if labels.size and labels.min() < 0:
+        raise InputError(
+            f"degrade needs labels 0, 1, 2, ... but the volume has {labels.min()}; relabel it first"
+        )
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise InputError(f"scale must be a number > 1, e.g. 4 or 64/24, got {scale!r}") from None
     if not math.isfinite(scale) or scale <= 1:
         raise InputError(f"scale must be > 1 (the low-res voxel is sf high-res voxels wide), got {scale:g}")
     if mode not in ("resolve", "sample"):
@@ -149,8 +164,9 @@ def degrade(labels, scale, *, merge=None, mode="resolve"):
         return merged[np.ix_(*idx)], groups
     w = _gaussian_1d(scale)
     best = np.zeros(out_shape, dtype=np.float32)
-    lr = np.zeros(out_shape, dtype=np.uint8)
-    for p in range(len(groups)):  # one phase at a time keeps memory at two float copies of the volume
+    lr = np.zeros(out_shape, dtype=merged.dtype)
+    present = np.flatnonzero(np.bincount(merged.ravel(), minlength=len(groups)))
+    for p in present:  # one phase at a time keeps memory at two float copies of the volume
         x = (merged == p).astype(np.float32)
         for axis in range(3):  # blur and shrink axis by axis: separable, and each step works on less data
             if w.size > 1:

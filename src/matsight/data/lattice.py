@@ -15,12 +15,14 @@ Approximations (why this is "HRTEM-like", not a simulation): kinematic single sc
 """
 
 import logging
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from .._errors import InputError
+from ._checks import check_seed, check_shape
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +205,8 @@ def lattice_image(
     from ..tem import fft as _fft
 
     ps = _fft.check_pixel_size(pixel_size_nm)
-    shape = tuple(int(s) for s in shape)
-    rng = np.random.default_rng(seed)
+    shape = check_shape(shape, ndims=(2,))
+    rng = np.random.default_rng(check_seed(seed))
     names, labels = [], np.zeros(shape, np.uint8)
     clean = np.zeros(shape)
     spots = []
@@ -279,8 +281,8 @@ def two_phase_image(
 
     The gap between halves (8 % of the width) is amorphous, like a real grain boundary region.
     """
-    rng = np.random.default_rng(seed)
-    shape = tuple(shape)
+    shape = check_shape(shape, ndims=(2,))
+    rng = np.random.default_rng(check_seed(seed))
     if zones is None:
         zones = [ZONES.get(str(p), [(0, 0, 1)])[0] for p in phases]
     if layout == "halves":
@@ -308,9 +310,19 @@ def random_grains(shape, *, phases=("Li", "LiF", "Li2O", "Li2CO3"), n_grains=(1,
     -------
     list of Grain
     """
-    rng = np.random.default_rng(seed)
-    shape = tuple(shape)
-    n = int(rng.integers(n_grains[0], n_grains[1] + 1))
+    shape = check_shape(shape, ndims=(2,))
+    try:
+        lo, hi = (int(v) for v in n_grains)
+    except (TypeError, ValueError):
+        lo = hi = -1
+    if not 0 <= lo <= hi:
+        raise InputError(f"n_grains must be (min, max) with 0 <= min <= max, e.g. (1, 5), got {n_grains!r}")
+    if not (isinstance(crystalline, numbers.Real) and 0 <= crystalline <= 1):
+        raise InputError(
+            f"crystalline (the share of crystalline grains) must be in [0, 1], got {crystalline!r}"
+        )
+    rng = np.random.default_rng(check_seed(seed))
+    n = int(rng.integers(lo, hi + 1))
     seeds = rng.random((n + 1, 2)) * np.array(shape)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     dist = np.stack([(yy - s[0]) ** 2 + (xx - s[1]) ** 2 for s in seeds])

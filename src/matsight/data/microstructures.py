@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from .._errors import InputError
+from ._checks import check_seed, check_shape
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +29,7 @@ _BIG = np.float32(1e6)
 
 
 def _check_shape(shape):
-    if isinstance(shape, numbers.Integral):
-        raise InputError(f"shape must be a tuple of 2 or 3 sizes, e.g. (128, 128, 128), got {shape!r}")
-    try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"shape must be a tuple of 2 or 3 integers, got {shape!r}") from exc
-    if len(shape) not in (2, 3) or min(shape) < 2:
-        raise InputError(f"shape must have 2 or 3 sizes, each at least 2, got {shape!r}")
-    return shape
+    return check_shape(shape)
 
 
 def _check_fraction(name, value, *, low=0.0, high=1.0, closed_low=False):
@@ -123,7 +116,7 @@ def particle_electrode(
         raise InputError(f"radius must be a number of voxels between 1 and {max(shape)}, got {radius!r}")
     if not (isinstance(polydispersity, numbers.Real) and 0 <= polydispersity <= 2):
         raise InputError(f"polydispersity (std/mean of radii) must be in [0, 2], got {polydispersity!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     ndim = len(shape)
 
     # log-normal radii with the requested mean and coefficient of variation, clipped to stay renderable
@@ -217,7 +210,7 @@ def two_phase(
         sizes = None
     if sizes is None or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
         raise InputError(f"size must be a positive number of voxels (or one per axis), got {size!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     field = rng.standard_normal(shape, dtype=np.float32)
     # periodic Gaussian smoothing in Fourier space: the same as a wrap-around convolution, and much faster
     # than spatial filtering for feature sizes of several voxels

@@ -13,11 +13,14 @@ fast enough for demos and tests.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 from scipy import ndimage
 
 from matsight._errors import InputError
+
+from ._checks import check_seed, check_shape
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,12 @@ def downsample(image, scale):
     :func:`skimage.transform.rescale` with anti-aliasing.
     """
     image = np.asarray(image, dtype=np.float32)
-    s = float(scale)
-    if s <= 0:
-        raise InputError(f"scale must be positive, got {scale}")
+    try:
+        s = float(scale)
+    except (TypeError, ValueError):
+        s = float("nan")
+    if not (math.isfinite(s) and s > 0):
+        raise InputError(f"scale must be a positive number, e.g. 2 or 2.5, got {scale!r}")
     if s == 1:
         return image.copy()
     if abs(s - round(s)) < 1e-9:
@@ -107,7 +113,7 @@ def simulate_lq(
     from matsight.restore.register import _as_image, apply_rigid
 
     hq = _as_image(hq, "hq")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     if n_projections is not None and int(n_projections) < 2:
         raise InputError(f"n_projections must be at least 2, got {n_projections}")
     if dose is not None and dose <= 0:
@@ -184,10 +190,8 @@ def synthetic_grayscale(
     ndarray of float32
         Values roughly in [0, 1].
     """
-    shape = tuple(int(s) for s in shape)
-    if len(shape) not in (2, 3) or min(shape) < 4:
-        raise InputError(f"shape must be 2D or 3D with every axis >= 4, got {shape}")
-    rng = np.random.default_rng(seed)
+    shape = check_shape(shape, min_size=4)
+    rng = np.random.default_rng(check_seed(seed))
     nd = len(shape)
     side = min(shape[-2:])
     rmin, rmax = (float(r) * side for r in radius)
@@ -231,7 +235,7 @@ def grayscale_from_labels(labels, *, levels=None, texture=0.06, blur=0.8, noise=
     from matsight.io import validate_labels
 
     lab = validate_labels(labels, name="labels")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     n = int(lab.max()) + 1
     lv = np.linspace(0.15, 0.85, n) if levels is None else np.asarray(levels, dtype=np.float32)
     if lv.size < n:

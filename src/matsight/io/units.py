@@ -56,8 +56,8 @@ _ALIASES = {
     "metres": "m",
 }
 
-# ImageJ writes "\u00B5m" literally into its description when it cannot encode µ
-_ESCAPES = re.compile(r"\\u00b5|\\u03bc|\\xb5", re.IGNORECASE)
+# ImageJ writes non-ASCII units as Java escapes into its description: "\u00B5m" for µm, "\u00C5" for Å
+_ESCAPES = re.compile(r"\\u([0-9a-f]{4})|\\x([0-9a-f]{2})", re.IGNORECASE)
 
 _RECIPROCAL = re.compile(r"^(?:1/(?P<a>.+)|(?P<b>.+?)(?:\^-1|\^\(-1\)|⁻¹|\*\*-1|-1))$")
 
@@ -75,7 +75,7 @@ _SECONDS |= {"ns": 1e-9, "min": 60.0, "h": 3600.0}
 
 
 def _clean(unit):
-    return _ESCAPES.sub("µ", str(unit)).replace(" ", "")
+    return _ESCAPES.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), str(unit)).replace(" ", "")
 
 
 def parse_length_unit(unit):

@@ -8,6 +8,7 @@ which slice the user meant.
 import logging
 import math
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,12 @@ def _ext(path):
     return Path(name.rstrip("/")).suffix
 
 
+def _one_line(exc):
+    """The first line of an exception's message (the user sees one line, never a traceback)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
 def _natural_key(name):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(name))]
 
@@ -72,8 +79,19 @@ def _normalise_axes(data, axes, name, *, rgb):
                 axes = axes.replace(letter, "", 1)
                 continue
             ch = np.moveaxis(np.asarray(data), i, -1)
-            if n == 4 and np.ptp(ch[..., 3]) == 0:  # constant alpha carries nothing
-                ch, n = ch[..., :3], 3
+            if letter == "S" and n in (2, 4):  # grey + alpha or RGB + alpha
+                if np.ptp(ch[..., -1]) != 0:  # a constant alpha carries nothing
+                    if rgb != "gray":
+                        raise InputError(
+                            f"{name} has a transparency (alpha) channel that varies ({desc}); save it "
+                            "without transparency (e.g. Fiji: Image › Type › 8-bit) and read that"
+                        )
+                    log.warning("%s has a transparency (alpha) channel; ignoring it", name)
+                ch, n = ch[..., :-1], n - 1
+                if n == 1:
+                    data = ch[..., 0]
+                    axes = axes.replace(letter, "", 1)
+                    continue
             if all(np.array_equal(ch[..., 0], ch[..., k]) for k in range(1, n)):
                 data = ch[..., 0]
             elif rgb == "gray" and letter == "S" and n == 3:
@@ -172,31 +190,62 @@ def _tif_calibration(tif):
     return cal
 
 
+def _same_shape_pages(tif):
+    """The series of a tif written page by page (one 2D series each, same shape and type), or None."""
+    series = tif.series
+    first = series[0]
+    if len(series) < 2 or len(first.shape) != 2:
+        return None
+    if all(tuple(s.shape) == tuple(first.shape) and s.dtype == first.dtype for s in series):
+        return series
+    return None
+
+
 def _read_tif(path, *, lazy, rgb):
     import tifffile
 
+    if path.is_dir():
+        raise InputError(f"{path.name} is a folder, not a tif file; give the path of the .tif inside it")
     try:
         with tifffile.TiffFile(path) as tif:
             if not tif.series:
                 raise InputError(f"{path.name} holds no image data; check the file")
-            if len(tif.series) > 1:
-                log.info("%s has %d image series; reading the first", path.name, len(tif.series))
-            series = tif.series[0]
-            axes = series.axes
-            cal = _tif_calibration(tif)
-            data = None
-            if lazy:
-                try:
-                    data = tifffile.memmap(path, series=0, mode="r")
-                except (ValueError, OSError):
-                    log.info(
-                        "%s is compressed or fragmented and cannot be memory-mapped; loading it", path.name
+            pages = _same_shape_pages(tif)
+            if pages is not None:
+                # a stack saved one page at a time (each its own series): the pages are the Z slices
+                log.info("%s: reading its %d single-page series as a stack of slices", path.name, len(pages))
+                cal = _tif_calibration(tif)
+                data = np.stack([s.asarray() for s in pages])
+                shape, axes = data.shape, "ZYX"
+            else:
+                if len(tif.series) > 1:
+                    log.warning(
+                        "%s has %d image series of different shapes; reading the first, %s",
+                        path.name,
+                        len(tif.series),
+                        tuple(tif.series[0].shape),
                     )
-            if data is None:
-                data = series.asarray()
-    except tifffile.TiffFileError as e:
-        raise InputError(f"{path.name} is not a readable tif ({e})") from None
-    data = data.reshape(series.shape) if data.shape != tuple(series.shape) else data
+                series = tif.series[0]
+                shape, axes = tuple(series.shape), series.axes
+                cal = _tif_calibration(tif)
+                data = None
+                if lazy:
+                    try:
+                        data = tifffile.memmap(path, series=0, mode="r")
+                    except (ValueError, OSError):
+                        log.info(
+                            "%s is compressed or fragmented and cannot be memory-mapped; loading it",
+                            path.name,
+                        )
+                if data is None:
+                    data = series.asarray()
+    except InputError:
+        raise
+    except (tifffile.TiffFileError, OSError, ValueError, EOFError, zlib.error) as e:
+        raise InputError(
+            f"{path.name} is not a readable tif — truncated or corrupt? ({type(e).__name__}: {_one_line(e)})"
+        ) from None
+    data = data.reshape(shape) if data.shape != shape else data
     data, axes = _normalise_axes(data, axes, path.name, rgb=rgb)
     return data, axes, cal
 
@@ -208,7 +257,9 @@ def _open_zarr(path):
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as e:  # zarr raises many types for a store that is not one
-        raise InputError(f"{path.name} is not a readable zarr store ({type(e).__name__}: {e})") from None
+        raise InputError(
+            f"{path.name} is not a readable zarr store ({type(e).__name__}: {_one_line(e)})"
+        ) from None
     cal = {}
     if isinstance(node, zarr.Group):
         attrs = dict(node.attrs)
@@ -249,32 +300,64 @@ def _open_zarr(path):
 
 
 # ---------------------------------------------------------------------------------------------------- readers
+def _squeeze_extra_axes(data, axes, name, *, lazy, rgb):
+    """npy/zarr: drop length-one axes other than Z/Y/X (OME-Zarr's T and C, a leading 1 of a 4D array).
+
+    Arrays that are already 2D/3D with only spatial axes are returned untouched (lazy ones stay lazy).
+    """
+    if data.ndim < 2:
+        raise InputError(
+            f"{name} holds a {data.ndim}D array of shape {tuple(data.shape)}; an image must be 2D (Y, X) "
+            "and a volume 3D (Z, Y, X)"
+        )
+    if len(axes) != data.ndim:
+        axes = "ZYX"[-data.ndim :] if data.ndim <= 3 else "Q" * data.ndim
+    if data.ndim <= 3 and set(axes) <= set("ZYX"):
+        return data, axes
+    if not isinstance(data, np.ndarray):  # zarr: index lazily through dask where we can
+        try:
+            import dask.array as da
+
+            data = da.from_zarr(data) if lazy else np.asarray(data[...])
+        except ImportError:
+            data = np.asarray(data[...])
+    return _normalise_axes(data, axes, name, rgb=rgb)
+
+
 def _read_any(path, *, lazy=False, rgb="error"):
     """Read a volume/image file → (array, axes, calibration {axis: (scale, unit)})."""
     path = _existing(path)
     ext = _ext(path)
-    if ext in TIF_EXTS:
+    zarr_store = path.is_dir() and any((path / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
+    if path.is_dir() and ext != ".zarr" and not zarr_store:
+        raise InputError(f"{path.name} is a folder, not a file; give the path of an image or volume file")
+    if ext in TIF_EXTS and not zarr_store:
         return _read_tif(path, lazy=lazy, rgb=rgb)
-    if ext == ".npy":
+    if ext == ".npy" and not zarr_store:
         try:
             data = np.load(path, mmap_mode="r" if lazy else None, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise InputError(f"{path.name} is not a readable .npy array ({e})") from None
-        return data, ("ZYX"[-data.ndim :] if 2 <= data.ndim <= 3 else "Q" * data.ndim), {}
-    if ext == ".zarr" or (path.is_dir() and ((path / "zarr.json").exists() or (path / ".zarray").exists())):
+        except (ValueError, OSError, EOFError) as e:
+            raise InputError(
+                f"{path.name} is not a readable .npy array — empty or truncated? ({_one_line(e)})"
+            ) from None
+        axes = "ZYX"[-data.ndim :] if 2 <= data.ndim <= 3 else "Q" * data.ndim
+        data, axes = _squeeze_extra_axes(data, axes, path.name, lazy=lazy, rgb=rgb)
+        return data, axes, {}
+    if ext == ".zarr" or zarr_store:
         arr, axes, cal = _open_zarr(path)
-        return (arr if lazy else np.asarray(arr[...])), axes, cal
+        data, axes = _squeeze_extra_axes(arr, axes, path.name, lazy=lazy, rgb=rgb)
+        return (data if lazy else np.asarray(data[...])), axes, cal
     if ext in PLAIN_IMAGE_EXTS:
         import imageio.v3 as iio
 
         try:
             data = iio.imread(path)
         except Exception as e:  # imageio raises plugin-specific types
-            raise InputError(f"{path.name} is not a readable image ({e})") from None
+            raise InputError(f"{path.name} is not a readable image ({_one_line(e)})") from None
         axes = (
             "YX"
             if data.ndim == 2
-            else ("YXS" if data.ndim == 3 and data.shape[-1] in (3, 4) else "Q" * data.ndim)
+            else ("YXS" if data.ndim == 3 and data.shape[-1] in (2, 3, 4) else "Q" * data.ndim)
         )
         data, axes = _normalise_axes(data, axes, path.name, rgb=rgb)
         return data, axes, {}
@@ -296,10 +379,12 @@ def read_volume(path, *, lazy=False):
     Parameters
     ----------
     path : str or Path
-        .tif/.tiff (ImageJ hyperstacks and OME-TIFF: singleton time/channel axes are dropped), .npy, .zarr
+        .tif/.tiff (ImageJ hyperstacks and OME-TIFF: singleton time/channel axes are dropped; a stack saved
+        page by page is read whole), .npy, .zarr
         (v2 or v3; a group with one array or an OME-Zarr image), .png/.jpg, or a microscope file (data only).
     lazy : bool, optional
-        Don't load: a zarr array for .zarr, a memory map for .npy and uncompressed tifs (others are loaded).
+        Don't load: a zarr array for .zarr (a dask array when length-one T/C axes must be dropped), a memory
+        map for .npy and uncompressed tifs (others are loaded).
 
     Returns
     -------
@@ -482,7 +567,10 @@ def _check_spacing(spacing, axes):
     if spacing is None:
         return None
     spatial = [a for a in axes if a in "ZYX"]
-    sp = np.atleast_1d(np.asarray(spacing, dtype=float)).tolist()
+    try:
+        sp = np.atleast_1d(np.asarray(spacing, dtype=float)).ravel().tolist()
+    except (TypeError, ValueError):
+        sp = []
     if len(sp) == 1:
         sp = sp * len(spatial)
     if len(sp) != len(spatial) or not all(valid_scale(s) for s in sp):
@@ -583,9 +671,16 @@ def _write_zarr(path, arr, *, axes, sp, unit, chunks):
     attrs = {"axes": axes}
     if sp is not None:
         attrs.update(spacing=[sp.get(a, 1.0) for a in axes], unit=parse_length_unit(unit)[0])
-    chunks = tuple(chunks) if chunks is not None else _default_chunks(arr.shape)
-    if len(chunks) != arr.ndim:
-        raise InputError(f"chunks {chunks} must have one entry per axis of the {arr.ndim}D array")
+    given = chunks
+    try:
+        chunks = tuple(int(c) for c in chunks) if chunks is not None else _default_chunks(arr.shape)
+    except (TypeError, ValueError):
+        chunks = ()
+    if len(chunks) != arr.ndim or min(chunks, default=0) < 1:
+        raise InputError(
+            f"chunks {given!r} must be one positive whole number per axis of the {arr.ndim}D array, "
+            f"e.g. {_default_chunks(arr.shape)}"
+        )
     with atomic_path(path, directory=True) as tmp:
         z = zarr.create_array(
             store=str(tmp), shape=arr.shape, dtype=arr.dtype, chunks=chunks, attributes=attrs, overwrite=True

@@ -16,6 +16,7 @@ Conventions (stated once, used everywhere below):
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -483,12 +484,23 @@ def two_point_correlation(
     b = a if phase_b is None else int(phase_b)
     if bins is not None and axis is not None:
         raise InputError("bins applies to the radial correlation only; leave axis=None or drop bins")
+    if max_distance is not None:
+        given = max_distance
+        try:
+            max_distance = float(max_distance)
+        except (TypeError, ValueError):
+            max_distance = float("nan")
+        if not (math.isfinite(max_distance) and max_distance >= 0):
+            raise InputError(
+                f"max_distance must be a non-negative number (voxels or spacing units), got {given!r}"
+            )
     if axis is not None:
         axis = _axis(axis, arr.ndim)
         if max_distance is None:
             r_vox = min(80, arr.shape[axis] // 2)
         else:
-            r_vox = int(np.floor(float(max_distance) / sp[axis]))
+            # a hair of tolerance: 0.3 / 0.1 is 2.9999999999999996 in floating point, and means 3 lags
+            r_vox = int(np.floor(float(max_distance) / sp[axis] * (1 + 1e-9)))
         if not 0 <= r_vox < arr.shape[axis]:
             raise InputError(
                 f"max_distance must be in [0, {(arr.shape[axis] - 1) * sp[axis]:g}) along axis {axis}, "
