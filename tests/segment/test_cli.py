@@ -127,3 +127,25 @@ def test_outputs_never_replace_inputs_or_user_files(files):
     assert r.exit_code == 2 and "existing file" in r.output
     r = _run("train", d / "slice.tif", d / "strokes.tif", "--out", d / "m", "--seed", "-1")
     assert r.exit_code == 2 and "seed" in r.output and not (d / "m").exists(), r.output
+
+
+def test_no_holdout_and_foreign_model_folder(files):
+    d, _ = files
+    r = _run("train", d / "slice.tif", d / "strokes.tif", "--out", d / "m0", "--trees", "5", "--holdout", "0")
+    assert r.exit_code == 0, r.output
+    assert "no held-out scores (--holdout 0)" in r.output
+    # a folder of another command (restore writes a model.safetensors too)
+    from matsight.nn.checkpoint import save_checkpoint
+
+    (d / "restore_run").mkdir()
+    save_checkpoint(d / "restore_run" / "model.safetensors", {}, {"format": "matsight.restore/1"})
+    r = _run("apply", d / "restore_run", d / "slice.tif", "--out", d / "x.tif")
+    assert r.exit_code == 2 and "not a segmentation model" in r.output and "Traceback" not in r.output
+    assert not (d / "x.tif").exists()
+    # a 2D image's probabilities are (C, Y, X)
+    r = _run("apply", d / "m0", d / "slice.tif", "--out", d / "s.tif", "--probabilities", d / "sp.tif")
+    assert r.exit_code == 0, r.output
+    import tifffile
+
+    with tifffile.TiffFile(d / "sp.tif") as t:
+        assert t.series[0].axes == "CYX" and t.series[0].shape == (3, 80, 80)

@@ -35,8 +35,13 @@ def _floats(text, option):
 
 
 def _scores_lines(scores):
-    if "per_phase" not in scores:
-        return [f"no held-out scores (labels were not split: {scores.get('holdout_unit', 'none')})"]
+    if not scores.get("n_test"):
+        why = (
+            "--holdout 0"
+            if scores.get("holdout_unit", "none") == "none"
+            else "too few strokes to hold any out; draw at least two strokes per phase"
+        )
+        return [f"no held-out scores ({why})"]
     lines = [
         f"held-out {scores['holdout_unit']}: {scores['n_test']} px (trained on {scores['n_train']} px); "
         f"pixel accuracy {scores['pixel_accuracy']:.3f}, mean Dice {scores['mean_dice']:.3f}",

@@ -149,11 +149,45 @@ def _unet_slices(model, norm, tile, progress, sink, device):
         bar.close()
 
 
+def _check_tile(tile):
+    if tile is None:
+        return None
+    ok = isinstance(tile, int | float | np.integer | np.floating) and not isinstance(tile, bool)
+    if not ok or not float(tile).is_integer() or tile < 1:
+        raise InputError(f"tile must be a whole number of pixels >= 1 (or None for automatic), got {tile!r}")
+    return int(tile)
+
+
+def _warn_range(model, v):
+    """Warn when the image's grey values do not look like the training image's (other dtype or scaling)."""
+    lo, hi = model.intensity
+    ilo, ihi = intensity_range(v)
+    width = (ihi - ilo) / (hi - lo)
+    centre = (0.5 * (ilo + ihi) - lo) / (hi - lo)
+    if not (0.2 <= width <= 5.0) or not (-0.5 <= centre <= 1.5):
+        log.warning(
+            "the grey values of this image (%.4g..%.4g) do not match the training image's (%.4g..%.4g) "
+            "(another data type, scaling or scan?); the labels may be wrong: normalise with this image's own "
+            "range (--normalize image, normalize_with='image') or convert it to the training scale",
+            ilo,
+            ihi,
+            lo,
+            hi,
+        )
+
+
 def _run(model, volume, *, tile, progress, normalize_with, want_proba, device=None):
     model = _as_model(model)
+    tile = _check_tile(tile)
+    if normalize_with not in (None, "train", "image"):
+        raise InputError(f"normalize_with must be 'train' or 'image', got {normalize_with!r}")
     v = _check_volume(model, volume)
     mode = normalize_with or model.config.normalize
-    lo, hi = model.intensity if mode == "train" else intensity_range(v)
+    if mode == "train":
+        lo, hi = model.intensity
+        _warn_range(model, v)
+    else:
+        lo, hi = intensity_range(v)
     norm = normalize(v, lo, hi)
     lut = class_to_phase_lut(model)
     labels = np.empty(v.shape, dtype=lut.dtype)
@@ -202,9 +236,11 @@ def apply(
         Grayscale 2D (YX) or 3D (ZYX) array. 2D models run slice-wise on volumes.
     tile : int, optional
         Block core size in pixels per axis (forest; default: the largest whose features fit in 512 MB, at
-        most 1024) or U-Net tile size (default 512). The result does not depend on it for forests.
+        most 1024) or U-Net tile size (default 512); a whole number >= 1. The result does not depend on it
+        for forests.
     probabilities : bool
-        Also return the class probabilities ``(*volume.shape, n_classes)``.
+        Also return the class probabilities ``(*volume.shape, n_classes)``; channel ``i`` is phase
+        ``model.phases[i]``.
     clean : int
         Remove connected regions (face-connected) smaller than ``clean`` pixels/voxels of every phase by
         giving them the label of the nearest remaining pixel (0: off).
@@ -212,7 +248,9 @@ def apply(
         Radius of a majority (mode) filter applied before ``clean`` (0: off).
     progress : bool
     normalize_with : {"train", "image"}, optional
-        Override the model's intensity scaling.
+        Override the model's intensity scaling: the training image's grey-value range (a warning when this
+        image's range looks nothing like it) or this image's own. NaN / -inf pixels are read as the low end
+        of the range, +inf as the high end.
     device : str, optional
         Torch device for U-Net models (default ``"auto"``); forests run on the CPU.
 

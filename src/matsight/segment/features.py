@@ -71,6 +71,8 @@ def intensity_range(image, *, percentiles=(0.5, 99.5), max_samples=2_000_000):
     flat = np.asarray(image).ravel()
     if flat.size > max_samples:
         flat = flat[:: int(np.ceil(flat.size / max_samples))]
+    if flat.dtype.kind == "b":  # a mask used as an image: numpy has no percentiles of booleans
+        flat = flat.astype(np.uint8)
     flat = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
     if flat.size == 0:
         raise InputError("the image has no finite values; check the file")
@@ -83,9 +85,29 @@ def intensity_range(image, *, percentiles=(0.5, 99.5), max_samples=2_000_000):
 
 
 def normalize(image, lo, hi):
-    """Map grey values linearly so that ``lo → 0`` and ``hi → 1`` (float32; not clipped)."""
-    a = np.asarray(image, dtype=np.float32)
-    return (a - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    """Map grey values linearly so that ``lo → 0`` and ``hi → 1`` (float32; not clipped).
+
+    Non-finite pixels (NaN, ±inf, e.g. outside a reconstruction's field of view) would spread through every
+    filter into a neighbourhood as wide as the largest kernel; they become 0 (NaN, −inf) or 1 (+inf), with a
+    warning.
+    """
+    a = np.asarray(image)
+    out = (a.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    if out.dtype.kind == "f":
+        bad = ~np.isfinite(out)
+        if bad.any():
+            n = int(np.count_nonzero(bad))
+            log.warning(
+                "the image has %d non-finite pixels (NaN/inf); they are segmented as grey value %g "
+                "(NaN, -inf) or %g (+inf)",
+                n,
+                lo,
+                hi,
+            )
+            pos = np.isposinf(out)
+            out[bad] = 0.0
+            out[pos] = 1.0
+    return out
 
 
 def _sym_eigvals(components, ndim):

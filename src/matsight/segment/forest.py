@@ -38,19 +38,53 @@ class Forest:
     """
 
     def __init__(self, arrays, n_features, n_classes):
-        self.arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        damaged = "the model file is damaged; retrain with matsight segment train"
+        need = (*_INT_FIELDS, *_FLOAT_FIELDS, "value", "offsets", "max_depth")
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            raise InputError(f"the forest arrays lack {', '.join(missing)}; {damaged}")
         self.n_features = int(n_features)
         self.n_classes = int(n_classes)
-        off = self.arrays["offsets"]
-        n_nodes = len(self.arrays["threshold"])
-        if off[0] != 0 or off[-1] != n_nodes or np.any(np.diff(off) < 1):
-            raise InputError("the forest arrays are inconsistent (node offsets); the model file is damaged")
-        if self.arrays["value"].shape != (n_nodes, self.n_classes):
-            raise InputError("the forest arrays are inconsistent (class values); the model file is damaged")
-        feat = self.arrays["feature"]
-        internal = self.arrays["left_child"] >= 0
+        # fixed dtypes: scikit-learn's compiled trees read these buffers as int64 / float64
+        a = {}
+        for k, v in arrays.items():
+            v = np.asarray(v)
+            if k in (*_INT_FIELDS, "offsets", "max_depth"):
+                v = v.astype(np.int64, copy=False)
+            elif k in (*_FLOAT_FIELDS, "value"):
+                v = v.astype(np.float64, copy=False)
+            elif k == "missing_go_to_left":
+                v = v.astype(np.uint8, copy=False)
+            a[k] = np.ascontiguousarray(v)
+        self.arrays = a
+        n_nodes = len(a["threshold"])
+        per_node = [k for k in (*_INT_FIELDS, *_FLOAT_FIELDS, "missing_go_to_left") if k in a]
+        if any(a[k].shape != (n_nodes,) for k in per_node) or a["offsets"].ndim != 1:
+            raise InputError(f"the forest arrays are inconsistent (array lengths); {damaged}")
+        off = a["offsets"]
+        if len(off) < 2 or off[0] != 0 or off[-1] != n_nodes or np.any(np.diff(off) < 1):
+            raise InputError(f"the forest arrays are inconsistent (node offsets); {damaged}")
+        if a["max_depth"].shape != (len(off) - 1,):
+            raise InputError(f"the forest arrays are inconsistent (tree depths); {damaged}")
+        if a["value"].shape != (n_nodes, self.n_classes):
+            raise InputError(f"the forest arrays are inconsistent (class values); {damaged}")
+        left, right = a["left_child"], a["right_child"]
+        internal = left >= 0
+        feat = a["feature"]
         if np.any(feat[internal] >= self.n_features) or np.any(feat[internal] < 0):
-            raise InputError("the forest uses features the model does not define; the model file is damaged")
+            raise InputError(f"the forest uses features the model does not define; {damaged}")
+        # the compiled traversal follows child indices unchecked: out-of-range or backward links in a
+        # damaged file would read outside the node table or loop forever. scikit-learn numbers every
+        # child after its parent, inside its tree.
+        local = np.arange(n_nodes) - np.repeat(off[:-1], np.diff(off))
+        size = np.repeat(np.diff(off), np.diff(off))
+        ok = np.where(
+            internal,
+            (left > local) & (left < size) & (right > local) & (right < size),
+            right < 0,
+        )
+        if not ok.all():
+            raise InputError(f"the forest arrays are inconsistent (tree links); {damaged}")
         self._trees = None
 
     @property

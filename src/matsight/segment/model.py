@@ -123,12 +123,59 @@ def _read_meta(file):
         ) from exc
     if "matsight" not in header:
         raise InputError(f"{file} has no matsight metadata; it was not written by matsight segment train")
-    meta = json.loads(header["matsight"])
+    try:
+        meta = json.loads(header["matsight"])
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise InputError(f"{file} has damaged metadata; retrain with matsight segment train")
     if meta.get("format") != FORMAT:
         raise InputError(
-            f"{file} is not a segmentation model (format {meta.get('format')!r}); give a segment model"
+            f"{file} is not a segmentation model (another matsight command wrote it); "
+            "give the --out folder of `matsight segment train`"
         )
     return meta
+
+
+def _check_meta(file, meta):
+    """Validate the description read from a model file; return ``(config, classes, intensity, ndim)``."""
+    from pydantic import ValidationError
+
+    damaged = f"{file} is damaged ({{}}); retrain with matsight segment train"
+    try:
+        config = SegmentConfig(**meta["config"])
+    except KeyError:
+        raise InputError(damaged.format("no config")) from None
+    except (TypeError, ValidationError) as exc:
+        raise InputError(damaged.format(f"invalid config: {str(exc).splitlines()[0]}")) from None
+    classes, intensity, ndim = meta.get("classes"), meta.get("intensity"), meta.get("ndim")
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, int) and c >= 1 for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
+        raise InputError(damaged.format(f"phase list {classes!r}"))
+    ok = (
+        isinstance(intensity, list)
+        and len(intensity) == 2
+        and all(isinstance(v, int | float) and np.isfinite(v) for v in intensity)
+        and intensity[1] > intensity[0]
+    )
+    if not ok:
+        raise InputError(damaged.format(f"intensity scaling {intensity!r}"))
+    if ndim not in (2, 3):
+        raise InputError(damaged.format(f"dimensionality {ndim!r}"))
+    return config, [int(c) for c in classes], intensity, ndim
+
+
+def _int_keys(scores):
+    """JSON turns the per-phase keys into strings; give them back as the phase numbers."""
+    scores = dict(scores or {})
+    per = scores.get("per_phase")
+    if isinstance(per, dict):
+        scores["per_phase"] = {int(k) if str(k).lstrip("-").isdigit() else k: v for k, v in per.items()}
+    return scores
 
 
 def load_model(path):
@@ -140,20 +187,24 @@ def load_model(path):
             f"no segmentation model at {path}; give the --out folder of `matsight segment train`"
         )
     meta = _read_meta(file)
-    config = SegmentConfig(**meta["config"])
-    classes = meta["classes"]
+    config, classes, intensity, ndim = _check_meta(file, meta)
     if config.method == "forest":
         from safetensors.numpy import load_file
 
         from .forest import Forest
 
-        arrays = {k.split("/", 1)[1]: v for k, v in load_file(str(file)).items() if k.startswith("forest/")}
-        estimator = Forest(arrays, meta["n_features"], len(classes))
-        n_expected = len(feature_names(config.features, meta["ndim"]))
-        if estimator.n_features != n_expected:
+        try:
+            loaded = load_file(str(file))
+        except Exception as exc:  # safetensors' own error types for damaged data
+            raise InputError(f"{file} is not a readable model file ({exc}); retrain") from exc
+        arrays = {k.split("/", 1)[1]: v for k, v in loaded.items() if k.startswith("forest/")}
+        n_expected = len(feature_names(config.features, ndim))
+        if not isinstance(meta.get("n_features"), int) or meta["n_features"] != n_expected:
             raise InputError(
-                f"{file}: forest expects {estimator.n_features} features, config gives {n_expected}"
+                f"{file}: forest expects {meta.get('n_features')} features, config gives {n_expected}; "
+                "the model file is damaged"
             )
+        estimator = Forest(arrays, n_expected, len(classes))
     else:
         from ..nn.checkpoint import load_checkpoint
         from .unet import SegUNet
@@ -162,15 +213,19 @@ def load_model(path):
         estimator = SegUNet(
             len(classes), config.unet_widths, attention=config.attention, residual=config.residual
         )
-        estimator.load_state_dict(groups["unet"])
+        try:
+            estimator.load_state_dict(groups["unet"])
+        except (KeyError, RuntimeError) as exc:
+            reason = "no U-Net weights" if isinstance(exc, KeyError) else "weights do not fit the config"
+            raise InputError(f"{file} is damaged ({reason}); retrain with matsight segment train") from None
         estimator.eval()
     return SegmentModel(
         config,
         classes=classes,
-        intensity=meta["intensity"],
-        ndim=meta["ndim"],
+        intensity=intensity,
+        ndim=ndim,
         estimator=estimator,
-        scores=meta.get("scores"),
+        scores=_int_keys(meta.get("scores")),
         info=meta.get("info"),
     )
 

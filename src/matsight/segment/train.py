@@ -339,7 +339,8 @@ def train(
     -------
     SegmentModel
         With ``.scores``: ``pixel_accuracy``, ``mean_dice`` and per phase ``dice, iou, precision, recall, n``
-        on the held-out labels, plus ``holdout_unit``, ``n_train``, ``n_test``, ``seconds``.
+        on the held-out labels (NaN, ``n`` 0, when nothing could be held out), plus ``holdout_unit``,
+        ``n_train``, ``n_test``, ``seconds``.
 
     Examples
     --------
@@ -351,6 +352,12 @@ def train(
     ndim = _feature_dims(cfg, img)
     t0 = time.perf_counter()
     lo, hi = intensity_range(img)
+    finite = img[np.isfinite(img)] if img.dtype.kind == "f" else img
+    if finite.min() == finite.max():
+        raise InputError(
+            f"the image is constant (every pixel is {finite.min():g}); there is nothing to learn from — "
+            "check that the right file was given"
+        )
     norm = normalize(img, lo, hi)
     train_mask, test_mask, unit = split_holdout(lab, cfg.holdout, seed=cfg.seed)
     if cfg.method == "forest":
@@ -363,8 +370,11 @@ def train(
         n_test=int(test_mask.sum()),
         seconds=round(time.perf_counter() - t0, 3),
     )
-    if unit != "none" and not test_mask.any():
-        log.warning("too few strokes to hold any out; no held-out scores")
+    if not test_mask.any():
+        if unit != "none":
+            log.warning("too few strokes to hold any out; no held-out scores")
+        # the same keys as with held-out scores (NaN: not measured), so code reading them does not break
+        scores.update(label_scores([], [], [c - 1 for c in classes]))
     info = {"image_shape": list(img.shape), "n_labelled": int((lab > 0).sum())}
     if cfg.method == "forest":
         info["n_features"] = len(feature_names(cfg.features, ndim))
