@@ -105,7 +105,7 @@ def test_check_outputs_refuses_before_any_work(tmp_path, monkeypatch):
         ({"files": [("--out", img)], "inputs": [img]}, "also an input"),
         ({"files": [("--out", tmp_path / "o.tif"), ("--probabilities", tmp_path / "o.tif")]}, "same path"),
         ({"files": [("--out", tmp_path / "adir")]}, "is a folder"),
-        ({"folders": [("--out", tmp_path / "afile")]}, "existing file"),
+        ({"folders": [("--out", tmp_path / "afile")]}, "is a file; give a folder"),
         ({"files": [("--json", tmp_path / "afile" / "m.json")]}, "is a file, not a folder"),
         ({"folders": [("--out", tmp_path)]}, "current folder"),
     ]

@@ -28,6 +28,58 @@ def make_folder(path):
     return path
 
 
+def check_output(path, *, kind, name, inputs=(), replaced=False, shown=None):
+    """Refuse, before any work, an output that would replace an input or cannot be written.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output; a ``.zarr`` store counts as a file.
+    kind : {"file", "folder"}
+        What the output is.
+    name : str
+        How messages name it, e.g. ``"--out run/"`` or ``"the run folder run/"``.
+    inputs : sequence of path
+        The inputs of the command or job (``None`` entries are skipped).
+    replaced : bool
+        A folder output that is replaced as a whole: it may not hold an input either.
+    shown : callable, optional
+        Path → text for other paths in messages (default: the path as given).
+
+    Returns
+    -------
+    Path
+        ``path``, absolute.
+
+    Raises
+    ------
+    InputError
+        Naming the output, the problem and the fix.
+    """
+    shown = shown or str
+    full = Path(os.path.abspath(path))
+    real = Path(os.path.realpath(full))
+    for inp in inputs:
+        if inp is None:
+            continue
+        inp = Path(os.path.realpath(inp))
+        if real == inp:
+            raise InputError(f"{name} is also an input; write to another path")
+        if replaced and inp.is_relative_to(real):
+            raise InputError(f"{name} holds the input {shown(inp)} and would be replaced; name a new folder")
+    zarr_store = full.suffix.lower() == ".zarr"
+    if kind == "file" and full.is_dir() and not zarr_store:
+        raise InputError(f"{name} is a folder; give a file name, e.g. {shown(full / 'out.tif')}")
+    if (kind == "folder" or zarr_store) and full.exists() and not full.is_dir():
+        raise InputError(f"{name} is a file; give a folder name")
+    for parent in full.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{name} cannot be written: {shown(parent)} is a file, not a folder")
+            break
+    return full
+
+
 def _read_umask():
     mask = os.umask(0)  # the only portable way to read it; done once, before any writer threads exist
     os.umask(mask)

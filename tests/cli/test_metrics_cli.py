@@ -102,7 +102,7 @@ def test_bad_output_paths_are_refused_before_the_work(tmp_path):
     np.save(vol, particle_electrode((16, 16, 16), radius=3, seed=0))
     (tmp_path / "afile").write_text("x")
     for args, message in [
-        (["--json", str(tmp_path / "j.json"), "--plot", str(tmp_path / "afile")], "existing file"),
+        (["--json", str(tmp_path / "j.json"), "--plot", str(tmp_path / "afile")], "is a file; give a folder"),
         (["--json", str(tmp_path)], "is a folder"),
         (["--json", str(vol)], "also an input"),
     ]:

@@ -325,7 +325,7 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
                 "--out",
                 str(tmp_path / "afile"),
             ],
-            "existing file",
+            "is a file; give a folder",
         ),
     ]:
         r = CliRunner().invoke(app, ["fuse", *cmd])

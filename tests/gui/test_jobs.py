@@ -141,3 +141,34 @@ def test_process_job_errors_and_stop(tmp_path):
     with pytest.raises(InputError, match="unknown task"):
         runner.submit_process("s", "os.system", {}, run_dir=tmp_path / "d")
     runner.shutdown()
+
+
+def test_lock_below_a_file_is_a_message(tmp_path):
+    (tmp_path / "f.tif").write_text("x")
+    with pytest.raises(InputError, match="f.tif is a file"):
+        RunLock(tmp_path / "f.tif" / "run").acquire()
+    with pytest.raises(InputError, match="is a file"):
+        RunLock(tmp_path / "f.tif").acquire()
+
+
+def test_job_stopped_while_queued_is_stopped_not_failed():
+    import threading
+
+    runner = JobRunner(threads=1)
+    gate = threading.Event()
+    first = runner.submit("t", lambda job: gate.wait(10) and {})
+    ran = []
+    queued = runner.submit("t", lambda job: ran.append(1) or {}, stoppable=True)
+    runner.stop(queued.id)
+    gate.set()
+    runner.wait(first.id, timeout=10)
+    runner.wait(queued.id, timeout=10)
+    assert queued.state == "stopped" and queued.error is None and not ran
+
+    def refuses_after_stop(job):
+        job._stop.set()
+        raise InputError("stopped before the first frame was analysed")
+
+    j = runner.wait(runner.submit("t", refuses_after_stop, stoppable=True).id, timeout=10)
+    assert j.state == "stopped"
+    runner.shutdown()

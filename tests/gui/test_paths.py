@@ -76,3 +76,30 @@ def test_run_dir(root):
 def test_missing_root(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         DataRoot(tmp_path / "nope")
+
+
+def test_unusable_paths_are_messages(root):
+    for bad in (5, ["sub"], {"a": 1}):
+        with pytest.raises(InputError, match="must be text"):
+            root.resolve(bad)
+    with pytest.raises(InputError, match="not a usable path"):
+        root.resolve("x" * 5000)
+    with pytest.raises(InputError, match="no file chosen"):
+        root.resolve("", kind="file")
+
+
+def test_output_checks(root):
+    a = root.root / "sub" / "a.tif"
+    assert root.output("sub/b.tif", kind="file", inputs=[a]) == root.root / "sub" / "b.tif"
+    with pytest.raises(InputError, match="sub/a.tif is also an input"):
+        root.output("sub/a.tif", kind="file", inputs=[a])
+    with pytest.raises(InputError, match="holds the input sub/a.tif"):
+        root.output("sub", kind="dir", inputs=[a], replaced=True)
+    with pytest.raises(InputError, match="sub is a folder; give a file name"):
+        root.output("sub", kind="file")
+    with pytest.raises(InputError, match="sub/a.tif is a file, not a folder"):
+        root.output("sub/a.tif/out", kind="dir")
+    with pytest.raises(InputError, match="must end in .tif"):
+        root.output("out.txt", kind="file", suffixes=(".tif",))
+    with pytest.raises(InputError, match="also an input"):
+        root.run_dir("sub", inputs=[root.root / "sub"])

@@ -137,3 +137,152 @@ def test_invalid_settings_are_messages(root, gui_server):
                 break
             time.sleep(0.05)
         assert job["state"] == "failed" and "frames" in job["error"] and "\n" not in job["error"]
+
+
+def _no_process(app):
+    """Make any worker start fail the test: a refused request must not start one."""
+
+    def refuse(*a, **k):
+        raise AssertionError("a worker process was started")
+
+    app.state.runner.submit_process = refuse
+
+
+@pytest.mark.parametrize(
+    "path, body, expect",
+    [
+        # wrong JSON types: one-line 400 messages, never a 500
+        ("/api/tem/analyze", {"path": "vol.tif", "phases": 5}, "phases must be a list"),
+        ("/api/tem/analyze", {"path": "vol.tif", "phase_files": 1.5}, "phase files must be a list"),
+        ("/api/tem/analyze", {"path": "vol.tif", "phase_yaml": 7}, "must be text"),
+        ("/api/tem/analyze", {"path": "vol.tif", "detector": "fancy"}, "unknown detector"),
+        ("/api/tem/analyze", {"path": ["vol.tif"]}, "must be text"),
+        ("/api/tem/analyze", {"path": ""}, "no file chosen"),
+        ("/api/tem/analyze", {"path": "x" * 5000}, "not a usable path"),
+        (
+            "/api/tem/series",
+            {"path": "vol.tif", "frame_time": 0},
+            "frame time (s) must be a finite number > 0",
+        ),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "budget": 60}, "time budget must be text"),
+        (
+            "/api/fuse/train",
+            {"lr": "vol.tif", "hr": "vol.tif", "iterations": 1, "overrides": 5},
+            "JSON object",
+        ),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "iterations": 1e999}, "whole number"),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "iterations": 1.5}, "whole number"),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "iterations": True}, "whole number"),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "iterations": 0}, "≥ 1"),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "iterations": 10**30}, "too large"),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "iterations": 1, "device": "gpu"}, "device"),
+        (
+            "/api/fuse/train",
+            {"lr": "vol.tif", "hr": "vol.tif", "iterations": 1, "anisotropic": "x"},
+            "true or",
+        ),
+        (
+            "/api/fuse/train",
+            {"lr": "vol.tif", "hr": "vol.tif", "iterations": 1, "run": "vol.tif/r"},
+            "is a file",
+        ),
+        ("/api/fuse/train", {"lr": "vol.tif", "hr": "vol.tif", "iterations": 1, "run": 3}, "must be text"),
+        ("/api/fuse/generate", {"lr": "vol.tif"}, "choose the run folder"),
+        ("/api/fuse/generate", {"run": "report", "lr": "vol.tif", "seed": -1}, "seed must be"),
+        ("/api/restore/train", {"pair": "report", "budget": "5m", "overrides": '{"nope": 1}'}, "nope"),
+        ("/api/restore/train", {"pair": "report", "budget": "5m", "preset": "huge"}, "unknown preset"),
+        ("/api/restore/apply", {"model": "report", "volume": "vol.tif", "steps": "-2"}, "steps N"),
+        ("/api/restore/apply", {"model": "report", "volume": "vol.tif", "steps": [8]}, "steps N"),
+        ("/api/restore/evaluate", {"out": "report", "hq": "vol.tif", "spacing": 0}, "> 0"),
+        ("/api/restore/register", {"lq": "vol.tif", "hq": "vol.tif", "scale": True}, "scale must be"),
+    ],
+)
+def test_wrong_types_and_ranges_are_400_messages(root, gui_server, path, body, expect):
+    with gui_server(root) as (url, app):
+        _no_process(app)
+        status, out = _post(url + path, body)
+        assert status == 400, (body, out)
+        assert expect in out["error"], (body, out)
+        assert "\n" not in out["error"] and len(out["error"]) < 300
+        assert not _get(url + "/api/jobs")[2].count(b'"id"')  # nothing was started
+
+
+@pytest.mark.parametrize(
+    "path, body, expect",
+    [
+        ("/api/fuse/generate", {"run": "report", "lr": "vol.tif", "out": "vol.tif"}, "also an input"),
+        ("/api/fuse/generate", {"run": "report", "lr": "vol.tif", "out": "sr.txt"}, "must end in .tif"),
+        (
+            "/api/fuse/generate",
+            {"run": "report", "lr": "vol.tif", "out": "vol.tif/sr.tif"},
+            "vol.tif is a file",
+        ),
+        ("/api/fuse/generate", {"run": "report", "lr": "vol.tif", "out": "../sr.tif"}, "outside"),
+        ("/api/restore/apply", {"model": "report", "volume": "vol.tif", "out": "report"}, "also an input"),
+        ("/api/restore/apply", {"model": "report", "volume": "vol.tif", "out": "."}, "data folder itself"),
+        ("/api/restore/apply", {"model": "report", "volume": "sub/v.tif", "out": "sub"}, "would be replaced"),
+        ("/api/restore/register", {"lq": "sub/v.tif", "hq": "vol.tif", "run": "sub"}, "would be replaced"),
+        ("/api/restore/train", {"pair": "report", "iterations": 1, "run": "report"}, "also an input"),
+        ("/api/restore/evaluate", {"out": "report", "hq": "vol.tif", "report": "report"}, "also an input"),
+        ("/api/fuse/evaluate", {"sr": "vol.tif", "hr": "vol.tif", "run": "vol.tif"}, "also an input"),
+    ],
+)
+def test_outputs_never_replace_inputs(root, gui_server, path, body, expect):
+    (root / "sub").mkdir()
+    (root / "sub" / "v.tif").write_bytes((root / "vol.tif").read_bytes())
+    before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    with gui_server(root) as (url, app):
+        _no_process(app)
+        status, out = _post(url + path, body)
+        assert status == 400 and expect in out["error"], (body, out)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == before  # nothing written
+
+
+def test_run_listing_skips_symlinks_out_of_the_data_folder(root, gui_server):
+    import os
+
+    os.symlink(root.parent / "secret.txt", root / "report" / "leak.tif")
+    with gui_server(root) as (url, _):
+        status, _, body = _get(url + "/api/run?run=report")
+        assert status == 200, body
+        info = json.loads(body)
+        assert info["reports"] == ["report/index.html"] and info["volumes"] == []
+        status, _, body = _get(url + "/api/volume/info?path=report")
+        assert status == 400 and "is a folder" in json.loads(body)["error"]
+
+
+def test_page_values_are_accepted(root, gui_server):
+    """What the pages send (numbers as text, checkbox booleans, 'auto' steps) still starts the jobs."""
+    started = []
+    with gui_server(root) as (url, app):
+        app.state.runner.submit_process = lambda kind, task, kw, **k: (
+            started.append((task, kw))
+            or (__import__("matsight.gui.jobs", fromlist=["Job"]).Job(id="1", kind=kind, title=task))
+        )
+        ok = [
+            (
+                "/api/restore/apply",
+                {"model": "report", "volume": "vol.tif", "steps": "auto", "device": "cpu"},
+            ),
+            ("/api/restore/apply", {"model": "report", "volume": "vol.tif", "steps": "2"}),
+            ("/api/restore/evaluate", {"out": "report", "hq": "vol.tif", "spacing": "0.5", "sift": False}),
+            ("/api/fuse/generate", {"run": "report", "lr": "vol.tif", "samples": "2", "seed": "3"}),
+            ("/api/restore/register", {"lq": "vol.tif", "hq": "vol.tif", "scale": "1,2,2", "mask": True}),
+            ("/api/restore/train", {"pair": "report", "budget": "5m", "resume": True}),
+        ]
+        for path, body in ok:
+            status, out = _post(url + path, body)
+            assert status == 200, (path, out)
+    kws = dict(started)
+    assert kws["restore.apply"]["steps"] == 2 and kws["restore.evaluate"]["spacing"] == 0.5
+    assert kws["restore.evaluate"]["sift"] is False
+    assert kws["fuse.generate"]["samples"] == 2 and kws["fuse.generate"]["out"].endswith("report/sr.tif")
+    assert kws["restore.register"]["scale"] == [1.0, 2.0, 2.0]
+
+
+def test_restore_budget_without_iterations_trains_until_the_budget():
+    from matsight.gui.tasks import restore_train_options
+
+    assert restore_train_options(None, "5m", None) == {"max_steps": 10_000_000, "budget_s": 300.0}
+    assert restore_train_options(50, "5m", None) == {"max_steps": 50, "budget_s": 300.0}
+    assert restore_train_options(None, "5m", {"max_steps": 7}) == {"max_steps": 7, "budget_s": 300.0}

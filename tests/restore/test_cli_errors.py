@@ -71,7 +71,7 @@ HEAVY = {
 @pytest.mark.parametrize(
     "out, expect",
     [
-        ("notes.txt", "is an existing file"),
+        ("notes.txt", "is a file; give a folder"),
         ("notes.txt/sub", "is a file"),
         ("lq.tif", "also an input"),
         (".", "current folder"),

@@ -124,7 +124,7 @@ def test_outputs_never_replace_inputs_or_user_files(files):
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
     assert (d / "slice.tif").read_bytes() == before and not (d / "x.tif").exists()
     r = _run("train", d / "slice.tif", d / "strokes.tif", "--out", d / "notes.txt")
-    assert r.exit_code == 2 and "existing file" in r.output
+    assert r.exit_code == 2 and "is a file; give a folder" in r.output
     r = _run("train", d / "slice.tif", d / "strokes.tif", "--out", d / "m", "--seed", "-1")
     assert r.exit_code == 2 and "seed" in r.output and not (d / "m").exists(), r.output
 

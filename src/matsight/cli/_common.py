@@ -55,35 +55,23 @@ def check_outputs(*, files=(), folders=(), inputs=()):
     Raises
     ------
     InputError
-        Naming the option, the problem and the fix.
+        Naming the option, the problem and the fix (see :func:`matsight._atomic.check_output`).
     """
+    from .._atomic import check_output
+
     seen = {}
-    ins = {os.path.realpath(p) for p in inputs if p is not None}
     cwd = Path.cwd()
     for kind, items in (("file", files), ("folder", folders)):
         for option, path in items:
             if path is None:
                 continue
-            p = Path(os.path.abspath(path))
-            real = os.path.realpath(p)
-            if real in ins:
-                raise InputError(f"{option} {path} is also an input of this command; write to another path")
+            full = check_output(path, kind=kind, name=f"{option} {path}", inputs=inputs)
+            real = os.path.realpath(full)
             if real in seen:
                 raise InputError(f"{option} and {seen[real]} are the same path ({path}); give each its own")
             seen[real] = option
-            zarr_store = p.suffix.lower() == ".zarr"
-            if kind == "file" and p.is_dir() and not zarr_store:
-                example = Path(path) / "out.tif"
-                raise InputError(f"{option} {path} is a folder; give a file name, e.g. {example}")
-            if (kind == "folder" or zarr_store) and p.exists() and not p.is_dir():
-                raise InputError(f"{option} {path} is an existing file; give a folder name")
-            if kind == "folder" and (p == cwd or p in cwd.parents):
+            if kind == "folder" and (full == cwd or full in cwd.parents):
                 raise InputError(f"{option} {path} is the current folder (or holds it); name a new folder")
-            for parent in p.parents:
-                if parent.exists():
-                    if not parent.is_dir():
-                        raise InputError(f"{option} {path}: {parent} is a file, not a folder")
-                    break
 
 
 def echo(msg=""):

@@ -75,7 +75,9 @@ class RunLock:
 
     def acquire(self):
         """Create the lock or raise :class:`InputError` naming who holds it."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        from .._atomic import make_folder
+
+        make_folder(self.run_dir)  # a file in the way: an InputError naming it, not FileExistsError
         info = {"pid": os.getpid(), "host": socket.gethostname(), "owner": self.owner, "time": time.time()}
         for _ in range(3):
             try:
@@ -242,6 +244,9 @@ class JobRunner:
         def body():
             job.state, job.started = "running", time.time()
             try:
+                if job.should_stop():  # stopped while it waited in the queue: never started
+                    job.state, job.message = "stopped", "stopped before it started"
+                    return
                 res = fn(job)
                 job.result = res or {}
                 job.state = "stopped" if job.should_stop() else "done"
@@ -249,7 +254,7 @@ class JobRunner:
                     job.progress = 1.0
             except BaseException as exc:  # noqa: BLE001 - reported in the page, logged here
                 job.error = user_message(exc)
-                job.state = "failed"
+                job.state = "stopped" if job.should_stop() else "failed"
                 if not isinstance(exc, USER_ERRORS):
                     log.exception("job %s (%s) failed", job.id, job.title)
             finally:

@@ -15,6 +15,7 @@ must carry the ``X-Matsight`` header (a cross-site form cannot set it), so other
 import contextlib
 import json
 import logging
+import re
 import threading
 from collections import OrderedDict
 from importlib import resources
@@ -76,38 +77,119 @@ class _VolumeCache:
         return entry
 
 
-def _float(v, name, *, default=None, lo=None, hi=None):
+def _short(value, n=60):
+    """``repr(value)`` cut to ``n`` characters (a message about a huge value stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _range_text(lo, hi, gt=False):
+    if lo is not None and hi is not None:
+        return f" between {lo:g} and {hi:g}"
+    if lo is not None:
+        return f" {'>' if gt else '≥'} {lo:g}"
+    if hi is not None:
+        return f" ≤ {hi:g}"
+    return ""
+
+
+def _float(v, name, *, default=None, lo=None, hi=None, gt=False):
+    """A finite number in [lo, hi] (``gt``: strictly above ``lo``) from a JSON value or text."""
     if v is None or v == "":
         return default
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise InputError(f"{name} must be a number, got {_short(v)}")
     try:
         x = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {v!r}") from None
-    if not np.isfinite(x) or (lo is not None and x < lo) or (hi is not None and x > hi):
-        rng = f" between {lo} and {hi}" if lo is not None and hi is not None else ""
-        raise InputError(f"{name} must be a finite number{rng}, got {v!r}")
+    except ValueError:
+        raise InputError(f"{name} must be a number, got {_short(v)}") from None
+    bad_lo = lo is not None and (x <= lo if gt else x < lo)
+    if not np.isfinite(x) or bad_lo or (hi is not None and x > hi):
+        raise InputError(f"{name} must be a finite number{_range_text(lo, hi, gt)}, got {_short(v)}")
     return x
 
 
-def _int(v, name, *, default=None, lo=None):
+INT_MAX = 2**63 - 1  # what numpy, torch and the file formats can hold
+
+
+def _int(v, name, *, default=None, lo=None, hi=INT_MAX):
+    """A whole number in [lo, hi] from a JSON value or text (``1.0`` is fine; ``1.5``, ``true`` are not)."""
     if v is None or v == "":
         return default
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise InputError(f"{name} must be a whole number, got {_short(v)}")
     try:
-        x = int(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a whole number, got {v!r}") from None
-    if lo is not None and x < lo:
-        raise InputError(f"{name} must be ≥ {lo}, got {x}")
+        x = int(v) if not isinstance(v, float) else None
+    except ValueError:
+        x = None
+    if x is None:  # a float, or text like "1e3" / "2.0"
+        try:
+            f = float(v)
+        except ValueError:
+            raise InputError(f"{name} must be a whole number, got {_short(v)}") from None
+        if not np.isfinite(f) or f != int(f):
+            raise InputError(f"{name} must be a whole number, got {_short(v)}")
+        x = int(f)
+    if x > INT_MAX:
+        raise InputError(f"{name} is too large, got {_short(v)}; give a smaller number")
+    shown_hi = None if hi == INT_MAX else hi
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        raise InputError(f"{name} must be a whole number{_range_text(lo, shown_hi)}, got {_short(v)}")
     return x
+
+
+def _str(v, name, *, default=None):
+    """Text (stripped) or ``default`` when absent/empty; anything else is refused."""
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise InputError(f"{name} must be text, got {_short(v)}")
+    return v.strip() or default
+
+
+def _bool(v, name, *, default=False):
+    """A checkbox value: JSON true/false (or "true"/"false", 1/0); anything else is refused."""
+    if v is None or v == "":
+        return default
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        return v.strip().lower() in ("true", "1", "yes", "on")
+    raise InputError(f"{name} must be true or false, got {_short(v)}")
+
+
+def _str_list(v, name):
+    """A list of texts (one text is a list of one); anything else is refused."""
+    if v in (None, ""):
+        return []
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InputError(f"{name} must be a list of names, got {_short(v)}")
+    return v
+
+
+DEVICES = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def _device(v):
+    dev = _str(v, "device", default="cpu")
+    if not DEVICES.fullmatch(dev.lower()):
+        raise InputError(f"unknown device {_short(dev)}; use auto, cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def _pixel_size(v):
     if v in (None, ""):
         return None
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise InputError(f"pixel size must be one number in nm or 'PY,PX', got {_short(v)}")
     vals = [p for p in str(v).replace(";", ",").split(",") if p.strip()]
-    out = [_float(p, "pixel size (nm)", lo=1e-9) for p in vals]
-    if len(out) not in (1, 2):
-        raise InputError(f"pixel size must be one number in nm or 'PY,PX', got {v!r}")
+    if len(vals) not in (1, 2):
+        raise InputError(f"pixel size must be one number in nm or 'PY,PX', got {_short(v)}")
+    out = [_float(p, "pixel size (nm)", lo=0, gt=True) for p in vals]
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -116,14 +198,15 @@ def _overrides(text):
         return None
     if isinstance(text, dict):
         return text
+    example = 'advanced settings must be a JSON object like {"output_size": 32}'
+    if not isinstance(text, str):
+        raise InputError(f"{example}, got {_short(text)}")
     try:
         val = json.loads(text)
     except ValueError as exc:
-        raise InputError(
-            f'advanced settings must be a JSON object like {{"output_size": 32}}: {exc}'
-        ) from None
+        raise InputError(f"{example}: {exc}") from None
     if not isinstance(val, dict):
-        raise InputError('advanced settings must be a JSON object like {"output_size": 32}')
+        raise InputError(example)
     return val
 
 
@@ -250,11 +333,11 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
 
     # ------------------------------------------------------------------------------------------ tem
     def tem_settings(b):
-        phases = list(b.get("phases") or [])
-        for rel in b.get("phase_files") or []:
-            if str(rel).strip():
+        phases = list(_str_list(b.get("phases"), "phases"))
+        for rel in _str_list(b.get("phase_files"), "phase files"):
+            if rel.strip():
                 phases.append(str(root.resolve(rel, kind="file")))
-        text = (b.get("phase_yaml") or "").strip()
+        text = _str(b.get("phase_yaml"), "phase entry (YAML)", default="")
         if text:
             import yaml
 
@@ -263,8 +346,8 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             except yaml.YAMLError as exc:
                 raise InputError(f"the phase entry is not valid YAML: {str(exc).splitlines()[0]}") from None
             phases.extend(spec if isinstance(spec, list) else [spec])
-        detector = b.get("detector") or "classical"
-        return {
+        detector = _str(b.get("detector"), "detector", default="classical")
+        kw = {
             "pixel_size": _pixel_size(b.get("pixel_size")),
             "phases": phases or None,
             "tolerance": _float(b.get("tolerance"), "tolerance", default=0.02, lo=1e-4, hi=0.5),
@@ -276,6 +359,11 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "d_min": _float(b.get("d_min"), "d min (Å)", default=1.0, lo=0.1, hi=100),
             "d_max": _float(b.get("d_max"), "d max (Å)", default=15.0, lo=0.2, hi=1000),
         }
+        from ..tem.pipeline import check_settings
+
+        # the library's own checks (detector name, d range), here so that nothing is queued on a mistake
+        check_settings(**{k: v for k, v in kw.items() if k not in ("pixel_size", "phases")})
+        return kw
 
     @endpoint
     async def tem_open(request):
@@ -302,7 +390,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         b = await body(request)
         path = root.resolve(b.get("path"), kind="file")
         kw = tem_settings(b)
-        kw["frame_time"] = _float(b.get("frame_time"), "frame time (s)", lo=1e-9)
+        kw["frame_time"] = _float(b.get("frame_time"), "frame time (s)", lo=0, gt=True)
         job = runner.submit(
             "tem.series",
             lambda job: tasks.tem_series(job, path=path, **kw),
@@ -385,15 +473,15 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
 
     def file_arg(b, key, *, required=True):
         v = b.get(key)
-        if v in (None, ""):
+        if v is None or (isinstance(v, str) and not v.strip()):
             if required:
                 raise InputError(f"choose the {key.replace('_', ' ')} file")
             return None
         return str(root.resolve(v, kind=None))
 
     def iterations_budget(b):
-        iters = _int(b.get("iterations"), "iterations", lo=0)
-        budget = (b.get("budget") or "").strip() or None
+        iters = _int(b.get("iterations"), "iterations", lo=1)
+        budget = _str(b.get("budget"), "time budget")
         if budget is not None:
             from .._duration import parse_duration
 
@@ -411,45 +499,54 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "hr": file_arg(b, "hr"),
             "hr_y": file_arg(b, "hr_y", required=False),
             "hr_z": file_arg(b, "hr_z", required=False),
-            "preset": b.get("preset") or "cpu",
+            "preset": _str(b.get("preset"), "preset", default="cpu"),
             "scale": _float(b.get("scale"), "scale", default=4.0, lo=1, hi=8),
-            "mode": b.get("mode") or "resolve",
-            "anisotropic": bool(b.get("anisotropic")),
+            "mode": _str(b.get("mode"), "mode", default="resolve"),
+            "anisotropic": _bool(b.get("anisotropic"), "anisotropic"),
             "iterations": iters,
             "budget": budget,
             "seed": _int(b.get("seed"), "seed", default=0, lo=0),
             "metrics_every": _int(b.get("metrics_every"), "metrics every", default=None, lo=1),
             "overrides": _overrides(b.get("overrides")),
-            "device": b.get("device") or "cpu",
-            "resume": b.get("resume", True) is not False,
+            "device": _device(b.get("device")),
+            "resume": _bool(b.get("resume"), "resume", default=True),
         }
         from ..fuse.config import make_config
 
         # validate the settings here so the page gets the message at once, not from the worker
         make_config(kw["preset"], scale=kw["scale"], mode=kw["mode"], settings=kw["overrides"])
-        run = root.run_dir(b.get("run"), default_prefix="fuse")
+        inputs = [kw[k] for k in ("lr", "hr", "hr_y", "hr_z")]
+        run = root.run_dir(b.get("run"), default_prefix="fuse", inputs=inputs)
         kw["out_dir"] = str(run)
         return start(kw, "fuse.train", run.name, run_dir=run, params={"run": root.relative(run)})
 
     @endpoint
     async def fuse_generate(request):
         b = await body(request)
+        if not _str(b.get("run"), "run folder"):
+            raise InputError("choose the run folder of a fuse training")
         run = root.resolve(b.get("run"), kind="dir")
-        out = root.resolve(b.get("out") or f"{root.relative(run)}/sr.tif", must_exist=False)
+        lr = file_arg(b, "lr")
+        out = root.output(
+            _str(b.get("out"), "output") or f"{root.relative(run)}/sr.tif",
+            kind="file",
+            inputs=[run, lr],
+            what="output",
+            suffixes=VOLUME_SUFFIXES,
+        )
         kw = {
             "run": str(run),
-            "lr": file_arg(b, "lr"),
+            "lr": lr,
             "out": str(out),
-            "seed": _int(b.get("seed"), "seed", default=0),
+            "seed": _int(b.get("seed"), "seed", default=0, lo=0),
             "samples": _int(b.get("samples"), "samples", default=1, lo=1),
-            "device": b.get("device") or "cpu",
+            "device": _device(b.get("device")),
         }
         return start(kw, "fuse.generate", out.name, run_dir=out.parent, params={"out": root.relative(out)})
 
     @endpoint
     async def fuse_evaluate(request):
         b = await body(request)
-        out = root.run_dir(b.get("run"), default_prefix="fuse-eval")
         kw = {
             "sr": file_arg(b, "sr"),
             "hr": file_arg(b, "hr"),
@@ -457,8 +554,9 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
             "hr_z": file_arg(b, "hr_z", required=False),
             "lr": file_arg(b, "lr", required=False),
             "truth": file_arg(b, "truth", required=False),
-            "out_dir": str(out),
         }
+        out = root.run_dir(b.get("run"), default_prefix="fuse-eval", inputs=list(kw.values()))
+        kw["out_dir"] = str(out)
         return start(kw, "fuse.evaluate", out.name, run_dir=out, params={"run": root.relative(out)})
 
     @endpoint
@@ -466,60 +564,96 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         b = await body(request)
         from ..restore.register import parse_scale
 
-        out = root.run_dir(b.get("run"), default_prefix="restore-pair")
+        scale = b.get("scale")
+        if scale is None or scale == "":
+            scale = "2"
+        if isinstance(scale, bool) or not isinstance(scale, str | int | float):
+            raise InputError(
+                f"scale must be a number (LQ voxel / HQ voxel, e.g. 2) or 'SZ,SY,SX', got {_short(scale)}"
+            )
         kw = {
             "lq": file_arg(b, "lq"),
             "hq": file_arg(b, "hq"),
-            "out_dir": str(out),
-            "scale": parse_scale(b.get("scale") or "2"),
-            "mask": bool(b.get("mask")),
-            "deformable": bool(b.get("deformable")),
+            "scale": parse_scale(scale),
+            "mask": _bool(b.get("mask"), "mask", default=True),
+            "deformable": _bool(b.get("deformable"), "deformable"),
         }
+        # the pair folder is written atomically (replaced as a whole): it may not hold the scans
+        out = root.run_dir(
+            b.get("run"), default_prefix="restore-pair", inputs=[kw["lq"], kw["hq"]], replaced=True
+        )
+        kw["out_dir"] = str(out)
         return start(kw, "restore.register", out.name, run_dir=out, params={"run": root.relative(out)})
 
     @endpoint
     async def restore_train(request):
         b = await body(request)
         iters, budget = iterations_budget(b)
-        run = root.run_dir(b.get("run"), default_prefix="restore")
         kw = {
             "pair": file_arg(b, "pair"),
-            "out_dir": str(run),
-            "preset": b.get("preset") or "cpu",
+            "preset": _str(b.get("preset"), "preset", default="cpu"),
             "iterations": iters,
             "budget": budget,
-            "device": b.get("device") or "cpu",
-            "resume": b.get("resume", True) is not False,
+            "device": _device(b.get("device")),
+            "resume": _bool(b.get("resume"), "resume", default=True),
             "overrides": _overrides(b.get("overrides")),
         }
+        from ..restore.config import make_config as restore_config
+
+        # validate the settings here so the page gets the message at once, not from the worker
+        opts = tasks.restore_train_options(iters, budget, kw["overrides"])
+        restore_config(kw["preset"], **{k: v for k, v in opts.items() if k not in ("slices", "val_slices")})
+        run = root.run_dir(b.get("run"), default_prefix="restore", inputs=[kw["pair"]])
+        kw["out_dir"] = str(run)
         return start(kw, "restore.train", run.name, run_dir=run, params={"run": root.relative(run)})
 
     @endpoint
     async def restore_apply(request):
         b = await body(request)
+        if not _str(b.get("model"), "model folder"):
+            raise InputError("choose the model folder of a restore training")
         model = root.resolve(b.get("model"), kind="dir")
-        out = root.resolve(b.get("out") or f"{root.relative(model)}/enhanced", must_exist=False)
+        volume = file_arg(b, "volume")
+        # the output folder is written atomically (replaced as a whole): it may not hold the inputs
+        out = root.output(
+            _str(b.get("out"), "output folder") or f"{root.relative(model)}/enhanced",
+            kind="dir",
+            inputs=[model, volume],
+            what="output folder",
+            replaced=True,
+        )
+        steps = b.get("steps")
+        if not (isinstance(steps, str) and steps.strip().lower() == "auto"):
+            steps = _int(steps, "steps N (or 'auto')", default=8, lo=1, hi=10_000)
         kw = {
             "model": str(model),
-            "volume": file_arg(b, "volume"),
+            "volume": volume,
             "out": str(out),
-            "steps": b.get("steps") or 8,
-            "device": b.get("device") or "cpu",
+            "steps": "auto" if isinstance(steps, str) else steps,
+            "device": _device(b.get("device")),
         }
         return start(kw, "restore.apply", out.name, run_dir=out.parent, params={"out": root.relative(out)})
 
     @endpoint
     async def restore_evaluate(request):
         b = await body(request)
+        if not _str(b.get("out"), "enhanced output folder"):
+            raise InputError("choose the enhanced output folder (step 3)")
         out = root.resolve(b.get("out"), kind="dir")
-        report = root.resolve(b.get("report") or f"{root.relative(out)}/report", must_exist=False)
+        hq, lq = file_arg(b, "hq"), file_arg(b, "lq", required=False)
+        report = root.output(
+            _str(b.get("report"), "report folder") or f"{root.relative(out)}/report",
+            kind="dir",
+            inputs=[out, hq, lq],
+            what="report folder",
+        )
         kw = {
             "out": str(out),
-            "hq": file_arg(b, "hq"),
-            "lq": file_arg(b, "lq", required=False),
+            "hq": hq,
+            "lq": lq,
             "report_dir": str(report),
-            "spacing": _float(b.get("spacing"), "pixel size", default=1.0, lo=0),
-            "sift": b.get("sift", True) is not False,
+            "spacing": _float(b.get("spacing"), "pixel size", default=1.0, lo=0, gt=True),
+            "sift": _bool(b.get("sift"), "sift", default=True),
         }
         return start(
             kw, "restore.evaluate", out.name, run_dir=report, params={"report": root.relative(report)}
@@ -532,6 +666,8 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         vols, reports = [], []
         for p in sorted(run.rglob("*")):
             if any(part.startswith(".") for part in p.relative_to(run).parts):
+                continue
+            if not p.resolve().is_relative_to(root.root):  # a symlink out of the data folder: not offered
                 continue
             if p.suffix.lower() in VOLUME_SUFFIXES and (p.is_file() or p.suffix.lower() == ".zarr"):
                 vols.append(root.relative(p))
@@ -547,16 +683,24 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         )
 
     # ------------------------------------------------------------------------------------------ volumes
+    def volume_path(q):
+        path = root.resolve(q.get("path"))
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            raise InputError(
+                f"{root.relative(path)} is a folder; pick a volume file (.tif, .npy) or a .zarr store"
+            )
+        return path
+
     @endpoint
     async def volume_info(request):
-        path = root.resolve(request.query_params.get("path"))
+        path = volume_path(request.query_params)
         entry = volumes.get(path)
         return ok({"path": root.relative(path), **entry["info"]})
 
     @endpoint
     async def volume_slice(request):
         q = request.query_params
-        path = root.resolve(q.get("path"))
+        path = volume_path(q)
         entry = volumes.get(path)
         info, vol = entry["info"], entry["volume"]
         axis = _int(q.get("axis"), "axis", default=0, lo=0)

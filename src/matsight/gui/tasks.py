@@ -375,6 +375,25 @@ def restore_register(emit, *, lq, hq, out_dir, scale=2.0, mask=True, deformable=
     }
 
 
+def restore_train_options(iterations=None, budget=None, overrides=None):
+    """``restore.train`` settings from the page, as the CLI builds them.
+
+    A time budget without an iteration count trains until the budget ends (as ``matsight restore train
+    --budget``), not only to the preset's step count.
+    """
+    from .._duration import parse_duration
+
+    opts = dict(overrides or {})
+    budget_s = parse_duration(budget) if budget not in (None, "") else None
+    if iterations is not None:
+        opts["max_steps"] = int(iterations)
+    elif budget_s is not None and "max_steps" not in opts:
+        opts["max_steps"] = 10_000_000  # the budget ends the run
+    if budget_s is not None:
+        opts["budget_s"] = budget_s
+    return opts
+
+
 def restore_train(
     emit,
     *,
@@ -394,11 +413,7 @@ def restore_train(
     budget_s = parse_duration(budget) if budget not in (None, "") else None
     watcher = _TrainWatcher(emit, iterations, budget_s)
     lg = _watch_logger("matsight.restore.train", watcher)
-    opts = dict(overrides or {})
-    if iterations is not None:
-        opts["max_steps"] = int(iterations)
-    if budget_s is not None:
-        opts["budget_s"] = budget_s
+    opts = restore_train_options(iterations, budget, overrides)
     emit(message="training")
     try:
         with watcher:
@@ -414,6 +429,11 @@ def restore_train(
             )
     finally:
         lg.removeHandler(watcher)
+    if resume and getattr(res, "resumed_at", None) == res.steps:
+        raise InputError(
+            f"{Path(out_dir).name} already holds a finished run ({res.steps} steps); nothing to train. Raise "
+            "the iterations or the budget to train on, or choose a new run folder"
+        )
     # the page reads the curves from the run folder, not from the result
     return {
         "model_dir": str(res.model_dir),
