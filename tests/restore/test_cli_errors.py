@@ -189,7 +189,9 @@ def test_train_refuses_another_pair_and_says_when_finished(work, tmp_path):
 def _fake_apply_output(folder, enhanced, scale):
     folder.mkdir()
     write_volume(folder / "enhanced.tif", enhanced.astype(np.float32))
-    (folder / "enhance.json").write_text(json.dumps({"steps": 2, "scale": scale}))
+    # as `apply` records them: no normalisation (the scans are in one grey scale) and no field of view
+    meta = {"steps": 2, "scale": scale, "stats": {"lq": None, "hq": None}, "fov_radius": None}
+    (folder / "enhance.json").write_text(json.dumps(meta))
 
 
 def test_evaluate_checks_the_dimensions_of_lq_and_hq_first(work, tmp_path, monkeypatch):
@@ -230,5 +232,5 @@ def test_evaluate_prints_the_sift_and_edge_counts(work, tmp_path):
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     rows = {line.split("  ")[0]: line for line in r.output.splitlines()}
     for name in ("HQ", "LQ bicubic", "InDI N=2"):
-        for key in ("sift_congruent", "n_edges"):
+        for key in ("sift_matched", "sift_congruent", "n_edges"):
             assert re.search(rf"\b{key} {metrics[name][key]}(,|$)", rows[name]), rows[name]

@@ -86,8 +86,9 @@ def train(
     val_slices: Annotated[
         str | None,
         typer.Option(
-            help="Validation z slices START:STOP of the pair; they choose the kept checkpoint and --steps "
-            "auto (default: the last 10 %). Pick them so that every kind of structure keeps training slices."
+            help="Validation z slices START:STOP of the pair; their PSNR is logged (history.json, "
+            "curves.png) and they choose --steps auto; the model kept is the last one (default: the last "
+            "10 %). Pick them so that every kind of structure keeps training slices."
         ),
     ] = None,
     resume: Annotated[
@@ -196,10 +197,23 @@ def evaluate(
     report: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")],
     lq: Annotated[Path | None, typer.Option("--lq", help="Raw LQ scan for the bicubic baseline.")] = None,
     spacing: Annotated[float, typer.Option(help="Pixel size for the FWHM (e.g. nm).")] = 1.0,
-    sift: Annotated[bool, typer.Option("--sift/--no-sift", help="Count SIFT congruent points.")] = True,
+    sift: Annotated[
+        bool, typer.Option("--sift/--no-sift", help="Count SIFT matched and congruent points.")
+    ] = True,
+    fov_radius: Annotated[
+        float | None,
+        typer.Option(
+            "--fov-radius",
+            help="Score inside a centred circle of this radius (HQ px) instead of the training pair's field "
+            "of view.",
+        ),
+    ] = None,
+    no_fov: Annotated[
+        bool, typer.Option("--no-fov", help="Score the whole image, not the training pair's field of view.")
+    ] = False,
 ):
-    """PSNR, SSIM, SIFT congruent points, FWHM edge width, CNR: LQ bicubic vs one-step vs InDI → HTML
-    report.
+    """PSNR, SSIM, SIFT matched/congruent points, FWHM edge width, CNR: LQ bicubic vs one-step vs InDI →
+    HTML report (in the field of view of the training pair, if it had one).
     """
     from .._errors import InputError
     from ..restore.evaluate import evaluate as run_eval
@@ -207,11 +221,16 @@ def evaluate(
     check_outputs(folders=[("--out", report)], inputs=[out, hq, lq])
     if not out.is_dir():
         raise InputError(f"{out} is not an output folder of `matsight restore apply`")
+    if no_fov and fov_radius is not None:
+        raise InputError("give either --fov-radius or --no-fov, not both")
+    if fov_radius is not None and not fov_radius > 0:
+        raise InputError(f"--fov-radius must be a positive number of HQ pixels, got {fov_radius:g}")
     metrics, page = run_eval(
         out,
         _read(hq, "HQ reference (--hq)"),
         lq=None if lq is None else _read(lq, "LQ scan (--lq)"),
         report_dir=report,
+        fov=None if no_fov else ("auto" if fov_radius is None else fov_radius),
         spacing=spacing,
         sift=sift,
     )

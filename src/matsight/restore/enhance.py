@@ -60,7 +60,8 @@ class Enhancement:
     steps : int
     info : dict
         ``consistency_rms`` (InDI), ``consistency_rms_bicubic`` (the floor: interpolation alone),
-        ``consistency_rms_onestep``, the scale and timing.
+        ``consistency_rms_onestep``, the scale and timing, the normalisation ``stats`` used (``{"lq", "hq"}``)
+        and the training pair's field-of-view radius ``fov_radius`` (HQ pixels; None: no FOV mask).
     """
 
     image: np.ndarray
@@ -248,7 +249,24 @@ def select_steps(
     ok = [n for n, v in table.items() if v["psnr"] >= best_psnr - psnr_tolerance]
     best = min(ok, key=lambda n: (abs(math.log(max(table[n]["band_power"], 1e-12))), -table[n]["psnr"]))
     log.info("auto steps: N = %d (%s)", best, {n: round(v["psnr"], 2) for n, v in table.items()})
+    _warn_if_largest(best, table)
     return best, table
+
+
+def _warn_if_largest(best, candidates):
+    """Warn when the automatic step count is the largest candidate.
+
+    The band power grows with ``N`` on real scans, so the rule tends to run to the end of the candidates,
+    beyond the 7–10 steps the nano-tomography paper found best (more steps amplified noise and ringing there).
+    """
+    largest = max(int(n) for n in candidates)
+    if len(candidates) > 1 and int(best) == largest:
+        log.warning(
+            "--steps auto chose N = %d, the largest candidate (the rule picks the mid-frequency detail "
+            "closest to the HQ's, and it grows with N); the nano-tomography paper found 7-10 steps best, "
+            "more amplifying noise and ringing: use --steps 8 to follow it",
+            largest,
+        )
 
 
 def _resolve_steps(steps, meta):
@@ -262,6 +280,7 @@ def _resolve_steps(steps, meta):
                     "this model has no validated step count (trained without validation slices); "
                     "give --steps N"
                 )
+            _warn_if_largest(auto["best"], auto.get("table") or [auto["best"]])
             return int(auto["best"])
         try:
             steps = int(steps)
@@ -427,6 +446,9 @@ def enhance(
         "seconds": dt,
         "consistency_rms": rms,
         "consistency_rms_bicubic": consistency_map(y, lq_n, ds)[1],
+        # what `evaluate --lq` needs to put a raw LQ baseline into the output's (HQ) units, and the FOV
+        "stats": {"lq": lq_stats, "hq": hq_stats},
+        "fov_radius": (meta.get("transform") or {}).get("fov_radius"),
     }
     if onestep:
         info["consistency_rms_onestep"] = consistency_map(results[1], lq_n, ds)[1]

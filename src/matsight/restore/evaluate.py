@@ -1,11 +1,11 @@
 """Side-by-side quality of restored images against an HQ reference (the nano-tomography paper's evaluation).
 
 For every candidate (LQ bicubic, one-step regression, InDI with N steps, ...) on the HQ grid:
-PSNR and SSIM (inside the field of view), SIFT congruent keypoints with the HQ (robust to residual
-misalignment, where PSNR/SSIM barely move), the FWHM edge width over many automatically found edges (spatial
-resolution; the paper measured a few edges by hand), and the contrast-to-noise ratio with one pair of
-particle/background masks for all (Otsu on the HQ, as the paper's segmentation), plus intensity profiles
-across edges (paper Fig. 3B) and an HTML report.
+PSNR and SSIM (inside the field of view), SIFT keypoints matched with the HQ's (``sift_matched``, the paper's
+count) and those of them at the same place (``sift_congruent``, within 3 px), the FWHM edge width over many
+automatically found edges (spatial resolution; the paper measured a few edges by hand), and the
+contrast-to-noise ratio with one pair of particle/background masks for all (Otsu on the HQ, as the paper's
+segmentation), plus intensity profiles across edges (paper Fig. 3B) and an HTML report.
 """
 
 from __future__ import annotations
@@ -127,7 +127,10 @@ def compare(
         Erosion (pixels) of the Otsu masks, keeping the blurred transition zone out of both; use 0–1 for thin
         structures such as electrode windings.
     sift : bool
-        Count SIFT congruent keypoints with the HQ (slowest metric).
+        Count SIFT keypoints matched with the HQ's (slowest metric): ``sift_matched``, the descriptor matches
+        (nearest Euclidean descriptor distance with a cross check and Lowe's ratio test: the paper's count,
+        robust to misalignment), and ``sift_congruent``, those of them whose keypoints also lie within 3 px of
+        each other (which falls off once the images are misaligned by more than that).
     line_length : float, optional
         Profile length (pixels) of the thin-line FWHM (:func:`~matsight.metrics.image_quality.line_fwhm`),
         measured on every image at the bright lines found in the HQ, so all are compared at the same places;
@@ -136,8 +139,9 @@ def compare(
     Returns
     -------
     dict
-        ``{name: {"psnr", "ssim", "sift_congruent", "fwhm_median", "fwhm_mean", "fwhm_std", "n_edges",
-        "line_fwhm_median", "n_lines", "cnr"}}`` with ``"HQ"`` first (only resolution and contrast).
+        ``{name: {"psnr", "ssim", "sift_congruent", "sift_matched", "fwhm_median", "fwhm_mean", "fwhm_std",
+        "n_edges", "line_fwhm_median", "n_lines", "cnr"}}`` with ``"HQ"`` first (only resolution, contrast
+        and the SIFT counts).
         ``fwhm_*`` is the edge width (steps found in each image), ``line_fwhm_median`` the width of thin lines
         (windings, foils) at the HQ's line positions, ``n_lines`` how many of them were measurable.
     """
@@ -175,6 +179,11 @@ def compare(
         )
         return {"line_fwhm_median": r.median, "n_lines": int(r.finite.size)}
 
+    def sift_counts(im):
+        # matched: the paper's count (descriptor matches); congruent: of those, the ones ≤ 3 px apart
+        d = sift_congruent_keypoints(im, hq, return_details=True)
+        return {"sift_congruent": int(d["congruent"]), "sift_matched": int(d["matches"])}
+
     out = {"HQ": {**resolution(hq), "line_fwhm_median": ref_lines.median}}
     out["HQ"].update(n_lines=int(ref_lines.finite.size), cnr=cnr(hq, fg, bg))
     for name, im in images.items():
@@ -185,13 +194,13 @@ def compare(
             "ssim": _masked_ssim(hq, im, data_range, mask),
         }
         if sift:
-            row["sift_congruent"] = int(sift_congruent_keypoints(im, hq))
+            row.update(sift_counts(im))
         row.update(resolution(im))
         row.update(lines(im))
         row["cnr"] = cnr(im, fg, bg)
         out[name] = row
     if sift:
-        out["HQ"]["sift_congruent"] = int(sift_congruent_keypoints(hq, hq))
+        out["HQ"].update(sift_counts(hq))
     return out
 
 
@@ -346,7 +355,39 @@ def write_report(
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
-def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, spacing=1.0, n_edges=60, sift=True):
+def _model_meta(meta):
+    """Metadata of the model named in ``enhance.json`` (for folders written before it recorded stats and FOV).
+
+    Returns None when the model is not found or not readable (e.g. the path was relative to another folder).
+    """
+    from ..nn.checkpoint import load_checkpoint
+    from .train import MODEL_FILE
+
+    name = meta.get("model")
+    if not name:
+        return None
+    path = Path(name)
+    path = path / MODEL_FILE if path.is_dir() else path
+    if not path.is_file():
+        return None
+    try:
+        return load_checkpoint(path)[1]
+    except InputError:
+        return None
+
+
+def _recorded(meta, key, model_meta):
+    """``stats`` or ``fov_radius`` as recorded by ``apply``, else from its model; ``(found, value)``."""
+    if key in meta:
+        return True, meta[key]
+    if model_meta is None:
+        return False, None
+    if key == "stats":
+        return True, model_meta.get("stats") or {}
+    return True, (model_meta.get("transform") or {}).get("fov_radius")
+
+
+def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacing=1.0, n_edges=60, sift=True):
     """Evaluate an ``apply`` output folder (``enhanced.tif``, ``onestep.tif``, ``bicubic.tif``) against
     ``hq``.
 
@@ -358,10 +399,19 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, spacing=1.0, n_edg
     hq : path or ndarray
         The HQ reference on the same grid.
     lq : path or ndarray, optional
-        The raw LQ; when given, its bicubic upscaling (with the scale in ``enhance.json``) replaces
-        ``bicubic.tif`` as the LQ baseline.
+        The raw LQ; when given, its bicubic upscaling (with the scale in ``enhance.json``), normalised with
+        the model's LQ statistics and mapped to HQ units as ``apply`` does, replaces ``bicubic.tif`` as the LQ
+        baseline.
     report_dir : path, optional
         Where to write the HTML report (default ``out/report``).
+    mask : ndarray of bool, optional
+        Where to score; overrides ``fov``.
+    fov : "auto", float or None
+        Field of view scored when no ``mask`` is given: ``"auto"``, the circle (centred, in HQ pixels) of the
+        training pair's FOV mask, none if the pair had none; a number, a centred circle of that radius;
+        None, the whole image.
+    spacing, n_edges, sift
+        As :func:`compare`.
 
     Returns
     -------
@@ -369,13 +419,19 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, spacing=1.0, n_edg
         Metrics and the report's ``index.html``.
     """
     from ..io import read_volume
-    from .register import upscale
+    from .enhance import _denorm, _norm
+    from .register import fov_mask, upscale
 
     out = Path(out)
     meta_path = out / "enhance.json"
     if not (out / "enhanced.tif").is_file():
         raise InputError(f"{out} holds no enhanced.tif; give the --out folder of `matsight restore apply`")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if fov is not None and not isinstance(fov, str):
+        if isinstance(fov, bool) or not float(fov) > 0:
+            raise InputError(f"the field-of-view radius must be a positive number of HQ pixels, got {fov!r}")
+    elif fov not in (None, "auto"):
+        raise InputError(f"fov must be 'auto', a radius in HQ pixels or None, got {fov!r}")
     enhanced = np.asarray(read_volume(out / "enhanced.tif"))
     hq_a = np.asarray(read_volume(hq) if isinstance(hq, str | Path) else hq, dtype=np.float32)
     lq_a = None
@@ -389,9 +445,43 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, spacing=1.0, n_edg
                 f"{enhanced.shape}; give a {enhanced.ndim}D {'slice' if enhanced.ndim == 2 else 'volume'} of "
                 "the same region"
             )
+    model_meta = None
+    if ("stats" not in meta and lq_a is not None) or (
+        "fov_radius" not in meta and mask is None and fov == "auto"
+    ):
+        model_meta = _model_meta(meta)
+    stats = None
+    if lq_a is not None:
+        found, stats = _recorded(meta, "stats", model_meta)
+        stats = stats or {}
+        if not found:
+            raise InputError(
+                f"{meta_path} records no normalisation statistics and its model "
+                f"({meta.get('model') or 'none'}) is not readable from here, so the raw LQ cannot be put "
+                "into the output's units; leave out --lq (bicubic.tif is that baseline) or run "
+                "`matsight restore apply` again"
+            )
+    fov_note = "whole image"
+    if mask is not None:
+        fov_note = "given mask"
+    else:
+        radius = fov
+        if fov == "auto":
+            found, radius = _recorded(meta, "fov_radius", model_meta)
+            if not found:
+                log.warning(
+                    "%s records no field of view and its model is not readable from here; scoring the whole "
+                    "image (give a radius to score a circular field of view)",
+                    meta_path,
+                )
+        if radius is not None:
+            mask = fov_mask(enhanced.shape, radius=float(radius))
+            fov_note = f"field of view: centred circle of radius {float(radius):g} px"
     images = {}
     if lq_a is not None:
-        images["LQ bicubic"] = upscale(lq_a, meta.get("scale", 2.0), shape=enhanced.shape)
+        # the output and bicubic.tif are in HQ units: normalise like training, then map as `apply` does
+        up = upscale(lq_a, meta.get("scale", 2.0), shape=enhanced.shape)
+        images["LQ bicubic"] = _denorm(_norm(up, stats.get("lq")), stats.get("hq"))
     elif (out / "bicubic.tif").is_file():
         images["LQ bicubic"] = read_volume(out / "bicubic.tif")
     if (out / "onestep.tif").is_file():
@@ -406,6 +496,9 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, spacing=1.0, n_edg
         hq_a,
         consistency=cons,
         mask=mask,
-        notes=[f"enhanced with {meta.get('steps', '?')} InDI steps; model {meta.get('model', '')}"],
+        notes=[
+            f"enhanced with {meta.get('steps', '?')} InDI steps; model {meta.get('model', '')}",
+            f"scored in: {fov_note}",
+        ],
     )
     return metrics, report

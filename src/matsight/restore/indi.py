@@ -15,7 +15,9 @@ in ``N`` steps of ``δ = 1/N``:
 the last step (``t = δ``) returning ``F(x̂_δ, δ)``. ``N = 1`` is plain one-step regression ``F(y, 1)``
 (the MMSE estimate; blurry); larger ``N`` trades distortion for sharper, more realistic detail (the 4D
 nano-tomography paper found 7–10 steps best). With a constant ``ε`` the sampler's extra noise term
-``(t−δ)·sqrt(ε²_{t−δ} − ε²_t)·ζ`` is zero; only the start ``x̂_1 = y + ε·η`` is noisy.
+``(t−δ)·sqrt(ε²_{t−δ} − ε²_t)·ζ`` is zero; only the start ``x̂_1 = y + ε·η`` would be noisy. Enhancement,
+validation and the automatic step count deliberately start from ``x̂_1 = y`` (``eps=0``), so the same input
+always gives the same output; the noisy start is available through ``eps=``.
 
 The network can give ``F`` in two equivalent ways (``RestoreConfig.prediction``): ``"clean"`` outputs ``x̂``
 (the paper); ``"residual"`` outputs the degradation ``d̂ ≈ y − x`` and ``F = x_t − t·d̂`` (since
@@ -207,7 +209,9 @@ def indi_sample(predict, y, *, steps, eps=0.0, generator=None, callback=None):
     steps : int
         ``N`` ≥ 1.
     eps : float
-        Start from ``y + ε·η`` (matches training with constant ``ε``; 0 = deterministic).
+        Start from ``y + ε·η`` (the start of the path that training with a constant ``ε`` sees). The package's
+        callers (enhancement, validation, the automatic step count) keep the default 0 on purpose: a
+        deterministic, noise-free start ``y``, so results are reproducible.
     callback : callable, optional
         ``callback(i, t, x)`` after each step.
 
@@ -267,6 +271,9 @@ def sample_image(
     steps : int
     tile, overlap, batch
         Tiling for slices bigger than ``tile``; ``batch`` tiles or slices per network call.
+    eps, seed
+        Noisy start ``y + ε·η`` (:func:`indi_sample`) and its random seed; the default ``eps=0``, which
+        enhancement and validation keep on purpose, starts deterministically from ``y``.
     ensemble : bool
         At every step, average the network's prediction over the 8 flips and rotations of the slice
         (geometric self-ensemble: the same estimator with less of its variance, at 8× the time).
