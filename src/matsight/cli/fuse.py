@@ -22,6 +22,12 @@ def _phase_list(text, what):
         raise InputError(f"{what} must be comma-separated phase numbers like 0,2, got {text!r}") from None
 
 
+def _compare_phases(values):
+    # repeated (--compare-phases 1 --compare-phases 2) or comma-separated (--compare-phases 1,2)
+    phases = [p for v in values or [] for p in _phase_list(v, "--compare-phases")]
+    return phases or None
+
+
 # anisotropic runs: HR images per plane (train and evaluate)
 HrY = Annotated[Path | None, typer.Option("--hr-y", help="Anisotropic: HR images of slices normal to y.")]
 HrZ = Annotated[Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")]
@@ -37,35 +43,40 @@ def train(
         typer.Option("--hr", help="High-res 2D label image or stack (anisotropic: slices normal to x)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumed if it holds a run).")],
-    scale: Annotated[float, typer.Option(help="Scale factor 64/d, d in 8..64 (e.g. 4, 8, 2.6667).")] = 4.0,
+    scale: Annotated[
+        float | None, typer.Option(help="Scale factor 64/d, d in 8..64 (e.g. 4, 8, 2.6667); default 4.")
+    ] = None,
     hr_y: HrY = None,
     hr_z: HrZ = None,
     mode: Annotated[
-        str, typer.Option(help="resolve (under-resolved LR, e.g. XCT: blur) or sample (under-sampled, SEM).")
-    ] = "resolve",
+        str | None,
+        typer.Option(
+            help="resolve (under-resolved LR, e.g. XCT: blur; default) or sample (under-sampled, SEM)."
+        ),
+    ] = None,
     compare_phases: Annotated[
-        list[int] | None,
+        list[str] | None,
         typer.Option(
             "--compare-phases",
-            help="HR phase of each LR phase after pore, in order (default 1 2 …); other HR phases are "
-            "in-painted (e.g. NMC binder).",
+            help="HR phase of each LR phase after pore, in order, e.g. 1,2 (default 1, 2, …); other HR "
+            "phases are in-painted (e.g. NMC binder).",
         ),
     ] = None,
     unseen: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--unseen",
             help="In-painted HR phases in the voxel-wise loss: pore (counted with the LR pore, as the LR was "
             "taken; default) or drop (left out, as the reference code).",
         ),
-    ] = "pore",
+    ] = None,
     upsampling: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="The generator's ×2 stage: transpose (the paper's transposed convolution; default) or "
             "resize (trilinear + conv: fewer grid-aligned streaks, coarser textures; docs/fuse.md).",
         ),
-    ] = "transpose",
+    ] = None,
     anisotropic: Annotated[
         bool, typer.Option("--anisotropic", help="A critic and HR stack per axis (needs --hr-y, --hr-z).")
     ] = False,
@@ -83,41 +94,63 @@ def train(
         int | None,
         typer.Option(help="Log the cheap metrics (and pick the best checkpoint) every K iterations."),
     ] = None,
-    preset: Annotated[str, typer.Option(help="cpu (default, minutes on a laptop) or paper (GPU).")] = "cpu",
+    preset: Annotated[
+        str | None, typer.Option(help="cpu (default, minutes on a laptop) or paper (GPU).")
+    ] = None,
     budget: Annotated[
         str | None, typer.Option(help="Wall-clock budget of this call, e.g. 20m, 1h30m, 90s.")
     ] = None,
     iterations: Annotated[
         int | None, typer.Option(help="Stop at this iteration count (default 1000 without --budget).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (saved in the run's config).")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed ≥ 0 (saved in the run's config; default 0).")
+    ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume/--no-resume", help="Continue the run in --out from last.safetensors.")
+        bool,
+        typer.Option(
+            "--resume/--no-resume",
+            help="Continue the run in --out from last.safetensors, with its own settings (options given "
+            "must match them).",
+        ),
     ] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
 ):
     """Train a SuperRes generator (WGAN-GP + voxel-wise LR loss) on an LR volume and HR 2D image(s)."""
-    from ..fuse.config import make_config
+    from .._errors import InputError, settings_message
+    from ..fuse.config import FuseConfig, make_config
+    from ..fuse.train import saved_config
     from ..fuse.train import train as _train
 
     check_outputs(folders=[("--out", out)], inputs=[lr, hr, hr_y, hr_z])
     if not resume and (Path(out) / "last.safetensors").exists():
-        from .._errors import InputError
-
         raise InputError(f"{out} already holds a run; give a new --out folder or drop --no-resume")
-    cfg = make_config(
-        preset,
-        scale=scale,
-        mode=mode,
-        anisotropic=anisotropic,
-        compare_phases=compare_phases or None,
-        vw_unseen=unseen,
-        upsampling=upsampling,
-        material_only_loss=material_only,
-        shared_critic=not per_axis_critics,
-        metrics_every=metrics_every,
-        seed=seed,
-    )
+    # only the options given (flags: when set), so that a resumed run keeps the settings left out
+    given = {
+        "scale": scale,
+        "mode": mode,
+        "anisotropic": anisotropic or None,
+        "compare_phases": _compare_phases(compare_phases),
+        "vw_unseen": unseen,
+        "upsampling": upsampling,
+        "material_only_loss": material_only or None,
+        "shared_critic": False if per_axis_critics else None,
+        "metrics_every": metrics_every,
+        "seed": seed,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    saved = saved_config(out) if resume else None
+    if saved is None:
+        cfg = make_config(preset or "cpu", **given)
+    else:
+        # the run's settings with the options given: train() refuses any that differ from the run's
+        if preset is not None:
+            make_config(preset)  # an unknown preset is reported as such
+            given["preset"] = preset
+        try:
+            cfg = FuseConfig(**{**saved.model_dump(), **given})
+        except Exception as exc:
+            raise InputError(settings_message(exc, "fuse")) from None
     res = _train(
         _labels_file(lr, "LR volume"),
         _labels_file(hr, "HR image"),
@@ -137,7 +170,8 @@ def train(
         else f"; best at iteration {res.best_iteration} (score {res.best_score:.4f})"
     )
     echo(f"{res.iterations} iterations, {res.seconds:.0f} s in this call{best}")
-    echo(f"wrote {Path(out).resolve()} (best.safetensors, training_curves.png, metrics.csv)")
+    names = ("best.safetensors", "last.safetensors", "training_curves.png", "metrics.csv")
+    echo(f"wrote {Path(out).resolve()} ({', '.join(n for n in names if (Path(out) / n).is_file())})")
 
 
 @app.command()
@@ -157,12 +191,28 @@ def degrade(
     ] = "resolve",
 ):
     """Simulate a low-res scan as the paper did: merge phases, blur (k, σ from sf), downsample, threshold."""
+    from .._errors import InputError
     from ..data.degrade import degrade as _degrade
+    from ..fuse.config import validate_scale
+    from ..fuse.data import as_labels, phase_count
     from ..io import read_spacing, write_volume
 
     check_outputs(files=[("--out", out)], inputs=[volume])
-    lab = _labels_file(volume, "volume")
+    _check_suffix(out)
+    # the LR volume is for `fuse train`, which takes scale factors 64/d only
+    scale, _ = validate_scale(scale)
     groups = [_phase_list(m, "--merge") for m in (merge or [])]
+    for g in groups:
+        if len(set(g)) < 2:
+            raise InputError(f"--merge {','.join(map(str, g))} names one phase; give two or more, e.g. 0,2")
+    lab = _labels_file(volume, "volume")
+    n = phase_count([as_labels(lab, name="the volume")], name="the volume")
+    flat = [p for g in groups for p in set(g)]
+    valid = len(flat) == len(set(flat)) and all(0 <= p < n for p in flat)  # else degrade says what is wrong
+    if valid and n - sum(len(set(g)) - 1 for g in groups) < 2:
+        raise InputError(
+            f"--merge leaves the low-res volume a single phase (the volume has {n}); merge fewer phases"
+        )
     lr, phases = _degrade(lab, scale, merge=groups, mode=mode)
     sp = read_spacing(volume)
     spacing = [float(s) * scale for s in sp] if sp is not None and all(v is not None for v in sp) else None
@@ -174,6 +224,13 @@ def degrade(
 
 
 # ---- generate / evaluate ------------------------------------------------------------------------------
+def _check_suffix(out):
+    from .._errors import InputError
+
+    if Path(out).suffix.lower() not in (".tif", ".tiff", ".npy", ".zarr"):
+        raise InputError(f"--out must end in .tif, .tiff, .npy or .zarr, got {Path(out).name!r}")
+
+
 def _labels_file(path, what):
     from .._errors import InputError
     from ..io import read_labels
@@ -194,7 +251,7 @@ def generate(
     out: Annotated[
         Path, typer.Option("--out", help="Output .tif/.npy, or .zarr to stream volumes larger than memory.")
     ],
-    seed: Annotated[int, typer.Option(help="Seed of the noise field (same seed, same volume).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed ≥ 0 of the noise field (same seed, same volume).")] = 0,
     samples: Annotated[
         int,
         typer.Option("--samples", help="Stochastic samples K; K > 1 also writes NAME_entropy (uncertainty)."),
@@ -208,7 +265,8 @@ def generate(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     dask: Annotated[
-        str | None, typer.Option("--dask", help="Run tiles in parallel with dask: threads or processes.")
+        str | None,
+        typer.Option("--dask", help="Run tiles in parallel with dask: threads, processes or synchronous."),
     ] = None,
 ):
     """Super-resolve an LR volume of any size with a trained generator (tiled, seamless)."""
@@ -220,6 +278,7 @@ def generate(
 
         raise InputError(f"run folder not found: {run}")
     check_outputs(files=[("--out", out)], inputs=[run, lr])
+    _check_suffix(out)
     lab = _labels_file(lr, "LR volume")
     sp = read_spacing(lr)
     spacing = sp if sp is not None and all(v is not None for v in sp) else None
@@ -269,10 +328,13 @@ def evaluate(
     scale: Annotated[float | None, typer.Option(help="Scale factor 64/d (default: from the shapes).")] = None,
     mode: Annotated[str | None, typer.Option(help="LR degradation: resolve (blur) or sample.")] = None,
     compare_phases: Annotated[
-        list[int] | None, typer.Option("--compare-phases", help="HR phase of each LR phase after pore.")
+        list[str] | None,
+        typer.Option("--compare-phases", help="HR phase of each LR phase after pore, in order, e.g. 1,2."),
     ] = None,
     subvolumes: Annotated[int, typer.Option(help="Random sub-cubes for the violin plots.")] = 256,
-    subvolume_size: Annotated[int, typer.Option(help="Sub-cube edge (voxels).")] = 64,
+    subvolume_size: Annotated[
+        int, typer.Option(help="Sub-cube edge (voxels; reduced to fit the volume and HR images).")
+    ] = 64,
     transport: Annotated[
         int,
         typer.Option(help="Sub-cubes per axis for transport efficiency (a diffusion solve each; 0: none)."),
@@ -292,14 +354,19 @@ def evaluate(
         cfg_path = Path(run) / "config.json" if Path(run).is_dir() else None
         if cfg_path is None or not cfg_path.is_file():
             raise InputError(f"{run} has no config.json; give the folder of `matsight fuse train`")
-        cfg = json.loads(cfg_path.read_text())
+        try:
+            cfg = json.loads(cfg_path.read_text())
+            if not isinstance(cfg, dict):
+                raise ValueError("not a settings object")
+        except ValueError as exc:
+            raise InputError(f"{cfg_path} is not a readable run config ({exc}); give another --run") from None
         kw = {"scale": cfg.get("scale"), "mode": cfg.get("mode"), "compare_phases": cfg.get("compare_phases")}
     if scale is not None:
         kw["scale"] = scale
     if mode is not None:
         kw["mode"] = mode
     if compare_phases:
-        kw["compare_phases"] = compare_phases
+        kw["compare_phases"] = _compare_phases(compare_phases)
     kw.setdefault("mode", "resolve")
     res = _evaluate(
         _labels_file(sr, "SR volume"),
@@ -317,7 +384,12 @@ def evaluate(
         **kw,
     )
     if "lr_consistency" in res:
-        echo(f"LR consistency: {100 * res['lr_consistency']['consistency']:.2f}%")
+        c = res["lr_consistency"]
+        # the scale and border may have been inferred from the shapes: show what was used
+        echo(
+            f"LR consistency: {100 * c['consistency']:.2f}% "
+            f"(scale {c['scale']:.4g}, border {c['border']} voxels, {c['mode']})"
+        )
     for name, w in res["whole"].items():
         vf = ", ".join(f"{p}: {v:.4f}" for p, v in w["volume_fraction"].items())
         echo(f"{name} volume fractions: {vf}")

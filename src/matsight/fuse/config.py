@@ -129,7 +129,7 @@ class FuseConfig(BaseModel):
         "evaluated, kept as best and generated from (0 = off, as the paper)",
     )
     # bookkeeping
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # numpy's generators take no negative seeds
     metrics_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(100, ge=1)
     checkpoint_minutes: float = Field(5.0, gt=0)

@@ -21,6 +21,7 @@ __all__ = [
     "HRSampler",
     "LRSampler",
     "one_hot",
+    "phase_count",
     "plane_signature",
     "stack_order_warnings",
 ]
@@ -57,6 +58,29 @@ def as_labels(array, *, name="image"):
             "(relabel it, e.g. with numpy.unique(..., return_inverse=True))"
         )
     return a.astype(np.uint8)
+
+
+def phase_count(arrays, *, name="image"):
+    """Number of phases ``n`` of label arrays that together hold every label ``0..n-1``.
+
+    Raises
+    ------
+    InputError
+        A label between 0 and the largest is missing (labels like {0, 2, 5}): the phase numbers are the
+        network's channels, so a gap would train or compare a phase that no image shows.
+    """
+    present = np.zeros(MAX_PHASES, dtype=bool)
+    for a in arrays:
+        present[np.unique(np.asarray(a))] = True
+    n = int(np.flatnonzero(present)[-1]) + 1
+    if not present[:n].all():
+        labels = ", ".join(map(str, np.flatnonzero(present)))
+        missing = ", ".join(map(str, np.flatnonzero(~present[:n])))
+        raise InputError(
+            f"{name}: labels {{{labels}}} skip phase(s) {missing}; number the phases 0..n-1 without gaps "
+            "(relabel, e.g. with numpy.unique(..., return_inverse=True))"
+        )
+    return n
 
 
 def as_hr_stack(array, *, name="HR image"):
@@ -151,7 +175,7 @@ class HRSampler:
                 raise InputError(
                     f"HR image {i} is {s.shape[1]}×{s.shape[2]} pixels, "
                     f"smaller than the {size}² crops the critic "
-                    "needs; give larger HR images or a smaller --output-size"
+                    f"needs; give HR images of at least {size}×{size} pixels"
                 )
 
     def sample(self, batch, axis=0):

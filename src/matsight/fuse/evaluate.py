@@ -83,6 +83,9 @@ def phase_map(n_hr_phases, n_lr_phases, compare_phases=None):
         raise InputError(
             f"compare_phases needs {n_lr_phases - 1} HR phase(s), one per LR phase after pore, got {cp}"
         )
+    if any(p < 1 for p in cp) or len(set(cp)) != len(cp):
+        # HR phase 0 is pore, always compared with LR pore
+        raise InputError(f"compare_phases {cp} must be distinct HR phases ≥ 1 (0 is pore, always compared)")
     lut = np.zeros(max(n_hr_phases, max(cp, default=0) + 1), dtype=np.uint8)
     for i, p in enumerate(cp, start=1):
         lut[p] = i
@@ -157,9 +160,15 @@ def lr_consistency(
             b = int(border)
     d = round(64 / sf)
     q = sf.denominator
-    m = len(compare_phases) + 1 if compare_phases is not None else int(lr.max()) + 1
-    if int(lr.max()) >= m:
-        raise InputError(f"the LR volume has {int(lr.max()) + 1} phases but compare_phases lists {m - 1}")
+    from .data import phase_count
+
+    n_lr = phase_count([lr], name="the LR volume")
+    m = len(compare_phases) + 1 if compare_phases is not None else n_lr
+    if n_lr != m:
+        raise InputError(
+            f"the LR volume has {n_lr} phases but compare_phases lists {m - 1} HR phase(s); give one per LR "
+            f"phase after pore ({n_lr - 1})"
+        )
     lut = phase_map(int(sr.max()) + 1, m, compare_phases)
     out_len = [math.floor(n * sf) for n in lr.shape]
     if any(o - 2 * b != s for o, s in zip(out_len, sr.shape, strict=True)):
@@ -392,13 +401,23 @@ def evaluate(
         triple_phase_boundary,
         volume_fraction,
     )
+    from .data import phase_count
 
+    for name, value, low in (
+        ("seed", seed, 0),
+        ("n_subvolumes (--subvolumes)", n_subvolumes, 1),
+        ("subvolume_size (--subvolume-size)", subvolume_size, 2),
+        ("n_transport (--transport)", n_transport, 0),
+    ):
+        if int(value) < low:
+            raise InputError(f"{name} must be ≥ {low}, got {value}")
     sr = _labels3(sr, "SR volume")
     hr_planes = _hr_planes(hr, hr_y, hr_z)
     # the stacks that differ (one if isotropic); hr_stack: the images of slices normal to Z, which the SR's
     # whole-volume curves and FFT profiles (slices normal to Z) are set against
     hr_stacks = list({id(h): h for h in hr_planes}.values()) if hr_planes else []
     hr_stack = hr_planes[0] if hr_planes else None
+    n_phases = max(int(sr.max()) + 1, phase_count(hr_stacks, name="the HR images") if hr_stacks else 0)
     lr_arr = _labels3(lr, "LR volume") if lr is not None else None
     tr = None
     if truth is not None:
@@ -413,6 +432,13 @@ def evaluate(
                     f"truth {tr.shape} must have the SR shape {sr.shape} (or the uncropped shape); "
                     "give the 3D volume the LR volume was made from"
                 )
+    if tr is not None:
+        n_phases = max(n_phases, int(tr.max()) + 1)
+    if compare_phases is not None and any(int(p) >= n_phases for p in compare_phases):
+        raise InputError(
+            f"compare_phases {list(compare_phases)} names a phase the SR volume and the HR images do not "
+            f"have (phases 0..{n_phases - 1})"
+        )
     res = {"shape": list(sr.shape)}
 
     # LR consistency ---------------------------------------------------------------------------------
@@ -520,7 +546,7 @@ def evaluate(
     # sub-volume statistics (violins) ------------------------------------------------------------------------
     size = int(min(subvolume_size, *sr.shape, *(n for h in hr_stacks for n in h.shape[1:])))
     if size < subvolume_size:
-        log.info("sub-volumes reduced to %d voxels per edge to fit the images", size)
+        log.warning("sub-volumes of %d voxels per edge (not %d) to fit the images", size, subvolume_size)
     subs = {}
     for name, v in vols.items():
         subs[name] = _face_fraction_stats(

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "NOISE_BLOCK",
+    "SCHEDULERS",
     "Generated",
     "border_voxels",
     "generate",
@@ -52,6 +53,7 @@ __all__ = [
     "sample_paths",
 ]
 
+SCHEDULERS = ("threads", "processes", "synchronous")  # dask's names that need no running cluster
 NOISE_BLOCK = 16  # LR voxels per edge of one independently seeded noise block (fixed: part of the result)
 
 
@@ -352,7 +354,7 @@ def generate(
     lr_labels : array_like
         LR label volume (ZYX), phases ``0..m-1`` as in training. numpy, zarr or dask arrays (read per tile).
     seed : int
-        Seed of the noise field: the same seed gives the same volume, however it is tiled.
+        Seed (≥ 0) of the noise field: the same seed gives the same volume, however it is tiled.
     samples : int
         Number of stochastic samples ``K`` (noise fields ``(seed, 0..K-1)``); with ``K > 1`` the per-voxel
         phase entropy across samples is returned too.
@@ -389,6 +391,10 @@ def generate(
     samples = int(samples)
     if samples < 1:
         raise InputError(f"samples must be ≥ 1, got {samples}")
+    if int(seed) < 0:
+        raise InputError(f"seed must be ≥ 0, got {seed}")
+    if isinstance(scheduler, str) and scheduler not in SCHEDULERS:
+        raise InputError(f"unknown dask scheduler {scheduler!r}; use {', '.join(SCHEDULERS)}")
     gen = _resolve_generator(generator_or_run, dev)
     groups = _groups(gen)
     n_lr = gen.conv_in.in_channels - 1

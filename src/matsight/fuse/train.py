@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import logging
 import math
@@ -37,7 +38,7 @@ from .._duration import parse_duration
 from .._errors import InputError, settings_message
 from ..metrics.microstructure import euler_density
 from .config import FuseConfig, make_config
-from .data import HRSampler, LRSampler, as_hr_stack, as_labels, one_hot, stack_order_warnings
+from .data import HRSampler, LRSampler, as_hr_stack, as_labels, one_hot, phase_count, stack_order_warnings
 from .degrade import downsample, voxelwise_loss, voxelwise_term
 from .networks import build_critics, build_generator
 
@@ -51,6 +52,7 @@ __all__ = [
     "slice_metrics",
     "adversarial_loss",
     "critic_view",
+    "saved_config",
 ]
 
 LAST, BEST = "last.safetensors", "best.safetensors"
@@ -284,14 +286,64 @@ def _validate_inputs(lr, hr, hr_y, hr_z, cfg):
                 "--hr-y/--hr-z are for anisotropic materials; add --anisotropic or give only --hr"
             )
         stacks = [hr]
-    n_hr = int(max(s.max() for s in stacks)) + 1
-    n_lr = int(lr.max()) + 1
+    n_hr = phase_count(stacks, name="the HR images")
+    n_lr = phase_count([lr], name="the LR volume")
+    if n_lr < 2:
+        raise InputError(
+            "the LR volume holds one phase only (label 0); it must show pore (0) and at least one more phase"
+        )
     if n_lr > n_hr:
         raise InputError(
             f"the LR volume has {n_lr} phases but the HR images only {n_hr}; the HR images must show every "
             "phase of the LR volume (check the files or relabel)"
         )
     return lr, stacks, n_hr, n_lr
+
+
+def _fingerprint(lr, stacks):
+    # identifies the training data, so that a resumed run refuses other files
+    def digest(a):
+        h = hashlib.blake2b(str(a.shape).encode(), digest_size=16)
+        h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+    return {"lr": digest(lr), "hr": [digest(s) for s in stacks]}
+
+
+# settings a resumed run takes from the new call; every other one must match the run's
+_BOOKKEEPING = ("metrics_every", "checkpoint_every", "checkpoint_minutes")
+
+
+def _changed_settings(saved, cfg):
+    """``["name: run's → given", ...]`` of the settings in which ``cfg`` differs from the run's ``saved``."""
+    skip = {*_BOOKKEEPING, "n_hr_phases", "n_lr_phases"}
+    out = []
+    for name in FuseConfig.model_fields:
+        a, b = getattr(saved, name), getattr(cfg, name)
+        if name not in skip and a != b:
+            out.append(f"{name}: {a} in the run, {b} given")
+    return out
+
+
+def saved_config(out_dir):
+    """The settings of the run in ``out_dir`` (from its ``last.safetensors``), or None if it holds none.
+
+    Reads the checkpoint's header only; an unreadable or foreign file also gives None (:func:`train`
+    reports it when it resumes).
+    """
+    import json
+
+    from safetensors import safe_open
+
+    path = Path(out_dir) / LAST
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["matsight"])
+        return FuseConfig(**meta["config"]) if meta.get("kind") == "matsight.fuse" else None
+    except Exception:
+        return None
 
 
 def train(
@@ -321,7 +373,9 @@ def train(
     out_dir : str or Path
         Run folder (created). An existing ``last.safetensors`` there is resumed when ``resume``.
     config : FuseConfig, optional
-        Default: ``make_config("cpu")``. Phase counts are filled in from the data.
+        Default: the resumed run's settings, else ``make_config("cpu")``. Phase counts are filled in from the
+        data. Resuming a run with other settings raises :class:`InputError`, except ``metrics_every``,
+        ``checkpoint_every`` and ``checkpoint_minutes``, which the resumed run takes from ``config``.
     hr_y, hr_z : ndarray, optional
         HR stacks of slices normal to y and to z (anisotropic only).
     iterations : int, optional
@@ -332,7 +386,7 @@ def train(
     device : str
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     resume : bool
-        Continue from ``out_dir/last.safetensors`` if present.
+        Continue from ``out_dir/last.safetensors`` if present; the LR and HR data must be the run's.
     progress : bool
         Show a rich progress bar with ETA.
     n_eval : int
@@ -346,8 +400,11 @@ def train(
     """
     from ..nn.device import resolve_device
 
-    cfg = config if config is not None else make_config("cpu")
+    cfg = config
+    if cfg is None:
+        cfg = (saved_config(out_dir) if resume else None) or make_config("cpu")
     lr, stacks, n_hr, n_lr = _validate_inputs(lr, hr, hr_y, hr_z, cfg)
+    data_id = _fingerprint(lr, stacks)
     try:
         cfg = FuseConfig(**{**cfg.model_dump(), "n_hr_phases": n_hr, "n_lr_phases": n_lr})
     except Exception as exc:
@@ -373,13 +430,38 @@ def train(
         from ..nn.checkpoint import load_checkpoint
 
         groups, meta = load_checkpoint(out_dir / LAST)
-        saved = FuseConfig(**meta["config"])
-        if (saved.n_hr_phases, saved.n_lr_phases, saved.scale) != (n_hr, n_lr, cfg.scale):
+        if meta.get("kind") != "matsight.fuse" or "config" not in meta:
             raise InputError(
-                f"{out_dir} holds a run with other data (scale {saved.scale:g}, phases {saved.n_hr_phases}/"
-                f"{saved.n_lr_phases}); give a new --out folder or remove {out_dir / LAST}"
+                f"{out_dir / LAST} is not a checkpoint of `matsight fuse train`; give a new --out folder"
             )
-        cfg = saved  # the run's own settings win: a resumed run is the same run
+        saved = FuseConfig(**meta["config"])
+        known = meta.get("data", data_id)  # runs saved before fingerprints: phase counts only
+        other = [
+            what
+            for what, differs in (
+                (
+                    f"{saved.n_lr_phases} LR / {saved.n_hr_phases} HR phases, given {n_lr} / {n_hr}",
+                    (saved.n_hr_phases, saved.n_lr_phases) != (n_hr, n_lr),
+                ),
+                ("a different LR volume", known["lr"] != data_id["lr"]),
+                ("different HR images", known["hr"] != data_id["hr"]),
+            )
+            if differs
+        ]
+        if other:
+            raise InputError(
+                f"{out_dir} holds a run trained on other data ({other[0]}); give the run's --lr and --hr "
+                "files to resume it, or a new --out folder"
+            )
+        changed = _changed_settings(saved, cfg) if config is not None else []
+        if changed:
+            raise InputError(
+                f"{out_dir} holds a run with other settings ({'; '.join(changed[:4])}"
+                f"{'; …' if len(changed) > 4 else ''}); leave those options out to resume it with its own "
+                "settings, or give a new --out folder"
+            )
+        # a resumed run is the same run: its own settings, except how often it logs and saves
+        cfg = FuseConfig(**{**saved.model_dump(), **{k: getattr(cfg, k) for k in _BOOKKEEPING}})
         start_it = int(meta["iteration"])
         history = list(meta.get("history", []))
         best = meta.get("best", best)
@@ -503,6 +585,7 @@ def train(
             "history": history,
             "best": {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in best.items()},
             "numpy_rng": rng.bit_generator.state,
+            "data": data_id,
         }
         _save(out_dir / LAST, cfg, gen, critics, opt_g, opt_ds, extra, ema=ema)
         _write_logs(out_dir, history)
