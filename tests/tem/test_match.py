@@ -126,3 +126,20 @@ def test_faint_lone_spot_is_unknown_with_candidates():
     t.snr[:] = 4.0
     m = match_spots(t, ["LiF"]).matches[0]
     assert m.phase == UNKNOWN and m.alternatives == ["LiF (111)"]
+
+
+def test_lone_spot_not_ambiguous_by_the_winners_own_reflections():
+    # a Li2CO3 grain plus a lone 2.45 Å spot off its zone: that d fits Li2CO3 (020) and (31-1) and Li (110);
+    # Li is never identified, so the winner's second reflection must not make the spot ambiguous
+    lc = crystals.load_phase("Li2CO3")
+    d_lone = 2.45
+    near = [r.label for r in lc.reflections(d_min=2.0, d_max=3.0) if abs(d_lone - r.d) / r.d <= 0.02]
+    assert len(near) >= 2  # the premise: two reflections of the winner fit
+    gy, gx, _ = _zone_spots("Li2CO3", (0, 0, 1), d_min=1.8)
+    a = np.radians(40.0)
+    res = match_spots(_table(np.r_[gy, np.sin(a) * 10 / d_lone], np.r_[gx, np.cos(a) * 10 / d_lone]))
+    assert res.phases_found == ["Li2CO3"] and len(res.grains) == 1
+    m = res.matches[-1]
+    assert m.grain == -1 and m.phase == "Li2CO3"
+    assert not m.ambiguous
+    assert m.alternatives == ["Li (110)"]  # listed, but it does not make the match ambiguous

@@ -107,5 +107,5 @@ def test_1d_signal_file(tmp_path):
 
     f = tmp_path / "profile.npy"
     np.save(f, np.random.default_rng(0).random(300))
-    with pytest.raises(InputError, match="1D signal|no 2D image"):
+    with pytest.raises(InputError, match="1D signal|1D array|no 2D image"):
         analyze_file(f, pixel_size=0.02)

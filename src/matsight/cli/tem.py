@@ -136,7 +136,11 @@ def series(
     detector: Detector = "classical",
     weights: Weights = None,
     frame_time: Annotated[
-        float | None, typer.Option("--frame-time", help="Seconds per frame (time axis of the plot/CSV).")
+        float | None,
+        typer.Option(
+            "--frame-time",
+            help="Seconds per frame (time axis of the plot/CSV); default: the file's frame times, if any.",
+        ),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -149,19 +153,20 @@ def series(
 ):
     """Every frame: intensity per phase vs frame/time (CSV, JSON, PNG, HTML) — e.g. beam damage."""
     from ..tem.pipeline import check_settings
-    from ..tem.series import analyze_series, check_series_settings, read_series, write_series
+    from ..tem.series import TIME_SOURCES, analyze_series, check_series_settings, read_series, write_series
 
     check_outputs(folders=[("--out", out)], inputs=[source])
     check_settings(tolerance=tolerance, angle_tolerance=angle_tolerance, detector=detector, weights=weights)
     check_series_settings(frame_time=frame_time, scheduler=scheduler, workers=workers)
     ps_user = _pixel_size(pixel_size)
     plist = _phase_list(phases, phase_file)
-    frames, ps, labels = read_series(source, pixel_size=ps_user)
+    frames, ps, labels, times = read_series(source, pixel_size=ps_user, return_times=True)
     res = analyze_series(
         frames,
         ps,
         plist,
         frame_time=frame_time,
+        times=times,
         labels=labels,
         scheduler=scheduler,
         workers=workers,
@@ -171,8 +176,9 @@ def series(
         detector=detector,
         weights=weights,
     )
-    report = write_series(res, out, source=source, x="time" if frame_time else "frame")
+    report = write_series(res, out, source=source, x="frame" if res.time_source == "index" else "time")
     echo(f"frames {len(res.frames)}  seconds {res.seconds:.1f}")
+    echo(f"time axis: {TIME_SOURCES[res.time_source]}")
     for p, f in res.first_seen().items():
         if f is not None:
             echo(f"{p:<10} first seen in frame {f}")

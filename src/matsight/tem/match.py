@@ -171,7 +171,8 @@ def _completion(phase, pred, free, zone, tol):
             if not r.any():
                 continue
             err = np.linalg.norm(pred[k] - (r / den) @ phase._recip.T) / mag[k]
-            # lattice-centring absences hold under any scattering: never complete a grain with them
+            # no space-group absence completes a grain: is_absent drops centring and glide/screw absences
+            # alike (double diffraction can light the latter; such spots then stay outside the grain)
             if err <= tol and not phase.is_absent(tuple(int(x) for x in r)):
                 g = np.gcd.reduce(r.astype(int))
                 if den == 3 and g % 3 == 0:
@@ -352,18 +353,17 @@ def match_spots(
             matches[k] = SpotMatch(alternatives=sorted({f"{o[2].phase.name} {o[3].label}" for o in opts}))
             continue
         _, _, pc, r = opts[0]
-        alts = [
-            f"{o[2].phase.name} {r2.label}"
-            for o in opts[1:]
-            for r2 in [o[3]]
-            if o[2].phase.name != pc.phase.name
-        ]
+        # only other phases make a spot ambiguous: the winner's own other reflections are no alternative
+        others = [o for o in opts[1:] if o[2].phase.name != pc.phase.name]
+        alts = [f"{o[2].phase.name} {o[3].label}" for o in others]
         matches[k] = SpotMatch(
             phase=pc.phase.name,
             hkl=r.hkl,
             d_ref=r.d,
             d_error=(d[k] - r.d) / r.d,
-            ambiguous=bool(alts) and not (opts[0][0] and not any(o[0] for o in opts[1:])),
+            # an identified winner beats phases never identified; it is ambiguous only against another
+            # identified phase (or when no candidate phase was identified)
+            ambiguous=bool(others) and not (opts[0][0] and not any(o[0] for o in others)),
             alternatives=sorted(set(alts)),
         )
     return MatchResult(matches, grains, [p.name for p in plist])

@@ -10,8 +10,9 @@ For every identified phase P:
    small grid, and amplitudes of P's spots add in quadrature: ``A_P = sqrt(Σ A_s²)``. This is cheap (a
    few-ten-pixel inverse FFT per spot) and free of fringe ripple.
 3. Otsu threshold of ``A_P`` (never below 3× the amplitude that noise alone gives through the same masks),
-   morphological opening with a 7×7 square, 2 iterations (the paper's best setting), and a watershed on the
-   distance transform split the phase into regions (grains).
+   morphological opening with a 7×7 square, 2 iterations (the paper's best setting; in frame pixels, also
+   when frames above 1024 px are segmented on a downsampled grid), and a watershed on the distance transform
+   split the phase into regions (grains).
 
 Pixels claimed by two phases go to the one with the larger ``A_P / threshold_P``; the result is one label
 image (0 = none/amorphous, k = phase k) and area fractions.
@@ -27,7 +28,7 @@ from . import fft as _fft
 
 log = logging.getLogger(__name__)
 
-__all__ = ["periodic_component", "spot_amplitudes", "PhaseMaps", "phase_maps"]
+__all__ = ["periodic_component", "spot_amplitudes", "PhaseMaps", "phase_maps", "opening_kernel"]
 
 
 def periodic_component(image):
@@ -136,6 +137,21 @@ def _noise_floor(spectrum, rows, cols, radii):
     return 2.0 * np.sqrt(total) / (ny * nx)
 
 
+def opening_kernel(opening_size, opening_iterations, factor):
+    """Side of the one square opening, on a grid downsampled ``factor`` times, equal to the given opening.
+
+    A ``k×k`` square opening iterated ``n`` times is one opening by a ``n(k−1)+1`` square (13 frame px for the
+    paper's 7×7 × 2). On a downsampled working grid the same frame-pixel size is ``(n(k−1)+1) / factor``
+    working pixels, rounded to an odd side (an even one would shift the mask) and at least 3 where an
+    opening is asked for: within a working pixel of the paper's up to 5120 px frames (factor ≤ 5), coarser
+    beyond. Returns 1 for no opening.
+    """
+    if opening_iterations <= 0 or opening_size <= 1:
+        return 1
+    k_frame = opening_iterations * (opening_size - 1) + 1
+    return max(3, 2 * int(np.floor((k_frame / factor - 1) / 2 + 0.5)) + 1)
+
+
 def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_iterations=2, work_max=1024):
     """Segment each identified phase in real space (see the module docstring).
 
@@ -148,7 +164,8 @@ def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_i
     min_radius : float
         Smallest mask radius in spectrum pixels.
     opening_size, opening_iterations : int
-        Morphological opening (square kernel), applied at the working resolution.
+        Morphological opening (square kernel, iterated) in frame pixels; on a downsampled working grid it is
+        scaled to the same frame-pixel size (:func:`opening_kernel`).
     work_max : int
         Segmentation runs on a grid of at most this many pixels per side (amplitude maps are smooth).
 
@@ -167,6 +184,7 @@ def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_i
     names = match.phases_found
     factor = max(1, int(np.ceil(max(shape) / work_max)))
     wshape = (int(np.ceil(shape[0] / factor)), int(np.ceil(shape[1] / factor)))
+    k_open = opening_kernel(opening_size, opening_iterations, factor)
     amps, thr, masks, regs = {}, {}, {}, {}
     score = np.zeros((len(names),) + wshape)
     for pi, name in enumerate(names):
@@ -186,10 +204,10 @@ def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_i
         t = max(t_otsu, floor)
         thr[name] = t
         m = Aw > t
-        if opening_iterations > 0 and opening_size > 1:
-            # k×k square opening iterated n times = opening by a (n(k−1)+1) square; borders do not erode
-            k = opening_iterations * (opening_size - 1) + 1
-            m = ndi.maximum_filter(ndi.minimum_filter(m, size=k, mode="nearest"), size=k, mode="nearest")
+        if k_open > 1:
+            m = ndi.maximum_filter(
+                ndi.minimum_filter(m, size=k_open, mode="nearest"), size=k_open, mode="nearest"
+            )
         score[pi] = np.where(m, Aw / t, 0.0)
         dist = ndi.distance_transform_edt(m)
         lab, nlab = ndi.label(m)

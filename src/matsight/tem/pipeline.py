@@ -27,6 +27,7 @@ __all__ = [
     "read_frame",
     "check_settings",
     "frame_suffixes",
+    "family_label",
     "DETECTORS",
 ]
 
@@ -87,6 +88,14 @@ def check_settings(
     check_d_range(d_min, d_max)
 
 
+def family_label(phase, hkl, fraction=1):
+    """``"{200}"`` (``"1/3{422}"`` for ``fraction`` 3): the family of ``hkl`` by its representative member."""
+    rep = max(tuple(int(i) for i in h) for h in phase.equivalents(hkl))
+    sep = " " if max(abs(i) for i in rep) > 9 else ""
+    pre = f"1/{fraction}" if fraction != 1 else ""
+    return pre + "{" + sep.join(map(str, rep)) + "}"
+
+
 @dataclass
 class TemResult:
     """Everything :func:`analyze` found in one frame."""
@@ -129,6 +138,26 @@ class TemResult:
         out[UNKNOWN] = 0.0
         for k, m in enumerate(self.match.matches):
             out[m.phase] = out.get(m.phase, 0.0) + float(self.spots.intensity[k])
+        return out
+
+    def family_intensity(self):
+        """Sum of the spots' integrated FFT amplitude per (phase, reflection family), as in the paper's plots.
+
+        Returns
+        -------
+        dict
+            ``{(phase, family): (intensity, d_ref)}`` with ``family`` like ``"{200}"`` or ``"1/3{422}"`` (the
+            family's representative as in :meth:`~matsight.tem.crystals.Phase.reflections`); unknown spots
+            are left out.
+        """
+        by_name = {p.name: p for p in self.phases}
+        out = {}
+        for k, m in enumerate(self.match.matches):
+            if m.phase == UNKNOWN or m.hkl is None or m.phase not in by_name:
+                continue
+            key = (m.phase, family_label(by_name[m.phase], m.hkl, m.fraction))
+            inten, _ = out.get(key, (0.0, m.d_ref))
+            out[key] = (inten + float(self.spots.intensity[k]), float(m.d_ref))
         return out
 
     def summary(self):

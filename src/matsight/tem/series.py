@@ -2,7 +2,9 @@
 
 Each frame is analysed on its own (spots → matching; no maps), and a phase's intensity in that frame is the
 sum over its matched spots of the excess FFT amplitude inside the spot regions ("masked FFT amplitude").
-Phases that appear later (e.g. Li growing out of LiF under the beam) are picked up when their spots do.
+Phases that appear later (e.g. Li growing out of LiF under the beam) are picked up when their spots do. The
+same sum is also kept per reflection family of each phase (``"LiF {200}"``, ``"Li {110}"``), as the paper
+follows planes, e.g. LiF (002) against LiF (111).
 
 Frames run serially with a progress bar, or through dask (``scale`` extra): on local threads or processes
 (``scheduler="threads" | "processes"``; the FFT and the spot detector are numpy/scipy work that mostly
@@ -34,13 +36,28 @@ __all__ = [
     "SUFFIXES",
 ]
 
+TIME_SOURCES = {
+    "frame_time": "the given seconds per frame (--frame-time)",
+    "file": "the file's frame times",
+    "index": "none (time = frame index)",
+}
 SUFFIXES = frame_suffixes()  # the same files `tem analyze` reads (single-frame PNG/JPEG included)
 CONNECT_TIMEOUT_S = 10  # a scheduler address that does not answer fails after this, not dask's 30 s
 
 
 @dataclass
 class SeriesResult:
-    """Per-frame results: ``intensity[phase][frame]``, spot counts and the frames' times."""
+    """Per-frame results: ``intensity[phase][frame]``, per plane family, spot counts and the frames' times.
+
+    Attributes
+    ----------
+    families : dict
+        ``"LiF {200}"`` → ndarray of the intensity of that phase's reflection family per frame (0 where it is
+        not seen), in phase order then by decreasing d; empty when not computed.
+    time_source : str
+        Where ``time_s`` comes from: ``"frame_time"`` (seconds per frame given), ``"file"`` (the file's frame
+        times) or ``"index"`` (none: time = frame index).
+    """
 
     phases: list  # names, database order, plus "unknown"
     frames: list  # labels (index or "file:index")
@@ -49,9 +66,11 @@ class SeriesResult:
     n_spots: dict  # phase -> ndarray of int
     seconds: float = 0.0
     per_frame_seconds: list = field(default_factory=list)
+    families: dict = field(default_factory=dict)
+    time_source: str = "index"
 
     def to_records(self):
-        """Wide table: one row per frame, one intensity and one spot-count column per phase."""
+        """Wide table, one row per frame: intensity and spot count per phase, then intensity per family."""
         out = []
         for i, fr in enumerate(self.frames):
             rec = {"frame": fr, "time_s": float(self.time_s[i])}
@@ -59,6 +78,8 @@ class SeriesResult:
                 rec[f"{p}_intensity"] = float(self.intensity[p][i])
             for p in self.phases:
                 rec[f"{p}_spots"] = int(self.n_spots[p][i])
+            for f, v in self.families.items():
+                rec[f"{f}_intensity"] = float(v[i])
             out.append(rec)
         return out
 
@@ -79,7 +100,7 @@ def _one_frame(frame, pixel_size_nm, phases, kw):
     counts = {}
     for m in res.match.matches:
         counts[m.phase] = counts.get(m.phase, 0) + 1
-    return res.phase_intensity(), counts, time.perf_counter() - t
+    return res.phase_intensity(), counts, time.perf_counter() - t, res.family_intensity()
 
 
 _LOCAL = ("sync", "threads", "processes")
@@ -177,6 +198,7 @@ def analyze_series(
     phases=None,
     *,
     frame_time=None,
+    times=None,
     labels=None,
     scheduler=None,
     workers=None,
@@ -192,7 +214,10 @@ def analyze_series(
     phases : list, optional
         Phase names / files / :class:`~matsight.tem.crystals.Phase`; default: the shipped ones.
     frame_time : float, optional
-        Seconds per frame (for the time axis); default 1 (time = frame index).
+        Seconds per frame (for the time axis); it wins over ``times``.
+    times : array_like, optional
+        Time of every frame in seconds (e.g. the file's, from :func:`read_series`), used when ``frame_time``
+        is not given. Without either, time = frame index.
     labels : list of str, optional
         Frame labels (default: index).
     scheduler : {None, "sync", "threads", "processes", "distributed"} or str
@@ -220,6 +245,7 @@ def analyze_series(
     n = len(frames)
     if n == 0:
         raise InputError("no frames to analyse; check the file or folder")
+    time_s, source = _time_axis(n, frame_time, times)  # refuse bad frame times before the first frame
     t0 = time.perf_counter()
     if scheduler is None:
         outs = []
@@ -235,22 +261,43 @@ def analyze_series(
     names = [p.name for p in plist] + [UNKNOWN]
     inten = {p: np.array([o[0].get(p, 0.0) for o in outs]) for p in names}
     counts = {p: np.array([o[1].get(p, 0) for o in outs], int) for p in names}
-    dt = 1.0 if frame_time is None else float(frame_time)
+    # families seen in any frame: phase order, then decreasing d (the order of the phase's reflections)
+    d_of = {key: d for o in outs for key, (_, d) in o[3].items()}
+    keys = sorted(d_of, key=lambda key: (names.index(key[0]), -d_of[key], key[1]))
+    fams = {f"{ph} {fam}": np.array([o[3].get((ph, fam), (0.0, 0.0))[0] for o in outs]) for ph, fam in keys}
     return SeriesResult(
         phases=names,
         frames=list(labels) if labels is not None else list(range(n)),
-        time_s=np.arange(n) * dt,
+        time_s=time_s,
         intensity=inten,
         n_spots=counts,
         seconds=time.perf_counter() - t0,
         per_frame_seconds=[o[2] for o in outs],
+        families=fams,
+        time_source=source,
     )
 
 
-def read_series(path, *, pixel_size=None):
+def _time_axis(n, frame_time, times):
+    """``(time_s, source)``: ``frame_time`` if given, else the file's ``times``, else the frame index."""
+    if frame_time is not None:
+        return np.arange(n) * float(frame_time), "frame_time"
+    if times is not None:
+        t = np.asarray(times, float).ravel()
+        if t.size != n or not np.all(np.isfinite(t)):
+            raise InputError(
+                f"frame times must be {n} finite numbers of seconds, got {t.size} values; pass --frame-time"
+            )
+        return t, "file"
+    return np.arange(n, dtype=float), "index"
+
+
+def read_series(path, *, pixel_size=None, return_times=False):
     """Frames, pixel size (nm) and frame labels from a movie/stack file or a folder of images.
 
-    A folder is read in sorted name order; every file must share one pixel size.
+    A folder is read in sorted name order; every file must share one pixel size. With ``return_times``, a
+    fourth value is the frames' times in seconds when the file says (a single stack or movie file with a time
+    axis, as :func:`matsight.io.read_microscope` reads it), else None.
     """
     from .. import io as _io
 
@@ -269,7 +316,7 @@ def read_series(path, *, pixel_size=None):
         files = [path]
     else:
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    frames, labels, ps0 = [], [], None
+    frames, labels, ps0, times = [], [], None, None
     for f in files:
         mi = _io.read_microscope(f, pixel_size=pixel_size)
         data = np.asarray(mi.data)
@@ -283,14 +330,20 @@ def read_series(path, *, pixel_size=None):
                 f"{f} has pixel size {ps} nm but earlier frames {ps0} nm; analyse them separately"
             )
         stack = data if data.ndim == 3 else data[None]
+        # frame times: only one file's own time axis is a time axis of the whole series
+        ft = getattr(mi, "frame_times", None)
+        if len(files) == 1 and ft is not None and np.size(ft) == len(stack):
+            times = np.asarray(ft, float).ravel()
         for i, fr in enumerate(stack):
             frames.append(fr)
             labels.append(f"{f.name}:{i}" if len(files) > 1 else i)
+    if return_times:
+        return frames, ps0, labels, times
     return frames, ps0, labels
 
 
-def series_figure(result, *, x="frame"):
-    """Intensity per phase vs frame (or time) — one line per phase that appears."""
+def series_figure(result, *, x="frame", max_families=10):
+    """Intensity per phase vs frame (or time); below, per plane family (the ``max_families`` strongest)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -299,17 +352,35 @@ def series_figure(result, *, x="frame"):
     from .report import phase_colors
 
     colors = phase_colors([p for p in result.phases if p != UNKNOWN])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fams = {f: v for f, v in result.families.items() if np.any(v > 0)}
+    if len(fams) > max_families:
+        top = sorted(fams, key=lambda f: -float(np.max(fams[f])))[:max_families]
+        fams = {f: fams[f] for f in fams if f in top}  # keep phase / d order
+    nrow = 2 if fams else 1
+    fig, axes = plt.subplots(nrow, 1, figsize=(8, 4.5 * nrow), sharex=True, squeeze=False)
     xs = result.time_s if x == "time" else np.arange(len(result.frames))
+    ax = axes[0, 0]
     for p in result.phases:
         if np.any(result.intensity[p] > 0):
             ax.plot(xs, result.intensity[p], "-o", ms=3, color=colors.get(p), label=p)
-    ax.set_xlabel("time (s)" if x == "time" else "frame")
     ax.set_ylabel("intensity (sum of masked FFT amplitude)")
-    ax.set_yscale("symlog")
-    if ax.get_legend_handles_labels()[0]:  # no phase in any frame: no legend (and no matplotlib warning)
-        ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    if fams:
+        ax.set_title("per phase", fontsize=9)
+        ax2 = axes[1, 0]
+        styles = ["-o", "--s", ":^", "-.v", "-D"]
+        seen = {}
+        for f, v in fams.items():
+            ph = f.split(" ", 1)[0]
+            k = seen[ph] = seen.get(ph, -1) + 1  # one colour per phase, one line style per family
+            ax2.plot(xs, v, styles[k % len(styles)], ms=3, color=colors.get(ph), label=f)
+        ax2.set_title("per plane family", fontsize=9)
+        ax2.set_ylabel("intensity")
+    for a in axes[:, 0]:
+        a.set_yscale("symlog")
+        if a.get_legend_handles_labels()[0]:  # no phase in any frame: no legend (and no matplotlib warning)
+            a.legend(fontsize=8)
+        a.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)" if x == "time" else "frame")
     fig.tight_layout()
     return fig
 
@@ -329,6 +400,8 @@ def write_series(result, out_dir, *, source=None, x="frame"):
         {
             "source": str(source) if source else None,
             "phases": result.phases,
+            "families": list(result.families),
+            "time_source": result.time_source,
             "first_seen": result.first_seen(),
             "seconds": result.seconds,
             "frames": recs,
@@ -340,6 +413,7 @@ def write_series(result, out_dir, *, source=None, x="frame"):
     rep.table(
         {
             "frames": len(result.frames),
+            "time axis": TIME_SOURCES.get(result.time_source, result.time_source),
             "seconds (total)": round(result.seconds, 2),
             "seconds per frame": round(float(np.mean(result.per_frame_seconds)), 3)
             if result.per_frame_seconds
@@ -348,6 +422,8 @@ def write_series(result, out_dir, *, source=None, x="frame"):
         }
     )
     rep.figure(
-        series_figure(result, x=x), "intensity", caption="Sum of masked FFT amplitude per phase per frame."
+        series_figure(result, x=x),
+        "intensity",
+        caption="Sum of masked FFT amplitude per phase (and per plane family) per frame.",
     )
     return rep.write()

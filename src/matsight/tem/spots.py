@@ -8,10 +8,11 @@ Classical detector (default), on the windowed power spectrum ``P = |S|²`` of th
    amorphous rings become ``z ≈ N(0, 1)``-like everywhere, whatever the dose.
 2. *Noise-adaptive threshold*: local maxima with ``z > threshold`` seed spots; each spot grows over
    ``z > grow`` (hysteresis) and touching spots are split by a watershed from their maxima.
-3. *Friedel pairing*: every spot must have a partner at ``-g`` (within a pixel or a quarter of its size);
+3. *Friedel pairing*: every spot must have a partner at ``-g`` (within 1.5 px or a quarter of its size);
    the pair gives ``g = (p - q) / 2``, which cancels any error in the centre.
-4. *Sub-pixel centroids* of the excess power around each peak and the paper's feature size
-   ``sqrt(major² + minor²)`` of the spot region.
+4. *Sub-pixel position*: the peak pixel of the 3×3-averaged power in each region, refined by a 3-point
+   Gaussian fit of the raw power along each axis (centroid of the excess power as fallback), and the paper's
+   feature size ``sqrt(major² + minor²)`` of the spot region.
 
 Spots are returned once per Friedel pair (the member with ``gx > 0``, or ``gy > 0`` on the ``gx = 0`` line).
 """
@@ -255,9 +256,11 @@ def _gauss3(fm, f0, fp):
 def _region_props(labels, power, bg_power, z):
     """Per region: sub-pixel position, excess intensity, peak z, size.
 
-    Position: 3-point Gaussian fit (parabola in log) of the 3×3-averaged power around the region's peak of
-    ``z`` — averaging first tames the exponential per-pixel noise of a power spectrum (raw-power fits are
-    ~30 % worse on synthetic grains); fallback: centroid of the excess power in a 5×5 window.
+    Position: the peak pixel is the region's maximum of the 3×3-averaged power (averaging tames the
+    exponential per-pixel noise of a power spectrum when *choosing* the pixel); around it, a 3-point Gaussian
+    fit (parabola in the log) of the *raw* power along each axis gives the sub-pixel offset, because a
+    box-averaged peak is no longer Gaussian and biases the fit towards the half pixel. Fallback when the fit
+    is ill-posed (noise): centroid of the excess power in a 5×5 window.
     """
     from skimage.measure import regionprops
 
@@ -271,8 +274,10 @@ def _region_props(labels, power, bg_power, z):
         zr = np.where(m, np.nan_to_num(z[sl], nan=-np.inf), -np.inf)
         k = np.unravel_index(np.argmax(np.where(m, smooth[sl], -np.inf)), zr.shape)
         r0, c0 = k[0] + sl[0].start, k[1] + sl[1].start
-        dr = _gauss3(smooth[(r0 - 1) % ny, c0], smooth[r0, c0], smooth[(r0 + 1) % ny, c0])
-        dc = _gauss3(smooth[r0, (c0 - 1) % nx], smooth[r0, c0], smooth[r0, (c0 + 1) % nx])
+        # fit the raw power: a box-averaged peak is not Gaussian, and fitting it biased positions by up to
+        # ~0.1 px towards the half pixel even without noise (d error: docs/tem.md, benchmarks/tem_phase_id.py)
+        dr = _gauss3(power[(r0 - 1) % ny, c0], power[r0, c0], power[(r0 + 1) % ny, c0])
+        dc = _gauss3(power[r0, (c0 - 1) % nx], power[r0, c0], power[r0, (c0 + 1) % nx])
         if dr is not None and dc is not None:
             r_c, c_c = r0 + dr, c0 + dc
         else:
