@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from matsight._errors import InputError
-from matsight.fuse.evaluate import evaluate, infer_scale, lr_consistency, phase_map
+from matsight.fuse.evaluate import (
+    BLURRED_TRUTH,
+    NEAREST_LR,
+    _blurred_phase_slices,
+    evaluate,
+    infer_scale,
+    lr_consistency,
+    phase_map,
+)
 from matsight.fuse.generate import border_voxels
 
 
@@ -109,11 +117,16 @@ def test_evaluate_report(tmp_path):
     assert vt["rel_delta_tpb"] == 0 and all(v == 0 for v in vt["delta_transport_efficiency"].values())
     w = res["whole"]
     assert sum(w["SR"]["volume_fraction"].values()) == pytest.approx(1.0)
-    assert set(res["fft_profile"]) == {"SR", "truth", "HR", "LR (nearest, SR grid)"}
+    assert set(res["fft_profile"]) == {"SR", "truth", "HR", BLURRED_TRUTH, NEAREST_LR}
     assert res["subvolumes"]["HR"]["size"] == 12 and "triple_phase_boundary" not in res["subvolumes"]["HR"]
-    # the LR volume on the SR grid has less high-frequency content than the SR volume (paper Fig. 18)
+    # paper Fig. 18: the truth blurred with the LR kernel (scale 4 from the shapes) has less high-frequency
+    # content than the SR (= truth); the nearest-upsampled LR's block edges keep it out of the shares
     hf = res["fft_high_frequency_share"]
-    assert hf["LR (nearest, SR grid)"]["1"] < hf["SR"]["1"]
+    assert NEAREST_LR not in hf and set(hf[BLURRED_TRUTH]) == {"0", "1", "2"}
+    assert all(hf[BLURRED_TRUTH][p] < hf["SR"][p] for p in ("0", "1", "2"))
+    page = (tmp_path / "index.html").read_text()
+    assert "Conditional two-point correlation" in page and "length-weighted" in page
+    assert "over 1 random sub-cubes" in page and "--transport 256" in page and "block-edge harmonics" in page
     # SR = truth: the same per-plane orientation ratios; streaks along the diagonals would raise them
     orient = res["fft_orientation_ratio"]
     assert set(orient) == {f"{n} ⟂ {a}" for n in ("SR", "truth") for a in "ZYX"} | {"HR"}
@@ -215,3 +228,56 @@ def test_cli_evaluate(tmp_path):
         ],
     )
     assert r.exit_code == 2 and "--hr-y and --hr-z" in r.output and not (tmp_path / "y").exists()
+
+
+def test_blurred_truth_slices_are_the_lr_simulations_blur():
+    torch = pytest.importorskip("torch")
+    from matsight.fuse.degrade import blur
+
+    rng = np.random.default_rng(4)
+    vol = rng.integers(0, 3, size=(12, 10, 11)).astype(np.uint8)
+    z = np.array([0, 5, 11])  # both faces: edges replicated as the training loss's blur pads
+    for scale in (4, 8, 2):
+        got = _blurred_phase_slices(vol, z, scale, [0, 1, 2])
+        oh = torch.from_numpy(np.stack([vol == p for p in range(3)])[None].astype(np.float32))
+        ref = blur(oh, scale)[0].numpy()
+        for p in range(3):
+            np.testing.assert_allclose(got[p], ref[p][z], atol=1e-6)
+    assert not np.allclose(_blurred_phase_slices(vol, z, 4, [1])[1], vol[z] == 1)  # sf 4 blurs (k = 3)
+
+
+def test_blurred_truth_has_less_high_frequency_than_truth():
+    # smooth blobs: a thresholded low-pass noise field, 24³; no LR volume, so the blur takes --scale
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(np.random.default_rng(0).normal(size=(24, 24, 24)), 2.0, mode="wrap")
+    truth = (field > 0).astype(np.uint8)
+    kw = dict(truth=truth, subvolume_size=8, n_subvolumes=2, n_transport=0, fft_slices=8)
+    hf = evaluate(truth, scale=8, **kw)["fft_high_frequency_share"]
+    for p in ("0", "1"):
+        assert hf[BLURRED_TRUTH][p] < 0.8 * hf["truth"][p]
+    assert BLURRED_TRUTH not in evaluate(truth, **kw)["fft_profile"]  # no scale: no kernel to blur with
+
+
+def test_hr_curves_pool_every_image():
+    from matsight.metrics.microstructure import summary
+
+    # stripes 2 voxels wide in one image, 5 in the other (period 2× the width, along x)
+    x = np.arange(40)
+    imgs = np.stack([np.tile((x // w) % 2, (40, 1)) for w in (2, 5)]).astype(np.uint8)
+    sr = np.stack([imgs[0]] * 20)[:, :40, :40]
+    res = evaluate(sr, hr=imgs, subvolume_size=8, n_subvolumes=2, n_transport=0, fft_slices=2)
+    hr = res["curves"]["HR"]
+    per = [summary(im, tortuosity=False) for im in imgs]
+    # chords: the two images' counts summed (along x: widths 2 and 5; along y none end inside the image)
+    c = hr["chord_length"]["1"]["1"]
+    counts = [np.asarray(s["chord_length"]["1"]["1"]["count"]) for s in per]
+    want = np.zeros(max(map(len, counts)), int)
+    for k in counts:
+        want[: len(k)] += k
+    assert c["count"] == want.tolist() and c["count"][1] > 0 and c["count"][4] > 0
+    # two-point correlation of images of one size: the mean of the images'
+    for key in ("1-1", "0-1"):
+        for ax in ("0", "1"):
+            mean = np.mean([s["two_point_correlation"][key][ax] for s in per], axis=0)
+            np.testing.assert_allclose(hr["two_point_correlation"][key][ax], mean, atol=1e-6)

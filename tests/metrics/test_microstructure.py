@@ -124,6 +124,18 @@ def test_chord_lengths_closed_form():
     assert ms.chord_length_distribution(line, 0, axis=0, trim_edges=False).chords.sum() == (line == 0).sum()
 
 
+def test_chord_length_weighted_pdf_closed_form():
+    # one line with chords of 2 and 6 voxels: half the chords each, but 2/8 and 6/8 of the phase's voxels
+    line = np.array([[0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0]], dtype=np.uint8)
+    cl = ms.chord_length_distribution(line, 1, axis=1, spacing=0.5)
+    np.testing.assert_allclose(cl.pdf, [0, 0.5, 0, 0, 0, 0.5])
+    np.testing.assert_allclose(cl.length_weighted_pdf, [0, 0.25, 0, 0, 0, 0.75])  # spacing cancels
+    d = cl.to_dict()
+    assert d["length_weighted_pdf"] == pytest.approx([0, 0.25, 0, 0, 0, 0.75]) and d["pdf"][1] == 0.5
+    # no chord at all: zeros, not nan
+    assert not ms.chord_length_distribution(np.zeros((3, 5), np.uint8), 1, axis=1).length_weighted_pdf.any()
+
+
 def test_radial_fft_profile_white_noise_and_sinusoid(rng):
     noise = rng.normal(0, 2.0, size=(64, 64, 64))
     prof = ms.radial_fft_profile(noise)
@@ -244,6 +256,21 @@ def test_chord_lengths_match_porespy(which, request):
                 chords, bins=np.arange(0.5, ours.count.size + 1.5)
             ).pdf
             np.testing.assert_allclose(ours.pdf, ref_pdf)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_chord_length_weighted_pdf_matches_porespy():
+    ps = _porespy()
+    img = (np.random.default_rng(5).random((9, 40, 41)) < 0.6).astype(np.uint8)
+    for axis in range(3):
+        chords = ps.filters.apply_chords(img == 1, spacing=1, axis=axis, trim_edges=True)
+        sl = [slice(1, -1) if k != axis else slice(None) for k in range(3)]
+        sub = img[tuple(slice(None, None, 2) if k != axis else slice(None) for k in range(3))][tuple(sl)]
+        ours = ms.chord_length_distribution(sub, 1, axis=axis)
+        bins = np.arange(0.5, ours.count.size + 1.5)  # unit bins: pdf per bin = probability per length
+        ref = ps.metrics.chord_length_distribution(chords, bins=bins, normalization="length").pdf
+        np.testing.assert_allclose(ours.length_weighted_pdf, ref, rtol=1e-12)
+        assert not np.allclose(ours.length_weighted_pdf, ours.pdf)  # the two weightings differ
 
 
 # ------------------------------------------------------------------------------ sub-volumes and summary

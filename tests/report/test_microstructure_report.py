@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from matsight.data.microstructures import particle_electrode
 from matsight.metrics.microstructure import subvolume_statistics, summary
@@ -46,3 +47,36 @@ def test_single_volume_helpers_accept_one_summary(tmp_path):
     rm.plot_chord_lengths(s)
     rm.plot_fft_profiles(s)
     rm.plot_subvolume_violins(subvolume_statistics(vol, size=8, n=4))
+
+
+def test_chord_plot_is_length_weighted():
+    # every line along axis 1: chords of 2 and 6 voxels (number pdf 1/2, 1/2; length-weighted 0.25, 0.75)
+    vol = np.zeros((2, 11, 3), dtype=np.uint8)
+    vol[:, [1, 2, 4, 5, 6, 7, 8, 9]] = 1
+    s = summary(vol, axes=[1], tortuosity=False, max_distance=4)
+    assert s["chord_length"]["1"]["1"]["length_weighted_pdf"] == [0, 0.25, 0, 0, 0, 0.75]
+    ax = rm.compare_chord_lengths({"v": s}, axis=1).axes[1]  # panel of phase 1
+    (line,) = ax.lines
+    np.testing.assert_allclose(line.get_ydata(), [0, 0.25, 0, 0, 0, 0.75])
+    assert ax.get_ylabel() == "P(voxel in a chord of length d)"
+    # summaries written before length_weighted_pdf existed (count and length only) plot the same
+    old = {k: v for k, v in s["chord_length"]["1"]["1"].items() if k in ("length", "count", "mean")}
+    (line,) = rm.compare_chord_lengths({"v": {**s, "chord_length": {"1": {"1": old}}}}).axes[1].lines
+    np.testing.assert_allclose(line.get_ydata(), [0, 0.25, 0, 0, 0, 0.75])
+
+
+def test_conditional_two_point_correlation():
+    vol = particle_electrode((20, 20, 20), radius=3, seed=1)
+    s = summary(vol, tortuosity=False, max_distance=6)
+    tp = s["two_point_correlation"]
+    fig = rm.compare_two_point_correlation({"v": s}, pairs=["1-1", "1-2"], axis=0, conditional=True)
+    intra, inter = (ax.lines[0].get_ydata() for ax in fig.axes[:2])
+    vf = tp["1-1"]["0"][0]
+    assert vf == pytest.approx(s["volume_fraction"]["1"], abs=1e-6)
+    # P(same phase at d | phase 1 at x): 1 at d = 0; P(binder at d | phase 1 at x): 0 at d = 0
+    np.testing.assert_allclose(intra, np.asarray(tp["1-1"]["0"]) / vf)
+    np.testing.assert_allclose(inter, np.asarray(tp["1-2"]["0"]) / vf)
+    assert intra[0] == pytest.approx(1.0) and inter[0] == 0
+    assert "P(b at x+d | a at x)" in fig.axes[0].get_ylabel()
+    joint = rm.compare_two_point_correlation({"v": s}, pairs=["1-1"], axis=0).axes[0]
+    assert joint.lines[0].get_ydata()[0] == pytest.approx(vf) and "P(a at x, b at x+d)" in joint.get_ylabel()

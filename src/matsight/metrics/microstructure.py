@@ -541,7 +541,9 @@ class ChordLengths:
     count : ndarray of int
         Number of chords of each length.
     pdf : ndarray
-        ``count / count.sum()``: the number-weighted distribution (porespy's ``pdf`` with unit bins).
+        ``count / count.sum()``: the number-weighted distribution, the share of chords of each length
+        (porespy's ``pdf`` with unit bins). Kept for backwards compatibility; the SuperRes paper's Fig. 10
+        plots :attr:`length_weighted_pdf`.
     phase, axis : int
     spacing : float
         Voxel size along ``axis``.
@@ -556,12 +558,22 @@ class ChordLengths:
     spacing: float = 1.0
 
     @property
+    def length_weighted_pdf(self):
+        """``d·N(d) / Σ d·N(d)``: the probability that a voxel of the phase (in a kept chord) lies in a chord
+        of length ``d``, as the SuperRes paper's Fig. 10 plots it (porespy's ``normalization="length"``
+        with unit bins). All zeros when there is no chord.
+        """
+        w = self.count * np.arange(1, self.count.size + 1)  # voxels; the spacing cancels in the ratio
+        total = w.sum()
+        return w / total if total else w.astype(float)
+
+    @property
     def mean(self):
         """Number-weighted mean chord length (nan when there is no chord)."""
         return float(self.chords.mean() * self.spacing) if self.chords.size else float("nan")
 
     def to_dict(self):
-        """JSON-able form (histogram and mean, not the individual chords)."""
+        """JSON-able form (histogram, both distributions and the mean, not the individual chords)."""
         return {
             "phase": self.phase,
             "axis": self.axis,
@@ -569,6 +581,8 @@ class ChordLengths:
             "mean": self.mean if self.chords.size else None,
             "length": [float(v) for v in self.length],
             "count": [int(v) for v in self.count],
+            "pdf": [float(v) for v in self.pdf],
+            "length_weighted_pdf": [float(v) for v in self.length_weighted_pdf],
         }
 
 
@@ -603,6 +617,11 @@ def chord_length_distribution(labels, phase, *, axis=0, trim_edges=True, spacing
     ``trim_edges`` chords that touch either end face along ``axis`` are dropped: the image cuts them short.
     (``porespy.filters.apply_chords`` also drops chords on the outermost *lateral* lines and samples every
     other line; the distributions agree on the lines both keep.)
+
+    Two distributions come back: ``pdf``, number-weighted (``N(d) / Σ N``, the share of chords of length
+    ``d``), and ``length_weighted_pdf`` (``d·N(d) / Σ d·N(d)``, the probability that a voxel of the phase
+    lies in a chord of length ``d``: the SuperRes paper's Fig. 10). Chords of 2 and 6 voxels give 1/2, 1/2
+    and 0.25, 0.75.
 
     Parameters
     ----------
@@ -921,7 +940,8 @@ def summary(
         the mean over slices normal to it}}``), ``tortuosity`` ``{phase: {axis: {"tau",
         "transport_efficiency", "percolating", "percolating_fraction"}}}`` (``tau`` is None when the phase
         does not percolate),
-        ``chord_length`` ``{phase: {axis: {"mean", "n_chords", "length", "count"}}}``,
+        ``chord_length`` ``{phase: {axis: {"mean", "n_chords", "length", "count", "pdf",
+        "length_weighted_pdf"}}}``,
         ``two_point_correlation`` ``{"a-b": {"distance": [...], axis: [...]}}`` (intra and inter phase,
         along each axis), ``fft_profile`` ``{phase: {"frequency", "magnitude"}}``.
     """

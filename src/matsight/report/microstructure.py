@@ -143,11 +143,22 @@ def metrics_table(summaries, *, phase_names=None):
 
 # ---------------------------------------------------------------------------------------------- curves
 def _styles(n):
-    return ["-", "--", ":", "-."][:n] + ["-"] * max(0, n - 4)
+    # six distinct dash patterns: the FFT figure can hold SR, truth, blurred truth, HR and LR
+    dashes = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2))]
+    return dashes[:n] + ["-"] * max(0, n - len(dashes))
 
 
-def compare_two_point_correlation(summaries, *, pairs=None, axis=None, phase_names=None):
-    """Two-point correlation curves ``S_ab(d)``, one panel per phase pair, one line style per volume.
+def _conditional(entry_aa, curves):
+    """``S_ab(d) / VF_a`` per axis, ``VF_a`` being ``S_aa(0)`` of the same axis (the same voxels)."""
+    out = {}
+    for k, y in curves.items():
+        vf = float(entry_aa[k][0]) if entry_aa is not None and k in entry_aa else float("nan")
+        out[k] = y / vf if vf > 0 else np.full_like(y, np.nan)
+    return out
+
+
+def compare_two_point_correlation(summaries, *, pairs=None, axis=None, phase_names=None, conditional=False):
+    """Two-point correlation curves, one panel per phase pair, one line style per volume.
 
     Parameters
     ----------
@@ -157,6 +168,10 @@ def compare_two_point_correlation(summaries, *, pairs=None, axis=None, phase_nam
         Pair keys such as ``"1-1"`` (intra) or ``"0-2"`` (inter). Default: all.
     axis : int or str, optional
         Axis to plot; default: the mean over the axes present (solid) per volume.
+    conditional : bool, default False
+        False: the joint probability ``S_ab(d) = P(x in a, x + d in b)`` as computed (``S_aa(0) = VF_a``).
+        True: ``S_ab(d) / VF_a = P(x + d in b | x in a)``, the form the SuperRes paper's Fig. 10 describes
+        (the intra-phase curve starts at 1); ``VF_a`` is ``S_aa(0)`` along the same axis.
     """
     keys = []
     for s in summaries.values():
@@ -173,6 +188,9 @@ def compare_two_point_correlation(summaries, *, pairs=None, axis=None, phase_nam
             if entry is None:
                 continue
             curves = {k: np.asarray(v, float) for k, v in entry.items() if k != "distance"}
+            if conditional:
+                a = key.split("-")[0]
+                curves = _conditional(s["two_point_correlation"].get(f"{a}-{a}"), curves)
             if axis is not None:
                 y = curves.get(str(axis))
                 if y is None:
@@ -182,11 +200,12 @@ def compare_two_point_correlation(summaries, *, pairs=None, axis=None, phase_nam
                 n = min(len(v) for v in curves.values())
                 y = np.mean([v[:n] for v in curves.values()], axis=0)
                 label = name if len(curves) == 1 else f"{name} (mean of axes)"
-            ax.plot(np.asarray(entry["distance"][: len(y)]), y, ls, label=label)
+            ax.plot(np.asarray(entry["distance"][: len(y)]), y, linestyle=ls, label=label)
         a, b = key.split("-")
         ax.set_title(("intra: " if a == b else "inter: ") + _pair_name(key, phase_names), fontsize=9)
-        ax.set_xlabel("distance (voxels)")
-        ax.set_ylabel("S₂")
+        ax.set_xlabel("distance d (voxels)")
+        # a, b: the title's first and second phase
+        ax.set_ylabel("S_ab/VF_a = P(b at x+d | a at x)" if conditional else "S_ab = P(a at x, b at x+d)")
     for j in range(len(keys), axes.size):
         axes.flat[j].set_visible(False)
     if len(summaries) > 1 or axis is None:
@@ -216,9 +235,12 @@ def plot_two_point_correlation(summary, *, pairs=None, axis=None, phase_names=No
 
 
 def compare_chord_lengths(summaries, *, axis=None, phase_names=None):
-    """Chord length distributions (number fraction vs length), one panel per phase, a line per volume.
+    """Length-weighted chord length distributions, one panel per phase, a line per volume.
 
-    ``axis``: plot that axis only; default: every axis, distinguished by colour.
+    Plots ``d·N(d) / Σ d·N(d)``: the probability that a voxel of the phase lies in a chord of length ``d``
+    (the SuperRes paper's Fig. 10), computed from ``count`` and ``length`` (so summaries written before
+    ``length_weighted_pdf`` existed plot the same). ``axis``: plot that axis only; default: every axis,
+    distinguished by colour.
     """
     phases = _phases_of(summaries)
     ncols = min(3, len(phases))
@@ -232,15 +254,17 @@ def compare_chord_lengths(summaries, *, axis=None, phase_names=None):
                 if axis is not None and str(a) != str(axis):
                     continue
                 count = np.asarray(c["count"], float)
-                if count.sum() == 0:
+                # voxels in chords of each length; the number-weighted count/Σcount is not the paper's
+                vox = count * np.asarray(c["length"], float)
+                if vox.sum() == 0:
                     continue
                 lab = name if axis is not None else f"{name}, axis {a}"
                 if len(summaries) == 1 and axis is None:
                     lab = f"axis {a}"
-                ax.plot(c["length"], count / count.sum(), ls, color=f"C{k}", label=lab, lw=1.2)
+                ax.plot(c["length"], vox / vox.sum(), linestyle=ls, color=f"C{k}", label=lab, lw=1.2)
         ax.set_title(_phase_name(p, phase_names), fontsize=9)
-        ax.set_xlabel("chord length")
-        ax.set_ylabel("fraction of chords")
+        ax.set_xlabel("chord length d")
+        ax.set_ylabel("P(voxel in a chord of length d)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     for j in range(len(phases), axes.size):
@@ -270,7 +294,7 @@ def compare_fft_profiles(summaries, *, phase_names=None):
                 if len(summaries) == 1
                 else f"{name}: {_phase_name(p, phase_names)}"
             )
-            ax.semilogy(prof["frequency"], mag, ls, color=f"C{k}", label=lab)
+            ax.semilogy(prof["frequency"], mag, linestyle=ls, color=f"C{k}", label=lab)
     ax.set_xlabel("spatial frequency (cycles / voxel)")
     ax.set_ylabel("|FFT| / √N")
     if ax.get_legend_handles_labels()[0]:
@@ -427,10 +451,18 @@ def summary_report(report, summaries, *, subvolumes=None, phase_names=None, pref
         else compare_two_point_correlation(summaries, **kw)
     )
     report.figure(
-        fig, f"{prefix}two_point_correlation", caption="S₂(d): intra- and inter-phase, along the axes"
+        fig,
+        f"{prefix}two_point_correlation",
+        caption="S₂(d) = P(x in a, x + d in b): the joint probability, intra- and inter-phase, along the "
+        "axes (S_aa(0) = VF_a; the SuperRes paper's Fig. 10 shows the conditional S_ab/VF_a)",
     )
     report.heading("Chord length distributions")
-    report.figure(compare_chord_lengths(summaries, **kw), f"{prefix}chord_lengths", caption="Chords per axis")
+    report.figure(
+        compare_chord_lengths(summaries, **kw),
+        f"{prefix}chord_lengths",
+        caption="Chords per axis, length-weighted: the probability that a voxel of the phase lies in a chord "
+        "of length d, d·N(d)/Σ d·N(d) (chords cut by the image faces left out)",
+    )
     if any(s.get("fft_profile") for s in summaries.values()):
         report.heading("Radially averaged FFT magnitude")
         report.figure(compare_fft_profiles(summaries, **kw), f"{prefix}fft_profile", caption="Per phase")
