@@ -50,7 +50,7 @@ def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
     from matsight.nn.checkpoint import load_checkpoint
 
     groups, meta = load_checkpoint(Path(run) / LAST)
-    cfg = FuseConfig(**meta["config"])
+    cfg = FuseConfig.from_saved(meta["config"])
     critic = build_critics(cfg)[0]
     critic.load_state_dict(groups["critic0"])
     critic.eval()

@@ -160,3 +160,22 @@ def test_lr_margin_is_the_lr_voxels_reaching_outside_the_judged_region():
     with pytest.raises(ValueError, match="edge_crop 4 covers the whole 2-voxel"):
         FuseConfig(scale=8, output_size=16, edge_crop=4, vw_region="judged")
     FuseConfig(scale=8, output_size=16, edge_crop=4)  # the whole crop counts: nothing left out
+
+
+@pytest.mark.parametrize("mode", ["resolve", "sample"])
+@pytest.mark.parametrize("m", [2, 3])
+def test_voxelwise_loss_is_the_share_of_wrong_lr_voxels_for_any_number_of_lr_phases(mode, m):
+    # the reference's ×m/2: a wrong LR voxel costs 2/m in a plain MSE over m one-hot channels
+    rng = np.random.default_rng(2)
+    lr = rng.integers(0, m, (10, 10, 10))
+    wrong = lr.copy()
+    flat = rng.choice(lr.size, 10, replace=False)  # 1% of the LR voxels
+    wrong.flat[flat] = (wrong.flat[flat] + 1) % m
+    # HR made of uniform 4³ blocks: the degraded output is the (wrong) block labels, one-hot
+    hr = np.kron(wrong, np.ones((4, 4, 4), int))
+    probs = torch.nn.functional.one_hot(torch.tensor(hr), m).movedim(-1, 0)[None].double()
+    lr_oh = torch.nn.functional.one_hot(torch.tensor(lr), m).movedim(-1, 0)[None].double()
+    loss = float(voxelwise_loss(probs, lr_oh, channels=list(range(m)), d=16, mode=mode))
+    assert loss == pytest.approx(0.01, rel=1e-6)
+    plain = float(((downsample(probs, channels=list(range(m)), d=16, mode=mode) - lr_oh) ** 2).mean())
+    assert plain == pytest.approx(0.02 / m, rel=1e-6)  # 0.0067 for m = 3: what the loss used to be

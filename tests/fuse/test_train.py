@@ -367,6 +367,8 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
         (["--compare-phases", "5"], "compare_phases"),
         (["--unseen", "binder"], "vw_unseen"),
         (["--upsampling", "bilinear"], "upsampling"),
+        (["--critic-steps", "sometimes"], "critic_steps"),
+        (["--augment-axes", "w"], "--augment-axes"),
     ],
 )
 def test_cli_train_bad_settings(tmp_path, data, args, match):
@@ -439,3 +441,113 @@ def test_swapped_anisotropic_hr_stacks_are_reported(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="matsight.fuse.train"):
         train(lr, normal_z, hr_y=normal_y, hr_z=normal_x, out_dir=tmp_path, config=cfg, iterations=1)
     assert any("check the order of --hr (x), --hr-y, --hr-z" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("steps", "shared", "n_steps", "reals"),
+    [("per_axis", True, 3, 6), ("joint", True, 1, 2), ("joint", False, 3, 6), ("per_axis", False, 3, 6)],
+)
+def test_critic_steps_per_axis_or_joint(tmp_path, data, monkeypatch, steps, shared, n_steps, reals):
+    # the reference's shared critic takes one Adam step per axis, each on real_batch real crops; "joint"
+    # takes one on all axes with real_batch // 3 per axis; per-axis critics always one step each
+    import torch
+
+    import matsight.fuse.train as fuse_train
+
+    critic_steps, samples = [], []
+
+    class CountingAdam(torch.optim.Adam):
+        def step(self, *a, **kw):
+            if self.param_groups[0]["params"][0].dim() == 4:  # a critic's (Conv2d) parameters
+                critic_steps.append(id(self))
+            return super().step(*a, **kw)
+
+    class SpySampler(fuse_train.HRSampler):
+        def sample(self, batch, axis=0):
+            samples.append((batch, axis))
+            return super().sample(batch, axis)
+
+    monkeypatch.setattr(torch.optim, "Adam", CountingAdam)
+    monkeypatch.setattr(fuse_train, "HRSampler", SpySampler)
+    gt, lr = data
+    cfg = make_config(
+        "cpu", scale=4, critic_steps=steps, shared_critic=shared, **{**TINY, "real_batch": 6, "g_every": 5}
+    )
+    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=2)
+    assert len(critic_steps) == 2 * n_steps
+    assert len(set(critic_steps)) == (1 if shared else 3)
+    assert samples == [(reals, a) for a in (0, 1, 2)] * 2
+
+
+def test_presets_choose_critic_steps_and_augmentation():
+    assert make_config("paper").critic_steps == "per_axis"
+    assert make_config("cpu").critic_steps == "joint"
+    assert make_config("cpu").hr_augment == (True, True, True)
+    # the reference's rotation flags for anisotropic data: only the x plane (--hr, the separator's speckles)
+    assert make_config("cpu", anisotropic=True).hr_augment == (False, False, True)
+    assert make_config("cpu", anisotropic=True, augment_axes=[True, False, False]).hr_augment == (
+        True,
+        False,
+        False,
+    )
+    with pytest.raises(InputError, match="augment_axes"):
+        make_config("cpu", augment_axes=[True, True])
+
+
+def test_settings_absent_from_old_runs_keep_their_behaviour():
+    from matsight.fuse.config import FuseConfig
+
+    for aniso in (False, True):
+        old = make_config("paper", anisotropic=aniso).model_dump(mode="json")
+        del old["critic_steps"], old["augment_axes"]
+        cfg = FuseConfig.from_saved(old)
+        assert cfg.critic_steps == "joint"  # one critic step per iteration, as before the setting
+        assert cfg.hr_augment == (
+            (False,) * 3 if aniso else (True,) * 3
+        )  # formerly: augment = not anisotropic
+    new = make_config("paper", anisotropic=True)
+    assert FuseConfig.from_saved(new.model_dump(mode="json")) == new
+
+
+def _anisotropic_stacks(gt):
+    # slices normal to z, y, x of the truth, each as a stack of 2D images
+    return gt[::8], gt[:, ::8].transpose(1, 0, 2), gt[:, :, ::8].transpose(2, 0, 1)
+
+
+def test_anisotropic_run_augments_the_x_stack_and_an_old_run_resumes_without(tmp_path, data, monkeypatch):
+    import matsight.fuse.train as fuse_train
+    from matsight.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    flags = []
+
+    class SpySampler(fuse_train.HRSampler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            flags.append(self.augment)
+
+    monkeypatch.setattr(fuse_train, "HRSampler", SpySampler)
+    gt, lr = data
+    z, y, x = _anisotropic_stacks(gt)
+    cfg = make_config("cpu", scale=4, anisotropic=True, **TINY)
+    run = tmp_path / "run"
+    train(lr, x, hr_y=y, hr_z=z, out_dir=run, config=cfg, iterations=1)
+    assert flags == [(False, False, True)]
+    # a run saved before the settings existed: its config lacks them, and it had no augmentation
+    groups, meta = load_checkpoint(run / "last.safetensors")
+    del meta["config"]["augment_axes"], meta["config"]["critic_steps"]
+    save_checkpoint(run / "last.safetensors", groups, meta)
+    assert fuse_train.saved_config(run).hr_augment == (False, False, False)
+    assert train(lr, x, hr_y=y, hr_z=z, out_dir=run, iterations=2).iterations == 2
+    assert flags[-1] == (False, False, False)
+    _, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["config"]["augment_axes"] == [False, False, False]  # now explicit in the run
+    assert meta["config"]["critic_steps"] == "joint"
+
+
+def test_cli_augment_axes_are_axis_letters():
+    from matsight.cli.fuse import _augment_axes
+
+    assert _augment_axes("x") == [False, False, True]
+    assert _augment_axes("z,y,x") == [True, True, True]
+    assert _augment_axes("none") == [False, False, False]
+    assert _augment_axes(None) is None

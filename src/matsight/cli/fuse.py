@@ -28,6 +28,19 @@ def _compare_phases(values):
     return phases or None
 
 
+def _augment_axes(text):
+    # "x" -> [False, False, True]: the slicing axes (z, y, x) whose HR crops are rotated/mirrored
+    from .._errors import InputError
+
+    if text is None:
+        return None
+    letters = str(text).strip().lower().replace(",", "").replace(" ", "")
+    letters = "" if letters == "none" else letters
+    if any(c not in "zyx" for c in letters):
+        raise InputError(f"--augment-axes takes axis letters like x or zyx, or none; got {text!r}")
+    return [a in letters for a in "zyx"]
+
+
 # anisotropic runs: HR images per plane (train and evaluate)
 HrY = Annotated[Path | None, typer.Option("--hr-y", help="Anisotropic: HR images of slices normal to y.")]
 HrZ = Annotated[Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")]
@@ -84,6 +97,20 @@ def train(
         bool,
         typer.Option("--material-only", help="Voxel-wise loss on material only (paper's separator case)."),
     ] = False,
+    critic_steps: Annotated[
+        str | None,
+        typer.Option(
+            help="A shared critic's steps per iteration: per_axis (one per slicing axis, the reference; "
+            "preset paper) or joint (one on all three axes: a third of the cost; preset cpu).",
+        ),
+    ] = None,
+    augment_axes: Annotated[
+        str | None,
+        typer.Option(
+            help="Slicing axes whose HR crops are rotated/mirrored (8 ways), as letters: zyx, x, none "
+            "(default: all for isotropic data, x for --anisotropic, as the reference).",
+        ),
+    ] = None,
     per_axis_critics: Annotated[
         bool,
         typer.Option(
@@ -135,6 +162,8 @@ def train(
         "upsampling": upsampling,
         "material_only_loss": material_only or None,
         "shared_critic": False if per_axis_critics else None,
+        "critic_steps": critic_steps,
+        "augment_axes": _augment_axes(augment_axes),
         "metrics_every": metrics_every,
         "seed": seed,
     }

@@ -3,7 +3,8 @@
 HR images are label images (``0`` = pore, ``1..n-1`` other phases) given as one 2D image or a stack of 2D
 images. Isotropic materials use one stack for all three slicing axes and draw every crop in one of the 8
 dihedral orientations (4 rotations × mirror, paper "Preprocessing"); anisotropic materials have one stack per
-axis and are not rotated. LR crops are never augmented (paper: the 3D volume offers enough variety).
+axis, and only the stacks isotropic within their plane are augmented (the reference code: the separator's x
+plane). LR crops are never augmented (paper: the 3D volume offers enough variety).
 """
 
 from __future__ import annotations
@@ -162,14 +163,18 @@ class HRSampler:
         Crop edge (the critic's slice size).
     n_phases : int
         Number of HR phases (one-hot channels).
-    augment : bool
-        Draw each crop in a random dihedral orientation (isotropic data).
+    augment : bool or sequence of 3 bool
+        Draw each crop in a random dihedral orientation: for every axis, or per slicing axis (z, y, x), e.g.
+        ``(False, False, True)`` for an anisotropic material whose x-plane images are isotropic in-plane.
     rng : numpy.random.Generator
     """
 
     def __init__(self, stacks, *, size, n_phases, augment, rng):
         self.stacks = [as_hr_stack(s) for s in stacks]
-        self.size, self.n_phases, self.augment, self.rng = size, n_phases, augment, rng
+        self.size, self.n_phases, self.rng = size, n_phases, rng
+        self.augment = (bool(augment),) * 3 if np.ndim(augment) == 0 else tuple(map(bool, augment))
+        if len(self.augment) != 3:
+            raise ValueError(f"augment needs one flag per slicing axis (3), got {augment!r}")
         for i, s in enumerate(self.stacks):
             if min(s.shape[1:]) < size:
                 raise InputError(
@@ -186,7 +191,7 @@ class HRSampler:
         idx = self.rng.integers(0, n, batch)
         ys = self.rng.integers(0, h - s + 1, batch)
         xs = self.rng.integers(0, w - s + 1, batch)
-        ks = self.rng.integers(0, 8, batch) if self.augment else np.zeros(batch, int)
+        ks = self.rng.integers(0, 8, batch) if self.augment[axis] else np.zeros(batch, int)
         crops = np.stack(
             [dihedral(stack[i, y : y + s, x : x + s], k) for i, y, x, k in zip(idx, ys, xs, ks, strict=True)]
         )

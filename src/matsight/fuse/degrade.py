@@ -116,9 +116,19 @@ def voxelwise_loss(
     """MSE between the degraded generator output and the LR one-hot volume (paper's voxel-wise loss).
 
     ``lr_onehot`` is ``(B, m, z, y, x)`` with channel 0 = pore; ``channels`` picks the matching HR channels.
+    The MSE over the ``m`` channels is scaled by ``m/2``, as the reference code does: a mismatched LR voxel
+    costs ``2/m`` in a plain MSE (two one-hot channels wrong by 1), so the loss is the fraction of mismatched
+    LR voxels whatever ``m``, and the 0.005 threshold means 0.5% for two LR phases and for three alike.
     With ``material_only`` (paper's separator mode) only material channels count, and only where the LR
-    volume has material. ``margin`` LR voxels per face are left out (degraded with their neighbours, not
-    compared): the region no critic judges, see ``FuseConfig.vw_region``.
+    volume has material (unscaled, as in the reference). ``margin`` LR voxels per face are left out
+    (degraded with their neighbours, not compared): the region no critic judges, see
+    ``FuseConfig.vw_region``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss; for a one-hot degraded output (not ``material_only``), the fraction of mismatched LR
+        voxels.
     """
     down = downsample(probs, channels=channels, d=d, mode=mode, temperature=temperature)
     if margin:
@@ -127,7 +137,8 @@ def voxelwise_loss(
     if material_only:
         lr = lr_onehot[:, 1:]
         return F.mse_loss(down[:, 1:] * lr, lr)
-    return F.mse_loss(down, lr_onehot)
+    # ×m/2: the share of mismatched LR voxels for any number m of LR phases (reference "standardize")
+    return F.mse_loss(down, lr_onehot) * (lr_onehot.shape[1] / 2)
 
 
 def voxelwise_term(loss, *, threshold=0.005, coefficient=10.0):

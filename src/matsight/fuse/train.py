@@ -1,13 +1,14 @@
 """SuperRes training: WGAN-GP with a voxel-wise LR consistency term (paper Algorithm 1).
 
 Every iteration the critic(s) score slices of generated volumes against random HR crops (with a gradient
-penalty); every ``g_every``-th iteration the generator is updated with ``-critic(slices) + 10 · voxel-wise
-loss`` (the latter only when above 0.005). Training is budgeted (``iterations`` and/or ``budget`` seconds),
-resumable (``last.safetensors`` holds generator, critics, optimiser tensors, iteration and RNG states), and
-logs cheap metrics — phase fractions and surface areas of generated slices vs the HR images, and agreement
-of the degraded output with the LR input — which decide the best checkpoint (``best.safetensors``), the
-paper's suggested stopping rule for a loss without a convergence criterion; the slices' Euler densities
-(grains per area) are logged beside them.
+penalty), one critic step per slicing axis (``critic_steps="joint"``: a shared critic's one step on all three
+axes together); every ``g_every``-th iteration the generator is updated with
+``-critic(slices) + 10 · voxel-wise loss`` (the latter only when above 0.005). Training is budgeted
+(``iterations`` and/or ``budget`` seconds), resumable (``last.safetensors`` holds generator, critics,
+optimiser tensors, iteration and RNG states), and logs cheap metrics — phase fractions and surface areas of
+generated slices vs the HR images, and agreement of the degraded output with the LR input — which decide the
+best checkpoint (``best.safetensors``), the paper's suggested stopping rule for a loss without a convergence
+criterion; the slices' Euler densities (grains per area) are logged beside them.
 
 Run folder::
 
@@ -203,7 +204,7 @@ def load_generator(path, device="cpu"):
         raise InputError(
             f"{path} is not a matsight fuse checkpoint; give the folder of `matsight fuse train`"
         )
-    cfg = FuseConfig(**meta["config"])
+    cfg = FuseConfig.from_saved(meta["config"])
     gen = build_generator(cfg).to(device)
     gen.load_state_dict(groups.get("generator_ema") or groups["generator"])
     gen.eval()
@@ -341,7 +342,7 @@ def saved_config(out_dir):
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["matsight"])
-        return FuseConfig(**meta["config"]) if meta.get("kind") == "matsight.fuse" else None
+        return FuseConfig.from_saved(meta["config"]) if meta.get("kind") == "matsight.fuse" else None
     except Exception:
         return None
 
@@ -434,7 +435,7 @@ def train(
             raise InputError(
                 f"{out_dir / LAST} is not a checkpoint of `matsight fuse train`; give a new --out folder"
             )
-        saved = FuseConfig(**meta["config"])
+        saved = FuseConfig.from_saved(meta["config"])
         known = meta.get("data", data_id)  # runs saved before fingerprints: phase counts only
         other = [
             what
@@ -494,7 +495,7 @@ def train(
         if "rng" in groups:
             torch.set_rng_state(groups["rng"]["torch"])
 
-    hr_sampler = HRSampler(stacks, size=cfg.slice_size, n_phases=n_hr, augment=not cfg.anisotropic, rng=rng)
+    hr_sampler = HRSampler(stacks, size=cfg.slice_size, n_phases=n_hr, augment=cfg.hr_augment, rng=rng)
     lr_sampler = LRSampler(lr, crop=cfg.lr_crop, n_phases=n_lr, rng=rng)
 
     # fixed evaluation inputs and HR reference statistics (all HR images, unaugmented)
@@ -603,10 +604,10 @@ def train(
             # (1) critic step(s) on detached fakes
             _, fake = make_fake(grad=False)
             fake = critic_view(fake, cfg.critic_input)
-            if len(critics) == 1:
-                groups_ax = [(0, axes)]
-            else:
-                groups_ax = [(a, (a,)) for a in axes]
+            if len(critics) == 1 and cfg.critic_steps == "joint":
+                groups_ax = [(0, axes)]  # one step on all three axes' slices
+            else:  # one step per axis (the reference, also with one shared critic)
+                groups_ax = [(a if len(critics) > 1 else 0, (a,)) for a in axes]
             for ci, ax_list in groups_ax:
                 critic, opt = critics[ci], opt_ds[ci]
                 fake_sl = torch.cat(
@@ -763,7 +764,9 @@ def _plot_curves(out_dir, history, hr_ref=None):
     axs[1].plot(its, [r["score"] for r in history], label="score (lower is better)")
     axs[1].plot(its, [r["lr_agreement"] for r in history], label="LR agreement")
     axs[1].plot(
-        its, [r.get("vw") if r.get("vw") is not None else np.nan for r in history], label="voxel-wise MSE"
+        its,
+        [r.get("vw") if r.get("vw") is not None else np.nan for r in history],
+        label="voxel-wise loss (LR mismatch)",
     )
     axs[1].set_xlabel("iteration")
     axs[1].legend()
