@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from matsight.data import lattice
 from matsight.tem import fft, spots
@@ -111,3 +112,23 @@ def test_subpixel_fit_unbiased_on_clean_lattice():
     tab = spots.detect_spots(img, ps)
     assert len(tab) == 2
     np.testing.assert_allclose(np.sort(tab.d), [2.014, 2.325], rtol=1e-3)
+
+
+def test_subpixel_fit_unbiased_on_tilted_elongated_spots():
+    # a grain cut by a straight boundary at 35°: its reflections are elongated and tilted, not separable along
+    # the pixel axes. 3-point fits along each axis were off by d 0.57 % (raw power), 0.11 % (3×3-averaged) and
+    # 0.23 % (Gaussian-smoothed); the 2D fit with the cross term is not
+    shape, ps = (320, 384), 0.02
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    a = np.radians(35.0)
+    edge = (xx - shape[1] / 2) * np.cos(a) + (yy - shape[0] / 2) * np.sin(a) > 0
+    grain = ndi.gaussian_filter(edge.astype(float), 1.5)
+    fringes = np.zeros(shape)
+    for d, ang in [(2.014, 27.0), (2.325, -61.0)]:
+        gy, gx = 10 / d * np.sin(np.radians(ang)), 10 / d * np.cos(np.radians(ang))
+        fringes += 10 * np.cos(2 * np.pi * (gy * yy * ps + gx * xx * ps) + 0.4)
+    img = 100 + fringes * grain + 0.1 * np.random.default_rng(0).standard_normal(shape)
+    tab = spots.detect_spots(img, ps)
+    # the boundary's streaks add weaker spots; the two reflections are the strongest
+    strongest = np.sort(tab.d[np.argsort(-tab.intensity)[:2]])
+    np.testing.assert_allclose(strongest, [2.014, 2.325], rtol=5e-4)
