@@ -26,7 +26,7 @@ import numpy as np
 from .._errors import InputError
 from . import render, tasks
 from .jobs import USER_ERRORS, JobRunner, user_message
-from .paths import DataRoot
+from .paths import DataRoot, _short
 from .worker import jsonable
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,6 @@ class _VolumeCache:
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
         return entry
-
-
-def _short(value, n=60):
-    """``repr(value)`` cut to ``n`` characters (a message about a huge value stays one short line)."""
-    text = repr(value)
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _range_text(lo, hi, gt=False):
