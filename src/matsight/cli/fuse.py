@@ -178,7 +178,7 @@ def train(
             given["preset"] = preset
         try:
             cfg = FuseConfig(**{**saved.model_dump(), **given})
-        except Exception as exc:
+        except ValueError as exc:  # pydantic's ValidationError; anything else is a bug, with its traceback
             raise InputError(settings_message(exc, "fuse")) from None
     res = _train(
         _labels_file(lr, "LR volume"),
