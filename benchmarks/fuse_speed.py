@@ -66,7 +66,10 @@ def child_train(preset, iterations, threads):
     finally:
         handle.remove()
     critic_id = stamps[0][1]  # iteration 0 updates the critic first, then the generator
-    t_critic = [t for t, i in stamps if i == critic_id]
+    # a shared critic with critic_steps="per_axis" (the paper preset) steps once per slicing axis: an
+    # iteration ends with its last critic step
+    steps = 3 if cfg.shared_critic and not cfg.anisotropic and cfg.critic_steps == "per_axis" else 1
+    t_critic = [t for t, i in stamps if i == critic_id][steps - 1 :: steps]
     g_times = [t for t, i in stamps if i != critic_id]
     dts = np.diff(t_critic)  # interval k: iteration k+1's critic step end - iteration k's
     # an interval contains a generator update if a G step happened inside it
@@ -85,6 +88,7 @@ def child_train(preset, iterations, threads):
         "output_size": cfg.output_size,
         "fake_batch": cfg.fake_batch,
         "trunk_width": cfg.trunk_width,
+        "critic_steps_per_iteration": steps,
     }
 
 
