@@ -29,6 +29,24 @@ def _cpu_two_threads():
 
 
 @pytest.fixture
+def one_error_line():
+    """Check a CLI result is a user error: exit code 2, one ``error:`` line holding every needle.
+
+    Returns the checker ``(result, *needles) -> line``; no traceback may be printed.
+    """
+
+    def check(result, *needles):
+        assert result.exit_code == 2, result.output
+        text = result.output.strip()
+        assert text.startswith("error: ") and "\n" not in text and "Traceback" not in text, text
+        for n in needles:
+            assert n in text, (n, text)
+        return text
+
+    return check
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

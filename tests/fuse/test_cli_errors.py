@@ -43,13 +43,6 @@ def work(tmp_path_factory):
     return t
 
 
-def _one_error_line(r):
-    lines = [line for line in r.output.splitlines() if line.strip()]
-    assert r.exit_code == 2, r.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    return lines[0]
-
-
 def _case(t, command, out):
     lr, hr, sr = str(t / "lr.tif"), str(t / "hr.tif"), str(t / "sr.tif")
     ev = [
@@ -198,9 +191,9 @@ def _case(t, command, out):
         ("degrade suffix", r"must end in \.tif"),
     ],
 )
-def test_mistakes_give_one_error_line_and_write_nothing(work, tmp_path, command, expect):
+def test_mistakes_give_one_error_line_and_write_nothing(work, tmp_path, command, expect, one_error_line):
     out = str(tmp_path / "out")
-    line = _one_error_line(runner.invoke(app, _case(work, command, out)))
+    line = one_error_line(runner.invoke(app, _case(work, command, out)))
     assert re.search(expect, line), line
     assert "--output-size" not in line  # no such option
     assert not list(tmp_path.iterdir())
@@ -211,7 +204,7 @@ def _train_cli(work, out, *extra):
     return runner.invoke(app, [*args, "--iterations", "0", *extra])
 
 
-def test_resume_keeps_the_runs_settings_and_refuses_other_ones(work, tmp_path):
+def test_resume_keeps_the_runs_settings_and_refuses_other_ones(work, tmp_path, one_error_line):
     run = tmp_path / "run"
     r = _train_cli(work, run, "--mode", "sample", "--seed", "3")
     assert r.exit_code == 0, r.output
@@ -226,7 +219,7 @@ def test_resume_keeps_the_runs_settings_and_refuses_other_ones(work, tmp_path):
         (["--preset", "paper"], "preset"),
         (["--scale", "2"], "scale"),
     ):
-        line = _one_error_line(_train_cli(work, run, *extra))
+        line = one_error_line(_train_cli(work, run, *extra))
         assert "other settings" in line and name in line, line
     assert (run / "last.safetensors").read_bytes() == before
     # how often it logs may change

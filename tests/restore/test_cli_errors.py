@@ -42,13 +42,6 @@ def work(tmp_path_factory):
     return t
 
 
-def _one_error_line(r):
-    lines = [line for line in r.output.splitlines() if line.strip()]
-    assert r.exit_code == 2, r.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    return lines[0]
-
-
 def _commands(t, out):
     return {
         "register": ["register", str(t / "lq.tif"), str(t / "hq.tif"), "--out", out],
@@ -77,7 +70,9 @@ HEAVY = {
         (".", "current folder"),
     ],
 )
-def test_bad_output_paths_are_refused_before_any_work(work, monkeypatch, command, out, expect):
+def test_bad_output_paths_are_refused_before_any_work(
+    work, monkeypatch, command, out, expect, one_error_line
+):
     def boom(*args, **kwargs):
         raise AssertionError("computed before checking the output path")
 
@@ -87,13 +82,13 @@ def test_bad_output_paths_are_refused_before_any_work(work, monkeypatch, command
         out = "pair" if command == "train" else "model"  # their inputs are folders
     before = sorted(os.listdir(work))
     r = runner.invoke(app, ["restore", *_commands(work, out)[command]])
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert expect in line and "--out" in line
     assert sorted(os.listdir(work)) == before and (work / "notes.txt").read_text() == "keep me"
     assert (work / "lq.tif").is_file()
 
 
-def test_apply_refuses_two_time_steps_with_one_name(work, tmp_path):
+def test_apply_refuses_two_time_steps_with_one_name(work, tmp_path, one_error_line):
     lq = np.asarray(read_volume(work / "lq.tif"))
     (tmp_path / "series").mkdir()
     write_volume(tmp_path / "series" / "T0.tif", lq)
@@ -104,18 +99,18 @@ def test_apply_refuses_two_time_steps_with_one_name(work, tmp_path):
         ["restore", "apply", str(work / "model"), str(tmp_path / "series"), "--steps", "1", "--out"]
         + [str(tmp_path / "out")],
     )
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "T0.tif" in line and "T0.npy" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_register_scale_mismatch_prints_plain_numbers(work, tmp_path):
+def test_register_scale_mismatch_prints_plain_numbers(work, tmp_path, one_error_line):
     r = runner.invoke(
         app,
         ["restore", "register", str(work / "lq.tif"), str(work / "hq.tif"), "--out", str(tmp_path / "p")]
         + ["--scale", "3"],
     )
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "scale (3, 3) = (96, 96) does not match hq (64, 64)" in line and "np." not in line
     assert not (tmp_path / "p").exists()
 
@@ -148,25 +143,25 @@ def test_register_of_a_true_pair_does_not_warn(work, tmp_path):
     assert r.exit_code == 0 and "warning" not in r.output, r.output
 
 
-def test_train_validation_slices_outside_the_pair(work, tmp_path):
+def test_train_validation_slices_outside_the_pair(work, tmp_path, one_error_line):
     r = runner.invoke(
         app, ["restore", "train", str(work / "pair"), "--out", str(tmp_path / "m"), "--val-slices", "50:60"]
     )
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "50:60 are outside the pair's slices 0..0" in line and "range(" not in line
     assert not (tmp_path / "m").exists()
 
 
-def test_train_negative_seed_is_a_one_line_error(work, tmp_path):
+def test_train_negative_seed_is_a_one_line_error(work, tmp_path, one_error_line):
     r = runner.invoke(
         app, ["restore", "train", str(work / "pair"), "--out", str(tmp_path / "m"), "--seed", "-1"]
     )
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "seed" in line
     assert not (tmp_path / "m").exists()
 
 
-def test_train_refuses_another_pair_and_says_when_finished(work, tmp_path):
+def test_train_refuses_another_pair_and_says_when_finished(work, tmp_path, one_error_line):
     cmd = ["restore", "train", str(work / "pair"), "--out", str(tmp_path / "m"), "--max-steps", "1"]
     r = runner.invoke(app, cmd)
     assert r.exit_code == 0 and "trained 1 steps" in r.output, r.output
@@ -181,7 +176,7 @@ def test_train_refuses_another_pair_and_says_when_finished(work, tmp_path):
         os.link(work / "pair" / f"{'hq' if name == 'lq' else 'lq'}.tif", tmp_path / "other" / f"{name}.tif")
     (tmp_path / "other" / "pair.json").write_text((work / "pair" / "pair.json").read_text())
     r = runner.invoke(app, ["restore", "train", str(tmp_path / "other"), *cmd[3:5], "--max-steps", "2"])
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "another pair" in line and "--out" in line and "original pair" in line
     assert model.stat().st_mtime_ns == stamp
 
@@ -194,7 +189,7 @@ def _fake_apply_output(folder, enhanced, scale):
     (folder / "enhance.json").write_text(json.dumps(meta))
 
 
-def test_evaluate_checks_the_dimensions_of_lq_and_hq_first(work, tmp_path, monkeypatch):
+def test_evaluate_checks_the_dimensions_of_lq_and_hq_first(work, tmp_path, monkeypatch, one_error_line):
     def boom(*args, **kwargs):
         raise AssertionError("computed before checking the dimensions")
 
@@ -207,14 +202,14 @@ def test_evaluate_checks_the_dimensions_of_lq_and_hq_first(work, tmp_path, monke
         ["restore", "evaluate", str(tmp_path / "enh"), "--hq", str(tmp_path / "hq3.tif"), "--lq"]
         + [str(work / "lq.tif"), "--out", str(tmp_path / "rep")],
     )
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "--lq" in line and "2D" in line and "3D" in line
     r = runner.invoke(
         app,
         ["restore", "evaluate", str(tmp_path / "enh"), "--hq", str(work / "hq.tif"), "--out"]
         + [str(tmp_path / "rep")],
     )
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "--hq" in line and "2D" in line and "3D" in line
     assert not (tmp_path / "rep").exists()
 

@@ -30,16 +30,6 @@ def _run(*args):
     return CliRunner().invoke(app, ["tem", *map(str, args)])
 
 
-def _one_line_error(r, *needles):
-    """Exit code 2, a single `error:` line holding every needle, no traceback."""
-    assert r.exit_code == 2, r.output
-    text = r.output.strip()
-    assert text.startswith("error: ") and "\n" not in text and "Traceback" not in text, text
-    for n in needles:
-        assert n in text, (n, text)
-    return text
-
-
 @pytest.fixture(scope="module")
 def frame_tif(tmp_path_factory):
     import tifffile
@@ -63,13 +53,13 @@ def no_work(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------- 1. output paths
-def test_out_existing_file_refused_before_work(tmp_path, frame_tif, no_work):
+def test_out_existing_file_refused_before_work(tmp_path, frame_tif, no_work, one_error_line):
     taken = tmp_path / "taken"
     taken.write_text("mine")
-    _one_line_error(_run("analyze", frame_tif, "--pixel-size", "0.02", "--out", taken), "--out", "file")
-    _one_line_error(_run("series", frame_tif, "--pixel-size", "0.02", "--out", taken), "--out", "file")
+    one_error_line(_run("analyze", frame_tif, "--pixel-size", "0.02", "--out", taken), "--out", "file")
+    one_error_line(_run("series", frame_tif, "--pixel-size", "0.02", "--out", taken), "--out", "file")
     r = _run("train-detector", "--out", taken / "w.safetensors", "--evaluate", "0")
-    _one_line_error(r, "--out", "is a file")
+    one_error_line(r, "--out", "is a file")
     assert taken.read_text() == "mine"
 
 
@@ -86,9 +76,9 @@ def test_out_existing_file_refused_before_work(tmp_path, frame_tif, no_work):
         (["--d-min", "20", "--d-max", "10"], "--d-max"),
     ],
 )
-def test_analyze_refuses_bad_d_range(tmp_path, frame_tif, no_work, args, option):
+def test_analyze_refuses_bad_d_range(tmp_path, frame_tif, no_work, args, option, one_error_line):
     out = tmp_path / "o"
-    _one_line_error(_run("analyze", frame_tif, "--pixel-size", "0.02", "-o", out, *args), option, "Å")
+    one_error_line(_run("analyze", frame_tif, "--pixel-size", "0.02", "-o", out, *args), option, "Å")
     assert not out.exists()
 
 
@@ -128,31 +118,31 @@ _HEAD = "name: X\nspace_group: P m -3 m\n"
         ("name: X\n  bad: [indent\n", "cannot parse"),
     ],
 )
-def test_malformed_phase_yaml_is_one_line(tmp_path, frame_tif, no_work, text, field):
+def test_malformed_phase_yaml_is_one_line(tmp_path, frame_tif, no_work, text, field, one_error_line):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match=re.escape(field)) as err:
         crystals.load_phase_file(bad)
     assert "bad.yaml" in str(err.value)
     r = _run("analyze", frame_tif, "--pixel-size", "0.02", "--phase-file", bad, "-o", tmp_path / "o")
-    _one_line_error(r, "bad.yaml", field)
+    one_error_line(r, "bad.yaml", field)
     assert not (tmp_path / "o").exists()
 
 
-def test_non_utf8_phase_file(tmp_path, frame_tif, no_work):
+def test_non_utf8_phase_file(tmp_path, frame_tif, no_work, one_error_line):
     bad = tmp_path / "latin.yaml"
     bad.write_bytes(b"name: X\nspace_group: P 1\ncell: {a: 3.9\xff}\n" + _ATOM.encode())
     r = _run("analyze", frame_tif, "--pixel-size", "0.02", "--phase-file", bad, "-o", tmp_path / "o")
-    _one_line_error(r, "latin.yaml", "UTF-8")
+    one_error_line(r, "latin.yaml", "UTF-8")
 
 
 # ---------------------------------------------------------------------------------------- 4. scheduler
-def test_series_unreachable_scheduler(tmp_path, frame_tif, monkeypatch):
+def test_series_unreachable_scheduler(tmp_path, frame_tif, monkeypatch, one_error_line):
     pytest.importorskip("distributed")
     monkeypatch.setattr("matsight.tem.series.CONNECT_TIMEOUT_S", 1)
     out = tmp_path / "s"
     r = _run("series", frame_tif, "--pixel-size", "0.02", "--scheduler", "tcp://127.0.0.1:1", "-o", out)
-    _one_line_error(r, "cannot reach the dask scheduler tcp://127.0.0.1:1; check the address")
+    one_error_line(r, "cannot reach the dask scheduler tcp://127.0.0.1:1; check the address")
     assert not out.exists()
 
 
@@ -176,9 +166,9 @@ def test_series_unreachable_scheduler(tmp_path, frame_tif, monkeypatch):
         ("series", ["--scheduler", "cluster"], "scheduler"),
     ],
 )
-def test_out_of_range_options(tmp_path, frame_tif, no_work, command, args, option):
+def test_out_of_range_options(tmp_path, frame_tif, no_work, command, args, option, one_error_line):
     out = tmp_path / "o"
-    _one_line_error(_run(command, frame_tif, "--pixel-size", "0.02", "-o", out, *args), option)
+    one_error_line(_run(command, frame_tif, "--pixel-size", "0.02", "-o", out, *args), option)
     assert not out.exists()
 
 
@@ -198,33 +188,33 @@ def test_library_refuses_out_of_range_settings():
 
 
 # ------------------------------------------------------------------------------- 6. --frame, --weights
-def test_frame_on_single_image_and_weights_without_unet(tmp_path, frame_tif):
+def test_frame_on_single_image_and_weights_without_unet(tmp_path, frame_tif, one_error_line):
     out = tmp_path / "o"
     r = _run("analyze", frame_tif, "--pixel-size", "0.02", "--frame", "3", "-o", out)
-    _one_line_error(r, "--frame 3", "one frame")
+    one_error_line(r, "--frame 3", "one frame")
     r = _run("analyze", frame_tif, "--pixel-size", "0.02", "--weights", tmp_path / "w.safetensors", "-o", out)
-    _one_line_error(r, "--weights needs --detector unet")
+    one_error_line(r, "--weights needs --detector unet")
     r = _run("series", frame_tif, "--pixel-size", "0.02", "--weights", tmp_path / "w.safetensors", "-o", out)
-    _one_line_error(r, "--weights needs --detector unet")
+    one_error_line(r, "--weights needs --detector unet")
     assert not out.exists()
 
 
 # ------------------------------------------------------------------------------- 7. missing phase file
-def test_missing_phase_file(tmp_path, frame_tif, no_work):
+def test_missing_phase_file(tmp_path, frame_tif, no_work, one_error_line):
     r = _run("analyze", frame_tif, "--phase-file", tmp_path / "nonexist.yaml", "-o", tmp_path / "o")
-    text = _one_line_error(r, "nonexist.yaml", "not found")
+    text = one_error_line(r, "nonexist.yaml", "not found")
     assert "unknown phase" not in text
     with pytest.raises(InputError, match="not found"):
         crystals.load_phase("nonexist.yaml")
 
 
 # --------------------------------------------------------------------------------------- 8. file types
-def test_unsupported_file_lists_what_is_read(tmp_path):
+def test_unsupported_file_lists_what_is_read(tmp_path, one_error_line):
     from matsight.tem.pipeline import frame_suffixes
 
     bad = tmp_path / "bad.txt"
     bad.write_text("hello")
-    text = _one_line_error(_run("analyze", bad, "--pixel-size", "0.02", "-o", tmp_path / "o"), "'.txt'")
+    text = one_error_line(_run("analyze", bad, "--pixel-size", "0.02", "-o", tmp_path / "o"), "'.txt'")
     for suffix in (".npy", ".jpg", ".png", ".tif", ".dm4", ".emi"):
         assert suffix in text and suffix in frame_suffixes()
 
@@ -266,17 +256,17 @@ def test_user_phase_with_shipped_name_replaces_it(tmp_path, frame_tif):
 
 
 # ------------------------------------------------------------------------------------------ 10. stacks
-def test_stack_messages_name_the_option(tmp_path):
+def test_stack_messages_name_the_option(tmp_path, one_error_line):
     rgb = tmp_path / "rgb.npy"
     np.save(rgb, np.random.default_rng(0).random((64, 64, 3)).astype(np.float32))
-    text = _one_line_error(_run("analyze", rgb, "--pixel-size", "0.02", "-o", tmp_path / "o"), "colour")
+    text = one_error_line(_run("analyze", rgb, "--pixel-size", "0.02", "-o", tmp_path / "o"), "colour")
     assert "64 frames" not in text
     stack = tmp_path / "stack.npy"
     np.save(stack, np.random.default_rng(0).random((3, 64, 64)).astype(np.float32))
     r = _run("analyze", stack, "--pixel-size", "0.02", "-o", tmp_path / "o")
-    _one_line_error(r, "3 frames", "--frame")
+    one_error_line(r, "3 frames", "--frame")
     r = _run("analyze", stack, "--pixel-size", "0.02", "--frame", "5", "-o", tmp_path / "o")
-    _one_line_error(r, "--frame 5", "3 frames")
+    one_error_line(r, "--frame 5", "3 frames")
     assert not (tmp_path / "o").exists()
 
 
