@@ -10,18 +10,9 @@ from matsight.io import read_volume, write_volume
 runner = CliRunner()
 
 
-def _scene(rng, n=64):
-    img = np.full((n, n), 0.2, np.float32)
-    yy, xx = np.mgrid[:n, :n]
-    for _ in range(8):
-        cy, cx, r = rng.uniform(0, n, 2).tolist() + [rng.uniform(4, 10)]
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.choice([0.6, 0.9])
-    return img
-
-
 @pytest.fixture
-def files(tmp_path, rng):
-    hq = _scene(rng)
+def files(tmp_path, rng, disk_scene):
+    hq = disk_scene(rng)
     lq = hq.reshape(32, 2, 32, 2).mean((1, 3)) + rng.normal(0, 0.02, (32, 32)).astype(np.float32)
     write_volume(tmp_path / "hq.tif", hq)
     write_volume(tmp_path / "lq.tif", lq.astype(np.float32))

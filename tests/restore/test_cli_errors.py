@@ -15,29 +15,18 @@ from matsight.restore.train import train
 
 runner = CliRunner()
 
-TINY = dict(features=[4, 8], time_embedding=8, crop=16, batch=2, val_crop=24, auto_steps=[1, 2], steps=2)
-
-
-def _scene(rng, n=64):
-    img = np.full((n, n), 0.2, np.float32)
-    yy, xx = np.mgrid[:n, :n]
-    for _ in range(8):
-        cy, cx, r = rng.uniform(0, n, 2).tolist() + [rng.uniform(4, 10)]
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.choice([0.6, 0.9])
-    return img
-
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
+def work(tmp_path_factory, disk_scene, tiny_indi):
     """hq.tif (64²), lq.tif (32²), a registered pair/ and a tiny 2D model/ trained on it."""
     t = tmp_path_factory.mktemp("restore_cli")
     rng = np.random.default_rng(5)
-    hq = _scene(rng)
+    hq = disk_scene(rng)
     lq = hq.reshape(32, 2, 32, 2).mean((1, 3)) + rng.normal(0, 0.02, (32, 32)).astype(np.float32)
     write_volume(t / "hq.tif", hq)
     write_volume(t / "lq.tif", lq.astype(np.float32))
     save_pair(prepare_pair(lq, hq, scale=2, mask=False), t / "pair")
-    train(t / "pair", t / "model", device="cpu", max_steps=2, **TINY)
+    train(t / "pair", t / "model", device="cpu", max_steps=2, **tiny_indi)
     (t / "notes.txt").write_text("keep me")
     return t
 

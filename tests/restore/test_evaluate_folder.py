@@ -18,11 +18,9 @@ from matsight.restore.train import train
 
 runner = CliRunner()
 
-TINY = dict(features=[4, 8], time_embedding=8, crop=16, batch=2, val_crop=24, auto_steps=[1, 2], steps=2)
-
 
 @pytest.fixture(scope="module")
-def applied(tmp_path_factory):
+def applied(tmp_path_factory, tiny_indi):
     """A 64² HQ, its LQ in other grey units (×1000 + 50), a FOV-masked pair, a tiny model and its apply/."""
     t = tmp_path_factory.mktemp("restore_eval")
     rng = np.random.default_rng(3)
@@ -36,7 +34,7 @@ def applied(tmp_path_factory):
     write_volume(t / "hq.tif", hq)
     write_volume(t / "lq.tif", lq)
     save_pair(prepare_pair(lq, hq, scale=2, mask=True), t / "pair")
-    train(t / "pair", t / "model", device="cpu", max_steps=2, **TINY)
+    train(t / "pair", t / "model", device="cpu", max_steps=2, **tiny_indi)
     enhance_path(t / "model", t / "lq.tif", t / "out", steps=2, device="cpu")
     return t, hq, lq
 
