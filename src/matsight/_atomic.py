@@ -13,17 +13,29 @@ from pathlib import Path
 from ._errors import InputError
 
 
+def _file_in_the_way(paths):
+    """The nearest existing one of ``paths`` (a path and its parents, nearest first) if it is not a folder."""
+    for p in paths:
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
+def holds_cwd(path):
+    """Whether the absolute ``path`` is the current folder or one above it (replacing it loses the cwd)."""
+    cwd = Path.cwd()
+    return path == cwd or path in cwd.parents
+
+
 def make_folder(path):
     """Create the folder ``path`` (and its parents) and return it as an absolute Path.
 
     A file in the way gives an :class:`InputError` naming it, instead of ``FileExistsError``.
     """
     path = Path(os.path.abspath(path))
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise InputError(f"cannot make the folder {path}: {p} is a file; choose another output path")
-            break
+    blocker = _file_in_the_way((path, *path.parents))
+    if blocker is not None:
+        raise InputError(f"cannot make the folder {path}: {blocker} is a file; choose another output path")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -72,11 +84,9 @@ def check_output(path, *, kind, name, inputs=(), replaced=False, shown=None):
         raise InputError(f"{name} is a folder; give a file name, e.g. {shown(full / 'out.tif')}")
     if (kind == "folder" or zarr_store) and full.exists() and not full.is_dir():
         raise InputError(f"{name} is a file; give a folder name")
-    for parent in full.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"{name} cannot be written: {shown(parent)} is a file, not a folder")
-            break
+    blocker = _file_in_the_way(full.parents)
+    if blocker is not None:
+        raise InputError(f"{name} cannot be written: {shown(blocker)} is a file, not a folder")
     return full
 
 
@@ -114,7 +124,7 @@ def atomic_path(path, *, directory=False, keep_other=False):
     if directory:
         if path.exists() and not path.is_dir():
             raise InputError(f"{path} exists and is not a folder; choose another output path")
-        if path == Path.cwd() or path in Path.cwd().parents:
+        if holds_cwd(path):
             raise InputError(f"{path} is the current folder (or holds it); name a new folder for the output")
     elif path.is_dir():
         raise InputError(f"{path} is a folder; give a file name for the output")

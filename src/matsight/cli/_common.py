@@ -3,7 +3,6 @@
 import functools
 import os
 import sys
-from pathlib import Path
 
 import typer
 
@@ -57,10 +56,9 @@ def check_outputs(*, files=(), folders=(), inputs=()):
     InputError
         Naming the option, the problem and the fix (see :func:`matsight._atomic.check_output`).
     """
-    from .._atomic import check_output
+    from .._atomic import check_output, holds_cwd
 
     seen = {}
-    cwd = Path.cwd()
     for kind, items in (("file", files), ("folder", folders)):
         for option, path in items:
             if path is None:
@@ -70,7 +68,7 @@ def check_outputs(*, files=(), folders=(), inputs=()):
             if real in seen:
                 raise InputError(f"{option} and {seen[real]} are the same path ({path}); give each its own")
             seen[real] = option
-            if kind == "folder" and (full == cwd or full in cwd.parents):
+            if kind == "folder" and holds_cwd(full):
                 raise InputError(f"{option} {path} is the current folder (or holds it); name a new folder")
 
 
