@@ -30,10 +30,10 @@ DATA = HERE.parent.parent / "shared" / "data" / "xct" / "cell_vol.tif"
 
 
 def main(slices=(60, 65, 85, 90), radius=250.0):
-    from matsight.data.pairs import downsample
     from matsight.io import read_volume
     from matsight.metrics.image_quality import cnr, line_fwhm, psnr
     from matsight.restore.evaluate import _otsu_in
+    from matsight.restore.pairs import downsample
     from matsight.restore.register import fov_mask, upscale
 
     vol = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA)), dtype=np.float32)

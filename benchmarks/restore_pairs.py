@@ -2,7 +2,7 @@
 
 Measures, on a block of ``--slices`` z slices:
 
-1. :func:`matsight.data.pairs.simulate_lq` per dose: seconds, and how much the LQ loses against the HQ
+1. :func:`matsight.restore.pairs.simulate_lq` per dose: seconds, and how much the LQ loses against the HQ
    area-averaged to the LQ grid — PSNR and the CNR ratio LQ/HQ inside the cell's core (Otsu masks of the HQ).
    The paper's LQ/HQ CNR ratio is 0.9 / 2.4 = 0.375 (``shared/REFERENCE.md``); the default dose is chosen
    near it.
@@ -38,9 +38,9 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
-    from matsight.data.pairs import downsample, simulate_lq
     from matsight.io import read_volume
     from matsight.metrics.image_quality import cnr, otsu_masks, psnr
+    from matsight.restore.pairs import downsample, simulate_lq
     from matsight.restore.register import prepare_pair
 
     vol = read_volume(os.environ.get("MATSIGHT_XCT", DATA), lazy=True)

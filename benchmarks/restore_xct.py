@@ -1,6 +1,6 @@
 """InDI restoration on a real Li-ion cell X-ray CT volume with a simulated low-quality scan.
 
-HQ: ``shared/data/xct/cell_vol.tif`` (100×728×728 uint8). LQ: :func:`matsight.data.pairs.simulate_lq` — 2×
+HQ: ``shared/data/xct/cell_vol.tif`` (100×728×728 uint8). LQ: :func:`matsight.restore.pairs.simulate_lq` — 2×
 voxel size (area averaging), a parallel-beam scan with fewer projections and Poisson photon noise
 reconstructed by FBP, and a small rigid misalignment (sub-pixel shift + 0.4° rotation). The pair is registered
 (:func:`matsight.restore.register.prepare_pair`), an InDI model (``cpu`` preset) and a one-step regression
@@ -38,8 +38,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xct" / "cell_v
 
 
 def _pair(cache, quick, seed, dose, lq_path=None):
-    from matsight.data.pairs import simulate_lq
     from matsight.io import read_volume
+    from matsight.restore.pairs import simulate_lq
     from matsight.restore.register import load_pair, prepare_pair, save_pair
 
     hq = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA)), dtype=np.float32)

@@ -6,7 +6,7 @@ that the enhanced slice segments better (Fig. 3B). Here, on the Li-ion cell XCT 
 
 1. HQ = ``cell_slice_1.tif`` (test) and ``cell_slice_2.tif`` (InDI training). Reference labels of the
    HQ test slice: 3-class multi-Otsu on the lightly smoothed HQ (σ = 1 px), regions under 20 px merged away.
-2. LQ = :func:`matsight.data.pairs.simulate_lq` (2× voxels, sparse angles, photon noise, misalignment),
+2. LQ = :func:`matsight.restore.pairs.simulate_lq` (2× voxels, sparse angles, photon noise, misalignment),
    put back on the HQ grid and registered by :func:`matsight.restore.register.prepare_pair` (bicubic ×2,
    rigid).
 3. InDI: a :mod:`matsight.restore` model trained on the pair of ``cell_slice_2`` (CPU preset, ``--budget``
@@ -48,7 +48,7 @@ def reference_labels(hq):
 
 
 def make_pair(hq, seed):
-    from matsight.data.pairs import simulate_lq
+    from matsight.restore.pairs import simulate_lq
     from matsight.restore.register import prepare_pair
 
     lq = simulate_lq(hq.astype(np.float32), scale=2, seed=seed)

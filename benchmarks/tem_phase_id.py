@@ -6,14 +6,14 @@ at 300 kV (plane wave, potential sampling 0.1 Å, Lobato parametrisation) and im
 (Cs 1.2 mm, Scherzer defocus, 30 mrad aperture), giving the image intensity with dynamical scattering and the
 real contrast transfer. Frames are composed from these tiles: every grain samples its tile (periodic, cubic
 spline interpolation) rotated at random inside its mask, on an amorphous background (CTF-filtered speckle,
-:mod:`matsight.data.lattice`), and the frame is counted with Poisson noise at the dose. Single-phase frames
+:mod:`matsight.tem.lattice`), and the frame is counted with Poisson noise at the dose. Single-phase frames
 hold one grain (a disk), mixed frames two grains of two different phases split by a line through the centre at
 a random angle, with an amorphous gap. The ground truth is the set of phases placed.
 
 Li2CO3 (C2/c) has no small orthogonal supercell in its [010] and [100] zones: its tiles are 12a × 18 c·sinβ
 (10.0 × 10.1 nm) and 20b × 18 c·sinβ (9.9 × 10.1 nm), periodic along a (b) and wrapped along c⊥ with a
 stacking seam at the tile edge — a line defect every 10 nm in frames larger than the tile.
-``--engine lattice`` uses :mod:`matsight.data.lattice` (kinematic fringes) instead.
+``--engine lattice`` uses :mod:`matsight.tem.lattice` (kinematic fringes) instead.
 
 Scored per detector (classical, U-Net): phase-level precision/recall/F1 over all frames (a phase found that
 was not placed is a false positive, a placed phase not found a false negative), per dose; the d error of every
@@ -160,7 +160,7 @@ def render_grain(tile, length_A, shape, rotation_deg, shift_A, pixel_nm=PIXEL_NM
 
 def compose(tiles, grains, shape, dose, rng, amorphous=0.15):
     """grains: list of (key, mask) → Poisson counts and the expected intensity."""
-    from matsight.data.lattice import _amorphous, _soft
+    from matsight.tem.lattice import _amorphous, _soft
 
     inten = np.ones(shape)
     for key, mask in grains:
@@ -186,8 +186,8 @@ def _halves(shape, angle, gap=0.04):
 
 
 def lattice_tiles():
-    """Fallback tiles from matsight.data.lattice (kinematic fringes, exactly periodic 4 nm tiles)."""
-    from matsight.data.lattice import Grain, lattice_image
+    """Fallback tiles from matsight.tem.lattice (kinematic fringes, exactly periodic 4 nm tiles)."""
+    from matsight.tem.lattice import Grain, lattice_image
 
     tiles = {}
     for name, zones in PHASE_ZONES.items():

@@ -3,7 +3,7 @@
 Subpackages (imported lazily, so ``import matsight`` stays light and never imports torch):
 
 - :mod:`matsight.io` — volumes (tif, npy, zarr) and microscope files (dm3/dm4/mrc/ser/emd) with calibration.
-- :mod:`matsight.data` — seeded synthetic microstructures, lattice images and degradations.
+- :mod:`matsight.data` — seeded synthetic microstructures, grayscale images and degradations.
 - :mod:`matsight.metrics` — microstructure, image-quality and segmentation metrics.
 - :mod:`matsight.fuse` — SuperRes 2D/3D fusion GAN.
 - :mod:`matsight.restore` — InDI restoration of tomography.

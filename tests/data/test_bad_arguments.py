@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from matsight._errors import InputError
-from matsight.data import lattice, pairs
+from matsight.data import grayscale
 from matsight.data.degrade import degrade
 from matsight.data.microstructures import particle_electrode, two_phase
 
@@ -29,27 +29,11 @@ def test_bad_seeds(seed):
         particle_electrode((8, 8, 8), volume_fraction=0.4, radius=2, seed=seed)
 
 
-@pytest.mark.parametrize("shape", [(-5, 64), (64.5, 64), (0, 64), 64, (64, 64, 64), "ab"])
-def test_lattice_images_bad_shapes(shape):
-    for f in (lattice.lattice_image, lattice.two_phase_image, lattice.random_grains):
-        with pytest.raises(InputError, match="shape"):
-            f(shape)
-
-
-def test_random_grains_bad_counts():
-    with pytest.raises(InputError, match="n_grains"):
-        lattice.random_grains((32, 32), n_grains=(5, 1))
-    with pytest.raises(InputError, match="crystalline"):
-        lattice.random_grains((32, 32), crystalline=2)
-
-
-def test_pairs_bad_arguments():
-    with pytest.raises(InputError, match="scale"):
-        pairs.downsample(np.zeros((8, 8)), float("nan"))
+def test_grayscale_bad_arguments():
     with pytest.raises(InputError, match="shape"):
-        pairs.synthetic_grayscale((8.5, 16, 16))
+        grayscale.synthetic_grayscale((8.5, 16, 16))
     with pytest.raises(InputError, match="shape"):
-        pairs.synthetic_grayscale(16)
+        grayscale.synthetic_grayscale(16)
 
 
 @pytest.fixture(scope="module")

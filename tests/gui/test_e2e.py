@@ -104,7 +104,7 @@ def test_tem_bad_files_show_messages(page, tem_root, artifacts, gui_server):
 
 
 def test_tem_movie_frames_and_series(page, tmp_path, artifacts, gui_server):
-    from matsight.data.lattice import two_phase_image
+    from matsight.tem.lattice import two_phase_image
 
     root = tmp_path / "data"
     root.mkdir()
@@ -209,7 +209,8 @@ def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_serve
 def _restore_root(tmp_path):
     import tifffile
 
-    from matsight.data.pairs import simulate_lq, synthetic_grayscale
+    from matsight.data.grayscale import synthetic_grayscale
+    from matsight.restore.pairs import simulate_lq
 
     root = tmp_path / "data"
     root.mkdir()

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage, special
 
 from matsight._errors import InputError
-from matsight.data.pairs import synthetic_grayscale
+from matsight.data.grayscale import synthetic_grayscale
 from matsight.metrics.image_quality import (
     GAUSS_FWHM,
     cnr,

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from matsight import InputError
 from matsight.cli import app
-from matsight.data.pairs import synthetic_grayscale
+from matsight.data.grayscale import synthetic_grayscale
 from matsight.io import write_volume
 from matsight.restore.enhance import _resolve_steps, enhance_path, select_steps
 from matsight.restore.evaluate import compare, evaluate

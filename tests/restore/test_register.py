@@ -7,7 +7,8 @@ import pytest
 from scipy import ndimage
 
 from matsight._errors import InputError
-from matsight.data.pairs import simulate_lq, synthetic_grayscale
+from matsight.data.grayscale import synthetic_grayscale
+from matsight.restore.pairs import simulate_lq
 from matsight.restore.register import (
     apply_rigid,
     crop_common,

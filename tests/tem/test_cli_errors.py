@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 
 from matsight import InputError
 from matsight.cli import app
-from matsight.data import lattice
-from matsight.tem import crystals
+from matsight.tem import crystals, lattice
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "tem.md"
 

@@ -4,8 +4,7 @@ import pytest
 pytest.importorskip("torch")
 
 from matsight import InputError  # noqa: E402
-from matsight.data import lattice  # noqa: E402
-from matsight.tem import analyze, fft  # noqa: E402
+from matsight.tem import analyze, fft, lattice  # noqa: E402
 from matsight.tem.detector import DEFAULT_WEIGHTS, detect_spots_unet, load_detector, unet_spot_mask  # noqa: E402
 
 

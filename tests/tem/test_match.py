@@ -25,7 +25,7 @@ def _table(gy, gx, shape=(512, 512), ps=(0.02, 0.02)):
 
 
 def _zone_spots(phase, zone, rot=0.3, d_min=1.2, strain=1.0):
-    from matsight.data.lattice import _plane_basis
+    from matsight.tem.lattice import _plane_basis
 
     p = crystals.load_phase(phase)
     hkl, d, _ = p.zone_reflections(zone, d_min=d_min, min_intensity=0.02)
@@ -97,7 +97,7 @@ def test_bad_tolerance():
 def test_lif_111_with_forbidden_third_422_is_not_li():
     # LiF [111] of a thickness that is not whole ABC periods shows 1/3{422} at 2.466 Å, 0.6 % from Li (110):
     # the pattern then mimics Li [111]; grain completion on LiF's 1/3 superlattice keeps it LiF
-    from matsight.data.lattice import _plane_basis
+    from matsight.tem.lattice import _plane_basis
 
     lif = crystals.load_phase("LiF")
     zone = (1, 1, 1)

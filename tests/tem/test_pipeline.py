@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from matsight import InputError
-from matsight.data import lattice
-from matsight.tem import analyze
+from matsight.tem import analyze, lattice
 
 SRTIO3 = {
     "name": "SrTiO3",

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from matsight.data import lattice
-from matsight.tem import analyze
+from matsight.tem import analyze, lattice
 from matsight.tem.report import write_analysis
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from matsight import InputError
-from matsight.data import lattice
+from matsight.tem import lattice
 from matsight.tem.series import analyze_series, write_series
 
 

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from matsight.data import lattice
-from matsight.tem import fft, spots
+from matsight.tem import fft, lattice, spots
 
 
 def _cosines(shape, ps, gvecs, amp=20.0, mean=200.0, seed=0):

@@ -1,11 +1,11 @@
-"""Seeded synthetic data: microstructures, degradations to low-res, lattice images, LQ/HQ pairs.
+"""Method-free seeded synthetic data: microstructures, grayscale images, the papers' degradations to low-res.
 
 Modules are imported lazily: ``from matsight.data import microstructures``.
 """
 
 import importlib
 
-_SUBMODULES = ("microstructures", "degrade", "lattice", "pairs")
+_SUBMODULES = ("microstructures", "degrade", "grayscale", "checks")
 __all__ = list(_SUBMODULES)
 
 

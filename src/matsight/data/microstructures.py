@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from .._errors import InputError
-from ._checks import check_seed, check_shape
+from .checks import check_seed, check_shape
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ LOW_NCC = 0.2  # below this registered NCC the two scans likely do not show the 
 __all__ = [
     "Pair",
     "apply_rigid",
+    "as_image",
     "crop_common",
     "denormalise",
     "fov_mask",
@@ -46,7 +47,23 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------------- validation
-def _as_image(a, name, *, ndim=(2, 3)):
+def as_image(a, name, *, ndim=(2, 3)):
+    """``a`` as an array after checking it is a finite numeric 2D image or 3D volume.
+
+    Parameters
+    ----------
+    a : array_like
+        Image (YX) or volume (ZYX).
+    name : str
+        What the caller calls it, for the one-line :class:`InputError` messages.
+    ndim : tuple of int
+        Accepted numbers of dimensions.
+
+    Returns
+    -------
+    ndarray
+        ``np.asarray(a)``, unchanged.
+    """
     a = np.asarray(a)
     if a.ndim not in ndim:
         raise InputError(
@@ -102,7 +119,7 @@ def upscale(lq, factor, *, order=3, shape=None):
         the same extent as the first/last ``factor`` HQ pixels, so down- then up-sampling does not shift
         content.
     """
-    lq = _as_image(lq, "lq")
+    lq = as_image(lq, "lq")
     f = _per_axis(factor, lq.ndim, "factor")
     if np.any(f <= 0) or not np.all(np.isfinite(f)):
         raise InputError(
@@ -457,8 +474,8 @@ def register_rigid(
         :func:`apply_rigid` that maps ``moving`` onto ``fixed``, and the masked normalised cross-correlation
         after applying it.
     """
-    moving = _as_image(moving, "moving")
-    fixed = _as_image(fixed, "fixed")
+    moving = as_image(moving, "moving")
+    fixed = as_image(fixed, "fixed")
     if moving.shape != fixed.shape:
         raise InputError(
             f"moving {moving.shape} and fixed {fixed.shape} differ in shape; "
@@ -577,8 +594,8 @@ def refine_deformable(
     from skimage.registration import optical_flow_ilk, optical_flow_tvl1
     from skimage.transform import warp
 
-    moving = _as_image(moving, "moving")
-    fixed = _as_image(fixed, "fixed")
+    moving = as_image(moving, "moving")
+    fixed = as_image(fixed, "fixed")
     if moving.shape != fixed.shape:
         raise InputError(f"moving {moving.shape} and fixed {fixed.shape} differ; register rigidly first")
     funcs = {"tvl1": optical_flow_tvl1, "ilk": optical_flow_ilk}
@@ -808,8 +825,8 @@ def prepare_pair(
     -------
     Pair
     """
-    lq = _as_image(lq, "lq")
-    hq = _as_image(hq, "hq")
+    lq = as_image(lq, "lq")
+    hq = as_image(hq, "hq")
     if lq.ndim != hq.ndim:
         raise InputError(
             f"lq is {lq.ndim}D {lq.shape} but hq is {hq.ndim}D {hq.shape}; "

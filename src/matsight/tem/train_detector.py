@@ -1,6 +1,6 @@
 """Train and evaluate the U-Net FFT spot detector on synthetic lattice images whose spots are known.
 
-Training data (:func:`synthetic_sample`): :func:`matsight.data.lattice.lattice_image` frames of 1-5 random
+Training data (:func:`synthetic_sample`): :func:`matsight.tem.lattice.lattice_image` frames of 1-5 random
 grains of Li, LiF, Li2O, Li2CO3 (random zone axis, rotation, strength; amorphous Voronoi cells in between), an
 amorphous background with CTF-like Thon rings, an information-limit envelope and Poisson noise at a dose drawn
 log-uniformly in 20-5000 e/Å², pixel sizes 0.012-0.04 nm and frame sides 192-384 px; 8 % of the frames are
@@ -112,9 +112,9 @@ def synthetic_sample(seed, cfg=None):
         ``x`` (2, h, w) float32, ``y`` (h, w) bool, ``valid`` (h, w) bool, ``lattice`` (the LatticeImage),
         ``spectrum`` and ``params``.
     """
-    from ..data.lattice import lattice_image, random_grains
     from . import fft as _fft
     from .detector import _annulus_box, half_features
+    from .lattice import lattice_image, random_grains
 
     cfg = cfg or TrainConfig()
     p = _frame_params(seed, cfg)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .._errors import InputError
-from ._checks import check_seed, check_shape
+from ..data.checks import check_seed, check_shape
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _amorphous(shape, pixel_size_nm, rng, *, defocus_nm=-50.0, wavelength_nm=0.0
 
 def _grain_signal(grain, shape, pixel_size_nm, d_info, rng):
     """Fringe pattern of one grain (unmasked) and its reflections as dicts."""
-    from ..tem.crystals import load_phase
+    from .crystals import load_phase
 
     phase = load_phase(grain.phase)
     hkl, d, inten = phase.zone_reflections(grain.zone, d_min=d_info, d_max=30.0, min_intensity=0.01)
@@ -202,7 +202,7 @@ def lattice_image(
     -------
     LatticeImage
     """
-    from ..tem import fft as _fft
+    from . import fft as _fft
 
     ps = _fft.check_pixel_size(pixel_size_nm)
     shape = check_shape(shape, ndims=(2,))

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from matsight import InputError
-from matsight.data import lattice
-from matsight.tem import crystals, fft
+from matsight.tem import crystals, fft, lattice
 
 
 def test_seeded_and_counts_follow_dose():
@@ -61,3 +60,17 @@ def test_random_grains():
     g = lattice.random_grains((64, 64), seed=3)
     assert g and all(gr.mask.shape == (64, 64) for gr in g)
     assert all(str(gr.phase) in lattice.ZONES for gr in g)
+
+
+@pytest.mark.parametrize("shape", [(-5, 64), (64.5, 64), (0, 64), 64, (64, 64, 64), "ab"])
+def test_lattice_images_bad_shapes(shape):
+    for f in (lattice.lattice_image, lattice.two_phase_image, lattice.random_grains):
+        with pytest.raises(InputError, match="shape"):
+            f(shape)
+
+
+def test_random_grains_bad_counts():
+    with pytest.raises(InputError, match="n_grains"):
+        lattice.random_grains((32, 32), n_grains=(5, 1))
+    with pytest.raises(InputError, match="crystalline"):
+        lattice.random_grains((32, 32), crystalline=2)

@@ -1,20 +1,11 @@
-"""Simulated LQ scans and synthetic grayscale volumes."""
+"""Simulated LQ scans of an HQ volume."""
 
 import numpy as np
 import pytest
 
 from matsight._errors import InputError
-from matsight.data.pairs import downsample, grayscale_from_labels, simulate_lq, synthetic_grayscale
-
-
-def test_synthetic_grayscale_seeded():
-    a = synthetic_grayscale((12, 40, 40), seed=4)
-    b = synthetic_grayscale((12, 40, 40), seed=4)
-    c = synthetic_grayscale((12, 40, 40), seed=5)
-    assert a.shape == (12, 40, 40) and a.dtype == np.float32
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    assert a.std() > 0.1  # particles and background present
+from matsight.data.grayscale import synthetic_grayscale
+from matsight.restore.pairs import downsample, simulate_lq
 
 
 def test_downsample_block_mean():
@@ -53,6 +44,11 @@ def test_simulate_lq_volume_and_misalignment():
     assert err2 < err0
 
 
+def test_downsample_bad_scale():
+    with pytest.raises(InputError, match="scale"):
+        downsample(np.zeros((8, 8)), float("nan"))
+
+
 def test_simulate_lq_errors():
     with pytest.raises(InputError, match="constant"):
         simulate_lq(np.zeros((16, 16)))
@@ -60,19 +56,3 @@ def test_simulate_lq_errors():
         simulate_lq(np.eye(16), n_projections=1)
     with pytest.raises(InputError, match="2D"):
         simulate_lq(np.zeros(16))
-
-
-def test_grayscale_from_labels():
-    lab = np.zeros((6, 32, 32), np.uint8)
-    lab[:, 8:24, 8:24] = 1
-    lab[:, 12:20, 12:20] = 2
-    img = grayscale_from_labels(lab, levels=(0.1, 0.5, 0.9), texture=0, blur=0, noise=0)
-    np.testing.assert_allclose(img[lab == 2], 0.9)
-    np.testing.assert_allclose(img[lab == 0], 0.1)
-    noisy = grayscale_from_labels(lab, seed=1)
-    assert noisy[lab == 2].mean() > noisy[lab == 1].mean() > noisy[lab == 0].mean()
-    np.testing.assert_array_equal(noisy, grayscale_from_labels(lab, seed=1))
-    with pytest.raises(InputError, match="one level per phase"):
-        grayscale_from_labels(lab, levels=(0.1, 0.5))
-    with pytest.raises(InputError):
-        grayscale_from_labels(np.random.default_rng(0).random((8, 8)))
