@@ -337,14 +337,3 @@ def test_bad_options_raise_input_error(electrode):
         ms.two_point_correlation(electrode, 1, axis=0, max_distance=100)
     with pytest.raises(InputError, match="phases"):
         ms.triple_phase_boundary(electrode, phases=(0, 0, 1))
-
-
-def test_demo_writes_report(tmp_path):
-    from matsight.metrics import demo
-
-    out = demo.run(tmp_path / "m", seed=3, size=32, subvolume_size=16, n_subvolumes=8, solve_tau=False)
-    assert demo.TITLE and (tmp_path / "m" / "index.html").is_file()
-    assert out["VF pore / active / binder"] == "0.400 / 0.500 / 0.100"
-    assert {"slices.png", "two_point_correlation.png", "subvolume_violins.png"} <= {
-        p.name for p in (tmp_path / "m").glob("*.png")
-    }

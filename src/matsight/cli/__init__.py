@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import echo, user_errors
+from ._common import check_outputs, echo, user_errors
 
 app = typer.Typer(
     name="matsight",
@@ -43,8 +43,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed for the generated data.")] = 0,
 ):
     """Run every method on data matsight generates itself and write an HTML report."""
-    from ..demo import run_demo
+    from ..demos import run_demo
 
+    check_outputs(folders=[("--out", out)])
     report = run_demo(out, parts=parts, seed=seed)
     echo(f"report: {report.resolve()}")
 

@@ -5,7 +5,8 @@ Pipeline (each step is a small module usable on its own):
 - :mod:`~matsight.tem.fft` — windowed FFT of raw counts, ``g = k / (N · pixel)``, ``d = 1/|g|``,
   exact half-spectrum (Friedel) tools.
 - :mod:`~matsight.tem.spots` — classical spot detector; :mod:`~matsight.tem.detector` — the learned one (U-Net
-  on the half spectrum, weights shipped), trained by :mod:`~matsight.tem.train_detector`.
+  on the half spectrum, weights shipped), trained by :mod:`~matsight.tem.train_detector`
+  on :mod:`~matsight.tem.lattice` images (synthetic HRTEM-like frames whose spots are known).
 - :mod:`~matsight.tem.crystals` — phase database from structures (gemmi): reflections, d, |F|².
 - :mod:`~matsight.tem.match` — d-spacing + inter-plane-angle (zone axis) matching; unmatched → ``unknown``.
 - :mod:`~matsight.tem.phasemap` — masked inverse FFT amplitude → Otsu + opening + watershed maps.
@@ -43,7 +44,7 @@ _SUBMODULES = (
     "report",
     "detector",
     "train_detector",
-    "demo",
+    "lattice",
 )
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)

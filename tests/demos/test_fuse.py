@@ -1,4 +1,4 @@
-from matsight.fuse import demo
+from matsight.demos import fuse as demo
 
 
 def test_demo_trains_generates_and_reports(tmp_path):

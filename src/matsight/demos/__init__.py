@@ -1,16 +1,17 @@
 """``matsight demo``: every method, on data matsight generates itself, into one HTML report.
 
-Each method contributes a part through ``matsight.<part>.demo.run(out_dir, *, seed)``, which writes its own
-sub-report into ``out_dir`` and returns a short summary dict shown on the front page.
+Each part is a module of this package, ``matsight.demos.<part>`` (one per method, plus ``metrics``), whose
+``run(out_dir, *, seed)`` writes its own sub-report into ``out_dir`` and returns a short summary dict shown on
+the front page. The demos sit above the methods: no method imports them.
 """
 
 import importlib
 import logging
 import time
 
-from ._atomic import make_folder
-from ._errors import InputError
-from .report import Report
+from .._atomic import make_folder
+from .._errors import InputError
+from ..report import Report
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,9 @@ def available_parts():
     found = []
     for part in PARTS:
         try:
-            importlib.import_module(f"matsight.{part}.demo")
+            importlib.import_module(f"{__name__}.{part}")
         except ModuleNotFoundError as exc:
-            if exc.name not in (f"matsight.{part}.demo", f"matsight.{part}"):
+            if exc.name not in (f"{__name__}.{part}", f"matsight.{part}"):
                 raise
             continue
         found.append(part)
@@ -63,7 +64,7 @@ def run_demo(out_dir="matsight-demo", *, parts="all", seed=0):
         f"{seed}); rerun with `matsight demo --seed N` for another realisation."
     )
     for part in chosen:
-        module = importlib.import_module(f"matsight.{part}.demo")
+        module = importlib.import_module(f"{__name__}.{part}")
         t0 = time.perf_counter()
         print(f"[demo] {part} ...", flush=True)
         summary = module.run(out_dir / part, seed=seed)

@@ -1,4 +1,4 @@
-from matsight.tem import demo
+from matsight.demos import tem as demo
 
 
 def test_demo_two_phase_report(tmp_path):

@@ -40,9 +40,9 @@ def run(out_dir, *, seed=0, size=96, subvolume_size=32, n_subvolumes=64, solve_t
         Headline numbers and the report path.
     """
     from ..data.microstructures import particle_electrode
+    from ..metrics.microstructure import subvolume_statistics, summary
     from ..report import Report
     from ..report.microstructure import compare_slices, summary_report
-    from .microstructure import subvolume_statistics, summary
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)

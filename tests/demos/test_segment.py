@@ -1,4 +1,4 @@
-from matsight.segment import demo
+from matsight.demos import segment as demo
 
 
 def test_demo_writes_report_and_beats_threshold(tmp_path):

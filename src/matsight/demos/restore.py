@@ -24,12 +24,13 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     """Generate data, register, train, enhance and evaluate; write ``out_dir/index.html``; return a
     summary.
     """
-    from ..data.pairs import simulate_lq, synthetic_grayscale
+    from ..data.grayscale import synthetic_grayscale
     from ..nn.device import seed_everything
-    from .enhance import enhance
-    from .evaluate import compare, write_report
-    from .register import denormalise, prepare_pair
-    from .train import load_model, train
+    from ..restore.enhance import enhance
+    from ..restore.evaluate import compare, write_report
+    from ..restore.pairs import simulate_lq
+    from ..restore.register import denormalise, prepare_pair
+    from ..restore.train import load_model, train
 
     out_dir = Path(out_dir)
     seed_everything(seed)

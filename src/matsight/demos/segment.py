@@ -12,9 +12,9 @@ import time
 import numpy as np
 
 from ..report import Report
-from .apply import apply
-from .synthetic import draw_strokes, grayscale_from_labels
-from .train import label_scores, train
+from ..segment.apply import apply
+from ..segment.synthetic import draw_strokes, grayscale_from_labels
+from ..segment.train import label_scores, train
 
 log = logging.getLogger(__name__)
 

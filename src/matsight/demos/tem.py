@@ -49,10 +49,10 @@ def run(
     dict
         Headline numbers and the report path.
     """
-    from .detector import DEFAULT_WEIGHTS
-    from .lattice import two_phase_image
-    from .pipeline import analyze
-    from .report import write_analysis
+    from ..tem.detector import DEFAULT_WEIGHTS
+    from ..tem.lattice import two_phase_image
+    from ..tem.pipeline import analyze
+    from ..tem.report import write_analysis
 
     t0 = time.perf_counter()
     out = Path(out_dir)

@@ -51,11 +51,11 @@ def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, prog
     """
     from ..data.degrade import degrade
     from ..data.microstructures import particle_electrode
+    from ..fuse.config import make_config
+    from ..fuse.evaluate import evaluate
+    from ..fuse.generate import generate
+    from ..fuse.train import train
     from ..io import write_volume
-    from .config import make_config
-    from .evaluate import evaluate
-    from .generate import generate
-    from .train import train
 
     t0 = time.perf_counter()
     out_dir = make_folder(out_dir)
