@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import InputError
+from ._readers import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, _natural_key, read_array
 from .units import parse_length_unit, to_seconds, valid_scale
-from .volumes import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, _natural_key, _read_any
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _file_signals(path, fmt, *, lazy):
 
 def _image_signal(path, lazy):
     """tif/png/npy as a signal dict, with calibration from tif tags / zarr attributes when present."""
-    data, axes, cal = _read_any(path, lazy=lazy, rgb="gray")
+    data, axes, cal = read_array(path, lazy=lazy, rgb="gray")
     out = []
     for a, n in zip(axes, data.shape, strict=True):
         scale, unit = cal.get(a, (1.0, ""))

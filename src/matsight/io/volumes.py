@@ -7,370 +7,35 @@ which slice the user meant.
 
 import logging
 import math
-import re
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .._atomic import atomic_path
 from .._errors import InputError
+from ._readers import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, read_array
+from .microscope import MICROSCOPE_EXTS, read_microscope
 from .units import parse_length_unit, valid_scale
 
 log = logging.getLogger(__name__)
 
 __all__ = ["read_volume", "read_image", "read_labels", "validate_labels", "write_volume", "read_spacing"]
 
-TIF_EXTS = (".tif", ".tiff")
-PLAIN_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 VOLUME_EXTS = TIF_EXTS + (".npy", ".zarr") + PLAIN_IMAGE_EXTS
 WRITE_EXTS = TIF_EXTS + (".npy", ".zarr")
 # float images with at most this many distinct non-integer values are probably mis-saved labels, not grayscale
 _FEW_VALUES = 16
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
-def _existing(path):
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or folder; check the path")
-    return path
-
-
-def _ext(path):
-    name = Path(path).name.lower()
-    for ext in (".ome.tiff", ".ome.tif"):
-        if name.endswith(ext):
-            return ".tif"
-    return Path(name.rstrip("/")).suffix
-
-
-def _one_line(exc):
-    """The first line of an exception's message (the user sees one line, never a traceback)."""
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
-
-
-def _natural_key(name):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(name))]
-
-
-def _luminance(rgb):
-    # ITU-R BT.709 weights, the ones scikit-image's rgb2gray uses
-    w = np.array([0.2125, 0.7154, 0.0721])
-    return np.asarray(rgb[..., :3], dtype=np.float64) @ w
-
-
-def _normalise_axes(data, axes, name, *, rgb):
-    """Squeeze/validate ImageJ-OME style axes → (array in [T|Z]YX order, axes string).
-
-    ``rgb`` is "error" (volumes, labels) or "gray" (microscope images: colour → luminance).
-    """
-    axes = axes.upper()
-    if len(axes) != data.ndim:  # unknown layout: trust the page dims
-        axes = "Q" * (data.ndim - 2) + "YX"
-    desc = f"axes {axes}, shape {tuple(data.shape)}"
-    for letter, what in (("S", "samples per pixel"), ("C", "channels")):
-        while letter in axes:
-            i = axes.index(letter)
-            n = data.shape[i]
-            if n == 1:
-                data = data[(slice(None),) * i + (0,)]
-                axes = axes.replace(letter, "", 1)
-                continue
-            ch = np.moveaxis(np.asarray(data), i, -1)
-            if letter == "S" and n in (2, 4):  # grey + alpha or RGB + alpha
-                if np.ptp(ch[..., -1]) != 0:  # a constant alpha carries nothing
-                    if rgb != "gray":
-                        raise InputError(
-                            f"{name} has a transparency (alpha) channel that varies ({desc}); save it "
-                            "without transparency (e.g. Fiji: Image › Type › 8-bit) and read that"
-                        )
-                    log.warning("%s has a transparency (alpha) channel; ignoring it", name)
-                ch, n = ch[..., :-1], n - 1
-                if n == 1:
-                    data = ch[..., 0]
-                    axes = axes.replace(letter, "", 1)
-                    continue
-            if all(np.array_equal(ch[..., 0], ch[..., k]) for k in range(1, n)):
-                data = ch[..., 0]
-            elif rgb == "gray" and letter == "S" and n == 3:
-                log.warning("%s is an RGB colour image; converting it to grayscale (luminance)", name)
-                data = _luminance(ch)
-            else:
-                kind = "an RGB colour image" if letter == "S" else f"a {n}-channel image"
-                raise InputError(
-                    f"{name} is {kind} ({desc}) with {n} different {what}; save the single channel you need "
-                    "(e.g. Fiji: Image › Color › Split Channels) and read that"
-                )
-            axes = axes.replace(letter, "", 1)
-    if "Y" not in axes or "X" not in axes or axes.index("Y") != len(axes) - 2 or axes[-1] != "X":
-        axes = axes.replace("Y", "Q").replace("X", "Q")
-        axes = axes[:-2] + "YX"
-    extra = [(a, n) for a, n in zip(axes[:-2], data.shape[:-2], strict=True) if n != 1]
-    keep = tuple(slice(None) if (a in "YX" or n != 1) else 0 for a, n in zip(axes, data.shape, strict=True))
-    data = data[keep]
-    if len(extra) > 1:
-        what = ", ".join(f"{a}={n}" for a, n in extra)
-        raise InputError(
-            f"{name} has more than one stack dimension ({what}; {desc}); a volume is one 3D ZYX block — "
-            "save a single time point/channel (e.g. Fiji: Image › Duplicate…) and read that"
-        )
-    if not extra:
-        return data, "YX"
-    a = extra[0][0]
-    if a == "T":
-        log.info("%s: treating its %d time points as frames (first axis)", name, extra[0][1])
-        return data, "TYX"
-    return data, "ZYX"
-
-
-# ---------------------------------------------------------------------------------------------------- tif
-def _ome_calibration(xml):
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return {}
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] == "Pixels":
-            out = {}
-            for ax in "XYZ":
-                v = el.get(f"PhysicalSize{ax}")
-                if v is not None:
-                    out[ax] = (float(v), el.get(f"PhysicalSize{ax}Unit", "µm"))
-            return out
-    return {}
-
-
-def _tif_calibration(tif):
-    """Return {"X": (scale, unit), "Y": ..., "Z": ...} from whatever calibration the tif carries."""
-    cal = {}
-    page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
-    tags = page.tags
-
-    def resolution(tagname):
-        t = tags.get(tagname)
-        if t is None:
-            return None
-        v = t.value
-        r = v[0] / v[1] if isinstance(v, tuple) and v[1] else float(v if not isinstance(v, tuple) else 0)
-        return 1.0 / r if r > 0 else None
-
-    shaped = (tif.shaped_metadata or ({},))[0] if tif.is_shaped else {}
-    ij = tif.imagej_metadata or {}
-    ru = tags.get("ResolutionUnit")
-    ru = int(ru.value) if ru is not None else 2
-    if ij.get("unit") or shaped.get("unit"):
-        unit = ij.get("unit") or shaped.get("unit")
-        sx, sy = resolution("XResolution"), resolution("YResolution")
-        if sx:
-            cal["X"] = (sx, unit)
-        if sy:
-            cal["Y"] = (sy, unit)
-        sp = ij.get("spacing", shaped.get("spacing"))
-        if isinstance(sp, list | tuple):  # our plain-tif writer stores one spacing per axis
-            axes = shaped.get("axes", "")
-            if "Z" in axes and len(sp) == len(axes):
-                cal["Z"] = (float(sp[axes.index("Z")]), unit)
-        elif sp is not None:
-            cal["Z"] = (float(sp), unit)
-    elif tif.is_ome and tif.ome_metadata:
-        cal.update(_ome_calibration(tif.ome_metadata))
-    elif getattr(tif, "is_fei", False) and tif.fei_metadata:
-        scan = tif.fei_metadata.get("Scan", {})
-        for ax, key in (("X", "PixelWidth"), ("Y", "PixelHeight")):
-            if key in scan:
-                cal[ax] = (float(scan[key]), "m")
-    elif ru == 3:  # centimetre: an explicit physical unit (inch resolutions are screen dpi, not calibration)
-        sx, sy = resolution("XResolution"), resolution("YResolution")
-        if sx and sy:
-            cal["X"], cal["Y"] = (sx, "cm"), (sy, "cm")
-    return cal
-
-
-def _same_shape_pages(tif):
-    """The series of a tif written page by page (one 2D series each, same shape and type), or None."""
-    series = tif.series
-    first = series[0]
-    if len(series) < 2 or len(first.shape) != 2:
-        return None
-    if all(tuple(s.shape) == tuple(first.shape) and s.dtype == first.dtype for s in series):
-        return series
-    return None
-
-
-def _read_tif(path, *, lazy, rgb):
-    import tifffile
-
-    if path.is_dir():
-        raise InputError(f"{path.name} is a folder, not a tif file; give the path of the .tif inside it")
-    try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise InputError(f"{path.name} holds no image data; check the file")
-            pages = _same_shape_pages(tif)
-            if pages is not None:
-                # a stack saved one page at a time (each its own series): the pages are the Z slices
-                log.info("%s: reading its %d single-page series as a stack of slices", path.name, len(pages))
-                cal = _tif_calibration(tif)
-                data = np.stack([s.asarray() for s in pages])
-                shape, axes = data.shape, "ZYX"
-            else:
-                if len(tif.series) > 1:
-                    log.warning(
-                        "%s has %d image series of different shapes; reading the first, %s",
-                        path.name,
-                        len(tif.series),
-                        tuple(tif.series[0].shape),
-                    )
-                series = tif.series[0]
-                shape, axes = tuple(series.shape), series.axes
-                cal = _tif_calibration(tif)
-                data = None
-                if lazy:
-                    try:
-                        data = tifffile.memmap(path, series=0, mode="r")
-                    except (ValueError, OSError):
-                        log.info(
-                            "%s is compressed or fragmented and cannot be memory-mapped; loading it",
-                            path.name,
-                        )
-                if data is None:
-                    data = series.asarray()
-    except InputError:
-        raise
-    except (tifffile.TiffFileError, OSError, ValueError, EOFError, zlib.error) as e:
-        raise InputError(
-            f"{path.name} is not a readable tif — truncated or corrupt? ({type(e).__name__}: {_one_line(e)})"
-        ) from None
-    data = data.reshape(shape) if data.shape != shape else data
-    data, axes = _normalise_axes(data, axes, path.name, rgb=rgb)
-    return data, axes, cal
-
-
-# ---------------------------------------------------------------------------------------------------- zarr
-def _open_zarr(path):
-    import zarr
-
-    try:
-        node = zarr.open(str(path), mode="r")
-    except Exception as e:  # zarr raises many types for a store that is not one
-        raise InputError(
-            f"{path.name} is not a readable zarr store ({type(e).__name__}: {_one_line(e)})"
-        ) from None
-    cal = {}
-    if isinstance(node, zarr.Group):
-        attrs = dict(node.attrs)
-        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-        if ms:  # OME-Zarr: full-resolution level and its scale
-            ds = ms[0]["datasets"][0]
-            arr = node[ds["path"]]
-            axes = ms[0].get("axes", [])
-            scale = next(
-                (t["scale"] for t in ds.get("coordinateTransformations", []) if t.get("type") == "scale"),
-                None,
-            )
-            if scale and len(axes) == len(scale):
-                for a, s in zip(axes, scale, strict=True):
-                    name = (a.get("name") if isinstance(a, dict) else str(a)).upper()
-                    if name in "ZYX" and isinstance(a, dict) and a.get("unit"):
-                        cal[name] = (float(s), a["unit"])
-            axes_str = "".join(
-                (a.get("name") if isinstance(a, dict) else str(a)).upper()[:1] for a in axes
-            ) or ("ZYX"[-arr.ndim :] if arr.ndim <= 3 else "Q" * arr.ndim)
-            return arr, axes_str, cal
-        keys = sorted(node.array_keys())
-        if len(keys) != 1:
-            raise InputError(
-                f"{path.name} is a zarr group with {len(keys)} arrays ({', '.join(keys) or 'none'}); "
-                f"give the array's path, e.g. {path}/{keys[0] if keys else 'NAME'}"
-            )
-        node = node[keys[0]]
-    attrs = dict(node.attrs)
-    axes_str = attrs.get("axes") or ("ZYX"[-node.ndim :] if node.ndim <= 3 else "Q" * node.ndim)
-    sp, unit = attrs.get("spacing"), attrs.get("unit")
-    if sp is not None and unit:
-        sp = list(sp) if isinstance(sp, list | tuple) else [sp] * len(axes_str)
-        for a, s in zip(axes_str, sp, strict=False):
-            if a in "ZYX":
-                cal[a] = (float(s), unit)
-    return node, axes_str, cal
-
-
 # ---------------------------------------------------------------------------------------------------- readers
-def _squeeze_extra_axes(data, axes, name, *, lazy, rgb):
-    """npy/zarr: drop length-one axes other than Z/Y/X (OME-Zarr's T and C, a leading 1 of a 4D array).
-
-    Arrays that are already 2D/3D with only spatial axes are returned untouched (lazy ones stay lazy).
-    """
-    if data.ndim < 2:
-        raise InputError(
-            f"{name} holds a {data.ndim}D array of shape {tuple(data.shape)}; an image must be 2D (Y, X) "
-            "and a volume 3D (Z, Y, X)"
-        )
-    if len(axes) != data.ndim:
-        axes = "ZYX"[-data.ndim :] if data.ndim <= 3 else "Q" * data.ndim
-    if data.ndim <= 3 and set(axes) <= set("ZYX"):
-        return data, axes
-    if not isinstance(data, np.ndarray):  # zarr: index lazily through dask where we can
-        try:
-            import dask.array as da
-
-            data = da.from_zarr(data) if lazy else np.asarray(data[...])
-        except ImportError:
-            data = np.asarray(data[...])
-    return _normalise_axes(data, axes, name, rgb=rgb)
-
-
 def _read_any(path, *, lazy=False, rgb="error"):
     """Read a volume/image file → (array, axes, calibration {axis: (scale, unit)})."""
     path = _existing(path)
-    ext = _ext(path)
-    zarr_store = path.is_dir() and any((path / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
-    if path.is_dir() and ext != ".zarr" and not zarr_store:
-        raise InputError(f"{path.name} is a folder, not a file; give the path of an image or volume file")
-    if ext in TIF_EXTS and not zarr_store:
-        return _read_tif(path, lazy=lazy, rgb=rgb)
-    if ext == ".npy" and not zarr_store:
-        try:
-            data = np.load(path, mmap_mode="r" if lazy else None, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise InputError(
-                f"{path.name} is not a readable .npy array — empty or truncated? ({_one_line(e)})"
-            ) from None
-        axes = "ZYX"[-data.ndim :] if 2 <= data.ndim <= 3 else "Q" * data.ndim
-        data, axes = _squeeze_extra_axes(data, axes, path.name, lazy=lazy, rgb=rgb)
-        return data, axes, {}
-    if ext == ".zarr" or zarr_store:
-        arr, axes, cal = _open_zarr(path)
-        data, axes = _squeeze_extra_axes(arr, axes, path.name, lazy=lazy, rgb=rgb)
-        return (data if lazy else np.asarray(data[...])), axes, cal
-    if ext in PLAIN_IMAGE_EXTS:
-        import imageio.v3 as iio
-
-        try:
-            data = iio.imread(path)
-        except Exception as e:  # imageio raises plugin-specific types
-            raise InputError(f"{path.name} is not a readable image ({_one_line(e)})") from None
-        axes = (
-            "YX"
-            if data.ndim == 2
-            else ("YXS" if data.ndim == 3 and data.shape[-1] in (2, 3, 4) else "Q" * data.ndim)
-        )
-        data, axes = _normalise_axes(data, axes, path.name, rgb=rgb)
-        return data, axes, {}
-    from .microscope import MICROSCOPE_EXTS, read_microscope
-
-    if ext in MICROSCOPE_EXTS:
+    if _ext(path) in MICROSCOPE_EXTS and path.is_file():
         mi = read_microscope(path, pixel_size=1.0, allow_reciprocal=True, lazy=lazy, _quiet=True)
         axes = "ZYX" if mi.data.ndim == 3 else "YX"
         return mi.data, axes, {}
-    raise InputError(
-        f"{path.name}: unsupported file type {ext or '(none)'!r}; use .tif/.tiff, .npy, .zarr, .png, "
-        "or a microscope file (.dm3/.dm4/.mrc/.ser/.emi/.emd)"
-    )
+    return read_array(path, lazy=lazy, rgb=rgb)
 
 
 def read_volume(path, *, lazy=False):
@@ -406,8 +71,6 @@ def read_spacing(path):
     microscope calibrations.
     """
     path = _existing(path)
-    from .microscope import MICROSCOPE_EXTS, read_microscope
-
     if _ext(path) in MICROSCOPE_EXTS:
         try:
             mi = read_microscope(path, lazy=True, _quiet=True)
