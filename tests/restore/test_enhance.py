@@ -2,14 +2,9 @@ import numpy as np
 import pytest
 
 from matsight import InputError
-from matsight.restore.enhance import (
-    band_power_ratio,
-    consistency_map,
-    enhance,
-    enhance_series,
-    select_steps,
-)
+from matsight.restore.enhance import consistency_map, enhance, enhance_series
 from matsight.restore.register import Pair, upscale
+from matsight.restore.steps import band_power_ratio, select_steps
 from matsight.restore.train import load_model, train
 
 STATS = {

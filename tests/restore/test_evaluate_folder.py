@@ -11,9 +11,10 @@ from matsight import InputError
 from matsight.cli import app
 from matsight.data.grayscale import synthetic_grayscale
 from matsight.io import write_volume
-from matsight.restore.enhance import _resolve_steps, enhance_path, select_steps
+from matsight.restore.enhance import enhance_path
 from matsight.restore.evaluate import compare, evaluate
 from matsight.restore.register import prepare_pair, save_pair
+from matsight.restore.steps import resolve_steps, select_steps
 from matsight.restore.train import train
 
 runner = CliRunner()
@@ -116,16 +117,16 @@ def test_auto_steps_on_the_largest_candidate_warns(monkeypatch, caplog):
     hq = rng.normal(0, 0.3, (32, 32)).astype(np.float32)
     monkeypatch.setattr("matsight.restore.indi.sample_image", fake)
     top = 16
-    with caplog.at_level(logging.WARNING, logger="matsight.restore.enhance"):
+    with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
         best, _ = select_steps(None, [np.zeros_like(hq)], [hq], candidates=(1, 4, 16))
     assert best == 16 and "largest candidate" in caplog.text and "--steps 8" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="matsight.restore.enhance"):
+    with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
         top = 4  # the detail matches the HQ's from N = 4 on: auto keeps 4
         best, _ = select_steps(None, [np.zeros_like(hq)], [hq], candidates=(1, 4, 16))
         assert best == 4
-        assert _resolve_steps("auto", {"steps_auto": {"best": 8, "table": {"8": {}, "16": {}}}}) == 8
+        assert resolve_steps("auto", {"steps_auto": {"best": 8, "table": {"8": {}, "16": {}}}}) == 8
     assert "largest candidate" not in caplog.text
-    with caplog.at_level(logging.WARNING, logger="matsight.restore.enhance"):
-        assert _resolve_steps("auto", {"steps_auto": {"best": 16, "table": {"8": {}, "16": {}}}}) == 16
+    with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
+        assert resolve_steps("auto", {"steps_auto": {"best": 16, "table": {"8": {}, "16": {}}}}) == 16
     assert "7-10 steps" in caplog.text

@@ -599,7 +599,7 @@ def train(
     _save_state(out_dir, net, opt, config, data, step, elapsed, rng, tgen, history)
     steps_auto = None
     if val is not None and config.auto_steps:
-        from .enhance import select_steps
+        from .steps import select_steps
 
         best, table = select_steps(
             net,
