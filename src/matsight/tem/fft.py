@@ -23,6 +23,7 @@ from .._errors import InputError
 
 __all__ = [
     "window",
+    "periodic_component",
     "spectrum",
     "log_magnitude",
     "denoise",
@@ -112,6 +113,24 @@ def window(shape, kind="hann", *, alpha=0.25):
     return np.outer(wy, wx)
 
 
+def periodic_component(image):
+    """Periodic part of a frame (Moisan's periodic + smooth decomposition): no edge cross in its FFT."""
+    u = np.asarray(image, float)
+    ny, nx = u.shape
+    v = np.zeros_like(u)
+    v[0, :] += u[-1, :] - u[0, :]
+    v[-1, :] += u[0, :] - u[-1, :]
+    v[:, 0] += u[:, -1] - u[:, 0]
+    v[:, -1] += u[:, 0] - u[:, -1]
+    q = np.fft.fftfreq(ny)[:, None]
+    r = np.fft.rfftfreq(nx)[None, :]
+    den = 2 * np.cos(2 * np.pi * q) + 2 * np.cos(2 * np.pi * r) - 4
+    den[0, 0] = 1.0
+    V = np.fft.rfft2(v) / den
+    V[0, 0] = 0.0
+    return u - np.fft.irfft2(V, s=u.shape)
+
+
 def spectrum(image, *, window_kind="hann", half=False):
     """Centred complex spectrum of a frame's raw counts (float64), after mean subtraction and apodisation.
 
@@ -135,8 +154,6 @@ def spectrum(image, *, window_kind="hann", half=False):
     img = check_frame(image)
     img = img - img.mean()  # remove the DC spike before windowing
     if window_kind == "periodic":
-        from .phasemap import periodic_component
-
         img = periodic_component(img)
     elif window_kind not in (None, "none"):
         img = img * window(img.shape, window_kind)

@@ -28,25 +28,7 @@ from . import fft as _fft
 
 log = logging.getLogger(__name__)
 
-__all__ = ["periodic_component", "spot_amplitudes", "PhaseMaps", "phase_maps", "opening_kernel"]
-
-
-def periodic_component(image):
-    """Periodic part of a frame (Moisan's periodic + smooth decomposition): no edge cross in its FFT."""
-    u = np.asarray(image, float)
-    ny, nx = u.shape
-    v = np.zeros_like(u)
-    v[0, :] += u[-1, :] - u[0, :]
-    v[-1, :] += u[0, :] - u[-1, :]
-    v[:, 0] += u[:, -1] - u[:, 0]
-    v[:, -1] += u[:, 0] - u[:, -1]
-    q = np.fft.fftfreq(ny)[:, None]
-    r = np.fft.rfftfreq(nx)[None, :]
-    den = 2 * np.cos(2 * np.pi * q) + 2 * np.cos(2 * np.pi * r) - 4
-    den[0, 0] = 1.0
-    V = np.fft.rfft2(v) / den
-    V[0, 0] = 0.0
-    return u - np.fft.irfft2(V, s=u.shape)
+__all__ = ["spot_amplitudes", "PhaseMaps", "phase_maps", "opening_kernel"]
 
 
 def _crop_size(radius):
@@ -179,7 +161,7 @@ def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_i
 
     img = _fft.check_frame(image)
     shape = img.shape
-    p = periodic_component(img - img.mean())
+    p = _fft.periodic_component(img - img.mean())
     S = _fft.spectrum(p, window_kind="none")  # real FFT mirrored: half the work of fft2
     names = match.phases_found
     factor = max(1, int(np.ceil(max(shape) / work_max)))
