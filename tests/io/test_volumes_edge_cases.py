@@ -24,7 +24,7 @@ def test_empty_truncated_and_folder_files_are_one_line_input_errors(tmp_path, rn
     full = write_volume(tmp_path / "full.tif", rng.random((20, 64, 64)).astype(np.float32))
     cut = tmp_path / "cut.tif"
     cut.write_bytes(full.read_bytes()[:5000])
-    with pytest.raises(InputError, match="truncated or corrupt") as err:
+    with pytest.raises(InputError, match="truncated") as err:
         read_volume(cut)
     assert "\n" not in str(err.value)
     folder = tmp_path / "stack.tif"

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import InputError
+from ._limits import check_claim
+from ._quiet import capture
 
 log = logging.getLogger(__name__)
 
@@ -191,23 +193,38 @@ def _same_shape_pages(tif):
     return None
 
 
+def _uncompressed(series):
+    # an uncompressed tif stores every pixel: the data cannot be larger than the file
+    return all(int(getattr(s.keyframe, "compression", 1)) == 1 for s in series)
+
+
 def _read_tif(path, *, lazy, rgb):
     import tifffile
 
     if path.is_dir():
         raise InputError(f"{path.name} is a folder, not a tif file; give the path of the .tif inside it")
+    stored = path.stat().st_size
     try:
-        with tifffile.TiffFile(path) as tif:
+        with capture() as noise, tifffile.TiffFile(path) as tif:
             if not tif.series:
+                noise.raise_if_damaged(path.name)
                 raise InputError(f"{path.name} holds no image data; check the file")
             pages = _same_shape_pages(tif)
             if pages is not None:
                 # a stack saved one page at a time (each its own series): the pages are the Z slices
                 log.info("%s: reading its %d single-page series as a stack of slices", path.name, len(pages))
+                shape, dtype = (len(pages), *pages[0].shape), pages[0].dtype
+                check_claim(path, shape, dtype, stored=stored if _uncompressed(pages) else None)
+                noise.raise_if_damaged(path.name)
+                check_claim(path, shape, dtype, eager=True)
                 cal = _tif_calibration(tif)
                 data = np.stack([s.asarray() for s in pages])
                 shape, axes = data.shape, "ZYX"
             else:
+                series = tif.series[0]
+                shape, axes = tuple(series.shape), series.axes
+                check_claim(path, shape, series.dtype, stored=stored if _uncompressed([series]) else None)
+                noise.raise_if_damaged(path.name)
                 if len(tif.series) > 1:
                     log.warning(
                         "%s has %d image series of different shapes; reading the first, %s",
@@ -215,8 +232,6 @@ def _read_tif(path, *, lazy, rgb):
                         len(tif.series),
                         tuple(tif.series[0].shape),
                     )
-                series = tif.series[0]
-                shape, axes = tuple(series.shape), series.axes
                 cal = _tif_calibration(tif)
                 data = None
                 if lazy:
@@ -228,7 +243,9 @@ def _read_tif(path, *, lazy, rgb):
                             path.name,
                         )
                 if data is None:
+                    check_claim(path, shape, series.dtype, eager=True)
                     data = series.asarray()
+            noise.raise_if_damaged(path.name)
     except InputError:
         raise
     except (tifffile.TiffFileError, OSError, ValueError, EOFError, zlib.error) as e:
@@ -238,6 +255,21 @@ def _read_tif(path, *, lazy, rgb):
     data = data.reshape(shape) if data.shape != shape else data
     data, axes = _normalise_axes(data, axes, path.name, rgb=rgb)
     return data, axes, cal
+
+
+# ---------------------------------------------------------------------------------------------------- npy
+def _npy_header(path):
+    """(shape, dtype, offset of the data) from a .npy header, without reading the data."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:  # 3.0 (utf-8 field names) has no public reader
+            shape, _, dtype = fmt._read_array_header(f, version)
+        return shape, np.dtype(dtype), f.tell()
 
 
 # ---------------------------------------------------------------------------------------------------- zarr
@@ -317,8 +349,16 @@ def _squeeze_extra_axes(data, axes, name, *, lazy, rgb):
 def read_array(path, *, lazy=False, rgb="error"):
     """Read a tif, npy, zarr or plain image → (array, axes, calibration {axis: (scale, unit)}).
 
-    ``rgb`` as in :func:`_normalise_axes`; microscope files are read by :mod:`.microscope`.
+    ``rgb`` as in :func:`_normalise_axes`; microscope files are read by :mod:`.microscope`. What the header
+    claims is checked first (:func:`._limits.check_claim`); third-party messages are captured meanwhile.
     """
+    with capture() as noise:
+        data, axes, cal = _read_array(path, lazy=lazy, rgb=rgb)
+        noise.raise_if_damaged(Path(path).name)
+    return data, axes, cal
+
+
+def _read_array(path, *, lazy, rgb):
     path = _existing(path)
     ext = _ext(path)
     zarr_store = path.is_dir() and any((path / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
@@ -328,8 +368,13 @@ def read_array(path, *, lazy=False, rgb="error"):
         return _read_tif(path, lazy=lazy, rgb=rgb)
     if ext == ".npy" and not zarr_store:
         try:
+            shape, dtype, offset = _npy_header(path)
+            if not dtype.hasobject:  # object arrays are refused below (allow_pickle=False)
+                check_claim(path, shape, dtype, stored=path.stat().st_size - offset, eager=not lazy)
             data = np.load(path, mmap_mode="r" if lazy else None, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
+        except InputError:
+            raise
+        except (ValueError, OSError, EOFError, SyntaxError) as e:
             raise InputError(
                 f"{path.name} is not a readable .npy array — empty or truncated? ({_one_line(e)})"
             ) from None
@@ -338,11 +383,19 @@ def read_array(path, *, lazy=False, rgb="error"):
         return data, axes, {}
     if ext == ".zarr" or zarr_store:
         arr, axes, cal = _open_zarr(path)
+        # compressed chunks, and missing ones read as the fill value: only memory bounds an eager read
+        check_claim(path, arr.shape, arr.dtype, eager=not lazy)
         data, axes = _squeeze_extra_axes(arr, axes, path.name, lazy=lazy, rgb=rgb)
         return (data if lazy else np.asarray(data[...])), axes, cal
     if ext in PLAIN_IMAGE_EXTS:
         import imageio.v3 as iio
 
+        try:
+            props = iio.improps(path)
+        except Exception:  # imread below says what is wrong
+            props = None
+        if props is not None and props.dtype is not None:
+            check_claim(path, props.shape, props.dtype, eager=True)
         try:
             data = iio.imread(path)
         except Exception as e:  # imageio raises plugin-specific types

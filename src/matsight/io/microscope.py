@@ -9,12 +9,15 @@ needed.
 import dataclasses
 import importlib
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from .._errors import InputError
-from ._readers import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, _natural_key, read_array
+from ._limits import check_claim
+from ._quiet import capture
+from ._readers import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, _natural_key, _one_line, read_array
 from .units import parse_length_unit, to_seconds, valid_scale
 
 log = logging.getLogger(__name__)
@@ -146,10 +149,76 @@ def _mrcfile_signal(path, lazy):
     return [{"data": data, "axes": axes, "metadata": {}, "original_metadata": {"header": header}}]
 
 
+# MRC data modes: (type named in messages, bytes per voxel)
+_MRC_MODES = {
+    0: ("uint8", 1),
+    1: ("int16", 2),
+    2: ("float32", 4),
+    3: ("complex int16", 4),
+    4: ("complex64", 8),
+    6: ("uint16", 2),
+    12: ("float16", 2),
+    101: ("uint4", 0.5),
+}
+
+
+def _check_mrc_header(path, *, eager):
+    """Check the 1024-byte MRC header's claim (nx, ny, nz, mode, nsymbt) before a reader trusts it.
+
+    Returns the byte order ("<" or ">") for rosettasciio, which assumes little-endian otherwise.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    if len(head) < 1024:
+        raise InputError(
+            f"{path.name} holds {size} bytes, less than the 1024-byte MRC header; "
+            "the file is damaged or truncated, or not an MRC file"
+        )
+    # machine stamp: 0x11 big-endian, 0x44 little; old files leave it empty, so a sane mode decides
+    orders = (">", "<") if head[212] == 0x11 else ("<", ">")
+    for order in orders:
+        nx, ny, nz, mode = struct.unpack(order + "4i", head[:16])
+        if mode in _MRC_MODES and min(nx, ny, nz) > 0:
+            break
+    else:
+        raise InputError(
+            f"{path.name} has an impossible MRC header (size {nx}×{ny}×{nz}, data mode {mode}); "
+            "the file is damaged or not an MRC file"
+        )
+    (nsymbt,) = struct.unpack(order + "i", head[92:96])
+    name, per_voxel = _MRC_MODES[mode]
+    shape = (nz, ny, nx) if nz > 1 else (ny, nx)
+    nbytes = math.ceil(nx * per_voxel) * ny * nz
+    header = 1024 + max(nsymbt, 0)
+    check_claim(path, shape, name, stored=size - header, eager=eager, nbytes=nbytes, header=header)
+    return order
+
+
+def _check_signals(path, fmt, sigs):
+    """Refuse signals that claim more pixels than the file holds (formats that store them uncompressed)."""
+    if fmt not in ("digitalmicrograph", "tia", "mrc") or path.suffix.lower() == ".emi":
+        return  # emd (HDF5) may compress; .emi's pixels live in its .ser files
+    stored = path.stat().st_size
+    for sig in sigs:
+        data = sig.get("data")
+        if hasattr(data, "shape") and hasattr(data, "dtype"):
+            check_claim(path, data.shape, data.dtype, stored=stored)
+
+
 def _file_signals(path, fmt, *, lazy):
-    """List of rosettasciio-style signal dicts for a microscope file."""
+    """List of rosettasciio-style signal dicts for a microscope file.
+
+    The pixels stay unread (dask arrays, memory maps) so that what the file claims can be checked first;
+    :func:`_signal_to_image` loads the one signal chosen.
+    """
     ext = path.suffix.lower()
+    kw = {}
     if fmt == "mrc":
+        # rosettasciio would chunk whatever size the header claims (minutes for a lying one): check it first
+        kw["endianness"] = _check_mrc_header(path, eager=not lazy)
         try:
             reader = importlib.import_module("rsciio.mrc")
         except ImportError:
@@ -157,7 +226,7 @@ def _file_signals(path, fmt, *, lazy):
     else:
         reader = _import_rsciio(fmt, ext)
     try:
-        return reader.file_reader(str(path), lazy=lazy)
+        sigs = reader.file_reader(str(path), lazy=True, **kw)
     except InputError:
         raise
     except Exception as e:  # corrupt or foreign files make the readers fail in many ways
@@ -167,7 +236,12 @@ def _file_signals(path, fmt, *, lazy):
                 return _mrcfile_signal(path, lazy)
             except Exception:
                 pass
-        raise InputError(f"{path.name} could not be read as a {ext} file ({type(e).__name__}: {e})") from None
+        raise InputError(
+            f"{path.name} could not be read as a {ext} file — damaged or truncated? "
+            f"({type(e).__name__}: {_one_line(e)})"
+        ) from None
+    _check_signals(path, fmt, sigs)
+    return sigs
 
 
 def _image_signal(path, lazy):
@@ -326,7 +400,16 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
         data = data[0]
         nav = []
     if not lazy:
-        data = np.array(data) if isinstance(data, np.memmap) else np.asarray(data)
+        if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
+            check_claim(path, data.shape, data.dtype, eager=True)  # a dask array or memory map: loaded now
+        try:
+            data = np.array(data) if isinstance(data, np.memmap) else np.asarray(data)
+        except (MemoryError, InputError):
+            raise
+        except Exception as e:  # the pixels are read only now: a damaged file fails here
+            raise InputError(
+                f"{name} could not be read — damaged or truncated? ({type(e).__name__}: {_one_line(e)})"
+            ) from None
 
     names = ()
     if data.ndim == 3:  # a stack axis keeps its file name only when it is calibrated (space or time)
@@ -387,23 +470,26 @@ def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=Fals
         pattern, no 2D image in the file, or no valid calibration and no ``pixel_size``.
     """
     path = _existing(path)
-    ext = _ext(path)
-    if ext in MICROSCOPE_EXTS:
-        fmt = MICROSCOPE_EXTS[ext]
-        sigs = _file_signals(path, fmt, lazy=lazy)
-    elif ext in TIF_EXTS + PLAIN_IMAGE_EXTS + (".npy", ".zarr") or path.is_dir():
-        fmt = ext.lstrip(".") or "zarr"
-        sigs = _image_signal(path, lazy)
-    else:
-        raise InputError(
-            f"{path.name}: unsupported file type {ext or '(none)'!r}; use .dm3/.dm4/.mrc/.ser/.emi/.emd, "
-            ".tif/.tiff or .png"
-        )
-    idx = _choose_signal(sigs, path.name, signal, _quiet)
-    return _signal_to_image(
-        sigs[idx], path, fmt, idx, len(sigs),
-        pixel_size=pixel_size, allow_reciprocal=allow_reciprocal, lazy=lazy, quiet=_quiet,
-    )  # fmt: skip
+    with capture() as noise:
+        ext = _ext(path)
+        if ext in MICROSCOPE_EXTS:
+            fmt = MICROSCOPE_EXTS[ext]
+            sigs = _file_signals(path, fmt, lazy=lazy)
+        elif ext in TIF_EXTS + PLAIN_IMAGE_EXTS + (".npy", ".zarr") or path.is_dir():
+            fmt = ext.lstrip(".") or "zarr"
+            sigs = _image_signal(path, lazy)
+        else:
+            raise InputError(
+                f"{path.name}: unsupported file type {ext or '(none)'!r}; use .dm3/.dm4/.mrc/.ser/.emi/.emd, "
+                ".tif/.tiff or .png"
+            )
+        idx = _choose_signal(sigs, path.name, signal, _quiet)
+        image = _signal_to_image(
+            sigs[idx], path, fmt, idx, len(sigs),
+            pixel_size=pixel_size, allow_reciprocal=allow_reciprocal, lazy=lazy, quiet=_quiet,
+        )  # fmt: skip
+        noise.raise_if_damaged(path.name)
+    return image
 
 
 # ---------------------------------------------------------------------------------------------------- frames
