@@ -2,7 +2,7 @@
 
 A textured particle volume is the HQ scan; the LQ scan is simulated as a real coarser acquisition would be
 (2× voxel size, fewer projections with photon noise, a small misalignment;
-:func:`matsight.data.pairs.simulate_lq`).
+:func:`matsight.restore.pairs.simulate_lq`).
 The pair is registered, a small InDI model is trained for about a minute, and held-out slices are compared:
 LQ bicubic, one-step (N = 1) and InDI with the automatically chosen N.
 """
