@@ -183,7 +183,7 @@ def _case(t, command, out):
         ("compare count", "LR volume has 2 phases but compare_phases lists 2"),
         ("evaluate lr gaps", "skip phase"),
         ("evaluate hr gaps", "skip phase"),
-        ("bad run config", "not a readable run config"),
+        ("bad run config", "not valid JSON"),
         ("degrade scale", "64/d"),
         ("merge one", "names one phase"),
         ("merge all", "single phase"),

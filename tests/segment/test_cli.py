@@ -109,18 +109,22 @@ def test_apply_missing_model_is_error(files):
 def test_outputs_never_replace_inputs_or_user_files(files):
     d, _ = files
     (d / "notes.txt").write_text("mine")
-    # a model folder written into the folder that holds the inputs keeps them
+    # the model folder is replaced as a whole: one that holds an input is refused (issue 35)
     r = _run("train", d / "slice.tif", d / "strokes.tif", "--out", d, "--trees", "5")
+    assert r.exit_code == 2 and "holds the input" in r.output and not (d / "model.safetensors").exists()
+    # a model folder written over the user's own folder keeps their other files
+    (d / "mine").mkdir(exist_ok=True)
+    (d / "mine" / "notes.txt").write_text("mine")
+    r = _run("train", d / "slice.tif", d / "strokes.tif", "--out", d / "mine", "--trees", "5")
     assert r.exit_code == 0, r.output
-    assert (d / "notes.txt").read_text() == "mine" and (d / "slice.tif").is_file()
-    assert (d / "model.safetensors").is_file()
+    assert (d / "mine" / "notes.txt").read_text() == "mine" and (d / "mine" / "model.safetensors").is_file()
     before = (d / "slice.tif").read_bytes()
     for args, message in [
         (["--out", d / "slice.tif"], "also an input"),
         (["--out", d / "x.tif", "--probabilities", d / "x.tif"], "same path"),
         (["--out", d / "notes.txt" / "x.tif"], "is a file, not a folder"),
     ]:
-        r = _run("apply", d, d / "slice.tif", *args)
+        r = _run("apply", d / "mine", d / "slice.tif", *args)
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
     assert (d / "slice.tif").read_bytes() == before and not (d / "x.tif").exists()
     r = _run("train", d / "slice.tif", d / "strokes.tif", "--out", d / "notes.txt")

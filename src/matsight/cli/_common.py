@@ -1,11 +1,17 @@
-"""Shared CLI plumbing: turn user mistakes into one line on stderr and exit code 2."""
+"""Shared CLI plumbing: turn user mistakes into one line on stderr and exit code 2.
+
+A command declares its outputs with :func:`check_outputs` before any work; if it then fails, what it created
+under them is removed (:class:`matsight._atomic.Created`), so a failed call leaves nothing behind.
+"""
 
 import functools
 import os
 import sys
+from pathlib import Path
 
 import typer
 
+from .._atomic import Created, disk_error, printable
 from .._errors import InputError
 
 USER_ERRORS = (
@@ -18,38 +24,72 @@ USER_ERRORS = (
 )
 
 
+# the outputs the running command declared (check_outputs), for the clean-up of a failed call
+_created = []
+
+
 def user_errors(fn):
-    """Decorate a CLI command: :data:`USER_ERRORS` → ``error: <message>`` on stderr, exit code 2."""
+    """Decorate a CLI command: user mistakes → ``error: <message>`` on stderr, exit code 2.
+
+    User mistakes are :data:`USER_ERRORS` and any :class:`OSError` of the disk (full, read-only, no
+    permission: :data:`matsight._atomic.DISK_ERRNOS`), also when a library raised its own error from it.
+    Whatever else fails is a bug and keeps its traceback. On any failure (not Ctrl-C, which a run resumes
+    from) what the call created under its declared outputs is removed.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        created = Created()
+        _created.append(created)
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            msg = (
-                str(exc)
-                if not isinstance(exc, OSError) or not exc.filename
-                else (f"{exc.strerror or exc}: {exc.filename}")
-            )
-            typer.echo(f"error: {msg}", err=True)
-            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            created.undo()
+            msg = _user_message(exc, created.outputs)
+            if msg is None:
+                raise
+            typer.echo(printable(f"error: {msg}"), err=True)
+            raise typer.Exit(2) from None
+        finally:
+            _created.remove(created)
 
     return wrapper
 
 
-def check_outputs(*, files=(), folders=(), inputs=()):
+def _user_message(exc, outputs):
+    """The one line for a user mistake, or None for a bug."""
+    line = disk_error(exc, outputs)
+    if line is not None:
+        return line
+    if not isinstance(exc, USER_ERRORS):
+        return None
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return str(exc)
+
+
+def check_outputs(*, files=(), folders=(), inputs=(), resumed=()):
     """Refuse, before any work, output paths that cannot be written or would replace an input.
+
+    Every output is also recorded, so that a failed call removes what it created (:func:`user_errors`).
 
     Parameters
     ----------
     files, folders : sequence of (str, path)
         ``(option, path)`` of each output file (a ``.zarr`` store counts as a file) and output folder;
-        ``None`` paths are skipped.
+        ``None`` paths are skipped. A folder (or ``.zarr`` store) may not hold an input: its outputs could
+        replace it.
     inputs : sequence of path
         The command's input files and folders: no output may be one of them.
+    resumed : sequence of (str, path, str)
+        ``(option, path, checkpoint)`` of a run folder that the command resumes from: it may hold inputs
+        (its own earlier outputs, the user's files), and after a failure it is kept once it holds
+        ``checkpoint``.
 
     Raises
     ------
@@ -59,22 +99,28 @@ def check_outputs(*, files=(), folders=(), inputs=()):
     from .._atomic import check_output, holds_cwd
 
     seen = {}
-    for kind, items in (("file", files), ("folder", folders)):
-        for option, path in items:
-            if path is None:
-                continue
-            full = check_output(path, kind=kind, name=f"{option} {path}", inputs=inputs)
-            real = os.path.realpath(full)
-            if real in seen:
-                raise InputError(f"{option} and {seen[real]} are the same path ({path}); give each its own")
-            seen[real] = option
-            if kind == "folder" and holds_cwd(full):
-                raise InputError(f"{option} {path} is the current folder (or holds it); name a new folder")
+    checked = []
+    items = [("file", o, p, None) for o, p in files] + [("folder", o, p, None) for o, p in folders]
+    items += [("folder", o, p, keep) for o, p, keep in resumed]
+    for kind, option, path, keep in items:
+        if path is None:
+            continue
+        if kind == "folder" and holds_cwd(Path(os.path.abspath(path))):
+            raise InputError(f"{option} {path} is the current folder (or holds it); name a new folder")
+        full = check_output(path, kind=kind, name=f"{option} {path}", inputs=inputs, replaced=keep is None)
+        real = os.path.realpath(full)
+        if real in seen:
+            raise InputError(f"{option} and {seen[real]} are the same path ({path}); give each its own")
+        seen[real] = option
+        checked.append((full, keep, option))
+    if _created:  # recorded only once all are accepted: nothing is created before
+        for full, keep, option in checked:
+            _created[-1].add(full, keep_if=keep, option=option)
 
 
 def echo(msg=""):
-    """Print to stdout (kept in one place so it can be silenced or redirected)."""
-    typer.echo(msg)
+    """Print to stdout (kept in one place so it can be silenced or redirected); any file name prints."""
+    typer.echo(printable(msg))
 
 
 def progress_enabled():

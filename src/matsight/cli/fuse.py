@@ -149,7 +149,8 @@ def train(
     from ..fuse.train import saved_config
     from ..fuse.train import train as _train
 
-    check_outputs(folders=[("--out", out)], inputs=[lr, hr, hr_y, hr_z])
+    # the run folder is resumed from: it may hold the inputs (its files are not replaced)
+    check_outputs(resumed=[("--out", out, "last.safetensors")], inputs=[lr, hr, hr_y, hr_z])
     if not resume and (Path(out) / "last.safetensors").exists():
         raise InputError(f"{out} already holds a run; give a new --out folder or drop --no-resume")
     # only the options given (flags: when set), so that a resumed run keeps the settings left out
@@ -376,20 +377,20 @@ def evaluate(
     check_outputs(folders=[("--out", out)], inputs=[sr, hr, hr_y, hr_z, lr, truth, run])
     kw = {}
     if run is not None:
-        import json
-
-        from .._errors import InputError
+        from .._atomic import read_json
+        from .._errors import InputError, settings_message
+        from ..fuse.config import FuseConfig
 
         cfg_path = Path(run) / "config.json" if Path(run).is_dir() else None
         if cfg_path is None or not cfg_path.is_file():
             raise InputError(f"{run} has no config.json; give the folder of `matsight fuse train`")
+        fix = "give another --run, or the options --scale, --mode and --compare-phases instead"
+        saved = read_json(cfg_path, what="run config", fix=fix)
         try:
-            cfg = json.loads(cfg_path.read_text())
-            if not isinstance(cfg, dict):
-                raise ValueError("not a settings object")
-        except ValueError as exc:
-            raise InputError(f"{cfg_path} is not a readable run config ({exc}); give another --run") from None
-        kw = {"scale": cfg.get("scale"), "mode": cfg.get("mode"), "compare_phases": cfg.get("compare_phases")}
+            cfg = FuseConfig.from_saved(saved)
+        except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise InputError(f"{cfg_path}: {settings_message(exc, 'run config')}; {fix}") from None
+        kw = {"scale": cfg.scale, "mode": cfg.mode, "compare_phases": cfg.compare_phases}
     if scale is not None:
         kw["scale"] = scale
     if mode is not None:

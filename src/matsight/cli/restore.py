@@ -100,7 +100,8 @@ def train(
     from ..restore.config import make_config, parse_duration, parse_slices
     from ..restore.train import train as train_model
 
-    check_outputs(folders=[("--out", out)], inputs=[pair])
+    # the model folder is resumed from: it may hold the pair (its files are not replaced)
+    check_outputs(resumed=[("--out", out, "state.safetensors")], inputs=[pair])
     budget_s = parse_duration(budget)
     val = None if val_slices is None else parse_slices(val_slices, "--val-slices")
     if budget_s is not None and max_steps is None:

@@ -67,4 +67,12 @@ def load_checkpoint(path, device="cpu"):
         ) from exc
     if "matsight" not in header:
         raise InputError(f"{path} has no matsight metadata; it was not written by matsight")
-    return groups, json.loads(header["matsight"])
+    try:
+        meta = json.loads(header["matsight"])
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise InputError(
+            f"{path} has damaged matsight metadata (not a JSON object); retrain or pick another file"
+        )
+    return groups, meta

@@ -10,13 +10,13 @@ segmentation), plus intensity profiles across edges (paper Fig. 3B) and an HTML 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import read_json, require
 from .._errors import InputError
 
 log = logging.getLogger(__name__)
@@ -426,7 +426,19 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
     meta_path = out / "enhance.json"
     if not (out / "enhanced.tif").is_file():
         raise InputError(f"{out} holds no enhanced.tif; give the --out folder of `matsight restore apply`")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = {}
+    if meta_path.is_file():  # folders of older versions have none
+        fix = "rerun `matsight restore apply` to recreate it"
+        meta = read_json(meta_path, what="record of `matsight restore apply`", fix=fix)
+        types = {
+            "model": str,
+            "stats": dict,
+            "fov_radius": (int, float, type(None)),
+            "scale": (int, float, list),
+            "steps": int,
+        }
+        present = {k: t for k, t in types.items() if k in meta}
+        require(meta, present, path=meta_path, what="record of `matsight restore apply`", fix=fix)
     if fov is not None and not isinstance(fov, str):
         if isinstance(fov, bool) or not float(fov) > 0:
             raise InputError(f"the field-of-view radius must be a positive number of HQ pixels, got {fov!r}")

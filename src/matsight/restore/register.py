@@ -980,8 +980,7 @@ def save_pair(pair, out_dir):
 
 def load_pair(pair_dir):
     """Read a folder written by :func:`save_pair` back into a :class:`Pair`."""
-    import json
-
+    from matsight._atomic import read_json, require
     from matsight.io import read_volume
 
     pair_dir = Path(pair_dir)
@@ -991,7 +990,15 @@ def load_pair(pair_dir):
             f"{pair_dir} is not a pair folder (no pair.json); "
             "create one with `matsight restore register LQ HQ --out`"
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    # a damaged or edited pair.json: one line naming it, not a KeyError deep in training
+    what, fix = "pair description", "rerun `matsight restore register` to recreate the pair folder"
+    meta = read_json(meta_path, what=what, fix=fix)
+    num = (int, float)
+    fields = {"files.lq": str, "files.hq": str, "transform": dict}
+    if "mask" in (meta.get("files") or {}):
+        fields["files.mask"] = (str, type(None))
+    fields.update({f"stats.{s}.{k}": num for s in ("lq", "hq") for k in ("lo", "hi")})
+    require(meta, fields, path=meta_path, what=what, fix=fix)
     lq = np.asarray(read_volume(pair_dir / meta["files"]["lq"]), dtype=np.float32)
     hq = np.asarray(read_volume(pair_dir / meta["files"]["hq"]), dtype=np.float32)
     m = meta["files"].get("mask")

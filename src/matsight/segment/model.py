@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_path, write_json
+from .._atomic import atomic_path, printable, read_json, write_json
 from .._errors import InputError
 from .config import SegmentConfig
 from .features import feature_names
@@ -188,6 +188,14 @@ def load_model(path):
         )
     meta = _read_meta(file)
     config, classes, intensity, ndim = _check_meta(file, meta)
+    if path.is_dir() and (path / "model.json").exists():
+        # the readable copy: damage there means the folder was edited or half copied, so say so
+        fix = "retrain with `matsight segment train`, or delete it (model.safetensors holds the model)"
+        copy = read_json(path / "model.json", what="segmentation model description", fix=fix)
+        if copy.get("format") != FORMAT:
+            raise InputError(
+                f"{printable(path / 'model.json')} is not a segmentation model description; {fix}"
+            )
     if config.method == "forest":
         from safetensors.numpy import load_file
 
