@@ -165,7 +165,7 @@ _MRC_MODES = {
 def _check_mrc_header(path, *, eager):
     """Check the 1024-byte MRC header's claim (nx, ny, nz, mode, nsymbt) before a reader trusts it.
 
-    Returns the byte order ("<" or ">") for rosettasciio, which assumes little-endian otherwise.
+    Returns the byte order, "<" or ">".
     """
     import struct
 
@@ -215,18 +215,20 @@ def _file_signals(path, fmt, *, lazy):
     :func:`_signal_to_image` loads the one signal chosen.
     """
     ext = path.suffix.lower()
-    kw = {}
     if fmt == "mrc":
         # rosettasciio would chunk whatever size the header claims (minutes for a lying one): check it first
-        kw["endianness"] = _check_mrc_header(path, eager=not lazy)
+        big_endian = _check_mrc_header(path, eager=not lazy) == ">"
         try:
-            reader = importlib.import_module("rsciio.mrc")
+            # rosettasciio reads big-endian pixels in native order: mrcfile reads them right
+            reader = None if big_endian else importlib.import_module("rsciio.mrc")
         except ImportError:
+            reader = None
+        if reader is None:
             return _mrcfile_signal(path, lazy)
     else:
         reader = _import_rsciio(fmt, ext)
     try:
-        sigs = reader.file_reader(str(path), lazy=True, **kw)
+        sigs = reader.file_reader(str(path), lazy=True)
     except InputError:
         raise
     except Exception as e:  # corrupt or foreign files make the readers fail in many ways
