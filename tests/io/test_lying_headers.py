@@ -376,3 +376,40 @@ def test_volumes_and_microscope_do_not_import_each_other():
     assert "microscope" in _io_imports("volumes")
     assert "volumes" not in _io_imports("microscope")
     assert not {"volumes", "microscope"} & _io_imports("_readers")
+
+
+# ------------------------------------------------------------------------------------------ noise capture
+def test_capture_collects_only_the_reading_thread_and_restores_loggers():
+    import logging
+    import threading
+    import warnings
+
+    from matsight.io._quiet import capture
+
+    tiff_log = logging.getLogger("tifffile")
+    before = (tiff_log.propagate, list(tiff_log.handlers), warnings.showwarning)
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    try:
+        with capture() as noise:
+            logging.getLogger("tifffile.sub").warning("<tifffile.TiffPages @8> invalid page offset 9")
+            warnings.warn("odd tag", RuntimeWarning, stacklevel=1)
+            # another thread, not reading, logs as usual meanwhile
+            t = threading.Thread(target=lambda: tiff_log.warning("from another thread"))
+            t.start()
+            t.join()
+            with capture() as inner:  # nested: shares the outer messages from its start on
+                assert inner.messages == []
+            assert noise.messages == ["invalid page offset 9", "RuntimeWarning: odd tag"]
+            with pytest.raises(InputError, match=r"^f.tif is damaged or truncated \(invalid page offset 9\)"):
+                noise.raise_if_damaged("f.tif")
+    finally:
+        logging.getLogger().removeHandler(keep)
+    assert seen == ["from another thread"]
+    assert (tiff_log.propagate, list(tiff_log.handlers), warnings.showwarning) == before
