@@ -20,13 +20,17 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 
+TOKEN = "test-token-0123456789"  # the access token of the test servers (``create_app(token=...)``)
+
+
 @contextlib.contextmanager
 def run_server(root, **kw):
-    """Serve ``create_app(root)`` on 127.0.0.1:<free port> in a thread; yields ``(url, app)``."""
+    """Serve ``create_app(root, token=TOKEN)`` on 127.0.0.1:<free port> in a thread; yields ``(url, app)``."""
     import uvicorn
 
     from matsight.gui.server import create_app
 
+    kw.setdefault("token", TOKEN)
     app = create_app(root, **kw)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,7 @@
-"""The GUI's HTTP API without a browser: loopback-only hosts, POST guard, path safety, errors as JSON."""
+"""The GUI's HTTP API without a browser: loopback-only hosts, POST guard, path safety, errors as JSON.
+
+Access control, limits and the worker pool have their own module, ``test_guard.py``.
+"""
 
 import json
 import urllib.error
@@ -7,9 +10,12 @@ import urllib.request
 import numpy as np
 import pytest
 
+TOKEN = "test-token-0123456789"  # what conftest's run_server gives create_app
+AUTH = {"Authorization": f"token {TOKEN}"}
 
-def _get(url, headers=None):
-    req = urllib.request.Request(url, headers=headers or {})
+
+def _get(url, headers=None, *, auth=True):
+    req = urllib.request.Request(url, headers={**(AUTH if auth else {}), **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, r.headers.get("content-type", ""), r.read()
@@ -18,7 +24,7 @@ def _get(url, headers=None):
 
 
 def _post(url, body, *, guard=True):
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **AUTH}
     if guard:
         headers["X-Matsight"] = "1"
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")

@@ -25,24 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._errors import InputError
+from .messages import EVENT_PREFIX, USER_ERRORS, user_message
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Job", "JobRunner", "RunLock", "user_message", "EVENT_PREFIX"]
 
-EVENT_PREFIX = "@@matsight-gui "  # worker → server event lines on the worker's stdout
-USER_ERRORS = (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 FINAL = ("done", "failed", "stopped")
-
-
-def user_message(exc):
-    """One line for the page: the user error's own message, or the type and message of a bug."""
-    if isinstance(exc, OSError) and getattr(exc, "filename", None):
-        return f"{exc.strerror or exc}: {exc.filename}"
-    if isinstance(exc, USER_ERRORS):
-        return str(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"unexpected error ({type(exc).__name__}){': ' + text if text else ''}"
 
 
 def _pid_alive(pid):
@@ -253,8 +242,10 @@ class JobRunner:
                 if job.state == "done":
                     job.progress = 1.0
             except BaseException as exc:  # noqa: BLE001 - reported in the page, logged here
-                job.error = user_message(exc)
-                job.state = "stopped" if job.should_stop() else "failed"
+                if job.should_stop():  # a stopped call ends in an exception: not an error of the job
+                    job.state, job.message = "stopped", "stopped"
+                    return
+                job.error, job.state = user_message(exc), "failed"
                 if not isinstance(exc, USER_ERRORS):
                     log.exception("job %s (%s) failed", job.id, job.title)
             finally:

@@ -8,26 +8,31 @@ Pages are static HTML/JS under ``static/``; everything else is a JSON/PNG API:
 - ``/api/fuse/...``, ``/api/restore/...``: start training / generation / evaluation as worker processes;
 - ``/api/run``: a run folder's metrics history and files; ``/api/volume``: orthogonal slices of any volume.
 
-Only the loopback interface by default; requests must name a loopback ``Host`` (DNS rebinding) and every POST
-must carry the ``X-Matsight`` header (a cross-site form cannot set it), so other web pages cannot start jobs.
+Only the loopback interface by default; requests must name a loopback ``Host`` (DNS rebinding), carry the
+launch's access token (:mod:`~matsight.gui.guard`), and every POST must carry the ``X-Matsight`` header and
+no foreign ``Origin``, so neither other local users nor other web pages can read files or start jobs.
+Library calls never run on the event loop: file reading and analyses go to worker processes with a time
+limit (:mod:`~matsight.gui.pool`), rendering of results already in memory to threads.
 """
 
+import asyncio
 import contextlib
-import json
+import functools
 import logging
 import re
 import threading
-from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .._errors import InputError
-from . import render, tasks
-from .jobs import USER_ERRORS, JobRunner, user_message
+from . import guard, render, tasks
+from .jobs import JobRunner
+from .messages import USER_ERRORS, jsonable, user_message
 from .paths import DataRoot, _short
-from .worker import jsonable
+from .pool import CallPool, TimedOut
+from .views import VOLUME_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -36,45 +41,35 @@ __all__ = ["create_app", "serve", "LOOPBACK"]
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 PAGES = ("tem", "fuse", "restore")
 TEM_SUFFIXES = (".dm3", ".dm4", ".mrc", ".mrcs", ".ser", ".emi", ".emd", ".tif", ".tiff", ".npy", ".png")
-VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
+CALL_TIMEOUT = 60.0  # s: a request's library call (open, slice, listing, rendering); over it: 504
+ANALYZE_TIMEOUT = 600.0  # s: one frame's analysis job (a series has none: the page can stop it)
 
 
-class _VolumeCache:
-    """The last few volumes opened for slicing (the slider asks for many slices of one volume)."""
+TEM_IMAGES = ("image.png", "fft.png", "fft_figure.png", "map_figure.png")
 
-    def __init__(self, size=3):
-        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
 
-    def get(self, path):
-        from ..io import read_volume
+@functools.cache
+def _phase_names():
+    from ..tem.crystals import builtin_phase_names
 
-        p = Path(path)
-        key = (str(p), p.stat().st_mtime_ns)
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        vol = read_volume(p, lazy=True)
-        if vol.ndim not in (2, 3):
-            raise InputError(f"{p.name} has {vol.ndim} dimensions; the viewer shows 2D images and 3D volumes")
-        sample = np.asarray(vol[:: max(1, vol.shape[0] // 16)]) if vol.ndim == 3 else np.asarray(vol)
-        labels = render.is_labels(sample)
-        entry = {
-            "volume": vol,
-            "info": {
-                "shape": [int(s) for s in vol.shape],
-                "dtype": str(vol.dtype),
-                "labels": bool(labels),
-                "window": list(render.window(sample)),
-                "min": float(np.nanmin(sample)) if sample.size else None,
-                "max": float(np.nanmax(sample)) if sample.size else None,
-            },
-        }
-        with self._lock:
-            self._d[key] = entry
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-        return entry
+    return builtin_phase_names()
+
+
+def _tem_png(what, res, img, view):
+    """PNG bytes of one of :data:`TEM_IMAGES` of an analysis result (``view``: what the page was sent)."""
+    if what == "image.png":
+        return render.png(render.gray(img))
+    if what == "fft.png":
+        b = view["fft_box"]
+        box = res.fft_display[b["y0"] : b["y0"] + b["height"], b["x0"] : b["x0"] + b["width"]]
+        return render.png((np.clip(box, 0, 1) * 255).astype(np.uint8))
+    if what == "fft_figure.png":
+        from ..tem.report import fft_figure
+
+        return render.figure_png(fft_figure(res))
+    from ..tem.report import phase_map_figure
+
+    return render.figure_png(phase_map_figure(img, res))
 
 
 def _range_text(lo, hi, gt=False):
@@ -196,7 +191,9 @@ def _overrides(text):
     if not isinstance(text, str):
         raise InputError(f"{example}, got {_short(text)}")
     try:
-        val = json.loads(text)
+        val = guard.loads(text, "advanced settings")
+    except InputError:
+        raise
     except ValueError as exc:
         raise InputError(f"{example}: {exc}") from None
     if not isinstance(val, dict):
@@ -204,31 +201,33 @@ def _overrides(text):
     return val
 
 
-def _read_history(run):
-    """A run's metric records: the newest of ``metrics.json`` / ``history.json`` / a checkpoint's metadata.
+def create_app(
+    data,
+    *,
+    token=None,
+    allowed_hosts=LOOPBACK,
+    runner=None,
+    call_timeout=CALL_TIMEOUT,
+    calls=None,
+    job_calls=None,
+):
+    """The Starlette application serving the data folder ``data``.
 
-    fuse writes ``metrics.json`` at every checkpoint; restore keeps its history inside ``state.safetensors``
-    while training and writes ``history.json`` at the end — the newest file is the current one.
+    Parameters
+    ----------
+    data : str, Path or DataRoot
+        The data folder.
+    token : str, optional
+        The access token (:mod:`~matsight.gui.guard`); a random one if not given (``app.state.token``).
+    allowed_hosts : sequence of str or None
+        ``Host`` names accepted (DNS rebinding); ``None`` accepts any.
+    runner : JobRunner, optional
+        The background-job runner.
+    call_timeout : float
+        Time limit in seconds of a request's library call; over it the request answers 504.
+    calls, job_calls : CallPool, optional
+        Worker processes for the requests' calls and for the tem analysis jobs.
     """
-    cands = [run / n for n in ("metrics.json", "history.json", "last.safetensors", "state.safetensors")]
-    for f in sorted((f for f in cands if f.is_file()), key=lambda f: f.stat().st_mtime, reverse=True):
-        try:
-            if f.suffix == ".json":
-                hist = json.loads(f.read_text(encoding="utf-8"))
-            else:
-                from safetensors import safe_open
-
-                with safe_open(str(f), framework="numpy") as h:  # header only, no tensors loaded
-                    hist = json.loads((h.metadata() or {}).get("matsight", "{}")).get("history")
-        except (OSError, ValueError):
-            continue  # being replaced right now (atomic rename): the next poll gets it
-        if isinstance(hist, list) and hist:
-            return hist
-    return []
-
-
-def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
-    """The Starlette application serving the data folder ``data``."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -239,7 +238,10 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
 
     root = data if isinstance(data, DataRoot) else DataRoot(data)
     runner = runner or JobRunner()
-    volumes = _VolumeCache()
+    token = token or guard.new_token()
+    calls = calls or CallPool(2, timeout=call_timeout)
+    job_calls = job_calls or CallPool(2, timeout=None)
+    analyze_call = functools.partial(job_calls.run, timeout=ANALYZE_TIMEOUT)
     static_dir = Path(str(resources.files("matsight.gui") / "static"))
 
     def ok(obj, status=200):
@@ -249,7 +251,8 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         return JSONResponse({"error": msg}, status_code=status)
 
     def endpoint(fn):
-        # user errors → 400 {"error": message}; bugs → 500 with one line, traceback only in the server log
+        # user errors → 400 {"error": message}, too large → 413, out of time → 503/504, out of memory → 507;
+        # bugs → 500 with one line, the traceback only in the server log
         async def wrapped(request: Request):
             if request.method == "POST" and request.headers.get("x-matsight") != "1":
                 return fail("missing X-Matsight header; use the matsight pages", 403)
@@ -257,17 +260,29 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
                 return await fn(request)
             except USER_ERRORS as exc:
                 return fail(user_message(exc))
+            except RecursionError:
+                return fail("the request is nested too deeply; send flat settings")
+            except MemoryError as exc:
+                msg = str(exc) or "a library call ran out of memory"
+                return fail(f"not enough memory: {msg}; pick a smaller file or free memory", 507)
             except Exception as exc:  # noqa: BLE001
-                log.exception("request %s failed", request.url.path)
-                return fail(user_message(exc), 500)
+                status = getattr(exc, "http_status", 500)
+                if status == 500:
+                    log.exception("request %s failed", request.url.path)
+                return fail(str(exc) if status != 500 else user_message(exc), status)
 
         return wrapped
 
-    async def body(request):
+    async def in_thread(fn, *args):
+        # work on data already in memory (rendering a result): bounded, so a thread; the limit keeps the
+        # request from waiting without end on a busy machine
         try:
-            val = await request.json()
-        except ValueError:
-            raise InputError("the request body must be JSON") from None
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), call_timeout)
+        except TimeoutError:
+            raise TimedOut(f"the server took longer than {call_timeout:g} s; try again") from None
+
+    async def body(request):
+        val = await guard.read_json(request)
         if not isinstance(val, dict):
             raise InputError("the request body must be a JSON object")
         return val
@@ -299,14 +314,14 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     @endpoint
     async def api_info(request):
         from .. import __version__
-        from ..tem.crystals import builtin_phase_names
 
-        return ok({"root": str(root.root), "version": __version__, "phases": builtin_phase_names()})
+        return ok({"root": str(root.root), "version": __version__, "phases": await in_thread(_phase_names)})
 
     @endpoint
     async def api_ls(request):
         rel = request.query_params.get("path", ".")
-        return ok({"path": root.relative(root.resolve(rel, kind="dir")), "entries": root.listdir(rel)})
+        entries = await in_thread(root.listdir, rel)
+        return ok({"path": root.relative(root.resolve(rel, kind="dir")), "entries": entries})
 
     @endpoint
     async def files(request):
@@ -339,6 +354,9 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
                 spec = yaml.safe_load(text)
             except yaml.YAMLError as exc:
                 raise InputError(f"the phase entry is not valid YAML: {str(exc).splitlines()[0]}") from None
+            except RecursionError:
+                msg = "the phase entry (YAML) is nested too deeply; write it like the examples"
+                raise InputError(msg) from None
             phases.extend(spec if isinstance(spec, list) else [spec])
         detector = _str(b.get("detector"), "detector", default="classical")
         kw = {
@@ -362,7 +380,8 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     @endpoint
     async def tem_open(request):
         path = root.resolve(request.query_params.get("path"), kind="file")
-        info = tasks.tem_open(path, pixel_size=_pixel_size(request.query_params.get("pixel_size")))
+        pixel_size = _pixel_size(request.query_params.get("pixel_size"))
+        info = await calls.call("tem.open", path, pixel_size=pixel_size)
         return ok({"path": root.relative(path), **info})
 
     @endpoint
@@ -373,9 +392,10 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         kw["frame"] = _int(b.get("frame"), "frame", lo=0)
         job = runner.submit(
             "tem.analyze",
-            lambda job: tasks.tem_analyze(job, path=path, **kw),
+            lambda job: tasks.tem_analyze(job, call=analyze_call, path=path, **kw),
             title=f"tem analyse {path.name}" + (f" frame {kw['frame']}" if kw["frame"] is not None else ""),
             params={"path": root.relative(path), "frame": kw["frame"]},
+            stoppable=True,
         )
         return ok(job_dict(job))
 
@@ -387,7 +407,7 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         kw["frame_time"] = _float(b.get("frame_time"), "frame time (s)", lo=0, gt=True)
         job = runner.submit(
             "tem.series",
-            lambda job: tasks.tem_series(job, path=path, **kw),
+            lambda job: tasks.tem_series(job, call=job_calls.run, path=path, **kw),
             title=f"tem series {path.name}",
             params={"path": root.relative(path)},
             stoppable=True,
@@ -401,23 +421,9 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         pl = job.payload
         if "series" in pl:
             raise InputError("a series job has no images; use its CSV or the frame slider")
-        res, img = pl["result"], pl["image"]
-        if what == "image.png":
-            data = render.png(render.gray(img))
-        elif what == "fft.png":
-            b = job.result["fft_box"]
-            box = res.fft_display[b["y0"] : b["y0"] + b["height"], b["x0"] : b["x0"] + b["width"]]
-            data = render.png((np.clip(box, 0, 1) * 255).astype(np.uint8))
-        elif what == "fft_figure.png":
-            from ..tem.report import fft_figure
-
-            data = render.figure_png(fft_figure(res))
-        elif what == "map_figure.png":
-            from ..tem.report import phase_map_figure
-
-            data = render.figure_png(phase_map_figure(img, res))
-        else:
-            return fail(f"unknown image {what!r}", 404)
+        if what not in TEM_IMAGES:
+            return fail(f"unknown image {what!r}; one of {', '.join(TEM_IMAGES)}", 404)
+        data = await in_thread(_tem_png, what, pl["result"], pl["image"], job.result)
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @endpoint
@@ -428,7 +434,8 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         if res.maps is None or name not in res.maps.masks:
             raise InputError(f"no map for phase {name!r} in job {job.id}")
         color = next((p["color"] for p in job.result["phases"] if p["name"] == name), "#ff0000")
-        data = render.png(render.mask_rgba(res.maps.labels == res.maps.phase_names.index(name) + 1, color))
+        mask = functools.partial(np.equal, res.maps.labels, res.maps.phase_names.index(name) + 1)
+        data = await in_thread(lambda: render.png(render.mask_rgba(mask(), color)))
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @endpoint
@@ -438,9 +445,10 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
         job = finished_job(request, "tem")
         pl = job.payload
         if "series" in pl:
-            text, name = records_to_csv(pl["series"].to_records()), "series.csv"
+            text, name = await in_thread(lambda: records_to_csv(pl["series"].to_records())), "series.csv"
         else:
-            text, name = records_to_csv(pl["result"].table()) or "row,col,d_angstrom,phase\n", "spots.csv"
+            text = await in_thread(lambda: records_to_csv(pl["result"].table()))
+            text, name = text or "row,col,d_angstrom,phase\n", "spots.csv"
         return Response(
             text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
@@ -656,25 +664,8 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     @endpoint
     async def api_run(request):
         run = root.resolve(request.query_params.get("run"), kind="dir")
-        history = _read_history(run)
-        vols, reports = [], []
-        for p in sorted(run.rglob("*")):
-            if any(part.startswith(".") for part in p.relative_to(run).parts):
-                continue
-            if not p.resolve().is_relative_to(root.root):  # a symlink out of the data folder: not offered
-                continue
-            if p.suffix.lower() in VOLUME_SUFFIXES and (p.is_file() or p.suffix.lower() == ".zarr"):
-                vols.append(root.relative(p))
-            elif p.name.endswith(".html") and p.is_file():
-                reports.append(root.relative(p))
-        return ok(
-            {
-                "run": root.relative(run),
-                "history": history if isinstance(history, list) else [],
-                "volumes": vols,
-                "reports": reports,
-            }
-        )
+        listing = await calls.call("run.listing", str(root.root), str(run))
+        return ok(listing)
 
     # ------------------------------------------------------------------------------------------ volumes
     def volume_path(q):
@@ -688,26 +679,17 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     @endpoint
     async def volume_info(request):
         path = volume_path(request.query_params)
-        entry = volumes.get(path)
-        return ok({"path": root.relative(path), **entry["info"]})
+        info = await calls.call("volume.info", str(path), key=str(path))
+        return ok({"path": root.relative(path), **info})
 
     @endpoint
     async def volume_slice(request):
         q = request.query_params
         path = volume_path(q)
-        entry = volumes.get(path)
-        info, vol = entry["info"], entry["volume"]
         axis = _int(q.get("axis"), "axis", default=0, lo=0)
-        if axis > 2 or (len(info["shape"]) == 2 and axis != 0):
-            raise InputError(f"axis must be 0 (z), 1 (y) or 2 (x) for a 3D volume, got {axis}")
-        n = info["shape"][axis] if len(info["shape"]) == 3 else 1
-        index = _int(q.get("index"), "slice", default=n // 2, lo=0)
-        if index >= n:
-            raise InputError(f"slice {index} is out of range: the volume has {n} slices along axis {axis}")
-        cmap = q.get("cmap") or ("labels" if info["labels"] else "gray")
-        if cmap not in ("labels", "gray", "viridis", "magma", "inferno"):
-            raise InputError(f"unknown colour map {cmap!r}")
-        data = render.volume_slice(vol, axis, index, cmap=cmap, window_=tuple(info["window"]))
+        index = _int(q.get("index"), "slice", default=None, lo=0)
+        cmap = _str(q.get("cmap"), "colour map")
+        data = await calls.call("volume.slice", str(path), axis, index, cmap, key=str(path))
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     routes = [
@@ -743,14 +725,20 @@ def create_app(data, *, allowed_hosts=LOOPBACK, runner=None):
     if allowed_hosts is not None:
         hosts = [h.strip("[]") for h in allowed_hosts] + list(allowed_hosts)
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=sorted(set(hosts))))
+    middleware.append(Middleware(guard.Guard, token=token))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        yield
-        runner.shutdown()  # worker processes stop; their runs resume from the last checkpoint
+        try:
+            yield
+        finally:
+            calls.close()  # a call still reading a hostile file ends here, not at its time limit
+            job_calls.close()
+            runner.shutdown()  # worker processes stop; their runs resume from the last checkpoint
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.root, app.state.runner = root, runner
+    app.state.root, app.state.runner, app.state.token = root, runner, token
+    app.state.calls, app.state.job_calls = calls, job_calls
     return app
 
 
@@ -768,7 +756,12 @@ def serve(data=".", *, host="127.0.0.1", port=8765, open_browser=True, ready=Non
     open_browser : bool
         Open the page in the default browser.
     ready : callable, optional
-        Called with the URL once the server listens (tests).
+        Called with the URL (holding this launch's access token) once the server listens.
+
+    Returns
+    -------
+    str
+        The URL, with its access token.
     """
     import socket
     import webbrowser
@@ -796,9 +789,11 @@ def serve(data=".", *, host="127.0.0.1", port=8765, open_browser=True, ready=Non
     sock.listen(64)
     bound = sock.getsockname()[1]
     show = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{show if ':' not in show else f'[{show}]'}:{bound}/"
-    app = create_app(root, allowed_hosts=LOOPBACK if loopback else None)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    token = guard.new_token()
+    url = f"http://{show if ':' not in show else f'[{show}]'}:{bound}/?token={token}"
+    app = create_app(root, token=token, allowed_hosts=LOOPBACK if loopback else None)
+    # on Ctrl-C/SIGTERM, requests still waiting on a library call get 2 s, then their workers are killed
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
 
     def announce():

@@ -2,8 +2,9 @@
 
 Two kinds:
 
-- thread tasks ``fn(job, **settings) -> dict`` (tem analyses): results stay in memory (``job.payload``) for
-  the page's images, and a JSON-able summary is returned;
+- thread tasks ``fn(job, **settings) -> dict`` (tem analyses): the reading and analysing run in a
+  :mod:`~matsight.gui.pool` worker (``call``); results stay in memory (``job.payload``) for the page's
+  images, and a JSON-able summary is returned;
 - worker-process tasks ``fn(emit, **settings) -> dict`` (trainings, generation): run by
   :mod:`matsight.gui.worker`; ``emit(progress=, message=)`` reports to the page.
 """
@@ -97,42 +98,42 @@ def tem_view(res, d_min=1.0):
     }
 
 
-def tem_analyze(job, *, path, frame=None, pixel_size=None, phases=None, d_min=1.0, **settings):
-    """Analyse one frame (thread job): payload ``{"result", "image"}``, returns :func:`tem_view`."""
+def tem_analyze_file(path, *, frame=None, pixel_size=None, phases=None, d_min=1.0, **settings):
+    """Read and analyse one frame (runs in a pool worker): ``(TemResult, image)``."""
     from ..tem.pipeline import analyze_file
 
-    job.update(0.1, f"reading {path.name}")
     res, img = analyze_file(path, pixel_size=pixel_size, frame=frame, phases=phases, d_min=d_min, **settings)
-    job.payload = {"result": res, "image": np.asarray(img), "path": path}
+    return res, np.asarray(img)
+
+
+def tem_analyze(job, *, call, path, frame=None, d_min=1.0, **settings):
+    """Analyse one frame (thread job; ``call`` runs it in a worker): payload ``{"result", "image"}``."""
+    job.update(0.1, f"reading and analysing {path.name}")
+    res, img = call("tem.analyze", path, frame=frame, d_min=d_min, should_stop=job.should_stop, **settings)
+    job.payload = {"result": res, "image": img, "path": path}
     job.update(0.95, "rendering")
     view = tem_view(res, d_min=d_min)
     view["frame"] = frame
     return view
 
 
-def tem_series(job, *, path, pixel_size=None, phases=None, frame_time=None, chunk=None, **settings):
-    """Intensity per phase per frame (thread job), in chunks so the page sees progress and can stop it."""
-    from ..tem.report import phase_colors
+def tem_series_compute(emit, path, *, pixel_size=None, phases=None, frame_time=None, chunk=None, **settings):
+    """Intensity per phase per frame, in chunks so the page sees progress (runs in a pool worker)."""
     from ..tem.series import SeriesResult, analyze_series, read_series
 
-    job.update(0.0, f"reading {path.name}")
     frames, ps, labels = read_series(path, pixel_size=pixel_size)
     n = len(frames)
     chunk = chunk or max(1, n // 20)
     parts = []
     t0 = time.perf_counter()
     for a in range(0, n, chunk):
-        if job.should_stop():
-            break
         b = min(n, a + chunk)
         parts.append(analyze_series(frames[a:b], ps, phases, labels=labels[a:b], **settings))
-        job.update(b / n, f"frame {b} of {n}")
-    if not parts:
-        raise InputError("stopped before the first frame was analysed")
+        emit(progress=b / n, message=f"frame {b} of {n}")
     names = parts[0].phases
     m = sum(len(p.frames) for p in parts)
     dt = 1.0 if frame_time is None else float(frame_time)
-    res = SeriesResult(
+    return SeriesResult(
         phases=names,
         frames=[f for p in parts for f in p.frames],
         time_s=np.arange(m) * dt,
@@ -141,7 +142,22 @@ def tem_series(job, *, path, pixel_size=None, phases=None, frame_time=None, chun
         seconds=time.perf_counter() - t0,
         per_frame_seconds=[s for p in parts for s in p.per_frame_seconds],
     )
+
+
+def tem_series(job, *, call, path, **settings):
+    """:func:`tem_series_compute` as a thread job; a stop ends its worker at once."""
+    from ..tem.report import phase_colors
+
+    job.update(0.0, f"reading {path.name}")
+    res = call(
+        "tem.series",
+        path,
+        should_stop=job.should_stop,
+        on_event=lambda progress=None, message=None: job.update(progress, message),
+        **settings,
+    )
     job.payload = {"series": res, "path": path}
+    names = res.phases
     colors = phase_colors([p for p in names if p != "unknown"])
     return {
         "phases": names,
@@ -151,8 +167,8 @@ def tem_series(job, *, path, pixel_size=None, phases=None, frame_time=None, chun
         "intensity": {k: v.tolist() for k, v in res.intensity.items()},
         "n_spots": {k: v.tolist() for k, v in res.n_spots.items()},
         "first_seen": {k: (None if v is None else str(v)) for k, v in res.first_seen().items()},
-        "n_frames": m,
-        "complete": m == n,
+        "n_frames": len(res.frames),
+        "complete": True,
     }
 
 

@@ -8,11 +8,12 @@ run folder's ``gui-job.log``. SIGTERM stops the task (a fuse/restore run resumes
 import importlib
 import json
 import logging
-import math
 import os
 import signal
 import sys
 import traceback
+
+from .messages import EVENT_PREFIX, USER_ERRORS, jsonable, user_message
 
 # Only names listed here can be started from the browser; each is ``fn(emit, **kwargs) -> dict``.
 TASKS = {
@@ -35,29 +36,8 @@ class Stopped(KeyboardInterrupt):  # noqa: N818
     """
 
 
-def jsonable(obj):
-    """Numpy scalars/arrays → Python, non-finite floats → None, paths → str (JSON the browser can parse)."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, str | int | bool) or obj is None:
-        return obj
-    return str(obj)
-
-
 def main():
     """Run one task; exit 0 on success, 2 on a user error, 3 when stopped, 1 on a bug."""
-    from .jobs import EVENT_PREFIX, USER_ERRORS, user_message
-
     events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # stray prints must not corrupt the event channel
     sys.stdout = sys.stderr
