@@ -413,3 +413,21 @@ def test_capture_collects_only_the_reading_thread_and_restores_loggers():
         logging.getLogger().removeHandler(keep)
     assert seen == ["from another thread"]
     assert (tiff_log.propagate, list(tiff_log.handlers), warnings.showwarning) == before
+
+
+def test_png_claims(tmp_path, monkeypatch):
+    """A png is always loaded: its header's size is checked against memory; Pillow refuses bombs itself."""
+    import zlib
+
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "s.png", np.zeros((16, 16), np.uint8))
+    raw = bytearray((tmp_path / "s.png").read_bytes())
+    struct.pack_into(">II", raw, 16, HUGE, HUGE)  # IHDR width, height (and its CRC below)
+    struct.pack_into(">I", raw, 29, zlib.crc32(bytes(raw[12:29])))
+    (tmp_path / "huge.png").write_bytes(bytes(raw))
+    msg, seconds = timed(read_volume, tmp_path / "huge.png")
+    assert "10000000000 pixels" in str(msg) and "\n" not in str(msg) and seconds < 2
+    monkeypatch.setattr("matsight.io._limits.available_memory", lambda: 100)
+    msg = str(timed(read_volume, tmp_path / "s.png")[0])
+    assert msg.startswith("s.png holds 16×16 uint8 (256 B), more than the 100 B of memory available"), msg
