@@ -31,7 +31,8 @@ DATA = HERE.parent.parent / "shared" / "data" / "xct" / "cell_vol.tif"
 
 def main(slices=(60, 65, 85, 90), radius=250.0):
     from matsight.io import read_volume
-    from matsight.metrics.image_quality import cnr, line_fwhm, psnr
+    from matsight.metrics.image_quality import cnr, psnr
+    from matsight.metrics.resolution import line_fwhm
     from matsight.restore.evaluate import _otsu_in
     from matsight.restore.pairs import downsample
     from matsight.restore.register import fov_mask, upscale

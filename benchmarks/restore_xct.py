@@ -17,7 +17,7 @@ Usage::
 
 Targets (issue 4): InDI PSNR ≥ bicubic + 3 dB and ≥ one-step; FWHM ≤ HQ's; CNR ≥ HQ's. The FWHM is the
 edge width where both images have at least ``MIN_EDGES`` measurable step edges, else the width of the
-thin bright windings measured at the HQ's line positions (:func:`matsight.metrics.image_quality.line_fwhm`).
+thin bright windings measured at the HQ's line positions (:func:`matsight.metrics.resolution.line_fwhm`).
 Timings taken on a shared machine are inflated by contention; the JSON records the load average.
 """
 

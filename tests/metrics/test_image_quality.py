@@ -9,11 +9,7 @@ from scipy import ndimage, special
 from matsight._errors import InputError
 from matsight.data.grayscale import synthetic_grayscale
 from matsight.metrics.image_quality import (
-    GAUSS_FWHM,
     cnr,
-    edge_fwhm,
-    fwhm_from_profile,
-    line_fwhm,
     otsu_masks,
     psnr,
     quality_summary,
@@ -21,6 +17,7 @@ from matsight.metrics.image_quality import (
     snr,
     ssim,
 )
+from matsight.metrics.resolution import GAUSS_FWHM, edge_fwhm, fwhm_from_profile, line_fwhm
 
 
 @pytest.fixture(scope="module")

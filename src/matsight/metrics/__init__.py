@@ -4,14 +4,14 @@
   FFT profiles.
 - :mod:`~matsight.metrics.tortuosity` — tortuosity factor and transport efficiency by a steady diffusion
   solve.
-- :mod:`~matsight.metrics.image_quality` — PSNR, SSIM, SIFT congruent keypoints, FWHM edge resolution,
-  CNR, SNR.
+- :mod:`~matsight.metrics.image_quality` — PSNR, SSIM, SIFT congruent keypoints, CNR, SNR.
+- :mod:`~matsight.metrics.resolution` — spatial resolution: FWHM of edges and thin lines.
 - :mod:`~matsight.metrics.segmentation` — Dice, IoU, pixel accuracy, precision, recall, Hausdorff distance.
 """
 
 import importlib
 
-_SUBMODULES = ("microstructure", "tortuosity", "image_quality", "segmentation")
+_SUBMODULES = ("microstructure", "tortuosity", "image_quality", "resolution", "segmentation")
 __all__ = list(_SUBMODULES)
 
 

@@ -120,7 +120,7 @@ def compare(
     data_range : float, optional
         PSNR/SSIM data range; default the HQ's 0.5–99.5 percentile range inside the mask.
     n_edges : int
-        Edges per image for the FWHM (found automatically, :func:`~matsight.metrics.image_quality.edge_fwhm`).
+        Edges per image for the FWHM (found automatically, :func:`~matsight.metrics.resolution.edge_fwhm`).
     cnr_masks : (fg, bg), optional
         Foreground/background masks for the CNR; default Otsu on the HQ (smoothed, eroded) within ``mask``.
     cnr_erode : int
@@ -132,7 +132,7 @@ def compare(
         robust to misalignment), and ``sift_congruent``, those of them whose keypoints also lie within 3 px of
         each other (which falls off once the images are misaligned by more than that).
     line_length : float, optional
-        Profile length (pixels) of the thin-line FWHM (:func:`~matsight.metrics.image_quality.line_fwhm`),
+        Profile length (pixels) of the thin-line FWHM (:func:`~matsight.metrics.resolution.line_fwhm`),
         measured on every image at the bright lines found in the HQ, so all are compared at the same places;
         default ``profile_length`` or 9. Keep it below twice the spacing of neighbouring lines.
 
@@ -145,7 +145,8 @@ def compare(
         ``fwhm_*`` is the edge width (steps found in each image), ``line_fwhm_median`` the width of thin lines
         (windings, foils) at the HQ's line positions, ``n_lines`` how many of them were measurable.
     """
-    from ..metrics.image_quality import cnr, edge_fwhm, line_fwhm, sift_congruent_keypoints
+    from ..metrics.image_quality import cnr, sift_congruent_keypoints
+    from ..metrics.resolution import edge_fwhm, line_fwhm
 
     hq, images, mask = _check(hq, images, mask)
     ref_vals = hq[mask] if mask is not None else hq
