@@ -26,6 +26,19 @@ def tem_root(tmp_path, shared_data):
     return root
 
 
+def wait_js(page, expression, timeout=30_000):
+    """Wait until ``expression`` is truthy in the page.
+
+    Polled from Python: Playwright's ``wait_for_function`` evaluates strings with ``eval``, which the pages'
+    Content-Security-Policy (kept on in these tests) refuses.
+    """
+    t0 = time.monotonic()
+    while not page.evaluate(expression):
+        if time.monotonic() - t0 > timeout / 1000:
+            raise TimeoutError(f"{expression} still false after {timeout / 1000:g} s")
+        time.sleep(0.05)
+
+
 def _families(page):
     out = set()
     for row in page.locator("#table tr.spot-row").all():
@@ -36,8 +49,8 @@ def _families(page):
 
 
 def test_tem_sto_spots_table_maps(page, tem_root, artifacts, gui_server):
-    with gui_server(tem_root) as (url, _):
-        page.goto(url + "/tem")
+    with gui_server(tem_root) as (url, app):
+        page.goto(f"{url}/tem?token={app.state.token}")
         # choose the file through the data-folder picker
         page.click("#file + button.browse")
         page.click("#picker li[data-path='tem']")
@@ -59,7 +72,7 @@ def test_tem_sto_spots_table_maps(page, tem_root, artifacts, gui_server):
         assert len(labels) == n_rows and any(t.startswith("SrTiO3 (") for t in labels)
         assert page.locator("#fftsvg circle.spot").count() == 2 * n_rows  # spots and their Friedel mates
         for sel in ("#image", "#fft", "#imgstack img.overlay[data-phase='SrTiO3']"):
-            page.wait_for_function(f'document.querySelector("{sel}").naturalWidth > 0')
+            wait_js(page, f'document.querySelector("{sel}").naturalWidth > 0')
         # opacity control drives the overlay
         slider = page.locator("input.opacity[data-phase='SrTiO3']")
         slider.focus()
@@ -79,13 +92,13 @@ def test_tem_sto_spots_table_maps(page, tem_root, artifacts, gui_server):
         before, job = unknown(), page.get_attribute("#results", "data-job")
         page.fill("#tolerance", "0.002")
         page.click("#rerun")
-        page.wait_for_function(f"document.querySelector('#results').dataset.job !== '{job}'")
+        wait_js(page, f"document.querySelector('#results').dataset.job !== '{job}'")
         assert unknown() > before
 
 
 def test_tem_bad_files_show_messages(page, tem_root, artifacts, gui_server):
-    with gui_server(tem_root) as (url, _):
-        page.goto(url + "/tem")
+    with gui_server(tem_root) as (url, app):
+        page.goto(f"{url}/tem?token={app.state.token}")
         for value, expect in (
             ("tem/broken.tif", "broken.tif"),
             ("tem/test_diffraction_pattern.dm3", "diffraction"),
@@ -115,7 +128,7 @@ def test_tem_movie_frames_and_series(page, tmp_path, artifacts, gui_server):
     )
     np.save(root / "movie.npy", movie)
     with gui_server(root) as (url, app):
-        page.goto(url + "/tem")
+        page.goto(f"{url}/tem?token={app.state.token}")
         page.fill("#file", "movie.npy")
         page.click("#open")  # no calibration in a .npy: the page says so
         page.locator("#msg.error").wait_for()
@@ -127,7 +140,7 @@ def test_tem_movie_frames_and_series(page, tmp_path, artifacts, gui_server):
         job = page.get_attribute("#results", "data-job")
         page.locator("#frame").focus()
         page.keyboard.press("End")  # last frame
-        page.wait_for_function(f"document.querySelector('#results').dataset.job !== '{job}'", timeout=60_000)
+        wait_js(page, f"document.querySelector('#results').dataset.job !== '{job}'", timeout=60_000)
         new = app.state.runner.get(page.get_attribute("#results", "data-job"))
         assert new.params["frame"] == 3
         page.click("#series")
@@ -161,7 +174,7 @@ def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_serve
         '"fake_batch": 1, "real_batch": 4}'
     )
     with gui_server(root) as (url, app):
-        page.goto(url + "/fuse")
+        page.goto(f"{url}/fuse?token={app.state.token}")
         form = page.locator("#train")
         form.locator("[name=lr]").fill("lr.tif")
         form.locator("[name=hr]").fill("hr.tif")
@@ -178,7 +191,7 @@ def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_serve
         # live curves from the run folder's metrics.json: evaluations at iterations 2 and 4
         # (attached, not "visible": 4 iterations hold one generator step, so the score may be a flat line)
         page.wait_for_selector("#plot-score polyline", state="attached")
-        page.wait_for_function("document.querySelector('#run').textContent.includes('2 evaluations')")
+        wait_js(page, "document.querySelector('#run').textContent.includes('2 evaluations')")
         assert page.locator("#plot-vf polyline").count() == 3  # one VF curve per HR phase
         assert (root / "runs" / "tiny" / "best.safetensors").is_file()
         assert not (root / "runs" / "tiny" / ".matsight-gui.lock").exists()
@@ -186,16 +199,14 @@ def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_serve
         viewer = page.locator("#viewer")
         viewer.locator("input.path").fill("lr.tif")
         viewer.locator("button.view").click()
-        page.wait_for_function("document.querySelector('#viewer img.slice-img').naturalWidth === 16")
+        wait_js(page, "document.querySelector('#viewer img.slice-img').naturalWidth === 16")
         assert "16×16×16 uint8 (labels)" in viewer.locator(".info").inner_text()
         assert viewer.locator(".index").inner_text() == "9 / 16"
         viewer.locator("select.axis").select_option("2")
         viewer.locator("input.slice").focus()
         page.keyboard.press("Home")
         assert viewer.locator(".index").inner_text() == "1 / 16"
-        page.wait_for_function(
-            "document.querySelector('#viewer img.slice-img').src.includes('axis=2&index=0')"
-        )
+        wait_js(page, "document.querySelector('#viewer img.slice-img').src.includes('axis=2&index=0')")
         page.screenshot(path=str(artifacts / "fuse_training.png"), full_page=True)
 
         # a bad setting is refused in the page before any process starts
@@ -242,7 +253,7 @@ def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, 
         ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
         page = ctx.new_page()
         page.set_default_timeout(30_000)
-        page.goto(url + "/restore")
+        page.goto(f"{url}/restore?token={app.state.token}")
         # 1 · register: the pair folder is filled into the training form, the overlay is shown
         reg = page.locator("#register")
         reg.locator("[name=lq]").fill("lq.tif")
@@ -251,7 +262,7 @@ def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, 
         reg.locator("button.start").click()
         page.wait_for_selector("#register .progress[data-state=done]", timeout=120_000)
         assert "NCC" in reg.locator(".result").inner_text()
-        page.wait_for_function("document.querySelector('#register img.overlay').naturalWidth > 0")
+        wait_js(page, "document.querySelector('#register img.overlay').naturalWidth > 0")
         assert page.input_value("#train [name=pair]") == "pair"
         assert (root / "pair" / "pair.json").is_file()
         assert (root / "pair" / "gui-job.log").is_file()  # the job's log survives the atomic folder write
@@ -290,7 +301,7 @@ def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, 
         # a new tab sees the finished job and its curves; 3 · enhance; 4 · evaluate
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.set_default_timeout(30_000)
-        page.goto(url + "/restore")
+        page.goto(f"{url}/restore?token={app.state.token}")
         page.wait_for_selector(f"#jobs li.job.done[data-id='{job.id}']")
         page.locator(f"#jobs li[data-id='{job.id}'] button:text-is('show')").click()
         page.wait_for_selector("#plot-loss polyline")
@@ -301,7 +312,7 @@ def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, 
         ap.locator("[name=out]").fill("runs/enhanced")
         ap.locator("button.start").click()
         page.wait_for_selector("#apply .progress[data-state=done]", timeout=120_000)
-        page.wait_for_function("document.querySelector('#viewer img.slice-img').naturalWidth > 0")
+        wait_js(page, "document.querySelector('#viewer img.slice-img').naturalWidth > 0")
         assert page.input_value("#evaluate [name=out]") == "runs/enhanced"
         ev = page.locator("#evaluate")
         ev.locator("[name=hq]").fill("hq.tif")
@@ -322,3 +333,40 @@ def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, 
         msg.wait_for()
         assert "scale must be a number" in msg.inner_text()
         page.close()
+
+
+EVIL_HTML = """<!DOCTYPE html><html><body><h1 id=h>evil</h1>
+<img src=x onerror="document.title='pwned'">
+<script>document.title = 'pwned'; fetch('/api/jobs/1/stop', {method: 'POST', headers: {'X-Matsight': '1'}})
+  .then(() => { document.title = 'posted'; });</script></body></html>"""
+
+
+def test_user_files_cannot_run_scripts_and_reports_show_their_figures(page, tmp_path, gui_server):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matsight.report.html import Report
+
+    root = tmp_path / "data"
+    (root / "run").mkdir(parents=True)
+    (root / "evil.html").write_text(EVIL_HTML)
+    rep = Report(root / "run", "A matsight report")
+    rep.heading("curves")
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    rep.figure(fig, "curve")
+    rep.write()
+    with gui_server(root) as (url, app):
+        page.goto(f"{url}/tem?token={app.state.token}")
+        assert page.url == f"{url}/tem"  # the token went into a cookie, not into the history
+        page.goto(f"{url}/files/evil.html")
+        assert page.inner_text("#h") == "evil"
+        page.wait_for_timeout(500)
+        assert page.title() == ""  # neither the script nor the handler ran
+        # our own report: its inline style applies and its figure loads (the cookie goes with it)
+        page.goto(f"{url}/files/run/index.html")
+        wait_js(page, "document.querySelector('img').complete")
+        assert page.eval_on_selector("img", "e => e.naturalWidth") > 0
+        assert page.eval_on_selector("body", "e => getComputedStyle(e).maxWidth") == "1100px"

@@ -34,8 +34,9 @@ def gui(
         ) from None
     if host not in LOOPBACK:
         typer.echo(
-            f"warning: serving on {host}: anyone who can reach this machine can read files in {data} "
-            "and start jobs; use the default 127.0.0.1 unless you trust the network",
+            f"warning: serving on {host} over plain HTTP: anyone on the network who sees the address "
+            f"(it holds the access token) can read files in {data} and start jobs; use the default "
+            "127.0.0.1 unless you trust the network",
             err=True,
         )
     serve(
@@ -43,5 +44,6 @@ def gui(
         host=host,
         port=port,
         open_browser=browser,
+        # the address holds this launch's access token: only who sees it can use the GUI
         ready=lambda url: echo(f"matsight gui: {url}  (Ctrl-C stops)"),
     )

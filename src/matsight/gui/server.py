@@ -772,7 +772,8 @@ def serve(data=".", *, host="127.0.0.1", port=8765, open_browser=True, ready=Non
     loopback = host in LOOPBACK
     if not loopback:
         log.warning(
-            "serving on %s: anyone who can reach this machine can read files in %s and start jobs",
+            "serving on %s over plain HTTP: anyone on the network who sees the address (its token) can "
+            "read files in %s and start jobs",
             host,
             root.root,
         )
