@@ -12,7 +12,7 @@ from matsight import InputError
 from matsight.cli import app
 from matsight.tem import crystals, lattice
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "tem.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "howto" / "tem-frame.md"
 
 SRTIO3_YAML = """\
 name: SrTiO3
