@@ -87,7 +87,7 @@ def train(
         str | None,
         typer.Option(
             help="The generator's ×2 stage: transpose (the paper's transposed convolution; default) or "
-            "resize (trilinear + conv: fewer grid-aligned streaks, coarser textures; docs/fuse.md).",
+            "resize (trilinear + conv: fewer grid-aligned streaks, coarser textures; benchmarks/README.md).",
         ),
     ] = None,
     anisotropic: Annotated[

@@ -5,7 +5,7 @@ scan (binder merged into pore, blur, ×4 downsample, threshold); a generator is 
 on that LR volume and ONE high-res 2D slice of the truth for a short run, generates the whole super-res
 volume (binder in-painted from the 2D slice), and the fuse evaluation compares it with the truth, the HR slice
 and the LR input. The demo's 400 iterations (about two minutes on 2 cores) give a rough reconstruction;
-``benchmarks/fuse_fidelity.py`` trains for 30 minutes, and ``docs/fuse.md`` quotes what that reaches (and
+``benchmarks/fuse_fidelity.py`` trains for 30 minutes, and ``benchmarks/README.md`` quotes what that reaches (and
 which targets it still misses).
 """
 

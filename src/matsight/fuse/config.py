@@ -82,7 +82,7 @@ class FuseConfig(BaseModel):
         "transpose",
         description="the ×2 stage of 2 < sf ≤ 4 (and the second of sf > 4): 'transpose' is the paper's "
         "ConvTranspose3d(k4, s2); 'resize' is trilinear ×2 + k3 conv, less prone to grid-aligned textures "
-        "(Odena et al., Distill 2016) but coarser after minutes of training (docs/fuse.md)",
+        "(Odena et al., Distill 2016) but coarser after minutes of training (benchmarks/README.md)",
     )
     # critic
     critic_widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
@@ -100,7 +100,7 @@ class FuseConfig(BaseModel):
         description="what the critics see of a generated volume: 'soft' its phase probabilities (the paper); "
         "'hard' their argmax one-hot with the probabilities' gradient (straight-through), so the critics "
         "cannot score a slice by how far it is from one-hot, only by its structure; measured worse on the "
-        "synthetic benchmark (docs/fuse_fidelity.md)",
+        "synthetic benchmark (benchmarks/README.md)",
     )
     # sizes
     output_size: int = Field(64, ge=8, description="edge of the generated training cube (voxels)")
@@ -128,7 +128,7 @@ class FuseConfig(BaseModel):
         description="HR phases the LR volume does not show, in the voxel-wise loss: 'pore' adds them to the "
         "pore channel before degrading (as the LR data were made: XCT sees binder as pore); 'drop' leaves "
         "them out (the reference code), under which a true structure with binder at its particle contacts "
-        "violates the loss (docs/fuse_fidelity.md)",
+        "violates the loss (benchmarks/README.md)",
     )
     vw_region: Literal["all", "judged"] = Field(
         "all",
@@ -136,7 +136,7 @@ class FuseConfig(BaseModel):
         "those inside the edge-cropped region the critics see. The faces are held to the LR by that loss "
         "alone, so where critics and LR disagree the generator can keep the LR on the faces and trade it "
         "away inside; measured, the choice made no difference on this project's benchmarks "
-        "(docs/fuse_fidelity.md)",
+        "(benchmarks/README.md)",
     )
     ema: float = Field(
         0.0,

@@ -231,7 +231,7 @@ def critic_view(probs, kind="soft"):
 
     ``"soft"``: the probabilities themselves (the paper). ``"hard"``: their argmax as one-hot, with the
     probabilities' gradient (straight-through): real slices are one-hot, so a critic shown probabilities can
-    score a fake by its softness alone, which measured (docs/fuse_fidelity.md) dwarfs what it learns of
+    score a fake by its softness alone, which measured (benchmarks/README.md) dwarfs what it learns of
     structure.
     """
     if kind == "soft":

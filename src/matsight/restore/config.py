@@ -17,7 +17,7 @@ Two presets:
   (benchmarks/results/restore_preset.json).
 
 Both presets enhance each slice alone, as the paper; ``context=k`` (opt-in) also feeds the network the ``k``
-LQ slices on each side (2.5D). It did not help on the benchmark's cell CT (docs/restore.md).
+LQ slices on each side (2.5D). It did not help on the benchmark's cell CT (benchmarks/README.md).
 """
 
 from __future__ import annotations
