@@ -170,6 +170,28 @@ def test_pool_busy_and_stopped(slow, monkeypatch):
     assert isinstance(out["exc"], pool.Stopped) and not _alive(int(slow.read_text()))
 
 
+def test_stopping_a_job_kills_its_hanging_call(slow, monkeypatch):
+    from pathlib import Path
+
+    from matsight.gui import tasks
+    from matsight.gui.jobs import JobRunner
+
+    monkeypatch.setitem(pool.CALLS, "tem.series", "gui_slow_calls:hang")
+    runner, p = JobRunner(), pool.CallPool(1, timeout=None)
+    job = runner.submit(
+        "tem.series", lambda job: tasks.tem_series(job, call=p.run, path=Path("movie.ser")), stoppable=True
+    )
+    _wait(slow.exists, 20, "the hanging call never started")
+    t0 = time.monotonic()
+    runner.stop(job.id)
+    runner.wait(job.id, timeout=5)
+    assert time.monotonic() - t0 < 2
+    assert job.state == "stopped" and job.error is None  # a stop, not "unexpected error (Stopped)"
+    _wait(lambda: not _alive(int(slow.read_text())), 5, "the stopped job's worker is still running")
+    p.close()
+    runner.shutdown()
+
+
 def test_sigterm_stops_the_cli_during_a_hanging_request(root, slow):
     code = (
         "import matsight.gui.pool as p; p.CALLS['tem.open'] = 'gui_slow_calls:hang'; "
@@ -208,19 +230,24 @@ def test_large_and_deep_bodies_are_refused(root, gui_server):
         big = b'{"path": "' + b"x" * (2 << 20) + b'"}'
         status, _, body = _post(url + "/api/tem/analyze", big)
         assert status == 413 and "KiB" in _error(body)
-        # no Content-Length (chunked): refused while it streams in
         host, port = url.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
         headers = {"X-Matsight": "1", "Content-Type": "application/json", **AUTH}
+        # no Content-Length (chunked): refused once it passes the limit
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
         chunks = iter([b'{"path": "'] + [b"x" * 65536] * 40 + [b'"}'])
-        try:
-            conn.request("POST", "/api/tem/analyze", body=chunks, headers=headers, encode_chunked=True)
-            resp = conn.getresponse()
-            assert resp.status == 413
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered 413 and closed before the client finished sending
-        finally:
-            conn.close()
+        conn.request("POST", "/api/tem/analyze", body=chunks, headers=headers, encode_chunked=True)
+        resp = conn.getresponse()
+        assert resp.status == 413 and "KiB" in _error(resp.read())
+        conn.close()
+        # a declared 200 MB: refused before a byte of it is read
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.putrequest("POST", "/api/tem/analyze")
+        for k, v in {**headers, "Content-Length": str(200 << 20)}.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        assert resp.status == 413
+        conn.close()
         deep = "[" * 100_000 + "]" * 100_000
         for b in (
             deep.encode(),

@@ -21,6 +21,7 @@ from .._errors import InputError
 __all__ = ["Guard", "TooLarge", "read_json", "loads", "new_token", "MAX_BODY", "MAX_DEPTH"]
 
 MAX_BODY = 1 << 20  # 1 MiB: the pages send a few settings and paths
+DRAIN = 16 << 20  # a body over the limit but under this is read to its end before the 413 (see read_json)
 MAX_DEPTH = 16  # the pages send depth 3 at most (a phase list inside a settings object)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -77,17 +78,25 @@ def loads(text, what="the request body"):
 
 
 async def read_json(request, limit=MAX_BODY):
-    """The request's JSON body, refused (:class:`TooLarge`) as soon as it passes ``limit`` bytes."""
+    """The request's JSON body, refused (:class:`TooLarge`) once it passes ``limit`` bytes.
+
+    A body up to :data:`DRAIN` bytes is read to its end (and dropped) before the refusal: a server that
+    answers while the client still sends makes the client see a reset instead of the 413. A larger one is
+    refused at once.
+    """
     too_large = TooLarge(f"the request body is over {limit // 1024} KiB; send only the page's settings")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and int(declared) > max(limit, DRAIN):
         raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
+        if size > DRAIN:
             raise too_large
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise too_large
     try:
         return loads(b"".join(chunks))
     except ValueError as exc:
