@@ -236,6 +236,61 @@ def _edges_2d(img, *, sigma, n_edges, half, step, min_separation, mask, method, 
     return widths, pts, nrm, profs, len(chosen)
 
 
+def _widths(widths, pts, nrm, profs, n_candidates, spacing, ndim):
+    """:class:`EdgeWidths` of widths measured in pixels (scaled to ``spacing``) and where they were taken."""
+    return EdgeWidths(
+        widths=np.asarray(widths, dtype=np.float64) * float(spacing),
+        points=np.asarray(pts, dtype=np.float64).reshape(-1, ndim),
+        normals=np.asarray(nrm, dtype=np.float64).reshape(-1, 2),
+        profiles=np.asarray(profs, dtype=np.float64) if profs else np.empty((0, 0)),
+        n_candidates=n_candidates,
+    )
+
+
+def _z_slices(n, max_slices):
+    """Up to ``max_slices`` evenly spaced indices into ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(max_slices, n)).round().astype(int))
+
+
+def _edge_profile(image, spacing, n_edges, profile_width, profile_length, sigma, min_separation):
+    """Check :func:`edge_fwhm`'s arguments; the half profile length and the separation of edge points."""
+    if not spacing > 0:
+        raise InputError(f"spacing must be positive, got {spacing}")
+    if n_edges < 1:
+        raise InputError(f"n_edges must be at least 1, got {n_edges}")
+    if int(profile_width) < 1:
+        raise InputError(f"profile_width must be at least 1, got {profile_width}")
+    length = float(profile_length) if profile_length is not None else max(16.0, 8.0 * sigma)
+    half = length / 2
+    sep = float(min_separation) if min_separation is not None else half
+    if min(image.shape[-2:]) < 2 * half + 6:
+        raise InputError(
+            f"image {image.shape} is too small for {length:g}-px edge profiles; "
+            "give a larger image or a shorter profile_length"
+        )
+    return half, sep
+
+
+def _edges_of_slices(img, mask, max_slices, n_edges, **kw):
+    """:func:`_edges_2d` of a 2D image, or of up to ``max_slices`` Z slices of a volume (``n_edges`` shared
+    among them), pooled; points of a volume get their ``z`` first.
+    """
+    if img.ndim == 2:
+        slices = [(img, mask, None)]
+    else:
+        slices = [(img[i], None if mask is None else mask[i], i) for i in _z_slices(img.shape[0], max_slices)]
+    per = max(1, int(math.ceil(n_edges / len(slices))))
+    widths, pts, nrm, profs, n_cand = [], [], [], [], 0
+    for sl, m, z in slices:
+        w, p, n, pr, c = _edges_2d(sl, n_edges=per, mask=m, **kw)
+        widths += w
+        pts += [(z, *q) for q in p] if z is not None else p
+        nrm += n
+        profs += pr
+        n_cand += c
+    return widths, pts, nrm, profs, n_cand
+
+
 def edge_fwhm(
     image,
     *,
@@ -291,55 +346,24 @@ def edge_fwhm(
         ``.widths`` per edge, ``.median`` (the figure to report), ``.mean``, ``.std``, ``.as_dict()``.
     """
     image = _image(image, "image")
-    if not spacing > 0:
-        raise InputError(f"spacing must be positive, got {spacing}")
-    if n_edges < 1:
-        raise InputError(f"n_edges must be at least 1, got {n_edges}")
-    if int(profile_width) < 1:
-        raise InputError(f"profile_width must be at least 1, got {profile_width}")
-    length = float(profile_length) if profile_length is not None else max(16.0, 8.0 * sigma)
-    half = length / 2
-    sep = float(min_separation) if min_separation is not None else half
-    if min(image.shape[-2:]) < 2 * half + 6:
-        raise InputError(
-            f"image {image.shape} is too small for {length:g}-px edge profiles; "
-            "give a larger image or a shorter profile_length"
-        )
+    half, sep = _edge_profile(image, spacing, n_edges, profile_width, profile_length, sigma, min_separation)
     if mask is not None:
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), image.shape)
     img = image.astype(np.float64)
-    if img.ndim == 2:
-        slices = [(img, mask, None)]
-    else:
-        idx = np.unique(np.linspace(0, img.shape[0] - 1, min(max_slices, img.shape[0])).round().astype(int))
-        slices = [(img[i], None if mask is None else mask[i], i) for i in idx]
-    per = max(1, int(math.ceil(n_edges / len(slices))))
-    widths, pts, nrm, profs, n_cand = [], [], [], [], 0
-    for sl, m, z in slices:
-        w, p, n, pr, c = _edges_2d(
-            sl,
-            sigma=sigma,
-            n_edges=per,
-            half=half,
-            step=step,
-            min_separation=sep,
-            mask=m,
-            method=method,
-            min_r2=min_r2,
-            width=int(profile_width),
-        )
-        widths += w
-        pts += [(z, *q) for q in p] if z is not None else p
-        nrm += n
-        profs += pr
-        n_cand += c
-    res = EdgeWidths(
-        widths=np.asarray(widths, dtype=np.float64) * float(spacing),
-        points=np.asarray(pts, dtype=np.float64).reshape(-1, img.ndim),
-        normals=np.asarray(nrm, dtype=np.float64).reshape(-1, 2),
-        profiles=np.asarray(profs, dtype=np.float64) if profs else np.empty((0, 0)),
-        n_candidates=n_cand,
+    widths, pts, nrm, profs, n_cand = _edges_of_slices(
+        img,
+        mask,
+        max_slices,
+        n_edges,
+        sigma=sigma,
+        half=half,
+        step=step,
+        min_separation=sep,
+        method=method,
+        min_r2=min_r2,
+        width=int(profile_width),
     )
+    res = _widths(widths, pts, nrm, profs, n_cand, spacing, img.ndim)
     if res.widths.size == 0:
         log.warning("edge_fwhm: no measurable edge found among %d candidates", n_cand)
     return res
@@ -417,6 +441,50 @@ def _ridge_points(img, *, sigma, polarity, mask, margin, n, min_separation):
     return out
 
 
+def _find_lines(img, mask, sigma, polarity, margin, n_lines, sep, max_slices):
+    """Centre-line points and unit normals of thin lines in a 2D image, or in up to ``max_slices`` Z slices
+    of a volume (``n_lines`` shared among them; points of a volume get their ``z`` first).
+    """
+    if mask is not None:
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), img.shape)
+    if img.ndim == 2:
+        found = _ridge_points(
+            img, sigma=sigma, polarity=polarity, mask=mask, margin=margin, n=n_lines, min_separation=sep
+        )
+        found = [(None, q) for q in found]
+    else:
+        zs = _z_slices(img.shape[0], max_slices)
+        per = max(1, int(math.ceil(n_lines / len(zs))))
+        found = [
+            (z, q)
+            for z in zs
+            for q in _ridge_points(img[z], sigma=sigma, polarity=polarity,
+                                   mask=None if mask is None else mask[z], margin=margin, n=per,
+                                   min_separation=sep)
+        ]  # fmt: skip
+    pts = [((z,) if z is not None else ()) + (q[0], q[1]) for z, q in found]
+    nrm = [(q[2], q[3]) for _, q in found]
+    return pts, nrm
+
+
+def _line_widths(img, pts, nrm, t, width, min_r2, polarity, *, keep_nan):
+    """Widths, points, normals and profiles of the lines measured at ``pts`` (all of them with ``keep_nan``,
+    else only those holding a clean line).
+    """
+    widths, profs, keep_pts, keep_nrm = [], [], [], []
+    for pt, (ny, nx) in zip(pts, nrm, strict=True):
+        sl = img[int(round(pt[0]))] if img.ndim == 3 else img
+        prof = _cross_profile(sl, pt[-2], pt[-1], ny, nx, t, width)
+        w = _line_width(t, prof, min_r2=min_r2, polarity=polarity)
+        if not keep_nan and not math.isfinite(w):
+            continue  # found here but not a clean line: skip (given points keep NaN, so rows stay paired)
+        widths.append(w)
+        profs.append(prof)
+        keep_pts.append(pt)
+        keep_nrm.append((ny, nx))
+    return widths, keep_pts, keep_nrm, profs
+
+
 def line_fwhm(
     image,
     *,
@@ -483,49 +551,14 @@ def line_fwhm(
     img = image.astype(np.float64)
     t = np.arange(-half, half + step / 2, step)
     if points is None:
-        if mask is not None:
-            mask = np.broadcast_to(np.asarray(mask, dtype=bool), image.shape)
         sep = float(min_separation) if min_separation is not None else 2 * half
         margin = int(math.ceil(half + profile_width)) + 2
-        if img.ndim == 2:
-            found = _ridge_points(
-                img, sigma=sigma, polarity=polarity, mask=mask, margin=margin, n=n_lines, min_separation=sep
-            )
-            found = [(None, q) for q in found]
-        else:
-            zs = np.unique(
-                np.linspace(0, img.shape[0] - 1, min(max_slices, img.shape[0])).round().astype(int)
-            )
-            per = max(1, int(math.ceil(n_lines / len(zs))))
-            found = [
-                (z, q)
-                for z in zs
-                for q in _ridge_points(img[z], sigma=sigma, polarity=polarity,
-                                       mask=None if mask is None else mask[z], margin=margin, n=per,
-                                       min_separation=sep)
-            ]  # fmt: skip
-        pts = [((z,) if z is not None else ()) + (q[0], q[1]) for z, q in found]
-        nrm = [(q[2], q[3]) for _, q in found]
+        pts, nrm = _find_lines(img, mask, sigma, polarity, margin, n_lines, sep, max_slices)
     else:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, img.ndim)
         nrm = np.asarray(normals, dtype=np.float64).reshape(-1, 2)
         if len(pts) != len(nrm):
             raise InputError(f"got {len(pts)} points but {len(nrm)} normals")
-    widths, profs, keep_pts, keep_nrm = [], [], [], []
-    for pt, (ny, nx) in zip(pts, nrm, strict=True):
-        sl = img[int(round(pt[0]))] if img.ndim == 3 else img
-        prof = _cross_profile(sl, pt[-2], pt[-1], ny, nx, t, int(profile_width))
-        w = _line_width(t, prof, min_r2=min_r2, polarity=polarity)
-        if points is None and not math.isfinite(w):
-            continue  # found here but not a clean line: skip (given points keep NaN, so rows stay paired)
-        widths.append(w)
-        profs.append(prof)
-        keep_pts.append(pt)
-        keep_nrm.append((ny, nx))
-    return EdgeWidths(
-        widths=np.asarray(widths, dtype=np.float64) * float(spacing),
-        points=np.asarray(keep_pts, dtype=np.float64).reshape(-1, img.ndim),
-        normals=np.asarray(keep_nrm, dtype=np.float64).reshape(-1, 2),
-        profiles=np.asarray(profs, dtype=np.float64) if profs else np.empty((0, 0)),
-        n_candidates=len(pts),
-    )
+    given = points is not None
+    measured = _line_widths(img, pts, nrm, t, int(profile_width), min_r2, polarity, keep_nan=given)
+    return _widths(*measured, len(pts), spacing, img.ndim)

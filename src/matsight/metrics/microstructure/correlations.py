@@ -166,15 +166,7 @@ def two_point_correlation(
     if bins is not None and axis is not None:
         raise InputError("bins applies to the radial correlation only; leave axis=None or drop bins")
     if max_distance is not None:
-        given = max_distance
-        try:
-            max_distance = float(max_distance)
-        except (TypeError, ValueError):
-            max_distance = float("nan")
-        if not (math.isfinite(max_distance) and max_distance >= 0):
-            raise InputError(
-                f"max_distance must be a non-negative number (voxels or spacing units), got {given!r}"
-            )
+        max_distance = _non_negative(max_distance)
     if axis is not None:
         axis = _axis(axis, arr.ndim)
         if max_distance is None:
@@ -189,9 +181,30 @@ def two_point_correlation(
             )
         s = _axis_correlations(arr, [(a, b)], axis, r_vox)[(a, b)]
         return Correlation(np.arange(r_vox + 1) * sp[axis], s, a, b, axis)
+    centres, edges = _radial_bins(arr.shape, sp, max_distance, bins)
+    s = _radial_correlation(arr, a, b, sp, edges)
+    return Correlation(centres, s, a, b, None)
+
+
+def _non_negative(max_distance):
+    """``max_distance`` as a finite float ≥ 0, or an :class:`InputError`."""
+    given = max_distance
+    try:
+        max_distance = float(max_distance)
+    except (TypeError, ValueError):
+        max_distance = float("nan")
+    if not (math.isfinite(max_distance) and max_distance >= 0):
+        raise InputError(
+            f"max_distance must be a non-negative number (voxels or spacing units), got {given!r}"
+        )
+    return max_distance
+
+
+def _radial_bins(shape, sp, max_distance, bins):
+    """Bin centres and edges of the radial correlation: ``bins`` if given, else one per voxel of distance."""
     if bins is None:
         if max_distance is None:
-            max_distance = min(80, min(arr.shape) // 2) * min(sp)
+            max_distance = min(80, min(shape) // 2) * min(sp)
         max_distance = float(max_distance)
         if not 0 <= max_distance:
             raise InputError(f"max_distance must be non-negative, got {max_distance!r}")
@@ -204,5 +217,4 @@ def two_point_correlation(
         if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] < 0:
             raise InputError("bins must be at least two increasing, non-negative bin edges")
         centres = (edges[1:] + edges[:-1]) / 2
-    s = _radial_correlation(arr, a, b, sp, edges)
-    return Correlation(centres, s, a, b, None)
+    return centres, edges

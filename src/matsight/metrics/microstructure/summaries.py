@@ -79,31 +79,35 @@ def subvolume_statistics(
     if len(phases) >= 3:
         out["triple_phase_boundary"] = np.zeros(n)
     if transport:
-        from ..tortuosity import tortuosity
-
         out["transport_efficiency"] = {p: np.zeros(n) for p in phases}
     with _progress_bar(progress, n, "sub-volumes") as advance:
         for i, c in enumerate(corners):
-            sub = arr[tuple(slice(int(k), int(k) + size) for k in c)]
-            vf = volume_fraction(sub, phases=phases)
-            ssa = specific_surface_area(sub, spacing=sp)
-            for p in phases:
-                out["volume_fraction"][p][i] = vf[p]
-                out["specific_surface_area"][p][i] = ssa.get(p, 0.0)
-            if "triple_phase_boundary" in out:
-                out["triple_phase_boundary"][i] = triple_phase_boundary(sub)
-            if transport:
-                for p in phases:
-                    if vf[p] == 0:
-                        continue
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                        res = tortuosity(sub, phase=p, axis=axis, spacing=sp, tol=1e-4)
-                    out["transport_efficiency"][p][i] = res.transport_efficiency
+            _measure_subvolume(out, i, arr[tuple(slice(int(k), int(k) + size) for k in c)], phases, sp, axis)
             advance()
     out["corners"] = corners
     out["size"] = int(size)
     return out
+
+
+def _measure_subvolume(out, i, sub, phases, sp, axis):
+    """Fill entry ``i`` of every array in ``out`` with the metrics of the sub-volume ``sub``."""
+    vf = volume_fraction(sub, phases=phases)
+    ssa = specific_surface_area(sub, spacing=sp)
+    for p in phases:
+        out["volume_fraction"][p][i] = vf[p]
+        out["specific_surface_area"][p][i] = ssa.get(p, 0.0)
+    if "triple_phase_boundary" in out:
+        out["triple_phase_boundary"][i] = triple_phase_boundary(sub)
+    if "transport_efficiency" in out:
+        from ..tortuosity import tortuosity
+
+        for p in phases:
+            if vf[p] == 0:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = tortuosity(sub, phase=p, axis=axis, spacing=sp, tol=1e-4)
+            out["transport_efficiency"][p][i] = res.transport_efficiency
 
 
 class _progress_bar:
@@ -181,6 +185,37 @@ def summary(
         "shape": list(arr.shape),
         "spacing": list(sp) if spacing is not None else None,
         "phases": phases,
+        **_whole_image_values(arr, phases, sp, axes),
+    }
+    if tortuosity is True:
+        tau_axes = axes
+    elif tortuosity is False or tortuosity is None:
+        tau_axes = []
+    else:
+        tau_axes = sorted({_axis(a, arr.ndim) for a in tortuosity})
+    if tau_axes:
+        out["tortuosity"] = _tortuosities(
+            arr, phases, tau_axes, sp if spacing is not None else None, progress=progress
+        )
+    out["chord_length"] = {
+        str(p): {str(ax): chord_length_distribution(arr, p, axis=ax, spacing=sp).to_dict() for ax in axes}
+        for p in phases
+    }
+    out["two_point_correlation"] = _axis_correlation_curves(arr, phases, axes, max_distance)
+    out["fft_profile"] = {}
+    if len(phases) > 1:
+        for p in phases:
+            prof = radial_fft_profile(arr == p)
+            out["fft_profile"][str(p)] = {
+                "frequency": [float(v) for v in prof.frequency],
+                "magnitude": [float(v) if np.isfinite(v) else None for v in prof.magnitude],
+            }
+    return out
+
+
+def _whole_image_values(arr, phases, sp, axes):
+    """Volume fractions, surface and interfacial areas, TPB and Euler densities of the whole image."""
+    return {
         "volume_fraction": {str(p): v for p, v in volume_fraction(arr).items()},
         "specific_surface_area": {str(p): v for p, v in specific_surface_area(arr, spacing=sp).items()},
         "interfacial_area": {_pair_key(*k): v for k, v in interfacial_area(arr, spacing=sp).items()},
@@ -195,38 +230,33 @@ def summary(
             for p in phases
         },
     }
-    if tortuosity is True:
-        tau_axes = axes
-    elif tortuosity is False or tortuosity is None:
-        tau_axes = []
-    else:
-        tau_axes = sorted({_axis(a, arr.ndim) for a in tortuosity})
-    if tau_axes:
-        from ..tortuosity import tortuosity as _tau
 
-        taus = {}
-        for p in phases:
-            taus[str(p)] = {}
-            for ax in tau_axes:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    res = _tau(
-                        arr, phase=p, axis=ax, spacing=sp if spacing is not None else None, progress=progress
-                    )
-                perc = bool(np.isfinite(res.tau))
-                if not perc:
-                    log.info("phase %d does not percolate along axis %d: tau = inf", p, ax)
-                taus[str(p)][str(ax)] = {
-                    "tau": float(res.tau) if perc else None,
-                    "transport_efficiency": float(res.transport_efficiency),
-                    "percolating": perc,
-                    "percolating_fraction": float(res.percolating_fraction),
-                }
-        out["tortuosity"] = taus
-    out["chord_length"] = {
-        str(p): {str(ax): chord_length_distribution(arr, p, axis=ax, spacing=sp).to_dict() for ax in axes}
-        for p in phases
-    }
+
+def _tortuosities(arr, phases, axes, spacing, *, progress):
+    """``{phase: {axis: {"tau", "transport_efficiency", "percolating", "percolating_fraction"}}}``."""
+    from ..tortuosity import tortuosity
+
+    taus = {}
+    for p in phases:
+        taus[str(p)] = {}
+        for ax in axes:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = tortuosity(arr, phase=p, axis=ax, spacing=spacing, progress=progress)
+            perc = bool(np.isfinite(res.tau))
+            if not perc:
+                log.info("phase %d does not percolate along axis %d: tau = inf", p, ax)
+            taus[str(p)][str(ax)] = {
+                "tau": float(res.tau) if perc else None,
+                "transport_efficiency": float(res.transport_efficiency),
+                "percolating": perc,
+                "percolating_fraction": float(res.percolating_fraction),
+            }
+    return taus
+
+
+def _axis_correlation_curves(arr, phases, axes, max_distance):
+    """``{"a-b": {"distance": [...], axis: [...]}}`` for every pair of phases, along each axis."""
     corr = {}
     pairs = [(a, b) for i, a in enumerate(phases) for b in phases[i:]]
     for ax in axes:
@@ -237,13 +267,4 @@ def summary(
             entry[str(ax)] = [float(v) for v in s]
             if entry["distance"] is None or len(entry["distance"]) < len(s):
                 entry["distance"] = [float(v) for v in np.arange(len(s))]
-    out["two_point_correlation"] = corr
-    out["fft_profile"] = {}
-    if len(phases) > 1:
-        for p in phases:
-            prof = radial_fft_profile(arr == p)
-            out["fft_profile"][str(p)] = {
-                "frequency": [float(v) for v in prof.frequency],
-                "magnitude": [float(v) if np.isfinite(v) else None for v in prof.magnitude],
-            }
-    return out
+    return corr
