@@ -8,17 +8,16 @@ from scipy import ndimage
 
 from matsight._errors import InputError
 from matsight.data.grayscale import synthetic_grayscale
+from matsight.restore.pair_io import load_pair, save_pair
 from matsight.restore.pairs import simulate_lq
 from matsight.restore.register import (
     apply_rigid,
     crop_common,
     denormalise,
     fov_mask,
-    load_pair,
     normalise,
     prepare_pair,
     register_rigid,
-    save_pair,
     upscale,
 )
 

@@ -110,10 +110,10 @@ class _Data:
 
 
 def as_training_pair(pair):
-    """Accept a :class:`~matsight.restore.register.Pair`, a pair folder, or ``(lq_up, hq)`` arrays;
+    """Accept a :class:`~matsight.restore.pair_io.Pair`, a pair folder, or ``(lq_up, hq)`` arrays;
     validate.
     """
-    from .register import Pair, load_pair
+    from .pair_io import Pair, load_pair
 
     if isinstance(pair, str | Path):
         pair = load_pair(pair)
