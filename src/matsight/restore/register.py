@@ -761,6 +761,60 @@ def parse_scale(text):
     return vals[0] if len(vals) == 1 else vals
 
 
+def _pair_scale(lq, hq, scale, shape_tolerance):
+    """The scale per axis, checked against the shapes: ``lq.shape * scale`` must be about ``hq.shape``."""
+    if lq.ndim != hq.ndim:
+        raise InputError(
+            f"lq is {lq.ndim}D {lq.shape} but hq is {hq.ndim}D {hq.shape}; "
+            "give both as 2D slices or both as volumes"
+        )
+    f = _per_axis(scale, hq.ndim, "scale")
+    if np.any(f <= 0):
+        raise InputError(f"scale must be positive, got {_nums(f)}; use LQ voxel size / HQ voxel size")
+    expected = np.asarray(lq.shape) * f
+    rel = np.abs(expected - np.asarray(hq.shape)) / np.asarray(hq.shape)
+    if np.any(rel > shape_tolerance):
+        raise InputError(
+            f"lq {lq.shape} × scale {_nums(f)} = {_nums(np.round(expected, 1))} "
+            f"does not match hq {hq.shape} (beyond what registration can fix); "
+            "check --scale (LQ voxel / HQ voxel) or crop both to "
+            "the same field of view"
+        )
+    return f
+
+
+def _deformable_if_better(registered, hqf, method, reg_mask, moved_valid, fov):
+    """Optical-flow refinement of the rigidly registered image, kept only if it matches HQ better.
+
+    Returns the image to use and the ``deformable`` entry of the transform.
+    """
+    warped, flow = refine_deformable(registered, hqf, method=method, mask=reg_mask)
+    mag = np.sqrt(np.sum(flow.astype(np.float64) ** 2, axis=0))
+    inside = mag if fov is None else mag[fov]
+    # keep the deformable result only if it matches HQ better (noise can drive optical flow astray)
+    w = _taper(hqf.shape, reg_mask & moved_valid)
+    ref = _local_contrast(hqf, max(2.0, 0.04 * min(hqf.shape[-2:])))
+    ncc_rigid = _ncc(_local_contrast(registered, max(2.0, 0.04 * min(hqf.shape[-2:]))), ref, w)
+    ncc_def = _ncc(_local_contrast(warped, max(2.0, 0.04 * min(hqf.shape[-2:]))), ref, w)
+    used = ncc_def > ncc_rigid + 1e-3
+    if used:
+        registered = warped
+    else:
+        log.warning(
+            "deformable refinement did not improve the match (local NCC %.4f, rigid %.4f); keeping rigid",
+            ncc_def, ncc_rigid,
+        )  # fmt: skip
+    info = {
+        "method": method,
+        "mean_px": float(inside.mean()),
+        "max_px": float(inside.max()),
+        "ncc_rigid": ncc_rigid,
+        "ncc_deformable": ncc_def,
+        "used": bool(used),
+    }
+    return registered, info
+
+
 def prepare_pair(
     lq,
     hq,
@@ -804,23 +858,7 @@ def prepare_pair(
     """
     lq = as_image(lq, "lq")
     hq = as_image(hq, "hq")
-    if lq.ndim != hq.ndim:
-        raise InputError(
-            f"lq is {lq.ndim}D {lq.shape} but hq is {hq.ndim}D {hq.shape}; "
-            "give both as 2D slices or both as volumes"
-        )
-    f = _per_axis(scale, hq.ndim, "scale")
-    if np.any(f <= 0):
-        raise InputError(f"scale must be positive, got {_nums(f)}; use LQ voxel size / HQ voxel size")
-    expected = np.asarray(lq.shape) * f
-    rel = np.abs(expected - np.asarray(hq.shape)) / np.asarray(hq.shape)
-    if np.any(rel > shape_tolerance):
-        raise InputError(
-            f"lq {lq.shape} × scale {_nums(f)} = {_nums(np.round(expected, 1))} "
-            f"does not match hq {hq.shape} (beyond what registration can fix); "
-            "check --scale (LQ voxel / HQ voxel) or crop both to "
-            "the same field of view"
-        )
+    f = _pair_scale(lq, hq, scale, shape_tolerance)
     up = upscale(lq, f)
     before, valid = _fit_shape(up, hq.shape, cval=float(np.median(up)))
     hqf = hq.astype(np.float32)
@@ -841,30 +879,7 @@ def prepare_pair(
     flow_info = None
     if deformable:
         method = deformable if isinstance(deformable, str) else "ilk"
-        warped, flow = refine_deformable(registered, hqf, method=method, mask=reg_mask)
-        mag = np.sqrt(np.sum(flow.astype(np.float64) ** 2, axis=0))
-        inside = mag if fov is None else mag[fov]
-        # keep the deformable result only if it matches HQ better (noise can drive optical flow astray)
-        w = _taper(hqf.shape, reg_mask & moved_valid)
-        ref = _local_contrast(hqf, max(2.0, 0.04 * min(hqf.shape[-2:])))
-        ncc_rigid = _ncc(_local_contrast(registered, max(2.0, 0.04 * min(hqf.shape[-2:]))), ref, w)
-        ncc_def = _ncc(_local_contrast(warped, max(2.0, 0.04 * min(hqf.shape[-2:]))), ref, w)
-        used = ncc_def > ncc_rigid + 1e-3
-        if used:
-            registered = warped
-        else:
-            log.warning(
-                "deformable refinement did not improve the match (local NCC %.4f, rigid %.4f); keeping rigid",
-                ncc_def, ncc_rigid,
-            )  # fmt: skip
-        flow_info = {
-            "method": method,
-            "mean_px": float(inside.mean()),
-            "max_px": float(inside.max()),
-            "ncc_rigid": ncc_rigid,
-            "ncc_deformable": ncc_def,
-            "used": bool(used),
-        }
+        registered, flow_info = _deformable_if_better(registered, hqf, method, reg_mask, moved_valid, fov)
     need = moved_valid if fov is None else (moved_valid | ~fov)
     crop = crop_common(need)
     lq_c, hq_c = registered[crop], hqf[crop]
