@@ -7,6 +7,7 @@ is there, or the complete new one.
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -132,8 +133,6 @@ DISK_ERRNOS = {
 
 def _disk_errno(exc):
     """The errno of a disk error behind ``exc`` (its chain, or a library's message "os error 28"), or None."""
-    import re
-
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -193,6 +192,39 @@ def disk_error(exc, outputs=()):
     return f"{verb}{target}: {cause}{gloss}; {fix.format(out=option or 'output path')}"
 
 
+def _temp_prefix(name):
+    # the writer's PID in the name tells a later writer whether the temporary is an orphan
+    return f".{name}.{os.getpid()}-"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def _sweep_stale_temps(path):
+    """Remove temporaries of ``path`` left by writers that died (SIGKILL, power loss) before their rename.
+
+    Only names of the form this module makes (``.NAME.<pid>-*.tmp*``, ``.NAME.old-<pid>``) whose process is
+    gone; a live writer's temporary is never touched.
+    """
+    names = f"(?:{re.escape(path.stem)}|{re.escape(path.name)})"
+    pattern = re.compile(rf"^\.{names}\.(?:(\d+)-.*\.tmp(?:{re.escape(path.suffix)})?|old-(\d+))$")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        found = pattern.match(name)
+        if found and not _pid_alive(int(found.group(1) or found.group(2))):
+            _remove(path.parent / name)
+
+
 @contextlib.contextmanager
 def atomic_path(path, *, directory=False, keep_other=False):
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
@@ -225,10 +257,11 @@ def atomic_path(path, *, directory=False, keep_other=False):
     make_folder(path.parent)
     try:
         if directory:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent))
             os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private; the output is an ordinary folder
         else:
-            fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
+            prefix, suffix = _temp_prefix(path.stem), ".tmp" + path.suffix
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
             os.close(fd)
             tmp = Path(name)
             tmp.unlink()  # writers create it themselves; some refuse to overwrite
@@ -250,6 +283,7 @@ def atomic_path(path, *, directory=False, keep_other=False):
             if tmp.is_file():
                 os.chmod(tmp, 0o666 & ~_UMASK)  # some writers (safetensors) make private files
             os.replace(tmp, path)
+        _sweep_stale_temps(path)
     except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

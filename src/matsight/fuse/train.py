@@ -169,7 +169,7 @@ def _load_optim(opt, tensors, groups):
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _save(path, cfg, gen, critics, opt_g, opt_ds, meta_extra, *, full=True, ema=None):
+def _save(path, cfg, gen, critics, opt_g, opt_ds, meta_extra, *, full=True, ema=None, tgen=None):
     from ..nn.checkpoint import save_checkpoint
 
     # a full (resumable) checkpoint keeps the raw generator and its average; a best one the generator to use
@@ -188,6 +188,8 @@ def _save(path, cfg, gen, critics, opt_g, opt_ds, meta_extra, *, full=True, ema=
             groups[f"opt_d{i}"] = t
             meta[f"opt_d{i}_groups"] = pg
         groups["rng"] = {"torch": torch.get_rng_state()}
+        if tgen is not None:  # the sampling generator too, so a resumed run draws what an unbroken one would
+            groups["rng"]["sampling"] = tgen.get_state()
     groups = {k: v for k, v in groups.items() if v}
     save_checkpoint(path, groups, meta)
 
@@ -494,6 +496,8 @@ def train(
             _load_optim(o, groups.get(f"opt_d{i}", {}), meta[f"opt_d{i}_groups"])
         if "rng" in groups:
             torch.set_rng_state(groups["rng"]["torch"])
+            if "sampling" in groups["rng"]:
+                tgen.set_state(groups["rng"]["sampling"])
 
     hr_sampler = HRSampler(stacks, size=cfg.slice_size, n_phases=n_hr, augment=cfg.hr_augment, rng=rng)
     lr_sampler = LRSampler(lr, crop=cfg.lr_crop, n_phases=n_lr, rng=rng)
@@ -588,7 +592,7 @@ def train(
             "numpy_rng": rng.bit_generator.state,
             "data": data_id,
         }
-        _save(out_dir / LAST, cfg, gen, critics, opt_g, opt_ds, extra, ema=ema)
+        _save(out_dir / LAST, cfg, gen, critics, opt_g, opt_ds, extra, ema=ema, tgen=tgen)
         _write_logs(out_dir, history)
         last_ckpt_t = time.perf_counter()
 
