@@ -14,7 +14,7 @@ import matsight
 
 ROOT = Path(matsight.__file__).parent
 
-SHARED = {"io", "data", "metrics", "nn", "report", "_atomic", "_errors", "_duration"}
+SHARED = {"io", "data", "metrics", "nn", "report", "progress", "_atomic", "_errors", "_duration"}
 METHODS = {"fuse", "restore", "tem", "segment"}
 FACES = {"cli", "gui", "demos"}
 

@@ -39,3 +39,21 @@ def parse_duration(value):
     if not seconds > 0:
         raise InputError(f"the time budget must be positive, got {value!r}")
     return seconds
+
+
+def format_duration(seconds):
+    """Seconds as short text in units :func:`parse_duration` reads: ``"6m21s"``, ``"1h02m"``, ``"45s"``.
+
+    Examples
+    --------
+    >>> format_duration(381)
+    '6m21s'
+    >>> format_duration(3725)
+    '1h02m'
+    """
+    s = max(0, int(round(seconds)))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"

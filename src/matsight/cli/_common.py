@@ -4,9 +4,12 @@ A command declares its outputs with :func:`check_outputs` before any work; if it
 under them is removed (:class:`matsight._atomic.Created`), so a failed call leaves nothing behind.
 """
 
+import contextlib
 import functools
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -125,8 +128,76 @@ def echo(msg=""):
 
 def progress_enabled():
     """Show progress bars when stderr is a terminal or when explicitly forced by MATSIGHT_PROGRESS=1."""
-    import os
-
     if os.environ.get("MATSIGHT_PROGRESS") in ("0", "1"):
         return os.environ["MATSIGHT_PROGRESS"] == "1"
     return sys.stderr.isatty()
+
+
+def _metrics_text(p):
+    return " · ".join(f"{k} {v:.4g}" for k, v in list(p.metrics.items())[:3] if isinstance(v, int | float))
+
+
+def _progress_line(p, started):
+    """``step 120/1000 · 2.31 steps/s · loss 0.0123 · ETA 6m21s`` for a log that is not a terminal."""
+    from .._duration import format_duration
+
+    parts = [f"{p.message} " if p.message else ""]
+    parts[0] += f"step {p.step}" + (f"/{p.total}" if p.total else "")
+    elapsed = time.monotonic() - started
+    if elapsed > 0 and p.step:
+        parts.append(f"{p.step / elapsed:.3g} steps/s")
+    parts.append(_metrics_text(p))
+    frac = p.fraction
+    if frac and frac < 1 and elapsed > 0:
+        parts.append(f"ETA {format_duration(elapsed * (1 - frac) / frac)}")
+    return " · ".join(x for x in parts if x)
+
+
+@contextlib.contextmanager
+def progress_bar(description, *, line_every=30.0):
+    """A :data:`matsight.progress.Callback` that shows where a run stands, for the time of the block.
+
+    On a terminal (or with ``MATSIGHT_PROGRESS=1``) a rich bar with the latest metrics and an ETA; when
+    stderr is not a terminal (a log file, a batch job) one plain line at most every ``line_every`` seconds
+    and at the end, so a long run is never silent; nothing with ``MATSIGHT_PROGRESS=0``.
+    """
+    if os.environ.get("MATSIGHT_PROGRESS") == "0":
+        yield None
+        return
+    started = time.monotonic()
+    if progress_enabled():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task(description, total=None, info="")
+
+            def draw(p):
+                info = " ".join(
+                    f"{k} {v:.4g}" for k, v in list(p.metrics.items())[:3] if isinstance(v, int | float)
+                )
+                frac = p.fraction
+                bar.update(
+                    task, completed=(frac or 0) * 1000, total=1000 if frac is not None else None, info=info
+                )
+
+            yield draw
+        return
+    last, latest = -math.inf, [None]
+
+    def log(p):
+        nonlocal last
+        latest[0] = p
+        if time.monotonic() - last >= line_every:
+            last = time.monotonic()
+            typer.echo(printable(f"{description}: {_progress_line(p, started)}"), err=True)
+
+    yield log
+    if latest[0] is not None and time.monotonic() - last > 0:
+        typer.echo(printable(f"{description}: {_progress_line(latest[0], started)}"), err=True)
