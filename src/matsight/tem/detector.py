@@ -17,10 +17,10 @@ Pixels outside the analysed annulus ``d_min ≤ d ≤ d_max`` are set to 0 and n
 box of the annulus in the half spectrum is fed to the network (for a 2048² frame at 0.02 nm and ``d_min = 1
 Å`` that is 820 × 411 px of the 2048 × 1025 half), which keeps inference well under a second on 2 cores.
 
-The network (:class:`SpotUNet`) is a plain 4-level U-Net (8-16-32-64 channels, ~120 k parameters, 0.5 MB)
-trained by :mod:`matsight.tem.train_detector` on synthetic lattice FFTs whose spot labels are known by
-construction; the trained weights ship in ``matsight/tem/weights/spot_unet.safetensors`` (config + metrics in
-its metadata).
+The network (:class:`~matsight.tem.networks.SpotUNet`) is a plain 4-level U-Net (8-16-32-64 channels, ~120 k
+parameters, 0.5 MB) trained by :mod:`matsight.tem.train_detector` on synthetic lattice FFTs whose spot labels
+are known by construction; the trained weights ship in ``matsight/tem/weights/spot_unet.safetensors``
+(config + metrics in its metadata).
 """
 
 import logging
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
-from torch import nn
 
 from .._errors import InputError
 from . import fft as _fft
+from .networks import IN_CHANNELS, SpotUNet
 from .spots import (
     SpotTable,
     _uncrop,
@@ -58,61 +58,6 @@ __all__ = [
 ]
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "spot_unet.safetensors"
-IN_CHANNELS = 2
-_MULTIPLE = 8  # three poolings by 2
-
-
-def _block(cin, cout):
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1),
-        nn.ReLU(inplace=True),
-    )
-
-
-class SpotUNet(nn.Module):
-    """Plain U-Net: double 3×3 conv blocks, max-pool down, transposed-conv up, skip concatenation, logit out.
-
-    Parameters
-    ----------
-    in_channels : int
-    features : sequence of int
-        Channels per level; ``len(features) - 1`` poolings (inputs are padded to a multiple of ``2**depth``).
-    """
-
-    def __init__(self, in_channels=IN_CHANNELS, features=(8, 16, 32, 64)):
-        super().__init__()
-        features = tuple(int(f) for f in features)
-        self.features = features
-        self.enc = nn.ModuleList()
-        c = in_channels
-        for f in features:
-            self.enc.append(_block(c, f))
-            c = f
-        self.up = nn.ModuleList()
-        self.dec = nn.ModuleList()
-        for i in reversed(range(len(features) - 1)):
-            self.up.append(nn.ConvTranspose2d(features[i + 1], features[i], 2, stride=2))
-            self.dec.append(_block(2 * features[i], features[i]))
-        self.head = nn.Conv2d(features[0], 1, 1)
-
-    @property
-    def multiple(self):
-        """Spatial sizes must be multiples of this (handled by :func:`predict_half`)."""
-        return 2 ** (len(self.features) - 1)
-
-    def forward(self, x):
-        """Logits ``(B, 1, H, W)`` for inputs ``(B, C, H, W)`` with H, W multiples of :attr:`multiple`."""
-        skips = []
-        for i, block in enumerate(self.enc):
-            x = block(x)
-            if i < len(self.enc) - 1:
-                skips.append(x)
-                x = F.max_pool2d(x, 2)
-        for up, dec in zip(self.up, self.dec, strict=True):
-            x = dec(torch.cat([up(x), skips.pop()], dim=1))
-        return self.head(x)
 
 
 def _annulus_box(shape, pixel_size_nm, d_min):

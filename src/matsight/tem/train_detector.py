@@ -231,7 +231,7 @@ def train(cfg, out, *, progress=False):
     from .._atomic import write_json
     from ..nn.checkpoint import save_checkpoint
     from ..nn.device import resolve_device, seed_everything
-    from .detector import IN_CHANNELS, SpotUNet
+    from .networks import IN_CHANNELS, SpotUNet
 
     if isinstance(cfg, dict):
         cfg = make_config(**cfg)
