@@ -70,6 +70,24 @@ def _register():
 _register()
 
 
+def _flags_as_flags(command):
+    """Show on/off options as flags: typer labels them ``<bool>``, which reads as if they took a value."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    help_option = command.get_help_option(command.context_class(command))
+    if help_option is not None:
+        help_option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_as_flags(sub)
+    return command
+
+
+def command():
+    """The click command behind :data:`app`, as the console script runs it."""
+    return _flags_as_flags(typer.main.get_command(app))
+
+
 def main():
     """Entry point of the ``matsight`` console script."""
-    app()
+    command()()
