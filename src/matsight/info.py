@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import importlib.util
+import os
 import platform
 
 OPTIONAL = {
@@ -45,7 +46,10 @@ def system_info():
             out["torch device"] = "mps"
         else:
             out["torch device"] = "cpu"
-        out["torch threads"] = str(torch.get_num_threads())
+        from .nn.device import set_threads
+
+        source = "MATSIGHT_THREADS / --threads" if os.environ.get("MATSIGHT_THREADS") else "free cores now"
+        out["torch threads"] = f"{set_threads()} ({source})"
     for dist, extra in OPTIONAL.items():
         v = _version(dist)
         out[dist] = v if v else f"not installed (pip install 'matsight[{extra}]')"

@@ -21,6 +21,31 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+@user_errors
+def _root(
+    threads: Annotated[
+        str | None,
+        typer.Option(
+            "--threads",
+            envvar="MATSIGHT_THREADS",
+            help="CPU threads for torch: a number, or auto (default: the cores other processes leave free).",
+            show_default=False,
+        ),
+    ] = None,
+):
+    """Images materials scientists can get → the images and numbers they need."""
+    import os
+
+    from ..nn.device import parse_threads
+
+    n = parse_threads(threads)  # checked here, applied when a command starts torch work
+    if n is not None:
+        os.environ["MATSIGHT_THREADS"] = str(n)  # inherited by the GUI's and dask's worker processes
+    else:
+        os.environ.pop("MATSIGHT_THREADS", None)
+
+
 @app.command()
 @user_errors
 def info():

@@ -17,6 +17,7 @@ def resolve_device(device="auto"):
 
     ``"auto"`` picks CUDA, then MPS, then CPU. Asking for an absent accelerator is a user error.
     """
+    ensure_threads()
     if isinstance(device, torch.device):
         return device
     name = str(device).lower()
@@ -43,13 +44,55 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+def default_threads():
+    """Intra-op threads for a machine as busy as this one is now: its free cores, at least one.
+
+    The cores the process may use, less the run queue of the last minute (``os.getloadavg``). torch's own
+    default takes every core; when other processes hold some, its threads wait on each other at every
+    operation: on 2 cores beside one busy process, a conv-net training step ran 3.4× slower with 2 threads
+    than with 1, while on the idle machine 2 threads were 1.2× faster (``benchmarks/threads.py``).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows has no load average
+        busy = 0.0
+    return max(1, min(cores, round(cores - busy)))
+
+
+def parse_threads(value):
+    """``"auto"`` (or None/empty) → None; a positive integer (as text or int) → int; else an InputError."""
+    if value is None or str(value).strip().lower() in ("", "auto"):
+        return None
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InputError(f"threads must be a positive whole number or auto, got {value!r}; e.g. --threads 2")
+    return n
+
+
+_applied = False
+
+
 def set_threads(n=None):
-    """Use ``n`` intra-op threads (default: all cores the process may use, or MATSIGHT_THREADS)."""
+    """Use ``n`` intra-op threads; None: ``MATSIGHT_THREADS`` if set, else :func:`default_threads`.
+
+    Returns the number of threads torch now uses.
+    """
+    global _applied
     if n is None:
-        env = os.environ.get("MATSIGHT_THREADS")
-        if env:
-            n = int(env)
-        else:
-            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        n = parse_threads(os.environ.get("MATSIGHT_THREADS"))
+    if n is None:
+        n = default_threads()
     torch.set_num_threads(max(1, int(n)))
+    _applied = True
+    log.debug("torch uses %d threads", torch.get_num_threads())
     return torch.get_num_threads()
+
+
+def ensure_threads():
+    """Apply :func:`set_threads`'s choice once per process (torch workloads call it via resolve_device)."""
+    if not _applied:
+        set_threads()
