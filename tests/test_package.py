@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,6 +159,27 @@ def test_cli_info_and_help():
     assert result.exit_code == 0, result.output
     assert "numpy" in result.output and "torch device" in result.output
     assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_info_lists_every_optional_package_of_pyproject():
+    import re
+    import tomllib
+
+    from matsight.info import system_info
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = {
+        re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower()
+        for name, reqs in extras.items()
+        if name in ("tem", "scale", "gui", "napari", "docs")
+        for req in reqs
+    }
+    shown = {k.lower() for k in system_info()}
+    # the metadata of an older editable install can lag pyproject.toml: say so rather than fail obscurely
+    missing = wanted - shown
+    assert not missing, f"matsight info does not list {sorted(missing)} (reinstall: pip install -e '.[dev]')"
+    assert "chromium" in shown
 
 
 def test_cli_unknown_demo_part_is_a_one_line_error(tmp_path):
