@@ -21,7 +21,8 @@ spot matched to a placed phase vs the d computed from the structure; the seconds
 no maps, as in series, and with maps) and per 100-frame 2048² movie (Poisson re-noised frames of one
 composite); the d error of the classical detector on the single-grain frames with the Hann window and with
 the periodic-component FFT (``window="periodic"``); plus the held-out synthetic-FFT segmentation scores of
-both detectors (:func:`matsight.tem.train_detector.evaluate_detectors`).
+both detectors (:func:`matsight.tem.evaluate.evaluate`). The phase-level scoring is
+:func:`matsight.tem.evaluate.evaluate_phase_id`.
 
 Usage: ``python benchmarks/tem_phase_id.py [--engine abtem|lattice] [--quick] [--out benchmarks/results]``
 """
@@ -204,74 +205,16 @@ def lattice_tiles():
 
 # ----------------------------------------------------------------------------------------- scoring
 def score_frames(frames, detectors, phases):
-    from matsight.tem import analyze
-    from matsight.tem.crystals import load_phases
+    from matsight.tem.evaluate import evaluate_phase_id
 
-    plist = load_phases(phases)
-    out = {}
-    for det in detectors:
-        rows, derr, ious = [], [], []
-        t_total = 0.0
-        for fr in frames:
-            t = time.perf_counter()
-            res = analyze(fr["image"], PIXEL_NM, plist, detector=det, maps=fr["maps"])
-            t_total += time.perf_counter() - t
-            found = set(res.phases_found)
-            truth = set(fr["truth"])
-            rows.append(
-                {
-                    "dose": fr["dose"],
-                    "kind": fr["kind"],
-                    "tp": len(found & truth),
-                    "fp": len(found - truth),
-                    "fn": len(truth - found),
-                    "found": sorted(found),
-                    "truth": sorted(truth),
-                }
-            )
-            for r in res.table():
-                if r["phase"] in truth and r["d_ref_angstrom"]:
-                    derr.append(abs(r["d_error_percent"]))
-            if fr["maps"] and res.maps is not None:
-                for name, mask in fr["masks"].items():
-                    if name in res.maps.phase_names:
-                        pred = res.maps.labels == res.maps.phase_names.index(name) + 1
-                        ious.append(float((pred & mask).sum() / max((pred | mask).sum(), 1)))
-                    else:
-                        ious.append(0.0)
-
-        def prf(sel):
-            tp = sum(r["tp"] for r in sel)
-            fp = sum(r["fp"] for r in sel)
-            fn = sum(r["fn"] for r in sel)
-            p = tp / max(tp + fp, 1)
-            rc = tp / max(tp + fn, 1)
-            return {"precision": p, "recall": rc, "f1": 2 * p * rc / max(p + rc, 1e-12), "frames": len(sel)}
-
-        doses = sorted({r["dose"] for r in rows})
-        out[det] = {
-            "all": prf(rows),
-            "single": prf([r for r in rows if r["kind"] == "single"]),
-            "mixed": prf([r for r in rows if r["kind"] == "mixed"]),
-            "by_dose": {str(d): prf([r for r in rows if r["dose"] == d]) for d in doses},
-            "d_error_percent": {
-                "n_spots": len(derr),
-                "median": float(np.median(derr)) if derr else None,
-                "mean": float(np.mean(derr)) if derr else None,
-                "p95": float(np.percentile(derr, 95)) if derr else None,
-                "max": float(np.max(derr)) if derr else None,
-            },
-            "map_iou_mixed": {"mean": float(np.mean(ious)) if ious else None, "n": len(ious)},
-            "seconds_per_512_frame": t_total / max(len(frames), 1),
-            "failures": [r for r in rows if r["fp"] or r["fn"]][:30],
-        }
-    return out
+    return evaluate_phase_id(frames, PIXEL_NM, detectors, phases)
 
 
 def window_d_error(frames, phases, windows=("hann", "periodic")):
     """d error (%) of the classical detector on the single-grain frames, per FFT window."""
     from matsight.tem import analyze
     from matsight.tem.crystals import load_phases
+    from matsight.tem.evaluate import d_error_stats
 
     plist = load_phases(phases)
     out = {}
@@ -286,12 +229,7 @@ def window_d_error(frames, phases, windows=("hann", "periodic")):
                 for r in res.table()
                 if r["phase"] in fr["truth"] and r["d_ref_angstrom"]
             ]
-        out[win] = {
-            "n_spots": len(derr),
-            "median": float(np.median(derr)) if derr else None,
-            "mean": float(np.mean(derr)) if derr else None,
-            "p95": float(np.percentile(derr, 95)) if derr else None,
-        }
+        out[win] = d_error_stats(derr, with_max=False)
     return out
 
 
@@ -309,8 +247,7 @@ class _Movie:
 
 
 def timing(tiles, detectors, n_movie, rng):
-    from matsight.tem import analyze
-    from matsight.tem.series import analyze_series
+    from matsight.tem import analyze, analyze_series
 
     shape = (2048, 2048)
     keys = [("LiF", (0, 1, 1)), ("Li2O", (0, 0, 1))]
@@ -485,9 +422,9 @@ def main():
     # d precision with and without the Hann window (docs/tem.md, Known limits)
     res["d_error_percent_by_window_single_classical"] = window_d_error(frames, list(PHASE_ZONES))
     print("d error by window", res["d_error_percent_by_window_single_classical"], flush=True)
-    from matsight.tem.train_detector import evaluate_detectors
+    from matsight.tem import evaluate
 
-    res["detector_segmentation_heldout_synthetic_fft"] = evaluate_detectors(n=20 if args.quick else 40)
+    res["detector_segmentation_heldout_synthetic_fft"] = evaluate(n=20 if args.quick else 40)
     if not args.no_timing:
         res["timing_2048"] = timing(tiles, detectors, args.movie, rng)
         print(json.dumps(res["timing_2048"], indent=1), flush=True)

@@ -21,7 +21,6 @@ PENDING = {
     "data/microstructures.py::particle_electrode",
     "demos/fuse.py::run",
     "demos/restore.py::run",
-    "demos/tem.py::run",
     "fuse/evaluate.py::evaluate",
     "fuse/evaluate.py::lr_consistency",
     "fuse/generate.py::generate",
@@ -41,12 +40,8 @@ PENDING = {
     "tem/lattice.py::lattice_image",
     "tem/match.py::match_spots",
     "tem/phasemap.py::phase_maps",
-    "tem/pipeline.py::analyze",
     "tem/report.py::write_analysis",
-    "tem/series.py::analyze_series",
     "tem/spots.py::detect_spots",
-    "tem/train_detector.py::evaluate_detectors",
-    "tem/train_detector.py::train",
 }
 
 

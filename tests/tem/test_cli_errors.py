@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,9 @@ def no_work(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the command did work before checking its options")
 
-    monkeypatch.setattr("matsight.tem.pipeline.analyze_file", boom)
-    monkeypatch.setattr("matsight.tem.series.read_series", boom)
-    monkeypatch.setattr("matsight.tem.train_detector.train", boom)
+    monkeypatch.setattr("matsight.tem.analyze_file", boom)
+    monkeypatch.setattr(sys.modules["matsight.tem.predict"], "analyze_series_file", boom)
+    monkeypatch.setattr("matsight.tem.train", boom)
 
 
 # ------------------------------------------------------------------------------------- 1. output paths
@@ -172,8 +173,7 @@ def test_out_of_range_options(tmp_path, frame_tif, no_work, command, args, optio
 
 
 def test_library_refuses_out_of_range_settings():
-    from matsight.tem import analyze
-    from matsight.tem.series import analyze_series
+    from matsight.tem import analyze, analyze_series
 
     img = np.zeros((64, 64))
     with pytest.raises(InputError, match="--angle-tolerance"):
@@ -209,7 +209,7 @@ def test_missing_phase_file(tmp_path, frame_tif, no_work, one_error_line):
 
 # --------------------------------------------------------------------------------------- 8. file types
 def test_unsupported_file_lists_what_is_read(tmp_path, one_error_line):
-    from matsight.tem.pipeline import frame_suffixes
+    from matsight.tem.frames import frame_suffixes
 
     bad = tmp_path / "bad.txt"
     bad.write_text("hello")

@@ -74,17 +74,41 @@ def test_train_detector_cli_smoke(tmp_path):
     from matsight.cli import app
 
     out = tmp_path / "w.safetensors"
-    args = ["tem", "train-detector", "--out", str(out), "--n-train", "8", "--n-val", "4", "--epochs", "1"]
+    args = ["tem", "train-detector", "--out", str(out), "--n-train", "8", "--n-val", "4", "--steps", "2"]
     r = CliRunner().invoke(app, [*args, "--size", "64", "--evaluate", "2"])
     assert r.exit_code == 0, r.output
     assert out.is_file() and out.with_suffix(".json").is_file() and out.with_suffix(".eval.json").is_file()
     assert "held-out" in r.output and "unet" in r.output
     _, meta = load_detector(out)
-    assert meta["train_config"]["n_train"] == 8 and len(meta["history"]) == 1
+    # 8 frames × 2 patches / batch 16 = 1 step per epoch: validated after each of the 2 steps
+    assert meta["train_config"]["data"]["n_train"] == 8 and len(meta["history"]) == 2
+    assert meta["train_config"]["training"]["steps"] == 2
     li = lattice.two_phase_image((128, 128), 0.02, seed=2, dose=2000)
     detect_spots_unet(li.image, 0.02, weights=out)  # loads and runs (an untrained net finds what it finds)
     r = CliRunner().invoke(app, ["tem", "train-detector", "--out", str(tmp_path / "w.pt")])
     assert r.exit_code == 2 and "safetensors" in r.output
+
+
+def test_train_library_folder_callback_and_deprecated_epochs(tmp_path):
+    from typer.testing import CliRunner
+
+    from matsight.cli import app
+    from matsight.tem import SyntheticFrames, train
+
+    seen = []
+    data = SyntheticFrames(n_train=8, n_val=4, size=64)
+    summary = train(data, tmp_path / "run", config={"training": {"epochs": 2}}, callback=seen.append)
+    assert summary["path"] == str(tmp_path / "run" / "spot_unet.safetensors")
+    assert (tmp_path / "run" / "spot_unet.json").is_file()
+    steps = [p for p in seen if p.message == "training"]
+    assert steps[-1].step == steps[-1].total == 2 and "loss" in steps[-1].metrics
+    # the old --epochs still works (hidden, deprecated): one pass = one step here
+    args = ["tem", "train-detector", "--n-train", "8", "--n-val", "4", "--size", "64", "--evaluate", "0"]
+    r = CliRunner().invoke(app, [*args, "--epochs", "1", "--out", str(tmp_path / "old.safetensors")])
+    assert r.exit_code == 0, r.output
+    assert len(load_detector(tmp_path / "old.safetensors")[1]["history"]) == 1
+    r = CliRunner().invoke(app, ["tem", "train-detector", "--help"])
+    assert "--steps" in r.output and "--epochs" not in r.output
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (65, 63), (64, 67), (63, 66)])

@@ -66,7 +66,7 @@ needs_io = pytest.mark.skipif(not _io_ready(), reason="matsight.io.read_microsco
 
 @needs_io
 def test_srtio3_real_image(shared_data):
-    from matsight.tem.pipeline import analyze_file
+    from matsight.tem import analyze_file
 
     # STEM HAADF image: Z-contrast, kinematic electron intensities do not rank its spots → min_intensity 0
     res, img = analyze_file(
@@ -94,7 +94,7 @@ def test_srtio3_real_image(shared_data):
     ],
 )
 def test_file_errors(shared_data, name, msg):
-    from matsight.tem.pipeline import analyze_file
+    from matsight.tem import analyze_file
 
     with pytest.raises(InputError, match=msg):
         analyze_file(shared_data / "tem" / name)
@@ -102,7 +102,7 @@ def test_file_errors(shared_data, name, msg):
 
 @needs_io
 def test_1d_signal_file(tmp_path):
-    from matsight.tem.pipeline import analyze_file
+    from matsight.tem import analyze_file
 
     f = tmp_path / "profile.npy"
     np.save(f, np.random.default_rng(0).random(300))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from matsight import InputError
-from matsight.tem import lattice
-from matsight.tem.series import analyze_series, write_series
+from matsight.tem import analyze_series, lattice
+from matsight.tem.series import write_series
 
 
 def _movie(n=4, shape=(224, 224)):
@@ -72,7 +72,7 @@ def _fake_movie(monkeypatch, tmp_path, times):
 
 
 def test_series_uses_the_files_frame_times(tmp_path, monkeypatch):
-    from matsight.tem.series import read_series
+    from matsight.tem.frames import read_series
 
     path = _fake_movie(monkeypatch, tmp_path, np.array([0.0, 0.25, 0.5]))
     frames, ps, labels = read_series(path)  # the three-value form is kept

@@ -1,11 +1,16 @@
-"""``matsight tem``: HRTEM phase identification from FFT spots (analyze, series, train-detector)."""
+"""``matsight tem``: HRTEM phase identification from FFT spots (analyze, series, train-detector).
+
+The commands import :mod:`matsight.tem` when they run, so that ``matsight --help`` stays quick and torch-free.
+"""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ._common import check_outputs, echo, progress_enabled, user_errors
+from .._atomic import write_json
+from .._errors import InputError
+from ._common import check_outputs, echo, progress_bar, user_errors
 
 app = typer.Typer(
     help="HRTEM phase identification: FFT spots → phases and (hkl) → real-space phase maps; movies.",
@@ -46,8 +51,6 @@ Weights = Annotated[
 def _pixel_size(text):
     if text is None:
         return None
-    from .._errors import InputError
-
     try:
         vals = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
     except ValueError as exc:
@@ -85,12 +88,12 @@ def analyze(
     maps: Annotated[bool, typer.Option("--maps/--no-maps", help="Compute real-space phase maps.")] = True,
 ):
     """One image: spots, d/(hkl)/phase table (CSV/JSON), labelled FFT, phase maps, HTML report."""
-    from ..tem.pipeline import analyze_file, check_settings
+    from ..tem import analyze_file, make_config
     from ..tem.report import write_analysis
 
     # every option is checked before the (possibly long) reading and analysis
     check_outputs(folders=[("--out", out)], inputs=[file])
-    check_settings(
+    config = make_config(
         tolerance=tolerance,
         angle_tolerance=angle_tolerance,
         d_min=d_min,
@@ -98,23 +101,10 @@ def analyze(
         min_intensity=min_intensity,
         detector=detector,
         weights=weights,
-    )
-    ps = _pixel_size(pixel_size)
-    plist = _phase_list(phases, phase_file)
-    res, img = analyze_file(
-        file,
-        pixel_size=ps,
-        frame=frame,
-        phases=plist,
-        tolerance=tolerance,
-        angle_tolerance=angle_tolerance,
-        detector=detector,
-        weights=weights,
-        d_min=d_min,
-        d_max=d_max,
-        min_intensity=min_intensity,
         maps=maps,
     )
+    ps, plist = _pixel_size(pixel_size), _phase_list(phases, phase_file)
+    res, img = analyze_file(file, pixel_size=ps, frame=frame, phases=plist, config=config)
     report = write_analysis(res, img, out, source=file)
     for k, v in res.summary().items():
         echo(f"{k:<24} {v}")
@@ -152,30 +142,23 @@ def series(
     workers: Annotated[int | None, typer.Option(help="Number of dask workers (≥ 1).")] = None,
 ):
     """Every frame: intensity per phase vs frame/time (CSV, JSON, PNG, HTML) — e.g. beam damage."""
-    from ..tem.pipeline import check_settings
-    from ..tem.series import TIME_SOURCES, analyze_series, check_series_settings, read_series, write_series
+    from ..tem import make_config
+    from ..tem.predict import analyze_series_file
+    from ..tem.series import TIME_SOURCES, write_series
 
     check_outputs(folders=[("--out", out)], inputs=[source])
-    check_settings(tolerance=tolerance, angle_tolerance=angle_tolerance, detector=detector, weights=weights)
-    check_series_settings(frame_time=frame_time, scheduler=scheduler, workers=workers)
-    ps_user = _pixel_size(pixel_size)
-    plist = _phase_list(phases, phase_file)
-    frames, ps, labels, times = read_series(source, pixel_size=ps_user, return_times=True)
-    res = analyze_series(
-        frames,
-        ps,
-        plist,
-        frame_time=frame_time,
-        times=times,
-        labels=labels,
-        scheduler=scheduler,
-        workers=workers,
-        progress=progress_enabled(),
+    config = make_config(
         tolerance=tolerance,
         angle_tolerance=angle_tolerance,
         detector=detector,
         weights=weights,
+        frame_time=frame_time,
+        scheduler=scheduler,
+        workers=workers,
     )
+    ps, plist = _pixel_size(pixel_size), _phase_list(phases, phase_file)
+    with progress_bar("frames") as callback:
+        res = analyze_series_file(source, pixel_size=ps, phases=plist, config=config, callback=callback)
     report = write_series(res, out, source=source, x="frame" if res.time_source == "index" else "time")
     echo(f"frames {len(res.frames)}  seconds {res.seconds:.1f}")
     echo(f"time axis: {TIME_SOURCES[res.time_source]}")
@@ -185,61 +168,79 @@ def series(
     echo(f"report: {report.resolve()}")
 
 
+def _training(steps, epochs, seed, threads, device):
+    """``config.training`` from the options; ``--epochs`` is the deprecated way to say how long."""
+    if steps is not None and epochs is not None:
+        raise InputError("--epochs is a deprecated alias of --steps; give only --steps")
+    if epochs is not None:
+        typer.echo("warning: --epochs is deprecated; use --steps (optimiser steps)", err=True)
+    how_long = {"steps": steps} if steps is not None else {"epochs": 10 if epochs is None else epochs}
+    return {**how_long, "seed": seed, "threads": threads, "device": device}
+
+
+def _print_scores(scores):
+    keys = ("dice", "iou", "precision", "recall", "hausdorff_px_mean", "spot_precision", "spot_recall")
+    echo("held-out        " + " ".join(f"{k[:12]:>12}" for k in keys))
+    for det, sc in scores.items():
+        echo(f"{det:<15} " + " ".join(f"{sc[k]:>12.3f}" for k in keys))
+
+
 @app.command("train-detector")
 @user_errors
 def train_detector(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file (.safetensors).")] = Path(
-        "spot_unet.safetensors"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Weights file (.safetensors), or a folder to hold one.")
+    ] = Path("spot_unet.safetensors"),
     n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training frames.")] = 600,
     n_val: Annotated[
         int, typer.Option("--n-val", help="Validation frames (epoch and threshold choice).")
     ] = 60,
     size: Annotated[int, typer.Option(help="Typical frame side of the synthetic images (px).")] = 256,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Optimiser steps (default: 10 passes over the training patches, 750 at the default "
+            "--n-train); the weights are validated after every pass and at the end."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Deprecated: passes over the training patches; use --steps."),
+    ] = None,
     budget: Annotated[
-        float | None, typer.Option(help="Stop training after this many seconds (keeps the best epoch).")
+        str | None,
+        typer.Option(help="Stop training after this long: seconds or e.g. 20m, 2h (keeps the best epoch)."),
     ] = None,
     evaluate: Annotated[
         int, typer.Option(help="Held-out frames to score both detectors on afterwards (0: skip).")
     ] = 40,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 2,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ):
     """Train the U-Net spot detector on synthetic lattice FFTs (labels known by construction).
 
     Writes safetensors weights (config, threshold and metrics in the metadata) and a JSON next to them; pass
     the file to `matsight tem analyze --detector unet --weights FILE`, or copy it over the shipped weights.
     """
-    from .._atomic import write_json
-    from ..tem.train_detector import evaluate_detectors, make_config, train
+    from ..tem import evaluate as evaluate_detectors
+    from ..tem import make_config, train
+    from ..tem.train import make_data, weights_path
 
-    out = Path(out)
-    files = [("--out", out)]
-    if out.suffix == ".safetensors":  # else train() names the suffix problem
-        files.append(("--out (its settings JSON)", out.with_suffix(".json")))
-        if evaluate > 0:
-            files.append(("--out (its evaluation JSON)", out.with_suffix(".eval.json")))
+    weights = weights_path(out)
+    files = [("--out", weights), ("--out (its settings JSON)", weights.with_suffix(".json"))]
+    if evaluate > 0:
+        files.append(("--out (its evaluation JSON)", weights.with_suffix(".eval.json")))
     check_outputs(files=files)
-    cfg = make_config(
-        n_train=n_train,
-        n_val=n_val,
-        size=size,
-        epochs=epochs,
-        seed=seed,
-        threads=threads,
-        device=device,
-        budget_s=budget,
-    )
-    metrics = train(cfg, out, progress=progress_enabled())
+    data = make_data(n_train=n_train, n_val=n_val, size=size)
+    config = make_config(training=_training(steps, epochs, seed, threads, device))
+    with progress_bar("training") as callback:
+        metrics = train(data, weights, config=config, budget=budget, callback=callback)
     for k, v in metrics.items():
         echo(f"{k:<22} {v}")
     if evaluate > 0:
-        scores = evaluate_detectors(n=evaluate, size=size, weights=out, progress=progress_enabled())
-        write_json(Path(out).with_suffix(".eval.json"), scores)
-        keys = ("dice", "iou", "precision", "recall", "hausdorff_px_mean", "spot_precision", "spot_recall")
-        echo("held-out        " + " ".join(f"{k[:12]:>12}" for k in keys))
-        for det, sc in scores.items():
-            echo(f"{det:<15} " + " ".join(f"{sc[k]:>12.3f}" for k in keys))
-    echo(f"weights: {Path(out).resolve()}")
+        with progress_bar("held-out FFTs") as callback:
+            scores = evaluate_detectors(weights, n=evaluate, size=size, callback=callback)
+        write_json(weights.with_suffix(".eval.json"), scores)
+        _print_scores(scores)
+    echo(f"weights: {weights.resolve()}")

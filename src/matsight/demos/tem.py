@@ -22,6 +22,22 @@ def _iou(a, b):
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
+def _scores(r, li):
+    """Phases found, IoU of each phase map with where the phase was placed, mean |d error|, seconds."""
+    row = {"phases found": ", ".join(r.phases_found) or "none", "spots": len(r.spots)}
+    for name in li.phase_names:
+        gt = li.phase_labels == li.phase_names.index(name) + 1
+        if r.maps is not None and name in r.maps.phase_names:
+            pred = r.maps.labels == r.maps.phase_names.index(name) + 1
+            row[f"IoU {name}"] = round(_iou(gt, pred), 3)
+        else:
+            row[f"IoU {name}"] = 0.0
+    errs = [abs(t["d_error_percent"]) for t in r.table() if t["phase"] in li.phase_names]
+    row["mean |d error| (%)"] = round(float(np.mean(errs)), 3) if errs else None
+    row["seconds"] = round(sum(r.timings.values()), 2)
+    return row
+
+
 def run(
     out_dir, *, seed=0, size=512, pixel_size_nm=0.02, dose=800.0, phases=("LiF", "Li2O"), layout="halves"
 ) -> dict:
@@ -49,9 +65,9 @@ def run(
     dict
         Headline numbers and the report path.
     """
+    from ..tem import analyze
     from ..tem.detector import DEFAULT_WEIGHTS
     from ..tem.lattice import two_phase_image
-    from ..tem.pipeline import analyze
     from ..tem.report import write_analysis
 
     t0 = time.perf_counter()
@@ -62,20 +78,7 @@ def run(
     detectors = ["classical"] + (["unet"] if DEFAULT_WEIGHTS.is_file() else [])
     results = {det: analyze(li.image, pixel_size_nm, detector=det) for det in detectors}
     res = results["classical"]
-    scores = {}
-    for det, r in results.items():
-        row = {"phases found": ", ".join(r.phases_found) or "none", "spots": len(r.spots)}
-        for name in li.phase_names:
-            gt = li.phase_labels == li.phase_names.index(name) + 1
-            if r.maps is not None and name in r.maps.phase_names:
-                pred = r.maps.labels == r.maps.phase_names.index(name) + 1
-                row[f"IoU {name}"] = round(_iou(gt, pred), 3)
-            else:
-                row[f"IoU {name}"] = 0.0
-        errs = [abs(t["d_error_percent"]) for t in r.table() if t["phase"] in li.phase_names]
-        row["mean |d error| (%)"] = round(float(np.mean(errs)), 3) if errs else None
-        row["seconds"] = round(sum(r.timings.values()), 2)
-        scores[det] = row
+    scores = {det: _scores(r, li) for det, r in results.items()}
     truth = {
         "placed": ", ".join(
             f"{n} (area {np.mean(li.phase_labels == k + 1):.2f})" for k, n in enumerate(li.phase_names)

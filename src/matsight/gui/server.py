@@ -371,10 +371,10 @@ def create_app(
             "d_min": _float(b.get("d_min"), "d min (Å)", default=1.0, lo=0.1, hi=100),
             "d_max": _float(b.get("d_max"), "d max (Å)", default=15.0, lo=0.2, hi=1000),
         }
-        from ..tem.pipeline import check_settings
+        from ..tem import make_config
 
         # the library's own checks (detector name, d range), here so that nothing is queued on a mistake
-        check_settings(**{k: v for k, v in kw.items() if k not in ("pixel_size", "phases")})
+        make_config(**{k: v for k, v in kw.items() if k not in ("pixel_size", "phases")})
         return kw
 
     @endpoint

@@ -51,7 +51,7 @@ def _fft_crop(shape, pixel_size_nm, d_min):
 
 
 def tem_view(res, d_min=1.0):
-    """What the page shows of a :class:`~matsight.tem.pipeline.TemResult` (table, spot overlay, colours)."""
+    """What the page shows of a :class:`~matsight.tem.predict.TemResult` (table, spot overlay, colours)."""
     from ..tem.match import UNKNOWN
     from ..tem.report import phase_colors
 
@@ -100,7 +100,7 @@ def tem_view(res, d_min=1.0):
 
 def tem_analyze_file(path, *, frame=None, pixel_size=None, phases=None, d_min=1.0, **settings):
     """Read and analyse one frame (runs in a pool worker): ``(TemResult, image)``."""
-    from ..tem.pipeline import analyze_file
+    from ..tem import analyze_file
 
     res, img = analyze_file(path, pixel_size=pixel_size, frame=frame, phases=phases, d_min=d_min, **settings)
     return res, np.asarray(img)
@@ -117,31 +117,15 @@ def tem_analyze(job, *, call, path, frame=None, d_min=1.0, **settings):
     return view
 
 
-def tem_series_compute(emit, path, *, pixel_size=None, phases=None, frame_time=None, chunk=None, **settings):
-    """Intensity per phase per frame, in chunks so the page sees progress (runs in a pool worker)."""
-    from ..tem.series import SeriesResult, analyze_series, read_series
+def tem_series_compute(emit, path, *, pixel_size=None, phases=None, **settings):
+    """Intensity per phase per frame; the page hears of the frames done (runs in a pool worker)."""
+    from ..progress import throttled
+    from ..tem import analyze_series
+    from ..tem.frames import read_series
 
     frames, ps, labels = read_series(path, pixel_size=pixel_size)
-    n = len(frames)
-    chunk = chunk or max(1, n // 20)
-    parts = []
-    t0 = time.perf_counter()
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        parts.append(analyze_series(frames[a:b], ps, phases, labels=labels[a:b], **settings))
-        emit(progress=b / n, message=f"frame {b} of {n}")
-    names = parts[0].phases
-    m = sum(len(p.frames) for p in parts)
-    dt = 1.0 if frame_time is None else float(frame_time)
-    return SeriesResult(
-        phases=names,
-        frames=[f for p in parts for f in p.frames],
-        time_s=np.arange(m) * dt,
-        intensity={k: np.concatenate([p.intensity[k] for p in parts]) for k in names},
-        n_spots={k: np.concatenate([p.n_spots[k] for p in parts]) for k in names},
-        seconds=time.perf_counter() - t0,
-        per_frame_seconds=[s for p in parts for s in p.per_frame_seconds],
-    )
+    callback = throttled(lambda p: emit(progress=p.fraction, message=p.message), interval=0.25)
+    return analyze_series(frames, ps, phases, labels=labels, callback=callback, **settings)
 
 
 def tem_series(job, *, call, path, **settings):

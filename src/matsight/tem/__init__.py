@@ -1,62 +1,54 @@
-"""HRTEM phase identification from FFT spots, real-space phase maps and beam-damage series.
+"""tem — HRTEM phase identification from FFT spots (``papers/hrtem_fft_phase_segmentation.txt``).
 
-Pipeline (each step is a small module usable on its own):
+The face every matsight method has:
 
-- :mod:`~matsight.tem.fft` — windowed FFT of raw counts, ``g = k / (N · pixel)``, ``d = 1/|g|``,
-  exact half-spectrum (Friedel) tools.
-- :mod:`~matsight.tem.spots` — classical spot detector; :mod:`~matsight.tem.detector` — the learned one (U-Net
-  on the half spectrum, weights shipped), trained by :mod:`~matsight.tem.train_detector`
-  on :mod:`~matsight.tem.lattice` images (synthetic HRTEM-like frames whose spots are known).
-- :mod:`~matsight.tem.crystals` — phase database from structures (gemmi): reflections, d, |F|².
-- :mod:`~matsight.tem.match` — d-spacing + inter-plane-angle (zone axis) matching; unmatched → ``unknown``.
-- :mod:`~matsight.tem.phasemap` — masked inverse FFT amplitude → Otsu + opening + watershed maps.
-- :mod:`~matsight.tem.series` — intensity per phase per frame for movies and folders.
-- :mod:`~matsight.tem.pipeline` — :func:`analyze` one frame end to end.
+- :func:`predict` — a frame (2D) → :class:`~matsight.tem.predict.TemResult` (spots, d, (hkl), phases, phase
+  maps), a movie → :class:`~matsight.tem.series.SeriesResult` (intensity per phase per frame);
+  :func:`analyze` and :func:`analyze_series` are the same on one frame and on a movie;
+- :class:`TemConfig` — every setting (detection, matching, mapping, series, training), validated once;
+- :func:`train` — the learned spot detector on synthetic lattice FFTs; :func:`load` loads its weights;
+- :func:`evaluate` — both spot detectors on held-out synthetic FFTs.
 
-``import matsight.tem`` is light: submodules load on first use, and torch only with the U-Net detector.
+Parts, each usable on its own: :mod:`~matsight.tem.fft` (windowed FFT, ``g = k / (N · pixel)``,
+``d = 1/|g|``, the exact half spectrum), :mod:`~matsight.tem.spots` (classical spot detector),
+:mod:`~matsight.tem.detector` (the U-Net one; its network in :mod:`~matsight.tem.networks`, its loss in
+:mod:`~matsight.tem.losses`), :mod:`~matsight.tem.crystals` (phase database from structures),
+:mod:`~matsight.tem.match` (d-spacing + zone-axis matching), :mod:`~matsight.tem.phasemap` (masked inverse
+FFT maps), :mod:`~matsight.tem.series` (movies), :mod:`~matsight.tem.frames` (reading microscope files),
+:mod:`~matsight.tem.lattice` (synthetic HRTEM-like frames whose spots are known), :mod:`~matsight.tem.report`.
 """
 
-import importlib
+from .config import TemConfig, make_config
+from .crystals import Phase, load_phase, load_phases, phase_from_dict, select_phases
+from .detector import detect_spots_unet, load_detector
+from .detector import load_detector as load
+from .evaluate import evaluate
+from .match import match_spots
+from .phasemap import phase_maps
+from .predict import TemResult, analyze, analyze_file, analyze_series, predict
+from .spots import detect_spots
+from .train import SyntheticFrames, train
 
-_LAZY = {
-    "analyze": "pipeline",
-    "analyze_file": "pipeline",
-    "TemResult": "pipeline",
-    "load_phase": "crystals",
-    "load_phases": "crystals",
-    "phase_from_dict": "crystals",
-    "select_phases": "crystals",
-    "Phase": "crystals",
-    "detect_spots": "spots",
-    "detect_spots_unet": "detector",
-    "match_spots": "match",
-    "phase_maps": "phasemap",
-    "analyze_series": "series",
-}
-_SUBMODULES = (
-    "fft",
-    "spots",
-    "crystals",
-    "match",
-    "phasemap",
-    "pipeline",
-    "series",
-    "report",
-    "detector",
-    "train_detector",
-    "lattice",
-)
-
-__all__ = sorted(_LAZY) + list(_SUBMODULES)
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__all__ = [
+    "Phase",
+    "SyntheticFrames",
+    "TemConfig",
+    "TemResult",
+    "analyze",
+    "analyze_file",
+    "analyze_series",
+    "detect_spots",
+    "detect_spots_unet",
+    "evaluate",
+    "load",
+    "load_detector",
+    "load_phase",
+    "load_phases",
+    "make_config",
+    "match_spots",
+    "phase_from_dict",
+    "phase_maps",
+    "predict",
+    "select_phases",
+    "train",
+]

@@ -6,7 +6,12 @@ Phases that appear later (e.g. Li growing out of LiF under the beam) are picked 
 same sum is also kept per reflection family of each phase (``"LiF {200}"``, ``"Li {110}"``), as the paper
 follows planes, e.g. LiF (002) against LiF (111).
 
-Frames run serially with a progress bar, or through dask (``scale`` extra): on local threads or processes
+:func:`matsight.tem.predict.analyze_series` (also :func:`matsight.tem.predict.predict` on a movie) runs the
+frames; this module holds what a series is made of: :func:`run_frames` (frames serially, or through dask,
+with a :mod:`matsight.progress` callback per finished frame), :func:`time_axis`, :func:`collect` into a
+:class:`SeriesResult`, and the report (:func:`write_series`).
+
+Frames run serially, or through dask (``scale`` extra): on local threads or processes
 (``scheduler="threads" | "processes"``; the FFT and the spot detector are numpy/scipy work that mostly
 releases the GIL), on a local ``dask.distributed`` cluster (``"distributed"``), or on the machines of an
 existing cluster (``scheduler="tcp://host:8786"``) — frames are independent, so the speed-up is the number of
@@ -18,22 +23,27 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
+from .._atomic import make_folder, write_json, write_text
 from .._errors import InputError
-from .crystals import load_phases
+from ..progress import report
+from ..report import Report
+from .config import LOCAL_SCHEDULERS
 from .match import UNKNOWN
-from .pipeline import check_suffix, frame_suffixes
+from .report import phase_colors, records_to_csv
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "TIME_SOURCES",
     "SeriesResult",
-    "analyze_series",
-    "check_series_settings",
-    "read_series",
+    "collect",
+    "run_frames",
+    "series_figure",
+    "time_axis",
     "write_series",
-    "SUFFIXES",
 ]
 
 TIME_SOURCES = {
@@ -41,7 +51,6 @@ TIME_SOURCES = {
     "file": "the file's frame times",
     "index": "none (time = frame index)",
 }
-SUFFIXES = frame_suffixes()  # the same files `tem analyze` reads (single-frame PNG/JPEG included)
 CONNECT_TIMEOUT_S = 10  # a scheduler address that does not answer fails after this, not dask's 30 s
 
 
@@ -92,32 +101,59 @@ class SeriesResult:
         return out
 
 
-def _one_frame(frame, pixel_size_nm, phases, kw):
-    from .pipeline import analyze
-
-    t = time.perf_counter()
-    res = analyze(frame, pixel_size_nm, phases, maps=False, **kw)
-    counts = {}
-    for m in res.match.matches:
-        counts[m.phase] = counts.get(m.phase, 0) + 1
-    return res.phase_intensity(), counts, time.perf_counter() - t, res.family_intensity()
+def _report_frame(callback, done, n, t0):
+    report(callback, step=done, total=n, message=f"frame {done} of {n}", seconds=time.perf_counter() - t0)
 
 
-_LOCAL = ("sync", "threads", "processes")
+def run_frames(fn, frames, args, *, scheduler=None, workers=None, callback=None):
+    """``[fn(frames[i], *args) for i]``: serially here, or through dask; ``callback`` hears of every frame.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (it is pickled for process and cluster workers).
+    frames : sequence of 2D arrays
+    args : tuple
+        Further arguments of ``fn`` (the same for every frame).
+    scheduler : {None, "sync", "threads", "processes", "distributed"} or str
+        None runs serially here; see :func:`matsight.tem.predict.analyze_series`.
+    workers : int, optional
+    callback : :data:`matsight.progress.Callback`, optional
+        Called with ``step`` = frames done, ``total`` = frames.
+    """
+    if scheduler is None:
+        outs, t0, n = [], time.perf_counter(), len(frames)
+        for i in range(n):
+            outs.append(fn(np.asarray(frames[i]), *args))
+            _report_frame(callback, i + 1, n, t0)
+        return outs
+    try:
+        import dask
+    except ImportError as exc:
+        raise InputError("dask is not installed; pip install 'matsight[scale]' or drop --scheduler") from exc
+    if scheduler in LOCAL_SCHEDULERS:
+        return _run_local(dask, fn, frames, args, scheduler, workers, callback)
+    return _run_cluster(fn, frames, args, scheduler, workers, callback)
 
 
-def check_series_settings(*, frame_time=None, scheduler=None, workers=None):
-    """Refuse bad series settings before any work (one :class:`InputError` naming the option)."""
-    if frame_time is not None and not 0 < frame_time < np.inf:  # also refuses NaN
-        raise InputError(f"--frame-time must be a positive number of seconds per frame, got {frame_time}")
-    if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
-        raise InputError(f"--workers must be a whole number ≥ 1, got {workers}")
-    remote = isinstance(scheduler, str) and "://" in scheduler
-    if scheduler is not None and scheduler not in (*_LOCAL, "distributed") and not remote:
-        raise InputError(
-            f"unknown scheduler {scheduler!r}; "
-            "use sync, threads, processes, distributed or a tcp://host:port address"
-        )
+def _run_local(dask, fn, frames, args, scheduler, workers, callback):
+    """Frames through one of dask's local schedulers; the callback runs in this process as frames finish."""
+    from dask.callbacks import Callback
+
+    n, t0 = len(frames), time.perf_counter()
+    tasks = [dask.delayed(fn)(np.asarray(frames[i]), *args) for i in range(n)]
+    keys, done = {t.key for t in tasks}, [0]
+
+    def posttask(key, result, dsk, state, worker_id):
+        if key in keys:
+            done[0] += 1
+            _report_frame(callback, done[0], n, t0)
+
+    kw = {"scheduler": scheduler}
+    if workers:
+        kw["num_workers"] = int(workers)
+    with Callback(posttask=posttask):
+        return list(dask.compute(*tasks, **kw))
 
 
 def _connect(address):
@@ -131,36 +167,14 @@ def _connect(address):
         raise InputError(f"cannot reach the dask scheduler {address}; check the address") from None
 
 
-def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, progress):
-    """Frames through dask: local schedulers, a local distributed cluster, or a remote scheduler address."""
-    local = _LOCAL
-    remote = isinstance(scheduler, str) and "://" in scheduler
-    check_series_settings(scheduler=scheduler, workers=workers)
-    try:
-        import dask
-    except ImportError as exc:
-        raise InputError("dask is not installed; pip install 'matsight[scale]' or drop --scheduler") from exc
-    n = len(frames)
-    if scheduler in local:
-        tasks = [
-            dask.delayed(_one_frame)(np.asarray(frames[i]), pixel_size_nm, plist, analyze_kw)
-            for i in range(n)
-        ]
-        kw = {"scheduler": scheduler}
-        if workers:
-            kw["num_workers"] = int(workers)
-        if progress:
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar():
-                return list(dask.compute(*tasks, **kw))
-        return list(dask.compute(*tasks, **kw))
+def _run_cluster(fn, frames, args, scheduler, workers, callback):
+    """Frames through a local ``dask.distributed`` cluster or the scheduler at an address."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
         raise InputError("dask.distributed is not installed; pip install 'matsight[scale]'") from exc
     cluster = None
-    if remote:
+    if "://" in scheduler:
         client = _connect(scheduler)
     else:
         # one thread per worker process: the numpy work of a frame is already vectorised
@@ -168,20 +182,14 @@ def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, prog
             n_workers=int(workers or 2), threads_per_worker=1, processes=True, dashboard_address=None
         )
         client = Client(cluster)
+    n, t0 = len(frames), time.perf_counter()
     try:
-        futures = [
-            client.submit(_one_frame, np.asarray(frames[i]), pixel_size_nm, plist, analyze_kw, pure=False)
-            for i in range(n)
-        ]
+        futures = [client.submit(fn, np.asarray(frames[i]), *args, pure=False) for i in range(n)]
         index = {f.key: i for i, f in enumerate(futures)}
         outs = [None] * n
-        done = as_completed(futures)
-        if progress:
-            from rich.progress import track
-
-            done = track(done, description="frames", total=n)
-        for fut in done:
+        for done, fut in enumerate(as_completed(futures), 1):
             outs[index[fut.key]] = fut.result()
+            _report_frame(callback, done, n, t0)
         return outs
     finally:
         client.close()
@@ -189,79 +197,15 @@ def _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, prog
             cluster.close()
 
 
-_CHECKED = ("tolerance", "angle_tolerance", "d_min", "d_max", "min_intensity", "detector", "weights")
+def collect(outs, names, *, labels, time_s, source, seconds):
+    """A :class:`SeriesResult` from per-frame ``(phase intensity, spot counts, seconds, family intensity)``.
 
-
-def analyze_series(
-    frames,
-    pixel_size_nm,
-    phases=None,
-    *,
-    frame_time=None,
-    times=None,
-    labels=None,
-    scheduler=None,
-    workers=None,
-    progress=False,
-    **analyze_kw,
-):
-    """Intensity per phase per frame.
-
-    Parameters
-    ----------
-    frames : ndarray (n, y, x) or sequence of 2D arrays
-    pixel_size_nm : float or (float, float)
-    phases : list, optional
-        Phase names / files / :class:`~matsight.tem.crystals.Phase`; default: the shipped ones.
-    frame_time : float, optional
-        Seconds per frame (for the time axis); it wins over ``times``.
-    times : array_like, optional
-        Time of every frame in seconds (e.g. the file's, from :func:`read_series`), used when ``frame_time``
-        is not given. Without either, time = frame index.
-    labels : list of str, optional
-        Frame labels (default: index).
-    scheduler : {None, "sync", "threads", "processes", "distributed"} or str
-        None runs serially here; ``sync/threads/processes`` use dask's local schedulers; ``"distributed"``
-        starts a local ``dask.distributed`` cluster of ``workers`` processes; a scheduler address
-        (``"tcp://host:8786"``) sends the frames to an existing cluster, i.e. other machines (``scale``
-        extra).
-    workers : int, optional
-        Number of dask workers (local schedulers and the local cluster).
-    progress : bool
-        Show a progress bar.
-    **analyze_kw
-        Passed to :func:`matsight.tem.pipeline.analyze` (tolerance, detector, threshold, ...).
-
-    Returns
-    -------
-    SeriesResult
+    ``names`` are the phases searched plus ``unknown``; families seen in any frame come in phase order, then
+    by decreasing d (the order of the phase's reflections).
     """
-    check_series_settings(frame_time=frame_time, scheduler=scheduler, workers=workers)
-    from .pipeline import check_settings
-
-    # refuse bad analysis settings once, before the first frame (not once per frame on a worker)
-    check_settings(**{k: v for k, v in analyze_kw.items() if k in _CHECKED})
-    plist = load_phases(phases)  # validate once; Phase objects pickle for process workers
-    n = len(frames)
-    if n == 0:
-        raise InputError("no frames to analyse; check the file or folder")
-    time_s, source = _time_axis(n, frame_time, times)  # refuse bad frame times before the first frame
-    t0 = time.perf_counter()
-    if scheduler is None:
-        outs = []
-        it = range(n)
-        if progress:
-            from rich.progress import track
-
-            it = track(it, description="frames", total=n)
-        for i in it:
-            outs.append(_one_frame(np.asarray(frames[i]), pixel_size_nm, plist, analyze_kw))
-    else:
-        outs = _run_dask(frames, pixel_size_nm, plist, analyze_kw, scheduler, workers, progress)
-    names = [p.name for p in plist] + [UNKNOWN]
+    n = len(outs)
     inten = {p: np.array([o[0].get(p, 0.0) for o in outs]) for p in names}
     counts = {p: np.array([o[1].get(p, 0) for o in outs], int) for p in names}
-    # families seen in any frame: phase order, then decreasing d (the order of the phase's reflections)
     d_of = {key: d for o in outs for key, (_, d) in o[3].items()}
     keys = sorted(d_of, key=lambda key: (names.index(key[0]), -d_of[key], key[1]))
     fams = {f"{ph} {fam}": np.array([o[3].get((ph, fam), (0.0, 0.0))[0] for o in outs]) for ph, fam in keys}
@@ -271,14 +215,14 @@ def analyze_series(
         time_s=time_s,
         intensity=inten,
         n_spots=counts,
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         per_frame_seconds=[o[2] for o in outs],
         families=fams,
         time_source=source,
     )
 
 
-def _time_axis(n, frame_time, times):
+def time_axis(n, frame_time, times):
     """``(time_s, source)``: ``frame_time`` if given, else the file's ``times``, else the frame index."""
     if frame_time is not None:
         return np.arange(n) * float(frame_time), "frame_time"
@@ -292,64 +236,10 @@ def _time_axis(n, frame_time, times):
     return np.arange(n, dtype=float), "index"
 
 
-def read_series(path, *, pixel_size=None, return_times=False):
-    """Frames, pixel size (nm) and frame labels from a movie/stack file or a folder of images.
-
-    A folder is read in sorted name order; every file must share one pixel size. With ``return_times``, a
-    fourth value is the frames' times in seconds when the file says (a single stack or movie file with a time
-    axis, as :func:`matsight.io.read_microscope` reads it), else None.
-    """
-    from .. import io as _io
-
-    path = Path(path)
-    check_suffix(path)
-    if path.is_dir():
-        files = sorted(
-            p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
-        )
-        # an .emi header and its .ser data are one dataset: keep the .emi when both are there
-        emis = {p.stem for p in files if p.suffix.lower() == ".emi"}
-        files = [p for p in files if not (p.suffix.lower() == ".ser" and p.stem.rsplit("_", 1)[0] in emis)]
-        if not files:
-            raise InputError(f"no microscope images in {path} (looked for {', '.join(SUFFIXES)})")
-    elif path.exists():
-        files = [path]
-    else:
-        raise FileNotFoundError(2, "No such file or directory", str(path))
-    frames, labels, ps0, times = [], [], None, None
-    for f in files:
-        mi = _io.read_microscope(f, pixel_size=pixel_size)
-        data = np.asarray(mi.data)
-        if data.ndim == 1:
-            raise InputError(f"{f} holds a 1D signal, not an image; remove it from the series")
-        ps = tuple(float(p) for p in tuple(mi.pixel_size_nm)[-2:])
-        if ps0 is None:
-            ps0 = ps
-        elif not np.allclose(ps, ps0, rtol=1e-3):
-            raise InputError(
-                f"{f} has pixel size {ps} nm but earlier frames {ps0} nm; analyse them separately"
-            )
-        stack = data if data.ndim == 3 else data[None]
-        # frame times: only one file's own time axis is a time axis of the whole series
-        ft = getattr(mi, "frame_times", None)
-        if len(files) == 1 and ft is not None and np.size(ft) == len(stack):
-            times = np.asarray(ft, float).ravel()
-        for i, fr in enumerate(stack):
-            frames.append(fr)
-            labels.append(f"{f.name}:{i}" if len(files) > 1 else i)
-    if return_times:
-        return frames, ps0, labels, times
-    return frames, ps0, labels
-
-
 def series_figure(result, *, x="frame", max_families=10):
     """Intensity per phase vs frame (or time); below, per plane family (the ``max_families`` strongest)."""
-    import matplotlib
-
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from .report import phase_colors
 
     colors = phase_colors([p for p in result.phases if p != UNKNOWN])
     fams = {f: v for f, v in result.families.items() if np.any(v > 0)}
@@ -387,10 +277,6 @@ def series_figure(result, *, x="frame", max_families=10):
 
 def write_series(result, out_dir, *, source=None, x="frame"):
     """``series.csv``, ``series.json``, ``intensity.png`` and ``index.html`` into ``out_dir``."""
-    from .._atomic import make_folder, write_json, write_text
-    from ..report import Report
-    from .report import records_to_csv
-
     out = Path(out_dir)
     out = make_folder(out)
     recs = result.to_records()

@@ -286,8 +286,8 @@ def _region_props(labels, power, bg_power, z):
     the cross term) over the 5×5 window gives the sub-pixel position. Unlike 3-point fits along the two axes,
     it follows tilted, elongated spots (grains cut by a boundary), and the smoothing makes the narrow,
     non-Gaussian peak of a Hann-windowed or periodic-component spectrum nearly Gaussian (noiseless bias
-    ≤ 0.01 px; benchmarks/README.md). Fallback when the fit is ill-posed (noise): centroid of the excess power in the
-    5×5 window.
+    ≤ 0.01 px; benchmarks/README.md). Fallback when the fit is ill-posed (noise): centroid of the excess power
+    in the 5×5 window.
     """
     from skimage.measure import regionprops
 
