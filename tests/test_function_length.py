@@ -29,18 +29,11 @@ PENDING = {
     "io/microscope.py::_signal_to_image",
     "metrics/tortuosity.py::tortuosity",
     "nn/tiling.py::sliding_window_inference",
-    "restore/enhance.py::enhance",
-    "restore/evaluate.py::compare",
-    "restore/evaluate.py::evaluate",
-    "restore/indi.py::sample_image",
     "restore/register.py::prepare_pair",
     "restore/register.py::refine_deformable",
     "restore/register.py::register_rigid",
-    "restore/train.py::train",
     "tem/lattice.py::lattice_image",
     "tem/match.py::match_spots",
-    "tem/phasemap.py::phase_maps",
-    "tem/report.py::write_analysis",
     "tem/spots.py::detect_spots",
 }
 

@@ -149,7 +149,7 @@ def test_a_resumed_run_folder_may_hold_its_inputs(work, tmp_path, monkeypatch):
     def reached(*a, **k):
         raise InputError("reached the training")
 
-    monkeypatch.setattr("matsight.restore.train.train", reached)
+    monkeypatch.setattr("matsight.restore.train", reached)  # the package face; the CLI calls it
     r = _run("restore", "train", model / "pair", "--out", model, "--max-steps", "1")
     assert r.exit_code == 2 and "reached the training" in r.output, r.output
 

@@ -287,8 +287,14 @@ def test_page_values_are_accepted(root, gui_server):
 
 
 def test_restore_budget_without_iterations_trains_until_the_budget():
-    from matsight.gui.tasks import restore_train_options
+    from matsight.gui.tasks import restore_train_config
+    from matsight.restore.config import UNLIMITED_STEPS
 
-    assert restore_train_options(None, "5m", None) == {"max_steps": 10_000_000, "budget_s": 300.0}
-    assert restore_train_options(50, "5m", None) == {"max_steps": 50, "budget_s": 300.0}
-    assert restore_train_options(None, "5m", {"max_steps": 7}) == {"max_steps": 7, "budget_s": 300.0}
+    def limits(*args):
+        tr = restore_train_config("cpu", *args).training
+        return tr.steps, tr.budget_s
+
+    assert limits(None, "5m", None) == (UNLIMITED_STEPS, 300.0)
+    assert limits(50, "5m", None) == (50, 300.0)
+    assert limits(None, "5m", {"max_steps": 7}) == (7, 300.0)
+    assert limits(None, "5m", {"training.steps": 7, "val_slices": [1]}) == (7, 300.0)

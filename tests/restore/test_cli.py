@@ -53,6 +53,7 @@ def test_register_train_apply_evaluate(files):
     )
     assert r.exit_code == 0, r.output
     assert "trained 3 steps" in r.output
+    assert "note: --max-steps is now --steps" in r.output  # the old name still works
     # a one-slice pair cannot give up its only slice to validation
     r = runner.invoke(
         app,
@@ -78,7 +79,7 @@ def test_register_train_apply_evaluate(files):
             str(t / "lq.tif"),
             "--out",
             str(t / "out"),
-            "--steps",
+            "--indi-steps",
             "auto",
             "--device",
             "cpu",
@@ -127,6 +128,7 @@ def test_register_train_apply_evaluate(files):
         ],
     )
     assert r.exit_code == 0, r.output
+    assert "note: --steps is now --indi-steps" in r.output  # the old name still works
     assert (t / "sout" / "T0" / "enhanced.tif").is_file() and (t / "sout" / "T1" / "enhanced.tif").is_file()
     assert json.loads((t / "sout" / "T1" / "enhance.json").read_text())["ensemble"] is True
     from matsight.gui.tasks import restore_apply

@@ -11,8 +11,8 @@ from matsight import InputError
 from matsight.cli import app
 from matsight.data.grayscale import synthetic_grayscale
 from matsight.io import write_volume
-from matsight.restore.enhance import enhance_path
 from matsight.restore.evaluate import compare, evaluate
+from matsight.restore.predict import predict_path
 from matsight.restore.register import prepare_pair, save_pair
 from matsight.restore.steps import resolve_steps, select_steps
 from matsight.restore.train import train
@@ -36,7 +36,7 @@ def applied(tmp_path_factory, tiny_indi):
     write_volume(t / "lq.tif", lq)
     save_pair(prepare_pair(lq, hq, scale=2, mask=True), t / "pair")
     train(t / "pair", t / "model", device="cpu", max_steps=2, **tiny_indi)
-    enhance_path(t / "model", t / "lq.tif", t / "out", steps=2, device="cpu")
+    predict_path(t / "model", t / "lq.tif", t / "out", indi_steps=2, device="cpu")
     return t, hq, lq
 
 
@@ -115,11 +115,11 @@ def test_auto_steps_on_the_largest_candidate_warns(monkeypatch, caplog):
 
     rng = np.random.default_rng(0)
     hq = rng.normal(0, 0.3, (32, 32)).astype(np.float32)
-    monkeypatch.setattr("matsight.restore.indi.sample_image", fake)
+    monkeypatch.setattr("matsight.restore.steps.sample_image", fake)
     top = 16
     with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
         best, _ = select_steps(None, [np.zeros_like(hq)], [hq], candidates=(1, 4, 16))
-    assert best == 16 and "largest candidate" in caplog.text and "--steps 8" in caplog.text
+    assert best == 16 and "largest candidate" in caplog.text and "--indi-steps 8" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
         top = 4  # the detail matches the HQ's from N = 4 on: auto keeps 4

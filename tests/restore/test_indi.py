@@ -3,18 +3,10 @@ import pytest
 import torch
 
 from matsight import InputError
-from matsight.restore.config import make_config, parse_slices
-from matsight.restore.indi import (
-    build_network,
-    context_slices,
-    degrade_path,
-    indi_loss,
-    indi_sample,
-    reverse_huber,
-    sample_image,
-    sample_t,
-    time_grid,
-)
+from matsight.restore.config import UNLIMITED_STEPS, RestoreConfig, make_config, parse_slices
+from matsight.restore.indi import indi_sample, sample_image, time_grid
+from matsight.restore.losses import degrade_path, indi_loss, reverse_huber, sample_t
+from matsight.restore.networks import build_network, context_slices
 
 
 def toy(x, t):
@@ -189,12 +181,14 @@ def test_bad_inputs():
 
 def test_presets_and_durations():
     paper = make_config("paper")
-    assert paper.features[0] == 64 and paper.space_to_depth == 1 and paper.crop == 640 and paper.batch == 2
-    assert paper.lr_max == 5e-4 and paper.huber_c == 0.5
-    assert paper.prediction == "clean" and paper.eps == 0  # the paper's network outputs the clean image
+    pm, pt = paper.model, paper.training
+    assert pm.features[0] == 64 and pm.space_to_depth == 1 and pt.crop == 640 and pt.batch == 2
+    assert pt.lr_max == 5e-4 and pt.huber_c == 0.5 and pt.steps == 200_000
+    assert pm.prediction == "clean" and pt.eps == 0  # the paper's network outputs the clean image
     cpu = make_config("cpu", budget_s="20m")
-    assert cpu.budget_s == 1200 and cpu.prediction == "residual" and cpu.eps == 0.01
-    assert cpu.context == 0 and paper.context == 0  # the paper's single slice; 2.5D is opt-in
+    assert cpu.training.budget_s == 1200 and cpu.model.prediction == "residual" and cpu.training.eps == 0.01
+    assert cpu.model.context == 0 and pm.context == 0  # the paper's single slice; 2.5D is opt-in
+    assert cpu.training.steps == 4000  # the old flat budget_s keeps the preset's step count
     assert parse_slices("45:54") == range(45, 54)
     for bad in ("5", "5:5", "9:3", "a:3", "3:"):
         with pytest.raises(InputError, match="--val-slices must be START:STOP"):
@@ -227,3 +221,23 @@ def test_a_2p5d_network_reads_the_neighbouring_slices():
         sample_image(net, y, steps=1)
     with pytest.raises(InputError, match="does not match"):
         sample_image(net, y, steps=1, context=ctx[:, :20])
+
+
+def test_config_groups_take_dotted_and_flat_names():
+    cfg = make_config("cpu", crop=64, max_steps=30, steps=5, **{"model.context": 1, "inference.tile": 256})
+    assert cfg.training.crop == 64 and cfg.training.steps == 30  # max_steps: optimiser steps
+    assert cfg.inference.indi_steps == 5 and cfg.inference.tile == 256  # flat steps: InDI sampling steps
+    assert cfg.model.context == 1
+    assert RestoreConfig(**cfg.model_dump()) == cfg  # the nested form round-trips
+    with pytest.raises(InputError, match="nope"):
+        make_config("cpu", nope=1)
+    with pytest.raises(InputError, match="training.crop"):
+        make_config("cpu", **{"training.crop": 8})
+
+
+def test_a_budget_without_a_step_count_trains_until_the_budget_ends():
+    for preset in ("cpu", "paper"):
+        cfg = make_config(preset, budget="5m")
+        assert cfg.training.budget_s == 300 and cfg.training.steps == UNLIMITED_STEPS
+    assert make_config("cpu", budget="5m", **{"training.steps": 7}).training.steps == 7
+    assert make_config("cpu", budget="5m", max_steps=7).training.steps == 7

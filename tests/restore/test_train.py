@@ -84,7 +84,7 @@ def test_a_single_slice_trains_without_context(tmp_path, rng):
     lq, hq = _pair(rng, (1, 48, 48))
     train((lq[0], hq[0]), tmp_path / "m", device="cpu", max_steps=2, **{**TINY, "context": 1})
     net, meta = load_model(tmp_path / "m")
-    assert meta["config"].context == 0 and net.context == 0
+    assert meta["config"].model.context == 0 and net.context == 0
 
 
 def test_train_writes_model_and_resumes_exactly(tmp_path, rng):
@@ -96,20 +96,25 @@ def test_train_writes_model_and_resumes_exactly(tmp_path, rng):
     hist = json.loads((tmp_path / "full" / "history.json").read_text())
     assert any("psnr_1" in h for h in hist) and any("loss" in h for h in hist)
 
-    def stop(step, loss):
-        if step == 7:
+    seen = []
+
+    def stop(p):  # a matsight.progress callback
+        seen.append(p)
+        if p.step == 7:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(pair, tmp_path / "cut", device="cpu", max_steps=10, callback=stop, **TINY)
     assert not (tmp_path / "cut" / "model.safetensors").exists()
+    assert [p.step for p in seen] == list(range(1, 8)) and {p.total for p in seen} == {10}
+    assert all(np.isfinite(p.metrics["loss"]) for p in seen) and "psnr_1" in seen[-1].metrics  # val_every=4
     resumed = train(pair, tmp_path / "cut", device="cpu", max_steps=10, **TINY)
     assert resumed.steps == 10
     a, meta = load_model(tmp_path / "full")
     b, _ = load_model(tmp_path / "cut")
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(va, vb, msg=k)
-    assert meta["config"].features == [4, 8] and meta["train"]["steps"] == 10
+    assert meta["config"].model.features == [4, 8] and meta["train"]["steps"] == 10
     # a different network in the same folder is refused
     with pytest.raises(InputError, match="different network"):
         train(pair, tmp_path / "cut", device="cpu", max_steps=12, **{**TINY, "features": [4, 8, 8]})
@@ -165,3 +170,46 @@ def test_a_negative_seed_is_a_config_error():
 
     with pytest.raises(InputError, match="seed"):
         make_config("cpu", seed=-1)
+
+
+# the flat config that model folders held before the settings were grouped (model / training / inference)
+FLAT_CONFIG = {
+    "preset": "cpu", "features": [4, 8], "time_embedding": 8, "space_to_depth": 2, "blocks_per_level": 1,
+    "dilated_bottleneck": True, "subpixel_upsample": True, "first_kernel": 7, "last_kernel": 7,
+    "activation": "swish", "output_activation": "tanh", "context": 0, "prediction": "residual",
+    "t_mass_at_one": 0.5, "eps": 0.01, "loss": "reverse_huber", "huber_c": 0.5, "crop": 16, "batch": 2,
+    "lr_max": 0.0005, "pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 10000.0, "weight_decay": 0.0,
+    "max_steps": 4, "budget_s": None, "flips": True, "rotations": True, "val_fraction": 0.1, "val_every": 4,
+    "val_crop": 24, "checkpoint_every": 5, "seed": 0, "steps": 2, "auto_steps": [1, 2],
+    "auto_psnr_tolerance": 1.0, "tile": 1024, "overlap": 0.25,
+}  # fmt: skip
+
+
+def test_a_model_folder_with_the_old_flat_config_loads_resumes_and_applies(tmp_path, rng):
+    from matsight.nn.checkpoint import load_checkpoint, save_checkpoint
+    from matsight.restore import load, predict
+    from matsight.restore.config import make_config
+
+    pair = _pair(rng)
+    flat = {k: v for k, v in FLAT_CONFIG.items() if k not in ("preset", "budget_s")}
+    config = make_config("cpu", **flat)
+    train(pair, tmp_path / "m", config=config, device="cpu")
+    for name in ("model.safetensors", "state.safetensors"):  # as written before the grouping
+        groups, meta = load_checkpoint(tmp_path / "m" / name)
+        save_checkpoint(tmp_path / "m" / name, groups, {**meta, "config": FLAT_CONFIG})
+    net, meta = load(tmp_path / "m")
+    assert meta["config"] == config and meta["config"].inference.indi_steps == 2
+    res = predict(tmp_path / "m", pair[0][:2], slice_axis=0, upscaled=True, onestep=False, device="cpu")
+    assert res.steps == 2 and res.image.shape == pair[0][:2].shape  # the old flat `steps`: InDI's N
+    more = train(pair, tmp_path / "m", device="cpu", **{**flat, "max_steps": 6})
+    assert more.resumed_at == 4 and more.steps == 6
+
+
+def test_train_takes_a_config_and_a_budget(tmp_path, rng):
+    from matsight.restore.config import make_config
+
+    pair = _pair(rng)
+    config = make_config("cpu", **{**TINY, "max_steps": 100_000})
+    res = train(pair, tmp_path / "m", config=config, budget=1.0, device="cpu")
+    assert 0 < res.steps < 100_000 and res.elapsed_s >= 1.0
+    assert load_model(tmp_path / "m")[1]["config"].training.budget_s == 1.0

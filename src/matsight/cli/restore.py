@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from ._common import check_outputs, echo, progress_enabled, user_errors
+from .._errors import InputError
+from ._common import check_outputs, echo, progress_bar, user_errors
 
 app = typer.Typer(
     help="Learned restoration (InDI): train on one registered LQ/HQ pair, enhance any LQ volume or series.",
@@ -16,7 +17,6 @@ Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 
 
 def _read(path, what):
-    from .._errors import InputError
     from ..io import read_volume
 
     path = Path(path)
@@ -72,9 +72,10 @@ def train(
     ],
     budget: Annotated[str | None, typer.Option(help="Wall-clock budget, e.g. 20m, 1h30m, 90s.")] = None,
     preset: Annotated[str, typer.Option(help="cpu (small, fast) or paper (64 base filters; GPU).")] = "cpu",
-    max_steps: Annotated[
+    steps: Annotated[
         int | None, typer.Option(help="Optimiser steps (default: the preset's, or unlimited with --budget).")
     ] = None,
+    max_steps: Annotated[int | None, typer.Option(hidden=True, help="Deprecated: use --steps.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     context: Annotated[
         int | None,
@@ -87,8 +88,8 @@ def train(
         str | None,
         typer.Option(
             help="Validation z slices START:STOP of the pair; their PSNR is logged (history.json, "
-            "curves.png) and they choose --steps auto; the model kept is the last one (default: the last "
-            "10 %). Pick them so that every kind of structure keeps training slices."
+            "curves.png) and they choose --indi-steps auto; the model kept is the last one (default: the "
+            "last 10 %). Pick them so that every kind of structure keeps training slices."
         ),
     ] = None,
     resume: Annotated[
@@ -97,48 +98,47 @@ def train(
     device: Device = "auto",
 ):
     """Train an InDI model on PAIR/ (one-cycle cosine LR, random crops/flips/rotations, held-out slices)."""
-    from ..restore.config import make_config, parse_duration, parse_slices
-    from ..restore.train import train as train_model
+    from .. import restore
+    from ..restore.config import make_config, parse_slices
 
+    if max_steps is not None:
+        steps = steps if steps is not None else max_steps
     # the model folder is resumed from: it may hold the pair (its files are not replaced)
     check_outputs(resumed=[("--out", out, "state.safetensors")], inputs=[pair])
-    budget_s = parse_duration(budget)
     val = None if val_slices is None else parse_slices(val_slices, "--val-slices")
-    if budget_s is not None and max_steps is None:
-        max_steps = 10_000_000  # the budget ends the run
-    config = make_config(preset, budget_s=budget_s, max_steps=max_steps, seed=seed, context=context)
+    settings = {"training.steps": steps, "training.seed": seed, "model.context": context}
+    config = make_config(preset, budget=budget, **settings)
     if not pair.is_dir():
-        from .._errors import InputError
-
         raise InputError(
             f"{pair} is not a pair folder; create one with `matsight restore register LQ HQ --out PAIR`"
         )
-    res = train_model(
-        pair,
-        out,
-        config=config,
-        resume=resume,
-        device=device,
-        progress=progress_enabled(),
-        val_slices=val,
-    )
+    with progress_bar("restore train") as callback:
+        res = restore.train(
+            pair, out, config=config, callback=callback, resume=resume, device=device, val_slices=val
+        )
+    echo(_train_summary(res, out))
+    if res.resumed_at != res.steps:
+        echo(f"wrote {out}")
+    if max_steps is not None:  # after the work, so that a failed call stays one error line
+        echo("note: --max-steps is now --steps (the old name still works for now)")
+
+
+def _train_summary(res, out):
+    """What a training did, in one line."""
     auto = ""
     if res.validation:
         auto = "; validation " + ", ".join(f"{k} {v:.2f} dB" for k, v in res.validation.items())
     if res.resumed_at == res.steps:
-        echo(
+        return (
             f"{out} already holds a finished run ({res.steps} steps in {res.elapsed_s:.0f} s{auto}); nothing "
-            "to train. Raise --max-steps or --budget to train on, or use --no-resume to start afresh"
+            "to train. Raise --steps or --budget to train on, or use --no-resume to start afresh"
         )
-        return
     if res.resumed_at:
-        echo(
+        return (
             f"trained {res.steps - res.resumed_at} more steps (resumed at step {res.resumed_at}; "
             f"{res.steps} in {res.elapsed_s:.0f} s){auto}"
         )
-    else:
-        echo(f"trained {res.steps} steps in {res.elapsed_s:.0f} s{auto}")
-    echo(f"wrote {out}")
+    return f"trained {res.steps} steps in {res.elapsed_s:.0f} s{auto}"
 
 
 @app.command()
@@ -147,9 +147,10 @@ def apply(
     model: Annotated[Path, typer.Argument(help="Model folder from `matsight restore train`.")],
     input: Annotated[Path, typer.Argument(help="LQ slice/volume file, or a folder of time steps.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    steps: Annotated[
-        str, typer.Option(help="Sampling steps N (1 = one-step regression) or 'auto'.")
+    indi_steps: Annotated[
+        str, typer.Option("--indi-steps", help="InDI sampling steps N (1 = one-step regression) or 'auto'.")
     ] = "auto",
+    steps: Annotated[str | None, typer.Option(hidden=True, help="Deprecated: use --indi-steps.")] = None,
     slice_axis: Annotated[
         str, typer.Option("--slice-axis", help="Slices of a volume: z (xy planes), y or x.")
     ] = "z",
@@ -164,23 +165,19 @@ def apply(
     device: Device = "auto",
 ):
     """Enhance an LQ volume (or every time step in a folder) → OUT/ enhanced.tif, consistency.tif, ..."""
-    from .._errors import InputError
-    from ..restore.enhance import enhance_path
+    from ..restore.predict import predict_path
 
+    if steps is not None:
+        indi_steps = steps
     check_outputs(folders=[("--out", out)], inputs=[model, input])
     axes = {"z": 0, "y": 1, "x": 2, "0": 0, "1": 1, "2": 2}
     if slice_axis.lower() not in axes:
         raise InputError(f"--slice-axis must be z, y or x, got {slice_axis!r}")
-    kw = dict(
-        steps=steps,
-        z_mode=z_mode,
-        upscaled=upscaled,
-        onestep=onestep,
-        ensemble=ensemble,
-        device=device,
-        progress=progress_enabled(),
-    )
-    results = enhance_path(model, input, out, slice_axis=axes[slice_axis.lower()], **kw)
+    kw = dict(indi_steps=indi_steps, z_mode=z_mode, upscaled=upscaled, onestep=onestep, ensemble=ensemble)
+    with progress_bar("restore apply") as callback:
+        results = predict_path(
+            model, input, out, slice_axis=axes[slice_axis.lower()], device=device, callback=callback, **kw
+        )
     for name, res in results:
         echo(
             f"{name + ': ' if name else ''}enhanced to {res.image.shape} with N={res.steps} "
@@ -188,6 +185,8 @@ def apply(
             f"(bicubic {res.info['consistency_rms_bicubic']:.4f})"
         )
     echo(f"wrote {out}" + (f" ({len(results)} time steps)" if results and results[0][0] else ""))
+    if steps is not None:  # after the work, so that a failed call stays one error line
+        echo("note: --steps is now --indi-steps (the old name still works for now)")
 
 
 @app.command()
@@ -216,8 +215,7 @@ def evaluate(
     """PSNR, SSIM, SIFT matched/congruent points, FWHM edge width, CNR: LQ bicubic vs one-step vs InDI →
     HTML report (in the field of view of the training pair, if it had one).
     """
-    from .._errors import InputError
-    from ..restore.evaluate import evaluate as run_eval
+    from .. import restore
 
     check_outputs(folders=[("--out", report)], inputs=[out, hq, lq])
     if not out.is_dir():
@@ -226,7 +224,7 @@ def evaluate(
         raise InputError("give either --fov-radius or --no-fov, not both")
     if fov_radius is not None and not fov_radius > 0:
         raise InputError(f"--fov-radius must be a positive number of HQ pixels, got {fov_radius:g}")
-    metrics, page = run_eval(
+    metrics, page = restore.evaluate(
         out,
         _read(hq, "HQ reference (--hq)"),
         lq=None if lq is None else _read(lq, "LQ scan (--lq)"),

@@ -600,11 +600,8 @@ def create_app(
             "resume": _bool(b.get("resume"), "resume", default=True),
             "overrides": _overrides(b.get("overrides")),
         }
-        from ..restore.config import make_config as restore_config
-
         # validate the settings here so the page gets the message at once, not from the worker
-        opts = tasks.restore_train_options(iters, budget, kw["overrides"])
-        restore_config(kw["preset"], **{k: v for k, v in opts.items() if k not in ("slices", "val_slices")})
+        tasks.restore_train_config(kw["preset"], iters, budget, kw["overrides"])
         run = root.run_dir(b.get("run"), default_prefix="restore", inputs=[kw["pair"]])
         kw["out_dir"] = str(run)
         return start(kw, "restore.train", run.name, run_dir=run, params={"run": root.relative(run)})

@@ -216,11 +216,11 @@ class _TrainWatcher(logging.Handler):
         elif msg.startswith("resuming"):
             self.emit_event(message=msg)
 
-    def callback(self, it=None, loss=None):
-        """``restore.train``'s per-step callback ``(step, loss)``; throttled to a few events per second."""
-        if it is not None:
-            self.it = int(it)
-            self.msg = f"iteration {self.it}" + ("" if loss is None else f", loss {float(loss):.4g}")
+    def callback(self, p):
+        """``restore.train``'s :mod:`matsight.progress` callback; throttled to a few events per second."""
+        self.it = int(p.step)
+        loss = p.metrics.get("loss")
+        self.msg = f"iteration {self.it}" + ("" if loss is None else f", loss {float(loss):.4g}")
         now = time.monotonic()
         if now - self._last >= 0.25:
             self._last = now
@@ -375,23 +375,21 @@ def restore_register(emit, *, lq, hq, out_dir, scale=2.0, mask=True, deformable=
     }
 
 
-def restore_train_options(iterations=None, budget=None, overrides=None):
-    """``restore.train`` settings from the page, as the CLI builds them.
+RESTORE_RUN_OPTIONS = ("slices", "val_slices")  # overrides that are run options of train, not settings
 
-    A time budget without an iteration count trains until the budget ends (as ``matsight restore train
-    --budget``), not only to the preset's step count.
+
+def restore_train_config(preset="cpu", iterations=None, budget=None, overrides=None):
+    """The page's ``restore.train`` settings as a :class:`~matsight.restore.config.RestoreConfig`.
+
+    Built as the CLI builds them, by :func:`matsight.restore.config.make_config` (a time budget without an
+    iteration count trains until the budget ends).
     """
-    from .._duration import parse_duration
+    from ..restore.config import make_config
 
-    opts = dict(overrides or {})
-    budget_s = parse_duration(budget) if budget not in (None, "") else None
+    settings = {k: v for k, v in (overrides or {}).items() if k not in RESTORE_RUN_OPTIONS}
     if iterations is not None:
-        opts["max_steps"] = int(iterations)
-    elif budget_s is not None and "max_steps" not in opts:
-        opts["max_steps"] = 10_000_000  # the budget ends the run
-    if budget_s is not None:
-        opts["budget_s"] = budget_s
-    return opts
+        settings["training.steps"] = int(iterations)
+    return make_config(preset, budget=budget if budget not in (None, "") else None, **settings)
 
 
 def restore_train(
@@ -406,26 +404,24 @@ def restore_train(
     resume=True,
     overrides=None,
 ):
-    """:func:`matsight.restore.train.train` on a registered pair folder (worker task)."""
-    from .._duration import parse_duration
-    from ..restore.train import train
+    """:func:`matsight.restore.train` on a registered pair folder (worker task)."""
+    from .. import restore
 
-    budget_s = parse_duration(budget) if budget not in (None, "") else None
-    watcher = _TrainWatcher(emit, iterations, budget_s)
+    config = restore_train_config(preset, iterations, budget, overrides)
+    run_options = {k: v for k, v in (overrides or {}).items() if k in RESTORE_RUN_OPTIONS}
+    watcher = _TrainWatcher(emit, iterations, config.training.budget_s)
     lg = _watch_logger("matsight.restore.train", watcher)
-    opts = restore_train_options(iterations, budget, overrides)
     emit(message="training")
     try:
         with watcher:
-            res = train(
+            res = restore.train(
                 pair,
                 out_dir,
-                preset=preset,
+                config=config,
                 device=device,
                 resume=resume,
-                progress=False,
                 callback=watcher.callback,
-                **opts,
+                **run_options,
             )
     finally:
         lg.removeHandler(watcher)
@@ -444,11 +440,13 @@ def restore_train(
 
 
 def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", slice_axis=0, **options):
-    """:func:`matsight.restore.enhance.enhance_path` on a file or a folder of time steps (worker task)."""
-    from ..restore.enhance import enhance_path
+    """:func:`matsight.restore.predict.predict_path` on a file or a folder of time steps (worker task)."""
+    from ..restore.predict import predict_path
 
     emit(progress=0.0, message="enhancing")
-    results = enhance_path(model, volume, out, steps=steps, device=device, slice_axis=slice_axis, **options)
+    results = predict_path(
+        model, volume, out, indi_steps=steps, device=device, slice_axis=slice_axis, **options
+    )
     return {
         "out": str(out),
         "time_steps": [name for name, _ in results if name],

@@ -14,10 +14,22 @@ import logging
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+from skimage.metrics import structural_similarity
 
-from .._atomic import read_json, require
+from .._atomic import read_json, require, write_json
 from .._errors import InputError
+from ..io import read_volume
+from ..metrics.image_quality import cnr, sift_congruent_keypoints
+from ..metrics.resolution import edge_fwhm, line_fwhm
+from ..nn.checkpoint import load_checkpoint
+from ..report import Report
+from .networks import MODEL_FILE
+from .predict import _denorm, _norm
+from .register import fov_mask, upscale
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +62,6 @@ def _check(hq, images, mask):
 
 
 def _masked_ssim(hq, im, data_range, mask):
-    from skimage.metrics import structural_similarity
-
     if min(hq.shape[-2:]) < 7:
         return float("nan")
     vals = []
@@ -68,9 +78,6 @@ def _masked_ssim(hq, im, data_range, mask):
 
 def _otsu_in(hq, mask, *, erode=2, smooth=1.0):
     """Otsu foreground/background of the (smoothed) HQ, thresholded on the pixels inside ``mask`` only."""
-    from scipy import ndimage
-    from skimage.filters import threshold_otsu
-
     sm = ndimage.gaussian_filter(hq.astype(np.float64), smooth) if smooth else hq
     vals = sm[mask] if mask is not None else sm
     if vals.max() == vals.min():
@@ -145,64 +152,69 @@ def compare(
         ``fwhm_*`` is the edge width (steps found in each image), ``line_fwhm_median`` the width of thin lines
         (windings, foils) at the HQ's line positions, ``n_lines`` how many of them were measurable.
     """
-    from ..metrics.image_quality import cnr, sift_congruent_keypoints
-    from ..metrics.resolution import edge_fwhm, line_fwhm
-
     hq, images, mask = _check(hq, images, mask)
-    ref_vals = hq[mask] if mask is not None else hq
     if data_range is None:
-        lo, hi = np.percentile(ref_vals, [0.5, 99.5])
+        lo, hi = np.percentile(hq[mask] if mask is not None else hq, [0.5, 99.5])
         data_range = float(hi - lo) or 1.0
     if cnr_masks is None:
         fg, bg = _otsu_in(hq, mask, erode=cnr_erode)
     else:
         fg, bg = (np.broadcast_to(np.asarray(m, dtype=bool), hq.shape) for m in cnr_masks)
-
-    def resolution(im):
-        ew = edge_fwhm(
-            im, spacing=spacing, n_edges=n_edges, sigma=edge_sigma, profile_length=profile_length, mask=mask
-        )
-        return {
-            "fwhm_median": ew.median,
-            "fwhm_mean": ew.mean,
-            "fwhm_std": ew.std,
-            "n_edges": int(ew.finite.size),
-        }
-
+    edges = dict(spacing=spacing, n_edges=n_edges, sigma=edge_sigma, profile_length=profile_length, mask=mask)
     ll = float(line_length or profile_length or 9.0)
     ref_lines = line_fwhm(hq, spacing=spacing, n_lines=n_edges, profile_length=ll, mask=mask)
-
-    def lines(im):
-        if not ref_lines.points.size:
-            return {"line_fwhm_median": float("nan"), "n_lines": 0}
-        r = line_fwhm(
-            im, spacing=spacing, points=ref_lines.points, normals=ref_lines.normals, profile_length=ll
-        )
-        return {"line_fwhm_median": r.median, "n_lines": int(r.finite.size)}
-
-    def sift_counts(im):
-        # matched: the paper's count (descriptor matches); congruent: of those, the ones ≤ 3 px apart
-        d = sift_congruent_keypoints(im, hq, return_details=True)
-        return {"sift_congruent": int(d["congruent"]), "sift_matched": int(d["matches"])}
-
-    out = {"HQ": {**resolution(hq), "line_fwhm_median": ref_lines.median}}
+    out = {"HQ": {**_edge_widths(hq, **edges), "line_fwhm_median": ref_lines.median}}
     out["HQ"].update(n_lines=int(ref_lines.finite.size), cnr=cnr(hq, fg, bg))
     for name, im in images.items():
-        d = (im - hq) if mask is None else (im - hq)[mask]
-        mse = float(np.mean(d.astype(np.float64) ** 2))
-        row = {
-            "psnr": 10 * math.log10(data_range**2 / mse) if mse > 0 else float("inf"),
-            "ssim": _masked_ssim(hq, im, data_range, mask),
-        }
+        row = _fidelity(hq, im, mask, data_range)
         if sift:
-            row.update(sift_counts(im))
-        row.update(resolution(im))
-        row.update(lines(im))
+            row.update(_sift_counts(im, hq))
+        row.update(_edge_widths(im, **edges))
+        row.update(_line_widths(im, ref_lines, spacing=spacing, profile_length=ll))
         row["cnr"] = cnr(im, fg, bg)
         out[name] = row
     if sift:
-        out["HQ"].update(sift_counts(hq))
+        out["HQ"].update(_sift_counts(hq, hq))
     return out
+
+
+def _fidelity(hq, im, mask, data_range):
+    """PSNR and SSIM of ``im`` against ``hq`` inside ``mask``."""
+    d = (im - hq) if mask is None else (im - hq)[mask]
+    mse = float(np.mean(d.astype(np.float64) ** 2))
+    return {
+        "psnr": 10 * math.log10(data_range**2 / mse) if mse > 0 else float("inf"),
+        "ssim": _masked_ssim(hq, im, data_range, mask),
+    }
+
+
+def _edge_widths(im, *, spacing, n_edges, sigma, profile_length, mask):
+    """FWHM of the steps found in ``im`` (:func:`~matsight.metrics.resolution.edge_fwhm`)."""
+    ew = edge_fwhm(
+        im, spacing=spacing, n_edges=n_edges, sigma=sigma, profile_length=profile_length, mask=mask
+    )
+    return {
+        "fwhm_median": ew.median,
+        "fwhm_mean": ew.mean,
+        "fwhm_std": ew.std,
+        "n_edges": int(ew.finite.size),
+    }
+
+
+def _line_widths(im, ref_lines, *, spacing, profile_length):
+    """FWHM of the thin lines of ``im`` at the HQ's line positions ``ref_lines``."""
+    if not ref_lines.points.size:
+        return {"line_fwhm_median": float("nan"), "n_lines": 0}
+    r = line_fwhm(
+        im, spacing=spacing, points=ref_lines.points, normals=ref_lines.normals, profile_length=profile_length
+    )
+    return {"line_fwhm_median": r.median, "n_lines": int(r.finite.size)}
+
+
+def _sift_counts(im, hq):
+    """SIFT keypoints of ``im`` matched with the HQ's (the paper's count) and those of them ≤ 3 px apart."""
+    d = sift_congruent_keypoints(im, hq, return_details=True)
+    return {"sift_congruent": int(d["congruent"]), "sift_matched": int(d["matches"])}
 
 
 # -------------------------------------------------------------------------------------------------- figures
@@ -210,8 +222,6 @@ def profile_line(hq, *, length=64, mask=None):
     """A horizontal line ``(row, col0, col1)`` across the most edges of a 2D ``hq`` (for Fig. 3B-like
     profiles).
     """
-    from scipy import ndimage
-
     img = np.asarray(hq, dtype=np.float64)
     if img.ndim != 2:
         raise InputError("profile_line needs a 2D slice")
@@ -228,10 +238,8 @@ def profile_line(hq, *, length=64, mask=None):
 
 def profile_figure(images, line, *, title="intensity profiles"):
     """Intensity profiles of every image along ``line = (row, col0, col1)`` (2D images; paper Fig. 3B)."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the backend
 
     r, c0, c1 = line
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -256,10 +264,8 @@ def panels_figure(images, *, line=None, crop=None, vmin=None, vmax=None):
     """Side-by-side 2D panels (same grey scale), optionally zoomed to ``crop`` and with the profile line
     drawn.
     """
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the backend
 
     names = list(images)
     ref = np.asarray(images[names[0]])
@@ -297,13 +303,8 @@ def write_report(
     extra_tables=None,
 ):
     """HTML report: metrics table, image panels (whole and zoomed), profiles and the consistency map."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .._atomic import write_json
-    from ..report import Report
+    import matplotlib.pyplot as plt  # after choosing the backend
 
     out_dir = Path(out_dir)
     rep = Report(out_dir, title)
@@ -361,9 +362,6 @@ def _model_meta(meta):
 
     Returns None when the model is not found or not readable (e.g. the path was relative to another folder).
     """
-    from ..nn.checkpoint import load_checkpoint
-    from .train import MODEL_FILE
-
     name = meta.get("model")
     if not name:
         return None
@@ -419,87 +417,24 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
     (dict, Path)
         Metrics and the report's ``index.html``.
     """
-    from ..io import read_volume
-    from .enhance import _denorm, _norm
-    from .register import fov_mask, upscale
-
     out = Path(out)
-    meta_path = out / "enhance.json"
     if not (out / "enhanced.tif").is_file():
         raise InputError(f"{out} holds no enhanced.tif; give the --out folder of `matsight restore apply`")
-    meta = {}
-    if meta_path.is_file():  # folders of older versions have none
-        fix = "rerun `matsight restore apply` to recreate it"
-        meta = read_json(meta_path, what="record of `matsight restore apply`", fix=fix)
-        types = {
-            "model": str,
-            "stats": dict,
-            "fov_radius": (int, float, type(None)),
-            "scale": (int, float, list),
-            "steps": int,
-        }
-        present = {k: t for k, t in types.items() if k in meta}
-        require(meta, present, path=meta_path, what="record of `matsight restore apply`", fix=fix)
-    if fov is not None and not isinstance(fov, str):
-        if isinstance(fov, bool) or not float(fov) > 0:
-            raise InputError(f"the field-of-view radius must be a positive number of HQ pixels, got {fov!r}")
-    elif fov not in (None, "auto"):
-        raise InputError(f"fov must be 'auto', a radius in HQ pixels or None, got {fov!r}")
+    meta = _read_record(out / "enhance.json")
+    _check_fov(fov)
     enhanced = np.asarray(read_volume(out / "enhanced.tif"))
     hq_a = np.asarray(read_volume(hq) if isinstance(hq, str | Path) else hq, dtype=np.float32)
     lq_a = None
     if lq is not None:
         lq_a = np.asarray(read_volume(lq) if isinstance(lq, str | Path) else lq, dtype=np.float32)
-    # before any work: a 2D scan against a 3D result would otherwise fail deep inside with no names
-    for what, a in (("the HQ reference (--hq)", hq_a), ("the LQ scan (--lq)", lq_a)):
-        if a is not None and a.ndim != enhanced.ndim:
-            raise InputError(
-                f"{what} is {a.ndim}D {a.shape} but the enhanced output in {out} is {enhanced.ndim}D "
-                f"{enhanced.shape}; give a {enhanced.ndim}D {'slice' if enhanced.ndim == 2 else 'volume'} of "
-                "the same region"
-            )
+    _check_dims(out, enhanced, hq_a, lq_a)
     model_meta = None
     if ("stats" not in meta and lq_a is not None) or (
         "fov_radius" not in meta and mask is None and fov == "auto"
     ):
         model_meta = _model_meta(meta)
-    stats = None
-    if lq_a is not None:
-        found, stats = _recorded(meta, "stats", model_meta)
-        stats = stats or {}
-        if not found:
-            raise InputError(
-                f"{meta_path} records no normalisation statistics and its model "
-                f"({meta.get('model') or 'none'}) is not readable from here, so the raw LQ cannot be put "
-                "into the output's units; leave out --lq (bicubic.tif is that baseline) or run "
-                "`matsight restore apply` again"
-            )
-    fov_note = "whole image"
-    if mask is not None:
-        fov_note = "given mask"
-    else:
-        radius = fov
-        if fov == "auto":
-            found, radius = _recorded(meta, "fov_radius", model_meta)
-            if not found:
-                log.warning(
-                    "%s records no field of view and its model is not readable from here; scoring the whole "
-                    "image (give a radius to score a circular field of view)",
-                    meta_path,
-                )
-        if radius is not None:
-            mask = fov_mask(enhanced.shape, radius=float(radius))
-            fov_note = f"field of view: centred circle of radius {float(radius):g} px"
-    images = {}
-    if lq_a is not None:
-        # the output and bicubic.tif are in HQ units: normalise like training, then map as `apply` does
-        up = upscale(lq_a, meta.get("scale", 2.0), shape=enhanced.shape)
-        images["LQ bicubic"] = _denorm(_norm(up, stats.get("lq")), stats.get("hq"))
-    elif (out / "bicubic.tif").is_file():
-        images["LQ bicubic"] = read_volume(out / "bicubic.tif")
-    if (out / "onestep.tif").is_file():
-        images["one-step"] = read_volume(out / "onestep.tif")
-    images[f"InDI N={meta.get('steps', '?')}"] = enhanced
+    mask, fov_note = _scored_region(out / "enhance.json", meta, model_meta, enhanced.shape, mask, fov)
+    images = _candidates(out, meta, model_meta, lq_a, enhanced)
     metrics = compare(hq_a, images, mask=mask, spacing=spacing, n_edges=n_edges, sift=sift)
     cons = read_volume(out / "consistency.tif") if (out / "consistency.tif").is_file() else None
     report = write_report(
@@ -515,3 +450,84 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
         ],
     )
     return metrics, report
+
+
+def _read_record(meta_path):
+    """``enhance.json`` of an ``apply`` folder, its fields' types checked (``{}`` for older folders)."""
+    if not meta_path.is_file():  # folders of older versions have none
+        return {}
+    fix = "rerun `matsight restore apply` to recreate it"
+    meta = read_json(meta_path, what="record of `matsight restore apply`", fix=fix)
+    types = {
+        "model": str,
+        "stats": dict,
+        "fov_radius": (int, float, type(None)),
+        "scale": (int, float, list),
+        "steps": int,
+    }
+    present = {k: t for k, t in types.items() if k in meta}
+    require(meta, present, path=meta_path, what="record of `matsight restore apply`", fix=fix)
+    return meta
+
+
+def _check_fov(fov):
+    if fov is not None and not isinstance(fov, str):
+        if isinstance(fov, bool) or not float(fov) > 0:
+            raise InputError(f"the field-of-view radius must be a positive number of HQ pixels, got {fov!r}")
+    elif fov not in (None, "auto"):
+        raise InputError(f"fov must be 'auto', a radius in HQ pixels or None, got {fov!r}")
+
+
+def _check_dims(out, enhanced, hq_a, lq_a):
+    # before any work: a 2D scan against a 3D result would otherwise fail deep inside with no names
+    for what, a in (("the HQ reference (--hq)", hq_a), ("the LQ scan (--lq)", lq_a)):
+        if a is not None and a.ndim != enhanced.ndim:
+            raise InputError(
+                f"{what} is {a.ndim}D {a.shape} but the enhanced output in {out} is {enhanced.ndim}D "
+                f"{enhanced.shape}; give a {enhanced.ndim}D {'slice' if enhanced.ndim == 2 else 'volume'} of "
+                "the same region"
+            )
+
+
+def _scored_region(meta_path, meta, model_meta, shape, mask, fov):
+    """``(mask, note)``: where the metrics are computed — the given mask, the FOV, or the whole image."""
+    if mask is not None:
+        return mask, "given mask"
+    radius = fov
+    if fov == "auto":
+        found, radius = _recorded(meta, "fov_radius", model_meta)
+        if not found:
+            log.warning(
+                "%s records no field of view and its model is not readable from here; scoring the whole "
+                "image (give a radius to score a circular field of view)",
+                meta_path,
+            )
+    if radius is None:
+        return None, "whole image"
+    return fov_mask(
+        shape, radius=float(radius)
+    ), f"field of view: centred circle of radius {float(radius):g} px"
+
+
+def _candidates(out, meta, model_meta, lq_a, enhanced):
+    """The images to score: LQ bicubic (from ``lq_a`` or ``bicubic.tif``), one-step, InDI."""
+    images = {}
+    if lq_a is not None:
+        found, stats = _recorded(meta, "stats", model_meta)
+        stats = stats or {}
+        if not found:
+            raise InputError(
+                f"{out / 'enhance.json'} records no normalisation statistics and its model "
+                f"({meta.get('model') or 'none'}) is not readable from here, so the raw LQ cannot be put "
+                "into the output's units; leave out --lq (bicubic.tif is that baseline) or run "
+                "`matsight restore apply` again"
+            )
+        # the output and bicubic.tif are in HQ units: normalise like training, then map as `apply` does
+        up = upscale(lq_a, meta.get("scale", 2.0), shape=enhanced.shape)
+        images["LQ bicubic"] = _denorm(_norm(up, stats.get("lq")), stats.get("hq"))
+    elif (out / "bicubic.tif").is_file():
+        images["LQ bicubic"] = read_volume(out / "bicubic.tif")
+    if (out / "onestep.tif").is_file():
+        images["one-step"] = read_volume(out / "onestep.tif")
+    images[f"InDI N={meta.get('steps', '?')}"] = enhanced
+    return images

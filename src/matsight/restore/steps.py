@@ -1,7 +1,7 @@
 """The sampler's step count ``N``: chosen on validation crops of the training pair, resolved for enhancement.
 
-:func:`select_steps` runs at the end of training; ``steps="auto"`` in enhancement then uses its choice: the
-step count whose output's mid-frequency power spectrum best matches the HQ's, among those within
+:func:`select_steps` runs at the end of training; ``indi_steps="auto"`` in enhancement then uses its choice:
+the step count whose output's mid-frequency power spectrum best matches the HQ's, among those within
 ``psnr_tolerance`` dB of the best PSNR — few steps are blurry (regression to the mean), many amplify noise;
 the paper chose 7–10 by eye. Its own module because training and enhancement both need it.
 """
@@ -14,6 +14,8 @@ import math
 import numpy as np
 
 from .._errors import InputError
+from ..metrics.image_quality import ssim
+from .indi import sample_image
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,6 @@ def select_steps(
     table : dict
         ``{N: {"psnr": dB, "ssim": ..., "band_power": ratio}}``.
     """
-    from ..metrics.image_quality import ssim
-    from .indi import sample_image
-
     table = {}
     for n in candidates:
         ps, ss, bp = [], [], []
@@ -101,9 +100,9 @@ def warn_if_largest(best, candidates):
     largest = max(int(n) for n in candidates)
     if len(candidates) > 1 and int(best) == largest:
         log.warning(
-            "--steps auto chose N = %d, the largest candidate (the rule picks the mid-frequency detail "
+            "--indi-steps auto chose N = %d, the largest candidate (the rule picks the mid-frequency detail "
             "closest to the HQ's, and it grows with N); the nano-tomography paper found 7-10 steps best, "
-            "more amplifying noise and ringing: use --steps 8 to follow it",
+            "more amplifying noise and ringing: use --indi-steps 8 to follow it",
             largest,
         )
 
@@ -115,23 +114,23 @@ def resolve_steps(steps, meta):
     ----------
     steps : int, str or None
         A positive integer, ``"auto"`` (the ``N`` :func:`select_steps` chose at the end of training) or None
-        (the model config's ``steps``).
+        (the model config's ``inference.indi_steps``).
     meta : dict
-        The model's metadata (:func:`matsight.restore.train.load_model`).
+        The model's metadata (:func:`matsight.restore.networks.load_model`).
 
     Returns
     -------
     int
     """
     if steps is None:
-        return int(meta["config"].steps)
+        return int(meta["config"].inference.indi_steps)
     if isinstance(steps, str):
         if steps.strip().lower() == "auto":
             auto = meta.get("steps_auto")
             if not auto:
                 raise InputError(
                     "this model has no validated step count (trained without validation slices); "
-                    "give --steps N"
+                    "give --indi-steps N"
                 )
             warn_if_largest(auto["best"], auto.get("table") or [auto["best"]])
             return int(auto["best"])

@@ -3,8 +3,10 @@
 Paper recipe (``papers/indi_4d_nanotomography.txt``, Methods): random crops with flips and rotations, both
 images in [−1, 1], one-cycle LR schedule with cosine annealing (maximum 5e-4), reverse-Huber loss, 10 % of
 the slices held out for validation. Here the schedule runs on the *progress* of the run,
-``max(step / max_steps, elapsed / budget)``, so a wall-clock budget (``--budget 20m``) still gets the whole
-warm-up/anneal cycle.
+``max(step / steps, elapsed / budget)``, so a wall-clock budget (``--budget 20m``) still gets the whole
+warm-up/anneal cycle. :func:`step` is one optimiser step on the InDI objective (:mod:`~.losses`);
+:func:`train` draws the batches, schedules, validates, checkpoints and reports to its ``callback``
+(:mod:`matsight.progress`).
 
 A run folder holds
 
@@ -23,32 +25,34 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+import torch
 
-from .._atomic import make_folder
+from .._atomic import atomic_path, make_folder, write_json
 from .._errors import InputError
-from .config import RestoreConfig, load_config, make_config
+from ..nn.checkpoint import load_checkpoint, save_checkpoint
+from ..nn.device import resolve_device
+from ..progress import report
+from .config import UNLIMITED_STEPS, ModelConfig, RestoreConfig, load_config, make_config, with_overrides
+from .indi import sample_image
+from .losses import indi_loss
+from .networks import MODEL_FILE, STATE_FILE, build_network, context_slices, load_model
+from .pair_io import Pair, load_pair
+from .steps import select_steps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "TrainResult", "load_model", "one_cycle_lr", "split_validation", "as_training_pair"]
-
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "state.safetensors"
-_NET_FIELDS = (
-    "features",
-    "time_embedding",
-    "space_to_depth",
-    "blocks_per_level",
-    "dilated_bottleneck",
-    "subpixel_upsample",
-    "first_kernel",
-    "last_kernel",
-    "activation",
-    "output_activation",
-    "prediction",
-    "context",
-)
+__all__ = [
+    "train",
+    "step",
+    "TrainResult",
+    "load_model",
+    "one_cycle_lr",
+    "split_validation",
+    "as_training_pair",
+    "validate",
+]
 
 
 @dataclass
@@ -103,18 +107,14 @@ class _Data:
 
     def context(self, index, config, window=(slice(None), slice(None))):
         """The LQ neighbours of slice ``index`` (``(2·context, ...)``), inside the ``(rows, cols)`` window."""
-        from .indi import context_slices
-
         view = self.lq[(slice(None), *window)]  # a view: only the window is copied
-        return context_slices(view, index, context=config.context, step=self.context_step)
+        return context_slices(view, index, context=config.model.context, step=self.context_step)
 
 
 def as_training_pair(pair):
     """Accept a :class:`~matsight.restore.pair_io.Pair`, a pair folder, or ``(lq_up, hq)`` arrays;
     validate.
     """
-    from .pair_io import Pair, load_pair
-
     if isinstance(pair, str | Path):
         pair = load_pair(pair)
     if isinstance(pair, Pair):
@@ -201,10 +201,10 @@ def split_validation(shape, val_fraction, crop, slices=None, val_slices=None):
 
 # -------------------------------------------------------------------------------------------------- batches
 def _effective_crop(config, data, train_regions):
-    unit = config.space_to_depth * 2 ** (len(config.features) - 1)
+    unit = config.model.unit
     rows = min(r1 - r0 for _, r0, r1 in train_regions)
     limit = min(rows, data.lq.shape[2])
-    crop = min(config.crop, limit)
+    crop = min(config.training.crop, limit)
     crop = (crop // unit) * unit
     if crop < unit:
         raise InputError(
@@ -212,8 +212,8 @@ def _effective_crop(config, data, train_regions):
             "minimum input "
             f"({unit} px); give larger slices or the cpu preset"
         )
-    if crop != config.crop:
-        log.warning("training crops reduced from %d to %d px to fit the images", config.crop, crop)
+    if crop != config.training.crop:
+        log.warning("training crops reduced from %d to %d px to fit the images", config.training.crop, crop)
     return crop
 
 
@@ -231,10 +231,10 @@ def _draw_batch(data, regions, crop, batch, rng, config):
         a, b = data.lq[sl], data.hq[sl]
         w = np.ones_like(a) if m is None else m.astype(np.float32)
         c = data.context(i, config, sl[1:])
-        if config.rotations:
+        if config.training.rotations:
             k = int(rng.integers(4))
             a, b, w, c = (np.rot90(v, k, axes=(-2, -1)) for v in (a, b, w, c))
-        if config.flips:
+        if config.training.flips:
             if rng.random() < 0.5:
                 a, b, w, c = (v[..., ::-1, :] for v in (a, b, w, c))
             if rng.random() < 0.5:
@@ -243,7 +243,7 @@ def _draw_batch(data, regions, crop, batch, rng, config):
         hq.append(np.ascontiguousarray(b))
         wt.append(np.ascontiguousarray(w))
         ctx.append(np.ascontiguousarray(c))
-    cond = np.stack(ctx) if config.context else None
+    cond = np.stack(ctx) if config.model.context else None
     return np.stack(lq)[:, None], np.stack(hq)[:, None], np.stack(wt)[:, None], cond
 
 
@@ -254,7 +254,7 @@ def _validation_set(data, regions, config, max_slices=8):
         pick = np.linspace(0, len(regions) - 1, max_slices).round().astype(int)
         regions = [regions[i] for i in pick]
     lq, hq, mk, ctx = [], [], [], []
-    vc = config.val_crop
+    vc = config.training.val_crop
     for i, r0, r1 in regions:
         ny, nx = r1 - r0, data.lq.shape[2]
         cy, cx = (min(vc, ny), min(vc, nx)) if vc else (ny, nx)
@@ -263,7 +263,7 @@ def _validation_set(data, regions, config, max_slices=8):
         lq.append(data.lq[sl])
         hq.append(data.hq[sl])
         mk.append(None if data.mask is None else data.mask[sl])
-        ctx.append(data.context(i, config, sl[1:]) if config.context else None)
+        ctx.append(data.context(i, config, sl[1:]) if config.model.context else None)
     return lq, hq, mk, ctx
 
 
@@ -278,14 +278,14 @@ def validate(net, val, *, steps_list=(1,), config=None, batch=4):
     """Mean PSNR (dB, on the [−1, 1] scale, inside the mask) of the sampler with each ``N`` in ``steps_list``
     on the validation crops, plus the bicubic input's.
     """
-    from .indi import sample_image
-
     lq, hq, mk, ctx = val
     out = {"psnr_input": float(np.mean([_psnr(a, b, m) for a, b, m in zip(lq, hq, mk, strict=True)]))}
     for n in steps_list:
         vals = []
         for a, b, m, c in zip(lq, hq, mk, ctx, strict=True):
-            pred = sample_image(net, a, steps=n, tile=config.tile if config else 1024, batch=batch, context=c)
+            pred = sample_image(
+                net, a, steps=n, tile=config.inference.tile if config else 1024, batch=batch, context=c
+            )
             vals.append(_psnr(pred, b, m))
         out[f"psnr_{n}"] = float(np.mean(vals))
     return out
@@ -309,10 +309,6 @@ def _model_meta(config, data, extra=None):
 
 
 def _save_state(out_dir, net, opt, config, data, step, elapsed, rng, tgen, history):
-    import torch
-
-    from ..nn.checkpoint import save_checkpoint
-
     optim = {}
     steps = []
     for i, p in enumerate(net.parameters()):
@@ -339,15 +335,13 @@ def _save_state(out_dir, net, opt, config, data, step, elapsed, rng, tgen, histo
 
 
 def _save_model(out_dir, net, config, data, extra):
-    from ..nn.checkpoint import save_checkpoint
-
     save_checkpoint(out_dir / MODEL_FILE, {"model": net.state_dict()}, _model_meta(config, data, extra))
 
 
 def _check_resumable(out_dir, meta, config, data):
     """Refuse to resume the run whose state has ``meta`` with another network or on another pair."""
-    old = load_config(meta["config"])
-    diff = [f for f in _NET_FIELDS if getattr(old, f) != getattr(config, f)]
+    old = load_config(meta["config"]).model
+    diff = [f for f in ModelConfig.model_fields if getattr(old, f) != getattr(config.model, f)]
     if diff:
         raise InputError(
             f"{out_dir} holds a run with a different network ({', '.join(diff)}); use another --out folder "
@@ -367,8 +361,6 @@ def _check_resumable(out_dir, meta, config, data):
 
 
 def _load_state(groups, meta, net, opt, rng, tgen):
-    import torch
-
     net.load_state_dict(groups["model"])
     params = list(net.parameters())
     for i, p in enumerate(params):
@@ -384,262 +376,313 @@ def _load_state(groups, meta, net, opt, rng, tgen):
     return int(meta["step"]), float(meta["elapsed_s"]), list(meta.get("history", []))
 
 
-def load_model(model_dir, *, device="cpu"):
-    """Load a trained restore model: returns ``(net, meta)``; ``meta`` has ``config`` (a
-    :class:`RestoreConfig`), ``stats`` (LQ/HQ normalisation), ``transform`` (scale, ...) and training info.
-    """
-    from ..nn.checkpoint import load_checkpoint
-    from ..nn.device import resolve_device
-    from .indi import build_network
+# ------------------------------------------------------------------------------------------------ one step
+def step(net, opt, lq, hq, *, config, lr, generator=None, weight=None, cond=None):
+    """One optimiser step on the InDI objective (:func:`~matsight.restore.losses.indi_loss`) for a batch.
 
-    model_dir = Path(model_dir)
-    path = model_dir / MODEL_FILE if model_dir.is_dir() else model_dir
-    if not path.is_file():
-        raise InputError(
-            f"no restore model at {model_dir}; train one with `matsight restore train PAIR --out MODEL`"
-        )
-    dev = resolve_device(device)
-    groups, meta = load_checkpoint(path, device="cpu")
-    if meta.get("format") != "matsight-restore-model":
-        raise InputError(f"{path} is not a matsight restore model (format {meta.get('format')!r})")
-    config = load_config(meta["config"])
-    net = build_network(config)
-    net.load_state_dict(groups["model"])
-    net.to(dev).eval()
-    meta = dict(meta)
-    meta["config"] = config
-    return net, meta
+    Parameters
+    ----------
+    net : InDINet
+    opt : torch.optim.Optimizer
+    lq, hq : torch.Tensor
+        ``(B, 1, Y, X)`` crops of the pair: ``y`` and ``x``, in [−1, 1].
+    config : RestoreConfig
+    lr : float
+        Learning rate of this step (:func:`one_cycle_lr`).
+    generator : torch.Generator, optional
+        For ``t`` and the path noise.
+    weight, cond : torch.Tensor, optional
+        Field-of-view weights; the neighbouring LQ slices of a 2.5D network.
+
+    Returns
+    -------
+    float
+        The batch loss before the update.
+
+    Raises
+    ------
+    RuntimeError
+        The loss is not finite (the weights are left as they were).
+    """
+    for g in opt.param_groups:
+        g["lr"] = lr
+    loss = indi_loss(net, hq, lq, config=config, generator=generator, weight=weight, cond=cond)
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"training diverged (loss {loss.item()}); lower training.lr_max")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 # ---------------------------------------------------------------------------------------------------- train
+@dataclass
+class _Run:
+    """What the training loop carries from step to step."""
+
+    config: RestoreConfig
+    data: _Data
+    out_dir: Path
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    rng: np.random.Generator
+    tgen: torch.Generator
+    device: torch.device
+    regions: tuple  # (training, validation) regions
+    crop: int
+    val: tuple | None
+    step: int = 0
+    elapsed: float = 0.0
+    history: list = field(default_factory=list)
+    latest: dict = field(default_factory=dict)  # the last validation figures, for the callback
+
+    def progress(self):
+        """Share of the run done: ``max(step / steps, elapsed / budget)``."""
+        tr = self.config.training
+        p = self.step / tr.steps
+        if tr.budget_s:
+            p = max(p, self.elapsed / tr.budget_s)
+        return p
+
+    def save_state(self):
+        _save_state(
+            self.out_dir,
+            self.net,
+            self.opt,
+            self.config,
+            self.data,
+            self.step,
+            self.elapsed,
+            self.rng,
+            self.tgen,
+            self.history,
+        )
+
+    def validation(self):
+        if self.val is None:
+            return {}
+        res = validate(
+            self.net, self.val, steps_list=(1, self.config.inference.indi_steps), config=self.config
+        )
+        self.net.train()
+        self.latest = res
+        return res
+
+
+def _run_config(config, preset, budget, overrides):
+    """The run's :class:`RestoreConfig`: ``config`` or the preset's, with ``overrides`` and ``budget``."""
+    if config is None:
+        return make_config(preset, budget=budget, **overrides)
+    if not isinstance(config, RestoreConfig):
+        raise InputError("config must be a RestoreConfig (see matsight.restore.config.make_config)")
+    if budget is not None:
+        overrides = {**overrides, "training.budget_s": budget}
+    return with_overrides(config, **overrides)
+
+
+def _finished(out_dir, config, data):
+    """``(state, result)``: the saved state of the run in ``out_dir`` (checked against this network and
+    pair; None if there is none) and a :class:`TrainResult` when that run is already finished.
+    """
+    if not (out_dir / STATE_FILE).is_file():
+        return None, None
+    state = load_checkpoint(out_dir / STATE_FILE)
+    _check_resumable(out_dir, state[1], config, data)
+    step_, elapsed = int(state[1]["step"]), float(state[1]["elapsed_s"])
+    tr = config.training
+    done = step_ / tr.steps >= 1.0 or (tr.budget_s and elapsed / tr.budget_s >= 1.0)
+    if not (done and (out_dir / MODEL_FILE).is_file()):
+        return state, None
+    # redoing the final validation and step selection would only rewrite the same model
+    validation = load_checkpoint(out_dir / MODEL_FILE)[1].get("validation") or {}
+    log.info("%s already holds a finished run of %d steps", out_dir, step_)
+    return state, TrainResult(out_dir, step_, elapsed, list(state[1].get("history", [])), validation, step_)
+
+
+def _start(config, data, out_dir, state, device, slices, val_slices):
+    """A :class:`_Run` at step 0 (seeded) or at the saved ``state``."""
+    tr = config.training
+    train_regions, val_regions = split_validation(data.lq.shape, tr.val_fraction, tr.crop, slices, val_slices)
+    crop = _effective_crop(config, data, train_regions)
+    val = _validation_set(data, val_regions, config)
+    dev = resolve_device(device)
+    torch.manual_seed(tr.seed)
+    net = build_network(config).to(dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=tr.lr_max, weight_decay=tr.weight_decay)
+    rng = np.random.default_rng(tr.seed)
+    tgen = torch.Generator(device="cpu").manual_seed(tr.seed + 1)
+    run = _Run(config, data, out_dir, net, opt, rng, tgen, dev, (train_regions, val_regions), crop, val)
+    if state is not None:
+        run.step, run.elapsed, run.history = _load_state(*state, net, opt, rng, tgen)
+        log.info("resuming %s at step %d (%.0f s trained)", out_dir, run.step, run.elapsed)
+    return run
+
+
+def _loop(run, callback):
+    """Optimiser steps until the run's steps or budget are spent; history, validation, checkpoints."""
+    tr, dev = run.config.training, run.device
+    total = tr.steps if tr.steps < UNLIMITED_STEPS else None
+    running = []
+    t_start = time.perf_counter() - run.elapsed
+    last_ckpt = run.step
+    run.net.train()
+    while run.progress() < 1.0:
+        lr = one_cycle_lr(
+            run.progress(),
+            lr_max=tr.lr_max,
+            pct_start=tr.pct_start,
+            div_factor=tr.div_factor,
+            final_div_factor=tr.final_div_factor,
+        )
+        a, b, w, c = _draw_batch(run.data, run.regions[0], run.crop, tr.batch, run.rng, run.config)
+        wt = torch.from_numpy(w).to(dev) if run.data.mask is not None else None
+        cond = None if c is None else torch.from_numpy(c).to(dev)
+        y, x = torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev)
+        loss = step(
+            run.net, run.opt, y, x, config=run.config, lr=lr, generator=run.tgen, weight=wt, cond=cond
+        )
+        run.step += 1
+        run.elapsed = time.perf_counter() - t_start
+        running.append(loss)
+        if run.step % 25 == 0 or run.progress() >= 1.0:
+            mean = float(np.mean(running))
+            run.history.append({"step": run.step, "elapsed_s": round(run.elapsed, 2), "lr": lr, "loss": mean})
+            running = []
+        if run.step % tr.val_every == 0 and run.val is not None:
+            run.history.append({"step": run.step, "elapsed_s": round(run.elapsed, 2), **run.validation()})
+        if run.step - last_ckpt >= tr.checkpoint_every:
+            run.save_state()
+            last_ckpt = run.step
+        metrics = {"loss": loss, **run.latest}
+        report(
+            callback,
+            step=run.step,
+            total=total,
+            metrics=metrics,
+            message="training",
+            seconds=run.elapsed,
+            budget=tr.budget_s,
+        )
+
+
+def _finish(run, resumed_at):
+    """Final validation, the automatic InDI step count, and the model folder's files."""
+    final_val = run.validation()
+    if final_val:
+        run.history.append({"step": run.step, "elapsed_s": round(run.elapsed, 2), **final_val})
+    run.net.eval()
+    run.save_state()
+    inf = run.config.inference
+    steps_auto = None
+    if run.val is not None and inf.auto_steps:
+        lq, hq, masks, contexts = run.val
+        best, table = select_steps(
+            run.net,
+            lq,
+            hq,
+            masks=masks,
+            contexts=contexts,
+            candidates=inf.auto_steps,
+            psnr_tolerance=inf.auto_psnr_tolerance,
+        )
+        steps_auto = {"best": best, "table": {str(k): v for k, v in table.items()}}
+    info = {
+        "steps_auto": steps_auto,
+        "train": {
+            "steps": run.step,
+            "elapsed_s": run.elapsed,
+            "crop": run.crop,
+            "device": str(run.device),
+            "train_slices": len(run.regions[0]),
+            "val_slices": len(run.regions[1]),
+        },
+        "validation": final_val,
+    }
+    _save_model(run.out_dir, run.net, run.config, run.data, info)
+    _write_history(run.out_dir, run.history)
+    log.info("trained %d steps in %.0f s; validation %s", run.step, run.elapsed, final_val)
+    return TrainResult(run.out_dir, run.step, run.elapsed, run.history, final_val, resumed_at)
+
+
 def train(
-    pair,
+    data,
     out_dir,
     *,
     config=None,
-    preset="cpu",
+    budget=None,
+    callback=None,
     resume=True,
     device="auto",
-    progress=False,
-    callback=None,
     slices=None,
     val_slices=None,
+    preset="cpu",
     **overrides,
 ):
     """Train an InDI restoration model on a registered pair; resumable and time-budgeted.
 
     Parameters
     ----------
-    pair : Pair, path or (lq_up, hq)
-        The training pair on one grid, normalised to [−1, 1]
-        (:func:`~matsight.restore.register.prepare_pair`).
-        2D slices or 3D volumes (trained slice-wise on the xy planes).
+    data : (lq_up, hq), Pair or path
+        The training pair on one grid, normalised to [−1, 1]: a ``(lq_up, hq)`` tuple of arrays (2D slices or
+        3D ZYX volumes, trained slice-wise on the xy planes), a :class:`~matsight.restore.pair_io.Pair`, or
+        a pair folder of ``matsight restore register`` (:func:`~matsight.restore.register.prepare_pair`).
+        A pair carries its field-of-view mask, normalisation statistics and scale into the model.
     out_dir : str or Path
-        Run folder (created). If it holds an unfinished run with the same network and ``resume`` is True,
-        training continues from it.
+        Model folder (created). If it holds an unfinished run with the same network and pair and ``resume`` is
+        True, training continues from it.
     config : RestoreConfig, optional
-        Full configuration; otherwise built from ``preset`` and ``overrides`` (e.g. ``budget_s=1200``,
-        ``max_steps=500``).
+        Full configuration; default the ``preset``'s (``"cpu"``). ``overrides`` apply on top of either, by
+        dotted (``**{"training.steps": 500}``) or flat name (``crop=64``, ``max_steps=500``).
+    budget : float or str, optional
+        Wall-clock budget of the whole run, seconds (or ``"20m"``). With ``config`` given, the run ends at
+        ``config.training.steps`` or the budget, whichever comes first; without, a budget without a step count
+        among the overrides trains until it ends (:func:`~matsight.restore.config.make_config`).
+    callback : callable, optional
+        A :mod:`matsight.progress` callback, called after every step with a
+        :class:`~matsight.progress.Progress`: ``step``, ``total`` (None when only the budget bounds the run),
+        ``metrics`` (``loss`` of the step and the latest validation PSNRs ``psnr_input``, ``psnr_1``,
+        ``psnr_N``), ``seconds``, ``budget``. A ``KeyboardInterrupt`` raised there or by Ctrl-C saves the
+        training state first, so the run can be resumed.
+    resume : bool
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``.
-    progress : bool
-        Show a progress bar.
-    callback : callable, optional
-        ``callback(step, loss)`` after every step (e.g. for a GUI). A ``KeyboardInterrupt`` raised there or by
-        Ctrl-C saves the training state first, so the run can be resumed.
     slices : sequence of int, optional
         Train and validate on these slices only (e.g. to hold out a test block); a 2.5D network still reads
         its neighbouring LQ slices from the whole stack.
     val_slices : sequence of int, optional
-        Validate on these of the training slices (default: the last ``config.val_fraction`` of them).
+        Validate on these of the training slices (default: the last ``training.val_fraction`` of them).
 
     Returns
     -------
     TrainResult
     """
-    import torch
-
-    from ..nn.device import resolve_device
-    from .indi import build_network, indi_loss
-
-    if config is None:
-        config = make_config(preset, **overrides)
-    elif overrides:
-        base = config.model_dump(exclude={"preset"})
-        config = make_config(
-            config.preset if config.preset in ("cpu", "paper") else "cpu", **{**base, **overrides}
-        )
-    if not isinstance(config, RestoreConfig):
-        raise InputError("config must be a RestoreConfig (see matsight.restore.config.make_config)")
-    data = as_training_pair(pair)
-    if config.context and data.lq.shape[0] == 1:
+    config = _run_config(config, preset, budget, overrides)
+    data = as_training_pair(data)
+    if config.model.context and data.lq.shape[0] == 1:
         log.warning("a single slice has no neighbours: training without LQ slice context (context=0)")
-        config = config.model_copy(update={"context": 0})
+        config = with_overrides(config, **{"model.context": 0})
     out_dir = Path(out_dir)
-
-    def progress_of(step, elapsed):
-        p = step / config.max_steps
-        if config.budget_s:
-            p = max(p, elapsed / config.budget_s)
-        return p
-
     # the saved run is checked before any work: another network or pair is refused, a finished run not redone
-    state = None
-    if resume and (out_dir / STATE_FILE).is_file():
-        from ..nn.checkpoint import load_checkpoint
-
-        state = load_checkpoint(out_dir / STATE_FILE)
-        _check_resumable(out_dir, state[1], config, data)
-        step, elapsed = int(state[1]["step"]), float(state[1]["elapsed_s"])
-        if progress_of(step, elapsed) >= 1.0 and (out_dir / MODEL_FILE).is_file():
-            # redoing the final validation and step selection would only rewrite the same model
-            validation = load_checkpoint(out_dir / MODEL_FILE)[1].get("validation") or {}
-            log.info("%s already holds a finished run of %d steps", out_dir, step)
-            return TrainResult(out_dir, step, elapsed, list(state[1].get("history", [])), validation, step)
-    dev = resolve_device(device)
-    train_regions, val_regions = split_validation(
-        data.lq.shape, config.val_fraction, config.crop, slices, val_slices
-    )
-    crop = _effective_crop(config, data, train_regions)
-    val = _validation_set(data, val_regions, config)
-
-    torch.manual_seed(config.seed)
-    net = build_network(config).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr_max, weight_decay=config.weight_decay)
-    rng = np.random.default_rng(config.seed)
-    tgen = torch.Generator(device="cpu").manual_seed(config.seed + 1)
-
-    step, elapsed, history = 0, 0.0, []
-    if state is not None:
-        step, elapsed, history = _load_state(*state, net, opt, rng, tgen)
-        log.info("resuming %s at step %d (%.0f s trained)", out_dir, step, elapsed)
+    state, done = _finished(out_dir, config, data) if resume else (None, None)
+    if done is not None:
+        return done
+    run = _start(config, data, out_dir, state, device, slices, val_slices)
     make_folder(out_dir)
-    resumed_at = step
-
-    bar = task = None
-    if progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-        )
-        bar.start()
-        task = bar.add_task("train", total=1.0, info="")
-
-    def run_validation():
-        if val is None:
-            return {}
-        res = validate(net, val, steps_list=(1, config.steps), config=config)
-        net.train()
-        return res
-
-    running = []
-    t_start = time.perf_counter() - elapsed
-    last_ckpt = step
+    resumed_at = run.step
     try:
-        net.train()
-        while progress_of(step, elapsed) < 1.0:
-            lr = one_cycle_lr(
-                progress_of(step, elapsed),
-                lr_max=config.lr_max,
-                pct_start=config.pct_start,
-                div_factor=config.div_factor,
-                final_div_factor=config.final_div_factor,
-            )
-            for g in opt.param_groups:
-                g["lr"] = lr
-            a, b, w, c = _draw_batch(data, train_regions, crop, config.batch, rng, config)
-            y = torch.from_numpy(a).to(dev)
-            x = torch.from_numpy(b).to(dev)
-            wt = torch.from_numpy(w).to(dev) if data.mask is not None else None
-            cond = None if c is None else torch.from_numpy(c).to(dev)
-            loss = indi_loss(net, x, y, config=config, generator=tgen, weight=wt, cond=cond)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"training diverged at step {step} (loss {loss.item()}); lower lr_max")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            elapsed = time.perf_counter() - t_start
-            last_loss = loss.item()
-            running.append(last_loss)
-            if step % 25 == 0 or progress_of(step, elapsed) >= 1.0:
-                history.append(
-                    {"step": step, "elapsed_s": round(elapsed, 2), "lr": lr, "loss": float(np.mean(running))}
-                )
-                running = []
-            if step % config.val_every == 0 and val is not None:
-                history.append({"step": step, "elapsed_s": round(elapsed, 2), **run_validation()})
-            if step - last_ckpt >= config.checkpoint_every:
-                _save_state(out_dir, net, opt, config, data, step, elapsed, rng, tgen, history)
-                last_ckpt = step
-            if callback is not None:
-                callback(step, last_loss)
-            if bar is not None:
-                bar.update(
-                    task,
-                    completed=min(1.0, progress_of(step, elapsed)),
-                    info=f"step {step} loss {last_loss:.4f}",
-                )
+        _loop(run, callback)
     except KeyboardInterrupt:
-        _save_state(out_dir, net, opt, config, data, step, elapsed, rng, tgen, history)
-        log.warning("interrupted at step %d; the state is saved, run again to resume", step)
+        run.save_state()
+        log.warning("interrupted at step %d; the state is saved, run again to resume", run.step)
         raise
-    finally:
-        if bar is not None:
-            bar.stop()
-    final_val = run_validation()
-    if final_val:
-        history.append({"step": step, "elapsed_s": round(elapsed, 2), **final_val})
-    net.eval()
-    _save_state(out_dir, net, opt, config, data, step, elapsed, rng, tgen, history)
-    steps_auto = None
-    if val is not None and config.auto_steps:
-        from .steps import select_steps
-
-        best, table = select_steps(
-            net,
-            val[0],
-            val[1],
-            masks=val[2],
-            contexts=val[3],
-            candidates=config.auto_steps,
-            psnr_tolerance=config.auto_psnr_tolerance,
-        )
-        steps_auto = {"best": best, "table": {str(k): v for k, v in table.items()}}
-    info = {
-        "steps_auto": steps_auto,
-        "train": {
-            "steps": step,
-            "elapsed_s": elapsed,
-            "crop": crop,
-            "device": str(dev),
-            "train_slices": len(train_regions),
-            "val_slices": len(val_regions),
-        },
-        "validation": final_val,
-    }
-    _save_model(out_dir, net, config, data, info)
-    _write_history(out_dir, history)
-    log.info("trained %d steps in %.0f s; validation %s", step, elapsed, final_val)
-    return TrainResult(out_dir, step, elapsed, history, final_val, resumed_at)
+    return _finish(run, resumed_at)
 
 
 def _write_history(out_dir, history):
-    from .._atomic import atomic_path, write_json
-
     write_json(out_dir / "history.json", history)
-    try:
-        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # after choosing the backend
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover
-        return
     tr = [h for h in history if "loss" in h]
     va = [h for h in history if "psnr_1" in h]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))

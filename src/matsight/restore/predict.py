@@ -10,29 +10,39 @@ Every result carries a *data-consistency map*: the output degraded back onto the
 compared with the input after a least-squares grey-level match. Where the model invents structure that the
 measurement does not support, the residual shows it (the hallucination concern of generative restoration).
 
-``steps="auto"`` uses the ``N`` chosen on the training pair's validation slices at the end of training
-(:mod:`matsight.restore.steps`).
+``indi_steps="auto"`` uses the ``N`` chosen on the training pair's validation slices at the end of training
+(:mod:`matsight.restore.steps`); the ``N``-step update itself is :func:`matsight.restore.indi.indi_sample`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from skimage.transform import resize
 
+from .._atomic import atomic_path, write_json
 from .._errors import InputError
+from ..io import read_volume, write_volume
+from ..progress import report
+from .indi import sample_image
+from .networks import context_slices, load_model
+from .register import denormalise, normalise, upscale
 from .steps import resolve_steps
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Enhancement",
-    "enhance",
-    "enhance_series",
+    "predict",
+    "predict_series",
+    "predict_path",
+    "save_enhancement",
     "consistency_map",
     "read_series",
 ]
@@ -40,7 +50,7 @@ __all__ = [
 
 @dataclass
 class Enhancement:
-    """Result of :func:`enhance` (intensities in HQ units when the model has normalisation statistics).
+    """Result of :func:`predict` (intensities in HQ units when the model has normalisation statistics).
 
     Attributes
     ----------
@@ -69,8 +79,6 @@ class Enhancement:
 
 # -------------------------------------------------------------------------------------------------- helpers
 def _load(model, device):
-    from .train import load_model
-
     if isinstance(model, tuple) and len(model) == 2:
         return model
     return load_model(model, device=device)
@@ -107,7 +115,7 @@ def _check_input(lq, slice_axis):
         )
     if a.ndim == 4:
         raise InputError(
-            f"the input is 4D {a.shape}; for a time series use enhance_series (or a folder of volumes)"
+            f"the input is 4D {a.shape}; for a time series use predict_series (or a folder of volumes)"
         )
     if a.ndim not in (2, 3):
         raise InputError(f"the input must be a 2D slice or a 3D volume, got shape {a.shape}")
@@ -121,16 +129,12 @@ def _check_input(lq, slice_axis):
 
 
 def _norm(a, stats):
-    from .register import normalise
-
     if not stats:
         return np.clip(a, -1, 1).astype(np.float32)
     return normalise(a, stats=stats)[0]
 
 
 def _denorm(a, stats):
-    from .register import denormalise
-
     return denormalise(a, stats) if stats else a.astype(np.float32)
 
 
@@ -145,8 +149,6 @@ def _downsample(img, scale):
         for n, f in zip(a.shape, k, strict=True):
             shape += [n // f, f]
         return a.reshape(shape).mean(axis=tuple(range(1, 2 * a.ndim, 2)))
-    from skimage.transform import resize
-
     out_shape = tuple(max(1, int(round(n / f))) for n, f in zip(img.shape, s, strict=True))
     return resize(img, out_shape, order=1, anti_aliasing=True, preserve_range=True)
 
@@ -178,12 +180,117 @@ def consistency_map(output, lq, scale, *, smooth=1.0):
     return res.astype(np.float32), float(np.sqrt(np.mean(res**2)))
 
 
-# -------------------------------------------------------------------------------------------------- enhance
-def enhance(
+# -------------------------------------------------------------------------------------------------- predict
+@dataclass
+class _Job:
+    """One enhancement: the model, the input as slices along axis 0, its grid and normalisation."""
+
+    net: object
+    meta: dict
+    a: np.ndarray  # the input, slice axis first
+    n_steps: int
+    s: np.ndarray  # scale per axis (ones when upscaled)
+    spacing: np.ndarray  # LQ slice spacing on the enhanced grid, per axis (ones without LQ context)
+    lq_stats: dict | None
+    hq_stats: dict | None
+    tile: int
+    overlap: float
+    batch: int
+    ensemble: bool
+    callback: object = None
+
+    @property
+    def context(self):
+        return int(self.meta["config"].model.context)
+
+    def slices(self, stack, n, desc, step=1):
+        """Enhance every slice of ``stack`` (normalised, on the HQ grid) with ``n`` InDI steps."""
+        out = np.empty_like(stack)
+        k, b = self.context, self.batch
+        for i in range(0, len(stack), b):
+            idx = range(i, min(i + b, len(stack)))
+            ctx = np.stack([context_slices(stack, j, context=k, step=step) for j in idx]) if k else None
+            out[i : i + b] = sample_image(
+                self.net,
+                stack[i : i + b],
+                steps=n,
+                tile=self.tile,
+                overlap=self.overlap,
+                batch=b,
+                ensemble=self.ensemble,
+                context=ctx,
+            )
+            report(self.callback, step=idx.stop, total=len(stack), message=desc)
+        return out
+
+
+def _job(model, lq, indi_steps, slice_axis, scale, upscaled, renormalise, tiling, ensemble, device):
+    """Load the model and check and orient the input: a :class:`_Job`."""
+    net, meta = _load(model, device)
+    cfg = meta["config"].inference
+    n_steps = resolve_steps(indi_steps, meta)
+    a = _check_input(lq, slice_axis)
+    if a.ndim == 3:
+        if slice_axis not in (0, 1, 2, -1, -2, -3):
+            raise InputError(f"slice_axis must be 0, 1 or 2 for a 3D volume, got {slice_axis!r}")
+        a = np.moveaxis(a, slice_axis, 0)
+    s = np.ones(a.ndim) if upscaled else _scale_of(meta, a.ndim, scale)
+    if a.ndim == 3 and slice_axis not in (0, -3) and scale is None and not upscaled:
+        s = np.full(3, s[-1])  # the training scale is in-plane; for other slice axes assume isotropic voxels
+    stats = dict(meta.get("stats") or {})
+    lq_stats, hq_stats = stats.get("lq"), stats.get("hq")
+    if renormalise:
+        lq_stats = normalise(a, percentiles=(lq_stats or {}).get("percentiles", (0.5, 99.5)))[1]
+    k_ctx = int(meta["config"].model.context)
+    if k_ctx and a.ndim == 2:
+        log.warning("the model reads neighbouring slices (2.5D); the one input slice stands in for them")
+    # a 2.5D network was trained with neighbours one LQ slice apart: `scale` slices on an upscaled grid
+    spacing = (_scale_of(meta, a.ndim, scale) if upscaled else s) if k_ctx else np.ones(a.ndim)
+    tile, overlap, batch = tiling
+    tile = int(tile or cfg.tile)
+    overlap = cfg.overlap if overlap is None else float(overlap)
+    return _Job(net, meta, a, n_steps, s, spacing, lq_stats, hq_stats, tile, overlap, batch, ensemble)
+
+
+def _cubic(job, wanted, upscaled):
+    """The paper's way: enhance the xy slices, then cubic interpolation along z. ``(y, {N: result})``."""
+    a, s = job.a, job.s
+    plane = a if a.ndim == 3 else a[None]
+    sxy = s[-2:]
+    y = np.stack([upscale(p, sxy) for p in plane]) if not np.allclose(sxy, 1) else plane.copy()
+    y = _norm(y, job.lq_stats)
+    # native LQ slices are one LQ slice apart; an input already on the HQ grid, `scale` slices
+    step = max(1, int(round(job.spacing[0]))) if upscaled and a.ndim == 3 else 1
+    results = {n: job.slices(y, n, f"InDI N={n}", step) for n in wanted}
+    if a.ndim == 2:
+        return y[0], {n: r[0] for n, r in results.items()}
+    if not math.isclose(s[0], 1.0):
+        y = upscale(y, (s[0], 1, 1))
+        results = {n: upscale(r, (s[0], 1, 1)) for n, r in results.items()}
+    return y, results
+
+
+def _triplanar(job, wanted):
+    """Upscale the volume, enhance its slices along all three axes and average. ``(y, {N: result})``."""
+    a, s = job.a, job.s
+    y = _norm(upscale(a, s), job.lq_stats) if not np.allclose(s, 1) else _norm(a, job.lq_stats)
+    results = {}
+    for n in wanted:
+        acc = np.zeros_like(y)
+        for ax in range(3):
+            st = np.moveaxis(y, ax, 0)
+            step = max(1, int(round(job.spacing[ax])))
+            st = job.slices(np.ascontiguousarray(st), n, f"InDI N={n} axis {ax}", step)
+            acc += np.moveaxis(st, 0, ax)
+        results[n] = acc / 3
+    return y, results
+
+
+def predict(
     model,
     lq,
     *,
-    steps=None,
+    indi_steps=None,
     slice_axis=None,
     z_mode="cubic",
     scale=None,
@@ -195,19 +302,20 @@ def enhance(
     batch=4,
     ensemble=False,
     device="auto",
-    progress=False,
+    callback=None,
 ):
     """Enhance an LQ slice or volume with a trained InDI model.
 
     Parameters
     ----------
     model : path or (net, meta)
-        A model folder from :func:`~matsight.restore.train.train` (or what :func:`load_model` returns).
+        A model folder from :func:`~matsight.restore.train.train` (or what :func:`~.networks.load_model`
+        returns).
     lq : ndarray
         LQ slice (YX) or volume (ZYX) on its own (coarse) grid, in raw intensity units.
-    steps : int, "auto" or None
-        Sampling steps ``N`` (1 = one-step regression); ``"auto"``: the ``N`` validated on the training pair;
-        None: the config's default.
+    indi_steps : int, "auto" or None
+        InDI sampling steps ``N`` (1 = one-step regression); ``"auto"``: the ``N`` validated on the training
+        pair; None: the config's default (``inference.indi_steps``).
     slice_axis : int, optional
         Required for volumes (the model is 2D): the axis along which slices are taken (0 = xy slices of ZYX).
     z_mode : {"cubic", "triplanar"}
@@ -227,124 +335,57 @@ def enhance(
     ensemble : bool
         Average each step's prediction over the 8 flips/rotations of the slice (8× the time).
     device : str
-    progress : bool
+    callback : callable, optional
+        A :mod:`matsight.progress` callback: slices done of each stack.
 
     Returns
     -------
     Enhancement
     """
-    import time
-
-    from .indi import context_slices, sample_image
-    from .register import normalise, upscale
-
-    net, meta = _load(model, device)
-    cfg = meta["config"]
-    n_steps = resolve_steps(steps, meta)
     if z_mode not in ("cubic", "triplanar"):
         raise InputError(f"z_mode must be 'cubic' or 'triplanar', got {z_mode!r}")
-    a = _check_input(lq, slice_axis)
-    if a.ndim == 3:
-        if slice_axis not in (0, 1, 2, -1, -2, -3):
-            raise InputError(f"slice_axis must be 0, 1 or 2 for a 3D volume, got {slice_axis!r}")
-        a = np.moveaxis(a, slice_axis, 0)
-    s = np.ones(a.ndim) if upscaled else _scale_of(meta, a.ndim, scale)
-    if a.ndim == 3 and slice_axis not in (0, -3) and scale is None and not upscaled:
-        s = np.full(3, s[-1])  # the training scale is in-plane; for other slice axes assume isotropic voxels
-    stats = dict(meta.get("stats") or {})
-    lq_stats, hq_stats = stats.get("lq"), stats.get("hq")
-    if renormalise:
-        lq_stats = normalise(a, percentiles=(lq_stats or {}).get("percentiles", (0.5, 99.5)))[1]
-    tile = int(tile or cfg.tile)
-    overlap = cfg.overlap if overlap is None else float(overlap)
-    lq_n = _norm(a, lq_stats)  # normalised LQ on its own grid, for the consistency check
-    k_ctx = int(cfg.context)
-    if k_ctx and a.ndim == 2:
-        log.warning("the model reads neighbouring slices (2.5D); the one input slice stands in for them")
-    # a 2.5D network was trained with neighbours one LQ slice apart: `scale` slices on an upscaled grid
-    spacing = (_scale_of(meta, a.ndim, scale) if upscaled else s) if k_ctx else np.ones(a.ndim)
+    tiling = (tile, overlap, batch)
+    job = _job(model, lq, indi_steps, slice_axis, scale, upscaled, renormalise, tiling, ensemble, device)
+    job.callback = callback
+    lq_n = _norm(job.a, job.lq_stats)  # normalised LQ on its own grid, for the consistency check
     t0 = time.perf_counter()
-
-    def run(stack, n, ctx):
-        return sample_image(
-            net, stack, steps=n, tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, context=ctx
-        )
-
-    def slices_of(stack, n, desc, step=1):
-        out = np.empty_like(stack)
-        bar = None
-        if progress and len(stack) > 1:
-            from rich.progress import Progress
-
-            bar = Progress(transient=True)
-            bar.start()
-            task = bar.add_task(desc, total=len(stack))
-        try:
-            for i in range(0, len(stack), batch):
-                idx = range(i, min(i + batch, len(stack)))
-                ctx = (
-                    np.stack([context_slices(stack, j, context=k_ctx, step=step) for j in idx])
-                    if k_ctx
-                    else None
-                )
-                out[i : i + batch] = run(stack[i : i + batch], n, ctx)
-                if bar is not None:
-                    bar.advance(task, min(batch, len(stack) - i))
-        finally:
-            if bar is not None:
-                bar.stop()
-        return out
-
-    results = {}
-    wanted = [n_steps] + ([1] if onestep and n_steps != 1 else [])
-    if a.ndim == 2 or z_mode == "cubic":
-        plane = a if a.ndim == 3 else a[None]
-        sxy = s[-2:]
-        y = np.stack([upscale(p, sxy) for p in plane]) if not np.allclose(sxy, 1) else plane.copy()
-        y = _norm(y, lq_stats)
-        # native LQ slices are one LQ slice apart; an input already on the HQ grid, `scale` slices
-        step = max(1, int(round(spacing[0]))) if upscaled and a.ndim == 3 else 1
-        for n in wanted:
-            results[n] = slices_of(y, n, f"InDI N={n}", step)
-        if a.ndim == 2:
-            y = y[0]
-            results = {n: r[0] for n, r in results.items()}
-        elif not math.isclose(s[0], 1.0):
-            y = upscale(y, (s[0], 1, 1))
-            results = {n: upscale(r, (s[0], 1, 1)) for n, r in results.items()}
+    wanted = [job.n_steps] + ([1] if onestep and job.n_steps != 1 else [])
+    if job.a.ndim == 2 or z_mode == "cubic":
+        y, results = _cubic(job, wanted, upscaled)
     else:
-        y = _norm(upscale(a, s), lq_stats) if not np.allclose(s, 1) else _norm(a, lq_stats)
-        for n in wanted:
-            acc = np.zeros_like(y)
-            for ax in range(3):
-                st = np.moveaxis(y, ax, 0)
-                step = max(1, int(round(spacing[ax])))
-                st = slices_of(np.ascontiguousarray(st), n, f"InDI N={n} axis {ax}", step)
-                acc += np.moveaxis(st, 0, ax)
-            results[n] = acc / 3
-    dt = time.perf_counter() - t0
-    ds = s if not upscaled else np.ones(a.ndim)
-    cons, rms = consistency_map(results[n_steps], lq_n, ds)
+        y, results = _triplanar(job, wanted)
     info = {
-        "steps": n_steps,
-        "scale": [float(v) for v in s],
+        "steps": job.n_steps,
+        "scale": [float(v) for v in job.s],
         "z_mode": z_mode,
         "ensemble": bool(ensemble),
-        "seconds": dt,
-        "consistency_rms": rms,
-        "consistency_rms_bicubic": consistency_map(y, lq_n, ds)[1],
-        # what `evaluate --lq` needs to put a raw LQ baseline into the output's (HQ) units, and the FOV
-        "stats": {"lq": lq_stats, "hq": hq_stats},
-        "fov_radius": (meta.get("transform") or {}).get("fov_radius"),
+        "seconds": time.perf_counter() - t0,
     }
+    return _enhancement(
+        job, y, results, lq_n, info, onestep=onestep, upscaled=upscaled, slice_axis=slice_axis
+    )
+
+
+def _enhancement(job, y, results, lq_n, info, *, onestep, upscaled, slice_axis):
+    """The :class:`Enhancement`: consistency maps, HQ units, the input's axis order."""
+    n_steps = job.n_steps
+    ds = job.s if not upscaled else np.ones(job.a.ndim)
+    cons, rms = consistency_map(results[n_steps], lq_n, ds)
+    info.update(
+        consistency_rms=rms,
+        consistency_rms_bicubic=consistency_map(y, lq_n, ds)[1],
+        # what `evaluate --lq` needs to put a raw LQ baseline into the output's (HQ) units, and the FOV
+        stats={"lq": job.lq_stats, "hq": job.hq_stats},
+        fov_radius=(job.meta.get("transform") or {}).get("fov_radius"),
+    )
     if onestep:
         info["consistency_rms_onestep"] = consistency_map(results[1], lq_n, ds)[1]
 
     def back(v):
-        v = _denorm(v, hq_stats)
+        v = _denorm(v, job.hq_stats)
         return np.moveaxis(v, 0, slice_axis) if v.ndim == 3 else v
 
-    if a.ndim == 3:
+    if job.a.ndim == 3:
         cons = np.moveaxis(cons, 0, slice_axis)
     return Enhancement(
         image=back(results[n_steps]),
@@ -362,8 +403,6 @@ def read_series(source):
     Returns a list of ``(name, array)``.
     """
     if isinstance(source, str | Path) and Path(source).is_dir():
-        from ..io import read_volume
-
         exts = {".tif", ".tiff", ".npy", ".zarr"}
         files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in exts)
         if not files:
@@ -385,21 +424,21 @@ def read_series(source):
     raise InputError("a time series must be a folder of volumes, a list of arrays or a 4D (T, Z, Y, X) array")
 
 
-def enhance_series(model, frames, **kwargs):
+def predict_series(model, frames, **kwargs):
     """Enhance every time step of a series with one model (no retraining); returns ``[(name, Enhancement)]``.
 
-    ``frames`` as :func:`read_series`; keyword arguments as :func:`enhance` (the model is loaded once).
+    ``frames`` as :func:`read_series`; keyword arguments as :func:`predict` (the model is loaded once).
     """
     device = kwargs.pop("device", "auto")
     loaded = _load(model, device)
     out = []
     for name, frame in read_series(frames):
         log.info("enhancing time step %s %s", name, frame.shape)
-        out.append((name, enhance(loaded, frame, device=device, **kwargs)))
+        out.append((name, predict(loaded, frame, device=device, **kwargs)))
     return out
 
 
-def enhance_path(model, source, out_dir, *, slice_axis=0, device="auto", **kwargs):
+def predict_path(model, source, out_dir, *, slice_axis=0, device="auto", **kwargs):
     """Enhance a file (slice or volume) or a folder of time steps and save every result.
 
     Parameters
@@ -415,25 +454,23 @@ def enhance_path(model, source, out_dir, *, slice_axis=0, device="auto", **kwarg
     device : str
         Torch device.
     **kwargs
-        As :func:`enhance` (``steps``, ``z_mode``, ``upscaled``, ``onestep``, ``progress``, ...).
+        As :func:`predict` (``indi_steps``, ``z_mode``, ``upscaled``, ``onestep``, ``callback``, ...).
 
     Returns
     -------
     list of (str, Enhancement)
         ``("", result)`` for a single file; ``(name, result)`` per time step of a folder.
     """
-    from ..io import read_volume
-
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
         raise InputError(f"input not found: {source}")
     if source.is_dir() and source.suffix.lower() != ".zarr":
-        frames = enhance_series(model, source, slice_axis=slice_axis, device=device, **kwargs)
+        frames = predict_series(model, source, slice_axis=slice_axis, device=device, **kwargs)
         for name, res in frames:
             save_enhancement(res, out_dir / name, extra={"model": str(model), "input": name})
         return frames
     lq = np.asarray(read_volume(source))
-    res = enhance(model, lq, slice_axis=slice_axis if lq.ndim == 3 else None, device=device, **kwargs)
+    res = predict(model, lq, slice_axis=slice_axis if lq.ndim == 3 else None, device=device, **kwargs)
     save_enhancement(res, out_dir, extra={"model": str(model), "input": str(source)})
     return [("", res)]
 
@@ -442,9 +479,6 @@ def save_enhancement(result, out_dir, *, extra=None):
     """Write an :class:`Enhancement` to ``out_dir`` atomically: ``enhanced.tif``, ``bicubic.tif``,
     ``onestep.tif`` (if computed), ``consistency.tif`` and ``enhance.json`` (steps, scale, timings, extra).
     """
-    from .._atomic import atomic_path, write_json
-    from ..io import write_volume
-
     out_dir = Path(out_dir)
     with atomic_path(out_dir, directory=True, keep_other=True) as tmp:
         write_volume(tmp / "enhanced.tif", result.image.astype(np.float32))

@@ -1,8 +1,11 @@
+import importlib
+
 import numpy as np
 import pytest
 
 from matsight import InputError
-from matsight.restore.enhance import consistency_map, enhance, enhance_series
+from matsight.restore.predict import consistency_map, predict_series
+from matsight.restore.predict import predict as enhance
 from matsight.restore.register import Pair, upscale
 from matsight.restore.steps import band_power_ratio, select_steps
 from matsight.restore.train import load_model, train
@@ -51,14 +54,14 @@ def model(tmp_path_factory):
 def test_enhance_slice_shapes_onestep_and_auto(model, rng):
     net, meta = model
     lq = rng.uniform(0.2, 0.8, (20, 22)).astype(np.float32)
-    res = enhance(model, lq, steps=3)
+    res = enhance(model, lq, indi_steps=3)
     assert res.image.shape == (40, 44) and res.bicubic.shape == (40, 44) and res.onestep.shape == (40, 44)
     assert res.consistency.shape == (20, 22)
-    one = enhance(model, lq, steps=1, onestep=False)
+    one = enhance(model, lq, indi_steps=1, onestep=False)
     np.testing.assert_allclose(one.image, res.onestep, atol=1e-5)
     # the bicubic field is the network input, back in HQ units
     np.testing.assert_allclose(res.bicubic, np.clip(upscale(lq, 2), 0, 1), atol=1e-5)
-    auto = enhance(model, lq, steps="auto", onestep=False)
+    auto = enhance(model, lq, indi_steps="auto", onestep=False)
     assert auto.steps == meta["steps_auto"]["best"] in (1, 2, 3)
     assert set(meta["steps_auto"]["table"]) == {"1", "2", "3"}
     assert {"consistency_rms", "consistency_rms_bicubic", "consistency_rms_onestep"} <= set(res.info)
@@ -67,27 +70,29 @@ def test_enhance_slice_shapes_onestep_and_auto(model, rng):
 def test_enhance_volume_needs_slice_axis_and_interpolates_z(model, rng):
     vol = rng.uniform(0.2, 0.8, (5, 16, 18)).astype(np.float32)
     with pytest.raises(InputError, match="slice_axis=0"):
-        enhance(model, vol, steps=2)
-    res = enhance(model, vol, steps=2, slice_axis=0, onestep=False)
+        enhance(model, vol, indi_steps=2)
+    res = enhance(model, vol, indi_steps=2, slice_axis=0, onestep=False)
     assert res.image.shape == (10, 32, 36)
     assert res.consistency.shape == (5, 16, 18)
-    tri = enhance(model, vol, steps=1, slice_axis=0, z_mode="triplanar", onestep=False)
+    tri = enhance(model, vol, indi_steps=1, slice_axis=0, z_mode="triplanar", onestep=False)
     assert tri.image.shape == (10, 32, 36)
     with pytest.raises(InputError, match="z_mode"):
-        enhance(model, vol, steps=1, slice_axis=0, z_mode="linear")
+        enhance(model, vol, indi_steps=1, slice_axis=0, z_mode="linear")
 
 
 def test_enhance_gives_a_2p5d_model_the_neighbouring_lq_slices(model, monkeypatch):
-    import matsight.restore.indi as indi
+    predict_module = importlib.import_module(
+        "matsight.restore.predict"
+    )  # the package's `predict` is the function
 
     seen = []
-    real = indi.sample_image
+    real = predict_module.sample_image
 
     def spy(net, y, **kw):
         seen.append((np.asarray(y)[:, 0, 0].copy(), kw["context"][:, :, 0, 0].copy()))
         return real(net, y, **kw)
 
-    monkeypatch.setattr(indi, "sample_image", spy)
+    monkeypatch.setattr(predict_module, "sample_image", spy)
     assert model[0].context == 1
     # slice i holds the constant i/10 (the model's STATS map [0, 1] onto [-1, 1])
     vol = np.broadcast_to((np.arange(6, dtype=np.float32) / 10)[:, None, None], (6, 16, 16)).copy()
@@ -98,11 +103,11 @@ def test_enhance_gives_a_2p5d_model_the_neighbouring_lq_slices(model, monkeypatc
         seen.clear()
         return np.rint((y + 1) * 5).astype(int), np.rint((c + 1) * 5).astype(int)
 
-    enhance(model, vol, steps=1, slice_axis=0, onestep=False)  # native LQ slices: neighbours 1 apart
+    enhance(model, vol, indi_steps=1, slice_axis=0, onestep=False)  # native LQ slices: neighbours 1 apart
     i, c = pairs()
     np.testing.assert_array_equal(c, np.stack([np.maximum(i - 1, 0), np.minimum(i + 1, 5)], 1))
     # already on the HQ grid of a 2× model: the LQ neighbours are 2 slices away
-    enhance(model, vol, steps=1, slice_axis=0, upscaled=True, onestep=False)
+    enhance(model, vol, indi_steps=1, slice_axis=0, upscaled=True, onestep=False)
     i, c = pairs()
     np.testing.assert_array_equal(c, np.stack([np.maximum(i - 2, 0), np.minimum(i + 2, 5)], 1))
 
@@ -111,20 +116,20 @@ def test_bad_inputs_are_clear(model):
     bad = np.ones((16, 16), np.float32)
     bad[3, 3] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        enhance(model, bad, steps=1)
+        enhance(model, bad, indi_steps=1)
     with pytest.raises(InputError, match="time series"):
-        enhance(model, np.zeros((2, 3, 16, 16), np.float32), steps=1)
+        enhance(model, np.zeros((2, 3, 16, 16), np.float32), indi_steps=1)
     with pytest.raises(InputError, match="steps"):
-        enhance(model, np.zeros((16, 16), np.float32), steps="many")
+        enhance(model, np.zeros((16, 16), np.float32), indi_steps="many")
     with pytest.raises(InputError, match="steps"):
-        enhance(model, np.zeros((16, 16), np.float32), steps=0)
+        enhance(model, np.zeros((16, 16), np.float32), indi_steps=0)
 
 
 def test_series_uses_one_model(model, rng):
     frames = [rng.uniform(0, 1, (16, 16)).astype(np.float32) for _ in range(3)]
-    out = enhance_series(model, frames, steps=2, onestep=False)
+    out = predict_series(model, frames, indi_steps=2, onestep=False)
     assert [n for n, _ in out] == ["t000", "t001", "t002"]
-    single = enhance(model, frames[1], steps=2, onestep=False)
+    single = enhance(model, frames[1], indi_steps=2, onestep=False)
     np.testing.assert_array_equal(out[1][1].image, single.image)
 
 
@@ -163,7 +168,7 @@ def test_select_steps_prefers_matching_detail(model, rng):
 
 def test_read_series_refuses_two_time_steps_with_one_name(tmp_path):
     from matsight.io import write_volume
-    from matsight.restore.enhance import read_series
+    from matsight.restore.predict import read_series
 
     frame = np.zeros((8, 8), np.float32)
     write_volume(tmp_path / "T0.tif", frame)
