@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.feature import peak_local_max
+from skimage.filters import threshold_otsu
+from skimage.segmentation import watershed
 
 from . import fft as _fft
 
@@ -134,6 +137,32 @@ def opening_kernel(opening_size, opening_iterations, factor):
     return max(3, 2 * int(np.floor((k_frame / factor - 1) / 2 + 0.5)) + 1)
 
 
+def _segment_phase(Aw, floor, k_open, min_distance):
+    """``(threshold, mask, regions)`` of one phase's amplitude ``Aw``: Otsu (not below ``floor``), opening by
+    a ``k_open`` square, watershed of the distance transform from peaks ``min_distance`` apart.
+    """
+    try:
+        t_otsu = float(threshold_otsu(Aw))
+    except ValueError:
+        t_otsu = float(Aw.max())
+    t = max(t_otsu, floor)
+    m = Aw > t
+    if k_open > 1:
+        m = ndi.maximum_filter(
+            ndi.minimum_filter(m, size=k_open, mode="nearest"), size=k_open, mode="nearest"
+        )
+    dist = ndi.distance_transform_edt(m)
+    lab, nlab = ndi.label(m)
+    if nlab:
+        pk = peak_local_max(dist, min_distance=min_distance, labels=lab, exclude_border=False)
+        mk = np.zeros(Aw.shape, np.int32)
+        mk[tuple(pk.T)] = np.arange(1, len(pk) + 1)
+        reg = watershed(-dist, mk, mask=m)
+    else:
+        reg = lab
+    return t, m, reg.astype(np.int32)
+
+
 def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_iterations=2, work_max=1024):
     """Segment each identified phase in real space (see the module docstring).
 
@@ -155,10 +184,6 @@ def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_i
     -------
     PhaseMaps
     """
-    from skimage.feature import peak_local_max
-    from skimage.filters import threshold_otsu
-    from skimage.segmentation import watershed
-
     img = _fft.check_frame(image)
     shape = img.shape
     p = _fft.periodic_component(img - img.mean())
@@ -175,35 +200,13 @@ def phase_maps(image, spots, match, *, min_radius=2.0, opening_size=7, opening_i
         radii = np.maximum(spots.size[idx] / 2.0, min_radius)
         coarse = spot_amplitudes(S, rows, cols, radii)
         A_coarse = np.sqrt((coarse**2).sum(axis=0))
-        A = _upsample(A_coarse, shape)
-        amps[name] = A
+        amps[name] = _upsample(A_coarse, shape)
         Aw = _upsample(A_coarse, wshape)
         floor = 3.0 * _noise_floor(S, rows, cols, radii)
-        try:
-            t_otsu = float(threshold_otsu(Aw))
-        except ValueError:
-            t_otsu = float(Aw.max())
-        t = max(t_otsu, floor)
-        thr[name] = t
-        m = Aw > t
-        if k_open > 1:
-            m = ndi.maximum_filter(
-                ndi.minimum_filter(m, size=k_open, mode="nearest"), size=k_open, mode="nearest"
-            )
-        score[pi] = np.where(m, Aw / t, 0.0)
-        dist = ndi.distance_transform_edt(m)
-        lab, nlab = ndi.label(m)
-        if nlab:
-            pk = peak_local_max(
-                dist, min_distance=max(opening_size, min(wshape) // 16), labels=lab, exclude_border=False
-            )
-            mk = np.zeros(wshape, np.int32)
-            mk[tuple(pk.T)] = np.arange(1, len(pk) + 1)
-            reg = watershed(-dist, mk, mask=m)
-        else:
-            reg = lab
-        masks[name] = m
-        regs[name] = reg.astype(np.int32)
+        thr[name], masks[name], regs[name] = _segment_phase(
+            Aw, floor, k_open, max(opening_size, min(wshape) // 16)
+        )
+        score[pi] = np.where(masks[name], Aw / thr[name], 0.0)
     if names:
         best = np.argmax(score, axis=0)
         lab_w = np.where(score.max(axis=0) > 0, best + 1, 0).astype(np.uint8)

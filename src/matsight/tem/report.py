@@ -129,6 +129,22 @@ def _save_fig(fig, path):
     return Path(path)
 
 
+def _analysis_json(result, rows, source):
+    """What ``spots.json`` holds: summary, spots, grains, intensity and area per phase, the phases."""
+    return {
+        "source": str(source) if source else None,
+        "summary": result.summary(),
+        "spots": rows,
+        "grains": [
+            {**g, "zone": list(g["zone"]), "hkl": {str(k): v for k, v in g["hkl"].items()}}
+            for g in result.match.grains
+        ],
+        "phase_intensity": result.phase_intensity(),
+        "area_fraction": result.maps.area_fraction if result.maps is not None else {},
+        "phases": [p.to_dict() for p in result.phases],
+    }
+
+
 def write_analysis(
     result, image, out_dir, *, title="HRTEM phase identification", source=None, extra_tables=()
 ):
@@ -155,21 +171,7 @@ def write_analysis(
             (out / name).unlink()
     rows = result.table()
     write_text(out / "spots.csv", records_to_csv(rows) or "row,col,d_angstrom,phase\n")
-    write_json(
-        out / "spots.json",
-        {
-            "source": str(source) if source else None,
-            "summary": result.summary(),
-            "spots": rows,
-            "grains": [
-                {**g, "zone": list(g["zone"]), "hkl": {str(k): v for k, v in g["hkl"].items()}}
-                for g in result.match.grains
-            ],
-            "phase_intensity": result.phase_intensity(),
-            "area_fraction": result.maps.area_fraction if result.maps is not None else {},
-            "phases": [p.to_dict() for p in result.phases],
-        },
-    )
+    write_json(out / "spots.json", _analysis_json(result, rows, source))
     rep = Report(out, title)
     if source:
         rep.text(f"Input: {source}")
