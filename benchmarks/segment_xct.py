@@ -40,7 +40,7 @@ def reference_labels(hq):
     """3-class multi-Otsu on the HQ slice smoothed by σ = 1 px; regions < 20 px merged into neighbours."""
     from skimage.filters import threshold_multiotsu
 
-    from matsight.segment import clean_labels
+    from matsight.segment.predict import clean_labels
 
     g = ndi.gaussian_filter(hq.astype(np.float32), 1.0)
     lab = np.digitize(g, threshold_multiotsu(g, classes=3)).astype(np.uint8)
@@ -99,16 +99,18 @@ def training_labels(ref, fov, protocol, seed):
 
 
 def segment_and_score(name, image, labels, ref, evaluate, args):
-    from matsight.segment import apply, label_scores, train
+    from matsight.segment import SegmentConfig, predict, train
+    from matsight.segment import evaluate as score
 
-    kw = {}
+    training = {"seed": args.seed, "holdout": 0.2}
     if args.method == "unet":
         # one fit on all training labels (no held-out strokes and refit): the score that matters is vs HQ
-        kw = {"iterations": args.unet_iterations, "crop": 128, "holdout": 0.0}
+        training.update(steps=args.unet_steps, crop=128, holdout=0.0)
+    config = SegmentConfig(model={"method": args.method}, training=training)
     t0 = time.perf_counter()
-    model = train(image, labels, method=args.method, seed=args.seed, **{"holdout": 0.2, **kw})
-    pred = apply(model, image)
-    s = label_scores(ref[evaluate], pred[evaluate], [0, 1, 2])
+    model = train((image, labels), None, config=config)
+    pred = predict(model, image)
+    s = score(pred, ref, phases=[0, 1, 2], mask=evaluate)
     s["train_apply_seconds"] = round(time.perf_counter() - t0, 1)
     s["heldout_stroke_scores"] = {
         k: model.scores.get(k) for k in ("pixel_accuracy", "mean_dice", "holdout_unit")
@@ -152,7 +154,7 @@ def main(argv=None):
     p.add_argument("--restore-model", type=Path, default=None)
     p.add_argument("--no-indi", action="store_true", help="skip the InDI row (LQ and HQ only)")
     p.add_argument("--steps", type=int, default=8, help="InDI sampling steps")
-    p.add_argument("--unet-iterations", type=int, default=400)
+    p.add_argument("--unet-steps", "--unet-iterations", dest="unet_steps", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results", type=Path, default=RESULTS)
     args = p.parse_args(argv)

@@ -282,7 +282,7 @@ def _segment_model(root):
     img = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
     lab = np.zeros((32, 32), np.uint8)
     lab[:, :4], lab[:, -4:] = 1, 2
-    train(img, lab, method="forest", n_estimators=3, sigmas=[1.0]).save(root / "segmodel")
+    train((img, lab), root / "segmodel", config={"method": "forest", "n_estimators": 3, "sigmas": [1.0]})
     return root / "segmodel"
 
 

@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 from matsight.cli import app
 from matsight.io import read_spacing, read_volume, write_volume
-from matsight.segment import label_scores
+from matsight.segment.evaluate import label_scores
 from matsight.segment.synthetic import draw_strokes, grayscale_from_labels, phase_image
 
 

@@ -9,7 +9,8 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from matsight._errors import InputError
-from matsight.segment import apply, load_model, predict_proba, train
+from matsight.segment import load, predict, train
+from matsight.segment.predict import predict_proba
 from matsight.segment.synthetic import draw_strokes, grayscale_from_labels, phase_image
 
 KW = dict(n_estimators=8, sigmas=[1, 2])
@@ -25,7 +26,7 @@ def sample():
 
 @pytest.fixture(scope="module")
 def model(sample):
-    return train(sample[0], sample[2], **KW)
+    return train((sample[0], sample[2]), None, config=KW)
 
 
 def test_non_finite_pixels_do_not_crash_or_spread(sample, model):
@@ -34,7 +35,7 @@ def test_non_finite_pixels_do_not_crash_or_spread(sample, model):
     for value, fill in ((np.nan, lo), (np.inf, hi), (-np.inf, lo)):
         bad = image.copy()
         bad[30:32, 30:32] = value
-        m = train(bad, strokes, **KW)  # inf used to stop in scikit-learn with a traceback
+        m = train((bad, strokes), None, config=KW)  # inf used to stop in scikit-learn with a traceback
         assert np.isfinite(m.scores["mean_dice"])
         p = predict_proba(model, bad)
         # documented: NaN and -inf pixels are read as the low grey value, +inf as the high one (a NaN
@@ -47,19 +48,19 @@ def test_non_finite_pixels_do_not_crash_or_spread(sample, model):
 
 def test_constant_image_is_a_user_error(sample):
     with pytest.raises(InputError, match="constant"):
-        train(np.full((64, 64), 3.0), sample[2], **KW)
+        train((np.full((64, 64), 3.0), sample[2]), None, config=KW)
 
 
 def test_boolean_image_trains(sample):
     image, _, strokes = sample
-    m = train(image > 0.5, strokes, **KW)
-    assert apply(m, image > 0.5).shape == image.shape
+    m = train((image > 0.5, strokes), None, config=KW)
+    assert predict(m, image > 0.5).shape == image.shape
 
 
 @pytest.mark.parametrize("tile", [0, -3, 0.5, "8", True])
 def test_bad_tile_is_a_user_error(sample, model, tile):
     with pytest.raises(InputError, match="tile"):
-        apply(model, sample[0], tile=tile)
+        predict(model, sample[0], tile=tile)
 
 
 def test_tiny_tiles_and_tiny_images_equal_untiled(sample, model):
@@ -71,33 +72,33 @@ def test_tiny_tiles_and_tiny_images_equal_untiled(sample, model):
 
 def test_bad_normalize_is_a_user_error(sample, model):
     with pytest.raises(InputError, match="normalize_with"):
-        apply(model, sample[0], normalize_with="imgae")
+        predict(model, sample[0], normalize_with="imgae")
 
 
 def test_other_intensity_scale_warns(sample, model, caplog):
     image = sample[0]
     with caplog.at_level(logging.WARNING, logger="matsight.segment"):
-        apply(model, image * 0.9 + 0.05)  # another scan, slightly different brightness: fine
+        predict(model, image * 0.9 + 0.05)  # another scan, slightly different brightness: fine
     assert "do not match" not in caplog.text
     u16 = np.clip(image * 40000, 0, 65535).astype(np.uint16)  # same sample, another data type
     with caplog.at_level(logging.WARNING, logger="matsight.segment"):
-        apply(model, u16)
+        predict(model, u16)
     assert "do not match" in caplog.text and "--normalize image" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="matsight.segment"):
-        lab = apply(model, u16, normalize_with="image")
+        lab = predict(model, u16, normalize_with="image")
     assert "do not match" not in caplog.text
-    assert (lab == apply(model, image)).mean() > 0.95
+    assert (lab == predict(model, image)).mean() > 0.95
 
 
 def test_scores_keys_survive_save_load_and_missing_holdout(sample, model, tmp_path):
     image, _, strokes = sample
     model.save(tmp_path / "m")
-    again = load_model(tmp_path / "m")
+    again = load(tmp_path / "m")
     assert list(again.scores["per_phase"]) == [0, 1, 2]  # were the strings "0", "1", "2"
     assert again.scores["per_phase"][1]["n"] == model.scores["per_phase"][1]["n"]
     # nothing held out: the documented keys exist (NaN), so `model.scores["mean_dice"]` works
-    m = train(image, strokes, holdout=0, **KW)
+    m = train((image, strokes), None, config={**KW, "holdout": 0})
     assert np.isnan(m.scores["mean_dice"]) and m.scores["n_test"] == 0
     assert set(m.scores["per_phase"]) == {0, 1, 2}
 
@@ -143,17 +144,18 @@ def test_damaged_or_foreign_model_files_are_user_errors(model, tmp_path):
     for name, kw in cases.items():
         d = _variant(tmp_path, name, src, **kw)
         with pytest.raises(InputError):
-            load_model(d)
+            load(d)
 
 
 def test_damaged_unet_weights_are_user_errors(sample, tmp_path):
     pytest.importorskip("torch")
     image, _, strokes = sample
-    m = train(image, strokes, method="unet", iterations=2, crop=32, batch_size=1, unet_widths=[4, 8])
+    cfg = dict(method="unet", steps=2, crop=32, batch_size=1, unet_widths=[4, 8])
+    m = train((image, strokes), None, config=cfg)
     src = m.save(tmp_path / "u")
     with safe_open(str(src / "model.safetensors"), "np") as h:
         meta = json.loads(h.metadata()["matsight"])
-    meta["config"]["unet_widths"] = [8, 16]  # the weights no longer fit
+    meta["config"]["model"]["unet"]["widths"] = [8, 16]  # the weights no longer fit
     d = _variant(tmp_path, "wrong", src, meta=meta)
     with pytest.raises(InputError, match="do not fit"):
-        load_model(d)
+        load(d)

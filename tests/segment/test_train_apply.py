@@ -2,16 +2,10 @@ import numpy as np
 import pytest
 
 from matsight._errors import InputError
-from matsight.segment import (
-    apply,
-    check_labels,
-    clean_labels,
-    label_scores,
-    load_model,
-    predict_proba,
-    split_holdout,
-    train,
-)
+from matsight.segment import SegmentConfig, load, predict, train
+from matsight.segment.evaluate import label_scores
+from matsight.segment.predict import clean_labels, predict_proba
+from matsight.segment.strokes import check_labels, split_holdout
 from matsight.segment.synthetic import draw_strokes, grayscale_from_labels, phase_image
 
 
@@ -26,13 +20,13 @@ def sample():
 @pytest.fixture(scope="module")
 def forest(sample):
     image, _, strokes = sample
-    return train(image, strokes, n_estimators=40, seed=0)
+    return train((image, strokes), None, config={"n_estimators": 40, "seed": 0})
 
 
 def test_forest_recovers_three_phases_from_strokes(sample, forest):
     image, truth, strokes = sample
     assert (strokes > 0).mean() < 0.01  # sparse: under 1 % of the pixels are labelled
-    pred = apply(forest, image)
+    pred = predict(forest, image)
     assert pred.dtype == np.uint8 and pred.shape == truth.shape
     scores = label_scores(truth, pred, [0, 1, 2])
     for phase, s in scores["per_phase"].items():
@@ -50,7 +44,7 @@ def test_save_load_identical(sample, forest, tmp_path):
     image = sample[0]
     forest.save(tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").is_file() and (tmp_path / "m" / "model.json").is_file()
-    again = load_model(tmp_path / "m")
+    again = load(tmp_path / "m")
     assert again.phases == forest.phases and again.config == forest.config
     np.testing.assert_array_equal(predict_proba(again, image), predict_proba(forest, image))
     assert again.scores["mean_dice"] == forest.scores["mean_dice"]
@@ -65,39 +59,35 @@ def test_3d_forest_tiled_and_slicewise(rng):
     truth = phase_image((20, 40, 40), correlation=3, seed=2)
     image = grayscale_from_labels(truth, noise=0.1, seed=2)
     strokes = draw_strokes(truth, slices=[4, 10, 16], length=15, seed=2)
-    m3 = train(image, strokes, n_estimators=10, sigmas=[1, 2])
+    m3 = train((image, strokes), None, config={"n_estimators": 10, "sigmas": [1, 2]})
     assert m3.ndim == 3
     p = predict_proba(m3, image)
     np.testing.assert_array_equal(predict_proba(m3, image, tile=9), p)
-    m2 = train(image, strokes, n_estimators=10, sigmas=[1, 2], dims=2)
+    m2 = train((image, strokes), None, config={"n_estimators": 10, "sigmas": [1, 2], "dims": 2})
     assert m2.ndim == 2
     np.testing.assert_array_equal(predict_proba(m2, image, tile=11), predict_proba(m2, image))
     # a 2D model on a volume == the model on each slice
-    np.testing.assert_array_equal(apply(m2, image)[7], apply(m2, image[7]))
+    np.testing.assert_array_equal(predict(m2, image)[7], predict(m2, image[7]))
     assert label_scores(truth, np.argmax(p, -1), [0, 1, 2])["mean_dice"] > 0.85
     with pytest.raises(InputError, match="3D features"):
-        apply(m3, image[0])
+        predict(m3, image[0])
 
 
 def test_unet_trains_on_strokes_and_round_trips(sample, tmp_path):
     pytest.importorskip("torch")
     image, truth, strokes = sample
     crop = (slice(0, 96), slice(0, 96))
-    m = train(
-        image[crop],
-        strokes[crop],
-        method="unet",
-        iterations=15,
-        crop=48,
-        batch_size=2,
-        unet_widths=[8, 16],
-        refit=False,
+    cfg = SegmentConfig(
+        model={"method": "unet", "unet": {"widths": [8, 16]}},
+        training={"steps": 15, "crop": 48, "batch_size": 2, "refit": False},
     )
+    seen = []
+    m = train((image[crop], strokes[crop]), tmp_path / "u", config=cfg, callback=seen.append)
+    assert seen[-1].step == seen[-1].total == 15 and "loss" in seen[-1].metrics
     assert m.method == "unet" and np.isfinite(m.scores["final_loss"])
-    pred = apply(m, image[crop])
+    pred = predict(m, image[crop])
     assert pred.shape == (96, 96) and set(np.unique(pred)) <= {0, 1, 2}
-    m.save(tmp_path / "u")
-    np.testing.assert_array_equal(apply(load_model(tmp_path / "u"), image[crop]), pred)
+    np.testing.assert_array_equal(predict(load(tmp_path / "u"), image[crop]), pred)
 
 
 def test_holdout_split_by_strokes():

@@ -3,9 +3,16 @@
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from ._common import check_outputs, echo, progress_enabled, user_errors
+from .. import segment
+from .._errors import InputError
+from ..io import read_spacing, read_volume, write_volume
+from ..segment.config import make_config
+from ..segment.predict import predict
+from ..segment.strokes import check_labels
+from ._common import check_outputs, echo, progress_bar, user_errors
 
 app = typer.Typer(
     help="Segment grayscale images/volumes into phases from sparse hand-drawn labels (forest or U-Net).",
@@ -16,15 +23,11 @@ _WRITE_EXTS = (".tif", ".tiff", ".npy", ".zarr")
 
 
 def _check_out(path, option):
-    from .._errors import InputError
-
     if path.suffix.lower() not in _WRITE_EXTS:
         raise InputError(f"{option} {path.name!r} must end in .tif, .tiff, .npy or .zarr")
 
 
 def _floats(text, option):
-    from .._errors import InputError
-
     try:
         vals = [float(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
@@ -70,39 +73,39 @@ def train(
     dims: Annotated[str, typer.Option(help="Features: auto, 2 (slice-wise) or 3 (volumetric).")] = "auto",
     sigmas: Annotated[str | None, typer.Option(help="Forest feature scales in pixels, e.g. 1,2,4,8.")] = None,
     trees: Annotated[int | None, typer.Option(help="Number of trees (forest; default 100).")] = None,
-    iterations: Annotated[int | None, typer.Option(help="Training iterations (unet; default 300).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimiser steps (unet; default 300).")] = None,
+    iterations: Annotated[int | None, typer.Option(hidden=True, help="Deprecated: use --steps.")] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="Wall-clock seconds for the U-Net's steps (unet; default: none).")
+    ] = None,
     holdout: Annotated[float, typer.Option(help="Fraction of labelled strokes held out for scoring.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="unet device: auto, cpu, cuda.")] = "auto",
 ):
     """Train a segmenter on IMAGE + sparse LABELS; prints held-out accuracy, Dice and IoU per phase."""
-    from .._errors import InputError
-    from ..io import read_volume
-    from ..segment import check_labels
-    from ..segment import train as train_model
-
+    if iterations is not None:
+        echo("note: --iterations is now --steps (the old name still works for now)")
+        steps = steps if steps is not None else iterations
     if dims not in ("auto", "2", "3"):
         raise InputError(f"--dims must be auto, 2 or 3, got {dims!r}")
     if method not in ("forest", "unet"):
         raise InputError(f"--method must be forest or unet, got {method!r}")
-    check_outputs(folders=[("--out", out)], inputs=[image, labels])
-    img = read_volume(image)
-    lab = read_volume(labels)
-    img, lab, _ = check_labels(img, lab, slice_index=slice_index, name=labels.name)
-    model = train_model(
-        img,
-        lab,
+    config = make_config(
         method=method,
         holdout=holdout,
         seed=seed,
         dims=dims if dims == "auto" else int(dims),
         sigmas=_floats(sigmas, "--sigmas") if sigmas else None,
         n_estimators=trees,
-        iterations=iterations,
+        steps=steps,
         device=device,
-        progress=progress_enabled(),
     )
-    model.save(out)
+    check_outputs(folders=[("--out", out)], inputs=[image, labels])
+    img, lab, _ = check_labels(
+        read_volume(image), read_volume(labels), slice_index=slice_index, name=labels.name
+    )
+    with progress_bar(f"training ({method})") as callback:
+        model = segment.train((img, lab), out, config=config, budget=budget, callback=callback)
     for line in _scores_lines(model.scores):
         echo(line)
     echo(f"model: {out}  ({model.method}, {model.ndim}D, phases {model.phases})")
@@ -129,13 +132,6 @@ def apply(
     device: Annotated[str, typer.Option(help="unet device: auto, cpu, cuda.")] = "auto",
 ):
     """Segment VOLUME with MODEL (slice-wise for 2D models, tiled), optionally cleaned, with probabilities."""
-    import numpy as np
-
-    from .._errors import InputError
-    from ..io import read_spacing, read_volume, write_volume
-    from ..segment import apply as apply_model
-    from ..segment import load_model
-
     _check_out(out, "--out")
     if probabilities is not None:
         _check_out(probabilities, "--probabilities")
@@ -144,21 +140,22 @@ def apply(
         raise InputError(f"--normalize must be train or image, got {normalize!r}")
     if clean < 0 or majority < 0 or (tile is not None and tile < 8):
         raise InputError("--clean and --majority must be >= 0 and --tile >= 8")
-    m = load_model(model)
+    m = segment.load(model)
     vol = read_volume(volume)
     sp = read_spacing(volume)
     spacing = sp if sp and all(v is not None for v in sp) else None
-    res = apply_model(
-        m,
-        vol,
-        tile=tile,
-        probabilities=probabilities is not None,
-        clean=clean,
-        majority=majority,
-        progress=progress_enabled(),
-        normalize_with=normalize,
-        device=device,
-    )
+    with progress_bar("segmenting") as callback:
+        res = predict(
+            m,
+            vol,
+            tile=tile,
+            probabilities=probabilities is not None,
+            clean=clean,
+            majority=majority,
+            callback=callback,
+            normalize_with=normalize,
+            device=device,
+        )
     labels, proba = res if probabilities is not None else (res, None)
     if spacing is not None:
         spacing = spacing[-labels.ndim :]  # a 1-slice stack is segmented as a 2D image

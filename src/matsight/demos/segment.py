@@ -12,9 +12,8 @@ import time
 import numpy as np
 
 from ..report import Report
-from ..segment.apply import apply
+from ..segment import evaluate, predict, train
 from ..segment.synthetic import draw_strokes, grayscale_from_labels
-from ..segment.train import label_scores, train
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +56,19 @@ def run(out_dir, *, seed=0, shape=(32, 128, 128)):
     z = shape[0] // 2
     strokes = draw_strokes(truth, strokes_per_phase=5, length=20, margin=1, slices=[z], seed=seed)
 
-    model = train(image, strokes, method="forest", dims=2, seed=seed, n_estimators=60)
-    pred = apply(model, image)
-    cleaned = apply(model, image, clean=10)
+    config = {
+        "model": {"method": "forest", "dims": 2, "forest": {"n_estimators": 60}},
+        "training": {"seed": seed},
+    }
+    model = train((image, strokes), None, config=config)
+    pred = predict(model, image)
+    cleaned = predict(model, image, clean=10)
     otsu = np.digitize(image, threshold_multiotsu(image, classes=3))
     otsu = np.array([0, 2, 1], dtype=np.uint8)[otsu]  # dark → pore, middle → binder, bright → active
     phases = [0, 1, 2]
-    s_forest = label_scores(truth, pred, phases)
-    s_clean = label_scores(truth, cleaned, phases)
-    s_otsu = label_scores(truth, otsu, phases)
+    s_forest = evaluate(pred, truth, phases=phases)
+    s_clean = evaluate(cleaned, truth, phases=phases)
+    s_otsu = evaluate(otsu, truth, phases=phases)
     dt = time.perf_counter() - t0
 
     rep = Report(out_dir, "segment: phases from a few strokes")
@@ -74,8 +77,8 @@ def run(out_dir, *, seed=0, shape=(32, 128, 128)):
         "0.15 / 0.8 / 0.45 for pore / active / binder, Gaussian blur σ = 1 px, noise σ = 0.12), with "
         f"{int((strokes > 0).sum())} labelled pixels drawn as strokes on slice {z} only "
         f"({(strokes > 0).sum() / strokes.size:.4%} of the voxels). A random forest "
-        f"({model.config.n_estimators} trees, {len(model.feature_names())} 2D features) trained on them "
-        "segments every slice."
+        f"({model.config.model.forest.n_estimators} trees, {len(model.feature_names())} 2D features) "
+        "trained on them segments every slice."
     )
     rep.figure(
         _figure(image, strokes, pred, truth, z), "slice", caption="Middle slice: input, strokes, result."

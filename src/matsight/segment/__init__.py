@@ -1,35 +1,27 @@
 """segment — grayscale images and volumes to phase labels, from a few hand-drawn strokes per phase.
 
-- :func:`train` — random forest on multi-scale features (the ilastik / Weka approach; seconds on a CPU) or a
-  small attention residual U-Net, from sparse labels (0 = unlabelled, k = phase k − 1), scored on held-out
-  strokes.
-- :func:`apply` / :func:`predict_proba` — 2D slice-wise or 3D, in tiles, with optional clean-up
-  (:func:`clean_labels`).
-- :func:`load_model`, :class:`SegmentModel` — models are folders of safetensors + JSON (no pickle).
-- :mod:`~matsight.segment.features` — the filter bank; :mod:`~matsight.segment.config` — settings.
+The same face as every method of matsight:
 
-Importing this package does not import torch (only the U-Net method does).
+- :func:`train` ``((image, strokes), out_dir, *, config, budget, callback)`` — a random forest on multi-scale
+  features (the ilastik / Weka approach; seconds on a CPU) or a small attention residual U-Net, from sparse
+  labels (0 = unlabelled, k = phase k − 1), scored on held-out strokes;
+- :func:`predict` — 2D slice-wise or 3D, in tiles, with optional clean-up;
+- :func:`evaluate` — pixel accuracy, Dice and IoU per phase of a prediction against reference labels;
+- :class:`SegmentConfig` — every setting (model / training / inference), saved with the model;
+- :func:`load` — a model folder (safetensors + JSON, no pickle).
+
+Modules: :mod:`~matsight.segment.config`, :mod:`~matsight.segment.networks` (the U-Net, a configured
+:class:`matsight.nn.unet.UNet`), :mod:`~matsight.segment.losses` (its stroke-masked loss),
+:mod:`~matsight.segment.train`, :mod:`~matsight.segment.predict`, :mod:`~matsight.segment.evaluate`; and the
+method's own parts: :mod:`~matsight.segment.strokes` (label checks, held-out split),
+:mod:`~matsight.segment.features` (the filter bank), :mod:`~matsight.segment.forest` (the pickle-free random
+forest), :mod:`~matsight.segment.model` (the saved model), :mod:`~matsight.segment.synthetic` (test images).
 """
 
-from .apply import apply, clean_labels, predict_proba
-from .config import FeatureConfig, SegmentConfig, make_config
-from .features import compute_features, feature_names
-from .model import SegmentModel, load_model
-from .train import check_labels, label_scores, split_holdout, train
+from .config import SegmentConfig
+from .evaluate import evaluate
+from .model import load
+from .predict import predict
+from .train import train
 
-__all__ = [
-    "FeatureConfig",
-    "SegmentConfig",
-    "SegmentModel",
-    "apply",
-    "check_labels",
-    "clean_labels",
-    "compute_features",
-    "feature_names",
-    "label_scores",
-    "load_model",
-    "make_config",
-    "predict_proba",
-    "split_holdout",
-    "train",
-]
+__all__ = ["train", "predict", "evaluate", "SegmentConfig", "load"]

@@ -10,15 +10,21 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 from .._atomic import atomic_path, printable, read_json, write_json
 from .._errors import InputError
+from ..nn.checkpoint import load_checkpoint, save_checkpoint
 from .config import SegmentConfig
 from .features import feature_names
+from .forest import Forest
+from .networks import build_network, load_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SegmentModel", "load_model"]
+__all__ = ["SegmentModel", "load", "load_model"]
 
 FORMAT = "matsight.segment/1"
 WEIGHTS = "model.safetensors"
@@ -36,7 +42,7 @@ class SegmentModel:
         Grey values mapped to 0 and 1 before feature extraction (from the training image).
     ndim : int
         2 = slice-wise features / network, 3 = volumetric features.
-    estimator : Forest or SegUNet
+    estimator : Forest or matsight.nn.unet.UNet
     scores : dict
         Held-out scores from :func:`matsight.segment.train` (empty when nothing was held out).
     """
@@ -53,7 +59,7 @@ class SegmentModel:
     @property
     def method(self):
         """``"forest"`` or ``"unet"``."""
-        return self.config.method
+        return self.config.model.method
 
     @property
     def n_classes(self):
@@ -67,7 +73,7 @@ class SegmentModel:
 
     def feature_names(self):
         """Names of the forest's feature channels (empty for U-Nets)."""
-        return feature_names(self.config.features, self.ndim) if self.method == "forest" else []
+        return feature_names(self.config.model.forest.features, self.ndim) if self.method == "forest" else []
 
     def __repr__(self):
         return f"SegmentModel(method={self.method!r}, ndim={self.ndim}, phases={self.phases})"
@@ -98,22 +104,16 @@ class SegmentModel:
         meta = self._meta()
         with atomic_path(path, directory=True, keep_other=True) as tmp:
             if self.method == "forest":
-                from safetensors.numpy import save_file
-
                 arrays = {f"forest/{k}": v for k, v in self.estimator.arrays.items()}
                 meta["n_features"] = self.estimator.n_features
                 save_file(arrays, str(tmp / WEIGHTS), metadata={"matsight": json.dumps(meta)})
             else:
-                from ..nn.checkpoint import save_checkpoint
-
                 save_checkpoint(tmp / WEIGHTS, {"unet": self.estimator.state_dict()}, meta)
             write_json(tmp / "model.json", meta)
         return path
 
 
 def _read_meta(file):
-    from safetensors import safe_open
-
     try:
         with safe_open(str(file), framework="np") as f:
             header = f.metadata() or {}
@@ -138,9 +138,10 @@ def _read_meta(file):
 
 
 def _check_meta(file, meta):
-    """Validate the description read from a model file; return ``(config, classes, intensity, ndim)``."""
-    from pydantic import ValidationError
+    """Validate the description read from a model file; return ``(config, classes, intensity, ndim)``.
 
+    Configs of either layout load: the nested one and the flat one of earlier versions.
+    """
     damaged = f"{file} is damaged ({{}}); retrain with matsight segment train"
     try:
         config = SegmentConfig(**meta["config"])
@@ -178,8 +179,11 @@ def _int_keys(scores):
     return scores
 
 
-def load_model(path):
-    """Read a model folder written by :meth:`SegmentModel.save` (or its ``model.safetensors``)."""
+def load(path):
+    """Read a model folder written by :meth:`SegmentModel.save` (or its ``model.safetensors``).
+
+    Models of earlier versions (flat config, the U-Net's earlier parameter names) load unchanged.
+    """
     path = Path(path)
     file = path / WEIGHTS if path.is_dir() else path
     if not file.is_file():
@@ -196,46 +200,45 @@ def load_model(path):
             raise InputError(
                 f"{printable(path / 'model.json')} is not a segmentation model description; {fix}"
             )
-    if config.method == "forest":
-        from safetensors.numpy import load_file
-
-        from .forest import Forest
-
-        try:
-            loaded = load_file(str(file))
-        except Exception as exc:  # safetensors' own error types for damaged data
-            raise InputError(f"{file} is not a readable model file ({exc}); retrain") from exc
-        arrays = {k.split("/", 1)[1]: v for k, v in loaded.items() if k.startswith("forest/")}
-        n_expected = len(feature_names(config.features, ndim))
-        if not isinstance(meta.get("n_features"), int) or meta["n_features"] != n_expected:
-            raise InputError(
-                f"{file}: forest expects {meta.get('n_features')} features, config gives {n_expected}; "
-                "the model file is damaged"
-            )
-        estimator = Forest(arrays, n_expected, len(classes))
-    else:
-        from ..nn.checkpoint import load_checkpoint
-        from .unet import SegUNet
-
-        groups, _ = load_checkpoint(file)
-        estimator = SegUNet(
-            len(classes), config.unet_widths, attention=config.attention, residual=config.residual
-        )
-        try:
-            estimator.load_state_dict(groups["unet"])
-        except (KeyError, RuntimeError) as exc:
-            reason = "no U-Net weights" if isinstance(exc, KeyError) else "weights do not fit the config"
-            raise InputError(f"{file} is damaged ({reason}); retrain with matsight segment train") from None
-        estimator.eval()
+    read = _load_forest if config.model.method == "forest" else _load_unet
     return SegmentModel(
         config,
         classes=classes,
         intensity=intensity,
         ndim=ndim,
-        estimator=estimator,
+        estimator=read(file, meta, config, classes, ndim),
         scores=_int_keys(meta.get("scores")),
         info=meta.get("info"),
     )
+
+
+load_model = load  # the earlier name
+
+
+def _load_forest(file, meta, config, classes, ndim):
+    try:
+        loaded = load_file(str(file))
+    except Exception as exc:  # safetensors' own error types for damaged data
+        raise InputError(f"{file} is not a readable model file ({exc}); retrain") from exc
+    arrays = {k.split("/", 1)[1]: v for k, v in loaded.items() if k.startswith("forest/")}
+    n_expected = len(feature_names(config.model.forest.features, ndim))
+    if not isinstance(meta.get("n_features"), int) or meta["n_features"] != n_expected:
+        raise InputError(
+            f"{file}: forest expects {meta.get('n_features')} features, config gives {n_expected}; "
+            "the model file is damaged"
+        )
+    return Forest(arrays, n_expected, len(classes))
+
+
+def _load_unet(file, meta, config, classes, ndim):
+    groups, _ = load_checkpoint(file)
+    net = build_network(len(classes), config.model.unet)
+    try:
+        load_weights(net, groups["unet"])
+    except (KeyError, RuntimeError) as exc:
+        reason = "no U-Net weights" if isinstance(exc, KeyError) else "weights do not fit the config"
+        raise InputError(f"{file} is damaged ({reason}); retrain with matsight segment train") from None
+    return net.eval()
 
 
 def class_to_phase_lut(model):

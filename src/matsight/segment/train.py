@@ -1,204 +1,148 @@
 """Train a segmenter from sparse labels, scoring it on held-out strokes.
 
-Protocol: the labelled pixels are split into a training and a held-out part — whole strokes (connected
-components of one label value) when every phase has at least two strokes, otherwise 16-pixel spatial blocks
-of the strokes (neighbouring pixels of one stroke are nearly copies of each other, so a random pixel split
-would grade the model on its own training data). The model is fitted on the training part, scored on the
-held-out part (pixel accuracy; Dice, IoU, precision, recall per phase), and then, with ``refit=True``,
-fitted again on all labels; the saved scores are those of the held-out evaluation.
+Protocol: the labelled pixels are split into a training and a held-out part by
+:func:`~matsight.segment.strokes.split_holdout` (whole strokes where possible). The model is fitted on the
+training part, scored on the held-out part (pixel accuracy; Dice, IoU, precision, recall per phase), and then,
+with ``refit=True``, fitted again on all labels; the saved scores are those of the held-out evaluation.
+
+- Forest: features at the labelled pixels (:mod:`~matsight.segment.features`), at most
+  ``max_samples_per_class`` per phase, :func:`~matsight.segment.forest.fit_forest`.
+- U-Net: :func:`step` (one optimiser step of :func:`~matsight.segment.losses.stroke_loss` on random crops
+  around labelled pixels) in :func:`fit_unet`'s loop (AdamW, one-cycle learning rate).
 """
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
+import torch
 
 from .._errors import InputError
-from ..io import validate_labels
-from .apply import default_tile, iter_blocks
+from ..nn.device import resolve_device, seed_everything
+from ..progress import report, throttled
 from .config import make_config
+from .evaluate import label_scores
 from .features import compute_features, feature_names, feature_radius, intensity_range, normalize
+from .forest import fit_forest
+from .losses import IGNORE, class_weights, stroke_loss
 from .model import SegmentModel
+from .networks import build_network
+from .predict import default_tile, iter_blocks, unet_predict_proba
+from .strokes import check_labels, split_holdout
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "check_labels", "split_holdout", "label_scores"]
-
-MAX_LABEL_VALUES = 64
-BLOCK = 16
+__all__ = ["train", "step", "fit_unet"]
 
 
-def check_labels(image, labels, *, slice_index=None, name="labels"):
-    """Validate an image / sparse-label pair and return them as arrays of equal shape.
+def train(data, out_dir, *, config=None, budget=None, callback=None):
+    """Train a segmenter on a grayscale image and sparse labels (0 = unlabelled, k = phase k − 1).
 
     Parameters
     ----------
-    image : array_like
-        2D (YX) or 3D (ZYX) grayscale.
-    labels : array_like
-        Integer labels, 0 = unlabelled, ``k >= 1`` marks phase ``k - 1``. Same shape as ``image``, or one 2D
-        slice of a 3D image together with ``slice_index``.
-    slice_index : int, optional
-        Which z slice a 2D label image marks.
+    data : (array_like, array_like)
+        ``(image, strokes)``: a 2D (YX) or 3D (ZYX) grayscale image and integer strokes of the same shape
+        (:func:`~matsight.segment.strokes.check_labels` expands strokes drawn on one slice of a volume).
+    out_dir : path or None
+        Model folder to write (:meth:`SegmentModel.save`); None to keep the model in memory only.
+    config : SegmentConfig or dict, optional
+        Every setting (:class:`~matsight.segment.config.SegmentConfig`; a flat dict of the earlier names is
+        accepted too). Default: a random forest with a 20 % hold-out.
+    budget : float, optional
+        Wall-clock seconds for the U-Net's optimiser steps, shared equally by the held-out fit and the refit
+        (each stops early when its share is spent); forests are not limited.
+    callback : callable, optional
+        A :data:`matsight.progress.Callback`: called with the step, the total and the latest ``loss``.
 
     Returns
     -------
-    (ndarray, ndarray, list of int)
-        Image, labels (same shape) and the label values present (the classes).
+    SegmentModel
+        With ``.scores``: ``pixel_accuracy``, ``mean_dice`` and per phase ``dice, iou, precision, recall, n``
+        on the held-out labels (NaN, ``n`` 0, when nothing could be held out), plus ``holdout_unit``,
+        ``n_train``, ``n_test``, ``seconds``.
+
+    Examples
+    --------
+    >>> from matsight.segment.synthetic import draw_strokes, grayscale_from_labels, phase_image
+    >>> truth = phase_image((64, 64), seed=0)
+    >>> strokes = draw_strokes(truth, seed=0)
+    >>> model = train((grayscale_from_labels(truth), strokes), None, config={"n_estimators": 10})
+    >>> model.method, model.phases
+    ('forest', [0, 1, 2])
     """
-    img = np.asarray(image)
-    if img.dtype.kind not in "biuf":
-        raise InputError(f"the image has data type {img.dtype}; give a grayscale image (integers or floats)")
-    if img.ndim == 3 and img.shape[0] == 1:
-        img = img[0]
-    if img.ndim not in (2, 3):
-        raise InputError(f"the image must be 2D (Y, X) or 3D (Z, Y, X), got shape {img.shape}")
-    lab = validate_labels(labels, name=name, max_labels=MAX_LABEL_VALUES)
-    if lab.ndim == 3 and lab.shape[0] == 1 and img.ndim == 2:
-        lab = lab[0]
-    if slice_index is not None:
-        if img.ndim != 3 or lab.ndim != 2:
-            raise InputError(
-                "--slice is for a 2D label image drawn on one slice of a 3D volume; drop it here"
-            )
-        z = int(slice_index)
-        if not 0 <= z < img.shape[0]:
-            raise InputError(
-                f"{name} are outside the image: slice {z} asked for, "
-                f"but the volume has slices 0..{img.shape[0] - 1}"
-            )
-        if lab.shape != img.shape[1:]:
-            raise InputError(
-                f"{name} have shape {lab.shape} but the volume's slices are {img.shape[1:]}; "
-                "draw them on one slice"
-            )
-        full = np.zeros(img.shape, dtype=lab.dtype)
-        full[z] = lab
-        lab = full
-    if lab.shape != img.shape:
-        if lab.ndim == 2 and img.ndim == 3 and lab.shape == img.shape[1:]:
-            raise InputError(
-                f"{name} are one 2D slice {lab.shape} but the image is a volume of {img.shape[0]} slices; "
-                "say which slice they mark (--slice Z)"
-            )
-        if lab.ndim == img.ndim and any(a > b for a, b in zip(lab.shape, img.shape, strict=True)):
-            raise InputError(
-                f"{name} extend outside the image: {name} shape {lab.shape}, image shape {img.shape}; "
-                "draw the labels on the image itself (same size)"
-            )
+    cfg = make_config(config)
+    image, strokes = _unpack(data)
+    img, lab, classes = check_labels(image, strokes)
+    ndim = _feature_dims(cfg.model, img)
+    t0 = time.perf_counter()
+    lo, hi, norm = _normalised(img)
+    train_mask, test_mask, unit = split_holdout(lab, cfg.training.holdout, seed=cfg.training.seed)
+    fit = _fit_forest if cfg.model.method == "forest" else _fit_unet
+    est, scores = fit(cfg, norm, lab, classes, test_mask, ndim, budget=budget, callback=callback)
+    scores.update(
+        holdout_unit=unit,
+        n_train=int(train_mask.sum()),
+        n_test=int(test_mask.sum()),
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    if not test_mask.any():
+        if unit != "none":
+            log.warning("too few strokes to hold any out; no held-out scores")
+        # the same keys as with held-out scores (NaN: not measured), so code reading them does not break
+        scores.update(label_scores([], [], [c - 1 for c in classes]))
+    info = {"image_shape": list(img.shape), "n_labelled": int((lab > 0).sum())}
+    if cfg.model.method == "forest":
+        info["n_features"] = len(feature_names(cfg.model.forest.features, ndim))
+    model = SegmentModel(
+        cfg, classes=classes, intensity=(lo, hi), ndim=ndim, estimator=est, scores=scores, info=info
+    )
+    if out_dir is not None:
+        model.save(Path(out_dir))
+    return model
+
+
+def _unpack(data):
+    if not isinstance(data, tuple | list) or len(data) != 2:
+        raise InputError("segment training data is a pair (image, strokes) of arrays of the same shape")
+    return data
+
+
+def _normalised(img):
+    """The training image's intensity range and the image mapped to it (constant images are refused)."""
+    lo, hi = intensity_range(img)
+    finite = img[np.isfinite(img)] if img.dtype.kind == "f" else img
+    if finite.min() == finite.max():
         raise InputError(
-            f"{name} have shape {lab.shape} but the image has shape {img.shape}; "
-            "they must match pixel for pixel"
+            f"the image is constant (every pixel is {finite.min():g}); there is nothing to learn from — "
+            "check that the right file was given"
         )
-    counts = np.bincount(lab.ravel())
-    classes = [int(v) for v in np.flatnonzero(counts) if v > 0]
-    if not classes:
-        raise InputError(
-            f"{name} contain no strokes (every pixel is 0 = unlabelled); "
-            "mark each phase with values 1, 2, ..."
-        )
-    if len(classes) == 1:
-        raise InputError(
-            f"{name} mark only one phase (value {classes[0]}); draw strokes for at least two phases "
-            "(values 1, 2, ... = phases 0, 1, ...)"
-        )
-    return img, lab, classes
+    return lo, hi, normalize(img, lo, hi)
 
 
-def split_holdout(labels, fraction, *, seed=0):
-    """Split labelled pixels into training and held-out masks by strokes (or 16-px blocks of strokes).
-
-    Returns
-    -------
-    (ndarray of bool, ndarray of bool, str)
-        Training mask, held-out mask, and the unit used (``"strokes"``, ``"blocks"`` or ``"none"``).
-    """
-    lab = np.asarray(labels)
-    labelled = lab > 0
-    if fraction <= 0:
-        return labelled, np.zeros_like(labelled), "none"
-    rng = np.random.default_rng(seed)
-    classes = [int(c) for c in np.unique(lab[labelled])]
-    comps = {}
-    for c in classes:
-        comp, n = ndi.label(lab == c, structure=np.ones((3,) * lab.ndim))
-        comps[c] = (comp, n)
-    unit = "strokes" if all(n >= 2 for _, n in comps.values()) else "blocks"
-    test = np.zeros(lab.shape, dtype=bool)
-    for c in classes:
-        if unit == "strokes":
-            ids = comps[c][0]
-        else:
-            # unit id = index of the 16-px block, restricted to this class's pixels
-            grid = np.indices(lab.shape, sparse=True)
-            ids = np.zeros(lab.shape, dtype=np.int64)
-            mult = 1
-            for g, s in zip(reversed(grid), reversed(lab.shape), strict=True):
-                ids = ids + (g // BLOCK) * mult
-                mult *= -(-s // BLOCK)
-            ids = np.where(lab == c, ids + 1, 0)
-        uid, size = np.unique(ids[ids > 0], return_counts=True)
-        if len(uid) < 2:
-            continue  # cannot hold out without losing the phase from training
-        order = rng.permutation(len(uid))
-        target = fraction * size.sum()
-        chosen, total = [], 0
-        for k in order[:-1]:  # at least one unit stays for training
-            if total >= target:
-                break
-            chosen.append(uid[k])
-            total += size[k]
-        test |= np.isin(ids, chosen) & (lab == c)
-    return labelled & ~test, test, unit
+def _scored(y_true_idx, y_pred_idx, classes):
+    phases = [c - 1 for c in classes]
+    lut = np.asarray(phases)
+    return label_scores(lut[y_true_idx], lut[y_pred_idx], phases)
 
 
-def label_scores(truth, pred, phases):
-    """Pixel accuracy and per-phase Dice, IoU, precision, recall of ``pred`` against ``truth``.
-
-    A thin layer over :mod:`matsight.metrics.segmentation` (same definitions) that takes any-shaped arrays
-    (held-out pixels come as 1D arrays) and returns one dict per phase with its reference pixel count ``n``.
-    ``mean_dice`` averages the phases present in ``truth``; phases absent from both are NaN.
-    """
-    from ..metrics import segmentation as ms
-
-    t = np.asarray(truth).reshape(1, -1)
-    p = np.asarray(pred).reshape(1, -1)
-    phases = [int(c) for c in phases]
-    if t.size == 0:
-        nan = float("nan")
-        per = {c: {"dice": nan, "iou": nan, "precision": nan, "recall": nan, "n": 0} for c in phases}
-        return {"pixel_accuracy": nan, "mean_dice": nan, "per_phase": per}
-    kw = {"labels": phases}
-    d, j = ms.dice(t, p, **kw), ms.iou(t, p, **kw)
-    pr, rc = ms.precision(t, p, **kw), ms.recall(t, p, **kw)
-    counts = {c: int(np.count_nonzero(t == c)) for c in phases}
-    per = {
-        c: {"dice": d[c], "iou": j[c], "precision": pr[c], "recall": rc[c], "n": counts[c]} for c in phases
-    }
-    dices = [per[c]["dice"] for c in phases if counts[c] > 0]
-    return {
-        "pixel_accuracy": ms.pixel_accuracy(t, p, **kw)["overall"],
-        "mean_dice": float(np.mean(dices)) if dices else float("nan"),
-        "per_phase": per,
-    }
-
-
-def _feature_dims(cfg, img):
-    if cfg.dims == "auto":
-        return 2 if (img.ndim == 2 or cfg.method == "unet") else 3
-    if cfg.dims == 3 and img.ndim == 2:
+# ------------------------------------------------------------------------------------------------- forest
+def _feature_dims(mc, img):
+    """2 (slice-wise) or 3 (volumetric) for ``img`` under the model config ``mc``."""
+    if mc.dims == "auto":
+        return 2 if (img.ndim == 2 or mc.method == "unet") else 3
+    if mc.dims == 3 and img.ndim == 2:
         raise InputError("dims=3 needs a 3D volume; this image is 2D (use dims 2 or auto)")
-    return int(cfg.dims)
+    return int(mc.dims)
 
 
-def _labelled_features(cfg, norm, labels, ndim):
+def _labelled_features(feats, norm, labels, ndim):
     """Features at every labelled pixel: ``(X (n, F), flat indices (n,))``, computed block by block."""
-    halo = feature_radius(cfg.features)
+    halo = feature_radius(feats)
     if ndim == 2 and norm.ndim == 3:
-        core = (1,) + (default_tile(cfg, 2),) * 2
+        core = (1,) + (default_tile(feats, 2),) * 2
     else:
-        core = (default_tile(cfg, ndim),) * norm.ndim
+        core = (default_tile(feats, ndim),) * norm.ndim
     xs, idx = [], []
     flat_index = np.arange(labels.size).reshape(labels.shape)
     for cs, es, inner in iter_blocks(norm.shape, core, halo):
@@ -206,9 +150,9 @@ def _labelled_features(cfg, norm, labels, ndim):
         if not lab.any():
             continue
         if ndim == 2 and norm.ndim == 3:  # slice-wise: halo in y and x only
-            f = compute_features(norm[(cs[0], *es[1:])][0], cfg.features)[inner[1:]][None]
+            f = compute_features(norm[(cs[0], *es[1:])][0], feats)[inner[1:]][None]
         else:
-            f = compute_features(norm[es], cfg.features)[inner]
+            f = compute_features(norm[es], feats)[inner]
         m = lab > 0
         xs.append(f[m])
         idx.append(flat_index[cs][m])
@@ -225,159 +169,168 @@ def _subsample(y, per_class, rng):
     return np.sort(np.concatenate(keep))
 
 
-def _train_forest(cfg, norm, lab, classes, train_mask, test_mask, ndim, progress):
-    from .forest import fit_forest
-
+def _fit_forest(cfg, norm, lab, classes, test_mask, ndim, *, budget=None, callback=None):
+    """Forest on the labelled pixels' features: held-out fit and score, then (``refit``) a fit on all."""
     t0 = time.perf_counter()
-    X, flat = _labelled_features(cfg, norm, lab, ndim)
+    feats = cfg.model.forest.features
+    report(callback, step=0, total=None, message="features of the labelled pixels")
+    X, flat = _labelled_features(feats, norm, lab, ndim)
     lut = np.zeros(max(classes) + 1, dtype=np.int64)
     lut[classes] = np.arange(len(classes))
     y = lut[lab.ravel()[flat]]
     is_test = test_mask.ravel()[flat]
     log.info("features: %d labelled pixels × %d in %.1f s", len(X), X.shape[1], time.perf_counter() - t0)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.training.seed)
+    n_fits = 2 if is_test.any() and cfg.training.refit else 1
 
-    def fit(sel):
-        sub = sel[_subsample(y[sel], cfg.max_samples_per_class, rng)]
+    def fit(sel, k):
+        report(callback, step=k, total=n_fits, message="fitting the forest", seconds=time.perf_counter() - t0)
+        sub = sel[_subsample(y[sel], cfg.training.max_samples_per_class, rng)]
+        f = cfg.model.forest
         return fit_forest(
             X[sub],
             y[sub],
             n_classes=len(classes),
-            n_estimators=cfg.n_estimators,
-            max_depth=cfg.max_depth,
-            min_samples_leaf=cfg.min_samples_leaf,
-            seed=cfg.seed,
-            n_jobs=cfg.n_jobs,
+            n_estimators=f.n_estimators,
+            max_depth=f.max_depth,
+            min_samples_leaf=f.min_samples_leaf,
+            seed=cfg.training.seed,
+            n_jobs=cfg.training.n_jobs,
         )
 
     scores = {}
     all_idx = np.arange(len(X))
+    forest = None
     if is_test.any():
         tr = all_idx[~is_test]
         if len(np.unique(y[tr])) < len(classes):
             raise InputError("holding out labels left a phase without training pixels; draw more strokes")
-        forest = fit(tr)
+        forest = fit(tr, 0)
         te = all_idx[is_test]
-        pred = np.argmax(forest.predict_proba(X[te]), axis=1)
-        scores = _scored(y[te], pred, classes)
-        if not cfg.refit:
-            return forest, scores
-    return fit(all_idx), scores
+        scores = _scored(y[te], np.argmax(forest.predict_proba(X[te]), axis=1), classes)
+    if forest is None or cfg.training.refit:
+        forest = fit(all_idx, n_fits - 1)
+    report(callback, step=n_fits, total=n_fits, message="forest fitted", seconds=time.perf_counter() - t0)
+    return forest, scores
 
 
-def _scored(y_true_idx, y_pred_idx, classes):
-    phases = [c - 1 for c in classes]
-    lut = np.asarray(phases)
-    return label_scores(lut[y_true_idx], lut[y_pred_idx], phases)
+# --------------------------------------------------------------------------------------------------- unet
+def step(net, optimizer, scheduler, batch, weight):
+    """One optimiser step of :func:`~matsight.segment.losses.stroke_loss` on ``batch = (x, targets)``.
+
+    Returns the loss (float).
+    """
+    x, t = batch
+    loss = stroke_loss(net(x), t, weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
 
 
-def _train_unet(cfg, norm, lab, classes, train_mask, test_mask, progress):
-    from .unet import IGNORE, train_unet, unet_predict_proba
+def _sample_crop(img, tgt, crop, rng, labelled):
+    """A random crop (YX) centred near a random labelled pixel, randomly flipped / rotated by 90°."""
+    z, y, x = labelled[rng.integers(len(labelled))]
+    h, w = img.shape[1:]
+    cy, cx = min(crop, h), min(crop, w)
+    y0 = int(np.clip(y - rng.integers(cy), 0, h - cy))
+    x0 = int(np.clip(x - rng.integers(cx), 0, w - cx))
+    a = img[z, y0 : y0 + cy, x0 : x0 + cx]
+    b = tgt[z, y0 : y0 + cy, x0 : x0 + cx]
+    k = int(rng.integers(4))
+    a, b = np.rot90(a, k), np.rot90(b, k)
+    if rng.random() < 0.5:
+        a, b = a[:, ::-1], b[:, ::-1]
+    if a.shape != (crop, crop):  # small images: pad to a fixed batch shape, padding is ignored by the loss
+        pa = ((0, crop - a.shape[0]), (0, crop - a.shape[1]))
+        a = np.pad(a, pa, mode="reflect" if min(a.shape) > 1 else "edge")
+        b = np.pad(b, pa, constant_values=IGNORE)
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
+
+def _batch(images, targets, tc, rng, labelled, device):
+    pairs = [_sample_crop(images, targets, tc.crop, rng, labelled) for _ in range(tc.batch_size)]
+    x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None].to(device)
+    t = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64)).to(device)
+    return x, t
+
+
+def fit_unet(images, targets, config, *, n_classes, budget=None, callback=None, message="U-Net training"):
+    """Train the segmentation U-Net on normalised slices with sparse targets.
+
+    Parameters
+    ----------
+    images : ndarray
+        ``(S, Y, X)`` float32 slices (normalised grey values).
+    targets : ndarray
+        ``(S, Y, X)`` int64 class indices; -1 (:data:`~matsight.segment.losses.IGNORE`) where unlabelled
+        or held out.
+    config : SegmentConfig
+    n_classes : int
+    budget : float, optional
+        Seconds; the loop stops after the step that spends them.
+    callback : callable, optional
+        :data:`matsight.progress.Callback`.
+    message : str
+
+    Returns
+    -------
+    (UNet, list of float)
+        The trained network (eval mode, CPU) and the loss per step.
+    """
+    tc = config.training
+    seed_everything(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    device = resolve_device(tc.device)
+    net = build_network(n_classes, config.model.unet).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=tc.learning_rate, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.learning_rate, total_steps=tc.steps)
+    labelled = np.argwhere(targets != IGNORE)
+    weight = class_weights(targets, n_classes, device)
+    callback = throttled(callback)
+    losses = []
+    t0 = time.perf_counter()
+    net.train()
+    for k in range(tc.steps):
+        losses.append(step(net, opt, sched, _batch(images, targets, tc, rng, labelled, device), weight))
+        seconds = time.perf_counter() - t0
+        done = budget is not None and seconds >= budget
+        total = k + 1 if done else tc.steps
+        report(callback, step=k + 1, total=total, metrics={"loss": losses[-1]}, message=message,
+               seconds=seconds, budget=budget)  # fmt: skip
+        if done:
+            log.info("time budget of %.0f s spent after %d of %d steps", budget, k + 1, tc.steps)
+            break
+    net.eval()
+    return net.cpu(), losses
+
+
+def _fit_unet(cfg, norm, lab, classes, test_mask, ndim, *, budget=None, callback=None):
+    """U-Net on the slices with strokes: held-out fit and score, then (``refit``) a fit on all strokes."""
     vol = norm[None] if norm.ndim == 2 else norm
     lab3 = lab[None] if lab.ndim == 2 else lab
-    tr3 = train_mask[None] if lab.ndim == 2 else train_mask
     te3 = test_mask[None] if lab.ndim == 2 else test_mask
     zs = np.flatnonzero(lab3.reshape(len(lab3), -1).any(axis=1))  # only slices with strokes
     lut = np.full(max(classes) + 1, IGNORE, dtype=np.int64)
     lut[classes] = np.arange(len(classes))
     imgs = np.ascontiguousarray(vol[zs], dtype=np.float32)
     target_all = lut[lab3[zs]]
+    test = te3[zs]
+    n_fits = 2 if test.any() and cfg.training.refit else 1
+    share = None if budget is None else budget / n_fits
+    kw = dict(n_classes=len(classes), budget=share, callback=callback)
     scores = {}
-    net = None
-    if te3.any():
-        target = np.where(tr3[zs], target_all, IGNORE)
-        net, losses = train_unet(imgs, target, cfg, n_classes=len(classes), progress=progress)
-        test = te3[zs]
+    if test.any():
+        net, losses = fit_unet(imgs, np.where(test, IGNORE, target_all), cfg, **kw)
         truth, pred = [], []
-        for k in range(len(zs)):
-            if not test[k].any():
-                continue
-            p = unet_predict_proba(net, imgs[k])
-            pred.append(np.argmax(p, axis=-1)[test[k]])
+        for k in np.flatnonzero(test.reshape(len(test), -1).any(axis=1)):
+            pred.append(np.argmax(unet_predict_proba(net, imgs[k]), axis=-1)[test[k]])
             truth.append(target_all[k][test[k]])
         scores = _scored(np.concatenate(truth), np.concatenate(pred), classes)
         scores["final_loss"] = float(np.mean(losses[-20:]))
-        if not cfg.refit:
+        if not cfg.training.refit:
             return net, scores
-    net, losses = train_unet(imgs, target_all, cfg, n_classes=len(classes), progress=progress)
+    net, losses = fit_unet(imgs, target_all, cfg, message="U-Net training on all strokes", **kw)
     scores.setdefault("final_loss", float(np.mean(losses[-20:])))
     return net, scores
-
-
-def train(
-    image,
-    labels,
-    *,
-    method="forest",
-    holdout=0.2,
-    seed=0,
-    config=None,
-    slice_index=None,
-    progress=False,
-    **overrides,
-):
-    """Train a segmenter on a grayscale image and sparse labels (0 = unlabelled, k = phase k − 1).
-
-    Parameters
-    ----------
-    image : array_like
-        2D (YX) or 3D (ZYX) grayscale.
-    labels : array_like
-        Integer strokes of the same shape (or a 2D slice with ``slice_index``).
-    method : {"forest", "unet"}
-    holdout : float
-        Fraction of labelled pixels (whole strokes where possible) held out for scoring; 0 to skip.
-    seed : int
-    config : SegmentConfig or dict, optional
-        Further settings (see :class:`~matsight.segment.config.SegmentConfig`); keyword ``overrides`` win.
-    slice_index : int, optional
-        The z slice a 2D label image marks in a 3D image.
-    progress : bool
-
-    Returns
-    -------
-    SegmentModel
-        With ``.scores``: ``pixel_accuracy``, ``mean_dice`` and per phase ``dice, iou, precision, recall, n``
-        on the held-out labels (NaN, ``n`` 0, when nothing could be held out), plus ``holdout_unit``,
-        ``n_train``, ``n_test``, ``seconds``.
-
-    Examples
-    --------
-    >>> model = train(image, strokes, method="forest")            # doctest: +SKIP
-    >>> labels = matsight.segment.apply(model, volume)               # doctest: +SKIP
-    """
-    cfg = make_config(config, method=method, holdout=holdout, seed=seed, **overrides)
-    img, lab, classes = check_labels(image, labels, slice_index=slice_index)
-    ndim = _feature_dims(cfg, img)
-    t0 = time.perf_counter()
-    lo, hi = intensity_range(img)
-    finite = img[np.isfinite(img)] if img.dtype.kind == "f" else img
-    if finite.min() == finite.max():
-        raise InputError(
-            f"the image is constant (every pixel is {finite.min():g}); there is nothing to learn from — "
-            "check that the right file was given"
-        )
-    norm = normalize(img, lo, hi)
-    train_mask, test_mask, unit = split_holdout(lab, cfg.holdout, seed=cfg.seed)
-    if cfg.method == "forest":
-        est, scores = _train_forest(cfg, norm, lab, classes, train_mask, test_mask, ndim, progress)
-    else:
-        est, scores = _train_unet(cfg, norm, lab, classes, train_mask, test_mask, progress)
-    scores.update(
-        holdout_unit=unit,
-        n_train=int(train_mask.sum()),
-        n_test=int(test_mask.sum()),
-        seconds=round(time.perf_counter() - t0, 3),
-    )
-    if not test_mask.any():
-        if unit != "none":
-            log.warning("too few strokes to hold any out; no held-out scores")
-        # the same keys as with held-out scores (NaN: not measured), so code reading them does not break
-        scores.update(label_scores([], [], [c - 1 for c in classes]))
-    info = {"image_shape": list(img.shape), "n_labelled": int((lab > 0).sum())}
-    if cfg.method == "forest":
-        info["n_features"] = len(feature_names(cfg.features, ndim))
-    return SegmentModel(
-        cfg, classes=classes, intensity=(lo, hi), ndim=ndim, estimator=est, scores=scores, info=info
-    )

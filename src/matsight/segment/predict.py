@@ -1,4 +1,4 @@
-"""Apply a trained segmenter to a 2D image or a 3D volume, in tiles, with optional clean-up.
+"""Segment a 2D image or a 3D volume with a trained model, in tiles, with optional clean-up.
 
 Forest models compute features block by block: each block is read with a halo of
 :func:`~matsight.segment.features.feature_radius` pixels and only its core is classified, so the result is
@@ -12,15 +12,19 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import ndimage as ndi
 
 from .._errors import InputError
-from .features import compute_features, feature_radius, intensity_range, normalize
-from .model import SegmentModel, class_to_phase_lut, load_model
+from ..nn.device import resolve_device
+from ..nn.tiling import sliding_window_inference
+from ..progress import report
+from .features import compute_features, feature_names, feature_radius, intensity_range, normalize
+from .model import SegmentModel, class_to_phase_lut, load
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply", "predict_proba", "clean_labels", "iter_blocks"]
+__all__ = ["predict", "predict_proba", "clean_labels", "iter_blocks", "unet_predict_proba"]
 
 # forest blocks: the features of one block (core + halo) stay under this many bytes
 FEATURE_BYTES = 512 * 2**20
@@ -28,13 +32,13 @@ MAX_TILE_2D = 1024
 MIN_TILE = 16
 
 
-def default_tile(config, ndim):
-    """Block core edge for ``ndim``-D features: as large as fits :data:`FEATURE_BYTES` with the halo."""
-    from .features import feature_names
-
-    n_feat = len(feature_names(config.features, ndim))
+def default_tile(features, ndim):
+    """Block core edge for ``ndim``-D ``features`` (a FeatureConfig): as large as fits :data:`FEATURE_BYTES`
+    with the halo.
+    """
+    n_feat = len(feature_names(features, ndim))
     edge = int((FEATURE_BYTES / (4 * n_feat)) ** (1.0 / ndim))
-    core = edge - 2 * feature_radius(config.features)
+    core = edge - 2 * feature_radius(features)
     return int(min(MAX_TILE_2D, max(MIN_TILE, core)))
 
 
@@ -66,7 +70,7 @@ def _as_model(model):
     if isinstance(model, SegmentModel):
         return model
     if isinstance(model, str | Path):
-        return load_model(model)
+        return load(model)
     raise InputError(f"expected a SegmentModel or a model folder, got {type(model).__name__}")
 
 
@@ -86,28 +90,10 @@ def _check_volume(model, volume):
     return v
 
 
-class _Progress:
-    def __init__(self, enabled, total, label):
-        self.bar = None
-        if enabled and total > 1:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(label, total=total)
-
-    def advance(self):
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _forest_blocks(model, norm, tile, progress, sink):
+def _forest_blocks(model, norm, tile, callback, sink):
     """Classify ``norm`` by blocks; ``sink(core_slices, proba_block)`` receives ``(*core, C)`` arrays."""
-    halo = feature_radius(model.config.features)
+    feats = model.config.model.forest.features
+    halo = feature_radius(feats)
     if model.ndim == 2 and norm.ndim == 3:
         core = (1, tile, tile)
         halo_axes = (0, halo, halo)
@@ -115,38 +101,40 @@ def _forest_blocks(model, norm, tile, progress, sink):
         core = (tile,) * norm.ndim
         halo_axes = (halo,) * norm.ndim
     blocks = list(iter_blocks(norm.shape, core, max(halo_axes)))
-    bar = _Progress(progress, len(blocks), "segmenting")
-    try:
-        for cs, es, inner in blocks:
-            if model.ndim == 2 and norm.ndim == 3:  # no halo along z: slice-wise features
-                es = (cs[0], *es[1:])
-                inner = (slice(0, 1), *inner[1:])
-                feats = compute_features(norm[es][0], model.config.features)[None]
-            else:
-                feats = compute_features(norm[es], model.config.features)
-            f = feats[inner]
-            p = model.estimator.predict_proba(f.reshape(-1, f.shape[-1]))
-            sink(cs, p.reshape(*f.shape[:-1], -1))
-            bar.advance()
-    finally:
-        bar.close()
+    for k, (cs, es, inner) in enumerate(blocks):
+        if model.ndim == 2 and norm.ndim == 3:  # no halo along z: slice-wise features
+            es = (cs[0], *es[1:])
+            inner = (slice(0, 1), *inner[1:])
+            f = compute_features(norm[es][0], feats)[None][inner]
+        else:
+            f = compute_features(norm[es], feats)[inner]
+        p = model.estimator.predict_proba(f.reshape(-1, f.shape[-1]))
+        sink(cs, p.reshape(*f.shape[:-1], -1))
+        report(callback, step=k + 1, total=len(blocks), message="segmenting")
 
 
-def _unet_slices(model, norm, tile, progress, sink, device):
-    from ..nn.device import resolve_device
-    from .unet import unet_predict_proba
+def unet_predict_proba(net, image, *, tile=512, device="cpu"):
+    """Class probabilities ``(Y, X, C)`` of one normalised 2D slice, by overlapped tiles of ``tile`` px."""
+    dev = torch.device(device)
+    net = net.to(dev)
 
+    def predictor(tiles):
+        return torch.softmax(net(tiles), dim=1)
+
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(dev)
+    with torch.no_grad():
+        p = sliding_window_inference(x, tile, predictor, sw_batch_size=2, overlap=0.25)
+    return np.moveaxis(p[0].cpu().numpy(), 0, -1)
+
+
+def _unet_slices(model, norm, tile, callback, sink, device):
     device = resolve_device(device or "auto")  # not the training device: models move between machines
     slices = norm[None] if norm.ndim == 2 else norm
-    bar = _Progress(progress, len(slices), "segmenting")
-    try:
-        for z, sl in enumerate(slices):
-            p = unet_predict_proba(model.estimator, sl, tile=tile, device=device)
-            cs = (slice(None), slice(None)) if norm.ndim == 2 else (slice(z, z + 1), slice(None), slice(None))
-            sink(cs, p if norm.ndim == 2 else p[None])
-            bar.advance()
-    finally:
-        bar.close()
+    for z, sl in enumerate(slices):
+        p = unet_predict_proba(model.estimator, sl, tile=tile, device=device)
+        cs = (slice(None), slice(None)) if norm.ndim == 2 else (slice(z, z + 1), slice(None), slice(None))
+        sink(cs, p if norm.ndim == 2 else p[None])
+        report(callback, step=z + 1, total=len(slices), message="segmenting")
 
 
 def _check_tile(tile):
@@ -176,13 +164,13 @@ def _warn_range(model, v):
         )
 
 
-def _run(model, volume, *, tile, progress, normalize_with, want_proba, device=None):
+def _run(model, volume, *, tile, callback, normalize_with, want_proba, device=None):
     model = _as_model(model)
     tile = _check_tile(tile)
     if normalize_with not in (None, "train", "image"):
         raise InputError(f"normalize_with must be 'train' or 'image', got {normalize_with!r}")
     v = _check_volume(model, volume)
-    mode = normalize_with or model.config.normalize
+    mode = normalize_with or model.config.inference.normalize
     if mode == "train":
         lo, hi = model.intensity
         _warn_range(model, v)
@@ -199,22 +187,22 @@ def _run(model, volume, *, tile, progress, normalize_with, want_proba, device=No
             proba[cs] = p
 
     if model.method == "forest":
-        t = int(tile) if tile else default_tile(model.config, model.ndim)
-        _forest_blocks(model, norm, t, progress, sink)
+        t = int(tile) if tile else default_tile(model.config.model.forest.features, model.ndim)
+        _forest_blocks(model, norm, t, callback, sink)
     else:
-        _unet_slices(model, norm, int(tile) if tile else 512, progress, sink, device)
+        _unet_slices(model, norm, int(tile) if tile else 512, callback, sink, device)
     return model, labels, proba
 
 
-def predict_proba(model, volume, *, tile=None, progress=False, normalize_with=None, device=None):
+def predict_proba(model, volume, *, tile=None, callback=None, normalize_with=None, device=None):
     """Class probabilities ``(*volume.shape, n_classes)`` float32 (channels last; class ``i`` = phase
-    ``model.phases[i]``).
+    ``model.phases[i]``); the options are :func:`predict`'s.
     """
-    kw = dict(tile=tile, progress=progress, normalize_with=normalize_with, device=device)
+    kw = dict(tile=tile, callback=callback, normalize_with=normalize_with, device=device)
     return _run(model, volume, want_proba=True, **kw)[2]
 
 
-def apply(
+def predict(
     model,
     volume,
     *,
@@ -222,7 +210,7 @@ def apply(
     probabilities=False,
     clean=0,
     majority=0,
-    progress=False,
+    callback=None,
     normalize_with=None,
     device=None,
 ):
@@ -246,7 +234,8 @@ def apply(
         giving them the label of the nearest remaining pixel (0: off).
     majority : int
         Radius of a majority (mode) filter applied before ``clean`` (0: off).
-    progress : bool
+    callback : callable, optional
+        A :data:`matsight.progress.Callback`, called after every block (forest) or slice (U-Net).
     normalize_with : {"train", "image"}, optional
         Override the model's intensity scaling: the training image's grey-value range (a warning when this
         image's range looks nothing like it) or this image's own. NaN / -inf pixels are read as the low end
@@ -260,12 +249,26 @@ def apply(
         Phase labels (stroke value − 1: 0, 1, 2, ...), uint8 for fewer than 256 phases.
     probabilities : ndarray
         Only when ``probabilities=True``.
+
+    Examples
+    --------
+    >>> from matsight.segment import train
+    >>> from matsight.segment.synthetic import draw_strokes, grayscale_from_labels, phase_image
+    >>> truth = phase_image((64, 64), seed=0)
+    >>> image = grayscale_from_labels(truth, seed=0)
+    >>> model = train((image, draw_strokes(truth, seed=0)), None, config={"n_estimators": 10})
+    >>> labels = predict(model, image, clean=4)
+    >>> labels.dtype, labels.shape
+    (dtype('uint8'), (64, 64))
     """
-    kw = dict(tile=tile, progress=progress, normalize_with=normalize_with, device=device)
+    kw = dict(tile=tile, callback=callback, normalize_with=normalize_with, device=device)
     model, labels, proba = _run(model, volume, want_proba=probabilities, **kw)
     if clean or majority:
         labels = clean_labels(labels, min_size=clean, majority=majority)
     return (labels, proba) if probabilities else labels
+
+
+apply = predict  # the earlier name
 
 
 def clean_labels(labels, *, min_size=0, majority=0):
