@@ -43,11 +43,11 @@ def main(argv=None):
     import torch
 
     from matsight.metrics.image_quality import cnr
+    from matsight.restore import load as load_model
     from matsight.restore.config import parse_slices
-    from matsight.restore.enhance import enhance
     from matsight.restore.evaluate import _otsu_in
+    from matsight.restore.predict import predict as enhance
     from matsight.restore.register import denormalise, fov_mask
-    from matsight.restore.train import load_model
 
     torch.set_num_threads(args.threads)
     run = json.loads((args.run / "results.json").read_text())
@@ -62,7 +62,7 @@ def main(argv=None):
         mask = fov_mask(hq.shape, radius=args.radius)
         if pair.mask is not None:
             mask &= pair.mask[z]
-        e = enhance(model, lq, steps=1, slice_axis=0, upscaled=True, onestep=False, device="cpu")
+        e = enhance(model, lq, indi_steps=1, slice_axis=0, upscaled=True, onestep=False, device="cpu")
         fg, bg = _otsu_in(hq, mask, erode=1)
         held_out = bool(z[-1] >= t0 - GAP and z[0] <= t1 + GAP)
         row = {"held_out": held_out}

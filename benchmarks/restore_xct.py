@@ -158,7 +158,7 @@ def main(argv=None):
     ap.add_argument(
         "--val-block",
         default="45:54",
-        help="validation z slices START:STOP among the training slices (they choose --steps auto; default: "
+        help="validation z slices START:STOP among the training slices (they choose --indi-steps auto; default: "
         "the end of the cap, so that the jelly roll's few training slices stay in training)",
     )
     ap.add_argument("--skip-onestep", action="store_true", help="no separately trained one-step model")
@@ -179,11 +179,12 @@ def main(argv=None):
 
     import torch
 
+    from matsight.restore import load as load_model
+    from matsight.restore import train
     from matsight.restore.config import parse_duration, parse_slices
-    from matsight.restore.enhance import enhance
     from matsight.restore.evaluate import compare, write_report
+    from matsight.restore.predict import predict as enhance
     from matsight.restore.register import denormalise, fov_mask
-    from matsight.restore.train import load_model, train
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -204,11 +205,9 @@ def main(argv=None):
     budget = parse_duration(args.budget)
     common = dict(
         preset=args.preset,
-        budget_s=budget,
-        max_steps=10_000_000,
+        budget=budget,  # without a step count: the budget ends the run
         device=args.device,
         seed=args.seed,
-        progress=sys.stderr.isatty(),
         **overrides,
     )
     runs = {}
@@ -254,7 +253,7 @@ def main(argv=None):
         e1 = enhance(
             load_model(args.out / "onestep", device=args.device),
             lq_raw,
-            steps=1,
+            indi_steps=1,
             slice_axis=0,
             upscaled=True,
             onestep=False,
@@ -265,7 +264,9 @@ def main(argv=None):
         cons["one-step model"] = rms(e1)
     for n in sorted({1, 4, 8, 16, n_auto}):
         t0 = time.perf_counter()
-        e = enhance(model, lq_raw, steps=n, slice_axis=0, upscaled=True, onestep=False, device=args.device)
+        e = enhance(
+            model, lq_raw, indi_steps=n, slice_axis=0, upscaled=True, onestep=False, device=args.device
+        )
         timing[n] = (time.perf_counter() - t0) / len(lq_raw)
         images.setdefault("LQ bicubic", e.bicubic[inner])
         if "LQ mean of 3 slices" not in images:
@@ -284,7 +285,7 @@ def main(argv=None):
         e = enhance(
             model,
             lq_raw,
-            steps=n,
+            indi_steps=n,
             slice_axis=0,
             upscaled=True,
             onestep=False,

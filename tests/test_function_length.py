@@ -20,7 +20,6 @@ PENDING = {
     "cli/metrics.py::metrics",
     "data/microstructures.py::particle_electrode",
     "demos/fuse.py::run",
-    "demos/restore.py::run",
     "fuse/evaluate.py::evaluate",
     "fuse/evaluate.py::lr_consistency",
     "fuse/generate.py::generate",

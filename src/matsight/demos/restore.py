@@ -15,23 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import restore
+from ..data.grayscale import synthetic_grayscale
+from ..nn.device import seed_everything
+from ..restore.config import make_config
+from ..restore.evaluate import compare, write_report
+from ..restore.pairs import simulate_lq
+from ..restore.register import denormalise, prepare_pair
+
 log = logging.getLogger(__name__)
 
 TITLE = "restore — InDI enhancement of a simulated low-quality CT scan"
+
+
+GAP = 2  # slices between the training slices and the held-out test block
 
 
 def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     """Generate data, register, train, enhance and evaluate; write ``out_dir/index.html``; return a
     summary.
     """
-    from ..data.grayscale import synthetic_grayscale
-    from ..nn.device import seed_everything
-    from ..restore.enhance import enhance
-    from ..restore.evaluate import compare, write_report
-    from ..restore.pairs import simulate_lq
-    from ..restore.register import denormalise, prepare_pair
-    from ..restore.train import load_model, train
-
     out_dir = Path(out_dir)
     seed_everything(seed)
     t0 = time.perf_counter()
@@ -39,37 +42,17 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     lq = simulate_lq(hq, scale=2, seed=seed, dose=1500.0)
     pair = prepare_pair(lq, hq, scale=2, mask=True)
     nz = pair.hq.shape[0]
-    gap = 2
     test = slice(nz - 4, nz)  # held out: the last 4 slices, after a gap
-    res = train(
-        pair,
-        out_dir / "model",
-        slices=range(test.start - gap),
-        preset="cpu",
-        budget_s=budget_s,
-        max_steps=10_000_000,
-        crop=64,
-        auto_steps=[1, 2, 4, 8, 12],
-        val_every=10_000,
-        seed=seed,
-        device="cpu",
-        resume=False,
+    settings = {"training.crop": 64, "inference.auto_steps": [1, 2, 4, 8, 12], "training.val_every": 10_000}
+    config = make_config("cpu", budget=budget_s, **settings, **{"training.seed": seed})
+    res = restore.train(
+        pair, out_dir / "model", config=config, slices=range(test.start - GAP), device="cpu", resume=False
     )
-    model = load_model(out_dir / "model", device="cpu")
+    model = restore.load(out_dir / "model", device="cpu")
     n_auto = model[1]["steps_auto"]["best"] if model[1].get("steps_auto") else 8
-
-    # enhanced from the gap on, so that the 2.5D network sees the first test slice's LQ neighbours
-    lq_raw = denormalise(pair.lq_up[test.start - gap :], pair.stats["lq"])
+    images, enh = _enhance(model, pair, test, n_auto)
     hq_raw = denormalise(pair.hq[test], pair.stats["hq"])
     mask = None if pair.mask is None else pair.mask[test]
-    images = {}
-    enh = None
-    for n in sorted({1, 4, n_auto}):
-        e = enhance(model, lq_raw, steps=n, slice_axis=0, upscaled=True, onestep=False, device="cpu")
-        images.setdefault("LQ bicubic", e.bicubic[gap:])
-        images[f"InDI N={n}" if n > 1 else "one-step (N=1)"] = e.image[gap:]
-        if n == n_auto:
-            enh = e
     metrics = compare(hq_raw, images, mask=mask, n_edges=40)
     write_report(
         out_dir,
@@ -77,13 +60,13 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
         images,
         hq_raw,
         title=TITLE,
-        consistency=enh.consistency[gap:] if enh is not None else None,
+        consistency=enh.consistency[GAP:] if enh is not None else None,
         mask=mask,
         notes=[
             f"HQ: generated particle volume {shape}; LQ: simulated scan at 2× voxel size, fewer projections, "
             f"photon noise, misalignment (registration: rotation {pair.transform['rotation_deg']:.2f}°, "
             f"shift {np.round(pair.transform['shift'], 2).tolist()} px).",
-            f"Trained {res.steps} steps in {res.elapsed_s:.0f} s on {test.start - gap} slices (cpu preset); "
+            f"Trained {res.steps} steps in {res.elapsed_s:.0f} s on {test.start - GAP} slices (cpu preset); "
             "evaluated on "
             f"the {test.stop - test.start} held-out slices. Auto-selected N = {n_auto}.",
         ],
@@ -91,6 +74,27 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
         if model[1].get("steps_auto")
         else None,
     )
+    return _summary(res, n_auto, metrics, t0)
+
+
+def _enhance(model, pair, test, n_auto):
+    """LQ bicubic, one-step, N = 4 and the automatic N on the test block: ``(images, enhancement at N)``."""
+    # enhanced from the gap on, so that the 2.5D network sees the first test slice's LQ neighbours
+    lq_raw = denormalise(pair.lq_up[test.start - GAP :], pair.stats["lq"])
+    images = {}
+    enh = None
+    for n in sorted({1, 4, n_auto}):
+        e = restore.predict(
+            model, lq_raw, indi_steps=n, slice_axis=0, upscaled=True, onestep=False, device="cpu"
+        )
+        images.setdefault("LQ bicubic", e.bicubic[GAP:])
+        images[f"InDI N={n}" if n > 1 else "one-step (N=1)"] = e.image[GAP:]
+        if n == n_auto:
+            enh = e
+    return images, enh
+
+
+def _summary(res, n_auto, metrics, t0):
     best = f"InDI N={n_auto}" if n_auto > 1 else "one-step (N=1)"
     summary = {
         "train steps": res.steps,
