@@ -158,8 +158,8 @@ def main(argv=None):
     ap.add_argument(
         "--val-block",
         default="45:54",
-        help="validation z slices START:STOP among the training slices (they choose --indi-steps auto; default: "
-        "the end of the cap, so that the jelly roll's few training slices stay in training)",
+        help="validation z slices START:STOP among the training slices (they choose --indi-steps auto; "
+        "default: the end of the cap, so that the jelly roll's few training slices stay in training)",
     )
     ap.add_argument("--skip-onestep", action="store_true", help="no separately trained one-step model")
     ap.add_argument(
