@@ -66,3 +66,70 @@ def test_sinusoidal_embedding_values():
     assert torch.allclose(e[0], torch.tensor([0, 0, 0, 1, 1, 1.0]))
     # first frequency is 1 (times scale 1000): sin(500)
     assert torch.isclose(e[1, 0], torch.sin(torch.tensor(500.0)))
+
+
+def _reference():
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(__file__).with_name("data") / "unet_reference.safetensors"))
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("restore", dict(features=(4, 8, 16), time_embedding=8)),
+        ("restore_blocks2", dict(features=(4, 8), time_embedding=8, blocks_per_level=2,
+                                 dilated_bottleneck=False, subpixel_upsample=False, activation="gelu",
+                                 norm="group")),
+    ],
+)  # fmt: skip
+def test_restore_configurations_unchanged_by_the_new_options(name, kw):
+    """Outputs and random draws saved before the U-Net gained blocks, gates and pooling options (#40)."""
+    ref = _reference()
+    torch.manual_seed(5)
+    net = UNet(**kw).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(ref["x"], t=torch.tensor([0.3])), ref[f"y/{name}"], rtol=0, atol=0)
+    torch.testing.assert_close(torch.rand(4), ref[f"after_rng/{name}"], rtol=0, atol=0)
+
+
+def test_3d_configuration_unchanged():
+    ref = _reference()
+    torch.manual_seed(5)
+    net = UNet(spatial_dims=3, in_channels=2, out_channels=3, features=(2, 4), activation="relu",
+               output_activation="sigmoid", first_kernel=3, last_kernel=3).eval()  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(net(ref["x3"]), ref["y/3d"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("block", ["residual", "double_conv"])
+def test_plain_and_gated_variants_any_size(dims, block):
+    shape = (2, 2, 9, 11) if dims == 2 else (1, 2, 5, 7, 6)
+    for kw in (
+        dict(stem=False, downsample="maxpool", upsample="transpose", attention=False),
+        dict(stem=True, downsample="conv", upsample="nearest", attention=True),
+    ):
+        net = UNet(dims, 2, 3, (4, 8, 8), block=block, activation="relu", subpixel_upsample=False,
+                   bottleneck=(1,), head_activation=False, last_kernel=1, output_activation=None,
+                   time_embedding=8, **kw)  # fmt: skip
+        y = net(torch.randn(shape), t=0.5)
+        assert y.shape == (shape[0], 3, *shape[2:])
+        y.square().mean().backward()
+        assert all(p.grad is not None for p in net.parameters())
+    assert net.multiple == 4
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (dict(block="dense"), "block"),
+        (dict(downsample="avg"), "downsample"),
+        (dict(upsample="bilinear"), "upsample"),
+    ],
+)
+def test_bad_options_name_the_option(kw, match):
+    with pytest.raises(InputError, match=match):
+        UNet(**kw)
