@@ -133,3 +133,29 @@ def test_plain_and_gated_variants_any_size(dims, block):
 def test_bad_options_name_the_option(kw, match):
     with pytest.raises(InputError, match=match):
         UNet(**kw)
+
+
+def test_tem_spot_detector_is_a_unet_with_the_shipped_weights_and_outputs_of_its_earlier_class():
+    """Outputs of the earlier ``SpotUNet`` class on a fixed input (saved before it became a configured UNet):
+    with the shipped weights, and freshly built from seed 3 (same draws, so training is unchanged)."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from matsight.nn.device import seed_everything
+    from matsight.tem.detector import DEFAULT_WEIGHTS, load_detector
+    from matsight.tem.networks import SpotUNet
+
+    ref = load_file(str(Path(__file__).with_name("data") / "spot_unet_reference.safetensors"))
+    net, _ = load_detector(DEFAULT_WEIGHTS)
+    assert type(net) is UNet and net.multiple == 8
+    with torch.no_grad():
+        torch.testing.assert_close(net(ref["x"]), ref["y_shipped"], rtol=0, atol=0)
+    seed_everything(3)
+    fresh = SpotUNet().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(ref["x"]), ref["y_seed3"], rtol=0, atol=0)
+    again = SpotUNet()
+    again.load_state_dict(net.state_dict())  # current names load too
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(ref["x"]), ref["y_shipped"], rtol=0, atol=0)

@@ -240,6 +240,7 @@ class UNet(nn.Module):
             spatial_dims, features, first_kernel, last_kernel, output_activation, block, downsample, upsample
         )
         self.spatial_dims = spatial_dims
+        self.features = features
         self.depth = len(features) - 1
         self.temb_dim = int(time_embedding) if time_embedding else 0
         self.attention = bool(attention)
