@@ -6,12 +6,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from .. import segment
 from .._errors import InputError
 from ..io import read_spacing, read_volume, write_volume
-from ..segment.config import make_config
-from ..segment.predict import predict
-from ..segment.strokes import check_labels
 from ._common import check_outputs, echo, progress_bar, user_errors
 
 app = typer.Typer(
@@ -83,6 +79,10 @@ def train(
     device: Annotated[str, typer.Option(help="unet device: auto, cpu, cuda.")] = "auto",
 ):
     """Train a segmenter on IMAGE + sparse LABELS; prints held-out accuracy, Dice and IoU per phase."""
+    from .. import segment
+    from ..segment.config import make_config
+    from ..segment.strokes import check_labels
+
     if iterations is not None:
         echo("note: --iterations is now --steps (the old name still works for now)")
         steps = steps if steps is not None else iterations
@@ -132,6 +132,9 @@ def apply(
     device: Annotated[str, typer.Option(help="unet device: auto, cpu, cuda.")] = "auto",
 ):
     """Segment VOLUME with MODEL (slice-wise for 2D models, tiled), optionally cleaned, with probabilities."""
+    from .. import segment
+    from ..segment.predict import predict
+
     _check_out(out, "--out")
     if probabilities is not None:
         _check_out(probabilities, "--probabilities")
