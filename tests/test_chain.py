@@ -129,7 +129,7 @@ def test_segment_then_fuse(tmp_path):
         tmp_path / "hr_labels.tif",
         "--scale",
         4,
-        "--iterations",
+        "--steps",
         2,
         "--out",
         tmp_path / "run",

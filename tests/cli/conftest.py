@@ -147,7 +147,7 @@ def work(tmp_path_factory):
     write_volume(t / "lr.tif", lr)
     write_volume(t / "hr.tif", gt[24])
     write_volume(t / "sr.tif", gt[4:-4, 4:-4, 4:-4])
-    fuse_train(lr, gt[24], out_dir=t / "run", config=make_config("cpu", **TINY_FUSE), iterations=0)
+    fuse_train((lr, gt[24]), t / "run", config=make_config("cpu", **TINY_FUSE).updated({"steps": 0}))
     hq = np.full((32, 32), 0.2, np.float32)
     hq[6:18, 8:22], hq[20:28, 4:12] = 0.9, 0.6
     lq = hq.reshape(16, 2, 16, 2).mean((1, 3)).astype(np.float32)

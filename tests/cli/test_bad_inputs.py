@@ -18,8 +18,8 @@ runner = CliRunner()
 # every command with its good arguments; {X} is replaced by a bad input, OUT by the output path
 COMMANDS = {
     "metrics": ["metrics", "{gt}", "--json", "OUT.json", "--no-tortuosity"],
-    "fuse train --lr": ["fuse", "train", "--lr", "{lr}", "--hr", "{hr}", "--out", "OUT", "--iterations", "0"],
-    "fuse train --hr": ["fuse", "train", "--lr", "{lr}", "--hr", "{hr}", "--out", "OUT", "--iterations", "0"],
+    "fuse train --lr": ["fuse", "train", "--lr", "{lr}", "--hr", "{hr}", "--out", "OUT", "--steps", "0"],
+    "fuse train --hr": ["fuse", "train", "--lr", "{lr}", "--hr", "{hr}", "--out", "OUT", "--steps", "0"],
     "fuse degrade": ["fuse", "degrade", "{gt}", "--out", "OUT.tif"],
     "fuse generate": ["fuse", "generate", "{run}", "--lr", "{lr}", "--out", "OUT.tif"],
     "fuse evaluate": [

@@ -126,7 +126,7 @@ def test_fuse_training_killed_while_checkpointing_resumes_exactly(tmp_path):
         sys.path.insert(0, {str(os.path.dirname(__file__))!r})
         from test_killed_training import FUSE, _fuse_data
         lr, hr = _fuse_data()
-        train(lr, hr, out_dir={str(cut)!r}, config=make_config("cpu", scale=4, **FUSE), iterations=6)
+        train((lr, hr), {str(cut)!r}, config=make_config("cpu", scale=4, steps=6, **FUSE))
         """,
         "last.safetensors",
         2,
@@ -136,8 +136,8 @@ def test_fuse_training_killed_while_checkpointing_resumes_exactly(tmp_path):
 
     cfg = make_config("cpu", scale=4, **FUSE)
     lr, hr = _fuse_data()
-    assert train(lr, hr, out_dir=cut, config=cfg, iterations=6).iterations == 6
-    assert train(lr, hr, out_dir=tmp_path / "full", config=cfg, iterations=6).iterations == 6
+    assert train((lr, hr), cut, config=cfg.updated({"steps": 6})).iterations == 6
+    assert train((lr, hr), tmp_path / "full", config=cfg.updated({"steps": 6})).iterations == 6
     a = load_generator(tmp_path / "full" / "last.safetensors")[0].state_dict()
     b = load_generator(cut / "last.safetensors")[0].state_dict()
     _same_weights(a, b)

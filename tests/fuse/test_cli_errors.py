@@ -39,7 +39,7 @@ def work(tmp_path_factory):
     )  # as generated from lr.tif: one LR voxel cropped per face
     (t / "badrun").mkdir()
     (t / "badrun" / "config.json").write_text("not json")
-    train(lr, gt[24], out_dir=t / "run", config=make_config("cpu", **TINY), iterations=0)
+    train((lr, gt[24]), t / "run", config=make_config("cpu", **TINY).updated({"steps": 0}))
     return t
 
 
@@ -68,7 +68,7 @@ def _case(t, command, out):
             str(t / "hr_gaps.tif"),
             "--out",
             out,
-            "--iterations",
+            "--steps",
             "1",
         ],
         "lr gaps": [
@@ -80,7 +80,7 @@ def _case(t, command, out):
             hr,
             "--out",
             out,
-            "--iterations",
+            "--steps",
             "1",
         ],
         "lr one phase": [
@@ -92,7 +92,7 @@ def _case(t, command, out):
             hr,
             "--out",
             out,
-            "--iterations",
+            "--steps",
             "1",
         ],
         "train seed": [
@@ -106,7 +106,7 @@ def _case(t, command, out):
             "-1",
             "--out",
             out,
-            "--iterations",
+            "--steps",
             "1",
         ],
         "hr small": [
@@ -118,7 +118,7 @@ def _case(t, command, out):
             str(t / "hr_small.tif"),
             "--out",
             out,
-            "--iterations",
+            "--steps",
             "1",
         ],
         "compare list": [
@@ -132,7 +132,7 @@ def _case(t, command, out):
             "1,2",
             "--out",
             out,
-            "--iterations",
+            "--steps",
             "1",
         ],
         "dask": ["fuse", "generate", str(t / "run"), "--lr", lr, "--out", out + ".tif", "--dask", "foo"],
@@ -199,9 +199,13 @@ def test_mistakes_give_one_error_line_and_write_nothing(work, tmp_path, command,
     assert not list(tmp_path.iterdir())
 
 
+def _train_cli_args(work, out):
+    return ["fuse", "train", "--lr", str(work / "lr.tif"), "--hr", str(work / "hr.tif"), "--out", str(out)]
+
+
 def _train_cli(work, out, *extra):
-    args = ["fuse", "train", "--lr", str(work / "lr.tif"), "--hr", str(work / "hr.tif"), "--out", str(out)]
-    return runner.invoke(app, [*args, "--iterations", "0", *extra])
+    args = _train_cli_args(work, out)
+    return runner.invoke(app, [*args, "--steps", "0", *extra])
 
 
 def test_resume_keeps_the_runs_settings_and_refuses_other_ones(work, tmp_path, one_error_line):
@@ -222,9 +226,12 @@ def test_resume_keeps_the_runs_settings_and_refuses_other_ones(work, tmp_path, o
         line = one_error_line(_train_cli(work, run, *extra))
         assert "other settings" in line and name in line, line
     assert (run / "last.safetensors").read_bytes() == before
+    # the old --iterations still works (a note says it is now --steps)
+    r = runner.invoke(app, [*_train_cli_args(work, run), "--iterations", "0"])
+    assert r.exit_code == 0 and "--steps" in r.output
     # how often it logs may change
     assert _train_cli(work, run, "--metrics-every", "7").exit_code == 0
-    assert saved_config(run).metrics_every == 7
+    assert saved_config(run).training.metrics_every == 7
     assert json.loads((run / "config.json").read_text())["mode"] == "sample"
 
 
@@ -232,15 +239,17 @@ def test_resume_refuses_other_files_with_the_same_phases(work, tmp_path):
     gt = particle_electrode((48, 48, 48), radius=5, seed=2)
     lr, _ = degrade(gt, 4, merge=[(0, 2)])
     cfg = make_config("cpu", **TINY)
-    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=0)
+    train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 0}))
     with pytest.raises(InputError, match="different HR images"):
-        train(lr, gt[20], out_dir=tmp_path, config=cfg, iterations=1)
+        train((lr, gt[20]), tmp_path, config=cfg.updated({"steps": 1}))
     with pytest.raises(InputError, match="different LR volume"):
-        train(lr[::-1].copy(), gt[24], out_dir=tmp_path, config=cfg, iterations=1)
+        train((lr[::-1].copy(), gt[24]), tmp_path, config=cfg.updated({"steps": 1}))
     with pytest.raises(InputError, match="other settings"):
-        train(lr, gt[24], out_dir=tmp_path, config=make_config("cpu", **{**TINY, "ema": 0.5}), iterations=1)
-    assert train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=1).iterations == 1
-    assert train(lr, gt[24], out_dir=tmp_path, iterations=2).iterations == 2  # config=None: the run's
+        train((lr, gt[24]), tmp_path, config=make_config("cpu", **{**TINY, "ema": 0.5}).updated({"steps": 1}))
+    assert train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 1})).iterations == 1
+    assert (
+        train((lr, gt[24]), tmp_path, config=saved_config(tmp_path).updated({"steps": 2})).iterations == 2
+    )  # the run's
 
 
 def test_phase_count_refuses_gaps():

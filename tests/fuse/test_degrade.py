@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from matsight.fuse.degrade import blur_rule, downsample, voxelwise_loss, voxelwise_term
+from matsight.fuse.degrade import blur_rule, downsample
+from matsight.fuse.losses import voxelwise_loss, voxelwise_term
 
 
 def _hand_resolve(p, sf_int, temperature):
@@ -156,10 +157,10 @@ def test_lr_margin_is_the_lr_voxels_reaching_outside_the_judged_region():
     assert make_config("paper", scale=8).lr_margin == 1
     assert make_config("cpu", scale=64 / 24, output_size=48).lr_margin == 2  # 4 voxels = 1.5 LR voxels
     assert make_config("cpu", scale=4, edge_crop=0).lr_margin == 0
-    assert make_config("cpu").vw_region == make_config("paper").vw_region == "all"  # the paper's
+    assert make_config("cpu").training.vw_region == make_config("paper").training.vw_region == "all"
     with pytest.raises(ValueError, match="edge_crop 4 covers the whole 2-voxel"):
-        FuseConfig(scale=8, output_size=16, edge_crop=4, vw_region="judged")
-    FuseConfig(scale=8, output_size=16, edge_crop=4)  # the whole crop counts: nothing left out
+        FuseConfig(scale=8, training=dict(output_size=16, edge_crop=4, vw_region="judged"))
+    FuseConfig(scale=8, training=dict(output_size=16, edge_crop=4))  # the whole crop counts: nothing left out
 
 
 @pytest.mark.parametrize("mode", ["resolve", "sample"])

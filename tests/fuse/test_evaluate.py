@@ -14,7 +14,7 @@ from matsight.fuse.evaluate import (
     lr_consistency,
     phase_map,
 )
-from matsight.fuse.generate import border_voxels
+from matsight.fuse.predict import border_voxels
 
 
 def _nearest_up(lr, d):

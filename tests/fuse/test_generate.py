@@ -6,7 +6,8 @@ import torch
 
 from matsight._errors import InputError
 from matsight.fuse.config import make_config
-from matsight.fuse.generate import (
+from matsight.fuse.networks import build_generator
+from matsight.fuse.predict import (
     NOISE_BLOCK,
     _groups,
     border_voxels,
@@ -15,7 +16,6 @@ from matsight.fuse.generate import (
     output_shape,
     receptive_radius,
 )
-from matsight.fuse.networks import build_generator
 
 
 def _generator(scale, *, n_hr=3, n_lr=2, seed=0, upsampling="transpose"):
@@ -54,10 +54,10 @@ def test_output_shapes(scale, shape):
     g = _generator(scale)
     lr = _lr(shape)
     sf = 64 / round(64 / scale)
-    kept = generate(g, lr, crop=False, progress=False).labels
+    kept = generate(g, lr, crop=False).labels
     assert kept.shape == tuple(math.floor(n * sf + 1e-9) for n in shape)
     assert kept.dtype == np.uint8 and kept.max() < 3
-    cropped = generate(g, lr, progress=False).labels
+    cropped = generate(g, lr).labels
     b = border_voxels(sf)
     assert b == math.ceil(sf - 1e-9)
     assert cropped.shape == output_shape(shape, sf) == tuple(n - 2 * b for n in kept.shape)
@@ -80,7 +80,7 @@ def test_tiled_equals_untiled(scale, tiles, upsampling):
     has_transpose = any(isinstance(m, torch.nn.ConvTranspose3d) for m in g.modules())
     assert has_transpose == (upsampling == "transpose" and scale > 2)  # sf ≤ 2: no ×2 stage at all
     lr = _lr((10, 9, 11), seed=1)
-    whole = generate(g, lr, crop=False, tile=64, progress=False, samples=2)
+    whole = generate(g, lr, crop=False, tile=64, samples=2)
     assert len(np.unique(whole.labels)) == 3  # the comparison is not trivially all one phase
     # oneDNN picks its kernels by tile shape, so a voxel whose two best logits tie to rounding may flip
     # (seen on an AVX-512 machine: 1 voxel of 506 880, logit gap 2e-7)
@@ -92,7 +92,7 @@ def test_tiled_equals_untiled(scale, tiles, upsampling):
         for (want, _), got in zip(plain, whole.samples, strict=True):
             np.testing.assert_array_equal(got[clear], want[clear])
     for t in tiles:
-        tiled = generate(g, lr, crop=False, tile=t, progress=False, samples=2)
+        tiled = generate(g, lr, crop=False, tile=t, samples=2)
         for a, b in zip(whole.samples, tiled.samples, strict=True):
             np.testing.assert_array_equal(a[clear], b[clear])
         np.testing.assert_array_equal(whole.entropy[clear], tiled.entropy[clear])
@@ -115,7 +115,7 @@ def test_tiles_match_plain_forward():
     # the staged, cropped tile forward equals the generator's own forward pass on the whole volume
     g = _generator(4)
     lr = _lr((6, 7, 5), seed=2)
-    got = generate(g, lr, crop=False, tile=2, progress=False, seed=3).labels
+    got = generate(g, lr, crop=False, tile=2, seed=3).labels
     x = torch.zeros(1, 3, *lr.shape)
     for c in range(2):
         x[0, c] = torch.from_numpy(lr == c)
@@ -156,7 +156,7 @@ def test_noise_field_chunkwise():
 def test_samples_and_entropy():
     g = _generator(2)
     lr = _lr((8, 8, 8), seed=4)
-    res = generate(g, lr, samples=3, seed=7, progress=False)
+    res = generate(g, lr, samples=3, seed=7)
     assert len(res.samples) == 3 and res.labels is res.samples[0]
     assert res.entropy.shape == res.labels.shape and res.entropy.dtype == np.float32
     assert res.entropy.min() >= 0 and res.entropy.max() <= 1 + 1e-6
@@ -168,9 +168,9 @@ def test_samples_and_entropy():
     all3 = (stack[0] != stack[1]) & (stack[1] != stack[2]) & (stack[0] != stack[2])
     if all3.any():
         np.testing.assert_allclose(res.entropy[all3], 1.0, rtol=1e-5)
-    again = generate(g, lr, samples=1, seed=7, progress=False).labels
+    again = generate(g, lr, samples=1, seed=7).labels
     np.testing.assert_array_equal(again, res.labels)
-    other = generate(g, lr, samples=1, seed=8, progress=False).labels
+    other = generate(g, lr, samples=1, seed=8).labels
     assert not np.array_equal(other, res.labels)
 
 
@@ -180,14 +180,14 @@ def test_zarr_and_tif_outputs(tmp_path):
 
     g = _generator(4)
     lr = _lr((6, 5, 6), seed=5)
-    mem = generate(g, lr, samples=2, progress=False, tile=2)
-    z = generate(g, lr, samples=2, progress=False, tile=2, out=tmp_path / "sr.zarr", spacing=40.0)
+    mem = generate(g, lr, samples=2, tile=2)
+    z = generate(g, lr, samples=2, tile=2, out=tmp_path / "sr.zarr", spacing=40.0)
     assert z.paths["samples"] == [tmp_path / "sr.zarr", tmp_path / "sr_sample1.zarr"]
     for k in range(2):
         np.testing.assert_array_equal(read_volume(z.paths["samples"][k]), mem.samples[k])
     np.testing.assert_array_equal(read_volume(tmp_path / "sr_entropy.zarr"), mem.entropy)
     assert not list(tmp_path.glob(".*"))  # no temporary stores left behind
-    t = generate(g, lr, progress=False, out=tmp_path / "sr.tif")
+    t = generate(g, lr, out=tmp_path / "sr.tif")
     np.testing.assert_array_equal(read_volume(tmp_path / "sr.tif"), mem.labels)
     assert t.paths["entropy"] is None
 
@@ -196,46 +196,44 @@ def test_dask_scheduler_matches():
     pytest.importorskip("dask")
     g = _generator(2)
     lr = _lr((8, 6, 7), seed=6)
-    a = generate(g, lr, tile=2, progress=False).labels
-    b = generate(g, lr, tile=2, progress=False, scheduler="threads").labels
+    a = generate(g, lr, tile=2).labels
+    b = generate(g, lr, tile=2, scheduler="threads").labels
     np.testing.assert_array_equal(a, b)
 
 
 def test_run_folder(tmp_path):
-    from matsight.fuse.train import _save
+    from matsight.fuse.run import save_state as _save
 
     g = _generator(4)
     cfg = make_config("cpu", scale=4, n_hr_phases=3, n_lr_phases=2, gen_width=8, gen_min_width=4)
     _save(tmp_path / "best.safetensors", cfg, g, [], None, [], {"iteration": 1}, full=False)
     lr = _lr((5, 5, 5))
-    np.testing.assert_array_equal(
-        generate(tmp_path, lr, progress=False).labels, generate(g, lr, progress=False).labels
-    )
+    np.testing.assert_array_equal(generate(tmp_path, lr).labels, generate(g, lr).labels)
 
 
 def test_bad_inputs():
     g = _generator(4)
     with pytest.raises(InputError, match="LR phases"):
-        generate(g, _lr((4, 4, 4), n=3), progress=False)
+        generate(g, _lr((4, 4, 4), n=3))
     with pytest.raises(InputError, match="3D"):
-        generate(g, _lr((4, 4)), progress=False)
+        generate(g, _lr((4, 4)))
     with pytest.raises(InputError, match="label"):
-        generate(g, np.random.default_rng(0).random((4, 4, 4)), progress=False)
+        generate(g, np.random.default_rng(0).random((4, 4, 4)))
     with pytest.raises(InputError, match="receptive"):
-        generate(g, _lr((4, 4, 4)), overlap=1, progress=False)
+        generate(g, _lr((4, 4, 4)), overlap=1)
     with pytest.raises(InputError, match="no output"):
-        generate(g, _lr((2, 4, 4)), progress=False)
+        generate(g, _lr((2, 4, 4)))
     with pytest.raises(InputError, match="samples"):
-        generate(g, _lr((4, 4, 4)), samples=0, progress=False)
+        generate(g, _lr((4, 4, 4)), samples=0)
     with pytest.raises(InputError, match=r"\.zarr"):
-        generate(g, _lr((4, 4, 4)), out="x.png", progress=False)
+        generate(g, _lr((4, 4, 4)), out="x.png")
 
 
 def test_cli_generate(tmp_path):
     from typer.testing import CliRunner
 
     from matsight.cli import app
-    from matsight.fuse.train import _save
+    from matsight.fuse.run import save_state as _save
     from matsight.io import read_volume, write_volume
 
     g = _generator(4)
@@ -246,7 +244,7 @@ def test_cli_generate(tmp_path):
     args = ["fuse", "generate", str(tmp_path / "run"), "--lr", str(tmp_path / "lr.tif")]
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "sr.tif"), "--samples", "2", "--seed", "3"])
     assert r.exit_code == 0, r.output
-    want = generate(g, lr, samples=2, seed=3, progress=False)
+    want = generate(g, lr, samples=2, seed=3)
     np.testing.assert_array_equal(read_volume(tmp_path / "sr.tif"), want.labels)
     np.testing.assert_array_equal(read_volume(tmp_path / "sr_sample1.tif"), want.samples[1])
     assert (tmp_path / "sr_entropy.tif").is_file()

@@ -43,7 +43,7 @@ def test_paper_preset_sizes():
 def test_cpu_preset_training_cube():
     for sf in (1, 2, 4, 8, 64 / 24, 64 / 9):
         cfg = make_config("cpu", scale=sf)
-        assert cfg.lr_crop * 64 == cfg.output_size * cfg.d
+        assert cfg.lr_crop * 64 == cfg.training.output_size * cfg.d
         assert cfg.slice_size >= 16
 
 
@@ -70,8 +70,8 @@ def test_config_rejects_more_lr_phases():
 
 def test_written_settings_may_be_none():
     # a command-line option left out (None) keeps the preset's value; a written setting of None is applied
-    assert make_config("cpu", slices_per_volume=None).slices_per_volume == 8
-    assert make_config("cpu", settings={"slices_per_volume": None}).slices_per_volume is None
+    assert make_config("cpu", slices_per_volume=None).training.slices_per_volume == 8
+    assert make_config("cpu", settings={"slices_per_volume": None}).training.slices_per_volume is None
     assert make_config("cpu", scale=8, settings={"gen_width": None}).trunk_width == 512
     assert make_config("cpu", settings={"scale": 2}).scale == 2
     with pytest.raises(InputError, match="slices_per_volume"):

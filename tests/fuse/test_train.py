@@ -1,4 +1,6 @@
+import importlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,8 +9,9 @@ import tifffile
 from matsight._errors import InputError
 from matsight.data.degrade import degrade
 from matsight.data.microstructures import particle_electrode
-from matsight.fuse.config import make_config
-from matsight.fuse.train import load_generator, lr_agreement, slice_metrics, train
+from matsight.fuse import load, train
+from matsight.fuse.config import make_config, saved_config
+from matsight.fuse.train import lr_agreement, slice_metrics
 from matsight.metrics.microstructure import euler_density, volume_fraction
 
 # a tiny model and cube: the loop, checkpoints and resume are what is tested, not fidelity
@@ -35,11 +38,11 @@ def test_resume_continues_the_iteration_count(tmp_path, data):
     gt, lr = data
     cfg = make_config("cpu", scale=4, **TINY)
     run = tmp_path / "run"
-    first = train(lr, gt[24], out_dir=run, config=cfg, iterations=3)
+    first = train((lr, gt[24]), run, config=cfg.updated({"steps": 3}))
     assert first.iterations == 3
-    _, _, meta = load_generator(run / "last.safetensors")
+    _, _, meta = load(run / "last.safetensors")
     assert meta["iteration"] == 3
-    again = train(lr, gt[24], out_dir=run, config=cfg, iterations=6)
+    again = train((lr, gt[24]), run, config=cfg.updated({"steps": 6}))
     assert again.iterations == 6
     history = json.loads((run / "metrics.json").read_text())
     its = [r["iteration"] for r in history]
@@ -47,10 +50,10 @@ def test_resume_continues_the_iteration_count(tmp_path, data):
     assert (run / "training_curves.png").stat().st_size > 0
     ref = json.loads((run / "hr_reference.json").read_text())
     assert len(ref) == 1 and len(ref[0]["eu"]) == 3 and {"eu0", "eu1", "eu2"} <= set(history[-1])
-    gen, saved, _ = load_generator(run)
+    gen, saved, _ = load(run)
     assert saved.n_hr_phases == 3 and saved.n_lr_phases == 2 and saved.scale == 4
     # a finished run asked for no more iterations does nothing and keeps its count
-    assert train(lr, gt[24], out_dir=run, config=cfg, iterations=6).iterations == 6
+    assert train((lr, gt[24]), run, config=cfg.updated({"steps": 6})).iterations == 6
 
 
 def test_slice_metrics_are_the_metrics_modules(data):
@@ -69,18 +72,20 @@ def test_weight_average_is_saved_resumed_and_generated_from(tmp_path, data):
 
     gt, lr = data
     cfg = make_config("cpu", scale=4, **{**TINY, "g_every": 1})
-    assert cfg.ema == 0.99 and make_config("paper").ema == 0  # the paper trains without an average
-    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=4)
+    assert (
+        cfg.training.ema == 0.99 and make_config("paper").training.ema == 0
+    )  # the paper trains without an average
+    train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 4}))
     groups, _ = load_checkpoint(tmp_path / "last.safetensors")
     raw, avg = groups["generator"], groups["generator_ema"]
     weights = [k for k in raw if k.endswith("weight")]
     assert any(not np.allclose(raw[k], avg[k]) for k in weights)
-    gen, _, _ = load_generator(tmp_path / "last.safetensors")
+    gen, _, _ = load(tmp_path / "last.safetensors")
     for k, v in gen.state_dict().items():
         assert np.allclose(v.numpy(), avg[k])  # generation uses the average
     best, _ = load_checkpoint(tmp_path / "best.safetensors")
     assert set(best) == {"generator"}  # a best checkpoint is one generator: the average at that iteration
-    assert train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=6).iterations == 6
+    assert train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 6})).iterations == 6
     again, _ = load_checkpoint(tmp_path / "last.safetensors")
     assert any(not np.allclose(again["generator_ema"][k], avg[k]) for k in weights)
 
@@ -111,11 +116,12 @@ def test_averaged_generator_gets_its_own_batchnorm_statistics():
 
 def test_interrupt_saves_the_state(tmp_path, data, monkeypatch):
     # Ctrl-C (or the GUI's stop, a KeyboardInterrupt in its worker) between checkpoints loses nothing
-    import matsight.fuse.train as ft
 
     gt, lr = data
     cfg = make_config("cpu", scale=4, **{**TINY, "checkpoint_every": 999, "metrics_every": 999, "g_every": 1})
-    real, calls = ft.voxelwise_term, []
+    import matsight.fuse.losses as fl
+
+    real, calls = fl.voxelwise_term, []
 
     def interrupt_at_third(*a, **k):
         calls.append(1)
@@ -123,21 +129,21 @@ def test_interrupt_saves_the_state(tmp_path, data, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(ft, "voxelwise_term", interrupt_at_third)
+    monkeypatch.setattr(fl, "voxelwise_term", interrupt_at_third)
     with pytest.raises(KeyboardInterrupt):
-        train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=50)
-    _, _, meta = load_generator(tmp_path / "last.safetensors")
+        train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 50}))
+    _, _, meta = load(tmp_path / "last.safetensors")
     assert meta["iteration"] == 2  # the two finished iterations, not the last periodic checkpoint (none)
-    monkeypatch.setattr(ft, "voxelwise_term", real)
-    assert train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=4).iterations == 4
+    monkeypatch.setattr(fl, "voxelwise_term", real)
+    assert train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 4})).iterations == 4
 
 
 def test_resume_refuses_other_data(tmp_path, data):
     gt, lr = data
     cfg = make_config("cpu", scale=4, **TINY)
-    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=1)
+    train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 1}))
     with pytest.raises(InputError, match="other data"):
-        train(lr, gt[24] % 2, out_dir=tmp_path, config=cfg, iterations=2)
+        train((lr, gt[24] % 2), tmp_path, config=cfg.updated({"steps": 2}))
 
 
 def test_lr_agreement_counts_only_lr_material_in_separator_mode():
@@ -154,7 +160,7 @@ def test_adversarial_term_is_the_mean_over_the_axes():
 
     import torch
 
-    from matsight.fuse.train import adversarial_loss
+    from matsight.fuse.losses import adversarial_loss
 
     class Const(torch.nn.Module):  # a critic that scores every slice v
         def __init__(self, v):
@@ -165,7 +171,7 @@ def test_adversarial_term_is_the_mean_over_the_axes():
             return torch.full((x.shape[0], 1), self.v)
 
     fake = torch.zeros(2, 3, 12, 12, 12)
-    cfg = SimpleNamespace(edge_crop=2, slices_per_volume=None)
+    cfg = SimpleNamespace(training=SimpleNamespace(edge_crop=2, slices_per_volume=None))
     # one critic per axis scoring 1, 2, 6: −(1 + 2 + 6)/3, so c·l_vw weighs the same as in the paper's
     # l_G = −D(slices of all planes) + c·l_vw whatever the number of axes
     assert float(adversarial_loss([Const(1.0), Const(2.0), Const(6.0)], fake, (0, 1, 2), cfg)) == -3.0
@@ -175,7 +181,7 @@ def test_adversarial_term_is_the_mean_over_the_axes():
 def test_hard_critic_view_is_one_hot_forward_and_probability_gradient_backward():
     import torch
 
-    from matsight.fuse.train import critic_view
+    from matsight.fuse.losses import critic_view
 
     logits = torch.tensor([[[2.0, -1.0, 0.3]], [[0.5, 1.0, 0.2]], [[-1.0, 0.0, 0.9]]]).T[None]  # (1, 3, 1, 3)
     probs = torch.softmax(logits.clone().requires_grad_(True), dim=1)
@@ -191,7 +197,7 @@ def test_hard_critic_view_is_one_hot_forward_and_probability_gradient_backward()
 
 
 def test_critic_input_is_validated():
-    assert make_config("cpu", critic_input="hard").critic_input == "hard"
+    assert make_config("cpu", critic_input="hard").training.critic_input == "hard"
     with pytest.raises(InputError, match="critic_input"):
         make_config("cpu", critic_input="argmax")
 
@@ -209,7 +215,6 @@ def test_critic_input_is_validated():
 def test_bad_inputs(tmp_path, data, case, match):
     gt, lr = data
     hr = gt[24]
-    kw = {}
     cfg = make_config("cpu", scale=4, **TINY)
     if case == "more_lr_phases":
         lr = gt[::4, ::4, ::4]  # 3 phases
@@ -223,7 +228,7 @@ def test_bad_inputs(tmp_path, data, case, match):
     elif case == "lr_2d":
         lr = lr[0]
     with pytest.raises(InputError, match=match):
-        train(lr, hr, out_dir=tmp_path / "run", config=cfg, iterations=1, **kw)
+        train((lr, hr), tmp_path / "run", config=cfg.updated({"steps": 1}))
     assert not (tmp_path / "run" / "last.safetensors").exists()  # nothing written for a bad input
 
 
@@ -265,8 +270,12 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
             str(tmp_path / "hr.tif"),
             "--scale",
             "4",
-            "--iterations",
+            "--steps",
             "2",
+            "--set",
+            "training.ema=0.5",
+            "--set",
+            "g_every=1",  # a flat name, as before the settings were nested
             "--per-axis-critics",
             "--upsampling",
             "resize",
@@ -278,8 +287,10 @@ def test_cli_train_degrade_generate(tmp_path, data, monkeypatch):
     )
     assert r.exit_code == 0, r.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["preset"] == "cpu" and cfg["shared_critic"] is False and cfg["metrics_every"] == 1
-    assert cfg["upsampling"] == "resize"  # and generate below rebuilds that generator from the run
+    assert cfg["preset"] == "cpu" and cfg["model"]["shared_critic"] is False
+    assert cfg["training"]["metrics_every"] == 1 and cfg["training"]["steps"] == 2
+    assert cfg["training"]["ema"] == 0.5 and cfg["training"]["g_every"] == 1
+    assert cfg["model"]["upsampling"] == "resize"  # and generate below rebuilds that generator from the run
     assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
     r = CliRunner().invoke(
         app,
@@ -388,7 +399,7 @@ def test_cli_train_bad_settings(tmp_path, data, args, match):
             str(tmp_path / "lr.tif"),
             "--hr",
             str(tmp_path / "hr.tif"),
-            "--iterations",
+            "--steps",
             "1",
             "--out",
             str(tmp_path / "run"),
@@ -402,7 +413,7 @@ def test_cli_train_bad_settings(tmp_path, data, args, match):
 
 @pytest.mark.parametrize(("region", "margin"), [("judged", 1), ("all", 0)])
 def test_voxelwise_loss_counts_the_judged_region(tmp_path, data, monkeypatch, region, margin):
-    import matsight.fuse.train as fuse_train
+    import matsight.fuse.losses as fuse_train
 
     seen = []
     real = fuse_train.voxelwise_loss
@@ -414,7 +425,7 @@ def test_voxelwise_loss_counts_the_judged_region(tmp_path, data, monkeypatch, re
     monkeypatch.setattr(fuse_train, "voxelwise_loss", spy)
     gt, lr = data
     cfg = make_config("cpu", scale=4, vw_region=region, **{**TINY, "g_every": 1})
-    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=2)
+    train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 2}))
     assert seen == [margin, margin]
 
 
@@ -439,7 +450,7 @@ def test_swapped_anisotropic_hr_stacks_are_reported(tmp_path, caplog):
 
     cfg = make_config("cpu", scale=4, anisotropic=True, **TINY)
     with caplog.at_level("WARNING", logger="matsight.fuse.train"):
-        train(lr, normal_z, hr_y=normal_y, hr_z=normal_x, out_dir=tmp_path, config=cfg, iterations=1)
+        train((lr, {"x": normal_z, "y": normal_y, "z": normal_x}), tmp_path, config=cfg.updated({"steps": 1}))
     assert any("check the order of --hr (x), --hr-y, --hr-z" in r.message for r in caplog.records)
 
 
@@ -452,7 +463,7 @@ def test_critic_steps_per_axis_or_joint(tmp_path, data, monkeypatch, steps, shar
     # takes one on all axes with real_batch // 3 per axis; per-axis critics always one step each
     import torch
 
-    import matsight.fuse.train as fuse_train
+    fuse_train = importlib.import_module("matsight.fuse.train")  # (fuse.train is the function)
 
     critic_steps, samples = [], []
 
@@ -473,15 +484,15 @@ def test_critic_steps_per_axis_or_joint(tmp_path, data, monkeypatch, steps, shar
     cfg = make_config(
         "cpu", scale=4, critic_steps=steps, shared_critic=shared, **{**TINY, "real_batch": 6, "g_every": 5}
     )
-    train(lr, gt[24], out_dir=tmp_path, config=cfg, iterations=2)
+    train((lr, gt[24]), tmp_path, config=cfg.updated({"steps": 2}))
     assert len(critic_steps) == 2 * n_steps
     assert len(set(critic_steps)) == (1 if shared else 3)
     assert samples == [(reals, a) for a in (0, 1, 2)] * 2
 
 
 def test_presets_choose_critic_steps_and_augmentation():
-    assert make_config("paper").critic_steps == "per_axis"
-    assert make_config("cpu").critic_steps == "joint"
+    assert make_config("paper").training.critic_steps == "per_axis"
+    assert make_config("cpu").training.critic_steps == "joint"
     assert make_config("cpu").hr_augment == (True, True, True)
     # the reference's rotation flags for anisotropic data: only the x plane (--hr, the separator's speckles)
     assert make_config("cpu", anisotropic=True).hr_augment == (False, False, True)
@@ -498,15 +509,97 @@ def test_settings_absent_from_old_runs_keep_their_behaviour():
     from matsight.fuse.config import FuseConfig
 
     for aniso in (False, True):
-        old = make_config("paper", anisotropic=aniso).model_dump(mode="json")
+        old = _flat(make_config("paper", anisotropic=aniso))  # saved before the settings were nested
         del old["critic_steps"], old["augment_axes"]
         cfg = FuseConfig.from_saved(old)
-        assert cfg.critic_steps == "joint"  # one critic step per iteration, as before the setting
+        assert cfg.training.critic_steps == "joint"  # one critic step per iteration, as before the setting
         assert cfg.hr_augment == (
             (False,) * 3 if aniso else (True,) * 3
         )  # formerly: augment = not anisotropic
     new = make_config("paper", anisotropic=True)
     assert FuseConfig.from_saved(new.model_dump(mode="json")) == new
+
+
+def _flat(cfg):
+    """The settings as runs saved them before they were nested: one flat dict."""
+    data = cfg.model_dump(mode="json")
+    return {k: v for k, v in data.items() if k not in ("model", "training", "inference")} | {
+        k: v for section in ("model", "training") for k, v in data[section].items() if k != "steps"
+    }
+
+
+def test_a_run_saved_with_flat_settings_loads_and_resumes(tmp_path, data):
+    import json
+
+    from matsight.fuse.config import FuseConfig, read_run_config
+    from matsight.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    # config.json of a run trained before the settings were nested (written by that version)
+    flat = json.loads((Path(__file__).parent / "data" / "config_flat_v0.json").read_text())
+    cfg = FuseConfig.from_saved(flat)
+    assert cfg.training.ema == 0.99 and cfg.model.critic_widths == [4, 4, 8, 8] and cfg.training.g_every == 1
+    assert cfg.training.steps == 1000 and cfg.inference.crop  # settings added since: their defaults
+    assert _flat(cfg) == flat
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(flat))
+    assert read_run_config(run) == cfg
+    # a run folder whose checkpoint holds the flat settings resumes, and goes on with nested ones
+    gt, lr = data
+    train((lr, gt[24]), run, config=make_config("cpu", scale=4, steps=1, **TINY))
+    groups, meta = load_checkpoint(run / "last.safetensors")
+    meta["config"] = _flat(FuseConfig.from_saved(meta["config"]))
+    save_checkpoint(run / "last.safetensors", groups, meta)
+    assert saved_config(run).training.ema == 0.99
+    assert train((lr, gt[24]), run, config=make_config("cpu", scale=4, steps=2, **TINY)).iterations == 2
+    assert train((lr, gt[24]), run, config=saved_config(run).updated({"steps": 3})).iterations == 3
+    _, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["config"]["training"]["ema"] == 0.99
+
+
+def test_nested_flat_and_dotted_names_are_one_setting():
+    from matsight.fuse.config import FLAT_NAMES
+
+    a = make_config("cpu", ema=0.5, gen_width=8, steps=7)
+    b = make_config("cpu", **{"training.ema": 0.5, "model.gen_width": 8, "training.steps": 7})
+    c = make_config("cpu", training={"ema": 0.5, "steps": 7}, model={"gen_width": 8})
+    assert a == b == c and a.setting("ema") == a.setting("training.ema") == 0.5
+    assert (
+        FLAT_NAMES["vw_unseen"] == "training.vw_unseen"
+        and FLAT_NAMES["critic_widths"] == "model.critic_widths"
+    )
+    with pytest.raises(InputError, match="training.nope"):
+        make_config("cpu", settings={"training.nope": 1})
+    with pytest.raises(InputError, match="nope"):
+        make_config("cpu", settings={"nope": 1})
+
+
+def test_callback_sees_every_iteration_with_losses_and_the_latest_evaluation(tmp_path, data):
+    gt, lr = data
+    seen = []
+    train(
+        (lr, gt[24]),
+        tmp_path,
+        config=make_config("cpu", scale=4, steps=4, **{**TINY, "g_every": 2}),
+        callback=seen.append,
+    )
+    assert [p.step for p in seen] == [1, 2, 3, 4] and {p.total for p in seen} == {4}
+    assert "g_adv" in seen[0].metrics and "g_adv" not in seen[1].metrics and "d_loss" in seen[1].metrics
+    assert "score" not in seen[0].metrics and "score" in seen[1].metrics  # metrics_every=2
+    assert seen[-1].fraction == 1.0
+
+
+def test_callback_interrupt_saves_the_state(tmp_path, data):
+    gt, lr = data
+
+    def stop_at_two(p):
+        if p.step == 2:
+            raise KeyboardInterrupt
+
+    cfg = make_config("cpu", scale=4, steps=9, **{**TINY, "checkpoint_every": 99})
+    with pytest.raises(KeyboardInterrupt):
+        train((lr, gt[24]), tmp_path, config=cfg, callback=stop_at_two)
+    assert load(tmp_path / "last.safetensors")[2]["iteration"] == 2
 
 
 def _anisotropic_stacks(gt):
@@ -515,7 +608,8 @@ def _anisotropic_stacks(gt):
 
 
 def test_anisotropic_run_augments_the_x_stack_and_an_old_run_resumes_without(tmp_path, data, monkeypatch):
-    import matsight.fuse.train as fuse_train
+    fuse_train = importlib.import_module("matsight.fuse.train")  # (fuse.train is the function)
+    from matsight.fuse.config import FuseConfig
     from matsight.nn.checkpoint import load_checkpoint, save_checkpoint
 
     flags = []
@@ -530,18 +624,22 @@ def test_anisotropic_run_augments_the_x_stack_and_an_old_run_resumes_without(tmp
     z, y, x = _anisotropic_stacks(gt)
     cfg = make_config("cpu", scale=4, anisotropic=True, **TINY)
     run = tmp_path / "run"
-    train(lr, x, hr_y=y, hr_z=z, out_dir=run, config=cfg, iterations=1)
+    train((lr, {"x": x, "y": y, "z": z}), run, config=cfg.updated({"steps": 1}))
     assert flags == [(False, False, True)]
     # a run saved before the settings existed: its config lacks them, and it had no augmentation
     groups, meta = load_checkpoint(run / "last.safetensors")
+    meta["config"] = _flat(FuseConfig.from_saved(meta["config"]))  # a run saved with the flat settings
     del meta["config"]["augment_axes"], meta["config"]["critic_steps"]
     save_checkpoint(run / "last.safetensors", groups, meta)
     assert fuse_train.saved_config(run).hr_augment == (False, False, False)
-    assert train(lr, x, hr_y=y, hr_z=z, out_dir=run, iterations=2).iterations == 2
+    assert (
+        train((lr, {"x": x, "y": y, "z": z}), run, config=saved_config(run).updated({"steps": 2})).iterations
+        == 2
+    )
     assert flags[-1] == (False, False, False)
     _, meta = load_checkpoint(run / "last.safetensors")
-    assert meta["config"]["augment_axes"] == [False, False, False]  # now explicit in the run
-    assert meta["config"]["critic_steps"] == "joint"
+    assert meta["config"]["training"]["augment_axes"] == [False, False, False]  # now explicit in the run
+    assert meta["config"]["training"]["critic_steps"] == "joint"
 
 
 def test_cli_augment_axes_are_axis_letters():

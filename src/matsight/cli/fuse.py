@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import check_outputs, echo, progress_enabled, user_errors
+from ._common import check_outputs, echo, progress_bar, progress_enabled, user_errors
 
 app = typer.Typer(
     help="SuperRes (2D/3D fusion GAN): LR 3D labels + HR 2D labels → super-resolved n-phase volumes.",
@@ -46,6 +46,95 @@ HrY = Annotated[Path | None, typer.Option("--hr-y", help="Anisotropic: HR images
 HrZ = Annotated[Path | None, typer.Option("--hr-z", help="Anisotropic: HR images of slices normal to z.")]
 
 
+# `fuse train`'s options
+_Scale = Annotated[
+    float | None, typer.Option(help="Scale factor 64/d, d in 8..64 (e.g. 4, 8, 2.6667); default 4.")
+]
+_Mode = Annotated[
+    str | None,
+    typer.Option(help="resolve (under-resolved LR, e.g. XCT: blur; default) or sample (under-sampled, SEM)."),
+]
+_ComparePhases = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--compare-phases",
+        help="HR phase of each LR phase after pore, in order, e.g. 1,2 (default 1, 2, …); other HR "
+        "phases are in-painted (e.g. NMC binder).",
+    ),
+]
+_Unseen = Annotated[
+    str | None,
+    typer.Option(
+        "--unseen",
+        help="In-painted HR phases in the voxel-wise loss: pore (counted with the LR pore, as the LR was "
+        "taken; default) or drop (left out, as the reference code).",
+    ),
+]
+_Upsampling = Annotated[
+    str | None,
+    typer.Option(
+        help="The generator's ×2 stage: transpose (the paper's transposed convolution; default) or "
+        "resize (trilinear + conv: fewer grid-aligned streaks, coarser textures; benchmarks/README.md).",
+    ),
+]
+_Anisotropic = Annotated[
+    bool, typer.Option("--anisotropic", help="A critic and HR stack per axis (needs --hr-y, --hr-z).")
+]
+_MaterialOnly = Annotated[
+    bool,
+    typer.Option("--material-only", help="Voxel-wise loss on material only (paper's separator case)."),
+]
+_CriticSteps = Annotated[
+    str | None,
+    typer.Option(
+        help="A shared critic's steps per iteration: per_axis (one per slicing axis, the reference; "
+        "preset paper) or joint (one on all three axes: a third of the cost; preset cpu).",
+    ),
+]
+_AugmentAxes = Annotated[
+    str | None,
+    typer.Option(
+        help="Slicing axes whose HR crops are rotated/mirrored (8 ways), as letters: zyx, x, none "
+        "(default: all for isotropic data, x for --anisotropic, as the reference).",
+    ),
+]
+_PerAxisCritics = Annotated[
+    bool,
+    typer.Option(
+        "--per-axis-critics", help="Isotropic data: one critic per slicing axis instead of one shared."
+    ),
+]
+_MetricsEvery = Annotated[
+    int | None,
+    typer.Option(help="Log the cheap metrics (and pick the best checkpoint) every K iterations."),
+]
+_Preset = Annotated[str | None, typer.Option(help="cpu (default, minutes on a laptop) or paper (GPU).")]
+_Settings = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Any setting as NAME=VALUE, repeatable: training.ema=0.5, model.gen_width=32 (the flat "
+        "names of earlier versions, e.g. ema=0.5, work too).",
+    ),
+]
+_Budget = Annotated[str | None, typer.Option(help="Wall-clock budget of this call, e.g. 20m, 1h30m, 90s.")]
+_Steps = Annotated[
+    int | None,
+    typer.Option("--steps", min=0, help="Stop at this iteration count (default 1000 without --budget)."),
+]
+_Iterations = Annotated[int | None, typer.Option("--iterations", min=0, hidden=True)]
+_Seed = Annotated[int | None, typer.Option(help="Random seed ≥ 0 (saved in the run's config; default 0).")]
+_Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume",
+        help="Continue the run in --out from last.safetensors, with its own settings (options given "
+        "must match them).",
+    ),
+]
+_Device = Annotated[str, typer.Option(help="auto (cuda when available), cpu or cuda.")]
+
+
 # ---- train / degrade -------------------------------------------------------------------------------------
 @app.command()
 @user_errors
@@ -56,103 +145,37 @@ def train(
         typer.Option("--hr", help="High-res 2D label image or stack (anisotropic: slices normal to x)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumed if it holds a run).")],
-    scale: Annotated[
-        float | None, typer.Option(help="Scale factor 64/d, d in 8..64 (e.g. 4, 8, 2.6667); default 4.")
-    ] = None,
+    scale: _Scale = None,
     hr_y: HrY = None,
     hr_z: HrZ = None,
-    mode: Annotated[
-        str | None,
-        typer.Option(
-            help="resolve (under-resolved LR, e.g. XCT: blur; default) or sample (under-sampled, SEM)."
-        ),
-    ] = None,
-    compare_phases: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--compare-phases",
-            help="HR phase of each LR phase after pore, in order, e.g. 1,2 (default 1, 2, …); other HR "
-            "phases are in-painted (e.g. NMC binder).",
-        ),
-    ] = None,
-    unseen: Annotated[
-        str | None,
-        typer.Option(
-            "--unseen",
-            help="In-painted HR phases in the voxel-wise loss: pore (counted with the LR pore, as the LR was "
-            "taken; default) or drop (left out, as the reference code).",
-        ),
-    ] = None,
-    upsampling: Annotated[
-        str | None,
-        typer.Option(
-            help="The generator's ×2 stage: transpose (the paper's transposed convolution; default) or "
-            "resize (trilinear + conv: fewer grid-aligned streaks, coarser textures; benchmarks/README.md).",
-        ),
-    ] = None,
-    anisotropic: Annotated[
-        bool, typer.Option("--anisotropic", help="A critic and HR stack per axis (needs --hr-y, --hr-z).")
-    ] = False,
-    material_only: Annotated[
-        bool,
-        typer.Option("--material-only", help="Voxel-wise loss on material only (paper's separator case)."),
-    ] = False,
-    critic_steps: Annotated[
-        str | None,
-        typer.Option(
-            help="A shared critic's steps per iteration: per_axis (one per slicing axis, the reference; "
-            "preset paper) or joint (one on all three axes: a third of the cost; preset cpu).",
-        ),
-    ] = None,
-    augment_axes: Annotated[
-        str | None,
-        typer.Option(
-            help="Slicing axes whose HR crops are rotated/mirrored (8 ways), as letters: zyx, x, none "
-            "(default: all for isotropic data, x for --anisotropic, as the reference).",
-        ),
-    ] = None,
-    per_axis_critics: Annotated[
-        bool,
-        typer.Option(
-            "--per-axis-critics", help="Isotropic data: one critic per slicing axis instead of one shared."
-        ),
-    ] = False,
-    metrics_every: Annotated[
-        int | None,
-        typer.Option(help="Log the cheap metrics (and pick the best checkpoint) every K iterations."),
-    ] = None,
-    preset: Annotated[
-        str | None, typer.Option(help="cpu (default, minutes on a laptop) or paper (GPU).")
-    ] = None,
-    budget: Annotated[
-        str | None, typer.Option(help="Wall-clock budget of this call, e.g. 20m, 1h30m, 90s.")
-    ] = None,
-    iterations: Annotated[
-        int | None, typer.Option(help="Stop at this iteration count (default 1000 without --budget).")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Random seed ≥ 0 (saved in the run's config; default 0).")
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume/--no-resume",
-            help="Continue the run in --out from last.safetensors, with its own settings (options given "
-            "must match them).",
-        ),
-    ] = True,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    mode: _Mode = None,
+    compare_phases: _ComparePhases = None,
+    unseen: _Unseen = None,
+    upsampling: _Upsampling = None,
+    anisotropic: _Anisotropic = False,
+    material_only: _MaterialOnly = False,
+    critic_steps: _CriticSteps = None,
+    augment_axes: _AugmentAxes = None,
+    per_axis_critics: _PerAxisCritics = False,
+    metrics_every: _MetricsEvery = None,
+    preset: _Preset = None,
+    settings: _Settings = None,
+    budget: _Budget = None,
+    steps: _Steps = None,
+    iterations: _Iterations = None,
+    seed: _Seed = None,
+    resume: _Resume = True,
+    device: _Device = "auto",
 ):
     """Train a SuperRes generator (WGAN-GP + voxel-wise LR loss) on an LR volume and HR 2D image(s)."""
-    from .._errors import InputError, settings_message
-    from ..fuse.config import FuseConfig, make_config
-    from ..fuse.train import saved_config
-    from ..fuse.train import train as _train
+    from ..fuse import train as _train
+    from ..fuse.config import run_config
 
     # the run folder is resumed from: it may hold the inputs (its files are not replaced)
     check_outputs(resumed=[("--out", out, "last.safetensors")], inputs=[lr, hr, hr_y, hr_z])
-    if not resume and (Path(out) / "last.safetensors").exists():
-        raise InputError(f"{out} already holds a run; give a new --out folder or drop --no-resume")
+    if iterations is not None:
+        typer.echo("note: --iterations is now --steps", err=True)
+        steps = iterations if steps is None else steps
     # only the options given (flags: when set), so that a resumed run keeps the settings left out
     given = {
         "scale": scale,
@@ -169,31 +192,21 @@ def train(
         "seed": seed,
     }
     given = {k: v for k, v in given.items() if v is not None}
-    saved = saved_config(out) if resume else None
-    if saved is None:
-        cfg = make_config(preset or "cpu", **given)
-    else:
-        # the run's settings with the options given: train() refuses any that differ from the run's
-        if preset is not None:
-            make_config(preset)  # an unknown preset is reported as such
-            given["preset"] = preset
-        try:
-            cfg = FuseConfig(**{**saved.model_dump(), **given})
-        except ValueError as exc:  # pydantic's ValidationError; anything else is a bug, with its traceback
-            raise InputError(settings_message(exc, "fuse")) from None
-    res = _train(
-        _labels_file(lr, "LR volume"),
-        _labels_file(hr, "HR image"),
-        hr_y=_labels_file(hr_y, "--hr-y image") if hr_y is not None else None,
-        hr_z=_labels_file(hr_z, "--hr-z image") if hr_z is not None else None,
-        out_dir=out,
-        config=cfg,
-        iterations=iterations,
-        budget=budget,
-        device=device,
-        resume=resume,
-        progress=progress_enabled(),
-    )
+    extra = _set_options(settings)
+    if not {"steps", "training.steps"} & set(extra):
+        # as before the setting existed: 1000 steps, or as many as the budget allows
+        given["training.steps"] = steps if steps is not None else (None if budget else 1000)
+    cfg = run_config(out, preset=preset, settings={**given, **extra}, resume=resume)
+    with progress_bar("fuse train") as callback:
+        res = _train(
+            (_labels_file(lr, "LR volume"), _hr_files(hr, hr_y, hr_z)),
+            out,
+            config=cfg,
+            budget=budget,
+            callback=callback,
+            device=device,
+            resume=resume,
+        )
     best = (
         ""
         if res.best_iteration is None
@@ -202,6 +215,36 @@ def train(
     echo(f"{res.iterations} iterations, {res.seconds:.0f} s in this call{best}")
     names = ("best.safetensors", "last.safetensors", "training_curves.png", "metrics.csv")
     echo(f"wrote {Path(out).resolve()} ({', '.join(n for n in names if (Path(out) / n).is_file())})")
+
+
+def _hr_files(hr, hr_y, hr_z):
+    """The HR image(s): one stack, or ``{"x", "y", "z"}`` by the axis the slices are normal to."""
+    hr_a = _labels_file(hr, "HR image")
+    if hr_y is None and hr_z is None:
+        return hr_a
+    by_axis = {"x": hr_a}
+    for key, path in (("y", hr_y), ("z", hr_z)):
+        if path is not None:
+            by_axis[key] = _labels_file(path, f"--hr-{key} image")
+    return by_axis
+
+
+def _set_options(values):
+    """``--set NAME=VALUE`` options as settings; VALUE is read as JSON (numbers, true, lists) or text."""
+    import json
+
+    from .._errors import InputError
+
+    out = {}
+    for item in values or []:
+        name, sep, text = str(item).partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--set takes NAME=VALUE, e.g. training.ema=0.5; got {item!r}")
+        try:
+            out[name.strip()] = json.loads(text)
+        except ValueError:
+            out[name.strip()] = text
+    return out
 
 
 @app.command()
@@ -293,14 +336,14 @@ def generate(
     tile: Annotated[
         int | None, typer.Option("--tile", help="Tile core edge in LR voxels (memory ~ (tile·scale)³).")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto (cuda when available), cpu or cuda.")] = "auto",
     dask: Annotated[
         str | None,
         typer.Option("--dask", help="Run tiles in parallel with dask: threads, processes or synchronous."),
     ] = None,
 ):
     """Super-resolve an LR volume of any size with a trained generator (tiled, seamless)."""
-    from ..fuse.generate import generate as _generate
+    from ..fuse import predict
     from ..io import read_spacing
 
     if not Path(run).exists():
@@ -312,19 +355,20 @@ def generate(
     lab = _labels_file(lr, "LR volume")
     sp = read_spacing(lr)
     spacing = sp if sp is not None and all(v is not None for v in sp) else None
-    res = _generate(
-        run,
-        lab,
-        seed=seed,
-        samples=samples,
-        tile=tile,
-        crop=not keep_border,
-        out=out,
-        spacing=spacing,
-        device=device,
-        scheduler=dask,
-        progress=progress_enabled(),
-    )
+    with progress_bar("fuse generate") as callback:
+        res = predict(
+            run,
+            lab,
+            seed=seed,
+            samples=samples,
+            tile=tile,
+            crop=not keep_border,
+            out=out,
+            spacing=spacing,
+            device=device,
+            scheduler=dask,
+            callback=callback,
+        )
     echo(
         f"{tuple(res.labels.shape)} voxels × {samples} sample(s) at scale {res.scale:.4g} "
         f"in {res.seconds:.1f} s "
@@ -372,24 +416,15 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for the sub-cube positions.")] = 0,
 ):
     """The paper's comparisons of an SR volume with its HR image(s), LR volume and optional truth."""
-    from ..fuse.evaluate import evaluate as _evaluate
+    from ..fuse import evaluate as _evaluate
+    from ..fuse.config import read_run_config
 
     check_outputs(folders=[("--out", out)], inputs=[sr, hr, hr_y, hr_z, lr, truth, run])
     kw = {}
     if run is not None:
-        from .._atomic import read_json
-        from .._errors import InputError, settings_message
-        from ..fuse.config import FuseConfig
-
-        cfg_path = Path(run) / "config.json" if Path(run).is_dir() else None
-        if cfg_path is None or not cfg_path.is_file():
-            raise InputError(f"{run} has no config.json; give the folder of `matsight fuse train`")
-        fix = "give another --run, or the options --scale, --mode and --compare-phases instead"
-        saved = read_json(cfg_path, what="run config", fix=fix)
-        try:
-            cfg = FuseConfig.from_saved(saved)
-        except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-            raise InputError(f"{cfg_path}: {settings_message(exc, 'run config')}; {fix}") from None
+        cfg = read_run_config(
+            run, fix="give another --run, or the options --scale, --mode and --compare-phases instead"
+        )
         kw = {"scale": cfg.scale, "mode": cfg.mode, "compare_phases": cfg.compare_phases}
     if scale is not None:
         kw["scale"] = scale

@@ -1,4 +1,4 @@
-"""The voxel-wise loss of SuperRes: degrade the generated volume the way the LR volume was taken, compare.
+"""The degradation inside SuperRes's voxel-wise loss: the generated volume taken the way the LR volume was.
 
 Paper (Methods, Algorithm 1): take the pore channel and the channels of the HR phases that the LR volume
 shows, Gaussian-blur them (odd kernel ``k = ceil(sf)`` or ``ceil(sf) - 1``, ``σ = 0.3((k-1)/2 - 1) + 0.8``;
@@ -14,7 +14,8 @@ compared directly ("nearest"). The separator variant (``material_only``) compare
 does not penalise extra material where the LR volume shows pore.
 
 The numpy degradation used to *make* LR data from a 3D ground truth is :func:`matsight.data.degrade.degrade`;
-this module is the differentiable torch side used during training.
+this module is the differentiable torch side used during training; the loss itself is
+:func:`matsight.fuse.losses.voxelwise_loss`.
 
 Implementation notes: the blur is applied as three 1D convolutions (identical to the 3D product kernel)
 with replicate padding — the reference pads with zeros, which darkens the faces of every training cube;
@@ -28,13 +29,13 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-__all__ = ["blur_rule", "gaussian_weights", "blur", "downsample", "voxelwise_loss", "voxelwise_term"]
+from ..data.degrade import blur_kernel
+
+__all__ = ["blur_rule", "gaussian_weights", "blur", "downsample"]
 
 
 def blur_rule(scale):
     """``(k, sigma)`` of the paper's blur at scale factor ``scale`` (rule: :mod:`matsight.data.degrade`)."""
-    from ..data.degrade import blur_kernel
-
     k, sigma = blur_kernel(scale)
     return int(k), float(sigma)
 
@@ -108,41 +109,3 @@ def _channel_sum(probs, group):
     if isinstance(group, numbers.Integral):
         return probs[:, int(group)]
     return probs[:, list(group)].sum(1)
-
-
-def voxelwise_loss(
-    probs, lr_onehot, *, channels, d, mode="resolve", temperature=0.01, material_only=False, margin=0
-):
-    """MSE between the degraded generator output and the LR one-hot volume (paper's voxel-wise loss).
-
-    ``lr_onehot`` is ``(B, m, z, y, x)`` with channel 0 = pore; ``channels`` picks the matching HR channels.
-    The MSE over the ``m`` channels is scaled by ``m/2``, as the reference code does: a mismatched LR voxel
-    costs ``2/m`` in a plain MSE (two one-hot channels wrong by 1), so the loss is the fraction of mismatched
-    LR voxels whatever ``m``, and the 0.005 threshold means 0.5% for two LR phases and for three alike.
-    With ``material_only`` (paper's separator mode) only material channels count, and only where the LR
-    volume has material (unscaled, as in the reference). ``margin`` LR voxels per face are left out
-    (degraded with their neighbours, not compared): the region no critic judges, see
-    ``FuseConfig.vw_region``.
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar loss; for a one-hot degraded output (not ``material_only``), the fraction of mismatched LR
-        voxels.
-    """
-    down = downsample(probs, channels=channels, d=d, mode=mode, temperature=temperature)
-    if margin:
-        inner = (slice(None), slice(None)) + (slice(margin, -margin),) * 3
-        down, lr_onehot = down[inner], lr_onehot[inner]
-    if material_only:
-        lr = lr_onehot[:, 1:]
-        return F.mse_loss(down[:, 1:] * lr, lr)
-    # ×m/2: the share of mismatched LR voxels for any number m of LR phases (reference "standardize")
-    return F.mse_loss(down, lr_onehot) * (lr_onehot.shape[1] / 2)
-
-
-def voxelwise_term(loss, *, threshold=0.005, coefficient=10.0):
-    """``coefficient · loss`` if ``loss > threshold`` else 0 (the paper's 0.5% slack at blocky LR edges)."""
-    if float(loss.detach()) > threshold:
-        return coefficient * loss
-    return loss.new_zeros(())

@@ -49,14 +49,14 @@ def infer_scale(sr_shape, lr_shape):
     """``(scale, border)`` that turn an LR volume of ``lr_shape`` into an SR volume of ``sr_shape``.
 
     Tries every supported ``sf = 64/d`` with the default border (``ceil(sf)`` voxels per face) and with
-    none (see :func:`matsight.fuse.generate.output_shape`).
+    none (see :func:`matsight.fuse.predict.output_shape`).
 
     Raises
     ------
     InputError
         No scale factor, or more than one, fits (give ``scale`` explicitly).
     """
-    from .generate import border_voxels
+    from .predict import border_voxels
 
     fits = []
     for d in range(8, 65):
@@ -112,7 +112,7 @@ def lr_consistency(
     Parameters
     ----------
     sr : ndarray
-        SR labels (ZYX); as written by :func:`~matsight.fuse.generate.generate` (cropped or not).
+        SR labels (ZYX); as written by :func:`~matsight.fuse.predict` (cropped or not).
     lr : ndarray
         LR labels the SR volume was generated from.
     scale : float, optional

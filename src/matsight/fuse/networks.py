@@ -160,16 +160,16 @@ def build_generator(cfg):
         cfg.n_hr_phases,
         cfg.d,
         width=cfg.trunk_width,
-        min_width=cfg.gen_min_width,
-        res_blocks=cfg.gen_res_blocks,
-        upsampling=cfg.upsampling,
+        min_width=cfg.model.gen_min_width,
+        res_blocks=cfg.model.gen_res_blocks,
+        upsampling=cfg.model.upsampling,
     )
 
 
 def build_critics(cfg):
-    """One critic per slicing axis (anisotropic or ``shared_critic=False``), else one shared critic."""
+    """One critic per slicing axis (anisotropic or ``model.shared_critic=False``), else one shared critic."""
     return nn.ModuleList(
-        Critic(cfg.n_hr_phases, cfg.slice_size, widths=tuple(cfg.critic_widths))
+        Critic(cfg.n_hr_phases, cfg.slice_size, widths=tuple(cfg.model.critic_widths))
         for _ in range(cfg.n_axes_critics)
     )
 

@@ -247,6 +247,23 @@ def _watch_logger(name, watcher):
     return lg
 
 
+def _fuse_progress(watcher):
+    """``fuse.train``'s callback → the page: the iteration, and the latest evaluation's score."""
+
+    def callback(p):
+        watcher.it = int(p.step)
+        m = p.metrics
+        watcher.msg = f"iteration {p.step}" + (
+            f" score {m['score']:.4f} lr-agree {m['lr_agreement']:.3f}" if "score" in m else ""
+        )
+        now = time.monotonic()
+        if now - watcher._last >= 0.25 or p.step == p.total:
+            watcher._last = now
+            watcher.emit_event(progress=watcher.fraction(), message=watcher.msg)
+
+    return callback
+
+
 def fuse_train(
     emit,
     *,
@@ -267,44 +284,36 @@ def fuse_train(
     device="cpu",
     resume=True,
 ):
-    """Read the label images and run :func:`matsight.fuse.train.train` (worker task)."""
+    """Read the label images and run :func:`matsight.fuse.train` (worker task)."""
     from .._duration import parse_duration
+    from ..fuse import train
     from ..fuse.config import make_config
-    from ..fuse.train import train
     from ..io import read_labels
 
     budget_s = parse_duration(budget) if budget not in (None, "") else None
     emit(progress=0.0, message="reading inputs")
-    lr_a = read_labels(lr)
     hr_a = read_labels(hr)
-    hy = read_labels(hr_y) if hr_y else None
-    hz = read_labels(hr_z) if hr_z else None
-    extra = dict(overrides or {})
+    if hr_y or hr_z:
+        hr_a = {"x": hr_a, **{k: read_labels(f) for k, f in (("y", hr_y), ("z", hr_z)) if f}}
+    data = (read_labels(lr), hr_a)
+    extra = {"training.steps": iterations, **(overrides or {})}  # no steps: the budget alone
     if metrics_every:
         # checkpoint at every evaluation so a stop loses little and the page's curves stay current
         extra.setdefault("metrics_every", int(metrics_every))
         extra.setdefault("checkpoint_every", int(metrics_every))
     cfg = make_config(preset, scale=scale, mode=mode, anisotropic=anisotropic, seed=seed, settings=extra)
     watcher = _TrainWatcher(emit, iterations, budget_s)
-    lg = _watch_logger("matsight.fuse.train", watcher)  # fuse.train reports through its log records
     emit(message="training")
-    try:
-        with watcher:
-            res = train(
-                lr_a,
-                hr_a,
-                out_dir=out_dir,
-                config=cfg,
-                hr_y=hy,
-                hr_z=hz,
-                iterations=iterations,
-                budget=budget_s,
-                device=device,
-                resume=resume,
-                progress=False,
-            )
-    finally:
-        lg.removeHandler(watcher)
+    with watcher:
+        res = train(
+            data,
+            out_dir,
+            config=cfg,
+            budget=budget_s,
+            callback=_fuse_progress(watcher),
+            device=device,
+            resume=resume,
+        )
     return {
         "iterations": res.iterations,
         "seconds": res.seconds,
@@ -315,14 +324,14 @@ def fuse_train(
 
 
 def fuse_generate(emit, *, run, lr, out, seed=0, samples=1, device="cpu", **options):
-    """:func:`matsight.fuse.generate.generate` from a run folder (worker task)."""
-    from ..fuse.generate import generate
+    """:func:`matsight.fuse.predict` from a run folder (worker task)."""
+    from ..fuse import predict
     from ..io import read_labels
 
     emit(progress=0.0, message="reading LR volume")
     lr_a = read_labels(lr)
     emit(progress=0.05, message="generating")
-    res = generate(run, lr_a, out=out, seed=seed, samples=samples, device=device, progress=False, **options)
+    res = predict(run, lr_a, out=out, seed=seed, samples=samples, device=device, **options)
     return {
         "out": str(out),
         "shape": list(res.labels.shape),
@@ -336,8 +345,8 @@ def fuse_generate(emit, *, run, lr, out, seed=0, samples=1, device="cpu", **opti
 
 
 def fuse_evaluate(emit, *, sr, hr, hr_y=None, hr_z=None, lr=None, truth=None, out_dir, **options):
-    """:func:`matsight.fuse.evaluate.evaluate` on label files → HTML report (worker task)."""
-    from ..fuse.evaluate import evaluate
+    """:func:`matsight.fuse.evaluate` on label files → HTML report (worker task)."""
+    from ..fuse import evaluate
     from ..io import read_labels
 
     emit(progress=0.0, message="reading volumes")

@@ -1,4 +1,4 @@
-"""SuperRes generation: any LR volume → super-resolved n-phase volume(s), tile by tile.
+"""SuperRes prediction (generation): any LR volume → super-resolved n-phase volume(s), tile by tile.
 
 The generator is fully convolutional, so a volume of any size is generated as a grid of LR tiles, each
 padded by a halo at least as wide as the generator's receptive field (computed from its layers by
@@ -38,6 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import InputError
+from ..nn.device import resolve_device
+from ..progress import report
+from .config import FuseConfig, InferenceConfig
+from .run import load
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ __all__ = [
     "Generated",
     "border_voxels",
     "generate",
+    "predict",
     "noise_field",
     "output_shape",
     "receptive_radius",
@@ -59,7 +64,7 @@ NOISE_BLOCK = 16  # LR voxels per edge of one independently seeded noise block (
 
 @dataclass
 class Generated:
-    """What :func:`generate` returns.
+    """What :func:`predict` returns.
 
     Attributes
     ----------
@@ -256,12 +261,15 @@ def noise_field(origin, size, *, seed=0, sample=0):
 def _resolve_generator(generator_or_run, device):
     import torch
 
+    """``(generator, inference settings)`` of a run folder, checkpoint, generator or ``load``'s tuple."""
+    inference = InferenceConfig()
     if isinstance(generator_or_run, str | Path):
-        from .train import load_generator
-
-        gen = load_generator(generator_or_run, device=device)[0]
+        gen, cfg, _ = load(generator_or_run, device=device)
+        inference = cfg.inference
     elif isinstance(generator_or_run, tuple | list) and isinstance(generator_or_run[0], torch.nn.Module):
         gen = copy.deepcopy(generator_or_run[0])  # the caller's module is left as it was
+        if len(generator_or_run) > 1 and isinstance(generator_or_run[1], FuseConfig):
+            inference = generator_or_run[1].inference
     elif isinstance(generator_or_run, torch.nn.Module):
         gen = copy.deepcopy(generator_or_run)
     else:
@@ -269,7 +277,7 @@ def _resolve_generator(generator_or_run, device):
             f"give a run folder, a checkpoint or a Generator, got {type(generator_or_run).__name__}"
         )
     # channels-last 3D: oneDNN's fast path for the full-resolution convolutions (~2x on CPU, measured)
-    return gen.to(device).eval().to(memory_format=torch.channels_last_3d)
+    return gen.to(device).eval().to(memory_format=torch.channels_last_3d), inference
 
 
 def _read_lr(lr, lo, hi):
@@ -329,83 +337,27 @@ def _entropy(labels, n_phases):
 
 
 # ------------------------------------------------------------------------------------------ main
-def generate(
-    generator_or_run,
-    lr_labels,
-    *,
-    seed=0,
-    samples=1,
-    tile=None,
-    overlap=None,
-    crop=True,
-    out=None,
-    spacing=None,
-    device="cpu",
-    scheduler=None,
-    progress=True,
-):
-    """Super-resolve an LR label volume of any size with a trained SuperRes generator.
+@dataclass
+class _Plan:
+    """Where the tiles lie: the LR grid, the output grid and the generator's halo."""
 
-    Parameters
-    ----------
-    generator_or_run : str, Path, Generator or tuple
-        A run folder / checkpoint (``best.safetensors`` preferred), a generator module, or the tuple
-        returned by :func:`matsight.fuse.train.load_generator`.
-    lr_labels : array_like
-        LR label volume (ZYX), phases ``0..m-1`` as in training. numpy, zarr or dask arrays (read per tile).
-    seed : int
-        Seed (≥ 0) of the noise field: the same seed gives the same volume, however it is tiled.
-    samples : int
-        Number of stochastic samples ``K`` (noise fields ``(seed, 0..K-1)``); with ``K > 1`` the per-voxel
-        phase entropy across samples is returned too.
-    tile : int, optional
-        Edge of a tile's core in LR voxels (rounded down to a multiple of ``q`` for ``sf = p/q``); default
-        about 128 output voxels. Peak memory grows with ``(tile·sf)³``, not with the volume.
-    overlap : int, optional
-        Halo per tile side in LR voxels; default (and minimum) the generator's receptive radius.
-    crop : bool
-        Cut one LR voxel (``ceil(sf)`` output voxels) from every face (paper default).
-    out : str or Path, optional
-        ``.tif``/``.tiff``/``.npy`` (written at the end) or ``.zarr`` (streamed, tile by tile). More than one
-        sample: ``NAME_sample1.ext``…, and the entropy map ``NAME_entropy.ext``. Written atomically.
-    spacing : float or sequence of float, optional
-        LR voxel size (nm); the output gets ``spacing / sf``.
-    device : str
-        ``"cpu"``, ``"cuda"`` or ``"auto"``.
-    scheduler : str or dask.distributed.Client, optional
-        Run tiles in parallel with dask (``"threads"``, ``"processes"``, ``"synchronous"`` or a Client);
-        needs the ``scale`` extra. Default: one tile after the other (torch uses all cores per tile).
-    progress : bool
-        Progress bar over tiles.
+    groups: list
+    n_lr: int
+    n_hr: int
+    sf: Fraction
+    shape: tuple
+    padded: tuple
+    out_len: tuple
+    border: int
+    final: tuple
+    halo: int
+    tiles: list
 
-    Returns
-    -------
-    Generated
-    """
-    import torch
 
-    from ..nn.device import resolve_device
-
-    t0 = time.perf_counter()
-    dev = resolve_device(device)
-    samples = int(samples)
-    if samples < 1:
-        raise InputError(f"samples must be ≥ 1, got {samples}")
-    if int(seed) < 0:
-        raise InputError(f"seed must be ≥ 0, got {seed}")
-    if isinstance(scheduler, str) and scheduler not in SCHEDULERS:
-        raise InputError(f"unknown dask scheduler {scheduler!r}; use {', '.join(SCHEDULERS)}")
-    gen = _resolve_generator(generator_or_run, dev)
+def _plan(gen, shape, *, tile, overlap, crop):
     groups = _groups(gen)
-    n_lr = gen.conv_in.in_channels - 1
-    n_hr = gen.conv_out.out_channels
     sf = _scale_of(gen.d)
     q = _lcm_den([g.c_in * g.factor for g in groups])
-
-    if not hasattr(lr_labels, "shape") or not hasattr(lr_labels, "dtype"):
-        lr_labels = np.asarray(lr_labels)
-    lr = _check_lr(lr_labels, n_lr)
-    shape = tuple(int(s) for s in lr.shape)
     padded = tuple(-(-s // q) * q for s in shape)
     out_len = tuple(int(math.floor(s * sf)) for s in shape)
     b = border_voxels(sf) if crop else 0
@@ -415,27 +367,8 @@ def generate(
             f"an LR volume of {shape} gives no output after cropping {b} voxels per face; give a larger LR "
             "volume or keep the border (crop=False / --keep-border)"
         )
-
-    # halo: the receptive radius, in whole LR voxels, aligned to q so tiles stay on the LR grid
-    radius = receptive_radius(gen)
-    h_min = -(-math.ceil(radius) // q) * q
-    if overlap is None:
-        halo = h_min
-    else:
-        halo = -(-int(overlap) // q) * q
-        if halo < math.ceil(radius):
-            raise InputError(
-                f"overlap {overlap} LR voxels is below the generator's receptive radius "
-                f"({float(radius):.3g}); "
-                f"use at least {h_min} (or leave it out) so tiles join without seams"
-            )
-    if tile is None:
-        tile = max(q, int(128 / sf) // q * q)
-    tile = int(tile)
-    if tile < 1:
-        raise InputError(f"tile must be a positive number of LR voxels, got {tile}")
-    tile = max(q, tile // q * q)
-
+    halo = _halo(gen, q, overlap)
+    tile = _tile_edge(tile, sf, q)
     # tiles whose core output meets the kept window [b, out_len - b)
     starts = []
     for ax in range(3):
@@ -445,97 +378,147 @@ def generate(
             if int(e * sf) > b and int(o * sf) < out_len[ax] - b:
                 ax_starts.append((o, e))
         starts.append(ax_starts)
-    tiles = list(itertools.product(*starts))
+    return _Plan(
+        groups=groups,
+        n_lr=gen.conv_in.in_channels - 1,
+        n_hr=gen.conv_out.out_channels,
+        sf=sf,
+        shape=shape,
+        padded=padded,
+        out_len=out_len,
+        border=b,
+        final=final,
+        halo=halo,
+        tiles=list(itertools.product(*starts)),
+    )
 
-    out_sp = None
-    if spacing is not None:
-        sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
-        out_sp = tuple(float(s / sf) for s in sp)
+
+def _halo(gen, q, overlap):
+    """The halo: the receptive radius (or ``overlap``) in whole LR voxels, aligned to ``q``."""
+    radius = receptive_radius(gen)
+    h_min = -(-math.ceil(radius) // q) * q
+    if overlap is None:
+        return h_min
+    halo = -(-int(overlap) // q) * q
+    if halo < math.ceil(radius):
+        raise InputError(
+            f"overlap {overlap} LR voxels is below the generator's receptive radius ({float(radius):.3g}); "
+            f"use at least {h_min} (or leave it out) so tiles join without seams"
+        )
+    return halo
+
+
+def _tile_edge(tile, sf, q):
+    if tile is None:
+        tile = max(q, int(128 / sf) // q * q)
+    tile = int(tile)
+    if tile < 1:
+        raise InputError(f"tile must be a positive number of LR voxels, got {tile}")
+    return max(q, tile // q * q)
+
+
+def _run_tile(plan, lr, core, *, seed, samples, device):
+    """The ``samples`` label tiles of one tile core (with its halo), as uint8 arrays."""
+    import torch
+
+    lo = [max(0, o - plan.halo) for o, _ in core]
+    hi = [min(p, e + plan.halo) for (_, e), p in zip(core, plan.padded, strict=True)]
+    lr_tile = _read_lr(lr, lo, hi)
+    if not isinstance(lr, np.ndarray) and lr_tile.size and int(lr_tile.max()) >= plan.n_lr:
+        raise InputError(
+            f"the LR volume has label {int(lr_tile.max())} but the generator knows {plan.n_lr} LR phases"
+        )
+    labs = []
+    for k in range(samples):
+        noise = noise_field(lo, [e - s for s, e in zip(lo, hi, strict=True)], seed=seed, sample=k)
+        x = _tile_input(lr_tile, plan.n_lr, noise).to(device).contiguous(memory_format=torch.channels_last_3d)
+        with torch.inference_mode():
+            logits = _forward_tile(
+                plan.groups,
+                x,
+                [o - s for (o, _), s in zip(core, lo, strict=True)],
+                [e_in - e for (_, e), e_in in zip(core, hi, strict=True)],
+            )
+            labs.append(logits[0].argmax(0).to(torch.uint8).cpu().numpy())
+        del x, logits
+    return labs
+
+
+def _destinations(stack, plan, out, samples, seed, out_sp):
+    """``(sample arrays, entropy array or None)``: zarr stores being written for ``.zarr``, else numpy."""
+    if out is None or Path(out).suffix.lower() != ".zarr":
+        dests = [np.zeros(plan.final, dtype=np.uint8) for _ in range(samples)]
+        return dests, np.zeros(plan.final, dtype=np.float32) if samples > 1 else None
+    import zarr
+
+    from .._atomic import atomic_path
+
+    paths, ent_path = sample_paths(out, samples)
+    attrs = {"axes": "ZYX", "scale": float(plan.sf), "border": plan.border, "seed": int(seed)}
+    if out_sp is not None:
+        attrs.update(spacing=list(out_sp), unit="nm")
+    chunks = tuple(min(64, n) for n in plan.final)
+
+    def zarr_array(p, dtype, extra):
+        tmp = stack.enter_context(atomic_path(p, directory=True))
+        return zarr.create_array(
+            store=str(tmp),
+            shape=plan.final,
+            dtype=dtype,
+            chunks=chunks,
+            attributes={**attrs, **extra},
+            overwrite=True,
+            fill_value=0,
+        )
+
+    dests = [zarr_array(p, np.uint8, {"sample": k}) for k, p in enumerate(paths)]
+    ent = zarr_array(ent_path, np.float32, {"what": "phase entropy / ln(n)"}) if samples > 1 else None
+    return dests, ent
+
+
+def _store(plan, dests, ent, core, labs):
+    """Write the core of a tile's samples (and their entropy) into the destination arrays."""
+    sf, b = plan.sf, plan.border
+    src, dst = [], []
+    for (o, e), n in zip(core, plan.out_len, strict=True):
+        a, z = int(o * sf), int(e * sf)  # exact: o, e are multiples of q
+        lo_, hi_ = max(a, b), min(z, n - b)
+        src.append(slice(lo_ - a, hi_ - a))
+        dst.append(slice(lo_ - b, hi_ - b))
+    src, dst = tuple(src), tuple(dst)
+    for k, lab in enumerate(labs):
+        dests[k][dst] = lab[src]
+    if ent is not None:
+        ent[dst] = _entropy(np.stack([lab[src] for lab in labs]), plan.n_hr)
+
+
+def _check_args(seed, samples, scheduler, out):
+    samples = int(samples)
+    if samples < 1:
+        raise InputError(f"samples must be ≥ 1, got {samples}")
+    if int(seed) < 0:
+        raise InputError(f"seed must be ≥ 0, got {seed}")
+    if isinstance(scheduler, str) and scheduler not in SCHEDULERS:
+        raise InputError(f"unknown dask scheduler {scheduler!r}; use {', '.join(SCHEDULERS)}")
+    if out is not None and Path(out).suffix.lower() not in (".tif", ".tiff", ".npy", ".zarr"):
+        raise InputError(f"--out must end in .tif, .tiff, .npy or .zarr, got {Path(out).name!r}")
+    return samples
+
+
+def _generate(plan, lr, out, samples, seed, out_sp, dev, scheduler, callback):
+    """Run every tile into the destinations and write them: ``(samples, entropy, paths, entropy path)``."""
 
     def run_tile(core):
-        lo = [max(0, o - halo) for o, _ in core]
-        hi = [min(p, e + halo) for (_, e), p in zip(core, padded, strict=True)]
-        lr_tile = _read_lr(lr, lo, hi)
-        if not isinstance(lr, np.ndarray) and lr_tile.size and int(lr_tile.max()) >= n_lr:
-            raise InputError(
-                f"the LR volume has label {int(lr_tile.max())} but the generator knows {n_lr} LR phases"
-            )
-        labs = []
-        for k in range(samples):
-            noise = noise_field(lo, [e - s for s, e in zip(lo, hi, strict=True)], seed=seed, sample=k)
-            x = _tile_input(lr_tile, n_lr, noise).to(dev).contiguous(memory_format=torch.channels_last_3d)
-            with torch.inference_mode():
-                logits = _forward_tile(
-                    groups,
-                    x,
-                    [o - s for (o, _), s in zip(core, lo, strict=True)],
-                    [e_in - e for (_, e), e_in in zip(core, hi, strict=True)],
-                )
-                labs.append(logits[0].argmax(0).to(torch.uint8).cpu().numpy())
-            del x, logits
-        return labs
+        return _run_tile(plan, lr, core, seed=seed, samples=samples, device=dev)
 
-    # destination arrays --------------------------------------------------------------------------------
+    def store(core, labs):
+        _store(plan, dests, ent, core, labs)
+
     paths, ent_path = sample_paths(out, samples) if out is not None else ([], None)
     zarr_out = out is not None and Path(out).suffix.lower() == ".zarr"
-    if out is not None:
-        ext = Path(out).suffix.lower()
-        if ext not in (".tif", ".tiff", ".npy", ".zarr"):
-            raise InputError(f"--out must end in .tif, .tiff, .npy or .zarr, got {Path(out).name!r}")
-
     with contextlib.ExitStack() as stack:
-        if zarr_out:
-            import zarr
-
-            from .._atomic import atomic_path
-
-            attrs = {"axes": "ZYX", "scale": float(sf), "border": b, "seed": int(seed)}
-            if out_sp is not None:
-                attrs.update(spacing=list(out_sp), unit="nm")
-            chunks = tuple(min(64, n) for n in final)
-
-            def zarr_array(p, dtype, extra):
-                tmp = stack.enter_context(atomic_path(p, directory=True))
-                return zarr.create_array(
-                    store=str(tmp),
-                    shape=final,
-                    dtype=dtype,
-                    chunks=chunks,
-                    attributes={**attrs, **extra},
-                    overwrite=True,
-                    fill_value=0,
-                )
-
-            dests = [zarr_array(p, np.uint8, {"sample": k}) for k, p in enumerate(paths)]
-            ent = zarr_array(ent_path, np.float32, {"what": "phase entropy / ln(n)"}) if samples > 1 else None
-        else:
-            dests = [np.zeros(final, dtype=np.uint8) for _ in range(samples)]
-            ent = np.zeros(final, dtype=np.float32) if samples > 1 else None
-
-        def store(core, labs):
-            src, dst = [], []
-            for (o, e), n in zip(core, out_len, strict=True):
-                a, z = int(o * sf), int(e * sf)  # exact: o, e are multiples of q
-                lo_, hi_ = max(a, b), min(z, n - b)
-                src.append(slice(lo_ - a, hi_ - a))
-                dst.append(slice(lo_ - b, hi_ - b))
-            src, dst = tuple(src), tuple(dst)
-            for k in range(samples):
-                dests[k][dst] = labs[k][src]
-            if ent is not None:
-                ent[dst] = _entropy(np.stack([lab[src] for lab in labs]), n_hr)
-
-        bar = _bar(progress, len(tiles))
-        try:
-            if scheduler is None:
-                for core in tiles:
-                    store(core, run_tile(core))
-                    bar.advance()
-            else:
-                _run_dask(tiles, run_tile, store, scheduler, bar)
-        finally:
-            bar.close()
-
+        dests, ent = _destinations(stack, plan, out, samples, seed, out_sp)
+        _run_tiles(plan, run_tile, store, scheduler, callback)
         if out is not None and not zarr_out:
             from ..io import write_volume
 
@@ -547,24 +530,111 @@ def generate(
         import zarr
 
         dests = [zarr.open_array(str(p), mode="r") for p in paths]
-        if ent_path is not None:
-            ent = zarr.open_array(str(ent_path), mode="r")
+        ent = zarr.open_array(str(ent_path), mode="r") if ent_path is not None else None
+    return dests, ent, paths, ent_path
+
+
+def predict(
+    run,
+    lr_labels,
+    *,
+    seed=0,
+    samples=1,
+    tile=None,
+    overlap=None,
+    crop=None,
+    out=None,
+    spacing=None,
+    device="auto",
+    scheduler=None,
+    callback=None,
+):
+    """Super-resolve an LR label volume of any size with a trained SuperRes generator.
+
+    Parameters
+    ----------
+    run : str, Path, Generator or tuple
+        A run folder / checkpoint (``best.safetensors`` preferred), a generator module, or the tuple
+        returned by :func:`matsight.fuse.load`.
+    lr_labels : array_like
+        LR label volume (ZYX), phases ``0..m-1`` as in training. numpy, zarr or dask arrays (read per tile).
+    seed : int
+        Seed (≥ 0) of the noise field: the same seed gives the same volume, however it is tiled.
+    samples : int
+        Number of stochastic samples ``K`` (noise fields ``(seed, 0..K-1)``); with ``K > 1`` the per-voxel
+        phase entropy across samples is returned too.
+    tile : int, optional
+        Tile core edge in LR voxels (a multiple of ``q`` for ``sf = p/q``); default the run's
+        ``inference.tile``, else about 128 output voxels. Peak memory grows with ``(tile·sf)³``.
+    overlap : int, optional
+        Halo per tile side in LR voxels; default (and minimum) the generator's receptive radius.
+    crop : bool, optional
+        Cut one LR voxel from every face (default: the run's ``inference.crop``, true as the paper).
+    out : str or Path, optional
+        ``.tif``/``.tiff``/``.npy`` (written at the end) or ``.zarr`` (streamed, tile by tile). More than one
+        sample: ``NAME_sample1.ext``…, and the entropy map ``NAME_entropy.ext``. Written atomically.
+    spacing : float or sequence of float, optional
+        LR voxel size (nm); the output's is ``spacing / sf``.
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"``: cuda when available.
+    scheduler : str or dask.distributed.Client, optional
+        Run tiles in parallel with dask (``"threads"``, ``"processes"``, ``"synchronous"`` or a Client);
+        needs the ``scale`` extra. Default: one tile after the other (torch uses all cores per tile).
+    callback : callable, optional
+        A :data:`matsight.progress.Callback` called after every tile.
+
+    Returns
+    -------
+    Generated
+    """
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    samples = _check_args(seed, samples, scheduler, out)
+    gen, inference = _resolve_generator(run, dev)
+    if not hasattr(lr_labels, "shape") or not hasattr(lr_labels, "dtype"):
+        lr_labels = np.asarray(lr_labels)
+    lr = _check_lr(lr_labels, gen.conv_in.in_channels - 1)
+    tile = inference.tile if tile is None else tile
+    crop = inference.crop if crop is None else bool(crop)
+    plan = _plan(gen, tuple(int(s) for s in lr.shape), tile=tile, overlap=overlap, crop=crop)
+    out_sp = None if spacing is None else tuple(float(s / plan.sf) for s in np.broadcast_to(spacing, (3,)))
+
+    dests, ent, paths, ent_path = _generate(plan, lr, out, samples, seed, out_sp, dev, scheduler, callback)
     res = Generated(
         labels=dests[0],
         samples=dests,
         entropy=ent,
-        scale=float(sf),
-        border=b,
+        scale=float(plan.sf),
+        border=plan.border,
         paths={"samples": paths, "entropy": ent_path} if out is not None else {},
     )
     res.seconds = time.perf_counter() - t0
     log.info(
-        "generated %s × %d in %.1f s (%.3g voxels/s)", final, samples, res.seconds, res.voxels_per_second
+        "generated %s × %d in %.1f s (%.3g voxels/s)", plan.final, samples, res.seconds, res.voxels_per_second
     )
     return res
 
 
-def _run_dask(tiles, run_tile, store, scheduler, bar):
+generate = predict  # the name before the package's face (the CLI command stays `fuse generate`)
+
+
+def _run_tiles(plan, run_tile, store, scheduler, callback):
+    """Every tile of ``plan``, one after the other or with dask; ``callback`` after each."""
+    done = [0]
+
+    def advance():
+        done[0] += 1
+        report(callback, step=done[0], total=len(plan.tiles), message=f"tile {done[0]} of {len(plan.tiles)}")
+
+    if scheduler is None:
+        for core in plan.tiles:
+            store(core, run_tile(core))
+            advance()
+    else:
+        _run_dask(plan.tiles, run_tile, store, scheduler, advance)
+
+
+def _run_dask(tiles, run_tile, store, scheduler, advance):
     """Tiles in parallel with dask, a few batches at a time so that memory stays bounded."""
     try:
         import dask
@@ -586,25 +656,6 @@ def _run_dask(tiles, run_tile, store, scheduler, bar):
             results = dask.compute(*[dask.delayed(run_tile)(c) for c in chunk], scheduler=scheduler)
             for core, labs in zip(chunk, results, strict=True):
                 store(core, labs)
-                bar.advance()
+                advance()
     finally:
         torch.set_num_threads(threads)
-
-
-class _bar:
-    def __init__(self, enabled, total):
-        self._p = None
-        if enabled and total > 1:
-            from rich.progress import Progress
-
-            self._p = Progress(transient=True)
-            self._p.start()
-            self._task = self._p.add_task("generating tiles", total=total)
-
-    def advance(self):
-        if self._p is not None:
-            self._p.advance(self._task)
-
-    def close(self):
-        if self._p is not None:
-            self._p.stop()
