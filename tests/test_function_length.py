@@ -17,7 +17,6 @@ MAX_LINES = 80
 PENDING = {
     "cli/metrics.py::metrics",
     "data/microstructures.py::particle_electrode",
-    "demos/fuse.py::run",
     "fuse/evaluate.py::evaluate",
     "fuse/evaluate.py::lr_consistency",
     "gui/server.py::create_app",

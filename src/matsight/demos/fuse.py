@@ -5,8 +5,8 @@ scan (binder merged into pore, blur, ×4 downsample, threshold); a generator is 
 on that LR volume and ONE high-res 2D slice of the truth for a short run, generates the whole super-res
 volume (binder in-painted from the 2D slice), and the fuse evaluation compares it with the truth, the HR slice
 and the LR input. The demo's 400 iterations (about two minutes on 2 cores) give a rough reconstruction;
-``benchmarks/fuse_fidelity.py`` trains for 30 minutes, and ``benchmarks/README.md`` quotes what that reaches (and
-which targets it still misses).
+``benchmarks/fuse_fidelity.py`` trains for 30 minutes, and ``benchmarks/README.md`` quotes what that reaches
+(and which targets it still misses).
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from __future__ import annotations
 import logging
 import time
 
+from .. import fuse
 from .._atomic import make_folder
+from ..data.degrade import degrade
+from ..data.microstructures import particle_electrode
+from ..io import write_volume
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,7 @@ TITLE = "fuse: super-resolution of a simulated low-res scan from one high-res sl
 PHASE_NAMES = {0: "pore", 1: "active", 2: "binder"}
 
 
-def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, progress=False) -> dict:
+def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, callback=None) -> dict:
     """Degrade a generated electrode, train SuperRes briefly, generate, evaluate into ``out_dir/index.html``.
 
     Parameters
@@ -41,22 +45,14 @@ def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, prog
         time gave a slower machine too few).
     budget : float, default 150
         Upper limit of the training wall time (seconds), for very slow machines.
-    progress : bool
-        Progress bars.
+    callback : callable, optional
+        A :data:`matsight.progress.Callback` for the training.
 
     Returns
     -------
     dict
         Headline numbers and the report path.
     """
-    from ..data.degrade import degrade
-    from ..data.microstructures import particle_electrode
-    from ..fuse.config import make_config
-    from ..fuse.evaluate import evaluate
-    from ..fuse.generate import generate
-    from ..fuse.train import train
-    from ..io import write_volume
-
     t0 = time.perf_counter()
     out_dir = make_folder(out_dir)
     truth = particle_electrode((size,) * 3, n_phases=3, radius=6.0, seed=seed)
@@ -65,36 +61,7 @@ def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, prog
     write_volume(out_dir / "truth.tif", truth)
     write_volume(out_dir / "lr.tif", lr)
     write_volume(out_dir / "hr_slice.tif", hr)
-
-    # a short training: the generator changes too fast for a weight average to help, and fewer evaluation
-    # crops leave more of the time to training
-    cfg = make_config("cpu", scale=scale, seed=seed, compare_phases=[1], metrics_every=20, ema=0.0)
-    res = train(
-        lr,
-        hr,
-        out_dir=out_dir / "run",
-        config=cfg,
-        iterations=iterations,
-        budget=budget,
-        resume=False,
-        progress=progress,
-        n_eval=8,
-    )
-    gen = generate(out_dir / "run", lr, seed=seed, out=out_dir / "sr.tif", progress=progress)
-    ev = evaluate(
-        gen.labels,
-        hr=hr,
-        lr=lr,
-        truth=truth,
-        scale=scale,
-        compare_phases=[1],
-        out_dir=out_dir,
-        n_subvolumes=32,
-        subvolume_size=32,
-        n_transport=2,
-        seed=seed,
-        phase_names=PHASE_NAMES,
-    )
+    res, gen, ev = _train_predict_evaluate(out_dir, truth, lr, hr, scale, seed, iterations, budget, callback)
     vt = ev["versus_truth"]
     out = {
         "truth / LR / SR": f"{size}³ / {lr.shape[0]}³ / {gen.labels.shape[0]}³ (scale {scale:g})",
@@ -109,3 +76,30 @@ def run(out_dir, *, seed=0, size=96, scale=4, iterations=400, budget=150.0, prog
     }
     log.info("fuse demo: %s", out)
     return out
+
+
+def _train_predict_evaluate(out_dir, truth, lr, hr, scale, seed, iterations, budget, callback):
+    # a short training: the generator changes too fast for a weight average to help, and fewer evaluation
+    # crops leave more of the time to training
+    cfg = fuse.make_config(
+        "cpu", scale=scale, seed=seed, compare_phases=[1], metrics_every=20, ema=0.0, steps=iterations
+    )
+    res = fuse.train(
+        (lr, hr), out_dir / "run", config=cfg, budget=budget, callback=callback, resume=False, n_eval=8
+    )
+    gen = fuse.predict(out_dir / "run", lr, seed=seed, out=out_dir / "sr.tif")
+    ev = fuse.evaluate(
+        gen.labels,
+        hr=hr,
+        lr=lr,
+        truth=truth,
+        scale=scale,
+        compare_phases=[1],
+        out_dir=out_dir,
+        n_subvolumes=32,
+        subvolume_size=32,
+        n_transport=2,
+        seed=seed,
+        phase_names=PHASE_NAMES,
+    )
+    return res, gen, ev
