@@ -44,9 +44,10 @@ def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
 
     from matsight.fuse.config import FuseConfig
     from matsight.fuse.data import LRSampler, one_hot
-    from matsight.fuse.generate import generate
+    from matsight.fuse.losses import slices as _slices
     from matsight.fuse.networks import build_critics, build_generator
-    from matsight.fuse.train import LAST, _slices
+    from matsight.fuse.predict import predict as generate
+    from matsight.fuse.run import LAST
     from matsight.nn.checkpoint import load_checkpoint
 
     groups, meta = load_checkpoint(Path(run) / LAST)
@@ -59,7 +60,7 @@ def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
     truth, lr, _ = _truth_and_lr(argparse.Namespace(size=size, seed=seed))
     hr = _hr_section(hr_size, seed)
     filled = np.where(_binder_seams(truth), 1, truth).astype(np.uint8)
-    sr = generate(run, lr, seed=seed).labels
+    sr = generate(run, lr, seed=seed, device="cpu").labels
 
     def crops(vol):
         out = []
@@ -94,9 +95,9 @@ def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
     scores, maxp = [], []
     with torch.no_grad():
         for _ in range(fake_draws):
-            lo = sampler.sample(cfg.fake_batch)
+            lo = sampler.sample(cfg.training.fake_batch)
             p = gen(torch.cat([lo, torch.randn(lo.shape[0], 1, *lo.shape[2:])], 1))
-            sl = _slices(p, 0, cfg.edge_crop)  # the edge-cropped slices the critic judges in training
+            sl = _slices(p, 0, cfg.training.edge_crop)  # the edge-cropped slices the critic judges
             scores.append(critic(sl).numpy())
             maxp.append(sl.max(1).values.flatten().numpy())
     m = np.concatenate(maxp)
@@ -109,7 +110,7 @@ def probe(run, *, size=256, hr_size=1024, seed=0, n=3000, fake_draws=20):
     t = res["truth"]["mean"]
     res["gap_truth_minus_films_filled"] = t - res["truth, films filled"]["mean"]
     res["gap_truth_minus_generator_probabilities"] = t - res["generator probabilities"]["mean"]
-    res["config"] = {"critic_input": cfg.critic_input, "iteration": meta.get("iteration")}
+    res["config"] = {"critic_input": cfg.training.critic_input, "iteration": meta.get("iteration")}
     return res
 
 

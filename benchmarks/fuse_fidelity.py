@@ -82,16 +82,30 @@ def _structure(labels, *, phases, tortuosity=True):
 def _train_generate(
     lr, hr, run, *, budget, seed, preset="cpu", hr_y=None, hr_z=None, settings=None, checkpoint="best", **kw
 ):
+    from matsight.cli._common import progress_bar
+    from matsight.fuse import train
     from matsight.fuse.config import make_config
-    from matsight.fuse.generate import generate
-    from matsight.fuse.train import LAST, train
+    from matsight.fuse.predict import predict as generate
+    from matsight.fuse.run import LAST
 
     cfg = make_config(preset, seed=seed, settings=settings, **kw)
     t0 = time.perf_counter()
-    res = train(lr, hr, hr_y=hr_y, hr_z=hr_z, out_dir=run, config=cfg, budget=budget, progress=True)
+    hr_in = hr if hr_y is None else {"x": hr, "y": hr_y, "z": hr_z}
+    with progress_bar("fuse train") as callback:  # the budget alone bounds the run (no step limit)
+        res = train(
+            (lr, hr_in),
+            run,
+            config=cfg.updated({"steps": None}),
+            budget=budget,
+            callback=callback,
+            device="cpu",
+        )
     train_s = time.perf_counter() - t0
     # the run folder gives the best checkpoint (the paper's stopping rule); "last": what longer training does
-    gen = generate(run / LAST if checkpoint == "last" else run, lr, seed=seed, progress=True)
+    with progress_bar("fuse generate") as callback:
+        gen = generate(
+            run / LAST if checkpoint == "last" else run, lr, seed=seed, callback=callback, device="cpu"
+        )
     return res, train_s, gen
 
 
@@ -223,7 +237,7 @@ def _truth_voxelwise_loss(truth, lr, *, n_crops=64, seed=0):
 
     from matsight.fuse.config import make_config
     from matsight.fuse.data import one_hot
-    from matsight.fuse.degrade import voxelwise_loss
+    from matsight.fuse.losses import voxelwise_loss
 
     rng = np.random.default_rng(seed)
     t1h = one_hot(torch.from_numpy(truth.astype(np.int64))[None], 3)
@@ -231,7 +245,7 @@ def _truth_voxelwise_loss(truth, lr, *, n_crops=64, seed=0):
     out = {}
     for rule in ("pore", "drop"):
         cfg = make_config("cpu", scale=4, n_hr_phases=3, n_lr_phases=2, compare_phases=[1], vw_unseen=rule)
-        c, o = cfg.lr_crop, cfg.output_size
+        c, o = cfg.lr_crop, cfg.training.output_size
         losses = []
         for z, y, x in rng.integers(0, lr.shape[0] - c + 1, (n_crops, 3)):
             sr = t1h[:, :, 4 * z : 4 * z + o, 4 * y : 4 * y + o, 4 * x : 4 * x + o]
@@ -239,7 +253,7 @@ def _truth_voxelwise_loss(truth, lr, *, n_crops=64, seed=0):
             losses.append(float(voxelwise_loss(sr, lo, channels=cfg.lr_channels, d=cfg.d)))
         out[rule] = {
             "median": float(np.median(losses)),
-            "share_above_threshold": float(np.mean(np.array(losses) > cfg.vw_threshold)),
+            "share_above_threshold": float(np.mean(np.array(losses) > cfg.training.vw_threshold)),
         }
     return out
 

@@ -62,13 +62,14 @@ def child_train(preset, iterations, threads):
     handle = register_optimizer_step_post_hook(hook)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            train(lr, hr, out_dir=tmp, config=cfg, iterations=iterations, resume=False)
+            train((lr, hr), tmp, config=cfg.updated({"steps": iterations}), resume=False, device="cpu")
     finally:
         handle.remove()
     critic_id = stamps[0][1]  # iteration 0 updates the critic first, then the generator
     # a shared critic with critic_steps="per_axis" (the paper preset) steps once per slicing axis: an
     # iteration ends with its last critic step
-    steps = 3 if cfg.shared_critic and not cfg.anisotropic and cfg.critic_steps == "per_axis" else 1
+    per_axis = cfg.model.shared_critic and not cfg.anisotropic and cfg.training.critic_steps == "per_axis"
+    steps = 3 if per_axis else 1
     t_critic = [t for t, i in stamps if i == critic_id][steps - 1 :: steps]
     g_times = [t for t, i in stamps if i != critic_id]
     dts = np.diff(t_critic)  # interval k: iteration k+1's critic step end - iteration k's
@@ -85,8 +86,8 @@ def child_train(preset, iterations, threads):
         "median_generator_iteration_s": float(np.median(dts[has_g])) if has_g.any() else None,
         "mean_iteration_s": float(np.mean(dts)),
         "peak_rss_gib": _peak_rss_gib(),
-        "output_size": cfg.output_size,
-        "fake_batch": cfg.fake_batch,
+        "output_size": cfg.training.output_size,
+        "fake_batch": cfg.training.fake_batch,
         "trunk_width": cfg.trunk_width,
         "critic_steps_per_iteration": steps,
     }
@@ -97,8 +98,8 @@ def child_generate(lr_size, repeats, threads, zarr_out):
 
     torch.set_num_threads(threads)
     from matsight.fuse.config import make_config
-    from matsight.fuse.generate import generate
     from matsight.fuse.networks import build_generator
+    from matsight.fuse.predict import predict as generate
 
     torch.manual_seed(0)
     cfg = make_config("cpu", scale=4, n_hr_phases=3, n_lr_phases=2)
@@ -108,10 +109,10 @@ def child_generate(lr_size, repeats, threads, zarr_out):
     for _ in range(repeats):
         if zarr_out:
             with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
-                res = generate(gen, lr, progress=False, out=Path(tmp) / "sr.zarr")
+                res = generate(gen, lr, out=Path(tmp) / "sr.zarr", device="cpu")
                 shape = res.labels.shape
         else:
-            res = generate(gen, lr, progress=False)
+            res = generate(gen, lr, device="cpu")
             shape = res.labels.shape
         walls.append(res.seconds)
         del res

@@ -48,12 +48,12 @@ def train_supervised(lr, truth, cfg, *, budget_s, seed=0, lr_rate=1e-3):
     rng = np.random.default_rng(seed)
     gen = build_generator(cfg)
     opt = torch.optim.Adam(gen.parameters(), lr=lr_rate)
-    c, o, k = cfg.lr_crop, cfg.output_size, round(cfg.scale)
+    c, o, k = cfg.lr_crop, cfg.training.output_size, round(cfg.scale)
     lr_t = torch.from_numpy(lr.astype(np.int64))
     truth_t = torch.from_numpy(truth.astype(np.int64))
     t0, it, losses = time.perf_counter(), 0, []
     while time.perf_counter() - t0 < budget_s:
-        starts = rng.integers(0, lr.shape[0] - c + 1, (cfg.fake_batch, 3))
+        starts = rng.integers(0, lr.shape[0] - c + 1, (cfg.training.fake_batch, 3))
         x = one_hot(
             torch.stack([lr_t[z : z + c, y : y + c, w : w + c] for z, y, w in starts]), cfg.n_lr_phases
         )
@@ -75,7 +75,7 @@ def train_supervised(lr, truth, cfg, *, budget_s, seed=0, lr_rate=1e-3):
 def main():
     from matsight._duration import parse_duration
     from matsight.fuse.config import make_config
-    from matsight.fuse.generate import generate
+    from matsight.fuse.predict import predict as generate
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", default="10m", help="training wall time (default 10m)")
@@ -89,7 +89,7 @@ def main():
     gen, iterations, train_s, ce = train_supervised(
         lr, truth, cfg, budget_s=parse_duration(args.budget), seed=args.seed
     )
-    sr = generate((gen, cfg, {}), lr, seed=args.seed, progress=True).labels
+    sr = generate((gen, cfg, {}), lr, seed=args.seed, device="cpu").labels
     b = (truth.shape[0] - sr.shape[0]) // 2
     truth_c = truth[b:-b, b:-b, b:-b]
     phases = [0, 1, 2]
