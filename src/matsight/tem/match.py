@@ -234,109 +234,164 @@ def match_spots(
     order = np.argsort(-np.asarray(spots.intensity))
     assigned = np.zeros(n, bool)
     grains = []
-    cos_collinear = np.cos(np.radians(max(5.0, 2 * angle_tolerance)))
-    pos_tol = min(tolerance, np.radians(angle_tolerance))  # relative position error for grain completion
     while True:
-        best = None  # (score tuple, phase index, result dict)
-        for pi, pc in enumerate(cands):
-            avail = [k for k in order if not assigned[k] and pc.has(k)]
-            seeds = avail[:max_seed_spots]
-            if len(seeds) < 2:
-                continue
-            order_ok = ~assigned & np.array([pc.has(k) for k in range(n)])
-            for a in range(len(seeds)):
-                i = seeds[a]
-                for b in range(a + 1, len(seeds)):
-                    j = seeds[b]
-                    vi, vj = v2[i], v2[j]
-                    c = np.dot(vi, vj) / (np.linalg.norm(vi) * np.linalg.norm(vj))
-                    if abs(c) > cos_collinear:
-                        continue
-                    theta = np.degrees(np.arccos(np.clip(c, -1, 1)))
-                    for fi in pc.fams[i]:
-                        hi = np.array(pc.refl[fi].hkl)  # any member: the others are symmetry images
-                        Gi = pc.phase.g_vectors([hi])[0]
-                        sel = np.flatnonzero(pc.F[j] >= 0)
-                        Gj = pc.G[j, sel]
-                        cj = Gj @ Gi / (np.linalg.norm(Gj, axis=1) * np.linalg.norm(Gi))
-                        aj = np.degrees(np.arccos(np.clip(cj, -1, 1)))
-                        for m in sel[np.abs(aj - theta) <= angle_tolerance]:
-                            res = _index_from_seed(
-                                pc, i, j, hi, pc.H[j, m], v2, order_ok, angle_tolerance, tolerance
-                            )
-                            if res is None:
-                                continue
-                            bm, bang, ok, zone, pred = res
-                            ok[i] = ok[j] = True
-                            idx = np.flatnonzero(ok)
-                            hk = {int(k): tuple(int(x) for x in pc.H[k, bm[k]]) for k in idx if k != i}
-                            hk[int(i)] = tuple(int(x) for x in hi)
-                            dref = np.array([pc.phase.d_spacing(hk[int(k)]) for k in idx])
-                            ed = np.abs(d[idx] - dref) / dref / tolerance
-                            ea = np.where(np.isfinite(bang[idx]), bang[idx], 0.0) / angle_tolerance
-                            fam = np.array([fi if k == i else pc.F[k, bm[k]] for k in idx])
-                            rel = np.array([pc.refl[f].intensity for f in fam])
-                            extra = _completion(pc.phase, pred, ~assigned & ~ok, zone, pos_tol)
-                            if (
-                                len(idx) + len(extra) <= 2
-                                and snr is not None
-                                and snr[idx].min() < min_snr_d_only
-                            ):
-                                continue  # two faint spots are no more evidence of a crystal than one
-                            ex = np.array([e for *_, e in extra.values()])
-                            # soft count: a spot counts fully when its d and angle fit well and its
-                            # reference reflection is strong; near-coincidences of weak high-index
-                            # reflections of a large cell (Li2CO3 [304] mimics Li [011] to 0.35 %) then
-                            # lose to the simple phase
-                            w = np.clip(1 - 0.5 * ed**2 - 0.5 * ea**2, 0.1, 1) * (
-                                0.5 + 0.5 * np.minimum(rel / 0.1, 1)
-                            )
-                            w_extra = np.clip(1 - 0.5 * ex**2, 0.1, 1) if ex.size else np.zeros(0)
-                            score = (float(w.sum() + w_extra.sum()), -float(ed.mean() + ea.mean()))
-                            if best is None or score > best[0]:
-                                best = (score, pi, {"spots": hk, "zone": zone, "extra": extra})
+        best = _best_grain(
+            cands,
+            order,
+            assigned,
+            v2,
+            d,
+            snr,
+            tolerance=tolerance,
+            angle_tolerance=angle_tolerance,
+            max_seed_spots=max_seed_spots,
+            min_snr_d_only=min_snr_d_only,
+        )
         if best is None:
             break
         _, pi, res = best
-        pc = cands[pi]
-        gidx = len(grains)
-        grains.append(
-            {
-                "phase": pc.phase.name,
-                "zone": res["zone"],
-                "spots": sorted(res["spots"]),
-                "hkl": {k: _hkl_str(h) for k, h in res["spots"].items()},
-            }
-        )
-        for k, h in res["spots"].items():
-            d_ref = pc.phase.d_spacing(h)
-            matches[k] = SpotMatch(
-                phase=pc.phase.name,
-                hkl=h,
-                d_ref=d_ref,
-                d_error=(d[k] - d_ref) / d_ref,
-                grain=gidx,
-                zone=res["zone"],
-            )
-            assigned[k] = True
-        for k, (h, den, _) in res["extra"].items():
-            d_ref = pc.phase.d_spacing(h) * den
-            matches[k] = SpotMatch(
-                phase=pc.phase.name,
-                hkl=h,
-                d_ref=d_ref,
-                d_error=(d[k] - d_ref) / d_ref,
-                grain=gidx,
-                zone=res["zone"],
-                fraction=den,
-            )
-            assigned[k] = True
-            grains[-1]["spots"].append(k)
-            grains[-1]["hkl"][k] = matches[k].label.split(" ", 1)[1]
-        grains[-1]["spots"].sort()
-    # d-only matches for the rest
+        _assign_grain(cands[pi].phase, res, d, matches, assigned, grains)
     identified = {g["phase"] for g in grains}
-    for k in range(n):
+    _match_d_only(cands, d, snr, assigned, identified, matches, tolerance, min_snr_d_only)
+    return MatchResult(matches, grains, [p.name for p in plist])
+
+
+def _best_grain(
+    cands, order, assigned, v2, d, snr, *, tolerance, angle_tolerance, max_seed_spots, min_snr_d_only
+):
+    """The best-scoring crystal over every phase and seed pair of unassigned spots.
+
+    Returns ``(score, phase index, {"spots": {spot: hkl}, "zone": uvw, "extra": completion})``, or None when
+    no seed pair indexes a crystal.
+    """
+    n = len(d)
+    cos_collinear = np.cos(np.radians(max(5.0, 2 * angle_tolerance)))
+    pos_tol = min(tolerance, np.radians(angle_tolerance))  # relative position error for grain completion
+    best = None
+    for pi, pc in enumerate(cands):
+        avail = [k for k in order if not assigned[k] and pc.has(k)]
+        seeds = avail[:max_seed_spots]
+        if len(seeds) < 2:
+            continue
+        order_ok = ~assigned & np.array([pc.has(k) for k in range(n)])
+        for i, j, fi, hi, hj in _seed_pairs(pc, seeds, v2, cos_collinear, angle_tolerance):
+            indexed = _index_from_seed(pc, i, j, hi, hj, v2, order_ok, angle_tolerance, tolerance)
+            if indexed is None:
+                continue
+            scored = _score_crystal(
+                pc,
+                i,
+                j,
+                fi,
+                hi,
+                indexed,
+                d,
+                snr,
+                assigned,
+                tolerance=tolerance,
+                angle_tolerance=angle_tolerance,
+                pos_tol=pos_tol,
+                min_snr_d_only=min_snr_d_only,
+            )
+            if scored is not None and (best is None or scored[0] > best[0]):
+                best = (scored[0], pi, scored[1])
+    return best
+
+
+def _seed_pairs(pc, seeds, v2, cos_collinear, angle_tolerance):
+    """Seed hypotheses of one phase: two non-collinear spots and family members at their measured angle.
+
+    Yields ``(i, j, fi, hi, hj)``: spots ``i, j`` of ``seeds``, a family ``fi`` of spot ``i`` with its member
+    ``hi``, and a member ``hj`` of a family of spot ``j`` at the measured angle within ``angle_tolerance``.
+    """
+    for a in range(len(seeds)):
+        i = seeds[a]
+        for b in range(a + 1, len(seeds)):
+            j = seeds[b]
+            vi, vj = v2[i], v2[j]
+            c = np.dot(vi, vj) / (np.linalg.norm(vi) * np.linalg.norm(vj))
+            if abs(c) > cos_collinear:
+                continue
+            theta = np.degrees(np.arccos(np.clip(c, -1, 1)))
+            for fi in pc.fams[i]:
+                hi = np.array(pc.refl[fi].hkl)  # any member: the others are symmetry images
+                Gi = pc.phase.g_vectors([hi])[0]
+                sel = np.flatnonzero(pc.F[j] >= 0)
+                Gj = pc.G[j, sel]
+                cj = Gj @ Gi / (np.linalg.norm(Gj, axis=1) * np.linalg.norm(Gi))
+                aj = np.degrees(np.arccos(np.clip(cj, -1, 1)))
+                for m in sel[np.abs(aj - theta) <= angle_tolerance]:
+                    yield i, j, fi, hi, pc.H[j, m]
+
+
+def _score_crystal(
+    pc, i, j, fi, hi, indexed, d, snr, assigned, *, tolerance, angle_tolerance, pos_tol, min_snr_d_only
+):
+    """Score the crystal indexed from seed spots ``i, j`` (``indexed``: :func:`_index_from_seed`'s result).
+
+    Returns ``(score, {"spots": {spot: hkl}, "zone": uvw, "extra": completion})``, or None when the crystal
+    rests on two faint spots only. Scores compare as tuples: soft spot count, then minus the mean errors.
+    """
+    bm, bang, ok, zone, pred = indexed
+    ok[i] = ok[j] = True
+    idx = np.flatnonzero(ok)
+    hk = {int(k): tuple(int(x) for x in pc.H[k, bm[k]]) for k in idx if k != i}
+    hk[int(i)] = tuple(int(x) for x in hi)
+    dref = np.array([pc.phase.d_spacing(hk[int(k)]) for k in idx])
+    ed = np.abs(d[idx] - dref) / dref / tolerance
+    ea = np.where(np.isfinite(bang[idx]), bang[idx], 0.0) / angle_tolerance
+    fam = np.array([fi if k == i else pc.F[k, bm[k]] for k in idx])
+    rel = np.array([pc.refl[f].intensity for f in fam])
+    extra = _completion(pc.phase, pred, ~assigned & ~ok, zone, pos_tol)
+    if len(idx) + len(extra) <= 2 and snr is not None and snr[idx].min() < min_snr_d_only:
+        return None  # two faint spots are no more evidence of a crystal than one
+    ex = np.array([e for *_, e in extra.values()])
+    # soft count: a spot counts fully when its d and angle fit well and its reference reflection is strong;
+    # near-coincidences of weak high-index reflections of a large cell (Li2CO3 [304] mimics Li [011] to
+    # 0.35 %) then lose to the simple phase
+    w = np.clip(1 - 0.5 * ed**2 - 0.5 * ea**2, 0.1, 1) * (0.5 + 0.5 * np.minimum(rel / 0.1, 1))
+    w_extra = np.clip(1 - 0.5 * ex**2, 0.1, 1) if ex.size else np.zeros(0)
+    score = (float(w.sum() + w_extra.sum()), -float(ed.mean() + ea.mean()))
+    return score, {"spots": hk, "zone": zone, "extra": extra}
+
+
+def _assign_grain(phase, res, d, matches, assigned, grains):
+    """Record crystal ``res`` of ``phase`` as a new grain: its spots' matches, ``assigned`` and ``grains``."""
+    gidx = len(grains)
+    grains.append(
+        {
+            "phase": phase.name,
+            "zone": res["zone"],
+            "spots": sorted(res["spots"]),
+            "hkl": {k: _hkl_str(h) for k, h in res["spots"].items()},
+        }
+    )
+    for k, h in res["spots"].items():
+        d_ref = phase.d_spacing(h)
+        matches[k] = SpotMatch(
+            phase=phase.name, hkl=h, d_ref=d_ref, d_error=(d[k] - d_ref) / d_ref, grain=gidx, zone=res["zone"]
+        )
+        assigned[k] = True
+    for k, (h, den, _) in res["extra"].items():
+        d_ref = phase.d_spacing(h) * den
+        matches[k] = SpotMatch(
+            phase=phase.name,
+            hkl=h,
+            d_ref=d_ref,
+            d_error=(d[k] - d_ref) / d_ref,
+            grain=gidx,
+            zone=res["zone"],
+            fraction=den,
+        )
+        assigned[k] = True
+        grains[-1]["spots"].append(k)
+        grains[-1]["hkl"][k] = matches[k].label.split(" ", 1)[1]
+    grains[-1]["spots"].sort()
+
+
+def _match_d_only(cands, d, snr, assigned, identified, matches, tolerance, min_snr_d_only):
+    """Match the spots outside every grain on their d alone (strong spots only; see :func:`match_spots`)."""
+    for k in range(len(d)):
         if assigned[k]:
             continue
         opts = []
@@ -366,4 +421,3 @@ def match_spots(
             ambiguous=bool(others) and not (opts[0][0] and not any(o[0] for o in others)),
             alternatives=sorted(set(alts)),
         )
-    return MatchResult(matches, grains, [p.name for p in plist])
