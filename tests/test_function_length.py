@@ -27,7 +27,6 @@ PENDING = {
     "restore/register.py::refine_deformable",
     "restore/register.py::register_rigid",
     "tem/lattice.py::lattice_image",
-    "tem/spots.py::detect_spots",
 }
 
 

@@ -478,6 +478,44 @@ def auto_threshold(shape):
     return float(4.0 + 0.3 * max(0.0, np.log2(side / 512.0)))
 
 
+def _seeded_regions(zf, grow, seed_level):
+    """Spot regions: connected ``zf > grow`` holding a local maximum above ``seed_level`` (hysteresis).
+
+    Regions holding several maxima are split by a watershed. Returns an int label image (0 outside every
+    region), or None when no pixel exceeds ``grow``.
+    """
+    grow_mask = zf > grow
+    labels, n = ndi.label(grow_mask)
+    if n == 0:
+        return None
+    # seeds: local maxima above threshold; regions without a seed are dropped
+    maxima = (zf == ndi.maximum_filter(zf, size=5, mode="wrap")) & (zf > seed_level)
+    seed_lab = labels[maxima]
+    n_seeds = np.bincount(seed_lab, minlength=n + 1)
+    keep = n_seeds > 0
+    keep[0] = False
+    labels = np.where(keep[labels], labels, 0)
+    # split regions holding several maxima with a watershed inside their bounding boxes
+    from skimage.segmentation import watershed
+
+    objs = ndi.find_objects(labels)
+    out = np.zeros_like(labels)
+    nxt = 0
+    for lab, sl in enumerate(objs, start=1):
+        if sl is None or not keep[lab]:
+            continue
+        m = labels[sl] == lab
+        if n_seeds[lab] > 1:
+            mk, nm = ndi.label(maxima[sl] & m)
+            sub = watershed(-zf[sl], mk, mask=m)
+            out[sl][sub > 0] = sub[sub > 0] + nxt
+            nxt += nm
+        else:
+            nxt += 1
+            out[sl][m] = nxt
+    return out
+
+
 def detect_spots(
     image,
     pixel_size_nm,
@@ -535,35 +573,9 @@ def detect_spots(
     bg = radial_background(power, ps, d_min=d_min, d_max=d_max)
     z = bg.z
     zf = np.nan_to_num(z, nan=-np.inf)
-    grow_mask = zf > grow
-    labels, n = ndi.label(grow_mask)
-    if n == 0:
+    out = _seeded_regions(zf, grow, threshold + bg.margin)
+    if out is None:
         return SpotTable.empty(full_shape, ps_full)
-    # seeds: local maxima above threshold; regions without a seed are dropped
-    maxima = (zf == ndi.maximum_filter(zf, size=5, mode="wrap")) & (zf > threshold + bg.margin)
-    seed_lab = labels[maxima]
-    n_seeds = np.bincount(seed_lab, minlength=n + 1)
-    keep = n_seeds > 0
-    keep[0] = False
-    labels = np.where(keep[labels], labels, 0)
-    # split regions holding several maxima with a watershed inside their bounding boxes
-    from skimage.segmentation import watershed
-
-    objs = ndi.find_objects(labels)
-    out = np.zeros_like(labels)
-    nxt = 0
-    for lab, sl in enumerate(objs, start=1):
-        if sl is None or not keep[lab]:
-            continue
-        m = labels[sl] == lab
-        if n_seeds[lab] > 1:
-            mk, nm = ndi.label(maxima[sl] & m)
-            sub = watershed(-zf[sl], mk, mask=m)
-            out[sl][sub > 0] = sub[sub > 0] + nxt
-            nxt += nm
-        else:
-            nxt += 1
-            out[sl][m] = nxt
     props = _region_props(out, power, bg.background_amplitude**2, z)
     table = _uncrop(_pair_and_table(props, out, power.shape, ps), full_shape, ps_full, offset)
     table = suppress_streaks(table, ratio=streak_ratio)
