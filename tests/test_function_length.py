@@ -26,7 +26,6 @@ PENDING = {
     "restore/register.py::prepare_pair",
     "restore/register.py::refine_deformable",
     "restore/register.py::register_rigid",
-    "tem/lattice.py::lattice_image",
 }
 
 

@@ -165,6 +165,47 @@ def _grain_signal(grain, shape, pixel_size_nm, d_info, rng):
     return sig, spots
 
 
+def _mark_visible(spots, image, crystal, pixel_size_nm, visible_snr):
+    """Ground truth of visibility: the windowed spectrum of the crystal part against that of the rest.
+
+    Sets ``row``, ``col``, ``peak_power`` and ``visible`` of every spot (in place); returns the spectrum
+    pixels of the visible spots (bool, full centred spectrum). ``crystal`` is the crystal signal in counts.
+    """
+    from . import fft as _fft
+
+    shape, ps = image.shape, pixel_size_nm
+    w = _fft.window(shape, "hann")
+    Sc = np.fft.fftshift(np.fft.fft2(crystal * w))
+    Pc = np.abs(Sc) ** 2
+    rest = image - crystal
+    Pr = np.abs(np.fft.fftshift(np.fft.fft2((rest - rest.mean()) * w))) ** 2
+    gyv, gxv = _fft.reciprocal_coords(shape, ps)
+    g = np.hypot(gyv[:, None], gxv[None, :])
+    bw = min(gyv[1] - gyv[0], gxv[1] - gxv[0])
+    b = (g / bw).astype(int)
+    prof = np.bincount(b.ravel(), Pr.ravel()) / np.maximum(np.bincount(b.ravel()), 1)
+    prof = ndi.uniform_filter1d(prof, 3)
+    bgP = prof[b]
+    for s in spots:
+        r, c = _fft.g_to_pixel(s["gy"], s["gx"], shape, ps)
+        s["row"], s["col"] = float(r), float(c)
+        ri, ci = int(round(r)) % shape[0], int(round(c)) % shape[1]
+        win = Pc[np.ix_(np.arange(ri - 1, ri + 2) % shape[0], np.arange(ci - 1, ci + 2) % shape[1])]
+        s["peak_power"] = float(win.max())
+        s["visible"] = bool(win.max() >= visible_snr * bgP[ri, ci])
+    spot_labels = (Pc >= visible_snr * bgP) & (Pc >= 0.1 * ndi.maximum_filter(Pc, size=9, mode="wrap"))
+    spot_labels[shape[0] // 2, shape[1] // 2] = False
+    # keep only components that contain a visible spot centre
+    lab, _ = ndi.label(spot_labels)
+    keep = {
+        int(lab[int(round(s["row"])) % shape[0], int(round(s["col"])) % shape[1]])
+        for s in spots
+        if s["visible"]
+    }
+    keep.discard(0)
+    return np.isin(lab, list(keep))
+
+
 def lattice_image(
     shape=(512, 512),
     pixel_size_nm=0.02,
@@ -227,37 +268,7 @@ def lattice_image(
     mean_counts = dose * (10 * ps[0]) * (10 * ps[1])
     intensity = np.clip(1.0 + contrast * clean + amorph, 0.0, None) * mean_counts
     image = rng.poisson(intensity).astype(np.float64)
-    # ground truth of visibility: windowed spectrum of the crystal part vs the rest
-    w = _fft.window(shape, "hann")
-    Sc = np.fft.fftshift(np.fft.fft2(contrast * clean * mean_counts * w))
-    Pc = np.abs(Sc) ** 2
-    rest = image - contrast * clean * mean_counts
-    Pr = np.abs(np.fft.fftshift(np.fft.fft2((rest - rest.mean()) * w))) ** 2
-    gyv, gxv = _fft.reciprocal_coords(shape, ps)
-    g = np.hypot(gyv[:, None], gxv[None, :])
-    bw = min(gyv[1] - gyv[0], gxv[1] - gxv[0])
-    b = (g / bw).astype(int)
-    prof = np.bincount(b.ravel(), Pr.ravel()) / np.maximum(np.bincount(b.ravel()), 1)
-    prof = ndi.uniform_filter1d(prof, 3)
-    bgP = prof[b]
-    for s in spots:
-        r, c = _fft.g_to_pixel(s["gy"], s["gx"], shape, ps)
-        s["row"], s["col"] = float(r), float(c)
-        ri, ci = int(round(r)) % shape[0], int(round(c)) % shape[1]
-        win = Pc[np.ix_(np.arange(ri - 1, ri + 2) % shape[0], np.arange(ci - 1, ci + 2) % shape[1])]
-        s["peak_power"] = float(win.max())
-        s["visible"] = bool(win.max() >= visible_snr * bgP[ri, ci])
-    spot_labels = (Pc >= visible_snr * bgP) & (Pc >= 0.1 * ndi.maximum_filter(Pc, size=9, mode="wrap"))
-    spot_labels[shape[0] // 2, shape[1] // 2] = False
-    # keep only components that contain a visible spot centre
-    lab, _ = ndi.label(spot_labels)
-    keep = {
-        int(lab[int(round(s["row"])) % shape[0], int(round(s["col"])) % shape[1]])
-        for s in spots
-        if s["visible"]
-    }
-    keep.discard(0)
-    spot_labels = np.isin(lab, list(keep))
+    spot_labels = _mark_visible(spots, image, contrast * clean * mean_counts, ps, visible_snr)
     return LatticeImage(image, ps, names, labels, spots, spot_labels, clean)
 
 
