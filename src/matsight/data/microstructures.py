@@ -50,6 +50,80 @@ def _threshold_count(field, count):
     return mask.reshape(field.shape)
 
 
+def _check_electrode_args(shape, n_phases, volume_fraction, binder_fraction, radius, polydispersity):
+    """Validate the arguments of :func:`particle_electrode`; return the shape, active and binder fractions."""
+    shape = _check_shape(shape)
+    if n_phases not in (2, 3):
+        raise InputError(f"n_phases must be 2 (pore, active) or 3 (pore, active, binder), got {n_phases!r}")
+    vf = _check_fraction("volume_fraction", volume_fraction)
+    bf = _check_fraction("binder_fraction", binder_fraction, closed_low=True) if n_phases == 3 else 0.0
+    if vf + bf >= 1:
+        raise InputError(
+            f"volume_fraction + binder_fraction must be < 1 (some pore must remain), got {vf:g} + {bf:g}"
+        )
+    if not (isinstance(radius, numbers.Real) and 1 <= radius <= max(shape)):
+        raise InputError(f"radius must be a number of voxels between 1 and {max(shape)}, got {radius!r}")
+    if not (isinstance(polydispersity, numbers.Real) and 0 <= polydispersity <= 2):
+        raise InputError(f"polydispersity (std/mean of radii) must be in [0, 2], got {polydispersity!r}")
+    return shape, vf, bf
+
+
+def _boolean_model(shape, radius, polydispersity, vf, rng):
+    """Random spheres (discs in 2D) whose union covers about ``vf`` of a box padded around ``shape``.
+
+    Returns the centres ``(n, ndim)``, the log-normal radii ``(n,)`` and the margin (voxels) around each
+    surface within which distances are tracked.
+    """
+    ndim = len(shape)
+    # log-normal radii with the requested mean and coefficient of variation, clipped to stay renderable
+    s2 = math.log1p(float(polydispersity) ** 2)
+    mu = math.log(float(radius)) - s2 / 2
+    r_max = float(radius) * math.exp(3 * math.sqrt(s2)) if s2 > 0 else float(radius)
+    r_max = min(r_max, max(shape) / 2)
+    # Boolean-model intensity giving ~vf; the exact fraction comes from the quantile threshold below
+    if ndim == 3:
+        mean_size = 4 / 3 * math.pi * math.exp(3 * mu + 4.5 * s2)
+    else:
+        mean_size = math.pi * math.exp(2 * mu + 2 * s2)
+    margin = max(3.0, 0.6 * float(radius))
+    pad = r_max + margin
+    ext = np.array(shape, dtype=float) + 2 * pad
+    n = max(1, rng.poisson(-math.log(1 - vf) * float(np.prod(ext)) / mean_size))
+    radii = np.clip(rng.lognormal(mu, math.sqrt(s2), n) if s2 > 0 else np.full(n, float(radius)), 0.5, r_max)
+    centres = rng.uniform(-pad, np.array(shape) + pad, size=(n, ndim))
+    log.debug("particle_electrode: %d particles, mean radius %.2f", n, radii.mean())
+    return centres, radii, margin
+
+
+def _surface_distances(shape, centres, radii, margin, *, second):
+    """Per voxel, the distance to the nearest (``d1``, < 0 inside) and second-nearest (``d2``) sphere surface.
+
+    Both are exact within ``margin`` of a surface and ``_BIG`` beyond; ``d2`` is None unless ``second``.
+    """
+    ndim = len(shape)
+    d1 = np.full(shape, _BIG, dtype=np.float32)  # distance to the nearest sphere surface (<0 inside)
+    d2 = np.full(shape, _BIG, dtype=np.float32) if second else None  # second nearest
+    for c, r in zip(centres, radii, strict=True):
+        reach = r + margin
+        lo = np.maximum(np.floor(c - reach).astype(int), 0)
+        hi = np.minimum(np.ceil(c + reach).astype(int) + 1, shape)
+        if np.any(hi <= lo):
+            continue
+        sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        sq = None
+        for ax in range(ndim):
+            g = (np.arange(lo[ax], hi[ax], dtype=np.float32) - np.float32(c[ax])) ** 2
+            g = g.reshape([-1 if k == ax else 1 for k in range(ndim)])
+            sq = g if sq is None else sq + g
+        dist = np.sqrt(sq) - np.float32(r)
+        dist[dist > margin] = _BIG  # keep the fields exact only near surfaces (what the thresholds use)
+        old = d1[sl]
+        if d2 is not None:
+            d2[sl] = np.minimum(d2[sl], np.maximum(old, dist))
+        d1[sl] = np.minimum(old, dist)
+    return d1, d2
+
+
 def particle_electrode(
     shape,
     *,
@@ -103,60 +177,12 @@ def particle_electrode(
     >>> [round(float((img == p).mean()), 3) for p in (0, 1, 2)]
     [0.45, 0.45, 0.1]
     """
-    shape = _check_shape(shape)
-    if n_phases not in (2, 3):
-        raise InputError(f"n_phases must be 2 (pore, active) or 3 (pore, active, binder), got {n_phases!r}")
-    vf = _check_fraction("volume_fraction", volume_fraction)
-    bf = _check_fraction("binder_fraction", binder_fraction, closed_low=True) if n_phases == 3 else 0.0
-    if vf + bf >= 1:
-        raise InputError(
-            f"volume_fraction + binder_fraction must be < 1 (some pore must remain), got {vf:g} + {bf:g}"
-        )
-    if not (isinstance(radius, numbers.Real) and 1 <= radius <= max(shape)):
-        raise InputError(f"radius must be a number of voxels between 1 and {max(shape)}, got {radius!r}")
-    if not (isinstance(polydispersity, numbers.Real) and 0 <= polydispersity <= 2):
-        raise InputError(f"polydispersity (std/mean of radii) must be in [0, 2], got {polydispersity!r}")
+    shape, vf, bf = _check_electrode_args(
+        shape, n_phases, volume_fraction, binder_fraction, radius, polydispersity
+    )
     rng = np.random.default_rng(check_seed(seed))
-    ndim = len(shape)
-
-    # log-normal radii with the requested mean and coefficient of variation, clipped to stay renderable
-    s2 = math.log1p(float(polydispersity) ** 2)
-    mu = math.log(float(radius)) - s2 / 2
-    r_max = float(radius) * math.exp(3 * math.sqrt(s2)) if s2 > 0 else float(radius)
-    r_max = min(r_max, max(shape) / 2)
-    # Boolean-model intensity giving ~vf; the exact fraction comes from the quantile threshold below
-    if ndim == 3:
-        mean_size = 4 / 3 * math.pi * math.exp(3 * mu + 4.5 * s2)
-    else:
-        mean_size = math.pi * math.exp(2 * mu + 2 * s2)
-    margin = max(3.0, 0.6 * float(radius))
-    pad = r_max + margin
-    ext = np.array(shape, dtype=float) + 2 * pad
-    n = max(1, rng.poisson(-math.log(1 - vf) * float(np.prod(ext)) / mean_size))
-    radii = np.clip(rng.lognormal(mu, math.sqrt(s2), n) if s2 > 0 else np.full(n, float(radius)), 0.5, r_max)
-    centres = rng.uniform(-pad, np.array(shape) + pad, size=(n, ndim))
-    log.debug("particle_electrode: %d particles, mean radius %.2f", n, radii.mean())
-
-    d1 = np.full(shape, _BIG, dtype=np.float32)  # distance to the nearest sphere surface (<0 inside)
-    d2 = np.full(shape, _BIG, dtype=np.float32) if n_phases == 3 else None  # second nearest
-    for c, r in zip(centres, radii, strict=True):
-        reach = r + margin
-        lo = np.maximum(np.floor(c - reach).astype(int), 0)
-        hi = np.minimum(np.ceil(c + reach).astype(int) + 1, shape)
-        if np.any(hi <= lo):
-            continue
-        sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-        sq = None
-        for ax in range(ndim):
-            g = (np.arange(lo[ax], hi[ax], dtype=np.float32) - np.float32(c[ax])) ** 2
-            g = g.reshape([-1 if k == ax else 1 for k in range(ndim)])
-            sq = g if sq is None else sq + g
-        dist = np.sqrt(sq) - np.float32(r)
-        dist[dist > margin] = _BIG  # keep the fields exact only near surfaces (what the thresholds use)
-        old = d1[sl]
-        if d2 is not None:
-            d2[sl] = np.minimum(d2[sl], np.maximum(old, dist))
-        d1[sl] = np.minimum(old, dist)
+    centres, radii, margin = _boolean_model(shape, radius, polydispersity, vf, rng)
+    d1, d2 = _surface_distances(shape, centres, radii, margin, second=n_phases == 3)
 
     total = int(np.prod(shape))
     active = _threshold_count(d1, round(vf * total))
