@@ -136,8 +136,31 @@ def _ome_calibration(xml):
     return {}
 
 
+def _sem_pixel_size(sem):
+    """Zeiss CZ_SEM ``ap_pixel_size`` (or ``ap_image_pixel_size``) → (value, unit), else None."""
+    for key in ("ap_pixel_size", "ap_image_pixel_size"):
+        v = sem.get(key)
+        if isinstance(v, list | tuple):  # tifffile: ("Pixel Size", 2.5, "nm")
+            nums = [x for x in v if isinstance(x, int | float) and not isinstance(x, bool)]
+            units = [x for x in v[1:] if isinstance(x, str)]
+            if nums:
+                return float(nums[0]), (units[-1] if units else "nm")
+        elif isinstance(v, str):  # "Pixel Size = 2.5 nm"
+            parts = v.split("=")[-1].split()
+            try:
+                return float(parts[0]), (parts[1] if len(parts) > 1 else "nm")
+            except (IndexError, ValueError):
+                continue
+    return None
+
+
 def _tif_calibration(tif):
-    """Return {"X": (scale, unit), "Y": ..., "Z": ...} from whatever calibration the tif carries."""
+    """Return {"X": (scale, unit), "Y": ..., "Z": ..., "source": "<tags read>"} from the tif's calibration.
+
+    In order: ImageJ (XResolution/YResolution + ``unit``, ``spacing``), OME (PhysicalSizeX/Y/Z + units),
+    FEI/Thermo (``FEI_HELIOS``/``FEI_SFEG`` Scan/PixelWidth, PixelHeight in m), Zeiss (``CZ_SEM``
+    ``ap_pixel_size``), then a resolution in pixels per centimetre.
+    """
     cal = {}
     page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
     tags = page.tags
@@ -168,17 +191,27 @@ def _tif_calibration(tif):
                 cal["Z"] = (float(sp[axes.index("Z")]), unit)
         elif sp is not None:
             cal["Z"] = (float(sp), unit)
+        cal["source"] = "ImageJ XResolution/YResolution, unit"
     elif tif.is_ome and tif.ome_metadata:
         cal.update(_ome_calibration(tif.ome_metadata))
+        cal["source"] = "OME Pixels PhysicalSizeX/PhysicalSizeY, units"
     elif getattr(tif, "is_fei", False) and tif.fei_metadata:
         scan = tif.fei_metadata.get("Scan", {})
+        tag = "FEI_HELIOS" if "FEI_HELIOS" in tags else "FEI_SFEG"
         for ax, key in (("X", "PixelWidth"), ("Y", "PixelHeight")):
             if key in scan:
                 cal[ax] = (float(scan[key]), "m")
+        if "X" in cal and "Y" not in cal:  # square pixels: only the width written
+            cal["Y"] = cal["X"]
+        cal["source"] = f"{tag} Scan/PixelWidth, PixelHeight (m)"
+    elif getattr(tif, "is_sem", False) and tif.sem_metadata and _sem_pixel_size(tif.sem_metadata):
+        cal["X"] = cal["Y"] = _sem_pixel_size(tif.sem_metadata)
+        cal["source"] = "CZ_SEM ap_pixel_size"
     elif ru == 3:  # centimetre: an explicit physical unit (inch resolutions are screen dpi, not calibration)
         sx, sy = resolution("XResolution"), resolution("YResolution")
         if sx and sy:
             cal["X"], cal["Y"] = (sx, "cm"), (sy, "cm")
+            cal["source"] = "TIFF XResolution/YResolution (ResolutionUnit cm)"
     return cal
 
 
@@ -299,6 +332,7 @@ def _open_zarr(path):
                     name = (a.get("name") if isinstance(a, dict) else str(a)).upper()
                     if name in "ZYX" and isinstance(a, dict) and a.get("unit"):
                         cal[name] = (float(s), a["unit"])
+                        cal["source"] = "OME-Zarr multiscales coordinateTransformations scale, axes unit"
             axes_str = "".join(
                 (a.get("name") if isinstance(a, dict) else str(a)).upper()[:1] for a in axes
             ) or ("ZYX"[-arr.ndim :] if arr.ndim <= 3 else "Q" * arr.ndim)
@@ -318,6 +352,7 @@ def _open_zarr(path):
         for a, s in zip(axes_str, sp, strict=False):
             if a in "ZYX":
                 cal[a] = (float(s), unit)
+                cal["source"] = "zarr attributes spacing, unit"
     return node, axes_str, cal
 
 

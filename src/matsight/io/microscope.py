@@ -18,7 +18,7 @@ from .._errors import InputError
 from ._limits import check_claim
 from ._quiet import capture
 from ._readers import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, _natural_key, _one_line, read_array
-from .units import parse_length_unit, to_seconds, valid_scale
+from .units import length_calibration, to_seconds, valid_scale
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ MICROSCOPE_EXTS = {
     ".emd": "emd",
 }
 _FRAME_EXTS = tuple(MICROSCOPE_EXTS) + TIF_EXTS + PLAIN_IMAGE_EXTS + (".npy",)
-_UNCALIBRATED = {"", "<undefined>", "undefined", "px", "pixel", "pixels", "none"}
 
 
 @dataclasses.dataclass
@@ -53,7 +52,9 @@ class MicroscopeImage:
         The file's original unit strings, one per axis of ``data`` ("" where none).
     metadata : dict
         ``source``, ``format``, ``signal_index``, ``n_signals``, ``title``, ``axes`` (the file's axis scales),
-        ``pixel_size_source`` ("file" or "user"), plus the reader's ``metadata`` and ``original_metadata``.
+        ``pixel_size_source`` ("file", "user" or "calibration"), ``calibration_source`` (where the pixel size
+        came from, in words: "file: <tag path>", "--pixel-size", "calibration file <path>"), plus the
+        reader's ``metadata`` and ``original_metadata``.
     axes : tuple of str
         Axis names, one per axis of ``data`` (e.g. ``("t", "y", "x")``).
     frame_times : ndarray or None
@@ -71,6 +72,11 @@ class MicroscopeImage:
     axes: tuple = ()
     frame_times: object = None
     reciprocal: bool = False
+
+    @property
+    def calibration_source(self):
+        """Where the pixel size came from: "file: <tag path>", "--pixel-size" or "calibration file <path>"."""
+        return self.metadata.get("calibration_source", "")
 
     @property
     def is_stack(self):
@@ -262,7 +268,8 @@ def _image_signal(path, lazy):
                 "navigate": a not in "YX",
             }
         )
-    return [{"data": data, "axes": out, "metadata": {}, "original_metadata": {}}]
+    tag = cal.get("source")
+    return [{"data": data, "axes": out, "metadata": {}, "original_metadata": {}, "calibration_tag": tag}]
 
 
 def _axes_of(sig):
@@ -324,17 +331,52 @@ def _pixel_size_arg(pixel_size):
 
 def _calibration(ax):
     """(nm or nm⁻¹ per pixel, reciprocal) for a valid length calibration, else None."""
-    unit = ax.get("units")
-    if unit is None or str(unit).strip().lower() in _UNCALIBRATED:
-        return None
-    p = parse_length_unit(unit)
-    if p is None or not valid_scale(ax.get("scale")):
-        return None
-    s = float(ax["scale"])
-    return (s / p[1], True) if p[2] else (s * p[1], False)
+    return length_calibration(ax.get("scale"), ax.get("units"))
 
 
-def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, lazy, quiet):
+def _velox_pixel_size(sig):
+    """A Velox .emd's own pixel size (BinaryResult/PixelSize, PixelUnitX/Y) as [y, x] axis dicts, or None."""
+    br = (sig.get("original_metadata") or {}).get("BinaryResult") or {}
+    size = br.get("PixelSize") or {}
+    try:
+        y = {"scale": float(size["height"]), "units": br.get("PixelUnitY", "m")}
+        x = {"scale": float(size["width"]), "units": br.get("PixelUnitX", "m")}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return [y, x]
+
+
+def _tag_path(fmt, path, sig):
+    """Where a reader found the pixel size, in the file's own terms ("file: <tag path>")."""
+    om = sig.get("original_metadata") or {}
+    ext = path.suffix.lower()
+    if fmt == "digitalmicrograph":
+        tag = "ImageList/ImageData/Calibrations/Dimension/{0,1}/Scale,Units"
+    elif fmt == "mrc":
+        tag = (
+            "FEI extended header pixel_size (m)"
+            if "fei_header" in om
+            else "MRC header Xlen/MX, Ylen/MY (Å)"
+            if "std_header" in om
+            else "MRC header voxel_size (Å)"
+        )
+    elif fmt == "tia":
+        tag = "TIA .ser header CalibrationDeltaX/CalibrationDeltaY"
+    elif fmt == "emd":
+        tag = (
+            "Velox BinaryResult/PixelSize, PixelUnitX/PixelUnitY"
+            if "BinaryResult" in om
+            else "EMD dim1/dim2 datasets (units attributes)"
+        )
+    else:
+        tag = sig.get("calibration_tag") or "tif tags"
+    return f"file: {tag} ({path.name})" if ext else f"file: {tag}"
+
+
+def _signal_to_image(
+    sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, lazy, quiet,
+    pixel_size_source="pixel_size=", calibration_file=None,
+):  # fmt: skip
     name = path.name
     data = sig["data"]
     axes = _axes_of(sig)
@@ -358,6 +400,9 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
     nav, img = axes[:-2], axes[-2:]
 
     cal = [_calibration(a) for a in img]
+    velox = _velox_pixel_size(sig) if fmt == "emd" and None in cal else None
+    if velox is not None:  # the axes lost the calibration the file has in its own tag
+        cal = [c if c is not None else _calibration(v) for c, v in zip(cal, velox, strict=True)]
     recips = [a.get("units") for a, c in zip(img, cal, strict=True) if c and c[1]]
     reciprocal = bool(recips)
     if reciprocal and not allow_reciprocal:
@@ -372,11 +417,12 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
             raise InputError(
                 f"{name} has no valid pixel size "
                 f"(scale {bad.get('scale')} {bad.get('units') or 'without unit'}); "
-                "pass --pixel-size VALUE_IN_NM (pixel_size= in Python)"
+                "pass --pixel-size VALUE_IN_NM or --calibration cal.json (pixel_size= in Python)"
             )
-        ps, source = file_ps, "file"
+        ps, source, described = file_ps, "file", _tag_path(fmt, path, sig)
     else:
-        ps, source = _pixel_size_arg(pixel_size), "user"
+        ps, source = _pixel_size_arg(pixel_size), ("calibration" if calibration_file else "user")
+        described = f"calibration file {calibration_file}" if calibration_file else pixel_size_source
         if file_ps is not None and not quiet and not np.allclose(ps, file_ps, rtol=1e-3):
             log.warning(
                 "%s: using the given pixel size %s nm instead of the file's calibration %s nm", name,
@@ -429,6 +475,7 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
         "n_signals": n,
         "title": _title(sig),
         "pixel_size_source": source,
+        "calibration_source": described,
         "axes": [
             {k: (v.item() if isinstance(v, np.generic) else v) for k, v in a.items() if k != "index_in_array"}
             for a in axes
@@ -442,7 +489,10 @@ def _signal_to_image(sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, la
     return MicroscopeImage(data, ps_all, units, meta, axes_names, frame_times, reciprocal)
 
 
-def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=False, lazy=False, _quiet=False):
+def read_microscope(
+    path, *, pixel_size=None, signal=None, allow_reciprocal=False, lazy=False, calibration=None,
+    pixel_size_source="pixel_size=", _quiet=False,
+):  # fmt: skip
     """Read a microscope image or stack with its pixel size in nm.
 
     Parameters
@@ -459,6 +509,11 @@ def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=Fals
         Accept diffraction patterns / FFTs (axes in 1/length); ``pixel_size_nm`` is then in nm⁻¹.
     lazy : bool
         Don't load the pixel data (dask array or memory map).
+    calibration : str, Path or Calibration, optional
+        A calibration file (:mod:`matsight.io.calibration`) whose pixel size overrides the file's; not
+        together with ``pixel_size``.
+    pixel_size_source : str
+        How ``pixel_size`` is named in ``metadata["calibration_source"]`` (the CLI passes "--pixel-size").
 
     Returns
     -------
@@ -472,6 +527,17 @@ def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=Fals
         pattern, no 2D image in the file, or no valid calibration and no ``pixel_size``.
     """
     path = _existing(path)
+    cal_file, cal_meta = None, None
+    if calibration is not None:
+        from .calibration import Calibration, read_calibration
+
+        if pixel_size is not None:
+            raise InputError("give either a pixel size or a calibration file, not both; drop one of them")
+        cal = read_calibration(calibration)
+        cal_file = "(in memory)" if isinstance(calibration, Calibration) else str(calibration)
+        pixel_size, cal_meta = cal.pixel_size_nm, dict(cal.model_dump(), file=cal_file)
+        if cal.shear and not _quiet:
+            log.warning("%s: the calibration's shear %g is recorded but not corrected", path.name, cal.shear)
     with capture() as noise:
         ext = _ext(path)
         if ext in MICROSCOPE_EXTS:
@@ -489,8 +555,11 @@ def read_microscope(path, *, pixel_size=None, signal=None, allow_reciprocal=Fals
         image = _signal_to_image(
             sigs[idx], path, fmt, idx, len(sigs),
             pixel_size=pixel_size, allow_reciprocal=allow_reciprocal, lazy=lazy, quiet=_quiet,
+            pixel_size_source=pixel_size_source, calibration_file=cal_file,
         )  # fmt: skip
         noise.raise_if_damaged(path.name)
+    if cal_meta is not None:
+        image.metadata["calibration"] = cal_meta
     return image
 
 
@@ -505,7 +574,10 @@ def _frame_files(folder):
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def iter_frames(source, *, pixel_size=None, signal=None, allow_reciprocal=False):
+def iter_frames(
+    source, *, pixel_size=None, signal=None, allow_reciprocal=False, calibration=None,
+    pixel_size_source="pixel_size=",
+):  # fmt: skip
     """Yield the 2D frames of a stack file, a movie, a tif stack or a folder of images
     (natural sort order).
 
@@ -516,7 +588,7 @@ def iter_frames(source, *, pixel_size=None, signal=None, allow_reciprocal=False)
     ----------
     source : str or Path
         A file (single image or stack) or a folder of image files.
-    pixel_size, signal, allow_reciprocal
+    pixel_size, signal, allow_reciprocal, calibration, pixel_size_source
         As in :func:`read_microscope`, applied to every file.
 
     Yields
@@ -534,8 +606,9 @@ def iter_frames(source, *, pixel_size=None, signal=None, allow_reciprocal=False)
         files = [source]
     for f in files:
         mi = read_microscope(
-            f, pixel_size=pixel_size, signal=signal, allow_reciprocal=allow_reciprocal, lazy=True
-        )
+            f, pixel_size=pixel_size, signal=signal, allow_reciprocal=allow_reciprocal, lazy=True,
+            calibration=calibration, pixel_size_source=pixel_size_source,
+        )  # fmt: skip
         ps = tuple(mi.pixel_size_nm[-2:])
         units, axes = tuple(mi.units[-2:]), tuple(mi.axes[-2:])
         if mi.data.ndim == 2:

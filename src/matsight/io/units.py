@@ -8,12 +8,24 @@ guessed.
 
 import math
 import re
+import unicodedata
 
 import numpy as np
 
 from .._errors import InputError
 
-__all__ = ["to_nm", "to_inv_nm", "parse_length_unit", "is_reciprocal", "to_seconds", "NM_PER_UNIT"]
+__all__ = [
+    "NM_PER_UNIT",
+    "UNCALIBRATED",
+    "canonical_unit",
+    "is_reciprocal",
+    "is_uncalibrated",
+    "length_calibration",
+    "parse_length_unit",
+    "to_inv_nm",
+    "to_nm",
+    "to_seconds",
+]
 
 #: nanometres per unit, keyed by the canonical spelling
 NM_PER_UNIT = {"pm": 1e-3, "Å": 0.1, "nm": 1.0, "µm": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9}
@@ -29,6 +41,10 @@ _ALIASES = {
     "ang": "Å",
     "angstrom": "Å",
     "angstroms": "Å",
+    "ångström": "Å",
+    "ångströms": "Å",
+    "angström": "Å",
+    "angstroem": "Å",
     "nm": "nm",
     "nanometer": "nm",
     "nanometre": "nm",
@@ -56,6 +72,11 @@ _ALIASES = {
     "metres": "m",
 }
 
+#: unit strings that mean "no calibration" (compared after :func:`_clean` and lower-casing)
+UNCALIBRATED = frozenset(
+    {"", "<undefined>", "undefined", "none", "null", "unknown", "px", "pix", "pixel", "pixels", "a.u.", "au"}
+)
+
 # ImageJ writes non-ASCII units as Java escapes into its description: "\u00B5m" for µm, "\u00C5" for Å
 _ESCAPES = re.compile(r"\\u([0-9a-f]{4})|\\x([0-9a-f]{2})", re.IGNORECASE)
 
@@ -75,7 +96,45 @@ _SECONDS |= {"ns": 1e-9, "min": 60.0, "h": 3600.0}
 
 
 def _clean(unit):
-    return _ESCAPES.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), str(unit)).replace(" ", "")
+    """One spelling per unit: Java escapes decoded, NFKC (Å sign → Å, Greek mu → micro sign), no blanks.
+
+    ncempy/Velox's "n_m" loses its underscore, "[nm]" its brackets; bytes are decoded.
+    """
+    if isinstance(unit, bytes):
+        unit = unit.decode("utf-8", "replace")
+    u = _ESCAPES.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), str(unit))
+    u = "".join(u.split()).replace("⁻¹", "^-1").replace("\u2212", "-")
+    u = unicodedata.normalize("NFKC", u).replace("\u03bc", "µ")
+    return u.replace("_", "").strip("[]")
+
+
+def canonical_unit(unit):
+    """The canonical spelling of a length unit ("nm", "Å", "1/nm", ...), or "" when not a length unit."""
+    p = parse_length_unit(unit)
+    if p is None:
+        return ""
+    return f"1/{p[0]}" if p[2] else p[0]
+
+
+def is_uncalibrated(unit):
+    """True for units that say "no calibration": None, "", "<undefined>", "px", "pixel", ..."""
+    return unit is None or _clean(unit).lower() in UNCALIBRATED
+
+
+def length_calibration(scale, unit):
+    """A file's axis calibration → ``(per_pixel, reciprocal)``, or ``None`` when it is no calibration.
+
+    ``per_pixel`` is nm per pixel for a length unit, nm⁻¹ per pixel for a reciprocal one (``reciprocal``
+    True). ``None`` for an uncalibrated unit ("", "px", "<undefined>", ...), a unit that is no length, and a
+    scale that is not a finite number > 0 (e.g. the −1 of uncalibrated mrc files).
+    """
+    if is_uncalibrated(unit) or not valid_scale(scale):
+        return None
+    p = parse_length_unit(unit)
+    if p is None:
+        return None
+    s = float(scale)
+    return (s / p[1], True) if p[2] else (s * p[1], False)
 
 
 def parse_length_unit(unit):
