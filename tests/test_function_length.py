@@ -18,7 +18,6 @@ PENDING = {
     "cli/metrics.py::metrics",
     "fuse/evaluate.py::evaluate",
     "fuse/evaluate.py::lr_consistency",
-    "gui/server.py::create_app",
     "io/microscope.py::_signal_to_image",
     "metrics/tortuosity.py::tortuosity",
     "nn/tiling.py::sliding_window_inference",

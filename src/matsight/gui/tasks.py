@@ -264,6 +264,38 @@ def _fuse_progress(watcher):
     return callback
 
 
+def fuse_train_config(
+    preset=None,
+    *,
+    scale=None,
+    mode=None,
+    anisotropic=None,
+    seed=None,
+    iterations=None,
+    budget=None,
+    metrics_every=None,
+    overrides=None,
+):
+    """The page's ``fuse.train`` settings as a :class:`~matsight.fuse.config.FuseConfig`.
+
+    Built as ``matsight fuse train`` builds them, by :func:`matsight.fuse.config.make_config` (settings left
+    out keep the preset's values; without steps the preset's, or with a budget the budget alone ends the
+    run). Unlike the CLI, the run checkpoints at every evaluation, so that a stop loses little.
+    """
+    from ..fuse.config import make_config
+
+    given = {"scale": scale, "mode": mode, "anisotropic": anisotropic, "seed": seed}
+    given["metrics_every"] = metrics_every
+    extra = dict(overrides or {})
+    if iterations is not None or budget not in (None, ""):
+        extra.setdefault("training.steps", iterations)
+    preset = preset or "cpu"  # as the CLI: a new run's (the GUI's training resumes with the settings given)
+    cfg = make_config(preset, settings=extra, **given)
+    if not {"checkpoint_every", "training.checkpoint_every"} & set(extra):
+        cfg = make_config(preset, settings={**extra, "checkpoint_every": cfg.training.metrics_every}, **given)
+    return cfg
+
+
 def fuse_train(
     emit,
     *,
@@ -272,37 +304,28 @@ def fuse_train(
     out_dir,
     hr_y=None,
     hr_z=None,
-    preset="cpu",
-    scale=4.0,
-    mode="resolve",
-    anisotropic=False,
+    preset=None,
     iterations=None,
     budget=None,
-    seed=0,
-    metrics_every=None,
-    overrides=None,
-    device="cpu",
+    device="auto",
     resume=True,
+    **settings,
 ):
-    """Read the label images and run :func:`matsight.fuse.train` (worker task)."""
+    """Read the label images and run :func:`matsight.fuse.train` (worker task); ``settings``: those of
+    :func:`fuse_train_config`.
+    """
     from .._duration import parse_duration
     from ..fuse import train
-    from ..fuse.config import make_config
     from ..io import read_labels
 
+    cfg = fuse_train_config(preset, iterations=iterations, budget=budget, **settings)
     budget_s = parse_duration(budget) if budget not in (None, "") else None
     emit(progress=0.0, message="reading inputs")
     hr_a = read_labels(hr)
     if hr_y or hr_z:
         hr_a = {"x": hr_a, **{k: read_labels(f) for k, f in (("y", hr_y), ("z", hr_z)) if f}}
     data = (read_labels(lr), hr_a)
-    extra = {"training.steps": iterations, **(overrides or {})}  # no steps: the budget alone
-    if metrics_every:
-        # checkpoint at every evaluation so a stop loses little and the page's curves stay current
-        extra.setdefault("metrics_every", int(metrics_every))
-        extra.setdefault("checkpoint_every", int(metrics_every))
-    cfg = make_config(preset, scale=scale, mode=mode, anisotropic=anisotropic, seed=seed, settings=extra)
-    watcher = _TrainWatcher(emit, iterations, budget_s)
+    watcher = _TrainWatcher(emit, cfg.training.steps, budget_s)
     emit(message="training")
     with watcher:
         res = train(
@@ -323,7 +346,7 @@ def fuse_train(
     }
 
 
-def fuse_generate(emit, *, run, lr, out, seed=0, samples=1, device="cpu", **options):
+def fuse_generate(emit, *, run, lr, out, seed=0, samples=1, device="auto", **options):
     """:func:`matsight.fuse.predict` from a run folder (worker task)."""
     from ..fuse import predict
     from ..io import read_labels
@@ -409,7 +432,7 @@ def restore_train(
     preset="cpu",
     iterations=None,
     budget=None,
-    device="cpu",
+    device="auto",
     resume=True,
     overrides=None,
 ):
@@ -418,7 +441,7 @@ def restore_train(
 
     config = restore_train_config(preset, iterations, budget, overrides)
     run_options = {k: v for k, v in (overrides or {}).items() if k in RESTORE_RUN_OPTIONS}
-    watcher = _TrainWatcher(emit, iterations, config.training.budget_s)
+    watcher = _TrainWatcher(emit, config.training.steps, config.training.budget_s)
     lg = _watch_logger("matsight.restore.train", watcher)
     emit(message="training")
     try:
@@ -448,7 +471,7 @@ def restore_train(
     }
 
 
-def restore_apply(emit, *, model, volume, out, steps=8, device="cpu", slice_axis=0, **options):
+def restore_apply(emit, *, model, volume, out, steps="auto", device="auto", slice_axis=0, **options):
     """:func:`matsight.restore.predict.predict_path` on a file or a folder of time steps (worker task)."""
     from ..restore.predict import predict_path
 
