@@ -20,7 +20,6 @@ PENDING = {
     "fuse/evaluate.py::lr_consistency",
     "io/microscope.py::_signal_to_image",
     "metrics/tortuosity.py::tortuosity",
-    "nn/tiling.py::sliding_window_inference",
     "restore/register.py::prepare_pair",
     "restore/register.py::refine_deformable",
     "restore/register.py::register_rigid",

@@ -7,6 +7,7 @@ tile side that lies inside the image: for a translation-equivariant predictor wh
 is at most ``margin``, the tiled result then equals the whole-image result exactly.
 """
 
+import contextlib
 import itertools
 import logging
 
@@ -58,6 +59,97 @@ def importance_map(roi, mode="gaussian", *, sigma_scale=0.125, dtype=torch.float
     return out.to(dtype=dtype, device=device)
 
 
+def _tile_grid(inputs, roi_size, overlap, margin):
+    """Validate the tiling; return the tile size and the start position of every tile."""
+    if inputs.ndim not in (4, 5):
+        raise InputError(f"inputs must be (B, C, Y, X) or (B, C, Z, Y, X), got shape {tuple(inputs.shape)}")
+    if not 0 <= overlap < 1:
+        raise InputError(f"overlap must be in [0, 1), got {overlap}")
+    nd = inputs.ndim - 2
+    size = tuple(inputs.shape[2:])
+    if np.isscalar(roi_size):
+        roi_size = (int(roi_size),) * nd
+    if len(roi_size) != nd:
+        raise InputError(f"roi_size {tuple(roi_size)} has {len(roi_size)} axes; the image has {nd}")
+    roi = tuple(s if (r <= 0 or r >= s) else int(r) for r, s in zip(roi_size, size, strict=True))
+    margin = int(margin)
+    steps = []
+    for r, s in zip(roi, size, strict=True):
+        if r < s and r <= 2 * margin:
+            raise InputError(f"tile size {r} must exceed 2 × margin ({2 * margin}); use larger tiles")
+        step = max(1, int(r * (1 - overlap)))
+        if r < s:
+            step = min(step, r - 2 * margin)
+        steps.append(step)
+    starts = [tile_starts(s, r, st) for s, r, st in zip(size, roi, steps, strict=True)]
+    return roi, list(itertools.product(*starts))
+
+
+def _tile_weight(base, pos, roi, size, margin):
+    """Blending weight of the tile at ``pos``: ``base``, ``margin`` voxels zeroed at each interior side."""
+    w = base
+    if margin:
+        w = w.clone()
+        for ax, (p, r, s) in enumerate(zip(pos, roi, size, strict=True)):
+            idx_lo = [slice(None)] * len(roi)
+            idx_hi = [slice(None)] * len(roi)
+            if p > 0:  # interior side: drop the margin
+                idx_lo[ax] = slice(0, margin)
+                w[tuple(idx_lo)] = 0
+            if p + r < s:
+                idx_hi[ax] = slice(r - margin, r)
+                w[tuple(idx_hi)] = 0
+    return w
+
+
+def _blend_sample(
+    inputs, b, predictor, kwargs, positions, roi, base, margin, sw_batch_size, out_device, advance
+):
+    """Prediction for sample ``b`` of ``inputs``: its tiles through ``predictor`` in batches, blended.
+
+    ``advance(n)``, when given, is called after each batch of ``n`` tiles.
+    """
+    size = tuple(inputs.shape[2:])
+    acc = None
+    norm = torch.zeros(size, device=out_device, dtype=torch.float32)
+    for i in range(0, len(positions), sw_batch_size):
+        chunk = positions[i : i + sw_batch_size]
+        sl = [tuple(slice(p, p + r) for p, r in zip(pos, roi, strict=True)) for pos in chunk]
+        tiles = torch.cat([inputs[(b, slice(None), *s)][None] for s in sl], dim=0)
+        pred = predictor(tiles, **kwargs)
+        if tuple(pred.shape[2:]) != roi:
+            raise InputError(
+                f"predictor changed the tile size {roi} → {tuple(pred.shape[2:])}; it must keep it"
+            )
+        pred = pred.to(out_device, dtype=torch.float32)
+        if acc is None:
+            acc = torch.zeros((pred.shape[1], *size), device=out_device, dtype=torch.float32)
+        for k, (s, pos) in enumerate(zip(sl, chunk, strict=True)):
+            w = _tile_weight(base, pos, roi, size, margin)
+            acc[(slice(None), *s)] += pred[k] * w
+            norm[s] += w
+        if advance is not None:
+            advance(len(chunk))
+    return acc / norm.clamp_min(1e-12)
+
+
+@contextlib.contextmanager
+def _tile_progress(total, enabled):
+    """Yield ``advance(n)`` of a transient progress bar over ``total`` tiles, or None when not ``enabled``."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    bar.start()
+    task = bar.add_task("tiles", total=total)
+    try:
+        yield lambda k: bar.advance(task, k)
+    finally:
+        bar.stop()
+
+
 def sliding_window_inference(
     inputs,
     roi_size,
@@ -105,80 +197,17 @@ def sliding_window_inference(
     torch.Tensor
         ``(B, C_out, *spatial)`` on ``out_device``.
     """
-    if inputs.ndim not in (4, 5):
-        raise InputError(f"inputs must be (B, C, Y, X) or (B, C, Z, Y, X), got shape {tuple(inputs.shape)}")
-    if not 0 <= overlap < 1:
-        raise InputError(f"overlap must be in [0, 1), got {overlap}")
-    nd = inputs.ndim - 2
-    size = tuple(inputs.shape[2:])
-    if np.isscalar(roi_size):
-        roi_size = (int(roi_size),) * nd
-    if len(roi_size) != nd:
-        raise InputError(f"roi_size {tuple(roi_size)} has {len(roi_size)} axes; the image has {nd}")
-    roi = tuple(s if (r <= 0 or r >= s) else int(r) for r, s in zip(roi_size, size, strict=True))
+    roi, positions = _tile_grid(inputs, roi_size, overlap, margin)
     margin = int(margin)
-    steps = []
-    for r, s in zip(roi, size, strict=True):
-        if r < s and r <= 2 * margin:
-            raise InputError(f"tile size {r} must exceed 2 × margin ({2 * margin}); use larger tiles")
-        step = max(1, int(r * (1 - overlap)))
-        if r < s:
-            step = min(step, r - 2 * margin)
-        steps.append(step)
-    starts = [tile_starts(s, r, st) for s, r, st in zip(size, roi, steps, strict=True)]
-    positions = list(itertools.product(*starts))
     out_device = torch.device(out_device) if out_device is not None else inputs.device
     base = importance_map(roi, mode, sigma_scale=sigma_scale, device=out_device)
-
-    def weight_for(pos):
-        w = base
-        if margin:
-            w = w.clone()
-            for ax, (p, r, s) in enumerate(zip(pos, roi, size, strict=True)):
-                idx_lo = [slice(None)] * nd
-                idx_hi = [slice(None)] * nd
-                if p > 0:  # interior side: drop the margin
-                    idx_lo[ax] = slice(0, margin)
-                    w[tuple(idx_lo)] = 0
-                if p + r < s:
-                    idx_hi[ax] = slice(r - margin, r)
-                    w[tuple(idx_hi)] = 0
-        return w
-
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task("tiles", total=inputs.shape[0] * len(positions))
-    outs = []
-    try:
-        for b in range(inputs.shape[0]):
-            acc = None
-            norm = torch.zeros(size, device=out_device, dtype=torch.float32)
-            for i in range(0, len(positions), sw_batch_size):
-                chunk = positions[i : i + sw_batch_size]
-                sl = [tuple(slice(p, p + r) for p, r in zip(pos, roi, strict=True)) for pos in chunk]
-                tiles = torch.cat([inputs[(b, slice(None), *s)][None] for s in sl], dim=0)
-                pred = predictor(tiles, **kwargs)
-                if tuple(pred.shape[2:]) != roi:
-                    raise InputError(
-                        f"predictor changed the tile size {roi} → {tuple(pred.shape[2:])}; it must keep it"
-                    )
-                pred = pred.to(out_device, dtype=torch.float32)
-                if acc is None:
-                    acc = torch.zeros((pred.shape[1], *size), device=out_device, dtype=torch.float32)
-                for k, (s, pos) in enumerate(zip(sl, chunk, strict=True)):
-                    w = weight_for(pos)
-                    acc[(slice(None), *s)] += pred[k] * w
-                    norm[s] += w
-                if bar is not None:
-                    bar.advance(task, len(chunk))
-            outs.append(acc / norm.clamp_min(1e-12))
-    finally:
-        if bar is not None:
-            bar.stop()
+    with _tile_progress(inputs.shape[0] * len(positions), progress) as advance:
+        outs = [
+            _blend_sample(
+                inputs, b, predictor, kwargs, positions, roi, base, margin, sw_batch_size, out_device, advance
+            )
+            for b in range(inputs.shape[0])
+        ]
     return torch.stack(outs, 0)
 
 
