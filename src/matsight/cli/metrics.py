@@ -33,6 +33,94 @@ def _fmt(v, nd=4):
     return f"{v:.{nd}g}" if isinstance(v, float) else str(v)
 
 
+def _labels_and_spacing(volume, labels, spacing):
+    """The labels (one slice as 2D), voxel size and unit: from ``--spacing``, the calibration, or voxels."""
+    from .._errors import InputError
+    from ..io import read_spacing
+
+    sp = _parse_spacing(spacing)
+    squeezed = labels.ndim == 3 and labels.shape[0] == 1
+    if squeezed:  # one slice: a 2D image (as the tif reader gives it), not a volume one voxel thick
+        labels = labels[0]
+        if sp is not None and not isinstance(sp, float) and len(sp) == 3:
+            sp = sp[1:]
+    unit = "voxel"
+    if sp is None:
+        file_sp = read_spacing(volume)
+        if squeezed and file_sp is not None:
+            file_sp = file_sp[-2:]
+        if file_sp is not None and all(s is not None for s in file_sp) and len(file_sp) == labels.ndim:
+            sp, unit = tuple(float(s) for s in file_sp), "nm"
+    elif not isinstance(sp, float) and len(sp) != labels.ndim:
+        raise InputError(
+            f"--spacing has {len(sp)} values but {volume.name} is {labels.ndim}D; give 1 or {labels.ndim}"
+        )
+    else:
+        unit = "spacing units"
+    return labels, sp, unit
+
+
+def _check_options(labels, axis, subvolumes, subvolume_size):
+    """Check ``--axis`` and the sub-volume options against the image."""
+    from .._errors import InputError
+
+    if axis:
+        bad = [a for a in axis if not 0 <= a < labels.ndim]
+        if bad:
+            raise InputError(f"--axis must be in 0..{labels.ndim - 1} for a {labels.ndim}D image, got {bad}")
+    if subvolumes < 0:
+        raise InputError(f"--subvolumes must be >= 0, got {subvolumes}")
+    if subvolumes and not 2 <= subvolume_size <= min(labels.shape):
+        raise InputError(
+            f"--subvolume-size must be in [2, {min(labels.shape)}] for an image of shape {labels.shape}, "
+            f"got {subvolume_size}"
+        )
+
+
+def _subvolumes(labels, sp, axis, subvolumes, subvolume_size, subvolume_tau, seed):
+    """Metrics of random sub-volumes: the statistics and their JSON form."""
+    from ..metrics.microstructure import subvolume_statistics
+
+    stats = subvolume_statistics(
+        labels,
+        size=subvolume_size,
+        n=subvolumes,
+        seed=seed,
+        spacing=sp,
+        transport=subvolume_tau,
+        axis=axis[0] if axis else 0,
+        progress=progress_enabled(),
+    )
+    as_json = {
+        "size": stats["size"],
+        "n": subvolumes,
+        "seed": seed,
+        **{
+            key: ({str(p): v.tolist() for p, v in val.items()} if isinstance(val, dict) else val.tolist())
+            for key, val in stats.items()
+            if key not in ("size",)
+        },
+    }
+    return stats, as_json
+
+
+def _echo_summary(volume, labels, result, unit):
+    """Print one line per phase (VF, SSA, τ per axis, Euler density) and the TPB density."""
+    echo(f"{volume.name}: shape {tuple(labels.shape)}, phases {result['phases']}, units: {unit}")
+    for p in result["phases"]:
+        k = str(p)
+        vf, ssa = result["volume_fraction"][k], result["specific_surface_area"][k]
+        line = f"  phase {p}: VF {_fmt(vf)}  SSA {_fmt(ssa)}"
+        for ax, r in result.get("tortuosity", {}).get(k, {}).items():
+            line += f"  τ[{ax}] {_fmt(r['tau'])}"
+        eu = result["euler_density"][k]
+        eu = sum(eu.values()) / len(eu) if isinstance(eu, dict) else eu  # 3D: mean over slicing planes
+        line += f"  Euler/area {_fmt(float(eu))}"
+        echo(line)
+    if result["triple_phase_boundary"] is not None:
+        echo(f"  TPB density: {_fmt(result['triple_phase_boundary'])}")
+
+
 @user_errors
 def metrics(
     volume: Annotated[
@@ -75,83 +163,23 @@ def metrics(
     seed: Annotated[int, typer.Option(help="Seed for the sub-volume positions.")] = 0,
 ):
     """Volume fractions, surface areas, TPB, τ, chords, 2-pt correlation and FFT profile of a label image."""
-    from .._errors import InputError
-    from ..io import read_labels, read_spacing
+    from ..io import read_labels
 
     check_outputs(files=[("--json", json_out)], folders=[("--plot", plot)], inputs=[volume])
-    labels = read_labels(volume, max_labels=64)
-    sp = _parse_spacing(spacing)
-    squeezed = labels.ndim == 3 and labels.shape[0] == 1
-    if squeezed:  # one slice: a 2D image (as the tif reader gives it), not a volume one voxel thick
-        labels = labels[0]
-        if sp is not None and not isinstance(sp, float) and len(sp) == 3:
-            sp = sp[1:]
-    unit = "voxel"
-    if sp is None:
-        file_sp = read_spacing(volume)
-        if squeezed and file_sp is not None:
-            file_sp = file_sp[-2:]
-        if file_sp is not None and all(s is not None for s in file_sp) and len(file_sp) == labels.ndim:
-            sp, unit = tuple(float(s) for s in file_sp), "nm"
-    elif not isinstance(sp, float) and len(sp) != labels.ndim:
-        raise InputError(
-            f"--spacing has {len(sp)} values but {volume.name} is {labels.ndim}D; give 1 or {labels.ndim}"
-        )
-    else:
-        unit = "spacing units"
-    if axis:
-        bad = [a for a in axis if not 0 <= a < labels.ndim]
-        if bad:
-            raise InputError(f"--axis must be in 0..{labels.ndim - 1} for a {labels.ndim}D image, got {bad}")
-    if subvolumes < 0:
-        raise InputError(f"--subvolumes must be >= 0, got {subvolumes}")
-    if subvolumes and not 2 <= subvolume_size <= min(labels.shape):
-        raise InputError(
-            f"--subvolume-size must be in [2, {min(labels.shape)}] for an image of shape {labels.shape}, "
-            f"got {subvolume_size}"
-        )
+    labels, sp, unit = _labels_and_spacing(volume, read_labels(volume, max_labels=64), spacing)
+    _check_options(labels, axis, subvolumes, subvolume_size)
 
-    from ..metrics.microstructure import subvolume_statistics, summary
+    from ..metrics.microstructure import summary
 
     result = summary(labels, spacing=sp, axes=axis, tortuosity=tortuosity, progress=progress_enabled())
     result["file"] = str(volume)
     result["unit"] = unit
     stats = None
     if subvolumes:
-        stats = subvolume_statistics(
-            labels,
-            size=subvolume_size,
-            n=subvolumes,
-            seed=seed,
-            spacing=sp,
-            transport=subvolume_tau,
-            axis=axis[0] if axis else 0,
-            progress=progress_enabled(),
+        stats, result["subvolumes"] = _subvolumes(
+            labels, sp, axis, subvolumes, subvolume_size, subvolume_tau, seed
         )
-        result["subvolumes"] = {
-            "size": stats["size"],
-            "n": subvolumes,
-            "seed": seed,
-            **{
-                key: ({str(p): v.tolist() for p, v in val.items()} if isinstance(val, dict) else val.tolist())
-                for key, val in stats.items()
-                if key not in ("size",)
-            },
-        }
-
-    echo(f"{volume.name}: shape {tuple(labels.shape)}, phases {result['phases']}, units: {unit}")
-    for p in result["phases"]:
-        k = str(p)
-        vf, ssa = result["volume_fraction"][k], result["specific_surface_area"][k]
-        line = f"  phase {p}: VF {_fmt(vf)}  SSA {_fmt(ssa)}"
-        for ax, r in result.get("tortuosity", {}).get(k, {}).items():
-            line += f"  τ[{ax}] {_fmt(r['tau'])}"
-        eu = result["euler_density"][k]
-        eu = sum(eu.values()) / len(eu) if isinstance(eu, dict) else eu  # 3D: mean over slicing planes
-        line += f"  Euler/area {_fmt(float(eu))}"
-        echo(line)
-    if result["triple_phase_boundary"] is not None:
-        echo(f"  TPB density: {_fmt(result['triple_phase_boundary'])}")
+    _echo_summary(volume, labels, result, unit)
 
     if json_out is not None:
         from .._atomic import write_json
