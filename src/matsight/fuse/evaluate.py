@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -133,37 +134,44 @@ def lr_consistency(
         ``scored`` (LR index range per axis: voxels whose degradation only uses SR voxels that exist),
         ``confusion`` (LR × degraded counts).
     """
-    import torch
-
-    from .degrade import blur_rule, downsample
-
     sr = np.asarray(sr)
     lr = np.asarray(lr)
+    sf, b = _check_grids(sr, lr, scale, border, mode)
+    m, lut = _lr_phase_lut(sr, lr, compare_phases)
+    out_len = [math.floor(n * sf) for n in lr.shape]
+    if any(o - 2 * b != s for o, s in zip(out_len, sr.shape, strict=True)):
+        raise InputError(f"SR {sr.shape} is not LR {lr.shape} × {float(sf):.4g} minus {b} voxels per face")
+    scored, r = _scored_ranges(sr.shape, lr.shape, out_len, sf, b, mode)
+    degraded = _degrade_in_slabs(lut[sr], lr.shape, sf, b, r, m, mode, slab)
+    return {**_score(degraded, lr, scored, m), "scale": float(sf), "border": b, "mode": mode}
+
+
+def _check_grids(sr, lr, scale, border, mode):
+    """``(sf, border)`` of an SR volume made from ``lr``: given, or inferred from the shapes."""
     if sr.ndim != 3 or lr.ndim != 3:
         raise InputError(f"SR and LR must be 3D label volumes, got shapes {sr.shape} and {lr.shape}")
     if mode not in ("resolve", "sample"):
         raise InputError(f"mode must be 'resolve' or 'sample', got {mode!r}")
     if scale is None:
         sf, b = infer_scale(sr.shape, lr.shape)
-        if border is not None:
-            b = int(border)
-    else:
-        sf, _ = _sf(scale)
-        if border is None:
-            fits = [
-                bb
-                for bb in (math.ceil(sf - 1e-9), 0)
-                if all(math.floor(n * sf) - 2 * bb == m for n, m in zip(lr.shape, sr.shape, strict=True))
-            ]
-            if not fits:
-                raise InputError(
-                    f"SR {sr.shape} does not match LR {lr.shape} at scale {float(sf):.4g}; check --scale"
-                )
-            b = fits[0]
-        else:
-            b = int(border)
-    d = round(64 / sf)
-    q = sf.denominator
+        return sf, (b if border is None else int(border))
+    sf, _ = _sf(scale)
+    if border is not None:
+        return sf, int(border)
+    fits = [
+        bb
+        for bb in (math.ceil(sf - 1e-9), 0)
+        if all(math.floor(n * sf) - 2 * bb == m for n, m in zip(lr.shape, sr.shape, strict=True))
+    ]
+    if not fits:
+        raise InputError(
+            f"SR {sr.shape} does not match LR {lr.shape} at scale {float(sf):.4g}; check --scale"
+        )
+    return sf, fits[0]
+
+
+def _lr_phase_lut(sr, lr, compare_phases):
+    """``(m, lut)``: the LR volume's phase count and the HR → LR phase table (:func:`phase_map`)."""
     from .data import phase_count
 
     n_lr = phase_count([lr], name="the LR volume")
@@ -173,16 +181,21 @@ def lr_consistency(
             f"the LR volume has {n_lr} phases but compare_phases lists {m - 1} HR phase(s); give one per LR "
             f"phase after pore ({n_lr - 1})"
         )
-    lut = phase_map(int(sr.max()) + 1, m, compare_phases)
-    out_len = [math.floor(n * sf) for n in lr.shape]
-    if any(o - 2 * b != s for o, s in zip(out_len, sr.shape, strict=True)):
-        raise InputError(f"SR {sr.shape} is not LR {lr.shape} × {float(sf):.4g} minus {b} voxels per face")
+    return m, phase_map(int(sr.max()) + 1, m, compare_phases)
+
+
+def _scored_ranges(sr_shape, lr_shape, out_len, sf, b, mode):
+    """``(scored, r)``: per axis the LR index range whose degradation only uses SR voxels that exist, and
+    the blur's radius ``r`` (SR voxels each side; 0 in ``"sample"`` mode).
+    """
+    from .degrade import blur_rule
 
     # SR voxels each LR voxel's degraded value depends on: [lo_i, hi_i] on every axis
     k, _ = blur_rule(float(sf))
     r = k // 2 if mode == "resolve" else 0
+    d = round(64 / sf)
     scored = []
-    for n, o in zip(lr.shape, out_len, strict=True):
+    for n, o in zip(lr_shape, out_len, strict=True):
         i = np.arange(n)
         if mode == "resolve":
             src = np.floor((i + 0.5) * float(sf) - 0.5).astype(int)
@@ -192,14 +205,25 @@ def lr_consistency(
         # without a crop the volume's own faces are the faces the degradation pads at: all scored
         ok = np.flatnonzero(((lo >= b) & (hi < o - b)) | (b == 0))
         if ok.size == 0:
-            raise InputError(f"the SR volume {sr.shape} is too small to score any LR voxel; keep the border")
+            raise InputError(f"the SR volume {sr_shape} is too small to score any LR voxel; keep the border")
         scored.append((int(ok[0]), int(ok[-1]) + 1))
+    return scored, r
 
+
+def _degrade_in_slabs(mapped, lr_shape, sf, b, r, m, mode, slab):
+    """The SR volume (LR phases, ``mapped``) degraded onto the LR grid (padded to a multiple of ``q``),
+    slab by slab with a halo, as the training loss degrades it.
+    """
+    import torch
+
+    from .degrade import downsample
+
+    d = round(64 / sf)
+    q = sf.denominator
     # the SR volume on the full output grid (the cropped border replicated) and padded to a multiple of q
-    padded = [-(-n // q) * q for n in lr.shape]
+    padded = [-(-n // q) * q for n in lr_shape]
     full_len = [int(p * sf) for p in padded]
-    pads = [(b, f - b - s) for f, s in zip(full_len, sr.shape, strict=True)]
-    mapped = lut[sr]
+    pads = [(b, f - b - s) for f, s in zip(full_len, mapped.shape, strict=True)]
     halo = -(-(math.ceil((r + 2) / float(sf)) + 1) // q) * q
     slab = int(slab) if slab else max(q, int(64 / sf) // q * q)
     slab = max(q, slab // q * q)
@@ -209,7 +233,7 @@ def lr_consistency(
         a0, a1 = max(0, z0 - halo), min(padded[0], z1 + halo)
         s0, s1 = int(a0 * sf), int(a1 * sf)
         # rows s0..s1 of the padded SR volume, taken from `mapped` with edge replication
-        rows = np.clip(np.arange(s0, s1) - pads[0][0], 0, sr.shape[0] - 1)
+        rows = np.clip(np.arange(s0, s1) - pads[0][0], 0, mapped.shape[0] - 1)
         block = mapped[rows]
         block = np.pad(block, [(0, 0), *pads[1:]], mode="edge")
         x = torch.from_numpy(block)
@@ -220,6 +244,11 @@ def lr_consistency(
             lab = downsample(oh, channels=list(range(m)), d=d, mode=mode).argmax(1)[0].numpy()
         degraded[z0:z1] = lab[z0 - a0 : z1 - a0]
         del oh
+    return degraded
+
+
+def _score(degraded, lr, scored, m):
+    """Consistency, per-phase recall and confusion of the degraded SR against ``lr`` on the scored voxels."""
     sel = tuple(slice(a, e) for a, e in scored)
     got, want = degraded[sel], lr[sel]
     hit = got == want
@@ -232,9 +261,6 @@ def lr_consistency(
         "n_scored": int(hit.size),
         "scored": scored,
         "confusion": conf.tolist(),
-        "scale": float(sf),
-        "border": b,
-        "mode": mode,
     }
 
 
@@ -427,8 +453,7 @@ def evaluate(
     sr : ndarray
         SR labels (ZYX).
     hr : ndarray, optional
-        HR label image or stack ``(N, H, W)`` the model was trained on (same voxel size as SR); with
-        ``hr_y``/``hr_z`` (anisotropic) the images of slices normal to x.
+        HR label image or stack ``(N, H, W)`` trained on (SR voxel size); anisotropic: the slices ⟂ x.
     hr_y, hr_z : ndarray, optional
         Anisotropic: HR images of slices normal to y and to z. Each plane of the SR volume is then compared
         with its own images (``planes``); the pooled HR figures weigh the three planes equally.
@@ -443,13 +468,11 @@ def evaluate(
     subvolume_size, n_subvolumes : int
         Sub-cubes (squares for HR) for the violin plots (paper: 256 × 64³); reduced to fit small volumes.
     n_transport : int
-        Sub-cubes per axis on which the transport efficiency (VF/τ, a diffusion solve per phase) is computed
-        (0: none).
+        Sub-cubes per axis for the transport efficiency (VF/τ, a diffusion solve per phase); 0: none.
     transport_axes : sequence of int
         Flux axes for the transport efficiency.
     summary_size : int or None
-        Edge of the central region used for the whole-volume curves (2-point correlation, chords); None =
-        everything.
+        Edge of the central region for the whole-volume curves (2-point correlation, chords); None: all.
     fft_slices : int
         Slices of each volume (evenly spaced, normal to Z) averaged in the FFT profiles.
     seed : int
@@ -464,16 +487,39 @@ def evaluate(
     dict
         JSON-able results (also written to ``out_dir/metrics.json``).
     """
-    from ..metrics.microstructure import (
-        fft_orientation_ratio,
-        interfacial_area,
-        subvolume_statistics,
-        summary,
-        triple_phase_boundary,
-        volume_fraction,
+    _check_counts(seed, n_subvolumes, subvolume_size, n_transport)
+    d = _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases)
+    res = {"shape": list(d.sr.shape)}
+    _lr_metrics(res, d, scale=scale, border=border, mode=mode, compare_phases=compare_phases)
+    _whole_metrics(res, d, fft_slices)
+    parts = {"curves": _curves(res, d, summary_size)}
+    parts["fft"] = _spectra(res, d, scale, compare_phases, fft_slices)
+    parts["subs"], parts["transport"] = _subvolume_metrics(
+        res, d, subvolume_size, n_subvolumes, n_transport, transport_axes, seed, progress
     )
-    from .data import phase_count
+    if d.truth is not None:
+        res["versus_truth"] = _versus_truth(res, d.phases)
+    if out_dir is not None:
+        show = _shown_slices(res, d.vols, d.lr)
+        write_report(out_dir, res, **parts, show=show, phase_names=phase_names, summary_size=summary_size)
+    return res
 
+
+@dataclass
+class _Inputs:
+    """The checked inputs of :func:`evaluate`: label volumes, HR stacks and the phases they show."""
+
+    sr: np.ndarray
+    hr_planes: list | None  # the HR stacks of slices normal to Z, Y, X (one stack thrice if isotropic)
+    hr_stacks: list  # the stacks that differ (one if isotropic)
+    hr_stack: np.ndarray | None  # the images of slices normal to Z, which the SR's curves and FFTs face
+    lr: np.ndarray | None
+    truth: np.ndarray | None  # on the SR grid (cropped like the SR)
+    phases: list
+    vols: dict  # "SR" and "truth": the 3D volumes measured alike
+
+
+def _check_counts(seed, n_subvolumes, subvolume_size, n_transport):
     for name, value, low in (
         ("seed", seed, 0),
         ("n_subvolumes (--subvolumes)", n_subvolumes, 1),
@@ -482,27 +528,18 @@ def evaluate(
     ):
         if int(value) < low:
             raise InputError(f"{name} must be ≥ {low}, got {value}")
+
+
+def _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases):
+    """:class:`_Inputs` from :func:`evaluate`'s arguments, checked against one another."""
+    from .data import phase_count
+
     sr = _labels3(sr, "SR volume")
     hr_planes = _hr_planes(hr, hr_y, hr_z)
-    # the stacks that differ (one if isotropic); hr_stack: the images of slices normal to Z, which the SR's
-    # whole-volume curves and FFT profiles (slices normal to Z) are set against
     hr_stacks = list({id(h): h for h in hr_planes}.values()) if hr_planes else []
-    hr_stack = hr_planes[0] if hr_planes else None
     n_phases = max(int(sr.max()) + 1, phase_count(hr_stacks, name="the HR images") if hr_stacks else 0)
     lr_arr = _labels3(lr, "LR volume") if lr is not None else None
-    tr = None
-    if truth is not None:
-        tr = _labels3(truth, "truth volume")
-        if tr.shape != sr.shape:
-            diff = {(t - s) for t, s in zip(tr.shape, sr.shape, strict=True)}
-            if len(diff) == 1 and (c := diff.pop()) > 0 and c % 2 == 0:
-                c //= 2
-                tr = tr[c:-c, c:-c, c:-c]
-            else:
-                raise InputError(
-                    f"truth {tr.shape} must have the SR shape {sr.shape} (or the uncropped shape); "
-                    "give the 3D volume the LR volume was made from"
-                )
+    tr = None if truth is None else _truth_on_sr_grid(truth, sr.shape)
     if tr is not None:
         n_phases = max(n_phases, int(tr.max()) + 1)
     if compare_phases is not None and any(int(p) >= n_phases for p in compare_phases):
@@ -510,29 +547,60 @@ def evaluate(
             f"compare_phases {list(compare_phases)} names a phase the SR volume and the HR images do not "
             f"have (phases 0..{n_phases - 1})"
         )
-    res = {"shape": list(sr.shape)}
-
-    # LR consistency ---------------------------------------------------------------------------------
-    if lr_arr is not None:
-        res["lr_consistency"] = lr_consistency(
-            sr, lr_arr, scale=scale, border=border, mode=mode, compare_phases=compare_phases
-        )
-        n_lr = int(lr_arr.max()) + 1
-        lut = phase_map(max(int(sr.max()) + 1, n_lr), n_lr, compare_phases)
-        res["lr_volume_fraction"] = {
-            "LR": {str(k): v for k, v in volume_fraction(lr_arr, phases=range(n_lr)).items()},
-            "SR (LR phases)": {str(k): v for k, v in volume_fraction(lut[sr], phases=range(n_lr)).items()},
-        }
-
     phases = sorted({*np.unique(sr).tolist(), *(p for h in hr_stacks for p in np.unique(h).tolist())})
-    phases = [int(p) for p in phases]
+    vols = {"SR": sr} if tr is None else {"SR": sr, "truth": tr}
+    return _Inputs(
+        sr=sr,
+        hr_planes=hr_planes,
+        hr_stacks=hr_stacks,
+        hr_stack=hr_planes[0] if hr_planes else None,
+        lr=lr_arr,
+        truth=tr,
+        phases=[int(p) for p in phases],
+        vols=vols,
+    )
 
-    # whole-volume metrics ------------------------------------------------------------------------------
-    vols = {"SR": sr}
-    if tr is not None:
-        vols["truth"] = tr
+
+def _truth_on_sr_grid(truth, sr_shape):
+    """The truth volume, cropped like the SR if it has the uncropped shape."""
+    tr = _labels3(truth, "truth volume")
+    if tr.shape != sr_shape:
+        diff = {(t - s) for t, s in zip(tr.shape, sr_shape, strict=True)}
+        if len(diff) == 1 and (c := diff.pop()) > 0 and c % 2 == 0:
+            c //= 2
+            tr = tr[c:-c, c:-c, c:-c]
+        else:
+            raise InputError(
+                f"truth {tr.shape} must have the SR shape {sr_shape} (or the uncropped shape); "
+                "give the 3D volume the LR volume was made from"
+            )
+    return tr
+
+
+def _lr_metrics(res, d, *, scale, border, mode, compare_phases):
+    """LR consistency and the volume fractions of LR and SR in the LR's phases (nothing without an LR)."""
+    from ..metrics.microstructure import volume_fraction
+
+    if d.lr is None:
+        return
+    res["lr_consistency"] = lr_consistency(
+        d.sr, d.lr, scale=scale, border=border, mode=mode, compare_phases=compare_phases
+    )
+    n_lr = int(d.lr.max()) + 1
+    lut = phase_map(max(int(d.sr.max()) + 1, n_lr), n_lr, compare_phases)
+    res["lr_volume_fraction"] = {
+        "LR": {str(k): v for k, v in volume_fraction(d.lr, phases=range(n_lr)).items()},
+        "SR (LR phases)": {str(k): v for k, v in volume_fraction(lut[d.sr], phases=range(n_lr)).items()},
+    }
+
+
+def _whole_metrics(res, d, fft_slices):
+    """Volume fractions, interface face fractions and TPB of each volume; per plane slice statistics."""
+    from ..metrics.microstructure import interfacial_area, triple_phase_boundary, volume_fraction
+
+    phases = d.phases
     whole = {}
-    for name, v in vols.items():
+    for name, v in d.vols.items():
         whole[name] = {
             "volume_fraction": {str(k): x for k, x in volume_fraction(v, phases=phases).items()},
             "interface_face_fraction": {
@@ -540,15 +608,15 @@ def evaluate(
             },
             "triple_phase_boundary": triple_phase_boundary(v) if len(phases) >= 3 else None,
         }
-    if hr_planes:
-        per_stack = {id(h): _slice_stats(h, phases) for h in hr_stacks}
+    if d.hr_planes:
+        per_stack = {id(h): _slice_stats(h, phases) for h in d.hr_stacks}
         planes = {}
-        for ax, h in enumerate(hr_planes):
-            picked = np.moveaxis(np.take(sr, _spread(sr.shape[ax], fft_slices), axis=ax), ax, 0)
+        for ax, h in enumerate(d.hr_planes):
+            picked = np.moveaxis(np.take(d.sr, _spread(d.sr.shape[ax], fft_slices), axis=ax), ax, 0)
             planes["ZYX"[ax]] = {"SR": _slice_stats(picked, phases), "HR": per_stack[id(h)]}
         res["planes"] = planes
         # equal weight per plane: the mean of the three planes' 2D face fractions is the 3D one
-        pooled = [per_stack[id(h)] for h in hr_planes]
+        pooled = [per_stack[id(h)] for h in d.hr_planes]
         whole["HR"] = {
             "volume_fraction": {
                 str(p): float(np.mean([s["volume_fraction"][str(p)] for s in pooled])) for p in phases
@@ -561,46 +629,43 @@ def evaluate(
         }
     res["whole"] = whole
 
-    # curves: 2-pt correlation, chords (central region), FFT profiles -----------------------------------
-    curves = {name: summary(_central(v, summary_size), tortuosity=False) for name, v in vols.items()}
-    if hr_stack is not None:
-        curves["HR"] = _stack_curves(hr_stack)  # every image, not only the first
+
+def _curves(res, d, summary_size):
+    """2-point correlations and chords (central region of each volume; every HR image)."""
+    from ..metrics.microstructure import summary
+
+    curves = {name: summary(_central(v, summary_size), tortuosity=False) for name, v in d.vols.items()}
+    if d.hr_stack is not None:
+        curves["HR"] = _stack_curves(d.hr_stack)  # every image, not only the first
     res["curves"] = {
         name: {k: s[k] for k in ("two_point_correlation", "chord_length")} for name, s in curves.items()
     }
+    return curves
+
+
+def _spectra(res, d, scale, compare_phases, fft_slices):
+    """Radial FFT profiles (with the blurred truth and the nearest LR), their high-frequency shares and the
+    orientation ratios.
+    """
 
     def pick(v):
         return v[_spread(v.shape[0], fft_slices)]
 
-    fft = {name: _fft_profiles(pick(v), phases, slice_axis=0) for name, v in vols.items()}
+    fft = {name: _fft_profiles(pick(v), d.phases, slice_axis=0) for name, v in d.vols.items()}
     # the paper's comparator (Fig. 18): the truth blurred as the LR volume was, on the SR grid
-    blur_scale = res["lr_consistency"]["scale"] if lr_arr is not None else (_sf(scale)[0] if scale else None)
-    if tr is not None and blur_scale is not None:
-        z = pick(np.arange(tr.shape[0]))
-        in_truth = [int(p) for p in np.unique(tr)]
+    blur_scale = res["lr_consistency"]["scale"] if d.lr is not None else (_sf(scale)[0] if scale else None)
+    if d.truth is not None and blur_scale is not None:
+        z = pick(np.arange(d.truth.shape[0]))
+        in_truth = [int(p) for p in np.unique(d.truth)]
         fft[BLURRED_TRUTH] = _fft_profiles(
-            _blurred_phase_slices(tr, z, blur_scale, in_truth), in_truth, slice_axis=0
+            _blurred_phase_slices(d.truth, z, blur_scale, in_truth), in_truth, slice_axis=0
         )
-    elif tr is not None:
+    elif d.truth is not None:
         log.info("no LR volume and no scale: the FFT profiles leave out the blurred truth")
-    if hr_stack is not None:
-        fft["HR"] = _fft_profiles(pick(hr_stack), phases, slice_axis=0)
-    if lr_arr is not None:
-        cons = res["lr_consistency"]
-        sf, b = Fraction(cons["scale"]).limit_denominator(64), cons["border"]
-        sl = pick(np.arange(sr.shape[0]))
-        grids = [((np.arange(n) + b) / sf).astype(int) for n in sr.shape]
-        lr_up = lr_arr[
-            np.ix_(
-                np.minimum(grids[0][sl], lr_arr.shape[0] - 1),
-                np.minimum(grids[1], lr_arr.shape[1] - 1),
-                np.minimum(grids[2], lr_arr.shape[2] - 1),
-            )
-        ]
-        cp = list(range(1, n_lr)) if compare_phases is None else list(compare_phases)
-        back = np.zeros(n_lr, dtype=np.uint8)
-        back[1:] = cp
-        fft[NEAREST_LR] = _fft_profiles(back[lr_up], [p for p in phases if p in back], slice_axis=0)
+    if d.hr_stack is not None:
+        fft["HR"] = _fft_profiles(pick(d.hr_stack), d.phases, slice_axis=0)
+    if d.lr is not None:
+        fft[NEAREST_LR] = _nearest_lr_profiles(res, d, compare_phases, pick(np.arange(d.sr.shape[0])))
     res["fft_profile"] = fft
     # not the nearest-upsampled LR: its block edges put harmonics above 1/8 cycles per voxel (a reviewer's
     # volume: truth 0.269, blurred truth 0.150, nearest LR 0.262), so its share says nothing of resolution
@@ -609,62 +674,71 @@ def evaluate(
         for name, f in fft.items()
         if name != NEAREST_LR
     }
-    # textures aligned with the voxel grid (streaks), which the radial profiles average away
+    res["fft_orientation_ratio"] = _orientation_ratios(d, pick)
+    return fft
+
+
+def _nearest_lr_profiles(res, d, compare_phases, sl):
+    """FFT profiles of the LR volume upsampled nearest-neighbour onto the SR grid at the Z slices ``sl``."""
+    cons = res["lr_consistency"]
+    sf, b = Fraction(cons["scale"]).limit_denominator(64), cons["border"]
+    grids = [((np.arange(n) + b) / sf).astype(int) for n in d.sr.shape]
+    lr_up = d.lr[
+        np.ix_(
+            np.minimum(grids[0][sl], d.lr.shape[0] - 1),
+            np.minimum(grids[1], d.lr.shape[1] - 1),
+            np.minimum(grids[2], d.lr.shape[2] - 1),
+        )
+    ]
+    n_lr = int(d.lr.max()) + 1
+    cp = list(range(1, n_lr)) if compare_phases is None else list(compare_phases)
+    back = np.zeros(n_lr, dtype=np.uint8)
+    back[1:] = cp
+    return _fft_profiles(back[lr_up], [p for p in d.phases if p in back], slice_axis=0)
+
+
+def _orientation_ratios(d, pick):
+    """Textures aligned with the voxel grid (streaks), which the radial profiles average away."""
+    from ..metrics.microstructure import fft_orientation_ratio
+
     orient = {}
-    for name, v in vols.items():
+    for name, v in d.vols.items():
         for ax in range(3):
             sl = np.take(v, pick(np.arange(v.shape[ax])), axis=ax)
             orient[f"{name} ⟂ {'ZYX'[ax]}"] = {
-                str(p): fft_orientation_ratio(sl == p, slice_axis=ax) for p in phases
+                str(p): fft_orientation_ratio(sl == p, slice_axis=ax) for p in d.phases
             }
-    if len(hr_stacks) == 1:
-        orient["HR"] = {str(p): fft_orientation_ratio(pick(hr_stack) == p, slice_axis=0) for p in phases}
-    elif hr_stacks:
-        for ax, h in enumerate(hr_planes):
+    if len(d.hr_stacks) == 1:
+        orient["HR"] = {str(p): fft_orientation_ratio(pick(d.hr_stack) == p, slice_axis=0) for p in d.phases}
+    elif d.hr_stacks:
+        for ax, h in enumerate(d.hr_planes):
             orient[f"HR ⟂ {'ZYX'[ax]}"] = {
-                str(p): fft_orientation_ratio(pick(h) == p, slice_axis=ax) for p in phases
+                str(p): fft_orientation_ratio(pick(h) == p, slice_axis=ax) for p in d.phases
             }
-    res["fft_orientation_ratio"] = orient
+    return orient
 
-    # sub-volume statistics (violins) ------------------------------------------------------------------------
-    size = int(min(subvolume_size, *sr.shape, *(n for h in hr_stacks for n in h.shape[1:])))
+
+def _subvolume_metrics(res, d, subvolume_size, n_subvolumes, n_transport, transport_axes, seed, progress):
+    """Sub-volume statistics for the violins and the transport efficiency: ``(subs, transport)``."""
+    from ..metrics.microstructure import subvolume_statistics
+
+    size = int(min(subvolume_size, *d.sr.shape, *(n for h in d.hr_stacks for n in h.shape[1:])))
     if size < subvolume_size:
         log.warning("sub-volumes of %d voxels per edge (not %d) to fit the images", size, subvolume_size)
     subs = {}
-    for name, v in vols.items():
+    for name, v in d.vols.items():
         subs[name] = _face_fraction_stats(
             subvolume_statistics(v, size=size, n=n_subvolumes, seed=seed, progress=progress), 3
         )
-    if hr_planes:
-        images = [h for stack in hr_stacks for h in stack]
-        per = max(1, n_subvolumes // len(images))
-        parts = [subvolume_statistics(h, size=size, n=per, seed=seed + i) for i, h in enumerate(images)]
-        hr_sub = {
-            "volume_fraction": {
-                p: np.concatenate([s["volume_fraction"].get(p, np.zeros(per)) for s in parts]) for p in phases
-            },
-            "specific_surface_area": {
-                p: np.concatenate([s["specific_surface_area"].get(p, np.zeros(per)) for s in parts])
-                for p in phases
-            },
-            "corners": np.concatenate([s["corners"] for s in parts]),
-            "size": size,
-        }
-        subs["HR"] = _face_fraction_stats(hr_sub, 2)
+    if d.hr_planes:
+        subs["HR"] = _face_fraction_stats(_hr_subvolumes(d, size, n_subvolumes, seed), 2)
     transport = {}
-    if n_transport:
-        for ax in transport_axes:
-            for name, v in vols.items():
-                st = subvolume_statistics(
-                    v,
-                    size=size,
-                    n=n_transport,
-                    seed=seed + 1000 + ax,
-                    transport=True,
-                    axis=ax,
-                    progress=progress,
-                )
-                transport.setdefault(str(ax), {})[name] = st["transport_efficiency"]
+    for ax in transport_axes if n_transport else ():
+        for name, v in d.vols.items():
+            st = subvolume_statistics(
+                v, size=size, n=n_transport, seed=seed + 1000 + ax, transport=True, axis=ax, progress=progress
+            )
+            transport.setdefault(str(ax), {})[name] = st["transport_efficiency"]
     res["subvolumes"] = {
         name: {
             "size": size,
@@ -683,22 +757,27 @@ def evaluate(
         ax: {name: {str(p): _nan_stats(x) for p, x in te.items()} for name, te in per.items()}
         for ax, per in transport.items()
     }
-    if tr is not None:
-        res["versus_truth"] = _versus_truth(res, phases)
+    return subs, transport
 
-    if out_dir is not None:
-        write_report(
-            out_dir,
-            res,
-            subs=subs,
-            transport=transport,
-            curves=curves,
-            fft=fft,
-            show=_shown_slices(res, vols, lr_arr),
-            phase_names=phase_names,
-            summary_size=summary_size,
-        )
-    return res
+
+def _hr_subvolumes(d, size, n_subvolumes, seed):
+    """Sub-square statistics of every HR image, pooled (``n_subvolumes`` in all, split among the images)."""
+    from ..metrics.microstructure import subvolume_statistics
+
+    images = [h for stack in d.hr_stacks for h in stack]
+    per = max(1, n_subvolumes // len(images))
+    parts = [subvolume_statistics(h, size=size, n=per, seed=seed + i) for i, h in enumerate(images)]
+    return {
+        "volume_fraction": {
+            p: np.concatenate([s["volume_fraction"].get(p, np.zeros(per)) for s in parts]) for p in d.phases
+        },
+        "specific_surface_area": {
+            p: np.concatenate([s["specific_surface_area"].get(p, np.zeros(per)) for s in parts])
+            for p in d.phases
+        },
+        "corners": np.concatenate([s["corners"] for s in parts]),
+        "size": size,
+    }
 
 
 def _versus_truth(res, phases):
