@@ -136,19 +136,28 @@ def _ome_calibration(xml):
     return {}
 
 
-def _sem_pixel_size(sem):
-    """Zeiss CZ_SEM ``ap_pixel_size`` (or ``ap_image_pixel_size``) → (value, unit), else None."""
+def _sem_pixel_size(sem, width):
+    """Zeiss ``CZ_SEM`` pixel size → (value, unit), else None.
+
+    SmartSEM states the pixel size of a 1024-pixel-wide frame (the unnamed structure's 4th value, in m, or
+    the rounded ``ap_pixel_size``/``ap_image_pixel_size``); a frame stored ``width`` pixels wide has pixels
+    1024/width times that (as rosettasciio/hyperspy read it).
+    """
+    factor = 1024.0 / width
+    raw = sem.get("")
+    if isinstance(raw, list | tuple) and len(raw) > 3 and isinstance(raw[3], int | float) and raw[3] > 0:
+        return float(raw[3]) * factor, "m"
     for key in ("ap_pixel_size", "ap_image_pixel_size"):
         v = sem.get(key)
         if isinstance(v, list | tuple):  # tifffile: ("Pixel Size", 2.5, "nm")
             nums = [x for x in v if isinstance(x, int | float) and not isinstance(x, bool)]
             units = [x for x in v[1:] if isinstance(x, str)]
             if nums:
-                return float(nums[0]), (units[-1] if units else "nm")
+                return float(nums[0]) * factor, (units[-1] if units else "nm")
         elif isinstance(v, str):  # "Pixel Size = 2.5 nm"
             parts = v.split("=")[-1].split()
             try:
-                return float(parts[0]), (parts[1] if len(parts) > 1 else "nm")
+                return float(parts[0]) * factor, (parts[1] if len(parts) > 1 else "nm")
             except (IndexError, ValueError):
                 continue
     return None
@@ -158,8 +167,9 @@ def _tif_calibration(tif):
     """Return {"X": (scale, unit), "Y": ..., "Z": ..., "source": "<tags read>"} from the tif's calibration.
 
     In order: ImageJ (XResolution/YResolution + ``unit``, ``spacing``), OME (PhysicalSizeX/Y/Z + units),
-    FEI/Thermo (``FEI_HELIOS``/``FEI_SFEG`` Scan/PixelWidth, PixelHeight in m), Zeiss (``CZ_SEM``
-    ``ap_pixel_size``), then a resolution in pixels per centimetre.
+    FEI/Thermo (``FEI_HELIOS``/``FEI_SFEG`` Scan/PixelWidth, PixelHeight in m), Zeiss (``CZ_SEM``, see
+    :func:`_sem_pixel_size`), DigitalMicrograph tif export (tags 65003–65010), then a resolution in pixels per
+    centimetre.
     """
     cal = {}
     page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
@@ -204,9 +214,18 @@ def _tif_calibration(tif):
         if "X" in cal and "Y" not in cal:  # square pixels: only the width written
             cal["Y"] = cal["X"]
         cal["source"] = f"{tag} Scan/PixelWidth, PixelHeight (m)"
-    elif getattr(tif, "is_sem", False) and tif.sem_metadata and _sem_pixel_size(tif.sem_metadata):
-        cal["X"] = cal["Y"] = _sem_pixel_size(tif.sem_metadata)
-        cal["source"] = "CZ_SEM ap_pixel_size"
+    elif (
+        getattr(tif, "is_sem", False)
+        and tif.sem_metadata
+        and _sem_pixel_size(tif.sem_metadata, page.shape[-1])
+    ):
+        cal["X"] = cal["Y"] = _sem_pixel_size(tif.sem_metadata, page.shape[-1])
+        cal["source"] = "CZ_SEM pixel size (of a 1024-px frame, × 1024/width)"
+    elif 65009 in tags and 65003 in tags:  # DigitalMicrograph's private tags: x/y units, x/y scales
+        cal["X"] = (float(tags[65009].value), str(tags[65003].value))
+        if 65010 in tags:
+            cal["Y"] = (float(tags[65010].value), str(tags.get(65004, tags[65003]).value))
+        cal["source"] = "DigitalMicrograph tags 65009/65010 (scale), 65003/65004 (units)"
     elif ru == 3:  # centimetre: an explicit physical unit (inch resolutions are screen dpi, not calibration)
         sx, sy = resolution("XResolution"), resolution("YResolution")
         if sx and sy:
