@@ -5,6 +5,9 @@ it; the solver differs: instead of TauFactor's over-relaxed Jacobi sweeps, the f
 solved once, on the voxels that can carry flux only, by conjugate gradients preconditioned with
 algebraic multigrid (pyamg aggregation hierarchy applied as a K-cycle).
 
+:func:`tortuosity` solves ``∇·(D ∇c) = 0`` in the voxels of the phase and reports ``τ = VF · D_bulk / D_eff``;
+it agrees with ``taufactor.Solver`` to within that solver's convergence accuracy.
+
 Definitions (flux along ``axis``; the chosen phase conducts, everything else is insulating):
 
 - Unknowns: one concentration per voxel of the phase. Two face-sharing voxels of the phase are joined
@@ -17,6 +20,32 @@ Definitions (flux along ``axis``; the chosen phase conducts, everything else is 
   the whole volume in voxels and ``Δc = 1``: the *transport efficiency* (ε/τ) of the SuperRes paper.
 - ``τ = VF · D_bulk / D_eff`` with ``VF`` the volume fraction of the **whole** phase (isolated and
   dead-end voxels included: they hold material but carry no flux).
+
+Only face-connected clusters touching both faces carry flux: the rest of the phase is dropped before the
+solve (connected-component labelling), and so are dangling chains of voxels with a single link (pruned
+repeatedly). Neither changes the solution on the voxels left, while the system shrinks and becomes
+non-singular.
+
+Options of :func:`tortuosity`:
+
+- ``spacing`` (anisotropic voxels, e.g. FIB-SEM): a face normal to axis ``k`` has conductance
+  ``(spacing[axis] / spacing[k])**2`` relative to faces normal to ``axis`` (TauFactor's
+  ``AnisotropicSolver``).
+- ``tol``: the target relative accuracy of ``tau``. CG minimises the dissipated energy, which converges to
+  the flux from above at twice the rate of the residual; iterations stop when the geometrically
+  extrapolated remaining change of that estimate is below ``tol``.
+- ``method``: ``"amg"`` is conjugate gradients preconditioned by aggregation multigrid (pyamg);
+  ``"direct"`` a sparse LU (small systems only); ``"auto"`` direct up to :data:`DIRECT_MAX_UNKNOWNS`
+  unknowns, AMG above.
+
+Example: a straight channel has ``tau = 1`` and a transport efficiency equal to its volume fraction.
+
+>>> import numpy as np
+>>> img = np.zeros((20, 20, 20), dtype=np.uint8)
+>>> img[:, :10, :10] = 1
+>>> res = tortuosity(img, phase=1, axis=0)
+>>> round(res.tau, 6), round(res.transport_efficiency, 6)
+(1.0, 0.25)
 """
 
 from __future__ import annotations
@@ -105,34 +134,24 @@ def tortuosity(
     maxiter: int = 500,
     progress: bool = False,
 ) -> TortuosityResult:
-    """Tortuosity factor of one phase from a steady diffusion simulation.
-
-    Solves ``∇·(D ∇c) = 0`` in the voxels of ``phase`` with ``c = 0`` and ``c = 1`` held half a voxel
-    outside the two faces normal to ``axis`` and no flux through any other surface, then reports
-    ``τ = VF · D_bulk / D_eff``. The discretisation is TauFactor's (``taufactor.Solver``), so results
-    agree with it to within its convergence accuracy. See the module docstring for the definitions.
+    """Tortuosity factor of one phase from a steady diffusion simulation (method: see the module docstring).
 
     Parameters
     ----------
     labels : array_like of int or bool, 2D or 3D
-        Label image (ZYX). Multi-phase volumes are fine: only voxels equal to ``phase`` conduct. A
-        boolean mask is read as ``True = 1``. A 2D image is treated as one voxel thick.
+        Label image (ZYX); only voxels equal to ``phase`` conduct. A boolean mask is read as ``True = 1``; a
+        2D image is treated as one voxel thick.
     phase : int, default 1
         Label of the conductive phase.
     axis : int, default 0
         Axis of the flux (the two faces normal to it hold ``c = 0`` and ``c = 1``).
     spacing : sequence of float, optional
-        Voxel size per axis, for anisotropic voxels (e.g. FIB-SEM). A face normal to axis ``k`` then
-        has conductance ``(spacing[axis] / spacing[k])**2`` relative to faces normal to ``axis``
-        (TauFactor's ``AnisotropicSolver``). Default: cubic voxels.
+        Voxel size per axis, for anisotropic voxels (e.g. FIB-SEM). Default: cubic voxels.
     tol : float, default 1e-6
-        Target relative accuracy of ``tau``. CG minimises the dissipated energy, which converges to the
-        flux from above at twice the rate of the residual; iterations stop when the geometrically
-        extrapolated remaining change of that estimate is below ``tol``.
+        Target relative accuracy of ``tau`` (the stopping rule is in the module docstring).
     method : {"auto", "amg", "direct"}, default "auto"
-        ``"amg"``: conjugate gradients preconditioned by aggregation multigrid (pyamg);
-        ``"direct"``: sparse LU (small systems only); ``"auto"``: direct up to
-        :data:`DIRECT_MAX_UNKNOWNS` unknowns, AMG above.
+        ``"amg"``: multigrid-preconditioned conjugate gradients; ``"direct"``: sparse LU (small systems);
+        ``"auto"``: direct up to :data:`DIRECT_MAX_UNKNOWNS` unknowns, AMG above.
     maxiter : int, default 500
         Maximum number of conjugate-gradient iterations.
     progress : bool, default False
@@ -155,118 +174,21 @@ def tortuosity(
     InputError
         For an array that is not 2D/3D or is empty, non-integer labels, or a bad ``phase``,
         ``axis``, ``spacing``, ``tol``, ``method`` or ``maxiter``.
-
-    Notes
-    -----
-    Only face-connected clusters touching both faces carry flux; the rest of the phase is dropped
-    before the solve (connected-component labelling), and so are dangling chains of voxels with a
-    single link (pruned repeatedly). Neither changes the solution on the voxels left, while the
-    system shrinks and becomes non-singular.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> img = np.zeros((20, 20, 20), dtype=np.uint8)
-    >>> img[:, :10, :10] = 1  # a straight channel: tau = 1, transport efficiency = VF = 0.25
-    >>> res = tortuosity(img, phase=1, axis=0)
-    >>> round(res.tau, 6), round(res.transport_efficiency, 6)
-    (1.0, 0.25)
     """
     t_start = time.perf_counter()
     mask, axis, weights, shape = _prepare(labels, phase=phase, axis=axis, spacing=spacing)
-    if not (isinstance(tol, numbers.Real) and 0 < tol < 1):
-        raise InputError(f"tol must be a number in (0, 1), got {tol!r}; e.g. tol=1e-6")
-    if method not in ("auto", "amg", "direct"):
-        raise InputError(f"method must be 'auto', 'amg' or 'direct', got {method!r}")
-    if not (isinstance(maxiter, int | np.integer) and maxiter >= 1):
-        raise InputError(f"maxiter must be a positive integer, got {maxiter!r}")
-
+    _check_solver_options(tol, method, maxiter)
+    timings = {}
     with _Progress(progress) as prog:
-        timings = {}
-        n_phase = int(np.count_nonzero(mask))
+        perc, n_phase, n_perc = _flux_network(mask, prog, timings)
         vf = n_phase / mask.size
-        prog.update("finding the percolating network")
-        t0 = time.perf_counter()
-        perc = _percolating(mask)
-        n_perc = int(np.count_nonzero(perc))
         perc_fraction = n_perc / n_phase if n_phase else 0.0
-        if n_perc:
-            _prune_dead_ends(perc)
-        timings["label"] = time.perf_counter() - t0
-
         if n_perc == 0:
-            warnings.warn(
-                _no_path_message(phase, axis, n_phase, shape),
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            timings["total"] = time.perf_counter() - t_start
-            return TortuosityResult(
-                tau=float("inf"),
-                transport_efficiency=0.0,
-                effective_diffusivity=0.0,
-                volume_fraction=vf,
-                percolating_fraction=perc_fraction,
-                axis=axis,
-                phase=int(phase),
-                iterations=0,
-                converged=True,
-                residual=0.0,
-                tau_error=0.0,
-                method="none",
-                timings=timings,
-            )
-
-        prog.update(f"assembling {int(np.count_nonzero(perc)):,} unknowns")
-        t0 = time.perf_counter()
-        A, b, x0 = _assemble(perc, weights)
-        timings["assemble"] = time.perf_counter() - t0
-        n = A.shape[0]
-        use_direct = method == "direct" or (method == "auto" and n <= DIRECT_MAX_UNKNOWNS)
-        logger.debug(
-            "tortuosity: %d phase voxels, %d percolating, %d unknowns after pruning", n_phase, n_perc, n
-        )
-
-        if use_direct:
-            from scipy.sparse.linalg import spsolve
-
-            prog.update(f"direct solve of {n:,} unknowns")
-            t0 = time.perf_counter()
-            x = spsolve(A.tocsc(), b)
-            timings["setup"] = 0.0
-            timings["solve"] = time.perf_counter() - t0
-            r = b - A @ x
-            energy = float(b.sum() - b @ x - x @ r)
-            iterations, tau_error, converged, used = 0, 0.0, True, "direct"
-        else:
-            prog.update(f"multigrid setup for {n:,} unknowns")
-            t0 = time.perf_counter()
-            precond = _amg_preconditioner(A)
-            timings["setup"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-
-            def report(it, err):
-                prog.update(f"conjugate gradients: iteration {it}, estimated error {err:.1e}")
-
-            x, r, energy, iterations, tau_error = _pcg_energy(
-                A, b, x0, precond, tol=tol, maxiter=maxiter, callback=report
-            )
-            timings["solve"] = time.perf_counter() - t0
-            converged, used = tau_error <= tol, "amg"
-            if not converged:
-                warnings.warn(
-                    f"tortuosity solve stopped after {iterations} iterations with estimated relative error "
-                    f"{tau_error:.1e} > tol={tol:g}; raise maxiter or tol",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        nb = float(np.linalg.norm(b))
-        residual = float(np.linalg.norm(r) / nb) if nb else 0.0
-
+            return _no_flux_result(phase, axis, shape, n_phase, vf, perc_fraction, timings, t_start)
+        energy, solver = _solve_network(perc, weights, method, tol, maxiter, prog, timings, (n_phase, n_perc))
     # energy = total flux for Δc = 1 in units of the axial link conductance (module docstring)
     n_axis = perc.shape[0]
-    cross = perc.size // n_axis
-    d_rel = energy * n_axis / cross
+    d_rel = energy * n_axis / (perc.size // n_axis)  # per cross-section voxel
     tau = vf / d_rel if d_rel > 0 else float("inf")
     timings["total"] = time.perf_counter() - t_start
     logger.debug("tortuosity timings: %s", timings)
@@ -278,13 +200,121 @@ def tortuosity(
         percolating_fraction=perc_fraction,
         axis=axis,
         phase=int(phase),
-        iterations=int(iterations),
-        converged=bool(converged),
-        residual=residual,
-        tau_error=float(tau_error),
-        method=used,
+        timings=timings,
+        **solver,
+    )
+
+
+def _check_solver_options(tol, method, maxiter):
+    """Check the solver arguments of :func:`tortuosity`."""
+    if not (isinstance(tol, numbers.Real) and 0 < tol < 1):
+        raise InputError(f"tol must be a number in (0, 1), got {tol!r}; e.g. tol=1e-6")
+    if method not in ("auto", "amg", "direct"):
+        raise InputError(f"method must be 'auto', 'amg' or 'direct', got {method!r}")
+    if not (isinstance(maxiter, int | np.integer) and maxiter >= 1):
+        raise InputError(f"maxiter must be a positive integer, got {maxiter!r}")
+
+
+def _flux_network(mask, prog, timings):
+    """The voxels of ``mask`` that can carry flux: its percolating clusters with dead ends pruned.
+
+    Returns the network (bool, the shape of ``mask``), the number of voxels of the phase and the number in
+    percolating clusters (before pruning); records ``timings["label"]``.
+    """
+    n_phase = int(np.count_nonzero(mask))
+    prog.update("finding the percolating network")
+    t0 = time.perf_counter()
+    perc = _percolating(mask)
+    n_perc = int(np.count_nonzero(perc))
+    if n_perc:
+        _prune_dead_ends(perc)
+    timings["label"] = time.perf_counter() - t0
+    return perc, n_phase, n_perc
+
+
+def _no_flux_result(phase, axis, shape, n_phase, vf, perc_fraction, timings, t_start):
+    """Warn (at the caller of :func:`tortuosity`) that the phase does not percolate: ``tau = inf``."""
+    warnings.warn(
+        _no_path_message(phase, axis, n_phase, shape),
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    timings["total"] = time.perf_counter() - t_start
+    return TortuosityResult(
+        tau=float("inf"),
+        transport_efficiency=0.0,
+        effective_diffusivity=0.0,
+        volume_fraction=vf,
+        percolating_fraction=perc_fraction,
+        axis=axis,
+        phase=int(phase),
+        iterations=0,
+        converged=True,
+        residual=0.0,
+        tau_error=0.0,
+        method="none",
         timings=timings,
     )
+
+
+def _solve_network(perc, weights, method, tol, maxiter, prog, timings, counts):
+    """Assemble and solve the diffusion system on the flux network ``perc``.
+
+    Returns the energy (the flux) and the solver's diagnostics as :class:`TortuosityResult` fields; records
+    the ``assemble``, ``setup`` and ``solve`` timings; warns (at :func:`tortuosity`'s caller) when AMG misses
+    ``tol``. ``counts``: the phase and percolating voxel counts, for the log.
+    """
+    prog.update(f"assembling {int(np.count_nonzero(perc)):,} unknowns")
+    t0 = time.perf_counter()
+    A, b, x0 = _assemble(perc, weights)
+    timings["assemble"] = time.perf_counter() - t0
+    n = A.shape[0]
+    use_direct = method == "direct" or (method == "auto" and n <= DIRECT_MAX_UNKNOWNS)
+    logger.debug("tortuosity: %d phase voxels, %d percolating, %d unknowns after pruning", *counts, n)
+
+    if use_direct:
+        from scipy.sparse.linalg import spsolve
+
+        prog.update(f"direct solve of {n:,} unknowns")
+        t0 = time.perf_counter()
+        x = spsolve(A.tocsc(), b)
+        timings["setup"] = 0.0
+        timings["solve"] = time.perf_counter() - t0
+        r = b - A @ x
+        energy = float(b.sum() - b @ x - x @ r)
+        iterations, tau_error, converged, used = 0, 0.0, True, "direct"
+    else:
+        prog.update(f"multigrid setup for {n:,} unknowns")
+        t0 = time.perf_counter()
+        precond = _amg_preconditioner(A)
+        timings["setup"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+
+        def report(it, err):
+            prog.update(f"conjugate gradients: iteration {it}, estimated error {err:.1e}")
+
+        x, r, energy, iterations, tau_error = _pcg_energy(
+            A, b, x0, precond, tol=tol, maxiter=maxiter, callback=report
+        )
+        timings["solve"] = time.perf_counter() - t0
+        converged, used = tau_error <= tol, "amg"
+        if not converged:
+            warnings.warn(
+                f"tortuosity solve stopped after {iterations} iterations with estimated relative error "
+                f"{tau_error:.1e} > tol={tol:g}; raise maxiter or tol",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    nb = float(np.linalg.norm(b))
+    residual = float(np.linalg.norm(r) / nb) if nb else 0.0
+    diagnostics = {
+        "iterations": int(iterations),
+        "converged": bool(converged),
+        "residual": residual,
+        "tau_error": float(tau_error),
+        "method": used,
+    }
+    return energy, diagnostics
 
 
 # --------------------------------------------------------------------------------------------------
