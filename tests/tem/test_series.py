@@ -65,7 +65,7 @@ def _fake_movie(monkeypatch, tmp_path, times):
 
     stack = np.random.default_rng(0).poisson(100, (3, 64, 64)).astype(float)
     img = MicroscopeImage(stack, (0.02, 0.02), axes=("t", "y", "x"), frame_times=times)
-    monkeypatch.setattr(mio, "read_microscope", lambda path, pixel_size=None: img)
+    monkeypatch.setattr(mio, "read_microscope", lambda path, **kwargs: img)
     path = tmp_path / "movie.mrc"
     path.write_bytes(b"")
     return path

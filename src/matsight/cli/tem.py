@@ -23,6 +23,14 @@ PixelSize = Annotated[
         "--pixel-size", help="Pixel size in nm (overrides the file; 'PY,PX' for anisotropic pixels)."
     ),
 ]
+CalibrationFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        help="Calibration file (JSON: kind matsight.calibration, pixel_size_nm [y, x]) instead of the file's "
+        "pixel size; not with --pixel-size.",
+    ),
+]
 Phases = Annotated[
     str | None,
     typer.Option(
@@ -60,6 +68,18 @@ def _pixel_size(text):
     return vals[0] if len(vals) == 1 else tuple(vals)
 
 
+def _calibration_file(pixel_size, calibration):
+    """The checked calibration file (refused with --pixel-size, or when invalid) before anything is read."""
+    if calibration is None:
+        return None
+    if pixel_size is not None:
+        raise InputError("give either --pixel-size or --calibration, not both; drop one of them")
+    from ..io.calibration import read_calibration
+
+    read_calibration(calibration)  # one-line error now, not after the file is read
+    return calibration
+
+
 def _phase_list(phases, phase_files):
     from ..tem.crystals import select_phases
 
@@ -79,6 +99,7 @@ def analyze(
     detector: Detector = "classical",
     weights: Weights = None,
     frame: Annotated[int | None, typer.Option(help="Frame of a stack to analyse (0 = first).")] = None,
+    calibration: CalibrationFile = None,
     d_min: Annotated[float, typer.Option("--d-min", help="Smallest spacing analysed (Å).")] = 1.0,
     d_max: Annotated[float, typer.Option("--d-max", help="Largest spacing analysed (Å).")] = 15.0,
     min_intensity: Annotated[
@@ -89,10 +110,12 @@ def analyze(
 ):
     """One image: spots, d/(hkl)/phase table (CSV/JSON), labelled FFT, phase maps, HTML report."""
     from ..tem import analyze_file, make_config
+    from ..tem.frames import calibration_line
     from ..tem.report import write_analysis
 
     # every option is checked before the (possibly long) reading and analysis
-    check_outputs(folders=[("--out", out)], inputs=[file])
+    check_outputs(folders=[("--out", out)], inputs=[file, *([calibration] if calibration else [])])
+    cal = _calibration_file(pixel_size, calibration)
     config = make_config(
         tolerance=tolerance,
         angle_tolerance=angle_tolerance,
@@ -104,7 +127,11 @@ def analyze(
         maps=maps,
     )
     ps, plist = _pixel_size(pixel_size), _phase_list(phases, phase_file)
-    res, img = analyze_file(file, pixel_size=ps, frame=frame, phases=plist, config=config)
+    res, img = analyze_file(
+        file, pixel_size=ps, frame=frame, phases=plist, config=config, calibration=cal,
+        pixel_size_source="--pixel-size",
+    )  # fmt: skip
+    echo(calibration_line(res.pixel_size_nm, res.calibration_source))
     report = write_analysis(res, img, out, source=file)
     for k, v in res.summary().items():
         echo(f"{k:<24} {v}")
@@ -140,13 +167,16 @@ def series(
         ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Number of dask workers (≥ 1).")] = None,
+    calibration: CalibrationFile = None,
 ):
     """Every frame: intensity per phase vs frame/time (CSV, JSON, PNG, HTML) — e.g. beam damage."""
     from ..tem import make_config
+    from ..tem.frames import calibration_line
     from ..tem.predict import analyze_series_file
     from ..tem.series import TIME_SOURCES, write_series
 
-    check_outputs(folders=[("--out", out)], inputs=[source])
+    check_outputs(folders=[("--out", out)], inputs=[source, *([calibration] if calibration else [])])
+    cal = _calibration_file(pixel_size, calibration)
     config = make_config(
         tolerance=tolerance,
         angle_tolerance=angle_tolerance,
@@ -158,7 +188,11 @@ def series(
     )
     ps, plist = _pixel_size(pixel_size), _phase_list(phases, phase_file)
     with progress_bar("frames") as callback:
-        res = analyze_series_file(source, pixel_size=ps, phases=plist, config=config, callback=callback)
+        res = analyze_series_file(
+            source, pixel_size=ps, phases=plist, config=config, callback=callback, calibration=cal,
+            pixel_size_source="--pixel-size",
+        )  # fmt: skip
+    echo(calibration_line(res.pixel_size_nm, res.calibration_source))
     report = write_series(res, out, source=source, x="frame" if res.time_source == "index" else "time")
     echo(f"frames {len(res.frames)}  seconds {res.seconds:.1f}")
     echo(f"time axis: {TIME_SOURCES[res.time_source]}")

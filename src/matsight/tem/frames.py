@@ -16,7 +16,7 @@ from ..io.microscope import MICROSCOPE_EXTS
 from ..io.volumes import PLAIN_IMAGE_EXTS, TIF_EXTS, _ext
 from . import fft as _fft
 
-__all__ = ["SUFFIXES", "check_suffix", "frame_suffixes", "read_frame", "read_series"]
+__all__ = ["SUFFIXES", "calibration_line", "check_suffix", "frame_suffixes", "read_frame", "read_series"]
 
 
 def frame_suffixes():
@@ -40,14 +40,40 @@ def check_suffix(path):
 SUFFIXES = frame_suffixes()  # the same files `tem analyze` reads (single-frame PNG/JPEG included)
 
 
-def read_frame(path, *, pixel_size=None, frame=None):
+def calibration_line(pixel_size_nm, source):
+    """One line for people: "calibration: 0.01225 nm/px (x), 0.01225 (y) from file tag …".
+
+    ``pixel_size_nm`` is ``(py, px)``; ``source`` as :attr:`matsight.io.MicroscopeImage.calibration_source`
+    ("file: <tag path>", "--pixel-size", "calibration file <path>").
+    """
+    py, px = (float(p) for p in tuple(pixel_size_nm)[-2:])
+    src = str(source or "unknown")
+    words = "file tag " + src[len("file: ") :] if src.startswith("file: ") else src
+    return f"calibration: {px:.5g} nm/px (x), {py:.5g} (y) from {words}"
+
+
+def read_frame(
+    path,
+    *,
+    pixel_size=None,
+    frame=None,
+    calibration=None,
+    pixel_size_source="pixel_size=",
+    return_source=False,
+):
     """Read one 2D frame and its pixel size (nm) through :func:`matsight.io.read_microscope`.
+
+    ``calibration`` is a calibration file (:mod:`matsight.io.calibration`) used instead of the file's pixel
+    size; ``pixel_size_source`` names ``pixel_size`` in the recorded source (the CLI: "--pixel-size"). With
+    ``return_source``, a third value says where the pixel size came from ("file: <tag path>", ...).
 
     Raises :class:`InputError` for unsupported files, diffraction patterns, 1D signals, missing calibration
     (``pixel_size``), stacks without ``frame`` and a ``frame`` the file does not have.
     """
     check_suffix(path)
-    mi = _io.read_microscope(path, pixel_size=pixel_size)
+    mi = _io.read_microscope(
+        path, pixel_size=pixel_size, calibration=calibration, pixel_size_source=pixel_size_source
+    )
     data = np.asarray(mi.data)
     name = Path(path).name
     if data.ndim == 1:
@@ -76,16 +102,23 @@ def read_frame(path, *, pixel_size=None, frame=None):
         raise InputError(
             f"--frame {frame} is out of range: {name} is a single image (one frame); drop --frame"
         )
-    ps = tuple(mi.pixel_size_nm)[-2:]
-    return data, _fft.check_pixel_size(ps)
+    ps = _fft.check_pixel_size(tuple(mi.pixel_size_nm)[-2:])
+    if return_source:
+        return data, ps, mi.calibration_source
+    return data, ps
 
 
-def read_series(path, *, pixel_size=None, return_times=False):
+def read_series(
+    path, *, pixel_size=None, return_times=False, calibration=None, pixel_size_source="pixel_size=",
+    return_source=False,
+):  # fmt: skip
     """Frames, pixel size (nm) and frame labels from a movie/stack file or a folder of images.
 
     A folder is read in sorted name order; every file must share one pixel size. With ``return_times``, a
     fourth value is the frames' times in seconds when the file says (a single stack or movie file with a time
-    axis, as :func:`matsight.io.read_microscope` reads it), else None.
+    axis, as :func:`matsight.io.read_microscope` reads it), else None. ``calibration``, ``pixel_size_source``
+    as in :func:`read_frame`; with ``return_source`` a last value says where the pixel size came from (the
+    first file's source, "(and N more files)" added for a folder).
     """
     path = Path(path)
     check_suffix(path)
@@ -102,15 +135,17 @@ def read_series(path, *, pixel_size=None, return_times=False):
         files = [path]
     else:
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    frames, labels, ps0, times = [], [], None, None
+    frames, labels, ps0, times, source = [], [], None, None, ""
     for f in files:
-        mi = _io.read_microscope(f, pixel_size=pixel_size)
+        mi = _io.read_microscope(
+            f, pixel_size=pixel_size, calibration=calibration, pixel_size_source=pixel_size_source
+        )
         data = np.asarray(mi.data)
         if data.ndim == 1:
             raise InputError(f"{f} holds a 1D signal, not an image; remove it from the series")
         ps = tuple(float(p) for p in tuple(mi.pixel_size_nm)[-2:])
         if ps0 is None:
-            ps0 = ps
+            ps0, source = ps, mi.calibration_source
         elif not np.allclose(ps, ps0, rtol=1e-3):
             raise InputError(
                 f"{f} has pixel size {ps} nm but earlier frames {ps0} nm; analyse them separately"
@@ -123,6 +158,7 @@ def read_series(path, *, pixel_size=None, return_times=False):
         for i, fr in enumerate(stack):
             frames.append(fr)
             labels.append(f"{f.name}:{i}" if len(files) > 1 else i)
-    if return_times:
-        return frames, ps0, labels, times
-    return frames, ps0, labels
+    if len(files) > 1 and source.startswith("file: "):
+        source += f" (and {len(files) - 1} more files)"
+    out = (frames, ps0, labels) + ((times,) if return_times else ()) + ((source,) if return_source else ())
+    return out

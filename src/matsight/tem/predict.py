@@ -61,6 +61,14 @@ class TemResult:
     fft_display: np.ndarray = field(repr=False)  # the paper's denoised log magnitude, [0, 1]
     timings: dict = field(default_factory=dict)
     detector: str = "classical"
+    #: where ``pixel_size_nm`` came from: "file: <tag path>", "--pixel-size", "calibration file <path>"
+    #: ("" when the caller passed the pixel size directly to :func:`analyze`)
+    calibration_source: str = ""
+
+    def calibration(self):
+        """The pixel size used per axis and its source: ``{"pixel_size_nm": {"y", "x"}, "source"}``."""
+        py, px = (float(p) for p in self.pixel_size_nm)
+        return {"pixel_size_nm": {"y": py, "x": px}, "source": self.calibration_source or "pixel_size_nm="}
 
     def table(self):
         """One record per spot: position, g, d, (hkl), phase, intensity, size, zone."""
@@ -117,6 +125,7 @@ class TemResult:
         s = {
             "frame": f"{self.shape[0]}×{self.shape[1]} px",
             "pixel size (nm)": ", ".join(f"{p:.5g}" for p in self.pixel_size_nm),
+            "pixel size source": self.calibration_source or "pixel_size_nm=",
             "detector": self.detector,
             "spots (Friedel pairs)": len(self.spots),
             "unknown spots": sum(m.phase == UNKNOWN for m in self.match.matches),
@@ -210,14 +219,24 @@ def analyze(image, pixel_size_nm, phases=None, *, config=None, **settings):
     return TemResult(img.shape, ps, spots, match, pm, plist, display, timings, cfg.detection.detector)
 
 
-def analyze_file(path, *, pixel_size=None, frame=None, phases=None, config=None, **settings):
+def analyze_file(
+    path, *, pixel_size=None, frame=None, phases=None, config=None, calibration=None,
+    pixel_size_source="pixel_size=", **settings,
+):  # fmt: skip
     """:func:`~matsight.tem.frames.read_frame` then :func:`analyze`; returns ``(TemResult, image)``.
 
-    The settings are validated before the file is read.
+    The pixel size is the file's, ``pixel_size`` (nm, or ``(py, px)``) or a calibration file's
+    (``calibration``); ``TemResult.calibration_source`` says which. The settings are validated before the
+    file is read.
     """
     cfg = make_config(config, **settings)
-    data, ps = read_frame(path, pixel_size=pixel_size, frame=frame)
-    return analyze(data, ps, phases, config=cfg), data
+    data, ps, src = read_frame(
+        path, pixel_size=pixel_size, frame=frame, calibration=calibration,
+        pixel_size_source=pixel_size_source, return_source=True,
+    )  # fmt: skip
+    res = analyze(data, ps, phases, config=cfg)
+    res.calibration_source = src
+    return res, data
 
 
 def _one_frame(frame, pixel_size_nm, phases, cfg):
@@ -283,15 +302,24 @@ def analyze_series(
     return collect(outs, names, labels=labels, time_s=time_s, source=source, seconds=time.perf_counter() - t0)
 
 
-def analyze_series_file(source, *, pixel_size=None, phases=None, config=None, callback=None, **settings):
+def analyze_series_file(
+    source, *, pixel_size=None, phases=None, config=None, callback=None, calibration=None,
+    pixel_size_source="pixel_size=", **settings,
+):  # fmt: skip
     """:func:`~matsight.tem.frames.read_series` (movie, stack or folder) then :func:`analyze_series`.
 
     The settings are validated before anything is read; the file's frame times are used unless
-    ``frame_time`` is given.
+    ``frame_time`` is given. ``pixel_size``/``calibration`` as in :func:`analyze_file`; the result's
+    ``pixel_size_nm`` and ``calibration_source`` record the pixel size used and where it came from.
     """
     cfg = make_config(config, **settings)
-    frames, ps, labels, times = read_series(source, pixel_size=pixel_size, return_times=True)
-    return analyze_series(frames, ps, phases, config=cfg, times=times, labels=labels, callback=callback)
+    frames, ps, labels, times, src = read_series(
+        source, pixel_size=pixel_size, return_times=True, calibration=calibration,
+        pixel_size_source=pixel_size_source, return_source=True,
+    )  # fmt: skip
+    res = analyze_series(frames, ps, phases, config=cfg, times=times, labels=labels, callback=callback)
+    res.pixel_size_nm, res.calibration_source = tuple(float(p) for p in ps), src
+    return res
 
 
 def predict(data, pixel_size_nm, phases=None, *, config=None, callback=None, **settings):

@@ -133,6 +133,7 @@ def _analysis_json(result, rows, source):
     """What ``spots.json`` holds: summary, spots, grains, intensity and area per phase, the phases."""
     return {
         "source": str(source) if source else None,
+        "calibration": result.calibration(),
         "summary": result.summary(),
         "spots": rows,
         "grains": [

@@ -77,6 +77,10 @@ class SeriesResult:
     per_frame_seconds: list = field(default_factory=list)
     families: dict = field(default_factory=dict)
     time_source: str = "index"
+    pixel_size_nm: tuple = ()  # (py, px) used, when known (analyze_series_file)
+    calibration_source: str = (
+        ""  # where it came from: "file: <tag path>", "--pixel-size", "calibration file …"
+    )
 
     def to_records(self):
         """Wide table, one row per frame: intensity and spot count per phase, then intensity per family."""
@@ -275,6 +279,21 @@ def series_figure(result, *, x="frame", max_families=10):
     return fig
 
 
+def _calibration(result):
+    ps = tuple(getattr(result, "pixel_size_nm", ()) or ())
+    if len(ps) != 2:
+        return None
+    return {"pixel_size_nm": {"y": float(ps[0]), "x": float(ps[1])}, "source": result.calibration_source}
+
+
+def _calibration_rows(result):
+    cal = _calibration(result)
+    if cal is None:
+        return {}
+    ps = cal["pixel_size_nm"]
+    return {"pixel size (nm)": f"{ps['y']:.5g}, {ps['x']:.5g}", "pixel size source": cal["source"]}
+
+
 def write_series(result, out_dir, *, source=None, x="frame"):
     """``series.csv``, ``series.json``, ``intensity.png`` and ``index.html`` into ``out_dir``."""
     out = Path(out_dir)
@@ -288,6 +307,7 @@ def write_series(result, out_dir, *, source=None, x="frame"):
             "phases": result.phases,
             "families": list(result.families),
             "time_source": result.time_source,
+            "calibration": _calibration(result),
             "first_seen": result.first_seen(),
             "seconds": result.seconds,
             "frames": recs,
@@ -300,6 +320,7 @@ def write_series(result, out_dir, *, source=None, x="frame"):
         {
             "frames": len(result.frames),
             "time axis": TIME_SOURCES.get(result.time_source, result.time_source),
+            **_calibration_rows(result),
             "seconds (total)": round(result.seconds, 2),
             "seconds per frame": round(float(np.mean(result.per_frame_seconds)), 3)
             if result.per_frame_seconds
