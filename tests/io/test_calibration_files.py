@@ -221,3 +221,32 @@ def test_fei_sfeg_tif(tmp_path):
     mi = read_microscope(p)
     np.testing.assert_allclose(mi.pixel_size_nm, (0.1234, 0.1234), rtol=1e-6)
     assert "FEI_SFEG Scan/PixelWidth" in mi.calibration_source
+
+
+def test_velox_pixel_size_tag_when_axes_lost_it():
+    """A Velox signal whose axes carry no unit still has BinaryResult/PixelSize (in m) in its own metadata."""
+    from matsight.io.microscope import _signal_to_image
+
+    sig = {
+        "data": np.zeros((4, 6), "float32"),
+        "axes": [{"name": "y", "size": 4, "scale": 1.0, "units": ""}, {"name": "x", "size": 6, "scale": 1.0}],
+        "metadata": {},
+        "original_metadata": {
+            "BinaryResult": {
+                "PixelSize": {"width": "1.22465e-11", "height": "2.4493e-11"},
+                "PixelUnitX": "m",
+                "PixelUnitY": "m",
+            }
+        },
+    }
+    mi = _signal_to_image(
+        sig, Path("velox.emd"), "emd", 0, 1, pixel_size=None, allow_reciprocal=False, lazy=False, quiet=True
+    )
+    np.testing.assert_allclose(mi.pixel_size_nm, (0.024493, 0.0122465), rtol=1e-9)
+    assert "Velox BinaryResult/PixelSize" in mi.calibration_source
+
+
+def test_io_exports_calibration():
+    import matsight.io as mio
+
+    assert mio.read_calibration is read_calibration and mio.Calibration is Calibration
