@@ -201,3 +201,36 @@ def test_missing_and_unsupported_files(tmp_path):
     corrupt.write_bytes(b"\x00" * 64)
     with pytest.raises(InputError, match="could not be read"):
         read_microscope(corrupt)
+
+
+# #36: in-plane pixel size (y, x) to 1e-6 and the tag it was read from (full precision, from the files' tags)
+TAGS = {
+    "128x128-TEM_search.emi": ((5.261214205047081,) * 2, "TIA .ser header CalibrationDeltaX"),
+    "128x128-TEM_search_1.ser": ((5.261214205047081,) * 2, "TIA .ser header CalibrationDeltaX"),
+    "16_STOimage.emi": ((0.010012704240403384,) * 2, "TIA .ser header CalibrationDeltaX"),
+    "16_STOimage_1.ser": ((0.010012704240403384,) * 2, "TIA .ser header CalibrationDeltaX"),
+    "HAADFscan.mrc": ((908.661 / 16 / 10,) * 2, "MRC header Xlen/MX"),  # Xlen 908.661 Å over 16 px
+    "dmTest_3D_int16_64_65_66.dm4": ((3.0, 0.002), "ImageData/Calibrations/Dimension"),
+    "dmTest_float32_nonSquare_diffPixelSize.dm3": ((0.2, 1.0), "ImageData/Calibrations/Dimension"),
+    "dmTest_float32_nonSquare_diffPixelSize.dm4": ((0.2, 1.0), "ImageData/Calibrations/Dimension"),
+    "fei_example_tem_stack.emd": ((8.1728831922978511e-3,) * 2, "Velox BinaryResult/PixelSize"),
+    "multi_signal.dm3": ((0.017751578241586685,) * 2, "ImageData/Calibrations/Dimension"),
+    "temp.mrc": ((0.2, 0.2), "MRC header Xlen/MX"),
+    "test_STEM_image.dm3": ((0.24853801727294922,) * 2, "ImageData/Calibrations/Dimension"),
+    "test_dm_image_um_unit.dm3": ((168.67469251155853,) * 2, "ImageData/Calibrations/Dimension"),
+}
+
+
+def test_tags_cover_every_calibrated_file():
+    assert set(TAGS) == set(CALIBRATED)
+
+
+@pytest.mark.parametrize("name", sorted(TAGS))
+def test_calibration_source_and_precision(tem, name):
+    ps, tag = TAGS[name]
+    mi = read_microscope(tem / name, lazy=True, _quiet=True)
+    np.testing.assert_allclose(mi.pixel_size_nm[-2:], ps, rtol=1e-6)
+    assert mi.calibration_source.startswith("file: ") and tag in mi.calibration_source
+    assert name in mi.calibration_source
+    frame = next(iter_frames(tem / name))
+    assert frame.metadata["calibration_source"] == mi.calibration_source
