@@ -63,7 +63,8 @@ def system_info():
             out["torch device"] = "cpu"
         from .nn.device import set_threads
 
-        source = "MATSIGHT_THREADS / --threads" if os.environ.get("MATSIGHT_THREADS") else "free cores now"
+        explicit = os.environ.get("MATSIGHT_THREADS", "auto").strip().lower() not in ("", "auto")
+        source = "MATSIGHT_THREADS / --threads" if explicit else "free cores now"
         out["torch threads"] = f"{set_threads()} ({source})"
     for dist, extra in optional_packages().items():
         v = _version(dist)

@@ -19,6 +19,8 @@ import torch
 KILLER = """
 import os, signal, sys
 import numpy as np
+import torch
+torch.set_num_threads(1)  # as the parent: another thread count sums floats in another order
 TARGET, NTH = sys.argv[1], int(sys.argv[2])
 real_replace, seen = os.replace, []
 
@@ -78,6 +80,19 @@ def _run_killed(tmp_path, body, target, nth):
         [sys.executable, str(script), target, str(nth)], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    # bit-exact comparisons across processes need the same summation order on both sides: one thread in the
+    # parent and (through the variable it inherits) in the child
+    from matsight.nn.device import set_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("MATSIGHT_THREADS", "1")
+    set_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _same_weights(a, b):

@@ -15,8 +15,7 @@ def _keep_threads(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.delenv("MATSIGHT_THREADS", raising=False)
     yield
-    torch.set_num_threads(before)
-    os.environ.pop("MATSIGHT_THREADS", None)
+    torch.set_num_threads(before)  # monkeypatch restores the variable
 
 
 @pytest.mark.parametrize(("load", "want"), [(0.0, 4), (0.3, 4), (1.2, 3), (2.6, 1), (9.0, 1)])
@@ -42,3 +41,14 @@ def test_the_option_and_the_variable_are_applied_by_torch_work(monkeypatch):
     assert torch.get_num_threads() == 2
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert device.set_threads() == 2  # the variable wins over the free-core default
+
+
+def test_a_library_user_keeps_torch_threads_unless_the_variable_is_set(monkeypatch):
+    monkeypatch.setattr(device, "_applied", False)
+    torch.set_num_threads(3)
+    device.resolve_device("cpu")
+    assert torch.get_num_threads() == 3
+    monkeypatch.setenv("MATSIGHT_THREADS", "auto")
+    monkeypatch.setattr(device, "default_threads", lambda: 1)
+    device.resolve_device("cpu")
+    assert torch.get_num_threads() == 1

@@ -4,6 +4,10 @@ import torch
 from matsight import InputError
 from matsight.nn.unet import UNet, pixel_shuffle, sinusoidal_embedding
 
+# outputs stored by an earlier run: another thread count or CPU sums floats in another order (~1e-7);
+# a different network would differ by O(1)
+STORED = dict(rtol=1e-5, atol=1e-5)
+
 
 @pytest.mark.parametrize("shape", [(1, 1, 17, 23), (2, 1, 32, 32), (1, 1, 5, 9)])
 def test_unet_2d_any_size_with_time(shape):
@@ -91,7 +95,7 @@ def test_restore_configurations_unchanged_by_the_new_options(name, kw):
     torch.manual_seed(5)
     net = UNet(**kw).eval()
     with torch.no_grad():
-        torch.testing.assert_close(net(ref["x"], t=torch.tensor([0.3])), ref[f"y/{name}"], rtol=0, atol=0)
+        torch.testing.assert_close(net(ref["x"], t=torch.tensor([0.3])), ref[f"y/{name}"], **STORED)
     torch.testing.assert_close(torch.rand(4), ref[f"after_rng/{name}"], rtol=0, atol=0)
 
 
@@ -101,7 +105,7 @@ def test_3d_configuration_unchanged():
     net = UNet(spatial_dims=3, in_channels=2, out_channels=3, features=(2, 4), activation="relu",
                output_activation="sigmoid", first_kernel=3, last_kernel=3).eval()  # fmt: skip
     with torch.no_grad():
-        torch.testing.assert_close(net(ref["x3"]), ref["y/3d"], rtol=0, atol=0)
+        torch.testing.assert_close(net(ref["x3"]), ref["y/3d"], **STORED)
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -150,12 +154,12 @@ def test_tem_spot_detector_is_a_unet_with_the_shipped_weights_and_outputs_of_its
     net, _ = load_detector(DEFAULT_WEIGHTS)
     assert type(net) is UNet and net.multiple == 8
     with torch.no_grad():
-        torch.testing.assert_close(net(ref["x"]), ref["y_shipped"], rtol=0, atol=0)
+        torch.testing.assert_close(net(ref["x"]), ref["y_shipped"], **STORED)
     seed_everything(3)
     fresh = SpotUNet().eval()
     with torch.no_grad():
-        torch.testing.assert_close(fresh(ref["x"]), ref["y_seed3"], rtol=0, atol=0)
+        torch.testing.assert_close(fresh(ref["x"]), ref["y_seed3"], **STORED)
     again = SpotUNet()
     again.load_state_dict(net.state_dict())  # current names load too
     with torch.no_grad():
-        torch.testing.assert_close(again.eval()(ref["x"]), ref["y_shipped"], rtol=0, atol=0)
+        torch.testing.assert_close(again.eval()(ref["x"]), ref["y_shipped"], **STORED)

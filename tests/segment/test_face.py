@@ -34,6 +34,10 @@ VARIANTS = {
     "plain_att": dict(attention=True, residual=False),
 }
 
+# outputs stored by an earlier run: another thread count or CPU sums floats in another order (~1e-7);
+# a different network would differ by O(1)
+STORED = dict(rtol=1e-5, atol=1e-5)
+
 
 def test_face():
     assert seg.__all__ == ["train", "predict", "evaluate", "SegmentConfig", "load"]
@@ -48,13 +52,13 @@ def test_network_is_a_unet_equal_to_the_earlier_segunet(variant, widths):
     net = build_network(3, UNetConfig(widths=widths, **VARIANTS[variant])).eval()
     assert type(net) is UNet
     with torch.no_grad():
-        torch.testing.assert_close(net(ref["x"]), ref[f"y/{key}"], rtol=0, atol=0)
+        torch.testing.assert_close(net(ref["x"]), ref[f"y/{key}"], **STORED)
     torch.testing.assert_close(torch.rand(4), ref[f"after_rng/{key}"], rtol=0, atol=0)  # same draws after
     if widths == [4, 8, 8]:  # an earlier state dict (SegUNet names) loads and gives the same logits
         old = {k.split("/", 2)[2]: v for k, v in ref.items() if k.startswith(f"sd/{key}/")}
         fresh = load_weights(build_network(3, UNetConfig(widths=widths, **VARIANTS[variant])), old).eval()
         with torch.no_grad():
-            torch.testing.assert_close(fresh(ref["x"]), ref[f"y/{key}"], rtol=0, atol=0)
+            torch.testing.assert_close(fresh(ref["x"]), ref[f"y/{key}"], **STORED)
 
 
 @pytest.mark.parametrize("method", ["forest", "unet"])
@@ -64,10 +68,10 @@ def test_models_of_earlier_versions_load_and_retrain_identically(method):
     flat = json.loads((folder / "model.json").read_text())["config"]
     assert "model" not in flat  # the earlier flat layout
     model = seg.load(folder)
-    np.testing.assert_array_equal(predict_proba(model, ref["image"]), ref[f"p_{method}"])
+    np.testing.assert_allclose(predict_proba(model, ref["image"]), ref[f"p_{method}"], **STORED)
     assert model.config == SegmentConfig(**flat)
     again = seg.train((ref["image"], ref["strokes"]), None, config=model.config)
-    np.testing.assert_array_equal(predict_proba(again, ref["image"]), ref[f"p_{method}"])
+    np.testing.assert_allclose(predict_proba(again, ref["image"]), ref[f"p_{method}"], **STORED)
 
 
 def test_config_nested_flat_and_errors():

@@ -40,10 +40,8 @@ def _root(
     from ..nn.device import parse_threads
 
     n = parse_threads(threads)  # checked here, applied when a command starts torch work
-    if n is not None:
-        os.environ["MATSIGHT_THREADS"] = str(n)  # inherited by the GUI's and dask's worker processes
-    else:
-        os.environ.pop("MATSIGHT_THREADS", None)
+    # inherited by the GUI's and dask's worker processes
+    os.environ["MATSIGHT_THREADS"] = "auto" if n is None else str(n)
 
 
 @app.command()

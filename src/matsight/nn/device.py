@@ -93,6 +93,10 @@ def set_threads(n=None):
 
 
 def ensure_threads():
-    """Apply :func:`set_threads`'s choice once per process (torch workloads call it via resolve_device)."""
-    if not _applied:
+    """Apply :func:`set_threads`'s choice once per process where ``MATSIGHT_THREADS`` asks for it.
+
+    torch workloads call it via :func:`resolve_device`. The CLI sets the variable (``auto`` by default), and
+    its worker processes inherit it; a library user who did not set it keeps torch's own thread setting.
+    """
+    if not _applied and os.environ.get("MATSIGHT_THREADS"):
         set_threads()
