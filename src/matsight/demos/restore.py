@@ -3,8 +3,8 @@
 A textured particle volume is the HQ scan; the LQ scan is simulated as a real coarser acquisition would be
 (2× voxel size, fewer projections with photon noise, a small misalignment;
 :func:`matsight.restore.pairs.simulate_lq`).
-The pair is registered, a small InDI model is trained for about a minute, and held-out slices are compared:
-LQ bicubic, one-step (N = 1) and InDI with the automatically chosen N.
+The pair is registered, a small InDI model is trained a fixed number of steps (:data:`STEPS`), and held-out
+slices are compared: LQ bicubic, one-step (N = 1) and InDI with the automatically chosen N.
 """
 
 from __future__ import annotations
@@ -31,9 +31,15 @@ TITLE = "restore — InDI enhancement of a simulated low-quality CT scan"
 GAP = 2  # slices between the training slices and the held-out test block
 
 
-def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
-    """Generate data, register, train, enhance and evaluate; write ``out_dir/index.html``; return a
-    summary.
+STEPS = 1000
+"""Optimiser steps of the demo's training: a fixed count (no wall-clock budget), so a busy machine reaches the
+same model as an idle one, only later. About what the former 70 s budget reached on an idle machine: a step
+of the cpu preset takes 0.067 s of one core (600 steps: one-step PSNR 24.1 dB against bicubic 17.1 dB)."""
+
+
+def run(out_dir, *, seed=0, steps=STEPS, shape=(28, 160, 160)):
+    """Generate data, register, train ``steps`` optimiser steps, enhance and evaluate; write
+    ``out_dir/index.html``; return a summary.
     """
     out_dir = Path(out_dir)
     seed_everything(seed)
@@ -44,7 +50,7 @@ def run(out_dir, *, seed=0, budget_s=70.0, shape=(28, 160, 160)):
     nz = pair.hq.shape[0]
     test = slice(nz - 4, nz)  # held out: the last 4 slices, after a gap
     settings = {"training.crop": 64, "inference.auto_steps": [1, 2, 4, 8, 12], "training.val_every": 10_000}
-    config = make_config("cpu", budget=budget_s, **settings, **{"training.seed": seed})
+    config = make_config("cpu", **settings, **{"training.seed": seed, "training.steps": int(steps)})
     res = restore.train(
         pair, out_dir / "model", config=config, slices=range(test.start - GAP), device="cpu", resume=False
     )
