@@ -63,11 +63,14 @@ def test_close_d_disambiguated_by_angles():
     assert {m.phase for m in res.matches} == {"Li2CO3"}
 
 
-def test_single_spot_is_d_only_and_ambiguous_when_close():
+def test_single_spot_names_no_phase_but_lists_candidates():
+    # issue #36: a lone d is no evidence of a phase (Li2CO3 has a reflection near almost any d)
     g = 10 / 2.484  # between Li (110) and Li2CO3 (020)
     res = match_spots(_table([0.0], [g]), ["Li", "Li2CO3"])
     m = res.matches[0]
-    assert m.phase in ("Li", "Li2CO3") and m.grain == -1 and m.ambiguous and m.alternatives
+    assert m.phase == UNKNOWN and m.grain == -1
+    assert "Li (110)" in m.alternatives and "Li2CO3 (020)" in m.alternatives
+    assert res.phases_found == [] and res.verdict().startswith("no phase of the database fits")
 
 
 def test_unknown_not_forced():
@@ -75,14 +78,18 @@ def test_unknown_not_forced():
     res = match_spots(_table([0.0, 10 / 3.3], [10 / 3.3, 0.0]), ["Li", "LiF", "Li2O"])
     assert [m.phase for m in res.matches] == [UNKNOWN, UNKNOWN]
     assert res.phases_found == []
-    # but within a generous tolerance it matches
+    # a lone spot within the tolerance of Li2O (111) lists it, but does not name it
     res = match_spots(_table([0.0], [10 / 2.70]), ["Li2O"], tolerance=0.02)
-    assert res.matches[0].phase == "Li2O"
+    assert res.matches[0].phase == UNKNOWN and res.matches[0].alternatives == ["Li2O (111)"]
 
 
 def test_calibration_error_within_tolerance():
     gy, gx, _ = _zone_spots("LiF", (0, 0, 1), strain=1.035)  # d 3.5 % high, like a mis-calibrated scan
-    assert match_spots(_table(gy, gx), ["LiF"]).phases_found == []
+    assert match_spots(_table(gy, gx), ["LiF"], scale_range=0).phases_found == []
+    # the ratio method finds it and fits the scale (issue #36)
+    res = match_spots(_table(gy, gx), ["LiF"])
+    assert res.phases_found == ["LiF"] and res.scale == pytest.approx(1 / 1.035, rel=0.002)
+    assert "with a scale of 0.966" in res.verdict()
     res = match_spots(_table(gy, gx), ["LiF"], tolerance=0.05)
     assert res.phases_found == ["LiF"] and res.grains and res.grains[0]["zone"] == (0, 0, 1)
 
@@ -122,7 +129,8 @@ def test_weak_reflection_completes_grain_instead_of_new_phase():
 
 def test_faint_lone_spot_is_unknown_with_candidates():
     t = _table([0.0], [10 / 2.325], ps=(0.02, 0.02))
-    assert match_spots(t, ["LiF"]).matches[0].phase == "LiF"  # snr 10: a d-only match
+    m = match_spots(t, ["LiF"]).matches[0]  # snr 10, but a lone spot names no phase (issue #36)
+    assert m.phase == UNKNOWN and m.alternatives == ["LiF (111)"]
     t.snr[:] = 4.0
     m = match_spots(t, ["LiF"]).matches[0]
     assert m.phase == UNKNOWN and m.alternatives == ["LiF (111)"]

@@ -92,6 +92,10 @@ class MatchingConfig(_Section):
     tolerance: float = Field(0.02, description="relative d tolerance (0.02 = 2 %)")
     angle_tolerance: float = Field(2.0, description="inter-plane angle tolerance (degrees)")
     min_intensity: float = Field(0.01, description="ignore weaker reference reflections (relative |F|²)")
+    scale_range: float = Field(
+        0.08, ge=0, lt=0.5, description="when no phase fits, search pixel-size scales within ± this (0 = off)"
+    )
+    min_merit: float = Field(2.0, ge=0, description="figure of merit a crystal needs to name its phase")
 
     # `not a < x` also refuses NaN
     @field_validator("tolerance")

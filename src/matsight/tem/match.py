@@ -19,6 +19,7 @@ import numpy as np
 
 from .._errors import InputError
 from .crystals import load_phases
+from .merit import MIN_MERIT, crystal_merit
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,54 @@ class MatchResult:
     """Per-spot matches, indexed crystals (grains) and the phases found."""
 
     matches: list
-    grains: list  # dicts: phase, zone, spots (indices), hkl (per spot), angle_error_deg
+    grains: list  # dicts: phase, zone, spots (indices), hkl (per spot), merit (dict), scale
     phases: list  # names of the phases searched
+    #: pixel-size scale the spots were indexed at: 1, or the ratio method's fit (true = scale × given)
+    scale: float = 1.0
+    min_merit: float = MIN_MERIT
+    #: the best crystal per phase and zone tried, named or not (figure of merit, share, ...), best first
+    candidates: list = field(default_factory=list)
+
+    def merit_table(self):
+        """Per phase searched: the best figure of merit of its crystals and whether it is named."""
+        out = []
+        for name in self.phases:
+            cs = [c for c in self.candidates if c["phase"] == name]
+            c = max(cs, key=lambda c: c["merit"]) if cs else None
+            out.append(
+                {
+                    "phase": name,
+                    "named": name in self.phases_found,
+                    "merit": c["merit"] if c else 0.0,
+                    "zone": "[" + " ".join(map(str, c["zone"])) + "]" if c else "",
+                    "spots": c["spots"] if c else 0,
+                    "share": c["share"] if c else 0.0,
+                    "angle_rms_deg": c["angle_rms_deg"] if c else None,
+                    "scale": c["scale"] if c else 1.0,
+                }
+            )
+        return out
+
+    def verdict(self, pixel_size_nm=None):
+        """One sentence: the phases named, the scale fitted, or that no phase of the database fits."""
+        if not self.phases_found:
+            close = ", ".join(
+                f"{c['phase']} [{' '.join(map(str, c['zone']))}] merit {c['merit']:.2f}"
+                for c in self.candidates[:3]
+            )
+            return f"no phase of the database fits (figure of merit below {self.min_merit:g})" + (
+                f"; closest: {close}" if close else ""
+            )
+        msg = "phases: " + ", ".join(self.phases_found)
+        if abs(self.scale - 1) > 1e-9:
+            g = max(self.grains, key=lambda g: g["merit"]["merit"])
+            msg = f"spots fit {g['phase']} [{' '.join(map(str, g['zone']))}] with a scale of {self.scale:.3f}"
+            if pixel_size_nm is not None:
+                ps = np.atleast_1d(np.asarray(pixel_size_nm, float))
+                fix = ", ".join(f"{p * self.scale:.5g}" for p in np.unique(ps))
+                was = ", ".join(f"{p:.5g}" for p in np.unique(ps))
+                msg += f": your pixel size is probably {fix} nm, not {was} nm"
+        return msg
 
     @property
     def phases_found(self):
@@ -193,6 +240,8 @@ def match_spots(
     d_max=15.0,
     max_seed_spots=16,
     min_snr_d_only=6.5,
+    scale_range=0.08,
+    min_merit=MIN_MERIT,
 ):
     """Identify the phase and (hkl) of every spot.
 
@@ -215,6 +264,13 @@ def match_spots(
         A spot outside every indexed crystal is matched on its d alone only when its peak stands this far out
         of the noise (``SpotTable.snr``); weaker lone spots stay ``unknown`` (their candidates are listed), so
         that a faint streak or a dynamical reflection does not declare a phase.
+    scale_range : float
+        When no phase is named at the given pixel size, try pixel-size scales within ``±scale_range`` (the
+        ratio method: d ratios and angles fix the phase, the scale follows) and report the best one
+        (``MatchResult.scale``). 0 turns the search off.
+    min_merit : float
+        A crystal names its phase only with a figure of merit at least this (:mod:`matsight.tem.merit`);
+        weaker ones are listed in ``MatchResult.candidates`` and their spots stay ``unknown``.
 
     Returns
     -------
@@ -222,42 +278,161 @@ def match_spots(
     """
     if not 0 < tolerance < 0.5:
         raise InputError(f"tolerance {tolerance} must be a relative d error in (0, 0.5), e.g. 0.02 for 2 %")
+    if not 0 <= scale_range < 0.5:
+        raise InputError(f"scale_range {scale_range} must be in [0, 0.5), e.g. 0.08 for ±8 %")
     plist = load_phases(phases)
-    n = len(spots)
+    names = [p.name for p in plist]
+    if len(spots) == 0:
+        return MatchResult([], [], names, min_merit=min_merit)
+    kw = {
+        "tolerance": tolerance,
+        "angle_tolerance": angle_tolerance,
+        "min_intensity": min_intensity,
+        "d_min": d_min,
+        "d_max": d_max,
+        "max_seed_spots": max_seed_spots,
+        "min_snr_d_only": min_snr_d_only,
+        "min_merit": min_merit,
+    }
+    res = _match_at_scale(spots, plist, 1.0, kw)
+    if scale_range > 0 and not res.grains:
+        res = _scale_search(spots, plist, scale_range, kw, res)
+    return res
+
+
+def _view(spots, scale):
+    """The spots' d, 2D g (1/nm), intensity and SNR as if the pixel size were ``scale`` × the given one."""
+    snr = getattr(spots, "snr", None)
+    return (
+        np.asarray(spots.d, float) * scale,
+        np.column_stack([spots.gx, spots.gy]) / scale,
+        np.asarray(spots.intensity, float),
+        None if snr is None else np.asarray(snr, float),
+    )
+
+
+def _match_at_scale(spots, plist, scale, kw, n_scale=1.0):
+    """:func:`match_spots` at one pixel-size ``scale``: crystals with their figure of merit, then d-only."""
+    d, v2, inten, snr = _view(spots, scale)
+    n = len(d)
+    tol, atol = kw["tolerance"], kw["angle_tolerance"]
     matches = [SpotMatch() for _ in range(n)]
-    if n == 0:
-        return MatchResult(matches, [], [p.name for p in plist])
-    d = np.asarray(spots.d, float)
-    snr = np.asarray(spots.snr, float) if getattr(spots, "snr", None) is not None else None
-    v2 = np.column_stack([spots.gx, spots.gy])  # 2D measured g (1/nm), image handedness
-    cands = [_PhaseCands(p, d, tolerance, d_min, d_max, min_intensity) for p in plist]
-    order = np.argsort(-np.asarray(spots.intensity))
+    cands = [_PhaseCands(p, d, tol, kw["d_min"], kw["d_max"], kw["min_intensity"]) for p in plist]
+    order = np.argsort(-inten)
     assigned = np.zeros(n, bool)
-    grains = []
+    grains, rejected, skip = [], [], set()
+    ctx = {
+        "tolerance": tol,
+        "angle_tolerance": atol,
+        "d_lo": max(kw["d_min"], d.min() * (1 - tol)),
+        "d_hi": min(kw["d_max"], d.max() * (1 + tol)) if d.max() * (1 + tol) > kw["d_min"] else kw["d_max"],
+        "n_scale": n_scale,
+        "intensity": inten,
+        "pos_tol": min(tol, np.radians(atol)),
+    }
+    if ctx["d_hi"] <= ctx["d_lo"]:
+        ctx["d_lo"], ctx["d_hi"] = kw["d_min"], kw["d_max"]
     while True:
-        best = _best_grain(
-            cands,
-            order,
-            assigned,
-            v2,
-            d,
-            snr,
-            tolerance=tolerance,
-            angle_tolerance=angle_tolerance,
-            max_seed_spots=max_seed_spots,
-            min_snr_d_only=min_snr_d_only,
-        )
+        best = _best_grain(cands, order, assigned, v2, d, snr, skip=skip, **_grain_kw(kw))
         if best is None:
             break
         _, pi, res = best
+        m = _merit(cands[pi], res, assigned, ctx, kw["max_seed_spots"])
+        if m["merit"] < kw["min_merit"]:
+            rejected.append(_candidate(cands[pi].phase.name, res["zone"], m, scale))
+            skip.add(pi)
+            continue
         _assign_grain(cands[pi].phase, res, d, matches, assigned, grains)
+        grains[-1].update(merit=m, scale=scale)
     identified = {g["phase"] for g in grains}
-    _match_d_only(cands, d, snr, assigned, identified, matches, tolerance, min_snr_d_only)
-    return MatchResult(matches, grains, [p.name for p in plist])
+    _match_d_only(cands, d, snr, assigned, identified, matches, tol, kw["min_snr_d_only"])
+    out = MatchResult(matches, grains, [p.name for p in plist], scale=scale, min_merit=kw["min_merit"])
+    out.candidates = sorted(
+        [_candidate(g["phase"], g["zone"], g["merit"], scale) for g in grains] + rejected,
+        key=lambda c: -c["merit"],
+    )
+    return out
+
+
+def _grain_kw(kw):
+    keys = ("tolerance", "angle_tolerance", "max_seed_spots", "min_snr_d_only")
+    return {k: kw[k] for k in keys}
+
+
+def _merit(pc, res, assigned, ctx, max_seed_spots):
+    """:func:`~matsight.tem.merit.crystal_merit` of crystal ``res`` given the spots still free."""
+    free = ~assigned
+    n_cand = sum(1 for k in np.flatnonzero(free) if pc.has(k))
+    m = min(n_cand, max_seed_spots)
+    ctx = dict(ctx, free=free, n_free=int(free.sum()), n_pairs=max(1, m * (m - 1) // 2))
+    return crystal_merit(pc, res, ctx)
+
+
+def _candidate(phase, zone, merit, scale):
+    return {"phase": phase, "zone": tuple(int(x) for x in zone), "scale": float(scale), **merit}
+
+
+def _scale_search(spots, plist, scale_range, kw, nominal):
+    """The ratio method: match at pixel-size scales within ``±scale_range``, keep the best, refine the scale.
+
+    Scales are tried every ``tolerance`` (each d window is ``±tolerance`` wide, so neighbouring trials
+    overlap by half); the figure of merit pays for the ``range / tolerance`` independent trials. The best
+    scale is refined to the median ``d_ref / d`` of the spots its crystals index and matched again there.
+    Returns ``nominal`` (the result at scale 1) when no scale names a phase; its candidates then list the
+    closest crystals over every scale.
+    """
+    tol = kw["tolerance"]
+    lo, hi = np.log(1 - scale_range), np.log(1 + scale_range)
+    trials = np.exp(np.arange(lo, hi + 1e-9, tol))
+    n_scale = max(1.0, (hi - lo) / (2 * tol))
+    best, cands = None, list(nominal.candidates)
+    for s in trials:
+        r = _match_at_scale(spots, plist, float(s), kw, n_scale)
+        cands += r.candidates
+        if not r.grains:
+            continue
+        r = _refine_scale(spots, plist, r, kw, n_scale, scale_range)
+        if r is None:
+            continue
+        cands += r.candidates
+        key = (max(g["merit"]["merit"] for g in r.grains), -_rms_d_error(r))
+        if best is None or key > best[0]:
+            best = (key, r)
+    if best is None:
+        nominal.candidates = _closest(cands)
+        return nominal
+    out = best[1]
+    out.candidates = _closest(out.candidates + cands)
+    return out
+
+
+def _rms_d_error(r):
+    e = [m.d_error for m in r.matches if m.grain >= 0 and m.fraction == 1]
+    return float(np.sqrt(np.mean(np.square(e)))) if e else 1.0
+
+
+def _refine_scale(spots, plist, r, kw, n_scale, scale_range):
+    """Match again at the median ``d_ref / d`` of the spots ``r``'s crystals index; None outside the range."""
+    ratios = [1 / (1 + m.d_error) for m in r.matches if m.grain >= 0 and m.fraction == 1]
+    s_ref = r.scale * float(np.median(ratios)) if ratios else r.scale
+    if abs(np.log(s_ref)) > np.log1p(scale_range):
+        return None
+    refined = _match_at_scale(spots, plist, s_ref, kw, n_scale)
+    return refined if refined.grains else r
+
+
+def _closest(cands):
+    """The best candidate per phase and zone, highest figure of merit first."""
+    best = {}
+    for c in cands:
+        key = (c["phase"], c["zone"])
+        if key not in best or c["merit"] > best[key]["merit"]:
+            best[key] = c
+    return sorted(best.values(), key=lambda c: -c["merit"])
 
 
 def _best_grain(
-    cands, order, assigned, v2, d, snr, *, tolerance, angle_tolerance, max_seed_spots, min_snr_d_only
+    cands, order, assigned, v2, d, snr, *, tolerance, angle_tolerance, max_seed_spots, min_snr_d_only, skip=()
 ):
     """The best-scoring crystal over every phase and seed pair of unassigned spots.
 
@@ -269,6 +444,8 @@ def _best_grain(
     pos_tol = min(tolerance, np.radians(angle_tolerance))  # relative position error for grain completion
     best = None
     for pi, pc in enumerate(cands):
+        if pi in skip:
+            continue
         avail = [k for k in order if not assigned[k] and pc.has(k)]
         seeds = avail[:max_seed_spots]
         if len(seeds) < 2:
@@ -352,7 +529,9 @@ def _score_crystal(
     w = np.clip(1 - 0.5 * ed**2 - 0.5 * ea**2, 0.1, 1) * (0.5 + 0.5 * np.minimum(rel / 0.1, 1))
     w_extra = np.clip(1 - 0.5 * ex**2, 0.1, 1) if ex.size else np.zeros(0)
     score = (float(w.sum() + w_extra.sum()), -float(ed.mean() + ea.mean()))
-    return score, {"spots": hk, "zone": zone, "extra": extra}
+    res = {"spots": hk, "zone": zone, "extra": extra, "seed": (int(i), int(j)), "pred": pred}
+    res["angle_err"] = [float(a) for k, a in zip(idx, bang[idx], strict=True) if k != i and np.isfinite(a)]
+    return score, res
 
 
 def _assign_grain(phase, res, d, matches, assigned, grains):
@@ -404,7 +583,8 @@ def _match_d_only(cands, d, snr, assigned, identified, matches, tolerance, min_s
         if not opts:
             continue
         opts.sort(key=lambda o: (o[0], o[1]), reverse=True)
-        if snr is not None and snr[k] < min_snr_d_only:
+        # a phase is named only by a crystal with evidence: a lone d matches a phase already named
+        if not opts[0][0] or (snr is not None and snr[k] < min_snr_d_only):
             matches[k] = SpotMatch(alternatives=sorted({f"{o[2].phase.name} {o[3].label}" for o in opts}))
             continue
         _, _, pc, r = opts[0]

@@ -130,6 +130,7 @@ class TemResult:
             "spots (Friedel pairs)": len(self.spots),
             "unknown spots": sum(m.phase == UNKNOWN for m in self.match.matches),
             "phases found": ", ".join(self.phases_found) or "none",
+            "identification": self.match.verdict(self.pixel_size_nm),
         }
         if self.maps is not None:
             for name, f in self.maps.area_fraction.items():
@@ -155,6 +156,8 @@ def _match(spots, plist, cfg):
         tolerance=mat.tolerance,
         angle_tolerance=mat.angle_tolerance,
         min_intensity=mat.min_intensity,
+        scale_range=mat.scale_range,
+        min_merit=mat.min_merit,
         d_min=det.d_min,
         d_max=det.d_max,
     )

@@ -140,6 +140,13 @@ def _analysis_json(result, rows, source):
             {**g, "zone": list(g["zone"]), "hkl": {str(k): v for k, v in g["hkl"].items()}}
             for g in result.match.grains
         ],
+        "identification": {
+            "verdict": result.match.verdict(result.pixel_size_nm),
+            "scale": result.match.scale,
+            "min_merit": result.match.min_merit,
+            "merit_per_phase": result.match.merit_table(),
+            "candidates": [{**c, "zone": list(c["zone"])} for c in result.match.candidates[:10]],
+        },
         "phase_intensity": result.phase_intensity(),
         "area_fraction": result.maps.area_fraction if result.maps is not None else {},
         "phases": [p.to_dict() for p in result.phases],
@@ -177,6 +184,11 @@ def write_analysis(
     if source:
         rep.text(f"Input: {source}")
     rep.table(result.summary())
+    rep.table(
+        result.match.merit_table(),
+        caption="Figure of merit per phase (−log10 chance × share; a phase is named at ≥ "
+        f"{result.match.min_merit:g})",
+    )
     for caption, table in extra_tables:
         rep.table(table, caption=caption)
     rep.figure(fft_figure(result), "fft_spots", caption="FFT with detected spots (and Friedel mates).")

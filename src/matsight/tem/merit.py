@@ -1,0 +1,140 @@
+"""Figure of merit of an indexed crystal: is it more than a chance coincidence of d-spacings and angles?
+
+A phase with a dense reflection list (a large low-symmetry cell: Li2CO3, monoclinic) has a reflection within
+2 % of almost any d-spacing and, for almost any pair of spots, two members at the measured angle. Counting
+matched spots therefore says little; what counts is how unlikely the match would be for *random* spots. For a
+crystal (a grain: one phase, one zone axis) indexed from a seed pair ``i, j`` plus ``k`` further spots among
+the ``n`` other spots of the frame:
+
+- ``p_d`` — the chance that a random spot (uniform over the analysed annulus of the spectrum) has a d within
+  ``tolerance`` of some reflection of the phase: the area of the ``±tolerance`` rings over the annulus area;
+- ``p_angle`` — the share of [0°, 180°] covered, within ``angle_tolerance``, by the inter-plane angles between
+  the candidate reflections of the seed spots;
+- ``p_zone`` — once the seed fixes the orientation, the chance that a random spot lands on one of the zone's
+  reflections: the error boxes (``2·tolerance·|g|`` radially × ``2·angle_tolerance`` across) of every
+  reflection of the zone over the annulus area.
+
+The chance probability of the crystal is ``P = min(1, N_pairs · p_d² · p_angle) · B(k; n, p_zone) · N_scale``
+(``N_pairs`` seed pairs tried — the look-elsewhere factor; ``B`` the binomial tail P(X ≥ k);
+``N_scale`` independent scales tried by the ratio method, 1 at the nominal pixel size). The evidence is
+``−log10 P``. It is multiplied by the crystal's **share**: the intensity of its spots over that of its spots
+plus every unexplained spot lying on a half- or third-order position of its lattice (a crystal that explains
+the (200) and (220) spots of a cell twice its size, but not the stronger (100) and (110), is the wrong cell).
+The product is the **figure of merit**; a phase is named only when one of its crystals reaches
+:data:`MIN_MERIT` (2: about a 1 % chance that random spots index as well).
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["MIN_MERIT", "crystal_merit", "d_coverage", "zone_coverage"]
+
+#: a crystal is named only with a figure of merit at least this (−log10 of the chance probability × share)
+MIN_MERIT = 2.0
+
+
+def _annulus(d_lo, d_hi):
+    return math.pi * (1.0 / d_lo**2 - 1.0 / d_hi**2)
+
+
+def d_coverage(d_ref, tolerance, d_lo, d_hi):
+    """Share (by area) of the annulus ``d_lo ≤ d ≤ d_hi`` within ``tolerance`` of some ``d_ref``."""
+    g_lo, g_hi = 1.0 / d_hi, 1.0 / d_lo
+    iv = sorted(
+        (max(g_lo, 1 / (d * (1 + tolerance))), min(g_hi, 1 / (d * (1 - tolerance))))
+        for d in np.asarray(d_ref, float)
+    )
+    area, cur = 0.0, None
+    for a, b in iv + [(np.inf, np.inf)]:
+        if cur is not None and a > cur[1]:
+            area += math.pi * max(0.0, cur[1] ** 2 - cur[0] ** 2)
+            cur = None
+        if b <= a or not np.isfinite(a):
+            continue
+        cur = (a, b) if cur is None else (cur[0], max(cur[1], b))
+    return min(1.0, area / _annulus(d_lo, d_hi))
+
+
+def zone_coverage(phase, zone, tolerance, angle_tolerance, d_lo, d_hi):
+    """Chance that a random spot lands within the position tolerance of one reflection of ``zone``."""
+    _, d, _ = phase.zone_reflections(zone, d_min=d_lo, d_max=d_hi, min_intensity=0.0)
+    if len(d) == 0:
+        return 0.0
+    g = 1.0 / d
+    area = np.sum((2 * tolerance * g) * (2 * np.radians(angle_tolerance) * g))
+    return float(min(1.0, area / _annulus(d_lo, d_hi)))
+
+
+def angle_coverage(pc, i, j, angle_tolerance):
+    """Share of [0°, 180°] within ``angle_tolerance`` of an angle between candidates of spots i and j."""
+    gi = np.concatenate([pc.phase.g_vectors(pc.refl[f].members) for f in pc.fams[i]])
+    gj = np.concatenate([pc.phase.g_vectors(pc.refl[f].members) for f in pc.fams[j]])
+    c = (gi / np.linalg.norm(gi, axis=1)[:, None]) @ (gj / np.linalg.norm(gj, axis=1)[:, None]).T
+    ang = np.degrees(np.arccos(np.clip(c.ravel(), -1, 1)))
+    hit = np.zeros(1800, bool)  # 0.1° bins
+    grid = np.arange(1800) * 0.1 + 0.05
+    for a in np.unique(np.round(ang, 1)):
+        hit |= np.abs(grid - a) <= angle_tolerance
+    return float(hit.mean())
+
+
+def binom_tail(k, n, p):
+    """P(X ≥ k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0:
+        return 0.0
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
+
+
+def lattice_share(phase, pred, spot_ids, free, intensity, pos_tol):
+    """Intensity share of the crystal's spots among them + the free spots on its 1/2- or 1/3-order lattice."""
+    Rinv = np.linalg.inv(phase._recip.T)
+    mag = np.linalg.norm(pred, axis=1)
+    own = float(np.sum(intensity[list(spot_ids)]))
+    other = 0.0
+    for k in np.flatnonzero(free):
+        h = pred[k] @ Rinv
+        for den in (2, 3):
+            r = np.round(h * den)
+            if r.any() and np.linalg.norm(pred[k] - (r / den) @ phase._recip.T) / mag[k] <= pos_tol:
+                other += float(intensity[k])
+                break
+    return own / (own + other) if own + other > 0 else 0.0
+
+
+def crystal_merit(pc, grain, ctx):
+    """The figure of merit of crystal ``grain`` of candidate phase ``pc`` (see the module docstring).
+
+    ``grain``: ``seed`` (i, j), ``spots``, ``extra`` (completion), ``zone``, ``pred``, ``angle_err``;
+    ``ctx``: ``d_lo``, ``d_hi``, ``tolerance``, ``angle_tolerance``, ``n_free`` (unassigned spots before),
+    ``n_pairs``, ``n_scale``, ``intensity``, ``free`` (bool mask of unassigned spots), ``pos_tol``.
+    Returns a dict: merit, evidence, chance, share, spots, p_d, p_zone, angle_rms_deg.
+    """
+    i, j = grain["seed"]
+    tol, atol = ctx["tolerance"], ctx["angle_tolerance"]
+    d_ref = [r.d for r in pc.refl]
+    p_d = d_coverage(d_ref, tol, ctx["d_lo"], ctx["d_hi"])
+    p_seed = min(1.0, ctx["n_pairs"] * p_d**2 * angle_coverage(pc, i, j, atol))
+    p_zone = zone_coverage(pc.phase, grain["zone"], tol, atol, ctx["d_lo"], ctx["d_hi"])
+    members = set(grain["spots"]) | set(grain["extra"])
+    k = len(members) - 2
+    chance = min(1.0, p_seed * binom_tail(k, max(ctx["n_free"] - 2, 0), p_zone) * ctx["n_scale"])
+    evidence = -math.log10(max(chance, 1e-30))
+    free = ctx["free"].copy()
+    free[list(members)] = False
+    share = lattice_share(pc.phase, grain["pred"], members, free, ctx["intensity"], ctx["pos_tol"])
+    ang = np.asarray(grain.get("angle_err", []), float)
+    return {
+        "merit": round(evidence * share, 3),
+        "evidence": round(evidence, 3),
+        "chance": float(chance),
+        "share": round(share, 3),
+        "spots": len(members),
+        "p_d": round(float(p_d), 4),
+        "p_zone": round(p_zone, 4),
+        "angle_rms_deg": round(float(np.sqrt(np.mean(ang**2))), 3) if ang.size else 0.0,
+    }
