@@ -281,3 +281,28 @@ def test_hr_curves_pool_every_image():
         for ax in ("0", "1"):
             mean = np.mean([s["two_point_correlation"][key][ax] for s in per], axis=0)
             np.testing.assert_allclose(hr["two_point_correlation"][key][ax], mean, atol=1e-6)
+
+
+def test_target_rows_mark_each_target():
+    from matsight.fuse.evaluate_report import target_rows
+
+    res = {
+        "lr_consistency": {"consistency": 0.94},
+        "versus_truth": {
+            "abs_delta_vf": {"0": 0.004, "1": 0.02},
+            "rel_delta_interface": {"0-1": -0.05, "0-2": None},
+            "delta_transport_efficiency": {"1 axis 2": 0.03},
+            "rel_delta_tpb": None,
+        },
+    }
+    rows = target_rows(res, {0: "pore", 1: "active", 2: "binder"})
+    assert {k: r["met"] for k, r in rows.items()} == {
+        "LR consistency": "no",
+        "|ΔVF| pore": "yes",
+        "|ΔVF| active": "no",
+        "rel. Δ interface pore / active": "yes",
+        "rel. Δ interface pore / binder": "n/a",
+        "Δ VF/τ active, axis 2": "no",
+        "rel. Δ TPB": "n/a",
+    }
+    assert target_rows({"shape": [4, 4, 4]}) == {}

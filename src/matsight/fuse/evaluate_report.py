@@ -163,7 +163,8 @@ def target_rows(res, names=None):
         a, b = k.split("-")
         mark(f"rel. Δ interface {_pn(a, names)} / {_pn(b, names)}", v, "rel_delta_interface", "within ±0.05")
     for k, v in vt["delta_transport_efficiency"].items():
-        mark(f"Δ VF/τ {k}", v, "delta_transport_efficiency", "within ±0.02")
+        p, ax = k.split(" axis ")
+        mark(f"Δ VF/τ {_pn(p, names)}, axis {ax}", v, "delta_transport_efficiency", "within ±0.02")
     mark("rel. Δ TPB", vt["rel_delta_tpb"], "rel_delta_tpb", "within ±0.10")
     return rows
 
