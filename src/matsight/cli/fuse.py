@@ -1,11 +1,12 @@
 """``matsight fuse``: SuperRes 2D/3D fusion — train, generate volumes of any size, evaluate, degrade."""
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ._common import check_outputs, echo, progress_bar, progress_enabled, user_errors
+from ._common import check_outputs, echo, printable, progress_bar, progress_enabled, user_errors
 
 app = typer.Typer(
     help="SuperRes (2D/3D fusion GAN): LR 3D labels + HR 2D labels → super-resolved n-phase volumes.",
@@ -197,7 +198,7 @@ def train(
         # as before the setting existed: 1000 steps, or as many as the budget allows
         given["training.steps"] = steps if steps is not None else (None if budget else 1000)
     cfg = run_config(out, preset=preset, settings={**given, **extra}, resume=resume)
-    with progress_bar("fuse train") as callback:
+    with _echo_warnings("matsight.fuse"), progress_bar("fuse train") as callback:
         res = _train(
             (_labels_file(lr, "LR volume"), _hr_files(hr, hr_y, hr_z)),
             out,
@@ -207,14 +208,42 @@ def train(
             device=device,
             resume=resume,
         )
+    _echo_result(res, out)
+
+
+def _echo_result(res, out):
+    """The last lines of `fuse train`: iterations, files, then where the run stands, the verdict last."""
+    from ..fuse.convergence import status_lines
+
     best = (
         ""
         if res.best_iteration is None
         else f"; best at iteration {res.best_iteration} (score {res.best_score:.4f})"
     )
     echo(f"{res.iterations} iterations, {res.seconds:.0f} s in this call{best}")
-    names = ("best.safetensors", "last.safetensors", "training_curves.png", "metrics.csv")
+    names = ("best.safetensors", "last.safetensors", "training_curves.png", "metrics.csv", "status.json")
     echo(f"wrote {Path(out).resolve()} ({', '.join(n for n in names if (Path(out) / n).is_file())})")
+    # still falling or flat, LR consistency, gaps to the HR images, converged or not
+    for line in status_lines(res.status) if res.status else []:
+        echo(line)
+
+
+@contextlib.contextmanager
+def _echo_warnings(name):
+    """Show the warnings the library logs (e.g. LR/HR fractions that differ) as ``warning: …`` lines."""
+    import logging
+
+    class _Echo(logging.Handler):
+        def emit(self, record):
+            typer.echo(printable(f"warning: {record.getMessage()}"), err=True)
+
+    handler = _Echo(logging.WARNING)
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _hr_files(hr, hr_y, hr_z):

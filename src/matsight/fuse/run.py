@@ -6,6 +6,8 @@
     RUN/best.safetensors   generator of the best-scoring evaluation (used by generation)
     RUN/metrics.csv, metrics.json, training_curves.png, config.json
     RUN/hr_reference.json  the HR images' values of the logged slice metrics
+    RUN/status.json        where the run stands: converged or not, LR consistency, gaps to the HR images,
+                           the LR/HR phase fraction check (:func:`matsight.fuse.convergence.run_status`)
 
 Checkpoints are safetensors with the JSON settings in their header (:mod:`matsight.nn.checkpoint`);
 loading never unpickles.

@@ -9,7 +9,10 @@ budget, resumable (``last.safetensors`` holds generator, critics, optimiser tens
 states), and logs cheap metrics — phase fractions and surface areas of generated slices vs the HR images,
 and agreement of the degraded output with the LR input — which decide the best checkpoint
 (``best.safetensors``), the paper's suggested stopping rule for a loss without a convergence criterion; the
-slices' Euler densities (grains per area) are logged beside them. The run folder is described in
+slices' Euler densities (grains per area) are logged beside them. Before training, the LR phase fractions are
+checked against the HR phases they map to (a warning above 0.05); every evaluation records the score's trend,
+and the end of a call writes ``status.json`` and logs where the run stands — converged or not, LR consistency,
+gaps to the HR images (:mod:`matsight.fuse.convergence`). The run folder is described in
 :mod:`matsight.fuse.run`.
 """
 
@@ -34,6 +37,7 @@ from ..nn.checkpoint import load_checkpoint
 from ..nn.device import resolve_device
 from ..progress import report
 from .config import FLAT_NAMES, FuseConfig, make_config, saved_config
+from .convergence import fraction_check, run_status, score_trend, status_lines
 from .data import HRSampler, LRSampler, as_hr_stack, as_labels, one_hot, phase_count, stack_order_warnings
 from .degrade import downsample
 from .losses import critic_loss, critic_view, generator_loss, slices
@@ -67,6 +71,7 @@ class TrainResult:
     best_iteration: int | None
     best_score: float | None
     seconds_per_iteration: float
+    status: dict | None = None  # where the run stands (``status.json``: :func:`~.convergence.run_status`)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -477,6 +482,8 @@ class _Log:
     t_start: float = field(default_factory=time.perf_counter)
     last_save: float = field(default_factory=time.perf_counter)
     running: dict = field(default_factory=lambda: {k: [] for k in ("d_loss", "wass", "gp", "g_adv", "vw")})
+    hr_ref: list = field(default_factory=list)  # the HR images' slice metrics (``hr_reference.json``)
+    inputs: dict | None = None  # the LR/HR phase fraction check
 
     @classmethod
     def of(cls, out_dir, data_id, meta):
@@ -507,7 +514,19 @@ class _Log:
             self.out_dir / LAST, s.cfg, s.gen, s.critics, s.opt_g, s.opt_ds, extra, ema=s.ema, tgen=s.tgen
         )
         write_logs(self.out_dir, self.history)
+        self.status(state)
         self.last_save = time.perf_counter()
+
+    def status(self, state, stopped_by=None):
+        """Write ``status.json``: where the run stands (``stopped_by`` None: still training)."""
+        best = self.best["iteration"]
+        every = state.cfg.training.metrics_every
+        st = run_status(
+            self.history, self.hr_ref, best_iteration=best, stopped_by=stopped_by, metrics_every=every
+        )
+        st["inputs"] = self.inputs
+        write_json(self.out_dir / "status.json", st)
+        return st
 
     def save_best(self, state, meta):
         s = state
@@ -521,6 +540,8 @@ class _Log:
         for k, v in self.running.items():
             rec[k] = float(np.mean(v)) if v else None
             v.clear()
+        # the plateau test on the scores so far: metrics.json says at every evaluation if it still falls
+        rec["score_trend"] = score_trend([r["score"] for r in [*self.history, rec]])["trend"]
         self.history.append(rec)
         if rec["score"] < self.best["score"]:
             self.best = {"score": rec["score"], "iteration": it}
@@ -647,17 +668,11 @@ def train(data, out_dir, *, config=None, budget=None, callback=None, device="aut
         raise InputError("training.steps is None (no limit): give a time budget, or a number of steps")
     state = _build_state(cfg, resolve_device(device), lr, stacks, n_hr, n_lr, groups, meta)
     evaluator = _Evaluator(cfg, lr, stacks, n_hr, n_lr, n_eval, state.device)
-    make_folder(out_dir)
-    write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
-    # what the logged columns vf*, sa*, eu* aim at: one entry per HR stack (x, y, z planes if anisotropic)
-    write_json(
-        out_dir / "hr_reference.json",
-        [{k: v.tolist() for k, v in zip(("vf", "sa", "eu"), ref, strict=True)} for ref in evaluator.hr_ref],
-    )
-    run = _Log.of(out_dir, data_id, meta)
+    run = _start_run(out_dir, cfg, data_id, meta, evaluator.hr_ref, _check_fractions(cfg, lr, stacks, n_hr))
     start_it = state.iteration
     _loop(state, run, evaluator, budget_s, callback)
     run.checkpoint(state)
+    status = _finish(run, state)
     if not (out_dir / BEST).is_file():  # zero iterations run: still leave a usable generator
         run.save_best(state, {"iteration": state.iteration})
     plot_curves(out_dir, run.history, evaluator.hr_ref)
@@ -670,7 +685,42 @@ def train(data, out_dir, *, config=None, budget=None, callback=None, device="aut
         best_iteration=run.best["iteration"],
         best_score=None if math.isinf(run.best["score"]) else run.best["score"],
         seconds_per_iteration=dt / done if done else float("nan"),
+        status=status,
     )
+
+
+def _check_fractions(cfg, lr, stacks, n_hr):
+    """The LR/HR phase fraction check of :func:`~.convergence.fraction_check`, logged when they differ."""
+    compare = [int(c) for c in cfg.lr_channels[1:]]
+    check = fraction_check(lr, stacks, compare, n_hr, material_only=cfg.training.material_only_loss)
+    if check["warning"]:
+        log.warning(check["warning"])
+    return check
+
+
+def _start_run(out_dir, cfg, data_id, meta, hr_ref, inputs):
+    """The run folder's settings and HR reference written, and the run's record (resumed from ``meta``)."""
+    make_folder(out_dir)
+    write_json(out_dir / "config.json", cfg.model_dump(mode="json"))
+    # what the logged columns vf*, sa*, eu* aim at: one entry per HR stack (x, y, z planes if anisotropic)
+    write_json(
+        out_dir / "hr_reference.json",
+        [{k: v.tolist() for k, v in zip(("vf", "sa", "eu"), ref, strict=True)} for ref in hr_ref],
+    )
+    run = _Log.of(out_dir, data_id, meta)
+    run.hr_ref = [[np.asarray(v).tolist() for v in ref] for ref in hr_ref]
+    run.inputs = inputs
+    return run
+
+
+def _finish(run, state):
+    """The final ``status.json``, its lines logged: converged or not, LR consistency, gaps to the HR."""
+    steps = state.cfg.training.steps
+    stopped_by = "steps" if steps is not None and state.iteration >= steps else "budget"
+    status = run.status(state, stopped_by)
+    for line in status_lines(status):
+        log.info(line)
+    return status
 
 
 def _fingerprint(lr, stacks):
