@@ -1,5 +1,7 @@
 """Issue #36: a phase is named only on evidence; an unknown pixel-size scale is fitted (ratio method)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,30 @@ def test_calibrate_srtio3_file(shared_data):
     # the scan is not square: x and y differ by about 1 %
     assert 0.3 < abs(fit.pixel_size_nm[1] / fit.pixel_size_nm[0] - 1) * 100 < 2.5
     assert np.isfinite(fit.shear)
+
+
+def test_cli_calibrate_then_analyze(tmp_path):
+    import tifffile
+    from typer.testing import CliRunner
+
+    from matsight.cli import app
+
+    frame = lattice.lattice_image((512, 512), 0.02, grains=[lattice.Grain("LiF", (0, 0, 1), 17.0)], seed=0)
+    tif = tmp_path / "lif.tif"
+    tifffile.imwrite(tif, frame.image.astype(np.float32))
+    cal = tmp_path / "cal.json"
+    r = CliRunner().invoke(
+        app, ["tem", "calibrate", str(tif), "--phase", "LiF", "--pixel-size", "0.021", "-o", str(cal)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "fitted pixel size  0.02" in r.output and "scale 0.95" in r.output
+    out = tmp_path / "a"
+    r = CliRunner().invoke(
+        app, ["tem", "analyze", str(tif), "--calibration", str(cal), "--no-maps", "-o", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads((out / "spots.json").read_text())
+    ident = data["identification"]
+    assert ident["scale"] == 1.0 and ident["verdict"] == "phases: LiF"
+    assert {r["phase"]: r["named"] for r in ident["merit_per_phase"]}["LiF"]
+    assert "Figure of merit per phase" in (out / "index.html").read_text()

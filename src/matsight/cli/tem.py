@@ -1,4 +1,4 @@
-"""``matsight tem``: HRTEM phase identification from FFT spots (analyze, series, train-detector).
+"""``matsight tem``: HRTEM phase identification from FFT spots (analyze, series, calibrate, train-detector).
 
 The commands import :mod:`matsight.tem` when they run, so that ``matsight --help`` stays quick and torch-free.
 """
@@ -200,6 +200,42 @@ def series(
         if f is not None:
             echo(f"{p:<10} first seen in frame {f}")
     echo(f"report: {report.resolve()}")
+
+
+@app.command()
+@user_errors
+def calibrate(
+    file: Annotated[Path, typer.Argument(help="A frame of a known crystal (any file `tem analyze` reads).")],
+    phase: Annotated[
+        str, typer.Option("--phase", help="The crystal in the frame: shipped name or YAML/CIF file.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")] = Path(
+        "calibration.json"
+    ),
+    pixel_size: PixelSize = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack to use (0 = first).")] = None,
+    tolerance: Tolerance = 0.02,
+    angle_tolerance: AngleTol = 2.0,
+    detector: Detector = "classical",
+    note: Annotated[str, typer.Option(help="Free text stored in the calibration file.")] = "",
+):
+    """Fit the pixel size (scale, x/y anisotropy, shear) on a known crystal; write a calibration file."""
+    from ..io.calibration import write_calibration
+    from ..tem import make_config
+    from ..tem.calibrate import calibrate_file
+
+    check_outputs(files=[("--out", out)], inputs=[file])
+    config = make_config(tolerance=tolerance, angle_tolerance=angle_tolerance, detector=detector)
+    fit, src = calibrate_file(file, phase, pixel_size=_pixel_size(pixel_size), frame=frame, config=config)
+    s = fit.summary()
+    source = f"{Path(file).name}: {fit.phase} {s['zone']}, {fit.spots} spots (matsight tem calibrate)"
+    write_calibration(out, fit.to_calibration(source=source, note=note))
+    gy, gx = fit.given_nm
+    echo(f"given pixel size   {gx:.6g} nm (x), {gy:.6g} nm (y) from {src}")
+    echo(f"fitted pixel size  {fit.pixel_size_nm[1]:.6g} nm (x), {fit.pixel_size_nm[0]:.6g} nm (y)")
+    echo(f"scale {fit.scale:.4f}  anisotropy x/y {s['anisotropy_percent']:+.2f} %  shear {fit.shear:+.4f}")
+    echo(f"fit on {fit.phase} {s['zone']}: {fit.spots} spots, residual {fit.residual_percent:.2f} %")
+    echo(f"calibration: {out.resolve()}  (use: matsight tem analyze FILE --calibration {out})")
 
 
 def _training(steps, epochs, seed, threads, device):

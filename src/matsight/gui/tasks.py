@@ -76,6 +76,7 @@ def tem_view(res, d_min=1.0):
             }
         )
     maps = res.maps
+    merit = {r["phase"]: r for r in res.match.merit_table()}
     phases = []
     for n in names:
         phases.append(
@@ -83,6 +84,8 @@ def tem_view(res, d_min=1.0):
                 "name": n,
                 "color": colors[n],
                 "found": n in res.phases_found,
+                "merit": merit[n]["merit"],
+                "merit_zone": merit[n]["zone"],
                 "has_map": maps is not None and n in maps.phase_names,
                 "area_fraction": None if maps is None else maps.area_fraction.get(n),
             }

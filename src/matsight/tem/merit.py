@@ -123,7 +123,7 @@ def crystal_merit(pc, grain, ctx):
     members = set(grain["spots"]) | set(grain["extra"])
     k = len(members) - 2
     chance = min(1.0, p_seed * binom_tail(k, max(ctx["n_free"] - 2, 0), p_zone) * ctx["n_scale"])
-    evidence = -math.log10(max(chance, 1e-30))
+    evidence = max(0.0, -math.log10(max(chance, 1e-30)))
     free = ctx["free"].copy()
     free[list(members)] = False
     share = lattice_share(pc.phase, grain["pred"], members, free, ctx["intensity"], ctx["pos_tol"])

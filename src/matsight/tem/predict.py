@@ -131,6 +131,10 @@ class TemResult:
             "unknown spots": sum(m.phase == UNKNOWN for m in self.match.matches),
             "phases found": ", ".join(self.phases_found) or "none",
             "identification": self.match.verdict(self.pixel_size_nm),
+            "figure of merit": "; ".join(
+                f"{r['phase']} {r['merit']:.2f}" + (" (named)" if r["named"] else "")
+                for r in sorted(self.match.merit_table(), key=lambda r: -r["merit"])
+            ),
         }
         if self.maps is not None:
             for name, f in self.maps.area_fraction.items():
