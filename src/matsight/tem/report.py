@@ -56,8 +56,79 @@ def records_to_csv(records, columns=None):
     return buf.getvalue()
 
 
+def _friedel_pairs(sp):
+    """Indices of the spot table's distinct Friedel pairs: a row whose spot sits on an earlier row's mate
+    (the same pair found twice, as k and −k) is left out.
+    """
+    keep = []
+    for k in range(len(sp)):
+        tol = max(sp.size[k] / 2, 3)
+        if not any(
+            np.hypot(sp.row[k] - sp.mate_row[j], sp.col[k] - sp.mate_col[j]) <= tol
+            or np.hypot(sp.row[k] - sp.row[j], sp.col[k] - sp.col[j]) <= tol
+            for j in keep
+        ):
+            keep.append(k)
+    return keep
+
+
+def _label_places(x, y, cx, cy, rad):
+    """Where a spot's label may go, best first: offsets in points (display axes, y up) away from the FFT's
+    centre (straight out, then turned ±35°, ±70°, then further out) and the text alignment for each.
+    """
+    ang0 = np.arctan2(-(y - cy), x - cx) if (x, y) != (cx, cy) else np.pi / 4  # display y is up
+    for dist in (rad + 3, rad + 10):
+        for turn in (0, 35, -35, 70, -70):
+            a = ang0 + np.deg2rad(turn)
+            ux, uy = np.cos(a), np.sin(a)
+            ha = "left" if ux > 0.3 else "right" if ux < -0.3 else "center"
+            va = "bottom" if uy > 0.3 else "top" if uy < -0.3 else "center"
+            yield (ux * dist, uy * dist), ha, va
+
+
+def _place_labels(ax, items, centre):
+    """Label the spots without overlap, inside the axes: ``items`` ``(text, colour, [(x, y, radius), …])``
+    (a pair's two spots; the label goes by either). A label with no free place is left out.
+
+    Returns
+    -------
+    (list of Text, int)
+        The labels placed and the number left out.
+    """
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer).padded(-2)
+    taken, placed, left_out = [], [], 0
+    for txt, col, spots in items:
+        for x, y, rad in spots:
+            rad_pt = rad * inside.width / max(np.ptp(ax.get_xlim()), 1e-9) * 72 / fig.dpi
+            for offset, ha, va in _label_places(x, y, *centre, rad_pt):
+                t = ax.annotate(
+                    txt, (x, y), xytext=offset, textcoords="offset points", ha=ha, va=va, color=col,
+                    fontsize=7, annotation_clip=True,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.45, "lw": 0},
+                )  # fmt: skip
+                bb = t.get_window_extent(renderer).padded(2)
+                free = inside.contains(bb.x0, bb.y0) and inside.contains(bb.x1, bb.y1)
+                if free and not any(bb.overlaps(o) for o in taken):
+                    taken.append(bb)
+                    placed.append(t)
+                    break
+                t.remove()
+            else:
+                continue
+            break
+        else:
+            left_out += 1
+    return placed, left_out
+
+
 def fft_figure(result, *, zoom=True, annotate=True):
-    """The denoised FFT with every spot circled and labelled ``phase (hkl)`` (Friedel mates circled too)."""
+    """The denoised FFT with every spot circled (Friedel mates too) and one label ``phase (hkl)`` per
+    Friedel pair, placed away from the centre where it overlaps no other label and stays inside the axes
+    (a label with no such place is left out and the title says how many; the table lists every spot).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -72,19 +143,29 @@ def fft_figure(result, *, zoom=True, annotate=True):
     ax.imshow(disp, cmap="gray", interpolation="nearest")
     names = [p.name for p in result.phases]
     colors = phase_colors(names)
-    for k, m in enumerate(result.match.matches):
+    items = []
+    for k in _friedel_pairs(sp):
+        m = result.match.matches[k]
         col = colors.get(m.phase, "#999999")
         rad = max(sp.size[k] / 2, 3)
-        for r, c in ((sp.row[k], sp.col[k]), (sp.mate_row[k], sp.mate_col[k])):
+        pair = [(sp.col[k], sp.row[k], rad), (sp.mate_col[k], sp.mate_row[k], rad)]
+        for c, r, _ in pair:
             ax.add_patch(Circle((c, r), rad, fill=False, color=col, lw=1.2))
-        if annotate:
-            txt = m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å"
-            ax.annotate(txt, (sp.col[k] + rad, sp.row[k] - rad), color=col, fontsize=7)
+        txt = m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å"
+        # named phases first, then the stronger spots: they get the free places
+        items.append(((m.phase == UNKNOWN, -float(sp.intensity[k])), (txt, col, pair)))
     if zoom and len(sp):
-        r = max(np.max(np.hypot(sp.row - cy, sp.col - cx)) * 1.25, 20)
+        r = max(np.max(np.hypot(sp.row - cy, sp.col - cx)) * 1.35, 20)
         ax.set_xlim(cx - r, cx + r)
         ax.set_ylim(cy + r, cy - r)
-    ax.set_title("FFT (log magnitude, denoised) — spots: phase (hkl)")
+    title = "FFT (log magnitude, denoised) — spots: phase (hkl)"
+    if annotate and items:
+        items.sort(key=lambda it: it[0])
+        _, left_out = _place_labels(ax, [it[1] for it in items], (cx, cy))
+        if left_out:
+            plural = "s" if left_out > 1 else ""
+            title += f"\n{left_out} label{plural} left out (no free place; see the table)"
+    ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     return fig
@@ -129,10 +210,41 @@ def _save_fig(fig, path):
     return Path(path)
 
 
-def _analysis_json(result, rows, source):
-    """What ``spots.json`` holds: summary, spots, grains, intensity and area per phase, the phases."""
+def analysis_settings(result, settings=None):
+    """The settings an analysis ran with, as its folder records them (``spots.json``'s ``settings``, the
+    report's settings table): ``settings`` (the caller's: tolerances, d range, …) with the detector, the
+    calibration used and its source, and every phase searched with its source file.
+    """
+    out = dict(settings or {})
+    out["detector"] = result.detector
+    out["calibration"] = result.calibration()
+    out["phases"] = [
+        {"name": p.name, "formula": p.formula, "space_group": p.space_group, "source": p.source}
+        for p in result.phases
+    ]
+    return out
+
+
+def _settings_rows(settings):
+    """The settings as ``{"setting", "value"}`` rows of the report."""
+    rows = []
+    for k, v in settings.items():
+        if k == "phases":
+            v = "; ".join(f"{p['name']} ({p['source'] or 'shipped'})" for p in v)
+        elif k == "calibration":
+            ps = v["pixel_size_nm"]
+            v = f"{ps['x']:.5g} nm/px (x), {ps['y']:.5g} (y) from {v['source']}"
+        elif isinstance(v, list | tuple):
+            v = ", ".join(map(str, v))
+        rows.append({"setting": k, "value": "" if v is None else str(v)})
+    return rows
+
+
+def _analysis_json(result, rows, source, settings=None):
+    """What ``spots.json`` holds: settings, summary, spots, grains, intensity and area per phase, phases."""
     return {
         "source": str(source) if source else None,
+        "settings": analysis_settings(result, settings),
         "calibration": result.calibration(),
         "summary": result.summary(),
         "spots": rows,
@@ -154,11 +266,20 @@ def _analysis_json(result, rows, source):
 
 
 def write_analysis(
-    result, image, out_dir, *, title="HRTEM phase identification", source=None, extra_tables=()
+    result,
+    image,
+    out_dir,
+    *,
+    title="HRTEM phase identification",
+    source=None,
+    extra_tables=(),
+    settings=None,
 ):
     """Write ``spots.csv``, ``spots.json``, ``phase_labels.tif``, figures and ``index.html`` into ``out_dir``.
 
     ``extra_tables`` — ``(caption, table)`` pairs shown after the summary (e.g. a demo's ground-truth scores).
+    ``settings`` — the caller's settings (tolerances, …), recorded with the detector, calibration and phases
+    (:func:`analysis_settings`) in ``spots.json`` and the report.
 
     Returns
     -------
@@ -179,11 +300,15 @@ def write_analysis(
             (out / name).unlink()
     rows = result.table()
     write_text(out / "spots.csv", records_to_csv(rows) or "row,col,d_angstrom,phase\n")
-    write_json(out / "spots.json", _analysis_json(result, rows, source))
+    write_json(out / "spots.json", _analysis_json(result, rows, source, settings))
     rep = Report(out, title)
     if source:
         rep.text(f"Input: {source}")
     rep.table(result.summary())
+    rep.table(
+        _settings_rows(analysis_settings(result, settings)),
+        caption="Settings (spots.json: settings) — what reproduces this result",
+    )
     rep.table(
         result.match.merit_table(),
         caption="Figure of merit per phase (−log10 chance × share; a phase is named at ≥ "
