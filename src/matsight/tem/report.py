@@ -240,6 +240,13 @@ def _settings_rows(settings):
     return rows
 
 
+def _settings_table(rep, result, settings):
+    rep.table(
+        _settings_rows(analysis_settings(result, settings)),
+        caption="Settings (spots.json: settings) — what reproduces this result",
+    )
+
+
 def _analysis_json(result, rows, source, settings=None):
     """What ``spots.json`` holds: settings, summary, spots, grains, intensity and area per phase, phases."""
     return {
@@ -266,15 +273,9 @@ def _analysis_json(result, rows, source, settings=None):
 
 
 def write_analysis(
-    result,
-    image,
-    out_dir,
-    *,
-    title="HRTEM phase identification",
-    source=None,
-    extra_tables=(),
+    result, image, out_dir, *, title="HRTEM phase identification", source=None, extra_tables=(),
     settings=None,
-):
+):  # fmt: skip
     """Write ``spots.csv``, ``spots.json``, ``phase_labels.tif``, figures and ``index.html`` into ``out_dir``.
 
     ``extra_tables`` — ``(caption, table)`` pairs shown after the summary (e.g. a demo's ground-truth scores).
@@ -305,10 +306,7 @@ def write_analysis(
     if source:
         rep.text(f"Input: {source}")
     rep.table(result.summary())
-    rep.table(
-        _settings_rows(analysis_settings(result, settings)),
-        caption="Settings (spots.json: settings) — what reproduces this result",
-    )
+    _settings_table(rep, result, settings)
     rep.table(
         result.match.merit_table(),
         caption="Figure of merit per phase (−log10 chance × share; a phase is named at ≥ "
