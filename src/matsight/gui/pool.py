@@ -38,6 +38,7 @@ CALLS = {
     "tem.open": "matsight.gui.tasks:tem_open",
     "tem.analyze": "matsight.gui.tasks:tem_analyze_file",
     "tem.series": "matsight.gui.tasks:tem_series_compute",
+    "tem.phases": "matsight.gui.tasks:tem_phases",
     "volume.info": "matsight.gui.views:volume_info",
     "volume.slice": "matsight.gui.views:volume_slice",
     "run.listing": "matsight.gui.views:run_listing",

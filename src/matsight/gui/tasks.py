@@ -22,11 +22,18 @@ log = logging.getLogger(__name__)
 
 
 # ========================================================================================== tem (threads)
-def tem_open(path, *, pixel_size=None):
+PIXEL_SIZE_FIELD = "the pixel size field"  # how the page's typed pixel size is named in a calibration source
+YAML_BOX = "phase entry (YAML box)"  # where the page's YAML phases come from
+
+
+def tem_open(path, *, pixel_size=None, calibration=None):
     """Shape, frame count and calibration of a microscope file (what the page shows before analysing)."""
     from ..io import read_microscope
+    from ..tem.frames import calibration_line
 
-    mi = read_microscope(path, pixel_size=pixel_size, lazy=True)
+    mi = read_microscope(
+        path, pixel_size=pixel_size, lazy=True, calibration=calibration, pixel_size_source=PIXEL_SIZE_FIELD
+    )
     shape = tuple(int(s) for s in mi.data.shape)
     if len(shape) == 1:
         raise InputError(
@@ -38,7 +45,40 @@ def tem_open(path, *, pixel_size=None):
         "pixel_size_nm": [float(p) for p in tuple(mi.pixel_size_nm)[-2:]],
         "units": list(mi.units),
         "pixel_size_source": mi.metadata.get("pixel_size_source", "file"),
+        "calibration_source": mi.calibration_source,
+        "calibration_line": calibration_line(mi.pixel_size_nm, mi.calibration_source),
     }
+
+
+def tem_phases(specs):
+    """The phases that names, files and YAML entries load (None: the shipped ones), as
+    :func:`phase_record` with the ``file`` each came from (runs in a pool worker).
+    """
+    if specs is not None and not specs:
+        return []
+    return selected_phases(specs)[1]
+
+
+def _spec_file(spec):
+    """Where a phase spec comes from: its file (path text), the YAML box (a mapping) or "shipped" (a name)."""
+    if isinstance(spec, dict):
+        return YAML_BOX
+    return str(spec) if Path(str(spec)).is_file() else "shipped"
+
+
+def selected_phases(phases=None, phases_off=()):
+    """The phases searched: ``phases`` loaded (None: the shipped ones), less the added phases the page
+    unticked (``phases_off``, names); and each one's :func:`phase_record` with its ``file``.
+    """
+    from ..tem.crystals import load_phases
+
+    off = set(phases_off or ())
+    plist = load_phases(phases)
+    files = [_spec_file(s) for s in phases] if phases is not None else ["shipped"] * len(plist)
+    kept = [(p, f) for p, f in zip(plist, files, strict=True) if p.name not in off]
+    if not kept:
+        raise InputError("no phase is ticked; tick at least one phase in the list")
+    return [p for p, _ in kept], [{**phase_record(p), "file": f} for p, f in kept]
 
 
 def _fft_crop(shape, pixel_size_nm, d_min):
@@ -52,6 +92,7 @@ def _fft_crop(shape, pixel_size_nm, d_min):
 
 def tem_view(res, d_min=1.0):
     """What the page shows of a :class:`~matsight.tem.predict.TemResult` (table, spot overlay, colours)."""
+    from ..tem.frames import calibration_line
     from ..tem.match import UNKNOWN
     from ..tem.report import phase_colors
 
@@ -76,7 +117,8 @@ def tem_view(res, d_min=1.0):
             }
         )
     maps = res.maps
-    merit = {r["phase"]: r for r in res.match.merit_table()}
+    merit_rows = res.match.merit_table()
+    merit = {r["phase"]: r for r in merit_rows}
     phases = []
     for n in names:
         phases.append(
@@ -98,52 +140,96 @@ def tem_view(res, d_min=1.0):
         "shape": list(res.shape),
         "phases": phases,
         "phase_intensity": res.phase_intensity(),
+        "calibration": res.calibration(),
+        "calibration_line": calibration_line(res.pixel_size_nm, res.calibration_source),
+        "verdict": res.match.verdict(res.pixel_size_nm),
+        "found_any": bool(res.phases_found),
+        "merit": merit_rows,
     }
 
 
-def tem_analyze_file(path, *, frame=None, pixel_size=None, phases=None, d_min=1.0, **settings):
+def tem_analyze_file(
+    path, *, frame=None, pixel_size=None, calibration=None, phases=None, phases_off=(), d_min=1.0, **settings
+):
     """Read and analyse one frame (runs in a pool worker): ``(TemResult, image)``."""
     from ..tem import analyze_file
 
-    res, img = analyze_file(path, pixel_size=pixel_size, frame=frame, phases=phases, d_min=d_min, **settings)
-    return res, np.asarray(img)
+    plist, searched = selected_phases(phases, phases_off)
+    res, img = analyze_file(
+        path,
+        pixel_size=pixel_size,
+        calibration=calibration,
+        pixel_size_source=PIXEL_SIZE_FIELD,
+        frame=frame,
+        phases=plist,
+        d_min=d_min,
+        **settings,
+    )
+    return res, np.asarray(img), searched
 
 
-def tem_analyze(job, *, call, path, frame=None, d_min=1.0, **settings):
-    """Analyse one frame (thread job; ``call`` runs it in a worker): payload ``{"result", "image"}``."""
+def _with_phases(record, searched, files):
+    """``record`` with the phases searched, each with its file (``files``: path → its data-folder name)."""
+    return {**(record or {}), "phases": [{**p, "file": files.get(p["file"], p["file"])} for p in searched]}
+
+
+def tem_analyze(job, *, call, path, frame=None, d_min=1.0, record=None, files=None, **settings):
+    """Analyse one frame (thread job; ``call`` runs it in a worker): payload ``{"result", "image", "path",
+    "settings"}`` (``record``: the page's settings as the saved folder records them; ``files``: the phase
+    files' paths → their names in the data folder).
+    """
     job.update(0.1, f"reading and analysing {path.name}")
-    res, img = call("tem.analyze", path, frame=frame, d_min=d_min, should_stop=job.should_stop, **settings)
-    job.payload = {"result": res, "image": img, "path": path}
+    res, img, searched = call(
+        "tem.analyze", path, frame=frame, d_min=d_min, should_stop=job.should_stop, **settings
+    )
+    record = _with_phases(record, searched, files or {})
+    job.payload = {"result": res, "image": img, "path": path, "settings": record}
     job.update(0.95, "rendering")
     view = tem_view(res, d_min=d_min)
     view["frame"] = frame
     return view
 
 
-def tem_series_compute(emit, path, *, pixel_size=None, phases=None, **settings):
+def tem_series_compute(
+    emit, path, *, pixel_size=None, calibration=None, phases=None, phases_off=(), **settings
+):
     """Intensity per phase per frame; the page hears of the frames done (runs in a pool worker)."""
     from ..progress import throttled
-    from ..tem import analyze_series
-    from ..tem.frames import read_series
+    from ..tem.predict import analyze_series_file
 
-    frames, ps, labels = read_series(path, pixel_size=pixel_size)
     callback = throttled(lambda p: emit(progress=p.fraction, message=p.message), interval=0.25)
-    return analyze_series(frames, ps, phases, labels=labels, callback=callback, **settings)
+    plist, searched = selected_phases(phases, phases_off)
+    res = analyze_series_file(
+        path,
+        pixel_size=pixel_size,
+        calibration=calibration,
+        pixel_size_source=PIXEL_SIZE_FIELD,
+        phases=plist,
+        callback=callback,
+        **settings,
+    )
+    return res, searched
 
 
-def tem_series(job, *, call, path, **settings):
+def phase_record(p):
+    """A searched phase as a saved folder records it: name, formula, space group and source file."""
+    return {"name": p.name, "formula": p.formula, "space_group": p.space_group, "source": p.source}
+
+
+def tem_series(job, *, call, path, record=None, files=None, **settings):
     """:func:`tem_series_compute` as a thread job; a stop ends its worker at once."""
+    from ..tem.frames import calibration_line
     from ..tem.report import phase_colors
 
     job.update(0.0, f"reading {path.name}")
-    res = call(
+    res, searched = call(
         "tem.series",
         path,
         should_stop=job.should_stop,
         on_event=lambda progress=None, message=None: job.update(progress, message),
         **settings,
     )
-    job.payload = {"series": res, "path": path}
+    job.payload = {"series": res, "path": path, "settings": _with_phases(record, searched, files or {})}
     names = res.phases
     colors = phase_colors([p for p in names if p != "unknown"])
     return {
@@ -156,19 +242,36 @@ def tem_series(job, *, call, path, **settings):
         "first_seen": {k: (None if v is None else str(v)) for k, v in res.first_seen().items()},
         "n_frames": len(res.frames),
         "complete": True,
+        "calibration_line": calibration_line(res.pixel_size_nm, res.calibration_source),
     }
 
 
+def series_settings(res, record=None):
+    """What a series' folder records of its settings (``settings.json``): the page's settings, the phases
+    searched with their source files, and the calibration used with its source.
+    """
+    py, px = (float(p) for p in res.pixel_size_nm)
+    out = {**(record or {})}
+    out.setdefault("phases", [{"name": n} for n in res.phases if n != "unknown"])
+    out["calibration"] = {"pixel_size_nm": {"y": py, "x": px}, "source": res.calibration_source}
+    return out
+
+
 def tem_save(job, *, payload, out_dir, source):
-    """Write the CLI's outputs (CSV, JSON, PNG, HTML) of an analysis or series into ``out_dir``."""
+    """Write the CLI's outputs (CSV, JSON, PNG, HTML) of an analysis or series into ``out_dir``, with the
+    settings used (``spots.json``'s ``settings``; a series' ``settings.json``).
+    """
+    record = payload.get("settings")
     if "series" in payload:
+        from .._atomic import write_json
         from ..tem.series import write_series
 
         report = write_series(payload["series"], out_dir, source=source)
+        write_json(Path(out_dir) / "settings.json", series_settings(payload["series"], record))
     else:
         from ..tem.report import write_analysis
 
-        report = write_analysis(payload["result"], payload["image"], out_dir, source=source)
+        report = write_analysis(payload["result"], payload["image"], out_dir, source=source, settings=record)
     return {"report": str(report)}
 
 

@@ -14,7 +14,15 @@ from .._errors import InputError
 from . import render
 from .paths import DataRoot
 
-__all__ = ["volume_info", "volume_slice", "run_listing", "read_history", "VOLUME_SUFFIXES", "COLORMAPS"]
+__all__ = [
+    "volume_info",
+    "volume_slice",
+    "run_listing",
+    "read_history",
+    "read_status",
+    "VOLUME_SUFFIXES",
+    "COLORMAPS",
+]
 
 VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 COLORMAPS = ("labels", "gray", "viridis", "magma", "inferno")
@@ -121,4 +129,22 @@ def run_listing(root, run):
             vols.append(root.relative(p))
         elif p.name.endswith(".html") and p.is_file():
             reports.append(root.relative(p))
-    return {"run": root.relative(run), "history": read_history(run), "volumes": vols, "reports": reports}
+    return {
+        "run": root.relative(run),
+        "history": read_history(run),
+        "status": read_status(run),
+        "volumes": vols,
+        "reports": reports,
+    }
+
+
+def read_status(run):
+    """A fuse run's ``status.json`` (where the training stands: verdict, gaps to the HR images, the LR/HR
+    fraction check), or None when the folder has none (yet) or it is being replaced right now.
+    """
+    f = Path(run) / "status.json"
+    try:
+        st = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    except (OSError, ValueError, RecursionError):
+        return None
+    return st if isinstance(st, dict) else None

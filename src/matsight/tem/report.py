@@ -213,13 +213,21 @@ def _save_fig(fig, path):
 def analysis_settings(result, settings=None):
     """The settings an analysis ran with, as its folder records them (``spots.json``'s ``settings``, the
     report's settings table): ``settings`` (the caller's: tolerances, d range, …) with the detector, the
-    calibration used and its source, and every phase searched with its source file.
+    calibration used and its source, and every phase searched with its source. The caller's ``phases``
+    (dicts with a ``name``) add to those of the same name, e.g. the ``file`` each phase was read from.
     """
     out = dict(settings or {})
+    given = {p["name"]: p for p in out.get("phases") or () if isinstance(p, dict) and "name" in p}
     out["detector"] = result.detector
     out["calibration"] = result.calibration()
     out["phases"] = [
-        {"name": p.name, "formula": p.formula, "space_group": p.space_group, "source": p.source}
+        {
+            **given.get(p.name, {}),
+            "name": p.name,
+            "formula": p.formula,
+            "space_group": p.space_group,
+            "source": p.source,
+        }
         for p in result.phases
     ]
     return out
@@ -230,7 +238,7 @@ def _settings_rows(settings):
     rows = []
     for k, v in settings.items():
         if k == "phases":
-            v = "; ".join(f"{p['name']} ({p['source'] or 'shipped'})" for p in v)
+            v = "; ".join(f"{p['name']} ({p.get('file') or p['source'] or 'shipped'})" for p in v)
         elif k == "calibration":
             ps = v["pixel_size_nm"]
             v = f"{ps['x']:.5g} nm/px (x), {ps['y']:.5g} (y) from {v['source']}"

@@ -22,28 +22,48 @@ SETTINGS = ("tolerance", "angle_tolerance", "detector", "min_intensity", "d_min"
 SERIES_SETTINGS = (*SETTINGS, "frame_time")
 
 
-def _phases(ctx, b):
-    """The phases searched: shipped names, structure files of the data folder and a YAML entry."""
-    phases = list(fields.names(b.get("phases"), "phases"))
-    for rel in fields.names(b.get("phase_files"), "phase files"):
-        if rel.strip():
-            phases.append(str(ctx.root.resolve(rel, kind="file")))
+YAML_SOURCE = tasks.YAML_BOX  # the source recorded for the page's YAML phases without one
+
+
+def _yaml_phases(b):
+    """The phases of the page's YAML box (a mapping or a list of them), each with its source."""
     entry = fields.text(b.get("phase_yaml"), "phase entry (YAML)", default="")
-    if entry:
-        try:
-            spec = yaml.safe_load(entry)
-        except yaml.YAMLError as exc:
-            raise InputError(f"the phase entry is not valid YAML: {str(exc).splitlines()[0]}") from None
-        except RecursionError:
-            msg = "the phase entry (YAML) is nested too deeply; write it like the examples"
-            raise InputError(msg) from None
-        phases.extend(spec if isinstance(spec, list) else [spec])
-    return phases or None
+    if not entry:
+        return []
+    try:
+        spec = yaml.safe_load(entry)
+    except yaml.YAMLError as exc:
+        raise InputError(f"the phase entry is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        msg = "the phase entry (YAML) is nested too deeply; write it like the examples"
+        raise InputError(msg) from None
+    specs = spec if isinstance(spec, list) else [spec]
+    return [{**s, "source": s.get("source") or YAML_SOURCE} if isinstance(s, dict) else s for s in specs]
+
+
+def _phase_files(ctx, b):
+    """The structure files of the data folder the page added (absolute paths)."""
+    return [
+        str(ctx.root.resolve(rel, kind="file"))
+        for rel in fields.names(b.get("phase_files"), "phase files")
+        if rel.strip()
+    ]
+
+
+def _calibration(ctx, b):
+    """The calibration file of the data folder the page picked (None: the file's or the typed pixel size)."""
+    rel = fields.text(b.get("calibration"), "calibration file")
+    if rel is None:
+        return None
+    if b.get("pixel_size") not in (None, ""):
+        raise InputError("give either a pixel size or a calibration file, not both; clear one of them")
+    return str(ctx.root.resolve(rel, kind="file"))
 
 
 def settings(ctx, b, names=SETTINGS):
     """The analysis keywords of a request, validated by :func:`matsight.tem.make_config` (its defaults where
-    the page sends nothing), so that nothing is queued on a mistake.
+    the page sends nothing), so that nothing is queued on a mistake; ``record``: what a saved folder
+    records of them (the page's phase choice, files relative to the data folder).
     """
     from ...tem.config import (
         FLAT,
@@ -53,7 +73,27 @@ def settings(ctx, b, names=SETTINGS):
     given = {k: b[k] for k in names if b.get(k) not in (None, "")}
     config = make_config(**given)
     kw = {k: getattr(getattr(config, FLAT[k]), k) for k in names}
-    return {"pixel_size": fields.pixel_size(b.get("pixel_size")), "phases": _phases(ctx, b), **kw}
+    ticked, files = list(fields.names(b.get("phases"), "phases")), _phase_files(ctx, b)
+    off = list(fields.names(b.get("phases_off"), "unticked phases"))
+    cal = _calibration(ctx, b)
+    kw.update(
+        pixel_size=fields.pixel_size(b.get("pixel_size")),
+        calibration=cal,
+        phases=(ticked + files + _yaml_phases(b)) or None,  # none: the shipped ones, as the CLI
+        phases_off=off,
+    )
+    record = {k: kw[k] for k in names}
+    record.update(
+        pixel_size=kw["pixel_size"],
+        calibration_file=None if cal is None else ctx.root.relative(cal),
+        phases_ticked=ticked,
+        phases_off=off,
+        phase_files=[ctx.root.relative(f) for f in files],
+        phase_yaml=fields.text(b.get("phase_yaml"), "phase entry (YAML)", default=""),
+    )
+    kw["record"] = record
+    kw["files"] = dict(zip(files, record["phase_files"], strict=True))
+    return kw
 
 
 def _png(what, res, img, view):
@@ -74,10 +114,26 @@ def _png(what, res, img, view):
 @endpoint
 async def open_file(request, ctx):
     """``GET /api/tem/open?path=&pixel_size=``: shape, frames and calibration of a file."""
-    path = ctx.root.resolve(request.query_params.get("path"), kind="file")
-    pixel_size = fields.pixel_size(request.query_params.get("pixel_size"))
-    shown = await ctx.calls.call("tem.open", path, pixel_size=pixel_size)
+    q = request.query_params
+    path = ctx.root.resolve(q.get("path"), kind="file")
+    pixel_size = fields.pixel_size(q.get("pixel_size"))
+    cal = _calibration(ctx, q)
+    shown = await ctx.calls.call("tem.open", path, pixel_size=pixel_size, calibration=cal)
     return ok({"path": ctx.root.relative(path), **shown})
+
+
+@endpoint
+async def phase_list(request, ctx):
+    """``POST /api/tem/phases``: the page's phase list — the shipped phases, and those its phase files and
+    YAML box add (read in a worker, as every file), each with its source.
+    """
+    b = await body(request)
+    files = _phase_files(ctx, b)
+    added = await ctx.calls.call("tem.phases", files + _yaml_phases(b))
+    for p in added:
+        p["file"] = ctx.root.relative(p["file"]) if p["file"] in files else p["file"]
+    builtin = await ctx.calls.call("tem.phases", None)
+    return ok({"builtin": builtin, "added": added})
 
 
 @endpoint
@@ -173,6 +229,7 @@ async def save(request, ctx):
 
 ROUTES = [
     Route("/api/tem/open", open_file),
+    Route("/api/tem/phases", phase_list, methods=["POST"]),
     Route("/api/tem/analyze", analyze, methods=["POST"]),
     Route("/api/tem/series", series, methods=["POST"]),
     Route("/api/tem/{job}/csv", csv),

@@ -8,13 +8,18 @@
   let seriesJob = null;
   let analyseToken = 0;
 
+  function phaseFiles() {
+    return $("#phase_file").value ? $("#phase_file").value.split(",").map((s) => s.trim()).filter((s) => s) : [];
+  }
+
   function settings() {
-    const phases = MS.qa("#phases input:checked").map((c) => c.value);
     return {
       path: current ? current.path : $("#file").value,
       pixel_size: $("#pixel_size").value,
-      phases,
-      phase_files: $("#phase_file").value ? $("#phase_file").value.split(",").map((s) => s.trim()) : [],
+      calibration: $("#calibration").value,
+      phases: MS.qa("#phases input.builtin:checked").map((c) => c.value),
+      phases_off: MS.qa("#phases input.added:not(:checked)").map((c) => c.value),
+      phase_files: phaseFiles(),
       phase_yaml: $("#phase_yaml").value,
       tolerance: $("#tolerance").value,
       angle_tolerance: $("#angle_tolerance").value,
@@ -25,6 +30,35 @@
     };
   }
 
+  function phaseBox(p, cls, checked) {
+    const box = MS.el("input", { type: "checkbox", value: p.name, class: cls, checked });
+    const title = [p.name, p.space_group, p.file || "shipped"].filter((t) => t).join(" · ");
+    return MS.el("label", { class: cls, title, style: "display:inline-block;margin-right:10px;color:#222" }, box, " " + p.name);
+  }
+
+  // the phases the files and the YAML box add, shown (ticked) after the shipped ones; a box the user unticked
+  // stays unticked while its phase stays added. Throws the server's one-line message.
+  let addedKey = null;
+  async function refreshPhases() {
+    const body = { phase_files: phaseFiles(), phase_yaml: $("#phase_yaml").value };
+    const key = JSON.stringify(body);
+    if (key === addedKey) return;
+    const off = new Set(MS.qa("#phases input.added:not(:checked)").map((c) => c.value));
+    const r = await MS.post("/api/tem/phases", body);
+    MS.qa("#phases label.added").forEach((e) => e.remove());
+    for (const p of r.added) $("#phases").append(phaseBox(p, "added", !off.has(p.name)));
+    addedKey = key;
+    MS.say("#phasemsg", r.added.length ? `added: ${r.added.map((p) => `${p.name} (${p.file})`).join(", ")}` : "", "info");
+  }
+
+  async function addPhases() {
+    try {
+      await refreshPhases();
+    } catch (err) {
+      MS.say("#phasemsg", err.message, "error");
+    }
+  }
+
   async function openFile() {
     MS.say("#msg", "");
     $("#results").classList.add("hidden");
@@ -33,7 +67,7 @@
     current = null;
     let info;
     try {
-      const q = new URLSearchParams({ path: $("#file").value, pixel_size: $("#pixel_size").value });
+      const q = new URLSearchParams({ path: $("#file").value, pixel_size: $("#pixel_size").value, calibration: $("#calibration").value });
       info = await MS.api("/api/tem/open?" + q.toString());
     } catch (err) {
       MS.say("#msg", err.message, "error");
@@ -42,7 +76,7 @@
     }
     current = { path: info.path, info };
     const ps = info.pixel_size_nm.map((p) => p.toPrecision(4)).join(" × ");
-    MS.say("#fileinfo", `${info.path}: ${info.shape.join("×")} · ${info.n_frames} frame(s) · pixel ${ps} nm (${info.pixel_size_source})`, "info");
+    MS.say("#fileinfo", `${info.path}: ${info.shape.join("×")} · ${info.n_frames} frame(s) · pixel ${ps} nm (${info.calibration_source || info.pixel_size_source})`, "info");
     if (info.n_frames > 1) {
       $("#frame").max = String(info.n_frames - 1);
       $("#frame").value = "0";
@@ -56,6 +90,12 @@
   async function analyse() {
     if (!current) { MS.say("#msg", "open a file first", "error"); return; }
     const token = ++analyseToken;
+    try {
+      await refreshPhases(); // an added phase is in the list before its analysis
+    } catch (err) {
+      MS.say("#msg", err.message, "error");
+      return;
+    }
     const body = settings();
     if (current.info.n_frames > 1) body.frame = +$("#frame").value;
     MS.say("#msg", "");
@@ -123,6 +163,19 @@
       t.textContent = s.label;
       svg.append(t);
     });
+    // calibration, verdict, figure of merit per phase
+    $("#calline").textContent = r.calibration_line;
+    MS.say("#verdict", r.verdict, r.found_any ? "ok" : "warn");
+    const merit = $("#merit");
+    merit.replaceChildren();
+    if (r.merit && r.merit.length) {
+      merit.append(MS.el("tr", {}, ...["phase", "figure of merit", "zone", "spots", "share", "named"].map((h) => MS.el("th", { text: h, class: h === "phase" || h === "zone" ? "l" : "" }))));
+      for (const m of r.merit) {
+        merit.append(MS.el("tr", { class: "merit-row" }, MS.el("td", { class: "l", text: m.phase }), MS.el("td", { text: (+m.merit).toFixed(2) }),
+          MS.el("td", { class: "l", text: m.zone }), MS.el("td", { text: String(m.spots) }), MS.el("td", { text: (+m.share).toFixed(2) }),
+          MS.el("td", { text: m.named ? "yes" : "no" })));
+      }
+    }
     // summary, table, exports
     const dl = $("#summary");
     dl.replaceChildren();
@@ -190,6 +243,7 @@
       return;
     }
     seriesJob = job;
+    $("#seriescal").textContent = job.result.calibration_line || "";
     drawSeries();
     $("#seriesexports").replaceChildren(
       MS.el("a", { href: `/api/tem/${job.id}/csv`, download: "series.csv", text: "series CSV" }),
@@ -217,15 +271,14 @@
     const info = await MS.api("/api/info");
     $("#root").textContent = "data: " + info.root;
     const box = $("#phases");
-    for (const p of info.phases) {
-      box.append(MS.el("label", { style: "display:inline-block;margin-right:10px;color:#222" },
-        MS.el("input", { type: "checkbox", value: p, checked: true }), " " + p));
-    }
+    for (const p of info.phases) box.append(phaseBox({ name: p, space_group: "", source: "shipped" }, "builtin", true));
     MS.picker.init();
     MS.jobsPanel($("#jobs"));
     $("#open").addEventListener("click", openFile);
     $("#file").addEventListener("keydown", (e) => { if (e.key === "Enter") openFile(); });
     $("#rerun").addEventListener("click", analyse);
+    $("#addphases").addEventListener("click", addPhases);
+    $("#phase_file").addEventListener("change", addPhases);
     $("#frame").addEventListener("input", onFrame);
     $("#series").addEventListener("click", series);
     $("#seriesstop").addEventListener("click", () => seriesJob && MS.post(`/api/jobs/${seriesJob.id}/stop`));

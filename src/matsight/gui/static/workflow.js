@@ -53,9 +53,35 @@ WF.curves = function (plots) {
 };
 
 // A run-folder panel: curves + its volumes (click → viewer) + its HTML reports.
+// A fuse run's status.json: the verdict (green: converged, amber: not), the gaps to the HR images per
+// phase and the LR/HR phase-fraction warning.
+WF.statusBox = function (box, st) {
+  box.replaceChildren();
+  if (!st) return;
+  const kind = st.converged ? "ok" : (st.stopped_by ? "warn" : "info");
+  box.append(MS.el("div", { class: "msg verdict " + kind, text: st.verdict }));
+  const pct = (v) => (v === null || v === undefined ? "n/a" : (100 * v >= 0 ? "+" : "") + (100 * v).toFixed(0) + " %");
+  const gaps = Object.entries(st.gaps || {});
+  if (gaps.length) {
+    const t = MS.el("table", { class: "gaps" }, MS.el("tr", {}, ...["phase", "VF (SR − HR)", "interfaces", "Euler density"].map((h) => MS.el("th", { text: h }))));
+    for (const [p, g] of gaps) {
+      t.append(MS.el("tr", {}, MS.el("td", { text: p }), MS.el("td", { text: (g.vf_gap >= 0 ? "+" : "") + g.vf_gap.toFixed(3) }),
+        MS.el("td", { text: pct(g.interfaces_gap) }), MS.el("td", { text: pct(g.euler_gap) })));
+    }
+    const at = st.evaluated_iteration === null ? "" : ` at iteration ${st.evaluated_iteration}`;
+    box.append(MS.el("div", { text: `slices vs the HR images${at}` }), t);
+  }
+  if (st.lr_consistency !== null && st.lr_consistency !== undefined) {
+    box.append(MS.el("div", { class: "lrc", text: `LR consistency: ${(100 * st.lr_consistency).toFixed(2)} %` }));
+  }
+  if (st.inputs && st.inputs.warning) box.append(MS.el("div", { class: "msg warn fraction", text: st.inputs.warning }));
+};
+
 WF.runPanel = function (container, drawCurves, viewer) {
+  const status = MS.el("div", { class: "runstatus" });
   const files = MS.el("div", { class: "runfiles" });
-  container.append(files);
+  container.append(status, files);
+  const showStatus = (st) => WF.statusBox(status, st);
   let run = null;
   async function load(r) {
     if (r) run = r;
@@ -68,6 +94,7 @@ WF.runPanel = function (container, drawCurves, viewer) {
       return null;
     }
     drawCurves(data.history);
+    showStatus(data.status);
     const vols = data.volumes.map((v) => MS.el("li", {}, MS.el("a", { href: "#", text: v, class: "vol", onclick: (e) => { e.preventDefault(); viewer.open(v); } })));
     const reps = data.reports.map((v) => MS.el("li", {}, MS.el("a", { href: "/files/" + v, target: "_blank", text: v, class: "report" })));
     files.replaceChildren(
