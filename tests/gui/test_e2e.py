@@ -64,6 +64,11 @@ def test_tem_sto_spots_table_maps(page, tem_root, artifacts, gui_server):
         page.click("#open")
         page.wait_for_selector("#table tr.spot-row", timeout=60_000)
         assert "1024×1024" in page.inner_text("#fileinfo")
+        # the added phase is in the list (ticked), and the calibration line names the file's tag
+        added = page.locator("#phases label.added input[value='SrTiO3']")
+        assert added.count() == 1 and added.is_checked()
+        calline = page.inner_text("#calline")
+        assert calline.startswith("calibration: ") and "nm/px (x)" in calline and "from file tag" in calline
         n_rows = page.locator("#table tr.spot-row").count()
         assert n_rows >= 6
         # the SrTiO3 {100}, {110}, {200} spots, labelled in the FFT overlay and in the table
@@ -193,6 +198,11 @@ def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_serve
         page.wait_for_selector("#plot-score polyline", state="attached")
         wait_js(page, "document.querySelector('#run').textContent.includes('2 evaluations')")
         assert page.locator("#plot-vf polyline").count() == 3  # one VF curve per HR phase
+        # where the run stands (status.json): too few evaluations to tell — the amber "not converged" line
+        verdict = page.locator("#run .verdict")
+        verdict.wait_for()
+        assert "not converged" in verdict.inner_text() and "warn" in verdict.get_attribute("class")
+        assert page.locator("#run table.gaps tr").count() == 1 + 3  # a row per HR phase
         assert (root / "runs" / "tiny" / "best.safetensors").is_file()
         assert not (root / "runs" / "tiny" / ".matsight-gui.lock").exists()
         # browse the LR input in the orthogonal-slice viewer
