@@ -87,7 +87,7 @@ def test_calibrate_srtio3_file(shared_data):
 
     fit, src = calibrate_file(shared_data / "tem" / "16_STOimage.emi", STO)
     assert "TIA" in src and fit.zone == (0, 0, 1)
-    assert 0.955 < fit.scale < 0.98 and fit.residual_percent < 0.5
+    assert 0.955 < fit.scale < 0.98 and fit.residual_percent < 1.5
     # the scan is not square: x and y differ by about 1 %
     assert 0.3 < abs(fit.pixel_size_nm[1] / fit.pixel_size_nm[0] - 1) * 100 < 2.5
     assert np.isfinite(fit.shear)

@@ -99,9 +99,12 @@ class MatchResult:
             g = max(self.grains, key=lambda g: g["merit"]["merit"])
             msg = f"spots fit {g['phase']} [{' '.join(map(str, g['zone']))}] with a scale of {self.scale:.3f}"
             if pixel_size_nm is not None:
-                ps = np.atleast_1d(np.asarray(pixel_size_nm, float))
-                fix = ", ".join(f"{p * self.scale:.5g}" for p in np.unique(ps))
-                was = ", ".join(f"{p:.5g}" for p in np.unique(ps))
+                py, px = np.broadcast_to(np.asarray(pixel_size_nm, float), (2,))
+                if np.isclose(py, px, rtol=1e-9):
+                    fix, was = f"{py * self.scale:.5g}", f"{py:.5g}"
+                else:  # per axis, y then x
+                    fix = f"{py * self.scale:.5g} (y), {px * self.scale:.5g} (x)"
+                    was = f"{py:.5g} (y), {px:.5g} (x)"
                 msg += f": your pixel size is probably {fix} nm, not {was} nm"
         return msg
 
@@ -344,6 +347,7 @@ def _match_at_scale(spots, plist, scale, kw, n_scale=1.0):
             continue
         _assign_grain(cands[pi].phase, res, d, matches, assigned, grains)
         grains[-1].update(merit=m, scale=scale)
+        skip.clear()  # the free spots changed: a phase rejected beside them may now fit
     identified = {g["phase"] for g in grains}
     _match_d_only(cands, d, snr, assigned, identified, matches, tol, kw["min_snr_d_only"])
     out = MatchResult(matches, grains, [p.name for p in plist], scale=scale, min_merit=kw["min_merit"])
@@ -442,7 +446,7 @@ def _best_grain(
     n = len(d)
     cos_collinear = np.cos(np.radians(max(5.0, 2 * angle_tolerance)))
     pos_tol = min(tolerance, np.radians(angle_tolerance))  # relative position error for grain completion
-    best = None
+    best, n_hyp = None, {}
     for pi, pc in enumerate(cands):
         if pi in skip:
             continue
@@ -452,6 +456,7 @@ def _best_grain(
             continue
         order_ok = ~assigned & np.array([pc.has(k) for k in range(n)])
         for i, j, fi, hi, hj in _seed_pairs(pc, seeds, v2, cos_collinear, angle_tolerance):
+            n_hyp[pi] = n_hyp.get(pi, 0) + 1
             indexed = _index_from_seed(pc, i, j, hi, hj, v2, order_ok, angle_tolerance, tolerance)
             if indexed is None:
                 continue
@@ -472,6 +477,8 @@ def _best_grain(
             )
             if scored is not None and (best is None or scored[0] > best[0]):
                 best = (scored[0], pi, scored[1])
+    if best is not None:
+        best[2]["n_hyp"] = n_hyp[best[1]]  # orientation hypotheses tried for that phase (look-elsewhere)
     return best
 
 

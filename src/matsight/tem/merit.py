@@ -32,6 +32,9 @@ __all__ = ["MIN_MERIT", "crystal_merit", "d_coverage", "zone_coverage"]
 
 #: a crystal is named only with a figure of merit at least this (−log10 of the chance probability × share)
 MIN_MERIT = 2.0
+#: a crystal's brightest spot should reach this share of the brightest spot not yet explained (else its
+#: share is scaled down in proportion): weak coincidences beside unexplained strong spots name no phase
+STRONG = 0.1
 
 
 def _annulus(d_lo, d_hi):
@@ -121,12 +124,21 @@ def crystal_merit(pc, grain, ctx):
     p_seed = min(1.0, ctx["n_pairs"] * p_d**2 * angle_coverage(pc, i, j, atol))
     p_zone = zone_coverage(pc.phase, grain["zone"], tol, atol, ctx["d_lo"], ctx["d_hi"])
     members = set(grain["spots"]) | set(grain["extra"])
-    k = len(members) - 2
-    chance = min(1.0, p_seed * binom_tail(k, max(ctx["n_free"] - 2, 0), p_zone) * ctx["n_scale"])
+    k_frac = sum(1 for _, den, _ in grain["extra"].values() if den != 1)
+    k, n_other = len(members) - 2 - k_frac, max(ctx["n_free"] - 2, 0)
+    # look-elsewhere: every orientation hypothesis tried could have indexed as many spots by chance; the
+    # 1/3-order completion spots of a <111> cubic grain sit on a lattice with 8 more points per cell
+    tail = binom_tail(k, n_other, p_zone) * binom_tail(k_frac, n_other, min(1.0, 8 * p_zone))
+    tail = min(1.0, grain.get("n_hyp", 1) * tail)
+    chance = min(1.0, p_seed * tail * ctx["n_scale"])
     evidence = max(0.0, -math.log10(max(chance, 1e-30)))
     free = ctx["free"].copy()
     free[list(members)] = False
     share = lattice_share(pc.phase, grain["pred"], members, free, ctx["intensity"], ctx["pos_tol"])
+    # the crystal must hold a strong spot: its brightest one within STRONG of the brightest free spot
+    ref = float(np.max(ctx["intensity"][ctx["free"]]))
+    strong = min(1.0, float(np.max(ctx["intensity"][list(members)])) / (STRONG * ref)) if ref > 0 else 1.0
+    share *= strong
     ang = np.asarray(grain.get("angle_err", []), float)
     return {
         "merit": round(evidence * share, 3),
