@@ -14,7 +14,7 @@ from matsight.io import write_volume
 from matsight.restore.evaluate import compare, evaluate
 from matsight.restore.predict import predict_path
 from matsight.restore.register import prepare_pair, save_pair
-from matsight.restore.steps import resolve_steps, select_steps
+from matsight.restore.steps import at_edge, resolve_steps, select_steps
 from matsight.restore.train import train
 
 runner = CliRunner()
@@ -108,25 +108,49 @@ def test_sift_matched_survives_a_shift_that_breaks_congruence():
     assert m["HQ"]["sift_matched"] >= m["HQ"]["sift_congruent"] > 20
 
 
-def test_auto_steps_on_the_largest_candidate_warns(monkeypatch, caplog):
-    # band power (and PSNR) rise with N, as on the real scans: the rule lands on the largest candidate
-    def fake(net, y, *, steps, context=None):
-        return y + min(steps, top) / top * (hq - y)
+def _fake_sampler(monkeypatch, hq, err):
+    """``sample_image`` replaced: the output at ``N`` steps is the HQ plus ``err(N)`` times fixed noise."""
+    noise = np.random.default_rng(1).normal(0, 1, hq.shape).astype(np.float32)
+    tried = []
 
-    rng = np.random.default_rng(0)
-    hq = rng.normal(0, 0.3, (32, 32)).astype(np.float32)
+    def fake(net, y, *, steps, context=None):
+        tried.append(steps)
+        return hq + err(steps) * noise
+
     monkeypatch.setattr("matsight.restore.steps.sample_image", fake)
-    top = 16
+    return tried
+
+
+def test_auto_steps_maximises_validation_psnr_and_searches_past_the_edge(monkeypatch, caplog):
+    hq = np.random.default_rng(0).normal(0, 0.3, (32, 32)).astype(np.float32)
+    y = [np.zeros_like(hq)]
+    # the issue's case: the PSNR peaks at N = 2 (0.3 dB above N = 16): auto takes 2, not the largest N
+    _fake_sampler(monkeypatch, hq, lambda n: 0.25 if n == 2 else 0.26 + 0.001 * n)
+    best, table = select_steps(None, y, [hq], candidates=(1, 2, 4, 16))
+    assert best == 2 and set(table) == {1, 2, 4, 16}
+    # within the tolerance the fewest steps win (differences below it are noise)
+    _fake_sampler(monkeypatch, hq, lambda n: 0.25 - 0.0001 * n)
+    assert select_steps(None, y, [hq], candidates=(1, 2, 4))[0] == 1
+    # the PSNR still rises at the largest candidate: the search goes on, 16 -> 32 -> 64, and stops at the peak
+    tried = _fake_sampler(monkeypatch, hq, lambda n: 0.1 + 0.01 * abs(n - 30))
     with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
-        best, _ = select_steps(None, [np.zeros_like(hq)], [hq], candidates=(1, 4, 16))
-    assert best == 16 and "largest candidate" in caplog.text and "--indi-steps 8" in caplog.text
-    caplog.clear()
+        best, table = select_steps(None, y, [hq], candidates=(1, 4, 16))
+    assert best == 32 and sorted(table) == [1, 4, 16, 32, 64] and tried == [1, 4, 16, 32, 64]
+    assert not at_edge(best, table) and "edge" not in caplog.text
+    # rising up to the cap: the edge is announced, not chosen silently
+    _fake_sampler(monkeypatch, hq, lambda n: 1.0 / n)
     with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
-        top = 4  # the detail matches the HQ's from N = 4 on: auto keeps 4
-        best, _ = select_steps(None, [np.zeros_like(hq)], [hq], candidates=(1, 4, 16))
-        assert best == 4
+        best, table = select_steps(None, y, [hq], candidates=(1, 4, 16))
+    assert best == 64 == max(table) and at_edge(best, table) and "edge of the search" in caplog.text
+    # the smallest candidate above 1 is an edge too: N is halved towards 1
+    _fake_sampler(monkeypatch, hq, lambda n: 0.1 + 0.01 * n)
+    assert select_steps(None, y, [hq], candidates=(4, 8))[0] == 1
+
+
+def test_auto_steps_of_a_model_on_its_largest_candidate_warn_when_applied(caplog):
+    with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
         assert resolve_steps("auto", {"steps_auto": {"best": 8, "table": {"8": {}, "16": {}}}}) == 8
-    assert "largest candidate" not in caplog.text
+    assert "edge" not in caplog.text
     with caplog.at_level(logging.WARNING, logger="matsight.restore.steps"):
         assert resolve_steps("auto", {"steps_auto": {"best": 16, "table": {"8": {}, "16": {}}}}) == 16
-    assert "7-10 steps" in caplog.text
+    assert "largest step count tried" in caplog.text

@@ -59,11 +59,16 @@ def test_enhance_slice_shapes_onestep_and_auto(model, rng):
     assert res.consistency.shape == (20, 22)
     one = enhance(model, lq, indi_steps=1, onestep=False)
     np.testing.assert_allclose(one.image, res.onestep, atol=1e-5)
-    # the bicubic field is the network input, back in HQ units
-    np.testing.assert_allclose(res.bicubic, np.clip(upscale(lq, 2), 0, 1), atol=1e-5)
+    # the bicubic baseline is the network input mapped by the grey-level line fitted on the training pair
+    gm = meta["grey_map"]
+    assert gm["gain"] != 1.0 and res.info["grey_map"] == gm and "least-squares" in res.info["baseline"]
+    # (STATS map [0, 1] to [-1, 1])
+    expected = (gm["gain"] * np.clip(2 * upscale(lq, 2) - 1, -1, 1) + gm["offset"] + 1) / 2
+    np.testing.assert_allclose(res.bicubic, expected, atol=1e-5)
     auto = enhance(model, lq, indi_steps="auto", onestep=False)
-    assert auto.steps == meta["steps_auto"]["best"] in (1, 2, 3)
-    assert set(meta["steps_auto"]["table"]) == {"1", "2", "3"}
+    assert auto.steps == meta["steps_auto"]["best"]
+    # the candidates, and beyond the largest while the best PSNR sat there
+    assert {"1", "2", "3"} <= set(meta["steps_auto"]["table"])
     assert {"consistency_rms", "consistency_rms_bicubic", "consistency_rms_onestep"} <= set(res.info)
 
 

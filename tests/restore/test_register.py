@@ -254,3 +254,15 @@ def test_scale_mismatch_message_has_plain_numbers():
         prepare_pair(hq[::2, ::2], hq, scale=3)
     assert "scale (3, 3) = (96, 96) does not match hq (64, 64)" in str(err.value)
     assert "np." not in str(err.value)
+
+
+def test_an_aligned_pair_gets_no_spurious_transform():
+    hq = synthetic_grayscale((128, 128), seed=5)
+    aligned = prepare_pair(simulate_lq(hq, scale=2, shift=(0, 0), rotation_deg=0, seed=0), hq, scale=2)
+    t = aligned.transform
+    # the search alone returned a sub-pixel transform that lowered the NCC (0.9344 -> 0.9340 on a volume)
+    assert t["rotation_deg"] == 0 and t["shift"] == [0, 0] and t["accepted"] == {"in-plane": False}
+    assert t["ncc_after"] == t["ncc_before"] > 0.9
+    moved = prepare_pair(simulate_lq(hq, scale=2, seed=0), hq, scale=2).transform  # 0.4°, (0.6, -1.3) px
+    assert moved["accepted"] == {"in-plane": True} and moved["gain_sigmas"]["in-plane"] > 3
+    assert moved["ncc_after"] > moved["ncc_before"] + 0.02 and abs(moved["rotation_deg"] + 0.4) < 0.1

@@ -53,6 +53,9 @@ def register(
         f"shift {[round(v, 2) for v in t['shift']]} px, "
         f"NCC {t['ncc_before']:.3f} -> {t['ncc_after']:.3f}"
     )
+    skipped = [k for k, ok in (t.get("accepted") or {}).items() if not ok]
+    if skipped:
+        echo(f"  not applied (no NCC gain beyond noise): {', '.join(skipped)} part of the rigid transform")
     if t["ncc_after"] < LOW_NCC:
         typer.echo(
             f"warning: the registered scans correlate poorly (NCC {t['ncc_after']:.2f} < {LOW_NCC}); "
@@ -128,6 +131,11 @@ def _train_summary(res, out):
     auto = ""
     if res.validation:
         auto = "; validation " + ", ".join(f"{k} {v:.2f} dB" for k, v in res.validation.items())
+    if res.steps_auto:
+        n = res.steps_auto["best"]
+        auto += f"; --indi-steps auto: N = {n} (best validation PSNR)"
+        if res.steps_auto.get("at_edge"):
+            auto += " — the largest N tried, the edge of the search: choose with --indi-steps"
     if res.resumed_at == res.steps:
         return (
             f"{out} already holds a finished run ({res.steps} steps in {res.elapsed_s:.0f} s{auto}); nothing "
@@ -179,10 +187,15 @@ def apply(
             model, input, out, slice_axis=axes[slice_axis.lower()], device=device, callback=callback, **kw
         )
     for name, res in results:
+        extra = res.info.get("seconds_onestep")
         echo(
             f"{name + ': ' if name else ''}enhanced to {res.image.shape} with N={res.steps} "
-            f"in {res.info['seconds']:.1f} s; consistency RMS {res.info['consistency_rms']:.4f} "
-            f"(bicubic {res.info['consistency_rms_bicubic']:.4f})"
+            f"in {res.info['seconds']:.1f} s" + (f" (+{extra:.1f} s for the N=1 comparison)" if extra else "")
+        )
+        echo(
+            "  data consistency (RMS of LQ minus the output degraded back onto the LQ grid, normalised "
+            f"grey levels; lower = closer to the measurement): {res.info['consistency_rms']:.4f}, bicubic "
+            f"input {res.info['consistency_rms_bicubic']:.4f} (the floor); map in consistency.tif"
         )
     echo(f"wrote {out}" + (f" ({len(results)} time steps)" if results and results[0][0] else ""))
     if steps is not None:  # after the work, so that a failed call stays one error line
@@ -241,4 +254,7 @@ def evaluate(
             if isinstance(v, int | float) and not isinstance(v, bool)
         ]
         echo(f"{name:<14} " + ", ".join(parts))
+    for name, row in metrics.items():
+        if "how" in row:
+            echo(f"{name}: {row['how']}")
     echo(f"report: {page}")

@@ -171,7 +171,9 @@ class InferenceConfig(_Group):
         description="candidates tried on the validation slices after training for N='auto' (empty: skip)",
     )
     auto_psnr_tolerance: float = Field(
-        1.0, ge=0, description="dB below the best PSNR still eligible for auto"
+        0.05,
+        ge=0,
+        description="auto takes the fewest steps whose validation PSNR is within this many dB of the best",
     )
     tile: int = Field(1024, ge=32, description="tile edge for enhancement of large slices")
     overlap: float = Field(0.25, ge=0, lt=1)

@@ -28,8 +28,8 @@ from ..metrics.resolution import edge_fwhm, line_fwhm
 from ..nn.checkpoint import load_checkpoint
 from ..report import Report
 from .networks import MODEL_FILE
-from .predict import _denorm, _norm
-from .register import fov_mask, upscale
+from .predict import _denorm, _norm, baseline_description
+from .register import apply_grey_map, fov_mask, upscale
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ def compare(
     sift=True,
     line_length=None,
 ):
-    """Quality metrics of each image in ``images`` against ``hq`` (and of the HQ itself for
-    resolution/contrast).
+    """Quality metrics of each image in ``images`` against ``hq`` (and the HQ's resolution and contrast).
 
     Parameters
     ----------
@@ -149,8 +148,9 @@ def compare(
         ``{name: {"psnr", "ssim", "sift_congruent", "sift_matched", "fwhm_median", "fwhm_mean", "fwhm_std",
         "n_edges", "line_fwhm_median", "n_lines", "cnr"}}`` with ``"HQ"`` first (only resolution, contrast
         and the SIFT counts).
-        ``fwhm_*`` is the edge width (steps found in each image), ``line_fwhm_median`` the width of thin lines
-        (windings, foils) at the HQ's line positions, ``n_lines`` how many of them were measurable.
+        ``fwhm_*``: edge width (steps found in each image); ``line_fwhm_median``: width of thin lines at the
+        HQ's line positions, ``n_lines`` of them measurable on profiles ``line_profile_px`` long
+        (``line_length``, or twice it where fewer than half the HQ's lines fitted).
     """
     hq, images, mask = _check(hq, images, mask)
     if data_range is None:
@@ -204,11 +204,17 @@ def _edge_widths(im, *, spacing, n_edges, sigma, profile_length, mask):
 def _line_widths(im, ref_lines, *, spacing, profile_length):
     """FWHM of the thin lines of ``im`` at the HQ's line positions ``ref_lines``."""
     if not ref_lines.points.size:
-        return {"line_fwhm_median": float("nan"), "n_lines": 0}
-    r = line_fwhm(
-        im, spacing=spacing, points=ref_lines.points, normals=ref_lines.normals, profile_length=profile_length
-    )
-    return {"line_fwhm_median": r.median, "n_lines": int(r.finite.size)}
+        return {"line_fwhm_median": float("nan"), "n_lines": 0, "line_profile_px": float(profile_length)}
+    at = dict(spacing=spacing, points=ref_lines.points, normals=ref_lines.normals)
+    r = line_fwhm(im, profile_length=profile_length, **at)
+    used = profile_length
+    if 2 * r.finite.size < ref_lines.finite.size:
+        # a profile only fits lines up to half its length wide: a smoother result's lines there read NaN
+        # ("0 lines" beside the HQ's 10), so measure them on profiles twice as long
+        longer = line_fwhm(im, profile_length=2 * profile_length, **at)
+        if longer.finite.size > r.finite.size:
+            r, used = longer, 2 * profile_length
+    return {"line_fwhm_median": r.median, "n_lines": int(r.finite.size), "line_profile_px": float(used)}
 
 
 def _sift_counts(im, hq):
@@ -301,8 +307,12 @@ def write_report(
     consistency=None,
     mask=None,
     extra_tables=None,
+    rows=None,
 ):
-    """HTML report: metrics table, image panels (whole and zoomed), profiles and the consistency map."""
+    """HTML report: metrics table, image panels (whole and zoomed), profiles and the consistency map.
+
+    ``rows``: ``{row name: how it was produced}``, shown under the metrics table.
+    """
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after choosing the backend
 
@@ -316,6 +326,8 @@ def write_report(
         caption="PSNR/SSIM inside the field of view; FWHM = median edge width (px) over "
         "automatically found edges; CNR with Otsu masks of the HQ",
     )
+    if rows:
+        rep.table({k: {"how it was produced": v} for k, v in rows.items()}, caption="the rows")
     for cap, tab in (extra_tables or {}).items():
         rep.table(tab, caption=cap)
     show = {"HQ": _mid(hq), **{k: _mid(v) for k, v in images.items()}}
@@ -352,7 +364,11 @@ def write_report(
             caption="residual of the enhanced image degraded back onto the LQ grid; "
             "structure here is not supported by the measurement",
         )
-    write_json(out_dir / "metrics.json", metrics)
+    rows = rows or {}
+    write_json(
+        out_dir / "metrics.json",
+        {k: {**v, **({"how": rows[k]} if k in rows else {})} for k, v in metrics.items()},
+    )
     return rep.write()
 
 
@@ -428,13 +444,19 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
     if lq is not None:
         lq_a = np.asarray(read_volume(lq) if isinstance(lq, str | Path) else lq, dtype=np.float32)
     _check_dims(out, enhanced, hq_a, lq_a)
+    if hq_a.shape != enhanced.shape:  # before the candidates are compared with it, which would name them
+        raise InputError(
+            f"the HQ reference (--hq) has shape {hq_a.shape} but the enhanced output in {out} is "
+            f"{enhanced.shape}; give the HQ of the same region on the HQ grid (crop it to the enhanced "
+            "region)"
+        )
     model_meta = None
-    if ("stats" not in meta and lq_a is not None) or (
+    if (("stats" not in meta or "grey_map" not in meta) and lq_a is not None) or (
         "fov_radius" not in meta and mask is None and fov == "auto"
     ):
         model_meta = _model_meta(meta)
     mask, fov_note = _scored_region(out / "enhance.json", meta, model_meta, enhanced.shape, mask, fov)
-    images = _candidates(out, meta, model_meta, lq_a, enhanced)
+    images, how = _candidates(out, meta, model_meta, lq_a, enhanced)
     metrics = compare(hq_a, images, mask=mask, spacing=spacing, n_edges=n_edges, sift=sift)
     cons = read_volume(out / "consistency.tif") if (out / "consistency.tif").is_file() else None
     report = write_report(
@@ -448,7 +470,10 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
             f"enhanced with {meta.get('steps', '?')} InDI steps; model {meta.get('model', '')}",
             f"scored in: {fov_note}",
         ],
+        rows=how,
     )
+    for name, words in how.items():
+        metrics[name]["how"] = words
     return metrics, report
 
 
@@ -464,6 +489,8 @@ def _read_record(meta_path):
         "fov_radius": (int, float, type(None)),
         "scale": (int, float, list),
         "steps": int,
+        "grey_map": (dict, type(None)),
+        "baseline": str,
     }
     present = {k: t for k, t in types.items() if k in meta}
     require(meta, present, path=meta_path, what="record of `matsight restore apply`", fix=fix)
@@ -510,8 +537,10 @@ def _scored_region(meta_path, meta, model_meta, shape, mask, fov):
 
 
 def _candidates(out, meta, model_meta, lq_a, enhanced):
-    """The images to score: LQ bicubic (from ``lq_a`` or ``bicubic.tif``), one-step, InDI."""
-    images = {}
+    """The images to score: LQ bicubic (from ``lq_a`` or ``bicubic.tif``), one-step, InDI; and how each row
+    was produced (``{name: words}``).
+    """
+    images, how = {}, {}
     if lq_a is not None:
         found, stats = _recorded(meta, "stats", model_meta)
         stats = stats or {}
@@ -523,11 +552,19 @@ def _candidates(out, meta, model_meta, lq_a, enhanced):
                 "`matsight restore apply` again"
             )
         # the output and bicubic.tif are in HQ units: normalise like training, then map as `apply` does
+        grey_map = meta["grey_map"] if "grey_map" in meta else (model_meta or {}).get("grey_map")
         up = upscale(lq_a, meta.get("scale", 2.0), shape=enhanced.shape)
-        images["LQ bicubic"] = _denorm(_norm(up, stats.get("lq")), stats.get("hq"))
+        images["LQ bicubic"] = _denorm(apply_grey_map(_norm(up, stats.get("lq")), grey_map), stats.get("hq"))
+        how["LQ bicubic"] = baseline_description(grey_map) + " (from --lq)"
     elif (out / "bicubic.tif").is_file():
         images["LQ bicubic"] = read_volume(out / "bicubic.tif")
+        how["LQ bicubic"] = meta.get("baseline") or (
+            "bicubic.tif of `apply` (written before apply recorded how; percentile-to-percentile grey map)"
+        )
     if (out / "onestep.tif").is_file():
         images["one-step"] = read_volume(out / "onestep.tif")
-    images[f"InDI N={meta.get('steps', '?')}"] = enhanced
-    return images
+        how["one-step"] = "the InDI model sampled with N = 1 (one step from the LQ: its regression estimate)"
+    n = meta.get("steps", "?")
+    images[f"InDI N={n}"] = enhanced
+    how[f"InDI N={n}"] = f"the InDI model sampled with N = {n} steps (enhanced.tif)"
+    return images, how

@@ -32,10 +32,12 @@ from ..io import read_volume, write_volume
 from ..progress import report
 from .indi import sample_image
 from .networks import context_slices, load_model
-from .register import denormalise, normalise, upscale
+from .register import apply_grey_map, denormalise, normalise, upscale
 from .steps import resolve_steps
 
 log = logging.getLogger(__name__)
+
+TRIPLANAR_PAD = 16  # voxels of mirrored volume around the input in the tri-planar mode
 
 __all__ = [
     "Enhancement",
@@ -57,7 +59,8 @@ class Enhancement:
     image : ndarray
         The InDI result on the HQ grid.
     bicubic : ndarray
-        The network input ``y`` (LQ upscaled bicubically, normalised like training) in the same units.
+        The baseline: the network input ``y`` (LQ upscaled bicubically, normalised like training) mapped by
+        the grey-level line fitted on the training pair (``info["grey_map"]``), in the same units.
     onestep : ndarray or None
         ``N = 1`` (one-step regression) result, when requested.
     consistency : ndarray
@@ -180,6 +183,20 @@ def consistency_map(output, lq, scale, *, smooth=1.0):
     return res.astype(np.float32), float(np.sqrt(np.mean(res**2)))
 
 
+def baseline_description(grey_map):
+    """How the ``LQ bicubic`` row was produced, in words (for reports and ``enhance.json``)."""
+    if grey_map:
+        return (
+            "LQ upscaled bicubically, normalised with the training LQ's percentiles, grey levels mapped by "
+            f"the least-squares line fitted on the training pair (gain {grey_map['gain']:.4g}, offset "
+            f"{grey_map['offset']:.4g}), in HQ units"
+        )
+    return (
+        "LQ upscaled bicubically, grey levels mapped percentile to percentile (training LQ's 0.5/99.5 onto "
+        "the HQ's): the model predates the fitted line, retrain it for the fair baseline"
+    )
+
+
 # -------------------------------------------------------------------------------------------------- predict
 @dataclass
 class _Job:
@@ -198,6 +215,7 @@ class _Job:
     batch: int
     ensemble: bool
     callback: object = None
+    seconds: dict = field(default_factory=dict)  # sampling time per N, so an extra N = 1 pass is not billed
 
     @property
     def context(self):
@@ -205,6 +223,7 @@ class _Job:
 
     def slices(self, stack, n, desc, step=1):
         """Enhance every slice of ``stack`` (normalised, on the HQ grid) with ``n`` InDI steps."""
+        t0 = time.perf_counter()
         out = np.empty_like(stack)
         k, b = self.context, self.batch
         for i in range(0, len(stack), b):
@@ -221,6 +240,7 @@ class _Job:
                 context=ctx,
             )
             report(self.callback, step=idx.stop, total=len(stack), message=desc)
+        self.seconds[n] = self.seconds.get(n, 0.0) + time.perf_counter() - t0
         return out
 
 
@@ -240,7 +260,8 @@ def _job(model, lq, indi_steps, slice_axis, scale, upscaled, renormalise, tiling
     stats = dict(meta.get("stats") or {})
     lq_stats, hq_stats = stats.get("lq"), stats.get("hq")
     if renormalise:
-        lq_stats = normalise(a, percentiles=(lq_stats or {}).get("percentiles", (0.5, 99.5)))[1]
+        old = lq_stats or {}
+        lq_stats = normalise(a, percentiles=old.get("percentiles", (0.5, 99.5)), span=old.get("span", 1.0))[1]
     k_ctx = int(meta["config"].model.context)
     if k_ctx and a.ndim == 2:
         log.warning("the model reads neighbouring slices (2.5D); the one input slice stands in for them")
@@ -274,15 +295,21 @@ def _triplanar(job, wanted):
     """Upscale the volume, enhance its slices along all three axes and average. ``(y, {N: result})``."""
     a, s = job.a, job.s
     y = _norm(upscale(a, s), job.lq_stats) if not np.allclose(s, 1) else _norm(a, job.lq_stats)
+    # the xz and yz slices end at the volume's first and last z slice, where the network's zero padding
+    # darkened them (end slices −1.1 / −0.8 dB against the cubic mode on a synthetic block): mirror the
+    # volume by TRIPLANAR_PAD voxels on every side first, so that every border the network sees is inside
+    pad = [(min(TRIPLANAR_PAD, n - 1),) * 2 for n in y.shape]
+    yp = np.pad(y, pad, mode="reflect")
+    inner = tuple(slice(p, p + n) for (p, _), n in zip(pad, y.shape, strict=True))
     results = {}
     for n in wanted:
-        acc = np.zeros_like(y)
+        acc = np.zeros_like(yp)
         for ax in range(3):
-            st = np.moveaxis(y, ax, 0)
+            st = np.moveaxis(yp, ax, 0)
             step = max(1, int(round(job.spacing[ax])))
             st = job.slices(np.ascontiguousarray(st), n, f"InDI N={n} axis {ax}", step)
             acc += np.moveaxis(st, 0, ax)
-        results[n] = acc / 3
+        results[n] = acc[inner] / 3
     return y, results
 
 
@@ -326,7 +353,7 @@ def predict(
     upscaled : bool
         The input is already on the HQ grid (no upscaling; the consistency map is then taken at that grid).
     onestep : bool
-        Also compute the one-step (``N = 1``) result for comparison.
+        Also compute the one-step (``N = 1``) result for comparison (not when ``N`` is 1: it is the result).
     renormalise : bool
         Normalise the input by its own percentiles instead of the training LQ statistics (for scans whose grey
         levels drifted).
@@ -349,18 +376,18 @@ def predict(
     job.callback = callback
     lq_n = _norm(job.a, job.lq_stats)  # normalised LQ on its own grid, for the consistency check
     t0 = time.perf_counter()
-    wanted = [job.n_steps] + ([1] if onestep and job.n_steps != 1 else [])
+    onestep = onestep and job.n_steps != 1  # N = 1 is the one-step result itself: no second, identical copy
+    wanted = [job.n_steps] + ([1] if onestep else [])
     if job.a.ndim == 2 or z_mode == "cubic":
         y, results = _cubic(job, wanted, upscaled)
     else:
         y, results = _triplanar(job, wanted)
-    info = {
-        "steps": job.n_steps,
-        "scale": [float(v) for v in job.s],
-        "z_mode": z_mode,
-        "ensemble": bool(ensemble),
-        "seconds": time.perf_counter() - t0,
-    }
+    # the enhancement's own time: the extra N = 1 pass for comparison is reported apart
+    extra = job.seconds.get(1, 0.0) if onestep else None
+    info = {"steps": job.n_steps, "scale": [float(v) for v in job.s], "z_mode": z_mode}
+    info.update(
+        ensemble=bool(ensemble), seconds=time.perf_counter() - t0 - (extra or 0.0), seconds_onestep=extra
+    )
     return _enhancement(
         job, y, results, lq_n, info, onestep=onestep, upscaled=upscaled, slice_axis=slice_axis
     )
@@ -385,11 +412,17 @@ def _enhancement(job, y, results, lq_n, info, *, onestep, upscaled, slice_axis):
         v = _denorm(v, job.hq_stats)
         return np.moveaxis(v, 0, slice_axis) if v.ndim == 3 else v
 
+    # the baseline gets the grey-level line fitted on the training pair, as InDI learned its mapping there;
+    # models trained before it was recorded keep the percentile-to-percentile map (understated, issue #38)
+    grey_map = job.meta.get("grey_map")
+    info["baseline"] = baseline_description(grey_map)
+    info["grey_map"] = grey_map
+
     if job.a.ndim == 3:
         cons = np.moveaxis(cons, 0, slice_axis)
     return Enhancement(
         image=back(results[n_steps]),
-        bicubic=back(y),
+        bicubic=back(apply_grey_map(y, grey_map)),
         onestep=back(results[1]) if onestep else None,
         consistency=cons,
         steps=n_steps,

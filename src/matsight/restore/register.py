@@ -19,6 +19,7 @@ and reads the pair folder.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 from scipy import ndimage, optimize
@@ -34,10 +35,12 @@ LOW_NCC = 0.2  # below this registered NCC the two scans likely do not show the 
 
 __all__ = [
     "Pair",
+    "apply_grey_map",
     "apply_rigid",
     "as_image",
     "crop_common",
     "denormalise",
+    "fit_grey_map",
     "fov_mask",
     "load_pair",
     "normalise",
@@ -433,21 +436,19 @@ def register_rigid(
     coarse_size=256,
     contrast="local",
     local_sigma=0.04,
+    min_gain_sigmas=3.0,
 ):
     """Sub-pixel rigid registration of ``moving`` onto ``fixed`` (same shape, 2D or 3D).
 
-    Translation by cross-correlation with sub-pixel upsampling
-    (:func:`skimage.registration.phase_cross_correlation`); in-plane rotation by a coarse grid over
-    ``±max_rotation_deg`` then a bounded scalar search, maximising the masked normalised cross-correlation
-    with the best translation at each angle; finally all in-plane parameters are polished together by
-    maximising that correlation directly (this removes the pull of the window towards zero shift). For volumes
-    the Z shift comes from the 3D cross-correlation and the in-plane parameters from at most ``max_slices``
-    evenly spaced slices.
+    Translation by cross-correlation with sub-pixel upsampling; in-plane rotation by a grid over
+    ``±max_rotation_deg`` then a bounded search, maximising the masked normalised cross-correlation (NCC) at
+    the best translation; then all in-plane parameters polished on the NCC itself. For volumes the Z shift
+    comes from the 3D cross-correlation, the in-plane parameters from ``max_slices`` evenly spaced slices.
 
     Parameters
     ----------
     moving, fixed : ndarray
-        Images of equal shape (intensities need not match: both are rescaled robustly).
+        Images of equal shape (intensities need not match).
     mask : ndarray of bool, optional
         Where the images carry information (e.g. :func:`fov_mask`); outside is ignored.
     rotation : bool
@@ -456,75 +457,135 @@ def register_rigid(
         Bound of the rotation: the result lies within ``±max_rotation_deg``.
     upsample_factor : int
         Sub-pixel precision of the cross-correlation peak is ``1 / upsample_factor`` px (before polishing).
-    max_slices : int
-        For volumes, the in-plane search uses at most this many evenly spaced Z slices.
-    max_polish_slices : int
-        ... and the final full-resolution polish at most this many.
+    max_slices, max_polish_slices : int
+        For volumes, the in-plane search uses at most this many evenly spaced Z slices, its polish that many.
     coarse_size : int
         Images wider than 1.5 times this are searched on block means about this wide first (coarse to
         fine); 0 disables.
     contrast : {"local", "global"}
-        ``"local"`` (default): both images are locally normalised (minus a Gaussian local mean, divided by the
-        local standard deviation, scale ``local_sigma`` × width) so every structure weighs alike — a bright,
-        rotationally symmetric feature such as a cell's steel can would otherwise hide the rotation.
-        ``"global"``: robust min-max scaling only.
+        ``"local"`` (default): both images locally normalised (Gaussian scale ``local_sigma`` × width) so
+        every structure weighs alike (a bright, round steel can would hide the rotation); ``"global"``:
+        robust min-max scaling only.
     local_sigma : float
         Scale of the local normalisation as a fraction of the smaller in-plane size.
+    min_gain_sigmas : float
+        Each part found (in-plane; Z shift) is applied only if it raises the NCC over the identity by this
+        many standard errors of its tile-to-tile spread (:func:`_gain_beyond_noise`): on an aligned pair the
+        search otherwise lands on a spurious sub-pixel transform whose interpolation merely smooths noise.
+        0 applies whatever the search found.
 
     Returns
     -------
     dict
-        ``{"rotation_deg": float, "shift": [float, ...], "ncc": float}``: the transform for
-        :func:`apply_rigid` that maps ``moving`` onto ``fixed``, and the masked normalised cross-correlation
-        after applying it.
+        ``rotation_deg``, ``shift`` (for :func:`apply_rigid`, mapping ``moving`` onto ``fixed``), ``ncc`` and
+        ``ncc_identity`` (smoothed, contrast-normalised images with the transform and without), ``accepted``
+        and ``gain_sigmas`` per part (``"in-plane"``, ``"z"``).
     """
+    moving, fixed, mask = _checked_pair(moving, fixed, mask)
+    mov0, fix = _contrast_images(moving, fixed, mask, contrast, local_sigma)
+    window = _taper(fixed.shape, mask)
+    dz, mov = None, mov0
+    if fixed.ndim == 3:
+        dz, mov = _z_shift(mov0, fix, window, upsample_factor)
+    angle, shift2, ncc = _inplane(
+        mov, fix, window, rotation and max_rotation_deg > 0, max_rotation_deg, upsample_factor,
+        max_slices=max_slices, max_polish_slices=max_polish_slices, coarse_size=coarse_size,
+    )  # fmt: skip
+    shift = [float(v) for v in shift2] if dz is None else [dz, *(float(v) for v in shift2)]
+    tr = _keep_beyond_noise(mov0, fix, mask, angle, shift, dz is not None, min_gain_sigmas)
+    log.info("rigid registration: rotation %.3f deg, shift %s px, NCC %.4f -> %.4f (search NCC %.4f)",
+             tr["rotation_deg"], np.round(tr["shift"], 3), tr["ncc_identity"], tr["ncc"], ncc)  # fmt: skip
+    return tr
+
+
+def _checked_pair(moving, fixed, mask):
+    """``(moving, fixed, mask)`` checked for :func:`register_rigid`: one shape, a non-empty mask."""
     moving = as_image(moving, "moving")
     fixed = as_image(fixed, "fixed")
     if moving.shape != fixed.shape:
         raise InputError(
-            f"moving {moving.shape} and fixed {fixed.shape} differ in shape; "
-            "upscale/crop them to one grid first "
-            "(prepare_pair does this)"
+            f"moving {moving.shape} and fixed {fixed.shape} differ in shape; upscale/crop them to one grid "
+            "first (prepare_pair does this)"
         )
     if mask is not None:
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), fixed.shape)
         if not mask.any():
             raise InputError("the registration mask is empty; give a mask that covers the sample")
+    return moving, fixed, mask
+
+
+def _keep_beyond_noise(mov, fix, mask, angle, shift, has_z, min_gain_sigmas):
+    """The transform's parts that raise the NCC beyond noise (:func:`_gain_beyond_noise`), the others reset.
+
+    The in-plane part and the Z shift are judged apart: a real in-plane misalignment must not carry a
+    spurious sub-slice shift along (nor the reverse). Returns :func:`register_rigid`'s dict.
+    """
+    parts = {"in-plane": (angle, [0.0, *shift[1:]] if has_z else shift)}
+    if has_z:
+        parts["z"] = (0.0, [shift[0], 0.0, 0.0])
+    gains = {}
+    for name, (a, s) in parts.items():
+        gains[name], ncc_identity, _ = _gain_beyond_noise(mov, fix, mask, a, s)
+    keep = {k: not min_gain_sigmas or g >= min_gain_sigmas for k, g in gains.items()}
+    for name, ok in keep.items():
+        if not ok:
+            log.info("rigid registration: the %s part gains %.1f standard errors only: not applied",
+                     name, gains[name])  # fmt: skip
+    if not keep["in-plane"]:
+        angle, shift = 0.0, [*shift[:-2], 0.0, 0.0]
+    if has_z and not keep["z"]:
+        shift = [0.0, *shift[1:]]
+    ncc = _gain_beyond_noise(mov, fix, mask, angle, shift)[2] if any(keep.values()) else ncc_identity
+    return {
+        "rotation_deg": float(angle),
+        "shift": [float(v) for v in shift],
+        "ncc": float(ncc),
+        "ncc_identity": float(ncc_identity),
+        "accepted": keep,
+        "gain_sigmas": {k: float(v) for k, v in gains.items()},
+    }
+
+
+def _contrast_images(moving, fixed, mask, contrast, local_sigma):
+    """Both images contrast-normalised for the search (locally by default, see :func:`register_rigid`)."""
     if contrast == "local":
         sigma = max(2.0, local_sigma * min(fixed.shape[-2:]))
-        mov, fix = _local_contrast(moving, sigma), _local_contrast(fixed, sigma)
-    elif contrast == "global":
+        return _local_contrast(moving, sigma), _local_contrast(fixed, sigma)
+    if contrast == "global":
         mov = _robust_scale(moving.astype(np.float32), mask).astype(np.float32)
-        fix = _robust_scale(fixed.astype(np.float32), mask).astype(np.float32)
-    else:
-        raise InputError(f"unknown contrast {contrast!r}; use 'local' or 'global'")
-    window = _taper(fixed.shape, mask)
+        return mov, _robust_scale(fixed.astype(np.float32), mask).astype(np.float32)
+    raise InputError(f"unknown contrast {contrast!r}; use 'local' or 'global'")
 
-    dz = None
-    if fixed.ndim == 3:
-        dz0 = float(_translation(mov, fix, window, upsample_factor)[0])
-        # the window pulls the correlation peak towards zero: polish dz by maximising the NCC directly, on
-        # in-plane block means (cheap) with cubic B-spline interpolation along Z only
-        fz = max(1, min(fixed.shape[-2:]) // 128)
-        cz = ndimage.spline_filter1d(_block_mean(mov, fz) if fz > 1 else mov, order=3, axis=0, mode="mirror")
-        fxz = _block_mean(fix, fz) if fz > 1 else fix
-        wz = _block_mean(window, fz) if fz > 1 else window
-        res = optimize.minimize_scalar(
-            lambda d: -_ncc(_zshift(cz, d), fxz, wz),
-            bounds=(dz0 - 1, dz0 + 1),
-            method="bounded",
-            options={"xatol": 0.005},
-        )
-        dz = float(res.x) if -res.fun >= _ncc(_zshift(cz, dz0), fxz, wz) else dz0
-        mov = _zshift(ndimage.spline_filter1d(mov, order=3, axis=0, mode="mirror"), dz)
-        if fixed.shape[0] > max_slices:
-            # avoid the end slices, which the Z shift filled by extrapolation
-            idx = np.linspace(0, fixed.shape[0] - 1, max_slices + 2)[1:-1].round().astype(int)
-            mov, fix, window = mov[idx], fix[idx], window[idx]
 
-    rot_on = bool(rotation and max_rotation_deg > 0)
+def _z_shift(mov, fix, window, upsample_factor):
+    """The Z shift of a volume and ``mov`` shifted by it: 3D cross-correlation, then the NCC polished."""
+    dz0 = float(_translation(mov, fix, window, upsample_factor)[0])
+    # the window pulls the correlation peak towards zero: polish dz by maximising the NCC directly, on
+    # in-plane block means (cheap) with cubic B-spline interpolation along Z only
+    fz = max(1, min(fix.shape[-2:]) // 128)
+    cz = ndimage.spline_filter1d(_block_mean(mov, fz) if fz > 1 else mov, order=3, axis=0, mode="mirror")
+    fxz = _block_mean(fix, fz) if fz > 1 else fix
+    wz = _block_mean(window, fz) if fz > 1 else window
+    res = optimize.minimize_scalar(
+        lambda d: -_ncc(_zshift(cz, d), fxz, wz),
+        bounds=(dz0 - 1, dz0 + 1),
+        method="bounded",
+        options={"xatol": 0.005},
+    )
+    dz = float(res.x) if -res.fun >= _ncc(_zshift(cz, dz0), fxz, wz) else dz0
+    return dz, _zshift(ndimage.spline_filter1d(mov, order=3, axis=0, mode="mirror"), dz)
+
+
+def _inplane(
+    mov, fix, window, rot_on, max_rotation_deg, upsample_factor, *, max_slices, max_polish_slices, coarse_size
+):
+    """``(angle, (dy, dx), ncc)``: the in-plane search, coarse to fine, then the full-resolution polish."""
+    if mov.ndim == 3 and mov.shape[0] > max_slices:
+        # avoid the end slices, which the Z shift filled by extrapolation
+        idx = np.linspace(0, mov.shape[0] - 1, max_slices + 2)[1:-1].round().astype(int)
+        mov, fix, window = mov[idx], fix[idx], window[idx]
     # coarse-to-fine: the search runs on block means ~256 px wide, the full-resolution polish starts close
-    f = max(1, int(round(min(fixed.shape[-2:]) / coarse_size))) if coarse_size else 1
+    f = max(1, int(round(min(fix.shape[-2:]) / coarse_size))) if coarse_size else 1
     if f > 1:
         mc, fc, wc = (_block_mean(a, f) for a in (mov, fix, window))
         angle, shift2 = _search_inplane(mc, fc, wc, rot_on, max_rotation_deg, upsample_factor, tol=0.02)
@@ -548,9 +609,49 @@ def register_rigid(
         max_rotation_deg=max_rotation_deg,
     )
     ncc = _ncc(_affine_stack(mov, angle, shift2, order=1, mode="nearest"), fix, window)
-    shift = [float(v) for v in shift2] if dz is None else [dz, *(float(v) for v in shift2)]
-    log.info("rigid registration: rotation %.3f deg, shift %s px, NCC %.4f", angle, np.round(shift, 3), ncc)
-    return {"rotation_deg": angle, "shift": shift, "ncc": ncc}
+    return angle, shift2, ncc
+
+
+def _gain_beyond_noise(mov, fix, mask, angle, shift, *, tiles=4, max_slices=8, smooth=1.0):
+    """How far the transform raises the match above the identity's, in standard errors: ``(gain, ncc
+    identity, ncc moved)``.
+
+    Both the moved and the unmoved image are smoothed by ``smooth`` px before the NCC, so that the
+    interpolation of a sub-pixel transform (which itself low-passes the noise and so raises the NCC of *any*
+    fractional shift) does not count as a better match. The NCC gain is taken on ``tiles`` × ``tiles``
+    in-plane tiles of up to ``max_slices`` slices; gain = mean / standard error of the tile gains.
+    """
+    w = np.ones(fix.shape, np.float32) if mask is None else mask.astype(np.float32)
+    if fix.ndim == 3:
+        n = fix.shape[0]
+        # interior slices: a Z shift leaves the end slices to extrapolation
+        idx = np.arange(n) if n <= 2 else np.linspace(0, n - 1, min(n, max_slices) + 2)[1:-1]
+        idx = np.unique(np.round(idx).astype(int))
+        if shift[0]:
+            moved = apply_rigid(mov, rotation_deg=angle, shift=shift, order=3, mode="mirror")[idx]
+        else:  # in-plane only: the chosen slices suffice
+            moved = _affine_stack(mov[idx], angle, shift[1:], order=3, mode="mirror")
+        b, f, w = mov[idx], fix[idx], w[idx]
+    else:
+        moved = apply_rigid(mov, rotation_deg=angle, shift=shift, order=3, mode="mirror")[None]
+        b, f, w = mov[None], fix[None], w[None]
+    # in-plane smoothing of every slice (axis 0 indexes slices here)
+    a, b, f = (ndimage.gaussian_filter(x, (0, smooth, smooth)) for x in (moved, b, f))
+    gains = []
+    ny, nx = fix.shape[-2:]
+    for k in range(len(f)):
+        for ys in np.array_split(np.arange(ny), tiles):
+            for xs in np.array_split(np.arange(nx), tiles):
+                sl = (k, slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+                if w[sl].sum() >= 0.25 * w[sl].size:
+                    gains.append(_ncc(a[sl], f[sl], w[sl]) - _ncc(b[sl], f[sl], w[sl]))
+    total = (_ncc(b, f, w), _ncc(a, f, w))
+    g = np.asarray(gains)
+    if g.size < 2:
+        return (math.inf if total[1] > total[0] else 0.0), *total
+    se = float(g.std(ddof=1)) / math.sqrt(g.size)
+    gain = float(g.mean()) / se if se > 0 else (math.inf if g.mean() > 0 else 0.0)
+    return gain, *total
 
 
 def refine_deformable(
@@ -622,6 +723,15 @@ def refine_deformable(
         flow = np.concatenate([np.zeros((1,) + fixed.shape, np.float32), flow2.astype(np.float32)])
     else:
         flow = np.asarray(funcs[method](fx, mv, **kwargs), dtype=np.float32)
+    flow = _regularise_flow(flow, fixed, mask, two_d, flow_sigma, max_displacement)
+    grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in fixed.shape], indexing="ij")
+    coords = np.stack([g + f for g, f in zip(grid, flow, strict=True)])
+    warped = warp(moving.astype(np.float32), coords, order=3, mode="edge", preserve_range=True)
+    return warped.astype(np.float32), flow.astype(np.float32)
+
+
+def _regularise_flow(flow, fixed, mask, two_d, flow_sigma, max_displacement):
+    """Optical flow smoothed where the HQ has structure, faded outside ``mask``, clipped in length."""
     fs = max(1.0, flow_sigma * min(fixed.shape[-2:]))
     sig_flow = (0,) * (fixed.ndim - 2) + (fs, fs) if two_d else fs
     # confidence of the flow: gradient energy of the (globally scaled) HQ — flat or empty regions, where
@@ -642,10 +752,7 @@ def refine_deformable(
     over = mag > max_displacement
     if over.any():
         flow[:, over] *= (max_displacement / mag[over]).astype(np.float32)
-    grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in fixed.shape], indexing="ij")
-    coords = np.stack([g + f for g, f in zip(grid, flow, strict=True)])
-    warped = warp(moving.astype(np.float32), coords, order=3, mode="edge", preserve_range=True)
-    return warped.astype(np.float32), flow.astype(np.float32)
+    return flow
 
 
 def crop_common(valid):
@@ -694,12 +801,19 @@ def crop_common(valid):
 
 
 # ------------------------------------------------------------------------------------------------ normalising
-def normalise(image, *, stats=None, percentiles=(0.5, 99.5), mask=None, clip=True):
-    """Map intensities to [-1, 1] by robust percentiles; returns ``(normalised, stats)``.
+PAIR_SPAN = 0.8  # prepare_pair maps the percentiles to ±0.8: 12.5 % of the range of headroom on either side
 
-    ``stats = {"lo": ..., "hi": ..., "percentiles": [...]}``: ``lo`` maps to -1 and ``hi`` to +1. Pass the
-    stats of a training pair to normalise new data the same way; :func:`denormalise` inverts (exactly, for
-    values that were inside [lo, hi] or with ``clip=False``).
+
+def normalise(image, *, stats=None, percentiles=(0.5, 99.5), mask=None, clip=True, span=1.0):
+    """Map intensities into [-1, 1] by robust percentiles; returns ``(normalised, stats)``.
+
+    ``stats = {"lo": ..., "hi": ..., "percentiles": [...], "span": s}``: ``lo`` maps to ``-s`` and ``hi`` to
+    ``+s``; values beyond are clipped to [-1, 1] (with ``clip``). Pass the stats of a training pair to
+    normalise new data the same way; :func:`denormalise` inverts (exactly, for values that were not clipped,
+    or with ``clip=False``). ``span`` < 1 (new stats only) leaves headroom: with ``s = 1`` every grey level
+    beyond the percentiles is clipped, so a network trained on such a pair never outputs the brightest 0.5 %
+    of the HQ, and slices where a bright phase exceeds the pair's 99.5th percentile come out darkened
+    (issue #38: by 700–1700 grey levels on a synthetic pair).
     """
     image = np.asarray(image)
     if stats is None:
@@ -709,14 +823,16 @@ def normalise(image, *, stats=None, percentiles=(0.5, 99.5), mask=None, clip=Tru
         p = [float(q) for q in percentiles]
         if not 0 <= p[0] < p[1] <= 100:
             raise InputError(f"percentiles must satisfy 0 <= low < high <= 100, got {p}")
+        if not 0 < float(span) <= 1:
+            raise InputError(f"span must be in (0, 1], got {span}")
         lo, hi = (float(x) for x in np.percentile(v, p))
         if hi <= lo:
             raise InputError(
                 f"image is constant ({lo}); nothing to normalise — check that the input has content"
             )
-        stats = {"lo": lo, "hi": hi, "percentiles": p}
-    lo, hi = float(stats["lo"]), float(stats["hi"])
-    out = (2.0 * (image.astype(np.float64) - lo) / (hi - lo) - 1.0).astype(np.float32)
+        stats = {"lo": lo, "hi": hi, "percentiles": p, "span": float(span)}
+    lo, hi, s = float(stats["lo"]), float(stats["hi"]), float(stats.get("span", 1.0))
+    out = (s * (2.0 * (image.astype(np.float64) - lo) / (hi - lo) - 1.0)).astype(np.float32)
     if clip:
         np.clip(out, -1.0, 1.0, out=out)
     return out, dict(stats)
@@ -724,8 +840,35 @@ def normalise(image, *, stats=None, percentiles=(0.5, 99.5), mask=None, clip=Tru
 
 def denormalise(image, stats):
     """Inverse of :func:`normalise`: [-1, 1] back to the original intensity units."""
-    lo, hi = float(stats["lo"]), float(stats["hi"])
-    return ((np.asarray(image, dtype=np.float64) + 1.0) * 0.5 * (hi - lo) + lo).astype(np.float32)
+    lo, hi, s = float(stats["lo"]), float(stats["hi"]), float(stats.get("span", 1.0))
+    return ((np.asarray(image, dtype=np.float64) / s + 1.0) * 0.5 * (hi - lo) + lo).astype(np.float32)
+
+
+def fit_grey_map(lq, hq, mask=None, *, max_pixels=2_000_000):
+    """Least-squares line ``hq ≈ gain · lq + offset`` over the pixels in ``mask``: ``{"gain", "offset"}``.
+
+    Fitted on the training pair (normalised units), it is the grey-level mapping a baseline gets that InDI
+    also learns there: mapping the noisy LQ by its own percentiles instead stretches its noise into the
+    contrast and understates the bicubic baseline by 2–3 dB (issue #38).
+    """
+    lq = np.asarray(lq, dtype=np.float64)
+    hq = np.asarray(hq, dtype=np.float64)
+    sel = np.ones(lq.shape, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), lq.shape)
+    a, b = lq[sel], hq[sel]
+    if a.size < 2 or np.ptp(a) == 0:
+        return {"gain": 1.0, "offset": 0.0}
+    k = max(1, a.size // int(max_pixels))  # an even subsample: the line needs no more pixels than this
+    gain, offset = np.polyfit(a[::k], b[::k], 1)
+    return {"gain": float(gain), "offset": float(offset)}
+
+
+def apply_grey_map(image, grey_map):
+    """``gain · image + offset`` (float32); the image unchanged for ``grey_map`` None."""
+    if not grey_map:
+        return np.asarray(image, dtype=np.float32)
+    return (float(grey_map["gain"]) * np.asarray(image, np.float64) + float(grey_map["offset"])).astype(
+        np.float32
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ pairs
@@ -832,7 +975,7 @@ def prepare_pair(
     Steps (paper Methods): bicubic upscaling of LQ by ``scale`` onto the HQ grid; optional circular
     field-of-view mask; sub-pixel rigid registration of LQ onto HQ (:func:`register_rigid`); optional
     deformable refinement (:func:`refine_deformable`); cropping to the region both cover
-    (:func:`crop_common`); normalisation of each to [-1, 1] with stored statistics (:func:`normalise`).
+    (:func:`crop_common`); normalisation of each with stored statistics (:func:`normalise`).
 
     Parameters
     ----------
@@ -845,16 +988,15 @@ def prepare_pair(
     deformable : bool or {"ilk", "tvl1"}
         Optical-flow refinement after the rigid step.
     rotation, max_rotation_deg
-        Passed to :func:`register_rigid`.
+        Passed to :func:`register_rigid` (which applies only the parts that beat the noise).
     percentiles : (float, float)
-        Normalisation percentiles, computed inside the mask.
+        Normalisation percentiles, computed inside the mask; they map to ±0.8 (:data:`PAIR_SPAN`), leaving
+        headroom for grey levels beyond them.
     shape_tolerance : float
         Largest accepted relative difference per axis between ``lq.shape * scale`` and ``hq.shape``; beyond it
         the images cannot be the same field of view and an :class:`InputError` is raised.
 
-    Returns
-    -------
-    Pair
+    Returns a :class:`Pair`; its ``transform`` records the NCC before and after registration.
     """
     lq = as_image(lq, "lq")
     hq = as_image(hq, "hq")
@@ -862,37 +1004,25 @@ def prepare_pair(
     up = upscale(lq, f)
     before, valid = _fit_shape(up, hq.shape, cval=float(np.median(up)))
     hqf = hq.astype(np.float32)
-
     fov = None
     if mask is not False and mask is not None:
-        radius = None if mask is True else float(mask)
-        fov = fov_mask(hq.shape, radius=radius)
+        fov = fov_mask(hq.shape, radius=None if mask is True else float(mask))
     reg_mask = valid if fov is None else (valid & fov)
-
     tr = register_rigid(before, hqf, mask=reg_mask, rotation=rotation, max_rotation_deg=max_rotation_deg)
-    fill = float(np.median(before))
-    registered = apply_rigid(before, rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=3, cval=fill)
-    moved_valid = apply_rigid(
-        valid.astype(np.float32), rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=1
-    )
-    moved_valid = moved_valid > 0.999
+    registered, moved_valid = _moved(before, valid, tr)
     flow_info = None
     if deformable:
         method = deformable if isinstance(deformable, str) else "ilk"
         registered, flow_info = _deformable_if_better(registered, hqf, method, reg_mask, moved_valid, fov)
-    need = moved_valid if fov is None else (moved_valid | ~fov)
-    crop = crop_common(need)
+    crop = crop_common(moved_valid if fov is None else (moved_valid | ~fov))
     lq_c, hq_c = registered[crop], hqf[crop]
     fov_c = None if fov is None else fov[crop]
-    w = _taper(hq_c.shape, fov_c)
-    ncc_before = _ncc(_robust_scale(before[crop], fov_c), _robust_scale(hq_c, fov_c), w)
-    ncc_after = _ncc(_robust_scale(lq_c, fov_c), _robust_scale(hq_c, fov_c), w)
-    lq_n, lq_stats = normalise(lq_c, percentiles=percentiles, mask=fov_c)
-    hq_n, hq_stats = normalise(hq_c, percentiles=percentiles, mask=fov_c)
+    ncc_before, ncc_after = (_pair_ncc(a, hq_c, fov_c) for a in (before[crop], lq_c))
+    lq_n, lq_stats = normalise(lq_c, percentiles=percentiles, mask=fov_c, span=PAIR_SPAN)
+    hq_n, hq_stats = normalise(hq_c, percentiles=percentiles, mask=fov_c, span=PAIR_SPAN)
     transform = {
         "scale": [float(v) for v in f],
-        "rotation_deg": tr["rotation_deg"],
-        "shift": tr["shift"],
+        **{k: tr[k] for k in ("rotation_deg", "shift")},
         "crop": [[s.start, s.stop] for s in crop],
         "hq_shape": list(hq.shape),
         "lq_shape": list(lq.shape),
@@ -900,13 +1030,25 @@ def prepare_pair(
         "deformable": flow_info,
         "ncc_before": ncc_before,
         "ncc_after": ncc_after,
+        # which parts of the rigid transform beat the noise (and by how many standard errors)
+        **{k: tr[k] for k in ("accepted", "gain_sigmas")},
     }
     log.info("pair prepared: %s, NCC %.3f -> %.3f", hq_n.shape, ncc_before, ncc_after)
-    return Pair(
-        lq_up=lq_n,
-        hq=hq_n,
-        transform=transform,
-        stats={"lq": lq_stats, "hq": hq_stats},
-        mask=fov_c,
-        before=normalise(before[crop], stats=lq_stats)[0],
+    before_n = normalise(before[crop], stats=lq_stats)[0]
+    stats = {"lq": lq_stats, "hq": hq_stats}
+    return Pair(lq_up=lq_n, hq=hq_n, transform=transform, stats=stats, mask=fov_c, before=before_n)
+
+
+def _pair_ncc(a, b, fov):
+    """NCC of two images of the pair, robustly scaled, tapered at the field of view."""
+    return _ncc(_robust_scale(a, fov), _robust_scale(b, fov), _taper(b.shape, fov))
+
+
+def _moved(before, valid, tr):
+    """The upscaled LQ moved by the rigid transform ``tr`` and where it still holds data after the move."""
+    fill = float(np.median(before))
+    moved = apply_rigid(before, rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=3, cval=fill)
+    moved_valid = apply_rigid(
+        valid.astype(np.float32), rotation_deg=tr["rotation_deg"], shift=tr["shift"], order=1
     )
+    return moved, moved_valid > 0.999

@@ -39,7 +39,8 @@ from .indi import sample_image
 from .losses import indi_loss
 from .networks import MODEL_FILE, STATE_FILE, build_network, context_slices, load_model
 from .pair_io import Pair, load_pair
-from .steps import select_steps
+from .register import fit_grey_map
+from .steps import at_edge, select_steps
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class TrainResult:
     history: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
     resumed_at: int = 0  # the step a resumed run started at; equal to ``steps`` when it was already finished
+    steps_auto: dict | None = None  # the validated step count (``--indi-steps auto``) and its table
 
 
 def one_cycle_lr(progress, *, lr_max, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
@@ -96,6 +98,11 @@ class _Data:
         """Slices between neighbouring LQ slices on this (HQ) grid: the LQ's z voxel over the HQ's."""
         scale = self.transform.get("scale") or [1.0]
         return max(1, int(round(float(scale[0]) if len(scale) == 3 else 1.0)))
+
+    @property
+    def data_range(self):
+        """Normalised width of the HQ's percentile range (2 · span): the PSNR data range of validation."""
+        return 2.0 * float((self.stats.get("hq") or {}).get("span", 1.0))
 
     @functools.cached_property
     def fingerprint(self):
@@ -267,26 +274,27 @@ def _validation_set(data, regions, config, max_slices=8):
     return lq, hq, mk, ctx
 
 
-def _psnr(a, b, mask=None):
-    # data range of the normalised images is 2 ([-1, 1])
+def _psnr(a, b, mask=None, data_range=2.0):
     d = (a - b) if mask is None else (a - b)[mask]
     mse = float(np.mean(np.square(d, dtype=np.float64)))
-    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)
+    return float("inf") if mse == 0 else 10 * math.log10(data_range**2 / mse)
 
 
-def validate(net, val, *, steps_list=(1,), config=None, batch=4):
-    """Mean PSNR (dB, on the [−1, 1] scale, inside the mask) of the sampler with each ``N`` in ``steps_list``
-    on the validation crops, plus the bicubic input's.
+def validate(net, val, *, steps_list=(1,), config=None, batch=4, data_range=2.0):
+    """Mean PSNR (dB, inside the mask) of the sampler with each ``N`` in ``steps_list`` on the validation
+    crops, plus the bicubic input's. ``data_range``: the normalised width of the HQ's percentile range, 2 for
+    a pair normalised to ±1 (``2 · span`` of its statistics), so the figures do not depend on the headroom.
     """
     lq, hq, mk, ctx = val
-    out = {"psnr_input": float(np.mean([_psnr(a, b, m) for a, b, m in zip(lq, hq, mk, strict=True)]))}
+    psnr = functools.partial(_psnr, data_range=data_range)
+    out = {"psnr_input": float(np.mean([psnr(a, b, m) for a, b, m in zip(lq, hq, mk, strict=True)]))}
     for n in steps_list:
         vals = []
         for a, b, m, c in zip(lq, hq, mk, ctx, strict=True):
             pred = sample_image(
                 net, a, steps=n, tile=config.inference.tile if config else 1024, batch=batch, context=c
             )
-            vals.append(_psnr(pred, b, m))
+            vals.append(psnr(pred, b, m))
         out[f"psnr_{n}"] = float(np.mean(vals))
     return out
 
@@ -462,7 +470,11 @@ class _Run:
         if self.val is None:
             return {}
         res = validate(
-            self.net, self.val, steps_list=(1, self.config.inference.indi_steps), config=self.config
+            self.net,
+            self.val,
+            steps_list=(1, self.config.inference.indi_steps),
+            config=self.config,
+            data_range=self.data.data_range,
         )
         self.net.train()
         self.latest = res
@@ -494,9 +506,12 @@ def _finished(out_dir, config, data):
     if not (done and (out_dir / MODEL_FILE).is_file()):
         return state, None
     # redoing the final validation and step selection would only rewrite the same model
-    validation = load_checkpoint(out_dir / MODEL_FILE)[1].get("validation") or {}
+    model_meta = load_checkpoint(out_dir / MODEL_FILE)[1]
+    validation = model_meta.get("validation") or {}
     log.info("%s already holds a finished run of %d steps", out_dir, step_)
-    return state, TrainResult(out_dir, step_, elapsed, list(state[1].get("history", [])), validation, step_)
+    history = list(state[1].get("history", []))
+    auto = model_meta.get("steps_auto")
+    return state, TrainResult(out_dir, step_, elapsed, history, validation, step_, auto)
 
 
 def _start(config, data, out_dir, state, device, slices, val_slices):
@@ -567,9 +582,14 @@ def _loop(run, callback):
 
 def _finish(run, resumed_at):
     """Final validation, the automatic InDI step count, and the model folder's files."""
-    final_val = run.validation()
-    if final_val:
-        run.history.append({"step": run.step, "elapsed_s": round(run.elapsed, 2), **final_val})
+    last = next((h for h in reversed(run.history) if "psnr_input" in h), None)
+    if last is not None and last["step"] == run.step:
+        # the loop validated at this very step: validating again would repeat that entry in history.json
+        final_val = {k: v for k, v in last.items() if k.startswith("psnr_")}
+    else:
+        final_val = run.validation()
+        if final_val:
+            run.history.append({"step": run.step, "elapsed_s": round(run.elapsed, 2), **final_val})
     run.net.eval()
     run.save_state()
     inf = run.config.inference
@@ -584,10 +604,17 @@ def _finish(run, resumed_at):
             contexts=contexts,
             candidates=inf.auto_steps,
             psnr_tolerance=inf.auto_psnr_tolerance,
+            data_range=run.data.data_range,
         )
-        steps_auto = {"best": best, "table": {str(k): v for k, v in table.items()}}
+        steps_auto = {
+            "best": best,
+            "objective": "validation PSNR (fewest steps within auto_psnr_tolerance dB of the best)",
+            "at_edge": at_edge(best, table),
+            "table": {str(k): v for k, v in table.items()},
+        }
     info = {
         "steps_auto": steps_auto,
+        "grey_map": _grey_map(run.data, run.regions[0]),
         "train": {
             "steps": run.step,
             "elapsed_s": run.elapsed,
@@ -601,7 +628,19 @@ def _finish(run, resumed_at):
     _save_model(run.out_dir, run.net, run.config, run.data, info)
     _write_history(run.out_dir, run.history)
     log.info("trained %d steps in %.0f s; validation %s", run.step, run.elapsed, final_val)
-    return TrainResult(run.out_dir, run.step, run.elapsed, run.history, final_val, resumed_at)
+    return TrainResult(run.out_dir, run.step, run.elapsed, run.history, final_val, resumed_at, steps_auto)
+
+
+def _grey_map(data, regions):
+    """The least-squares LQ → HQ grey-level line on the training regions (inside the mask), for the bicubic
+    baseline of ``enhance``/``evaluate``: fitted where InDI learns its own mapping, and nowhere else.
+    """
+    lq = np.concatenate([data.lq[i, r0:r1].ravel() for i, r0, r1 in regions])
+    hq = np.concatenate([data.hq[i, r0:r1].ravel() for i, r0, r1 in regions])
+    mask = None
+    if data.mask is not None:
+        mask = np.concatenate([data.mask[i, r0:r1].ravel() for i, r0, r1 in regions])
+    return fit_grey_map(lq, hq, mask)
 
 
 def train(
