@@ -1,4 +1,4 @@
-"""The methods chain end to end through the CLI, as docs/howto/chain-*.md show (tiny sizes, a few training steps)."""
+"""The methods chain end to end through the CLI, as docs/howto/chain-*.md show (tiny sizes, few steps)."""
 
 import json
 

@@ -135,9 +135,7 @@ def test_a_resumed_run_folder_may_hold_its_inputs(work, tmp_path, monkeypatch):
     run.mkdir()
     for name in ("lr.tif", "hr.tif"):
         shutil.copy(work / name, run / name)
-    r = _run(
-        "fuse", "train", "--lr", run / "lr.tif", "--hr", run / "hr.tif", "--out", run, "--steps", "0"
-    )
+    r = _run("fuse", "train", "--lr", run / "lr.tif", "--hr", run / "hr.tif", "--out", run, "--steps", "0")
     assert r.exit_code == 0, r.output
     assert (run / "last.safetensors").is_file() and (run / "lr.tif").read_bytes() == (
         work / "lr.tif"

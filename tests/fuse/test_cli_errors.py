@@ -213,7 +213,8 @@ def test_resume_keeps_the_runs_settings_and_refuses_other_ones(work, tmp_path, o
     r = _train_cli(work, run, "--mode", "sample", "--seed", "3")
     assert r.exit_code == 0, r.output
     # the wrote line lists what was written: no curves or metrics.csv without an iteration
-    assert "best.safetensors, last.safetensors, status.json)" in r.output and "training_curves" not in r.output
+    assert "best.safetensors, last.safetensors, status.json)" in r.output
+    assert "training_curves" not in r.output
     # options left out: the run's own settings, not the defaults
     assert _train_cli(work, run).exit_code == 0
     assert saved_config(run).mode == "sample" and saved_config(run).seed == 3

@@ -291,7 +291,7 @@ def _documented_sto_example():
 
 def test_docs_srtio3_example_finds_srtio3_only(tmp_path, shared_data, monkeypatch):
     yaml_text, args = _documented_sto_example()
-    assert "--phases" in args
+    assert "--phase-file" in args  # the file alone: its phase must win over the built-in ones on evidence
     monkeypatch.chdir(tmp_path)
     Path("SrTiO3.yaml").write_text(yaml_text, encoding="utf-8")
     r = _run("analyze", shared_data / "tem" / "16_STOimage.emi", *args, "-o", "sto", "--no-maps")

@@ -668,7 +668,10 @@ def train(data, out_dir, *, config=None, budget=None, callback=None, device="aut
         raise InputError("training.steps is None (no limit): give a time budget, or a number of steps")
     state = _build_state(cfg, resolve_device(device), lr, stacks, n_hr, n_lr, groups, meta)
     evaluator = _Evaluator(cfg, lr, stacks, n_hr, n_lr, n_eval, state.device)
-    run = _start_run(out_dir, cfg, data_id, meta, evaluator.hr_ref, _check_fractions(cfg, lr, stacks, n_hr))
+    fractions = _check_fractions(cfg, lr, stacks, n_hr)
+    run = _start_run(out_dir, cfg, data_id, meta, evaluator.hr_ref, fractions)
+    if fractions["warning"]:  # once the run folder is written: a disk error is then the only line printed
+        log.warning(fractions["warning"])
     start_it = state.iteration
     _loop(state, run, evaluator, budget_s, callback)
     run.checkpoint(state)
@@ -690,12 +693,9 @@ def train(data, out_dir, *, config=None, budget=None, callback=None, device="aut
 
 
 def _check_fractions(cfg, lr, stacks, n_hr):
-    """The LR/HR phase fraction check of :func:`~.convergence.fraction_check`, logged when they differ."""
+    """The LR/HR phase fraction check of :func:`~.convergence.fraction_check`."""
     compare = [int(c) for c in cfg.lr_channels[1:]]
-    check = fraction_check(lr, stacks, compare, n_hr, material_only=cfg.training.material_only_loss)
-    if check["warning"]:
-        log.warning(check["warning"])
-    return check
+    return fraction_check(lr, stacks, compare, n_hr, material_only=cfg.training.material_only_loss)
 
 
 def _start_run(out_dir, cfg, data_id, meta, hr_ref, inputs):

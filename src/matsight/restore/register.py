@@ -972,10 +972,9 @@ def prepare_pair(
 ):
     """Turn a raw LQ scan and an HQ scan of the same sample into a registered, normalised :class:`Pair`.
 
-    Steps (paper Methods): bicubic upscaling of LQ by ``scale`` onto the HQ grid; optional circular
-    field-of-view mask; sub-pixel rigid registration of LQ onto HQ (:func:`register_rigid`); optional
-    deformable refinement (:func:`refine_deformable`); cropping to the region both cover
-    (:func:`crop_common`); normalisation of each with stored statistics (:func:`normalise`).
+    Steps (paper Methods): bicubic upscaling of LQ onto the HQ grid; optional circular field-of-view mask;
+    rigid registration (:func:`register_rigid`); optional deformable refinement (:func:`refine_deformable`);
+    cropping to the common region (:func:`crop_common`); normalisation (:func:`normalise`).
 
     Parameters
     ----------
@@ -993,10 +992,12 @@ def prepare_pair(
         Normalisation percentiles, computed inside the mask; they map to ±0.8 (:data:`PAIR_SPAN`), leaving
         headroom for grey levels beyond them.
     shape_tolerance : float
-        Largest accepted relative difference per axis between ``lq.shape * scale`` and ``hq.shape``; beyond it
-        the images cannot be the same field of view and an :class:`InputError` is raised.
+        Largest relative difference per axis of ``lq.shape * scale`` and ``hq.shape`` (else an InputError).
 
-    Returns a :class:`Pair`; its ``transform`` records the NCC before and after registration.
+    Returns
+    -------
+    Pair
+        Its ``transform`` records the NCC before and after registration.
     """
     lq = as_image(lq, "lq")
     hq = as_image(hq, "hq")
