@@ -50,7 +50,7 @@ def default_threads():
     The cores the process may use, less the run queue of the last minute (``os.getloadavg``). torch's own
     default takes every core; when other processes hold some, its threads wait on each other at every
     operation: on 2 cores beside one busy process, a conv-net training step ran 3.4× slower with 2 threads
-    than with 1, while on the idle machine 2 threads were 1.2× faster (``benchmarks/threads.py``).
+    than with 1, while on the idle machine 2 threads were 1.65× faster (``benchmarks/threads.py``).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
