@@ -74,8 +74,8 @@ def reverse_huber(pred, target, *, c=0.5, weight=None):
 
     Examples
     --------
-    >>> float(reverse_huber(torch.tensor([0.25, 1.5]), torch.zeros(2)))
-    0.875
+    >>> float(reverse_huber(torch.tensor([0.25, 1.5]), torch.zeros(2)))  # (0.25 + (1.5² + 0.5²) / 1) / 2
+    1.375
     """
     e = (pred - target).abs()
     per = torch.where(e <= c, e, (e * e + c * c) / (2 * c))
