@@ -13,9 +13,7 @@ ROOT = Path(matsight.__file__).parent
 MAX_LINES = 80
 
 # Functions over MAX_LINES still to be split (issue #40), as "path/inside/matsight.py::Qualified.name".
-PENDING = {
-    "io/microscope.py::_signal_to_image",
-}
+PENDING = set()
 
 
 def _functions(tree, prefix=""):

@@ -373,12 +373,8 @@ def _tag_path(fmt, path, sig):
     return f"file: {tag} ({path.name})" if ext else f"file: {tag}"
 
 
-def _signal_to_image(
-    sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, lazy, quiet,
-    pixel_size_source="pixel_size=", calibration_file=None,
-):  # fmt: skip
-    name = path.name
-    data = sig["data"]
+def _image_axes(sig, data, name, idx, n):
+    """``(data, axes)`` with the two image axes last, or an InputError when the signal is not one 2D image."""
     axes = _axes_of(sig)
     if len(axes) != data.ndim:
         axes = [{"name": f"dim{i}", "size": s, "scale": 1.0, "units": "", "navigate": i < data.ndim - 2}
@@ -397,19 +393,28 @@ def _signal_to_image(
         order = [i for i in range(data.ndim) if i not in sig_pos] + sig_pos
         data = data.transpose(order)
         axes = [axes[i] for i in order]
-    nav, img = axes[:-2], axes[-2:]
+    return data, axes
 
+
+def _image_calibration(sig, fmt, img, name, allow_reciprocal):
+    """``(per-axis (nm, reciprocal) or None, reciprocal)`` of the image axes; Velox's own tag as fallback."""
     cal = [_calibration(a) for a in img]
     velox = _velox_pixel_size(sig) if fmt == "emd" and None in cal else None
     if velox is not None:  # the axes lost the calibration the file has in its own tag
         cal = [c if c is not None else _calibration(v) for c, v in zip(cal, velox, strict=True)]
     recips = [a.get("units") for a, c in zip(img, cal, strict=True) if c and c[1]]
-    reciprocal = bool(recips)
-    if reciprocal and not allow_reciprocal:
+    if recips and not allow_reciprocal:
         raise InputError(
             f"{name} is a diffraction pattern (axes in {recips[0]}), not a real-space image; "
             "give an HRTEM image"
         )
+    return cal, bool(recips)
+
+
+def _chosen_pixel_size(
+    cal, img, name, fmt, path, sig, *, pixel_size, pixel_size_source, calibration_file, quiet
+):
+    """``(pixel size (y, x) nm, source kind, source text, the file's own or None)``: the argument wins."""
     file_ps = tuple(c[0] for c in cal) if all(c is not None for c in cal) else None
     if pixel_size is None:
         if file_ps is None:
@@ -419,16 +424,19 @@ def _signal_to_image(
                 f"(scale {bad.get('scale')} {bad.get('units') or 'without unit'}); "
                 "pass --pixel-size VALUE_IN_NM or --calibration cal.json (pixel_size= in Python)"
             )
-        ps, source, described = file_ps, "file", _tag_path(fmt, path, sig)
-    else:
-        ps, source = _pixel_size_arg(pixel_size), ("calibration" if calibration_file else "user")
-        described = f"calibration file {calibration_file}" if calibration_file else pixel_size_source
-        if file_ps is not None and not quiet and not np.allclose(ps, file_ps, rtol=1e-3):
-            log.warning(
-                "%s: using the given pixel size %s nm instead of the file's calibration %s nm", name,
-                tuple(round(p, 6) for p in ps), tuple(round(p, 6) for p in file_ps),
-            )  # fmt: skip
+        return file_ps, "file", _tag_path(fmt, path, sig), file_ps
+    ps, source = _pixel_size_arg(pixel_size), ("calibration" if calibration_file else "user")
+    described = f"calibration file {calibration_file}" if calibration_file else pixel_size_source
+    if file_ps is not None and not quiet and not np.allclose(ps, file_ps, rtol=1e-3):
+        log.warning(
+            "%s: using the given pixel size %s nm instead of the file's calibration %s nm", name,
+            tuple(round(p, 6) for p in ps), tuple(round(p, 6) for p in file_ps),
+        )  # fmt: skip
+    return ps, source, described, file_ps
 
+
+def _stack_axis(data, nav, name, reciprocal):
+    """``(data, nav, z spacing nm or None, frame times s or None)`` of the axes before the image's."""
     frame_times = None
     z_nm = None
     if len(nav) > 1:  # e.g. a scan of frames: flatten all navigation axes into one frame axis
@@ -447,18 +455,24 @@ def _signal_to_image(
     if data.ndim == 3 and data.shape[0] == 1 and z_nm is None:
         data = data[0]
         nav = []
-    if not lazy:
-        if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
-            check_claim(path, data.shape, data.dtype, eager=True)  # a dask array or memory map: loaded now
-        try:
-            data = np.array(data) if isinstance(data, np.memmap) else np.asarray(data)
-        except (MemoryError, InputError):
-            raise
-        except Exception as e:  # the pixels are read only now: a damaged file fails here
-            raise InputError(
-                f"{name} could not be read — damaged or truncated? ({type(e).__name__}: {_one_line(e)})"
-            ) from None
+    return data, nav, z_nm, frame_times
 
+
+def _load_pixels(data, path, name):
+    """The pixels in memory (checked against the memory available first); a damaged file is an InputError."""
+    if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
+        check_claim(path, data.shape, data.dtype, eager=True)  # a dask array or memory map: loaded now
+    try:
+        return np.array(data) if isinstance(data, np.memmap) else np.asarray(data)
+    except (MemoryError, InputError):
+        raise
+    except Exception as e:  # the pixels are read only now: a damaged file fails here
+        raise InputError(
+            f"{name} could not be read — damaged or truncated? ({type(e).__name__}: {_one_line(e)})"
+        ) from None
+
+
+def _axis_names_units(data, nav, img, z_nm, frame_times):
     names = ()
     if data.ndim == 3:  # a stack axis keeps its file name only when it is calibrated (space or time)
         keep = len(nav) == 1 and (z_nm is not None or frame_times is not None)
@@ -468,6 +482,25 @@ def _signal_to_image(
     if data.ndim == 3 and not units:
         units = ("",)
     units += tuple(str(a.get("units") or "") for a in img)
+    return axes_names, units
+
+
+def _signal_to_image(
+    sig, path, fmt, idx, n, *, pixel_size, allow_reciprocal, lazy, quiet,
+    pixel_size_source="pixel_size=", calibration_file=None,
+):  # fmt: skip
+    name = path.name
+    data, axes = _image_axes(sig, sig["data"], name, idx, n)
+    nav, img = axes[:-2], axes[-2:]
+    cal, reciprocal = _image_calibration(sig, fmt, img, name, allow_reciprocal)
+    ps, source, described, file_ps = _chosen_pixel_size(
+        cal, img, name, fmt, path, sig, pixel_size=pixel_size, pixel_size_source=pixel_size_source,
+        calibration_file=calibration_file, quiet=quiet,
+    )  # fmt: skip
+    data, nav, z_nm, frame_times = _stack_axis(data, nav, name, reciprocal)
+    if not lazy:
+        data = _load_pixels(data, path, name)
+    axes_names, units = _axis_names_units(data, nav, img, z_nm, frame_times)
     meta = {
         "source": str(path),
         "format": fmt,
