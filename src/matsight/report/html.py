@@ -1,14 +1,14 @@
 """A small HTML report builder: headings, paragraphs, tables and matplotlib figures.
 
-Figures are saved as PNG files beside ``index.html`` (so they can be reused in papers) and linked
-relatively; the whole folder can be zipped and shared.
+Figures are saved as PNG files (200 dpi; SVG beside them with ``vector=True``) next to ``index.html``, so
+they can be reused in papers, and linked relatively; the whole folder can be zipped and shared.
 """
 
 import html
 import re
 from pathlib import Path
 
-from .._atomic import atomic_path, make_folder, write_text
+from .._atomic import write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -50,6 +50,8 @@ class Report:
         Folder for ``index.html`` and the figure PNGs (created if missing).
     title : str
         Page title.
+    vector : bool, default False
+        Also write each figure as SVG beside its PNG (linked under the figure).
 
     Examples
     --------
@@ -58,9 +60,10 @@ class Report:
     >>> rep.write()                                      # doctest: +SKIP
     """
 
-    def __init__(self, out_dir, title):
+    def __init__(self, out_dir, title, *, vector=False):
         self.out_dir = Path(out_dir)
         self.title = title
+        self.vector = vector
         self._parts = []
         self._n_fig = 0
 
@@ -101,8 +104,10 @@ class Report:
         out.append("</table>")
         self._parts.append("\n".join(out))
 
-    def figure(self, fig, name=None, *, caption=None, dpi=110):
-        """Save a matplotlib figure as PNG beside the report and embed it; the figure is closed.
+    def figure(self, fig, name=None, *, caption=None, dpi=None, vector=None):
+        """Save a matplotlib figure as PNG (and SVG with ``vector``) beside the report and embed it; the
+        figure is closed. What the figure carries (:func:`matsight.report.style.figure_meta`: scale bars,
+        legends, violins) goes into ``data-`` attributes of its ``<figure>`` element, for tests.
 
         Returns
         -------
@@ -111,15 +116,19 @@ class Report:
         """
         import matplotlib.pyplot as plt
 
+        from .style import PAPER_DPI, figure_meta, save_figure
+
         self._n_fig += 1
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or f"figure_{self._n_fig:02d}")
-        path = self.out_dir / f"{stem}.png"
-        make_folder(self.out_dir)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        vector = self.vector if vector is None else vector
+        path = save_figure(fig, self.out_dir / f"{stem}.png", dpi=dpi or PAPER_DPI, vector=vector)
+        data = "".join(f' data-{k.replace("_", "-")}="{int(v)}"' for k, v in figure_meta(fig).items())
         plt.close(fig)
-        cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-        self._parts.append(f'<figure><img src="{path.name}" alt="{html.escape(stem)}">{cap}</figure>')
+        cap = html.escape(caption) if caption else ""
+        if vector:
+            cap += f' <a href="{path.stem}.svg">SVG</a>'
+        cap = f"<figcaption>{cap.strip()}</figcaption>" if cap else ""
+        self._parts.append(f'<figure{data}><img src="{path.name}" alt="{html.escape(stem)}">{cap}</figure>')
         return path
 
     def link(self, href, text):
@@ -148,4 +157,5 @@ class Report:
         path = write_text(old, page)
         for png in stale - shown:
             (self.out_dir / png).unlink(missing_ok=True)
+            (self.out_dir / png).with_suffix(".svg").unlink(missing_ok=True)
         return path
