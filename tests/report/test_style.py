@@ -85,3 +85,25 @@ def test_svg_written_beside_png_and_metadata_in_page(tmp_path):
     page = rep.write().read_text()
     assert (tmp_path / "r" / "labels.svg").is_file() and 'href="labels.svg"' in page
     assert 'data-scale-bar="1"' in page and 'data-legend="1"' in page
+
+
+def test_metrics_report_figures_carry_legend_scale_bars_and_units():
+    from matsight.metrics.microstructure import subvolume_statistics
+    from matsight.report import microstructure as rm
+
+    vol = np.zeros((12, 12, 12), dtype=np.uint8)
+    vol[:, 4:] = 1
+    vol[6:, 8:] = 2
+    fig = rm.compare_slices({"GT": vol, "SR": vol}, phase_names={2: "binder"}, spacing=(10, 20, 20))
+    meta = style.figure_meta(fig)
+    assert meta["scale_bar"] == 6 and meta["legend"] == 1 and meta["images"] == 6
+    assert fig.legends[0].get_gid() == style.LEGEND_GID
+    assert fig.legends[0].get_patches()[2].get_facecolor() == pytest.approx(
+        (0.337, 0.706, 0.914, 1), abs=1e-3
+    )
+    few = rm.plot_subvolume_violins(subvolume_statistics(vol, size=6, n=2, seed=0))
+    many = rm.plot_subvolume_violins(subvolume_statistics(vol, size=6, n=8, seed=0), length_unit="nm")
+    assert style.figure_meta(few)["violins"] == 0 and style.figure_meta(few)["points"] > 0
+    assert style.figure_meta(many)["points"] == 0 and style.figure_meta(many)["violins"] > 0
+    assert all(ax.get_ylabel() for ax in many.axes if ax.get_visible())
+    assert any(ax.get_ylabel() == "SSA phase 1 (1/nm)" for ax in many.axes)

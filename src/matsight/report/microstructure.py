@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .style import MIN_VIOLIN
+
 __all__ = [
     "compare_chord_lengths",
     "compare_fft_profiles",
@@ -308,64 +310,79 @@ def plot_fft_profiles(summary, *, phase_names=None):
 
 
 # ---------------------------------------------------------------------------------------------- violins
-def _violin_metrics(stats, phase_names):
+def _violin_metrics(stats, phase_names, length_unit=None):
+    """``{metric: (values, unit)}`` of a ``subvolume_statistics`` result."""
+    ssa_unit = f"1/{length_unit}" if length_unit else "1/voxel"
     out = {}
     for p, v in stats["volume_fraction"].items():
-        out[f"VF {_phase_name(p, phase_names)}"] = v
+        out[f"VF {_phase_name(p, phase_names)}"] = (v, "fraction")
     for p, v in stats["specific_surface_area"].items():
-        out[f"SSA {_phase_name(p, phase_names)}"] = v
+        out[f"SSA {_phase_name(p, phase_names)}"] = (v, ssa_unit)
     if "triple_phase_boundary" in stats:
-        out["TPB density"] = stats["triple_phase_boundary"]
+        out["TPB density"] = (stats["triple_phase_boundary"], "fraction of edges")
     for p, v in stats.get("transport_efficiency", {}).items():
-        out[f"VF/τ {_phase_name(p, phase_names)}"] = v
+        out[f"VF/τ {_phase_name(p, phase_names)}"] = (v, "dimensionless")
     return out
 
 
-def compare_subvolume_violins(stats, *, phase_names=None):
-    """Violin plots of every sub-volume metric (the paper's 256 × 64³ figure), one violin per volume.
+def compare_subvolume_violins(stats, *, phase_names=None, length_unit=None):
+    """Sub-volume metric distributions (the paper's 256 × 64³ figure), one group per volume.
+
+    A group with at least :data:`matsight.report.style.MIN_VIOLIN` finite values is a violin; a smaller
+    one shows its points (2 sub-cubes are not a distribution). Every panel's y axis carries the unit.
 
     Parameters
     ----------
     stats : dict of str to dict
         ``{name: subvolume_statistics(...)}``.
+    length_unit : str, optional
+        The unit of the spacing the statistics were computed with (SSA in 1/unit); default voxels.
     """
-    per = {name: _violin_metrics(s, phase_names) for name, s in stats.items()}
+    from .style import distribution
+
+    per = {name: _violin_metrics(s, phase_names, length_unit) for name, s in stats.items()}
     metrics = []
     for m in per.values():
         metrics += [k for k in m if k not in metrics]
     ncols = min(4, len(metrics))
     nrows = int(np.ceil(len(metrics) / ncols))
     fig, axes = _figure(nrows, ncols, width=3.0 * ncols + 0.6, height=2.8)
-    names = list(per)
     for i, metric in enumerate(metrics):
         ax = axes.flat[i]
-        data, pos = [], []
-        for j, name in enumerate(names):
-            v = np.asarray(per[name].get(metric, []), float)
-            v = v[np.isfinite(v)]
-            if v.size:
-                data.append(v)
-                pos.append(j)
-        if data:
-            parts = ax.violinplot(data, positions=pos, showmedians=True, widths=0.8)
-            for j, body in zip(pos, parts["bodies"], strict=True):
-                body.set_facecolor(f"C{j}")
-                body.set_alpha(0.55)
-        ax.set_xticks(range(len(names)), names, fontsize=8)
+        unit = next(m[metric][1] for m in per.values() if metric in m)
+        groups = {name: np.asarray(m[metric][0] if metric in m else [], float) for name, m in per.items()}
+        distribution(ax, groups, label=metric, unit=unit)
         ax.set_title(metric, fontsize=9)
     for j in range(len(metrics), axes.size):
         axes.flat[j].set_visible(False)
     return fig
 
 
-def plot_subvolume_violins(stats, *, phase_names=None):
-    """Violin plots of one volume's sub-volume statistics."""
-    return compare_subvolume_violins({_SINGLE: stats}, phase_names=phase_names)
+def plot_subvolume_violins(stats, *, phase_names=None, length_unit=None):
+    """Sub-volume statistics of one volume (violins, or points for few sub-volumes)."""
+    return compare_subvolume_violins({_SINGLE: stats}, phase_names=phase_names, length_unit=length_unit)
 
 
 # ----------------------------------------------------------------------------------------------- slices
-def compare_slices(volumes, *, index=None, phase_names=None):
+def _views(vol, index, spacing):
+    """``[(title, 2D image, (row, column) pixel size or None)]`` of one volume's central slices."""
+    sp = None if spacing is None else np.broadcast_to(np.asarray(spacing, float), (vol.ndim,))
+    if vol.ndim == 2:
+        return [("YX", vol, sp)]
+    c = index or tuple(s // 2 for s in vol.shape)
+    pick = (lambda i, j: None) if sp is None else (lambda i, j: (sp[i], sp[j]))
+    return [
+        (f"YX, z={c[0]}", vol[c[0]], pick(1, 2)),
+        (f"ZX, y={c[1]}", vol[:, c[1]], pick(0, 2)),
+        (f"ZY, x={c[2]}", vol[:, :, c[2]], pick(0, 1)),
+    ]
+
+
+def compare_slices(volumes, *, index=None, phase_names=None, spacing=None, unit="nm"):
     """The three central orthogonal slices (ZY, ZX, YX planes) of each label volume, one row per volume.
+
+    Phases in :data:`matsight.report.style.PHASE_COLOURS` (the same colour for a phase in every figure),
+    one shared legend below the panels, a scale bar on every slice.
 
     Parameters
     ----------
@@ -373,38 +390,23 @@ def compare_slices(volumes, *, index=None, phase_names=None):
         ``{name: labels}`` (3D; a 2D image shows as one panel).
     index : tuple of int, optional
         Slice positions (z, y, x); default the centre.
+    spacing : float or sequence of float, optional
+        Voxel size (per axis z, y, x) in ``unit``; without it the scale bars are in pixels.
     """
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
+    from .style import phase_legend, show_labels
 
     n_lab = max(int(np.max(v)) for v in volumes.values()) + 1
-    cmap = ListedColormap(
-        [f"C{k}" for k in range(n_lab)] if n_lab > 3 else ["#222244", "#d9a441", "#6fb07f"][:n_lab]
-    )
-    norm = BoundaryNorm(np.arange(-0.5, n_lab + 0.5), cmap.N)
     ncols = max(3 if np.ndim(v) == 3 else 1 for v in volumes.values())
     fig, axes = _figure(len(volumes), ncols, width=3.2 * ncols + 0.6, height=3.2)
     for r, (name, vol) in enumerate(volumes.items()):
-        vol = np.asarray(vol)
-        if vol.ndim == 2:
-            views = [("YX", vol)]
-        else:
-            c = index or tuple(s // 2 for s in vol.shape)
-            views = [
-                (f"YX, z={c[0]}", vol[c[0]]),
-                (f"ZX, y={c[1]}", vol[:, c[1]]),
-                (f"ZY, x={c[2]}", vol[:, :, c[2]]),
-            ]
-        for k, (title, img) in enumerate(views):
-            ax = axes[r, k]
-            ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest")
-            ax.set_title(f"{name}: {title}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
+        views = _views(np.asarray(vol), index, spacing)
+        for k, (title, img, sp) in enumerate(views):
+            show_labels(
+                axes[r, k], img, spacing=sp, unit=unit, n_labels=n_lab, legend=False, title=f"{name}: {title}"
+            )
         for k in range(len(views), ncols):
             axes[r, k].set_visible(False)
-    handles = [Patch(color=cmap(k), label=_phase_name(k, phase_names)) for k in range(n_lab)]
-    fig.legend(handles=handles, loc="outside lower center", ncols=n_lab, fontsize=8)
+    phase_legend(fig, range(n_lab), names=phase_names)
     return fig
 
 
@@ -473,6 +475,7 @@ def summary_report(report, summaries, *, subvolumes=None, phase_names=None, pref
         report.figure(
             compare_subvolume_violins(subvolumes, **kw),
             f"{prefix}subvolume_violins",
-            caption=f"{n} random sub-volumes of {first['size']} voxels per edge",
+            caption=f"{n} random sub-volumes of {first['size']} voxels per edge per volume "
+            f"({'violins' if n >= MIN_VIOLIN else 'points: too few for violins'})",
         )
     return report
