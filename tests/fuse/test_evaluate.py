@@ -207,6 +207,7 @@ def test_cli_evaluate(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "LR consistency: 100.00%" in r.output
+    assert r.output.index("verdict:") > r.output.index("wrote")  # the verdict comes last
     assert (tmp_path / "rep" / "index.html").is_file()
     r = CliRunner().invoke(
         app, ["fuse", "evaluate", str(tmp_path / "nope.tif"), "--out", str(tmp_path / "x")]

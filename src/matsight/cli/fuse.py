@@ -454,7 +454,12 @@ def evaluate(
         cfg = read_run_config(
             run, fix="give another --run, or the options --scale, --mode and --compare-phases instead"
         )
-        kw = {"scale": cfg.scale, "mode": cfg.mode, "compare_phases": cfg.compare_phases}
+        kw = {
+            "scale": cfg.scale,
+            "mode": cfg.mode,
+            "compare_phases": cfg.compare_phases,
+            "status": _run_status(run),
+        }
     if scale is not None:
         kw["scale"] = scale
     if mode is not None:
@@ -477,6 +482,11 @@ def evaluate(
         progress=progress_enabled(),
         **kw,
     )
+    _echo_evaluation(res, out)
+
+
+def _echo_evaluation(res, out):
+    """The evaluation's headline figures, then its verdict as the last lines."""
     if "lr_consistency" in res:
         c = res["lr_consistency"]
         # the scale and border may have been inferred from the shapes: show what was used
@@ -491,3 +501,26 @@ def evaluate(
         vt = res["versus_truth"]
         echo("vs truth: max |ΔVF| = {:.4f}".format(max(vt["abs_delta_vf"].values())))
     echo(f"wrote {Path(out) / 'index.html'}")
+    _echo_verdict(res["verdict"])
+
+
+def _run_status(run):
+    """The run's ``status.json`` (None if it has none or it cannot be read)."""
+    import json
+
+    path = Path(run) / "status.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        echo(f"note: {path} could not be read; the verdict leaves the run out")
+        return None
+
+
+def _echo_verdict(findings):
+    """The evaluation's verdict, as the command's last lines."""
+    if not findings:
+        echo("verdict: no problems found")
+        return
+    echo(f"verdict: {len(findings)} problem(s) found")
+    for f in findings:
+        echo(f"  [{f['severity']}] {f['message']}")

@@ -12,6 +12,9 @@
   simulation's kernel (the paper's comparator: same voxel size, the resolution the LR volume was made from)
   and the LR volume upsampled nearest-neighbour onto the SR grid (its block edges add harmonics, so it does
   not count in the high-frequency shares).
+- A **verdict** (:mod:`matsight.fuse.verdict`): what is off — grid artefacts (orientation ratio), shells
+  (per-phase coverage at each distance from an interface), interface deficits, LR disagreement, an
+  unconverged run — in ``metrics.json`` (``verdict``) and at the top of the report.
 - An HTML report (:class:`matsight.report.Report`) and ``metrics.json``, laid out by
   :mod:`matsight.fuse.evaluate_report`.
 
@@ -32,6 +35,7 @@ import numpy as np
 
 from .._errors import InputError
 from .evaluate_report import BLURRED_TRUTH, NEAREST_LR, write_report
+from .verdict import interface_coverage, verdict
 
 log = logging.getLogger(__name__)
 
@@ -445,6 +449,7 @@ def evaluate(
     seed=0,
     phase_names=None,
     progress=False,
+    status=None,
 ):
     """Compare a super-resolved volume with its HR image(s), its LR volume and optionally a 3D truth.
 
@@ -481,11 +486,9 @@ def evaluate(
         ``{phase: name}`` for plots and tables.
     progress : bool
         Progress bars on the sub-volume statistics.
-
-    Returns
-    -------
-    dict
-        JSON-able results (also written to ``out_dir/metrics.json``).
+    status : dict, optional
+        The run's ``status.json``, for the ``verdict`` (:func:`matsight.fuse.verdict.verdict`; [] if fine).
+    Returns: JSON-able results (also written to ``out_dir/metrics.json``).
     """
     _check_counts(seed, n_subvolumes, subvolume_size, n_transport)
     d = _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases)
@@ -499,6 +502,7 @@ def evaluate(
     )
     if d.truth is not None:
         res["versus_truth"] = _versus_truth(res, d.phases)
+    _add_verdict(res, d, fft_slices, status)
     if out_dir is not None:
         show = _shown_slices(res, d.vols, d.lr)
         write_report(out_dir, res, **parts, show=show, phase_names=phase_names, summary_size=summary_size)
@@ -676,6 +680,24 @@ def _spectra(res, d, scale, compare_phases, fft_slices):
     }
     res["fft_orientation_ratio"] = _orientation_ratios(d, pick)
     return fft
+
+
+def _add_verdict(res, d, fft_slices, status):
+    """``res["interface_coverage"]`` (the shells test) and ``res["verdict"]``: what is off."""
+    res["interface_coverage"] = _interface_coverage(d, fft_slices)
+    res["verdict"] = verdict(res, status)
+
+
+def _interface_coverage(d, fft_slices):
+    """:func:`~matsight.fuse.verdict.interface_coverage` of the SR (and truth) slices normal to Z and of the
+    HR images that face them: the shells test of the verdict.
+    """
+    out = {}
+    for name, v in d.vols.items():
+        out[name] = interface_coverage(v[_spread(v.shape[0], fft_slices)], d.phases)
+    if d.hr_stack is not None:
+        out["HR"] = interface_coverage(d.hr_stack[_spread(d.hr_stack.shape[0], fft_slices)], d.phases)
+    return out
 
 
 def _nearest_lr_profiles(res, d, compare_phases, sl):

@@ -63,6 +63,8 @@ def write_report(out_dir, res, *, subs, transport, curves, fft, show, phase_name
         + ", ".join(k for k in ("HR", "truth") if k in res["whole"])
         + (", LR" if "lr_consistency" in res else "")
     )
+    if "verdict" in res:
+        _verdict_block(rep, res["verdict"])
     if "lr_consistency" in res:
         _lr_section(rep, res)
     _whole_section(rep, res, phase_names)
@@ -75,6 +77,27 @@ def write_report(out_dir, res, *, subs, transport, curves, fft, show, phase_name
     write_json(out_dir / "metrics.json", res)
     rep.link("metrics.json", "all figures as JSON")
     rep.write()
+
+
+def _verdict_block(rep, findings):
+    """A box at the top of the report: green "no problems found", or an amber list of what is off."""
+    import html
+
+    if not findings:
+        body = "<strong>Verdict: no problems found</strong> (no grid artefacts, shells, interface deficits "
+        body += "or LR disagreement beyond the thresholds of matsight.fuse.verdict)"
+        colour, border = "#e6f4ea", "#2e7d32"
+    else:
+        items = "".join(
+            f"<li><b>{html.escape(f['severity'])}</b> — {html.escape(f['message'])}</li>" for f in findings
+        )
+        body = f"<strong>Verdict: {len(findings)} problem(s) found</strong><ul>{items}</ul>"
+        colour, border = "#fff4e0", "#e69500"
+    # Report has no boxes of its own: the block is raw HTML, escaped above
+    rep._parts.append(
+        f'<div class="verdict" style="background:{colour};border-left:6px solid {border};'
+        f'padding:0.6em 1em;margin:1em 0">{body}</div>'
+    )
 
 
 def _pn(p, names):
