@@ -480,15 +480,17 @@ def evaluate(
         Edge of the central region for the whole-volume curves (2-point correlation, chords); None: all.
     fft_slices : int
         Slices of each volume (evenly spaced, normal to Z) averaged in the FFT profiles.
-    seed : int
-        Sub-volume positions.
+    seed, progress : int, bool
+        Sub-volume positions; progress bars on the sub-volume statistics.
     phase_names : dict, optional
         ``{phase: name}`` for plots and tables.
-    progress : bool
-        Progress bars on the sub-volume statistics.
     status : dict, optional
         The run's ``status.json``, for the ``verdict`` (:func:`matsight.fuse.verdict.verdict`; [] if fine).
-    Returns: JSON-able results (also written to ``out_dir/metrics.json``).
+
+    Returns
+    -------
+    dict
+        JSON-able results (also written to ``out_dir/metrics.json``).
     """
     _check_counts(seed, n_subvolumes, subvolume_size, n_transport)
     d = _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases)
@@ -500,8 +502,6 @@ def evaluate(
     parts["subs"], parts["transport"] = _subvolume_metrics(
         res, d, subvolume_size, n_subvolumes, n_transport, transport_axes, seed, progress
     )
-    if d.truth is not None:
-        res["versus_truth"] = _versus_truth(res, d.phases)
     _add_verdict(res, d, fft_slices, status)
     if out_dir is not None:
         show = _shown_slices(res, d.vols, d.lr)
@@ -683,7 +683,11 @@ def _spectra(res, d, scale, compare_phases, fft_slices):
 
 
 def _add_verdict(res, d, fft_slices, status):
-    """``res["interface_coverage"]`` (the shells test) and ``res["verdict"]``: what is off."""
+    """``res["versus_truth"]`` (with a truth), ``res["interface_coverage"]`` (the shells test) and
+    ``res["verdict"]``: what is off.
+    """
+    if d.truth is not None:
+        res["versus_truth"] = _versus_truth(res, d.phases)
     res["interface_coverage"] = _interface_coverage(d, fft_slices)
     res["verdict"] = verdict(res, status)
 
