@@ -47,7 +47,7 @@ def applied(tmp_path_factory, tiny_indi):
     hq = synthetic_grayscale((64, 64), seed=1)
     lq = (500 * hq.reshape(32, 2, 32, 2).mean((1, 3)) + rng.normal(0, 40, (32, 32)) + 20).astype(np.float32)
     pair = prepare_pair(lq, hq, scale=2, mask=True)
-    train(pair, t / "model", device="cpu", **{**tiny_indi, "steps": 4, "val_every": 2})
+    train(pair, t / "model", device="cpu", **{**tiny_indi, "max_steps": 4, "val_every": 2})
     from matsight.restore.predict import predict_path
 
     predict_path(t / "model", _write(t / "lq.npy", lq), t / "out", indi_steps=2, device="cpu")
