@@ -95,6 +95,13 @@ def train(
             "last 10 %). Pick them so that every kind of structure keeps training slices."
         ),
     ] = None,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="indi (the InDI objective, sampled in N steps) or onestep (the same network trained for "
+            "direct regression LQ -> HQ, applied in one pass: the paper's one-step baseline)."
+        ),
+    ] = "indi",
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Continue an unfinished run in --out.")
     ] = True,
@@ -110,6 +117,7 @@ def train(
     check_outputs(resumed=[("--out", out, "state.safetensors")], inputs=[pair])
     val = None if val_slices is None else parse_slices(val_slices, "--val-slices")
     settings = {"training.steps": steps, "training.seed": seed, "model.context": context}
+    settings["training.objective"] = objective
     config = make_config(preset, budget=budget, **settings)
     if not pair.is_dir():
         raise InputError(
@@ -188,8 +196,11 @@ def apply(
         )
     for name, res in results:
         extra = res.info.get("seconds_onestep")
+        how = f"with N={res.steps}"
+        if res.info.get("objective") == "onestep":
+            how = "in one network pass (one-step model: direct regression LQ -> HQ)"
         echo(
-            f"{name + ': ' if name else ''}enhanced to {res.image.shape} with N={res.steps} "
+            f"{name + ': ' if name else ''}enhanced to {res.image.shape} {how} "
             f"in {res.info['seconds']:.1f} s" + (f" (+{extra:.1f} s for the N=1 comparison)" if extra else "")
         )
         echo(
@@ -224,13 +235,22 @@ def evaluate(
     no_fov: Annotated[
         bool, typer.Option("--no-fov", help="Score the whole image, not the training pair's field of view.")
     ] = False,
+    onestep_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--onestep-model",
+            help="A model of `restore train --objective onestep` (direct regression), applied to the same LQ "
+            "(--lq, else the input recorded by apply) and scored as the one-step row.",
+        ),
+    ] = None,
 ):
-    """PSNR, SSIM, SIFT matched/congruent points, FWHM edge width, CNR: LQ bicubic vs one-step vs InDI →
-    HTML report (in the field of view of the training pair, if it had one).
+    """PSNR, SSIM, SIFT matched/congruent points, FWHM edge width, CNR → HTML report (in the field of view
+    of the training pair, if it had one). Rows: LQ bicubic; classical NLM and Gaussian denoising of it (tuned
+    on the training slices at training time); one-step (--onestep-model); InDI N=1; InDI at the chosen N.
     """
     from .. import restore
 
-    check_outputs(folders=[("--out", report)], inputs=[out, hq, lq])
+    check_outputs(folders=[("--out", report)], inputs=[out, hq, lq, onestep_model])
     if not out.is_dir():
         raise InputError(f"{out} is not an output folder of `matsight restore apply`")
     if no_fov and fov_radius is not None:
@@ -245,6 +265,7 @@ def evaluate(
         fov=None if no_fov else ("auto" if fov_radius is None else fov_radius),
         spacing=spacing,
         sift=sift,
+        onestep_model=onestep_model,
     )
     for name, row in metrics.items():
         # counts (SIFT congruent points, edges, lines) are ints; bools are not metrics
@@ -253,7 +274,7 @@ def evaluate(
             for k, v in row.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         ]
-        echo(f"{name:<14} " + ", ".join(parts))
+        echo(f"{name:<18} " + ", ".join(parts))
     for name, row in metrics.items():
         if "how" in row:
             echo(f"{name}: {row['how']}")

@@ -133,6 +133,14 @@ class TrainingConfig(_Group):
     """The InDI objective (:mod:`~matsight.restore.losses`) and its optimisation (:mod:`~.train`)."""
 
     # InDI objective
+    objective: Literal["indi", "onestep"] = Field(
+        "indi",
+        description=(
+            "indi: the InDI path objective (t drawn, x_t between HQ and LQ; sampled in N steps); "
+            "onestep: the same network trained for direct regression LQ → HQ (t fixed at 1, x_t = LQ; "
+            "applied in one pass), the paper's one-step baseline"
+        ),
+    )
     t_mass_at_one: float = Field(
         0.5, ge=0, description="a: t ~ 1/(1+a) U[0,1] + a/(1+a) δ(t-1); the public implementation uses 0.5"
     )

@@ -27,6 +27,7 @@ from ..metrics.image_quality import cnr, sift_congruent_keypoints
 from ..metrics.resolution import edge_fwhm, line_fwhm
 from ..nn.checkpoint import load_checkpoint
 from ..report import Report
+from .classical import apply_classical
 from .networks import MODEL_FILE
 from .predict import _denorm, _norm, baseline_description
 from .register import apply_grey_map, fov_mask, upscale
@@ -402,7 +403,19 @@ def _recorded(meta, key, model_meta):
     return True, (model_meta.get("transform") or {}).get("fov_radius")
 
 
-def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacing=1.0, n_edges=60, sift=True):
+def evaluate(
+    out,
+    hq,
+    *,
+    lq=None,
+    report_dir=None,
+    mask=None,
+    fov="auto",
+    spacing=1.0,
+    n_edges=60,
+    sift=True,
+    onestep_model=None,
+):
     """Evaluate an ``apply`` output folder (``enhanced.tif``, ``onestep.tif``, ``bicubic.tif``) against
     ``hq``.
 
@@ -427,6 +440,13 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
         None, the whole image.
     spacing, n_edges, sift
         As :func:`compare`.
+    onestep_model : path, optional
+        A model trained with ``training.objective = "onestep"`` (direct regression); it is applied to the same
+        LQ (``lq``, else the input recorded in ``enhance.json``) and scored as the ``one-step`` row.
+
+    Rows: ``LQ bicubic``, ``classical NLM`` and ``classical Gaussian`` (tuned on the training slices:
+    :mod:`~matsight.restore.classical`), ``one-step`` (``onestep_model``, or the output of a one-step model),
+    ``InDI N=1`` (``onestep.tif``), ``InDI N=…``; each row's ``how`` says how it was produced.
 
     Returns
     -------
@@ -434,22 +454,8 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
         Metrics and the report's ``index.html``.
     """
     out = Path(out)
-    if not (out / "enhanced.tif").is_file():
-        raise InputError(f"{out} holds no enhanced.tif; give the --out folder of `matsight restore apply`")
-    meta = _read_record(out / "enhance.json")
+    meta, enhanced, hq_a, lq_a = _inputs(out, hq, lq)
     _check_fov(fov)
-    enhanced = np.asarray(read_volume(out / "enhanced.tif"))
-    hq_a = np.asarray(read_volume(hq) if isinstance(hq, str | Path) else hq, dtype=np.float32)
-    lq_a = None
-    if lq is not None:
-        lq_a = np.asarray(read_volume(lq) if isinstance(lq, str | Path) else lq, dtype=np.float32)
-    _check_dims(out, enhanced, hq_a, lq_a)
-    if hq_a.shape != enhanced.shape:  # before the candidates are compared with it, which would name them
-        raise InputError(
-            f"the HQ reference (--hq) has shape {hq_a.shape} but the enhanced output in {out} is "
-            f"{enhanced.shape}; give the HQ of the same region on the HQ grid (crop it to the enhanced "
-            "region)"
-        )
     model_meta = None
     if (("stats" not in meta or "grey_map" not in meta) and lq_a is not None) or (
         "fov_radius" not in meta and mask is None and fov == "auto"
@@ -457,6 +463,7 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
         model_meta = _model_meta(meta)
     mask, fov_note = _scored_region(out / "enhance.json", meta, model_meta, enhanced.shape, mask, fov)
     images, how = _candidates(out, meta, model_meta, lq_a, enhanced)
+    _add_baselines(images, how, out, meta, lq_a, enhanced, onestep_model)
     metrics = compare(hq_a, images, mask=mask, spacing=spacing, n_edges=n_edges, sift=sift)
     cons = read_volume(out / "consistency.tif") if (out / "consistency.tif").is_file() else None
     report = write_report(
@@ -477,6 +484,40 @@ def evaluate(out, hq, *, lq=None, report_dir=None, mask=None, fov="auto", spacin
     return metrics, report
 
 
+def _add_baselines(images, how, out, meta, lq_a, enhanced, onestep_model):
+    """Add the classical rows (after the bicubic one) and the ``onestep_model`` row to the candidates."""
+    model_meta = _model_meta(meta) if "classical" not in meta else None
+    extra, words = _classical_rows(images, meta, model_meta)
+    if onestep_model is not None:
+        name = "one-step" if "one-step" not in images else "one-step (--onestep-model)"
+        extra[name], words[name] = _onestep_model_row(onestep_model, out, meta, lq_a, enhanced)
+    first = {k: v for k, v in images.items() if k == "LQ bicubic"}
+    rest = {k: v for k, v in images.items() if k != "LQ bicubic"}
+    images.clear()
+    images.update({**first, **extra, **rest})
+    how.update(words)
+
+
+def _inputs(out, hq, lq):
+    """``(record, enhanced, hq, lq)`` of an ``apply`` folder and the references, their shapes checked."""
+    if not (out / "enhanced.tif").is_file():
+        raise InputError(f"{out} holds no enhanced.tif; give the --out folder of `matsight restore apply`")
+    meta = _read_record(out / "enhance.json")
+    enhanced = np.asarray(read_volume(out / "enhanced.tif"))
+    hq_a = np.asarray(read_volume(hq) if isinstance(hq, str | Path) else hq, dtype=np.float32)
+    lq_a = None
+    if lq is not None:
+        lq_a = np.asarray(read_volume(lq) if isinstance(lq, str | Path) else lq, dtype=np.float32)
+    _check_dims(out, enhanced, hq_a, lq_a)
+    if hq_a.shape != enhanced.shape:  # before the candidates are compared with it, which would name them
+        raise InputError(
+            f"the HQ reference (--hq) has shape {hq_a.shape} but the enhanced output in {out} is "
+            f"{enhanced.shape}; give the HQ of the same region on the HQ grid (crop it to the enhanced "
+            "region)"
+        )
+    return meta, enhanced, hq_a, lq_a
+
+
 def _read_record(meta_path):
     """``enhance.json`` of an ``apply`` folder, its fields' types checked (``{}`` for older folders)."""
     if not meta_path.is_file():  # folders of older versions have none
@@ -490,6 +531,8 @@ def _read_record(meta_path):
         "scale": (int, float, list),
         "steps": int,
         "grey_map": (dict, type(None)),
+        "classical": (dict, type(None)),
+        "objective": str,
         "baseline": str,
     }
     present = {k: t for k, t in types.items() if k in meta}
@@ -562,9 +605,87 @@ def _candidates(out, meta, model_meta, lq_a, enhanced):
             "bicubic.tif of `apply` (written before apply recorded how; percentile-to-percentile grey map)"
         )
     if (out / "onestep.tif").is_file():
-        images["one-step"] = read_volume(out / "onestep.tif")
-        how["one-step"] = "the InDI model sampled with N = 1 (one step from the LQ: its regression estimate)"
+        images["InDI N=1"] = read_volume(out / "onestep.tif")
+        how["InDI N=1"] = (
+            "the InDI model sampled with N = 1 (onestep.tif: InDI's own one-step estimate, not a network "
+            "trained for direct regression)"
+        )
     n = meta.get("steps", "?")
-    images[f"InDI N={n}"] = enhanced
-    how[f"InDI N={n}"] = f"the InDI model sampled with N = {n} steps (enhanced.tif)"
+    if meta.get("objective") == "onestep":
+        images["one-step"] = enhanced
+        how["one-step"] = (
+            "a network trained for direct regression LQ -> HQ (training.objective onestep: t = 1, x_t = LQ), "
+            "applied in one pass (enhanced.tif)"
+        )
+    else:
+        images[f"InDI N={n}"] = enhanced
+        how[f"InDI N={n}"] = f"the InDI model sampled with N = {n} steps (enhanced.tif)"
     return images, how
+
+
+def _classical_rows(images, meta, model_meta):
+    """Rows of the classical denoisers tuned at training time (``meta["classical"]`` of the model) applied
+    to the LQ bicubic baseline in the normalised units they were tuned in; ``({name: image}, {name: how})``.
+    """
+    params = meta.get("classical") or (model_meta or {}).get("classical")
+    base = images.get("LQ bicubic")
+    if not params or base is None:
+        if base is not None:
+            log.warning("the model records no tuned classical denoisers (trained before they were); retrain")
+        return {}, {}
+    found, stats = _recorded(meta, "stats", model_meta)
+    hq_stats = (stats or {}).get("hq")
+    b = _norm(np.asarray(base, np.float32), hq_stats)
+    nlm, gauss = params["nlm"], params["gaussian"]
+    rows = {
+        "classical NLM": (
+            _denorm(apply_classical(b, "nlm", nlm), hq_stats),
+            "classical: non-local means (skimage denoise_nl_means, fast mode) of the LQ bicubic baseline; "
+            "h = "
+            f"{nlm['h_factor']:g} x the estimated noise sigma ({nlm['h']:.4g} normalised), patch "
+            f"{nlm['patch_size']}, distance {nlm['patch_distance']}: tuned by grid search for PSNR against "
+            "the HQ on the training slices",
+        ),
+        "classical Gaussian": (
+            _denorm(apply_classical(b, "gaussian", gauss), hq_stats),
+            f"classical: Gaussian filter of the LQ bicubic baseline, sigma {gauss['sigma']:g} px (tuned "
+            "likewise on the training slices)",
+        ),
+    }
+    return {k: v[0] for k, v in rows.items()}, {k: v[1] for k, v in rows.items()}
+
+
+def _onestep_model_row(onestep_model, out, meta, lq_a, enhanced):
+    """The row of a separate one-step model (``--onestep-model``) applied to the same LQ as the output."""
+    from .networks import load_model
+    from .predict import is_onestep, predict
+
+    if lq_a is None:
+        source = meta.get("input")
+        if not source or not Path(source).is_file():
+            raise InputError(
+                f"--onestep-model needs the LQ: give --lq (the LQ input of {out} is not recorded or not "
+                "found)"
+            )
+        lq_a = np.asarray(read_volume(source), dtype=np.float32)
+    loaded = load_model(onestep_model, device="cpu")
+    if not is_onestep(loaded[1]):
+        raise InputError(
+            f"{onestep_model} is an InDI model; train the one-step one with `matsight restore train "
+            "--objective onestep`"
+        )
+    upscaled = lq_a.shape == enhanced.shape
+    res = predict(
+        loaded,
+        lq_a,
+        slice_axis=0 if lq_a.ndim == 3 else None,
+        z_mode=meta.get("z_mode", "cubic"),
+        upscaled=upscaled,
+        onestep=False,
+        device="cpu",
+    )
+    how = (
+        "one-step: a separate network trained for direct regression LQ -> HQ (training.objective onestep: "
+        f"t = 1, x_t = LQ), one pass on the same LQ; model {onestep_model}"
+    )
+    return res.image, how

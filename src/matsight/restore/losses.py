@@ -99,6 +99,7 @@ def indi_loss(net, x, y, *, config, generator=None, weight=None, cond=None):
     x, y : torch.Tensor
         HQ and LQ crops ``(B, 1, Y, X)`` in [−1, 1].
     config : RestoreConfig or TrainingConfig
+        ``objective`` (``"onestep"``: ``t = 1`` and ``x_t = y`` for every crop — plain LQ → HQ regression),
         ``t_mass_at_one`` (a), ``eps`` (ε), ``loss`` and ``huber_c`` (c).
     generator : torch.Generator, optional
         For ``t`` and ``η``.
@@ -108,8 +109,11 @@ def indi_loss(net, x, y, *, config, generator=None, weight=None, cond=None):
         The neighbouring LQ slices of a 2.5D network.
     """
     cfg = getattr(config, "training", config)
-    t = sample_t(x.shape[0], a=cfg.t_mass_at_one, generator=generator, device=x.device)
-    xt = degrade_path(x, y, t, eps=cfg.eps, generator=generator)
+    if getattr(cfg, "objective", "indi") == "onestep":  # direct regression: t = 1, x_t = LQ, no path noise
+        t, xt = torch.ones(x.shape[0], device=x.device, dtype=x.dtype), y
+    else:
+        t = sample_t(x.shape[0], a=cfg.t_mass_at_one, generator=generator, device=x.device)
+        xt = degrade_path(x, y, t, eps=cfg.eps, generator=generator)
     pred = net(xt, t, cond=cond)
     if cfg.loss == "reverse_huber":
         return reverse_huber(pred, x, c=cfg.huber_c, weight=weight)

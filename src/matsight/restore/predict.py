@@ -244,11 +244,28 @@ class _Job:
         return out
 
 
+def is_onestep(meta):
+    """Whether the model was trained for direct regression (``training.objective = "onestep"``): applied in
+    one network pass. Models saved before the setting existed are InDI models.
+    """
+    return getattr(meta["config"].training, "objective", "indi") == "onestep"
+
+
+def _onestep_steps(indi_steps):
+    if indi_steps not in (None, 1, "1", "auto") and str(indi_steps).strip().lower() != "auto":
+        log.warning(
+            "a one-step model (trained for direct regression LQ -> HQ) is applied in one pass; "
+            "ignoring --indi-steps %s",
+            indi_steps,
+        )
+    return 1
+
+
 def _job(model, lq, indi_steps, slice_axis, scale, upscaled, renormalise, tiling, ensemble, device):
     """Load the model and check and orient the input: a :class:`_Job`."""
     net, meta = _load(model, device)
     cfg = meta["config"].inference
-    n_steps = resolve_steps(indi_steps, meta)
+    n_steps = _onestep_steps(indi_steps) if is_onestep(meta) else resolve_steps(indi_steps, meta)
     a = _check_input(lq, slice_axis)
     if a.ndim == 3:
         if slice_axis not in (0, 1, 2, -1, -2, -3):
@@ -385,6 +402,7 @@ def predict(
     # the enhancement's own time: the extra N = 1 pass for comparison is reported apart
     extra = job.seconds.get(1, 0.0) if onestep else None
     info = {"steps": job.n_steps, "scale": [float(v) for v in job.s], "z_mode": z_mode}
+    info["objective"] = "onestep" if is_onestep(job.meta) else "indi"
     info.update(
         ensemble=bool(ensemble), seconds=time.perf_counter() - t0 - (extra or 0.0), seconds_onestep=extra
     )
@@ -416,6 +434,7 @@ def _enhancement(job, y, results, lq_n, info, *, onestep, upscaled, slice_axis):
     # models trained before it was recorded keep the percentile-to-percentile map (understated, issue #38)
     grey_map = job.meta.get("grey_map")
     info["baseline"] = baseline_description(grey_map)
+    info["classical"] = job.meta.get("classical")  # tuned denoisers for the classical rows of evaluate
     info["grey_map"] = grey_map
 
     if job.a.ndim == 3:

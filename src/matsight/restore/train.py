@@ -34,12 +34,13 @@ from .._errors import InputError
 from ..nn.checkpoint import load_checkpoint, save_checkpoint
 from ..nn.device import resolve_device
 from ..progress import report
+from .classical import tune_classical
 from .config import UNLIMITED_STEPS, ModelConfig, RestoreConfig, load_config, make_config, with_overrides
 from .indi import sample_image
 from .losses import indi_loss
 from .networks import MODEL_FILE, STATE_FILE, build_network, context_slices, load_model
 from .pair_io import Pair, load_pair
-from .register import fit_grey_map
+from .register import apply_grey_map, fit_grey_map
 from .steps import at_edge, select_steps
 
 log = logging.getLogger(__name__)
@@ -472,7 +473,8 @@ class _Run:
         res = validate(
             self.net,
             self.val,
-            steps_list=(1, self.config.inference.indi_steps),
+            # a one-step (direct regression) model is applied in one pass only
+            steps_list=(1,) if _onestep(self.config) else (1, self.config.inference.indi_steps),
             config=self.config,
             data_range=self.data.data_range,
         )
@@ -594,7 +596,7 @@ def _finish(run, resumed_at):
     run.save_state()
     inf = run.config.inference
     steps_auto = None
-    if run.val is not None and inf.auto_steps:
+    if run.val is not None and inf.auto_steps and not _onestep(run.config):
         lq, hq, masks, contexts = run.val
         best, table = select_steps(
             run.net,
@@ -612,9 +614,11 @@ def _finish(run, resumed_at):
             "at_edge": at_edge(best, table),
             "table": {str(k): v for k, v in table.items()},
         }
+    grey_map = _grey_map(run.data, run.regions[0])
     info = {
         "steps_auto": steps_auto,
-        "grey_map": _grey_map(run.data, run.regions[0]),
+        "grey_map": grey_map,
+        "classical": _classical(run.data, run.regions[0], grey_map),
         "train": {
             "steps": run.step,
             "elapsed_s": run.elapsed,
@@ -641,6 +645,29 @@ def _grey_map(data, regions):
     if data.mask is not None:
         mask = np.concatenate([data.mask[i, r0:r1].ravel() for i, r0, r1 in regions])
     return fit_grey_map(lq, hq, mask)
+
+
+def _onestep(config):
+    return config.training.objective == "onestep"
+
+
+def _classical(data, regions, grey_map, *, n_crops=4, crop=192):
+    """NLM and Gaussian parameters tuned on central crops of up to ``n_crops`` training slices (the
+    grey-mapped bicubic LQ against the HQ; :func:`~matsight.restore.classical.tune_classical`), for the
+    classical rows of ``evaluate``.
+    """
+    if not regions:
+        return None
+    pick = np.linspace(0, len(regions) - 1, min(n_crops, len(regions))).round().astype(int)
+    lq, hq, mk = [], [], []
+    for i, r0, r1 in (regions[j] for j in pick):
+        ny, nx = r1 - r0, data.lq.shape[2]
+        cy, cx = min(crop, ny), min(crop, nx)
+        sl = (i, slice(r0 + (ny - cy) // 2, r0 + (ny - cy) // 2 + cy), slice((nx - cx) // 2, (nx + cx) // 2))
+        lq.append(apply_grey_map(data.lq[sl], grey_map))
+        hq.append(data.hq[sl])
+        mk.append(None if data.mask is None else data.mask[sl])
+    return tune_classical(lq, hq, mk, data_range=data.data_range)
 
 
 def train(
