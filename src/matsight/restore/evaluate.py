@@ -419,10 +419,14 @@ def evaluate(
     """Evaluate an ``apply`` output folder (``enhanced.tif``, ``onestep.tif``, ``bicubic.tif``) against
     ``hq``.
 
+    The rows: ``LQ bicubic``, ``classical NLM`` and ``classical Gaussian`` (tuned on the training slices:
+    :mod:`~matsight.restore.classical`), ``one-step`` (``onestep_model``, or the output of a one-step model),
+    ``InDI N=1`` (``onestep.tif``), ``InDI N=…``; each row's ``how`` says how it was produced.
+
     Parameters
     ----------
     out : path
-        Folder written by ``matsight restore apply`` (or by :func:`~matsight.restore.enhance.enhance` results
+        Folder written by ``matsight restore apply`` (or by :func:`~matsight.restore.predict.predict` results
         saved the same way).
     hq : path or ndarray
         The HQ reference on the same grid.
@@ -443,10 +447,6 @@ def evaluate(
     onestep_model : path, optional
         A model trained with ``training.objective = "onestep"`` (direct regression); it is applied to the same
         LQ (``lq``, else the input recorded in ``enhance.json``) and scored as the ``one-step`` row.
-
-    Rows: ``LQ bicubic``, ``classical NLM`` and ``classical Gaussian`` (tuned on the training slices:
-    :mod:`~matsight.restore.classical`), ``one-step`` (``onestep_model``, or the output of a one-step model),
-    ``InDI N=1`` (``onestep.tif``), ``InDI N=…``; each row's ``how`` says how it was produced.
 
     Returns
     -------
