@@ -39,8 +39,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xct" / "cell_v
 
 def _pair(cache, quick, seed, dose, lq_path=None):
     from matsight.io import read_volume
+    from matsight.restore.pair_io import load_pair, save_pair
     from matsight.restore.pairs import simulate_lq
-    from matsight.restore.register import load_pair, prepare_pair, save_pair
+    from matsight.restore.register import prepare_pair
 
     hq = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA)), dtype=np.float32)
     if quick:

@@ -20,7 +20,8 @@ from matsight.data.microstructures import particle_electrode
 from matsight.fuse.config import make_config
 from matsight.fuse.train import train as fuse_train
 from matsight.io import write_volume
-from matsight.restore.register import prepare_pair, save_pair
+from matsight.restore.pair_io import save_pair
+from matsight.restore.register import prepare_pair
 from matsight.restore.train import train as restore_train
 from matsight.tem import lattice
 

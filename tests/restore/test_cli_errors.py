@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from matsight.cli import app
 from matsight.io import read_volume, write_volume
-from matsight.restore.register import prepare_pair, save_pair
+from matsight.restore.pair_io import save_pair
+from matsight.restore.register import prepare_pair
 from matsight.restore.train import train
 
 runner = CliRunner()

@@ -12,8 +12,9 @@ from matsight.cli import app
 from matsight.data.grayscale import synthetic_grayscale
 from matsight.io import write_volume
 from matsight.restore.evaluate import compare, evaluate
+from matsight.restore.pair_io import save_pair
 from matsight.restore.predict import predict_path
-from matsight.restore.register import prepare_pair, save_pair
+from matsight.restore.register import prepare_pair
 from matsight.restore.steps import at_edge, resolve_steps, select_steps
 from matsight.restore.train import train
 

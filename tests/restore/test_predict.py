@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from matsight import InputError
+from matsight.restore.pair_io import Pair
 from matsight.restore.predict import consistency_map, predict_series
 from matsight.restore.predict import predict as enhance
-from matsight.restore.register import Pair, upscale
+from matsight.restore.register import upscale
 from matsight.restore.steps import band_power_ratio, select_steps
 from matsight.restore.train import load_model, train
 

@@ -65,7 +65,7 @@ def test_validation_split_holds_out_a_block():
 
 def test_training_batches_carry_the_neighbouring_lq_slices(rng):
     from matsight.restore.config import make_config
-    from matsight.restore.register import Pair
+    from matsight.restore.pair_io import Pair
     from matsight.restore.train import _draw_batch, as_training_pair
 
     # slice i of the LQ is the constant i/10; the LQ's z voxel is 2 HQ slices

@@ -40,7 +40,8 @@ def register(
     ] = False,
 ):
     """Upscale LQ onto the HQ grid, register (sub-pixel rigid [+ deformable]), crop, normalise → PAIR/."""
-    from ..restore.register import LOW_NCC, parse_scale, prepare_pair, save_pair
+    from ..restore.pair_io import save_pair
+    from ..restore.register import LOW_NCC, parse_scale, prepare_pair
 
     check_outputs(folders=[("--out", out)], inputs=[lq, hq])
     pair = prepare_pair(

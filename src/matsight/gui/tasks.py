@@ -493,7 +493,8 @@ def fuse_evaluate(emit, *, sr, hr, hr_y=None, hr_z=None, lr=None, truth=None, ou
 def restore_register(emit, *, lq, hq, out_dir, scale=2.0, mask=True, deformable=False):
     """:func:`matsight.restore.register.prepare_pair` on two scans → a pair folder (worker task)."""
     from ..io import read_volume
-    from ..restore.register import prepare_pair, save_pair
+    from ..restore.pair_io import save_pair
+    from ..restore.register import prepare_pair
 
     emit(progress=0.0, message="reading scans")
     lq_a, hq_a = read_volume(lq), read_volume(hq)

@@ -26,15 +26,13 @@ from scipy import ndimage, optimize
 
 from matsight._errors import InputError
 
-# the pair folder's files are pair_io's; its names stay importable from here for existing callers
-from .pair_io import Pair, load_pair, save_pair
+from .pair_io import Pair
 
 log = logging.getLogger(__name__)
 
 LOW_NCC = 0.2  # below this registered NCC the two scans likely do not show the same region
 
 __all__ = [
-    "Pair",
     "apply_grey_map",
     "apply_rigid",
     "as_image",
@@ -42,13 +40,11 @@ __all__ = [
     "denormalise",
     "fit_grey_map",
     "fov_mask",
-    "load_pair",
     "normalise",
     "parse_scale",
     "prepare_pair",
     "refine_deformable",
     "register_rigid",
-    "save_pair",
     "upscale",
 ]
 
