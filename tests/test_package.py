@@ -133,6 +133,7 @@ def test_report_writes_html_and_figures(tmp_path):
     text = page.read_text()
     assert png.is_file() and png.stat().st_size > 1000
     assert "Test &lt;report&gt;" in text and "line.png" in text and "∞" in text and "0.58" in text
+    assert png.with_suffix(".svg").is_file() and 'href="line.svg"' in text  # vector beside PNG by default
 
 
 def test_report_written_again_drops_its_own_stale_figures(tmp_path):
@@ -150,7 +151,8 @@ def test_report_written_again_drops_its_own_stale_figures(tmp_path):
     page(["a", "violins"])
     (tmp_path / "mine.png").write_bytes(b"x")
     page(["a"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "index.html", "mine.png"]
+    # each figure's SVG beside its PNG (the default); the stale one's both gone, the user's file kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg", "index.html", "mine.png"]
 
 
 def test_cli_info_and_help():

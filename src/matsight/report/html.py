@@ -1,7 +1,7 @@
 """A small HTML report builder: headings, paragraphs, tables and matplotlib figures.
 
-Figures are saved as PNG files (200 dpi; SVG beside them with ``vector=True``) next to ``index.html``, so
-they can be reused in papers, and linked relatively; the whole folder can be zipped and shared.
+Figures are saved as PNG files (200 dpi) with an SVG beside each (``vector=False`` leaves it out) next to
+``index.html``, so they can be reused in papers, and linked relatively; the folder can be zipped and shared.
 """
 
 import html
@@ -50,8 +50,8 @@ class Report:
         Folder for ``index.html`` and the figure PNGs (created if missing).
     title : str
         Page title.
-    vector : bool, default False
-        Also write each figure as SVG beside its PNG (linked under the figure).
+    vector : bool, default True
+        Also write each figure as SVG beside its PNG (linked under the figure), for papers.
 
     Examples
     --------
@@ -60,7 +60,7 @@ class Report:
     >>> rep.write()                                      # doctest: +SKIP
     """
 
-    def __init__(self, out_dir, title, *, vector=False):
+    def __init__(self, out_dir, title, *, vector=True):
         self.out_dir = Path(out_dir)
         self.title = title
         self.vector = vector
