@@ -22,9 +22,11 @@ __all__ = [
     "PAPER_DPI",
     "PHASE_COLOURS",
     "axis_label",
+    "colour_legend",
     "distribution",
     "figure_meta",
     "label_cmap",
+    "legend_outside",
     "nice_length",
     "phase_colour",
     "phase_legend",
@@ -172,6 +174,28 @@ def phase_legend(target, phases, *, names=None, fontsize=8, **kwargs):
         _record(target, legend=1)
     leg.set_gid(LEGEND_GID)
     return leg
+
+
+def legend_outside(ax, *, fontsize=8, **kwargs):
+    """The legend of ``ax``'s labelled artists (lines, ``handles=``), to the right of the axes, outside the
+    data. Returns the legend, or None when nothing is labelled (no empty box, no matplotlib warning).
+    """
+    if "handles" not in kwargs and not ax.get_legend_handles_labels()[0]:
+        return None
+    kwargs.setdefault("loc", "upper left")
+    kwargs.setdefault("bbox_to_anchor", (1.02, 1.0))
+    leg = ax.legend(fontsize=fontsize, borderaxespad=0.0, **kwargs)
+    leg.set_gid(LEGEND_GID)
+    _record(ax, legend=1)
+    return leg
+
+
+def colour_legend(ax, entries, *, fontsize=8, **kwargs):
+    """A legend of colour patches ``{text: colour}`` to the right of ``ax`` (outside the data)."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=c, edgecolor="0.5", label=t) for t, c in entries.items()]
+    return legend_outside(ax, handles=handles, fontsize=fontsize, **kwargs) if handles else None
 
 
 def _bare(ax, title):

@@ -3,7 +3,6 @@
 import csv
 import io
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -27,18 +26,24 @@ ANALYSIS_FILES = (
     "spots.csv",
     "spots.json",
     "fft_spots.png",
+    "fft_spots.svg",
     "phase_labels.tif",
     "phase_map.png",
+    "phase_map.svg",
     "index.html",
 )
 
-_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#9a6324"]
+UNKNOWN_COLOUR = "#999999"
 
 
 def phase_colors(names):
-    """A stable colour per phase name (unknown in grey)."""
-    out = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(names)}
-    out[UNKNOWN] = "#999999"
+    """A stable colour per phase name: the k-th phase searched in the k-th phase colour of every matsight
+    figure (:data:`matsight.report.style.PHASE_COLOURS`, label 0 being "none"); unknown in grey.
+    """
+    from ..report.style import phase_colour
+
+    out = {n: phase_colour(i + 1) for i, n in enumerate(names)}
+    out[UNKNOWN] = UNKNOWN_COLOUR
     return out
 
 
@@ -86,9 +91,10 @@ def _label_places(x, y, cx, cy, rad):
             yield (ux * dist, uy * dist), ha, va
 
 
-def _place_labels(ax, items, centre):
+def _place_labels(ax, items, centre, avoid=()):
     """Label the spots without overlap, inside the axes: ``items`` ``(text, colour, [(x, y, radius), …])``
-    (a pair's two spots; the label goes by either). A label with no free place is left out.
+    (a pair's two spots; the label goes by either), clear of the artists ``avoid`` (the scale bar). A label
+    with no free place is left out.
 
     Returns
     -------
@@ -99,7 +105,8 @@ def _place_labels(ax, items, centre):
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     inside = ax.get_window_extent(renderer).padded(-2)
-    taken, placed, left_out = [], [], 0
+    taken = [a.get_window_extent(renderer).padded(2) for a in avoid]
+    placed, left_out = [], 0
     for txt, col, spots in items:
         for x, y, rad in spots:
             rad_pt = rad * inside.width / max(np.ptp(ax.get_xlim()), 1e-9) * 72 / fig.dpi
@@ -124,90 +131,130 @@ def _place_labels(ax, items, centre):
     return placed, left_out
 
 
+def _fft_spacing(result, shape):
+    """The FFT's pixel in 1/nm along x (``1 / (n_x · pixel size)``), or None without a calibration."""
+    ps = tuple(getattr(result, "pixel_size_nm", ()) or ())
+    if len(ps) != 2 or not all(p > 0 for p in ps):
+        return None
+    return 1.0 / (shape[1] * float(ps[1]))
+
+
+def _spot_items(ax, result, colors):
+    """Circle every spot and its mate on ``ax``; the labels to place, best first, and the phases seen."""
+    from matplotlib.patches import Circle
+
+    sp, items, seen = result.spots, [], {}
+    for k in _friedel_pairs(sp):
+        m = result.match.matches[k]
+        col = colors.get(m.phase, UNKNOWN_COLOUR)
+        seen[m.phase] = col
+        rad = max(sp.size[k] / 2, 3)
+        pair = [(sp.col[k], sp.row[k], rad), (sp.mate_col[k], sp.mate_row[k], rad)]
+        for c, r, _ in pair:
+            ax.add_patch(Circle((c, r), rad, fill=False, color=col, lw=1.4))
+        txt = m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å"
+        # named phases first, then the stronger spots: they get the free places
+        items.append(((m.phase == UNKNOWN, -float(sp.intensity[k])), (txt, col, pair)))
+    items.sort(key=lambda it: it[0])
+    return [it[1] for it in items], seen
+
+
 def fft_figure(result, *, zoom=True, annotate=True):
     """The denoised FFT with every spot circled (Friedel mates too) and one label ``phase (hkl)`` per
-    Friedel pair, placed away from the centre where it overlaps no other label and stays inside the axes
-    (a label with no such place is left out and the title says how many; the table lists every spot).
+    Friedel pair, placed away from the centre where it overlaps no other label nor the scale bar and stays
+    inside the axes (a label with no such place is left out and the title says how many; the table lists
+    every spot). A scale bar in 1/nm (pixels without a calibration) and a legend of the phases' colours
+    outside the data.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle
+    from ..report.style import colour_legend, figure_meta, scale_bar
 
     disp = result.fft_display
     ny, nx = disp.shape
     cy, cx = ny // 2, nx // 2
     sp = result.spots
-    fig, ax = plt.subplots(figsize=(7, 7 * ny / nx if nx else 7))
+    fig = _new_figure((7.8, 6.6 * ny / nx if nx else 6.6))
+    ax = fig.subplots()
     ax.imshow(disp, cmap="gray", interpolation="nearest")
-    names = [p.name for p in result.phases]
-    colors = phase_colors(names)
-    items = []
-    for k in _friedel_pairs(sp):
-        m = result.match.matches[k]
-        col = colors.get(m.phase, "#999999")
-        rad = max(sp.size[k] / 2, 3)
-        pair = [(sp.col[k], sp.row[k], rad), (sp.mate_col[k], sp.mate_row[k], rad)]
-        for c, r, _ in pair:
-            ax.add_patch(Circle((c, r), rad, fill=False, color=col, lw=1.2))
-        txt = m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å"
-        # named phases first, then the stronger spots: they get the free places
-        items.append(((m.phase == UNKNOWN, -float(sp.intensity[k])), (txt, col, pair)))
+    figure_meta(fig)["images"] += 1
+    items, seen = _spot_items(ax, result, phase_colors([p.name for p in result.phases]))
+    width = nx
     if zoom and len(sp):
         r = max(np.max(np.hypot(sp.row - cy, sp.col - cx)) * 1.35, 20)
         ax.set_xlim(cx - r, cx + r)
         ax.set_ylim(cy + r, cy - r)
+        width = 2 * r
+    ax.set_xticks([])
+    ax.set_yticks([])
+    dq = _fft_spacing(result, disp.shape)
+    bar = scale_bar(ax, width, spacing=dq, unit="nm⁻¹", loc="lower left")
     title = "FFT (log magnitude, denoised) — spots: phase (hkl)"
     if annotate and items:
-        items.sort(key=lambda it: it[0])
-        _, left_out = _place_labels(ax, [it[1] for it in items], (cx, cy))
+        _, left_out = _place_labels(ax, items, (cx, cy), avoid=[bar])
         if left_out:
             plural = "s" if left_out > 1 else ""
             title += f"\n{left_out} label{plural} left out (no free place; see the table)"
     ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    colour_legend(ax, {("unknown" if p == UNKNOWN else p): c for p, c in seen.items()}, title="phase")
     return fig
 
 
-def phase_map_figure(image, result):
-    """The frame in grey with each phase's region in colour and its area fraction in the legend."""
-    import matplotlib
+def _new_figure(size):
+    """A figure on its own Agg canvas (no pyplot state: safe in the GUI's threads)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _fft_caption(result):
+    """What the FFT figure shows, counted from the result."""
+    n_pairs = len(_friedel_pairs(result.spots))
+    named = sum(m.phase != UNKNOWN for m in result.match.matches)
+    dq = _fft_spacing(result, result.fft_display.shape)
+    unit = f"; one pixel = {dq:.3g} nm⁻¹ along x" if dq else ""
+    return (
+        f"FFT of the {result.shape[0]}×{result.shape[1]} px frame: {len(result.spots)} spots "
+        f"({n_pairs} Friedel pairs, each circled with its mate and labelled once), {named} indexed{unit}."
+    )
+
+
+def phase_map_figure(image, result):
+    """The frame in grey, and beside it each phase's region in its colour with its area fraction in the
+    legend (outside the image); a scale bar in nm on both.
+    """
     from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
+
+    from ..report.style import colour_legend, show_image
 
     img = np.asarray(image, float)
     lo, hi = np.percentile(img, [1, 99])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
-    for ax in axes:
-        ax.imshow(np.clip((img - lo) / (hi - lo + 1e-12), 0, 1), cmap="gray")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0].set_title("frame")
+    grey = np.clip((img - lo) / (hi - lo + 1e-12), 0, 1)
+    fig = _new_figure((12.5, 6 * img.shape[0] / max(img.shape[1], 1) + 0.6))
+    axes = fig.subplots(1, 2)
+    ps = tuple(getattr(result, "pixel_size_nm", ()) or ()) or None
+    ny, nx = img.shape
+    show_image(axes[0], grey, spacing=ps, unit="nm", title=f"frame ({ny}×{nx} px)")
+    show_image(
+        axes[1], grey, spacing=ps, unit="nm", title="phase map (masked inverse FFT → Otsu + watershed)"
+    )
     pm = result.maps
     names = pm.phase_names if pm is not None else []
     colors = phase_colors([p.name for p in result.phases])
     if pm is not None and names:
-        cmap = ListedColormap([(0, 0, 0, 0)] + [colors[n] for n in names])
-        axes[1].imshow(pm.labels, cmap=cmap, vmin=0, vmax=len(names), alpha=0.45, interpolation="nearest")
-        handles = [Patch(color=colors[n], label=f"{n}: {100 * pm.area_fraction[n]:.1f} %") for n in names]
-        axes[1].legend(handles=handles, loc="upper right", fontsize=8)
-    axes[1].set_title("phase map (masked inverse FFT → Otsu + opening + watershed)")
+        cmap = ListedColormap([(0, 0, 0, 0)] + [colors.get(n, UNKNOWN_COLOUR) for n in names])
+        axes[1].imshow(pm.labels, cmap=cmap, vmin=0, vmax=len(names), alpha=0.5, interpolation="nearest")
+        colour_legend(
+            axes[1],
+            {
+                f"{n}: {100 * pm.area_fraction.get(n, 0.0):.1f} %": colors.get(n, UNKNOWN_COLOUR)
+                for n in names
+            },
+            title="phase: area",
+        )
     fig.tight_layout()
     return fig
-
-
-def _save_fig(fig, path):
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return Path(path)
 
 
 def analysis_settings(result, settings=None):
@@ -300,9 +347,9 @@ def write_analysis(
     from ..report import Report
 
     out = make_folder(out_dir)
-    written = {"spots.csv", "spots.json", "fft_spots.png", "index.html"}
+    written = {"spots.csv", "spots.json", "fft_spots.png", "fft_spots.svg", "index.html"}
     if result.maps is not None:
-        written |= {"phase_labels.tif", "phase_map.png"}
+        written |= {"phase_labels.tif", "phase_map.png", "phase_map.svg"}
     # results of an earlier analysis that this one will not overwrite would be taken for its own
     for name in ANALYSIS_FILES:
         if name not in written and (out / name).is_file():
@@ -322,14 +369,15 @@ def write_analysis(
     )
     for caption, table in extra_tables:
         rep.table(table, caption=caption)
-    rep.figure(fft_figure(result), "fft_spots", caption="FFT with detected spots (and Friedel mates).")
+    rep.figure(fft_figure(result), "fft_spots", caption=_fft_caption(result))
     if result.maps is not None:
         with atomic_path(out / "phase_labels.tif") as tmp:
             tifffile.imwrite(tmp, result.maps.labels.astype(np.uint8))
         rep.figure(
             phase_map_figure(image, result),
             "phase_map",
-            caption="Labels in phase_labels.tif: 0 = none, k = k-th phase found ("
+            caption=f"{result.shape[0]}×{result.shape[1]} px frame. Labels in phase_labels.tif: 0 = none, "
+            "k = k-th phase found ("
             + ", ".join(f"{i + 1} = {n}" for i, n in enumerate(result.maps.phase_names))
             + ").",
         )

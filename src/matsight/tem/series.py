@@ -245,6 +245,8 @@ def series_figure(result, *, x="frame", max_families=10):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from ..report.style import legend_outside
+
     colors = phase_colors([p for p in result.phases if p != UNKNOWN])
     fams = {f: v for f, v in result.families.items() if np.any(v > 0)}
     if len(fams) > max_families:
@@ -257,7 +259,7 @@ def series_figure(result, *, x="frame", max_families=10):
     for p in result.phases:
         if np.any(result.intensity[p] > 0):
             ax.plot(xs, result.intensity[p], "-o", ms=3, color=colors.get(p), label=p)
-    ax.set_ylabel("intensity (sum of masked FFT amplitude)")
+    ax.set_ylabel("intensity (sum of masked FFT amplitude, a.u.)")
     if fams:
         ax.set_title("per phase", fontsize=9)
         ax2 = axes[1, 0]
@@ -268,11 +270,10 @@ def series_figure(result, *, x="frame", max_families=10):
             k = seen[ph] = seen.get(ph, -1) + 1  # one colour per phase, one line style per family
             ax2.plot(xs, v, styles[k % len(styles)], ms=3, color=colors.get(ph), label=f)
         ax2.set_title("per plane family", fontsize=9)
-        ax2.set_ylabel("intensity")
+        ax2.set_ylabel("intensity (a.u.)")
     for a in axes[:, 0]:
         a.set_yscale("symlog")
-        if a.get_legend_handles_labels()[0]:  # no phase in any frame: no legend (and no matplotlib warning)
-            a.legend(fontsize=8)
+        legend_outside(a)  # none when no phase is in any frame
         a.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)" if x == "time" else "frame")
     fig.tight_layout()
@@ -331,6 +332,7 @@ def write_series(result, out_dir, *, source=None, x="frame"):
     rep.figure(
         series_figure(result, x=x),
         "intensity",
-        caption="Sum of masked FFT amplitude per phase (and per plane family) per frame.",
+        caption=f"Sum of masked FFT amplitude per phase (and per plane family) in each of the "
+        f"{len(result.frames)} frames.",
     )
     return rep.write()
