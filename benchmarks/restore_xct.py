@@ -37,27 +37,26 @@ MIN_EDGES = 10  # step edges needed for the edge FWHM to decide the FWHM target
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xct" / "cell_vol.tif"
 
 
-def _pair(cache, quick, seed, dose, lq_path=None):
-    from matsight.io import read_volume
+def simulate_pair(hq, cache, tag, *, seed=0, dose=2e4, mask=True, lq_path=None):
+    """The paper's LQ acquisition of ``hq`` (2× voxels, fewer projections, Poisson noise, FBP, a small rigid
+    misalignment: :func:`matsight.restore.pairs.simulate_lq`), registered onto the HQ grid; cached under
+    ``cache / tag``. Shared with ``restore_public.py``.
+    """
     from matsight.restore.pair_io import load_pair, save_pair
     from matsight.restore.pairs import simulate_lq
     from matsight.restore.register import prepare_pair
 
-    hq = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA)), dtype=np.float32)
-    if quick:
-        hq = hq[:, 182:546, 182:546]  # central 364² (the core of the jelly roll)
-    tag = f"pair_{'quick' if quick else 'full'}_{seed}_{dose:g}"
     if (cache / tag / "pair.json").is_file():
-        return load_pair(cache / tag), hq
+        return load_pair(cache / tag)
     t0 = time.perf_counter()
     if lq_path is not None:
         lq = np.load(lq_path).astype(np.float32)
     else:
         lq = simulate_lq(hq, scale=2, shift=(0.6, -1.3), rotation_deg=0.4, dose=dose, seed=seed)
         cache.mkdir(parents=True, exist_ok=True)
-        np.save(cache / f"lq_{'quick' if quick else 'full'}_{seed}_{dose:g}.npy", lq)
+        np.save(cache / f"lq_{tag}.npy", lq)
         print(f"simulated LQ {lq.shape} in {time.perf_counter() - t0:.0f} s", flush=True)
-    pair = prepare_pair(lq, hq, scale=2, mask=not quick)
+    pair = prepare_pair(lq, hq, scale=2, mask=mask)
     save_pair(pair, cache / tag)
     print(
         f"registered: {pair.transform['rotation_deg']:.3f} deg, "
@@ -65,7 +64,17 @@ def _pair(cache, quick, seed, dose, lq_path=None):
         f"NCC {pair.transform['ncc_before']:.3f} -> {pair.transform['ncc_after']:.3f}",
         flush=True,
     )
-    return pair, hq
+    return pair
+
+
+def _pair(cache, quick, seed, dose, lq_path=None):
+    from matsight.io import read_volume
+
+    hq = np.asarray(read_volume(os.environ.get("MATSIGHT_XCT", DATA)), dtype=np.float32)
+    if quick:
+        hq = hq[:, 182:546, 182:546]  # central 364² (the core of the jelly roll)
+    tag = f"pair_{'quick' if quick else 'full'}_{seed}_{dose:g}"
+    return simulate_pair(hq, cache, tag, seed=seed, dose=dose, mask=not quick, lq_path=lq_path), hq
 
 
 def _time_1024(net, threads, steps=10):

@@ -18,6 +18,8 @@ entry and get no classical rows (retrain).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from scipy import ndimage
 from skimage.restoration import denoise_nl_means
@@ -78,8 +80,10 @@ def tune_classical(lq, hq, masks=None, *, data_range=2.0):
     -------
     dict
         ``{"nlm": {"h", "h_factor", "sigma", "patch_size", "patch_distance", "psnr"}, "gaussian": {"sigma",
-        "psnr"}, "psnr_input", "crops", "data_range"}``.
+        "psnr"}, "psnr_input", "crops", "data_range", "seconds"}`` (``seconds``: wall-clock time of the
+        whole search).
     """
+    t0 = time.perf_counter()
     lq = [np.asarray(a, np.float32) for a in lq]
     hq = [np.asarray(b, np.float32) for b in hq]
     masks = [None] * len(lq) if masks is None else list(masks)
@@ -114,6 +118,7 @@ def tune_classical(lq, hq, masks=None, *, data_range=2.0):
         "psnr_input": _score(lambda a: a, lq, hq, masks, data_range),
         "crops": len(lq),
         "data_range": float(data_range),
+        "seconds": time.perf_counter() - t0,
     }
 
 
