@@ -87,11 +87,14 @@ class ModelConfig(_Section):
     gen_width: int | None = Field(None, ge=4, description="trunk channels; None = by scale factor")
     gen_min_width: int = Field(1, ge=1)
     gen_res_blocks: int = Field(1, ge=0, le=8)
-    upsampling: Literal["transpose", "resize"] = Field(
+    upsampling: Literal["transpose", "resize", "shuffle"] = Field(
         "transpose",
         description="the ×2 stage of 2 < sf ≤ 4 (and the second of sf > 4): 'transpose' is the paper's "
         "ConvTranspose3d(k4, s2); 'resize' is trilinear ×2 + k3 conv, less prone to grid-aligned textures "
-        "(Odena et al., Distill 2016) but coarser after minutes of training (benchmarks/README.md)",
+        "(Odena et al., Distill 2016) but coarser after minutes of training (benchmarks/README.md); "
+        "'shuffle' makes every ×2 stage a sub-pixel convolution (k3 conv to 8× the channels, 3D "
+        "depth-to-space) with ICNR initialisation (Aitken et al. 2017), nearest-neighbour upsampling at the "
+        "start of training",
     )
     critic_widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
     shared_critic: bool = Field(True, description="isotropic data: one critic for the three slicing axes")

@@ -6,7 +6,10 @@ N(0, 1) noise channel, ``L³`` voxels; output = softmax over the ``n`` HR phases
 then the upsampling chain: ×2 trilinear + conv when sf > 4, ConvTranspose3d(k4, s2, p1) when sf > 2, and the
 remaining (possibly fractional) factor by trilinear upsampling + conv. Every upsampling stage halves the
 channels (never below ``min_width``); a last k3 convolution maps to the ``n`` phases. ``upsampling="resize"``
-swaps the transposed convolution for trilinear ×2 + conv, less prone to grid-aligned streaks.
+swaps the transposed convolution for trilinear ×2 + conv, less prone to grid-aligned streaks;
+``upsampling="shuffle"`` makes every ×2 stage a sub-pixel convolution (a k3 conv to 8× the channels, then a
+3D depth-to-space), initialised by ICNR so that it starts as nearest-neighbour upsampling and has no
+checkerboard at the start of training (Shi et al., CVPR 2016; Aitken et al., arXiv:1707.02937).
 
 Critic: 2D convolutions 64-128-256-512-1 with kernels 4,4,4,3,4, stride 2, ReLU, no normalisation. On the
 paper's 56² slices the last layer sees a 4×4 map and returns one number; on other slice sizes its kernel
@@ -24,15 +27,38 @@ from torch import nn
 
 from .config import scale_fraction
 
-__all__ = ["Generator", "Critic", "build_generator", "build_critics", "upsampling_plan", "count_parameters"]
+__all__ = [
+    "Generator",
+    "Critic",
+    "UPSAMPLINGS",
+    "build_generator",
+    "build_critics",
+    "depth_to_space",
+    "upsampling_plan",
+    "count_parameters",
+]
+
+UPSAMPLINGS = ("transpose", "resize", "shuffle")
 
 
 def upsampling_plan(d, upsampling="transpose"):
-    """Stages for ``sf = 64/d``: list of ``("interp2" | "convT" | "interp", factor)``.
+    """Stages for ``sf = 64/d``: list of ``("interp2" | "convT" | "shuffle" | "interp", factor)``.
 
     ``upsampling="transpose"`` is the paper's chain; ``"resize"`` replaces its transposed convolution by
-    trilinear ×2 + conv.
+    trilinear ×2 + conv; ``"shuffle"`` makes every ×2 stage a sub-pixel convolution and keeps trilinear +
+    conv only for a fractional remainder (``sf = 64/24``: ×2 sub-pixel, then ×4/3 trilinear). The stages
+    and their channels are the same in number for the three, so they differ in how they upsample alone.
+    At ``sf <= 2`` the paper's chain has no transposed convolution: "transpose" and "resize" coincide.
+
+    Examples
+    --------
+    >>> [k for k, _ in upsampling_plan(8, "shuffle")]
+    ['shuffle', 'shuffle', 'shuffle']
+    >>> [(k, str(f)) for k, f in upsampling_plan(24, "transpose")]
+    [('convT', '2'), ('interp', '4/3')]
     """
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got {upsampling!r}")
     sf = scale_fraction(d)
     plan = []
     if sf > 4:
@@ -41,7 +67,33 @@ def upsampling_plan(d, upsampling="transpose"):
         plan.append(("convT" if upsampling == "transpose" else "interp2", Fraction(2)))
     rest = sf / (2 ** len(plan))
     plan.append(("interp", rest))
+    if upsampling == "shuffle":
+        plan = [("shuffle" if f == 2 else kind, f) for kind, f in plan]
     return plan
+
+
+def depth_to_space(x, r):
+    """3D pixel shuffle: ``(B, C·r³, Z, Y, X)`` → ``(B, C, Z·r, Y·r, X·r)``.
+
+    Channel ``c·r³ + (i·r + j)·r + k`` becomes offset ``(i, j, k)`` inside the ``r³`` block of channel ``c``
+    (the 3D form of :func:`torch.nn.functional.pixel_shuffle`).
+    """
+    b, c, z, y, w = x.shape
+    if c % r**3:
+        raise ValueError(f"depth_to_space needs channels divisible by {r**3}, got {c}")
+    x = x.reshape(b, c // r**3, r, r, r, z, y, w)
+    return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, c // r**3, z * r, y * r, w * r)
+
+
+def _icnr_(conv, r):
+    """ICNR: the ``r³`` sub-pixel outputs of each channel start equal, so the stage starts as
+    nearest-neighbour upsampling of one k3 convolution (no checkerboard at initialisation).
+    """
+    c_out = conv.out_channels // r**3
+    proto = _conv3(conv.in_channels, c_out)  # PyTorch's default initialisation, for c_out channels
+    with torch.no_grad():
+        conv.weight.copy_(proto.weight.repeat_interleave(r**3, dim=0))
+        conv.bias.copy_(proto.bias.repeat_interleave(r**3, dim=0))
 
 
 def _conv3(c_in, c_out):
@@ -60,18 +112,23 @@ class _ResBlock(nn.Module):
 
 
 class _Up(nn.Module):
-    """One upsampling stage: (interpolate → conv | transposed conv) → BN → ReLU."""
+    """One upsampling stage: (interpolate → conv | transposed conv | conv → depth-to-space) → BN → ReLU."""
 
     def __init__(self, kind, factor, c_in, c_out):
         super().__init__()
         self.kind, self.factor = kind, Fraction(factor)
         if kind == "convT":
             self.conv = nn.ConvTranspose3d(c_in, c_out, 4, stride=2, padding=1)
+        elif kind == "shuffle":
+            self.conv = _conv3(c_in, c_out * int(self.factor) ** 3)
+            _icnr_(self.conv, int(self.factor))
         else:
             self.conv = _conv3(c_in, c_out)
         self.bn = nn.BatchNorm3d(c_out)
 
     def forward(self, x):
+        if self.kind == "shuffle":
+            return F.relu(self.bn(depth_to_space(self.conv(x), int(self.factor))))
         if self.kind != "convT" and self.factor != 1:
             # exact output size (fractional factors: the caller keeps inputs a whole number of q-blocks)
             size = [round(n * self.factor) for n in x.shape[2:]]
@@ -96,9 +153,9 @@ class Generator(nn.Module):
         Floor for the channels of the upsampling stages.
     res_blocks : int
         Residual blocks in the trunk (paper: 1).
-    upsampling : {"transpose", "resize"}
-        The paper's transposed convolution for the ×2 stage, or trilinear ×2 + conv (see
-        :func:`upsampling_plan`).
+    upsampling : {"transpose", "resize", "shuffle"}
+        The paper's transposed convolution for the ×2 stage, trilinear ×2 + conv, or sub-pixel convolution
+        for every ×2 stage (see :func:`upsampling_plan`).
     """
 
     def __init__(
