@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._atomic import atomic_path, write_json, write_text
+from .._atomic import write_json, write_text
 from .._errors import InputError
 from ..nn.checkpoint import load_checkpoint, save_checkpoint
 from .config import BEST, LAST, FuseConfig
@@ -120,44 +120,45 @@ def write_logs(out_dir, history):
     write_text(out_dir / "metrics.csv", buf.getvalue())
 
 
+def _series(history, key):
+    return [r.get(key) if r.get(key) is not None else np.nan for r in history]
+
+
 def plot_curves(out_dir, history, hr_ref=None):
-    """``training_curves.png``: losses, score and LR agreement, phase fractions, Euler densities."""
+    """``training_curves.png`` (SVG beside it): losses, score and LR agreement, phase fractions, Euler
+    densities against the iteration; each panel's legend outside its data, phase lines in the phase colours.
+    """
     if not history:
         return
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..report.style import axis_label, legend_outside, phase_colour, save_figure
 
     its = [r["iteration"] for r in history]
-    fig, axs = plt.subplots(1, 4, figsize=(17, 3.6))
+    fig = Figure(figsize=(11, 6.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axs = fig.subplots(2, 2).ravel()
     for key, label in (("wass", "critic W-distance"), ("g_adv", "G adversarial")):
-        axs[0].plot(its, [r.get(key) if r.get(key) is not None else np.nan for r in history], label=label)
-    axs[0].set_xlabel("iteration")
-    axs[0].legend()
+        axs[0].plot(its, _series(history, key), label=label)
+    axs[0].set_ylabel(axis_label("loss", "a.u."))
     axs[1].plot(its, [r["score"] for r in history], label="score (lower is better)")
     axs[1].plot(its, [r["lr_agreement"] for r in history], label="LR agreement")
-    axs[1].plot(
-        its,
-        [r.get("vw") if r.get("vw") is not None else np.nan for r in history],
-        label="voxel-wise loss (LR mismatch)",
-    )
-    axs[1].set_xlabel("iteration")
-    axs[1].legend()
+    axs[1].plot(its, _series(history, "vw"), label="voxel-wise loss\n(LR mismatch)")
+    axs[1].set_ylabel("value")
     n = sum(1 for k in history[0] if re.fullmatch(r"vf\d+", k))
     for p in range(n):
-        axs[2].plot(its, [r[f"vf{p}"] for r in history], label=f"VF phase {p}")
+        # phase 0 is black in label images; a black line reads fine, so the phase colours hold here too
+        axs[2].plot(its, [r[f"vf{p}"] for r in history], color=phase_colour(p), label=f"phase {p}")
         # the HR images' Euler density is the aim: grains per area, cut apart or joined as in the HR
         ref = np.mean([h[2][p] for h in hr_ref]) if hr_ref else np.nan
         eu = [r.get(f"eu{p}", np.nan) / ref if ref else np.nan for r in history]
-        axs[3].plot(its, eu, label=f"phase {p}")
-    axs[2].set_xlabel("iteration")
-    axs[2].legend()
+        axs[3].plot(its, eu, color=phase_colour(p), label=f"phase {p}")
+    axs[2].set_ylabel("volume fraction")
     axs[3].axhline(1.0, color="0.5", lw=0.8)
-    axs[3].set_xlabel("iteration")
     axs[3].set_ylabel("Euler density / HR images'")
-    axs[3].legend()
-    fig.tight_layout()
-    with atomic_path(out_dir / "training_curves.png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    for ax in axs:
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        legend_outside(ax)
+    save_figure(fig, out_dir / "training_curves.png")
