@@ -237,10 +237,12 @@ def show_labels(ax, labels, *, names=None, spacing=None, unit="nm", n_labels=Non
 
 
 def show_image(ax, image, *, spacing=None, unit="nm", title=None, cmap="gray", **imshow_kw):
-    """Draw a 2D grey image with a scale bar (pixels when ``spacing`` is None)."""
+    """Draw a 2D grey image (or an RGB(A) one, ``(H, W, 3|4)``) with a scale bar (pixels when ``spacing`` is
+    None).
+    """
     image = np.asarray(image)
-    if image.ndim != 2:
-        raise ValueError(f"show_image draws a 2D image, got shape {image.shape}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
+        raise ValueError(f"show_image draws a 2D grey or RGB image, got shape {image.shape}")
     im = ax.imshow(image, cmap=cmap, interpolation="nearest", **imshow_kw)
     _bare(ax, title)
     _record(ax, images=1)

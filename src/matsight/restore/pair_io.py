@@ -50,11 +50,13 @@ def _mid(a):
 
 
 def _overlay_png(path, pair):
-    """Before/after figure: magenta = LQ, green = HQ; grey where they agree."""
-    import matplotlib
+    """Before/after figure: magenta = LQ, green = HQ; grey where they agree. Pixels of the HQ grid (the pair
+    carries no calibration), so the scale bar is in pixels; the colour key is outside the images.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matsight.report.style import colour_legend, save_figure, show_image
 
     def rgb(lq, hq):
         a = (np.clip(lq, -1, 1) + 1) / 2
@@ -65,14 +67,15 @@ def _overlay_png(path, pair):
     panels = [("after registration", _mid(pair.lq_up))]
     if pair.before is not None:
         panels.insert(0, ("before registration", _mid(pair.before)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.8), squeeze=False)
-    for ax, (title, lq) in zip(axes[0], panels, strict=False):
-        ax.imshow(rgb(lq, hq), interpolation="nearest")
-        ax.set_title(f"{title}\nmagenta LQ, green HQ")
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    fig = Figure(figsize=(4.5 * len(panels) + 1.6, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    where = f"slice {pair.hq.shape[0] // 2} of {pair.hq.shape[0]}, " if pair.hq.ndim == 3 else ""
+    for ax, (title, lq) in zip(axes, panels, strict=True):
+        show_image(ax, rgb(lq, hq), title=f"{title} ({where}{hq.shape[0]}×{hq.shape[1]} px)")
+    key = {"LQ brighter": "#FF00FF", "HQ brighter": "#00FF00", "agree": "#808080"}
+    colour_legend(axes[-1], key, title="overlay")
+    save_figure(fig, path, vector=False)  # a check of the registration, not a figure for a paper
 
 
 def save_pair(pair, out_dir):
