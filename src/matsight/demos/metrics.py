@@ -65,7 +65,9 @@ def run(out_dir, *, seed=0, size=96, subvolume_size=32, n_subvolumes=64, solve_t
         f"{seed + 1}. τ is solved along axis 0."
     )
     rep.figure(
-        compare_slices(volumes, phase_names=PHASE_NAMES), "slices", caption="Central orthogonal slices"
+        compare_slices(volumes, phase_names=PHASE_NAMES),
+        "slices",
+        caption=f"Central orthogonal slices of each {size}³ volume",
     )
     summary_report(rep, summaries, subvolumes=subvols, phase_names=PHASE_NAMES)
     page = rep.write()

@@ -22,25 +22,44 @@ TITLE = "segment — phases from a few strokes (random forest on multi-scale fea
 PHASES = {0: "pore", 1: "active", 2: "binder"}
 
 
-def _figure(image, strokes, pred, truth, z):
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
+def _stroke_overlay(strokes):
+    """RGBA of the strokes (label k + 1 = phase k) in the phase colours, drawn 3 px wide with a white rim so
+    that 1 px strokes, and black (pore) ones on dark pixels, stay visible in print.
+    """
+    from matplotlib.colors import to_rgb
+    from scipy import ndimage
 
-    cmap = ListedColormap(["#222244", "#e0c050", "#50a0d0"])
-    fig, ax = plt.subplots(1, 4, figsize=(14, 3.8))
-    ax[0].imshow(image[z], cmap="gray")
-    ax[0].set_title(f"grayscale, slice z={z}")
-    ax[1].imshow(image[z], cmap="gray")
-    s = np.ma.masked_equal(strokes[z].astype(int), 0) - 1
-    ax[1].imshow(s, cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
-    ax[1].set_title(f"strokes ({int((strokes > 0).sum())} px)")
-    ax[2].imshow(pred[z], cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
-    ax[2].set_title("forest")
-    ax[3].imshow(pred[z] != truth[z], cmap="Reds", interpolation="nearest")
-    ax[3].set_title("errors vs truth")
-    for a in ax:
-        a.set_axis_off()
-    fig.tight_layout()
+    from ..report.style import phase_colour
+
+    out = np.zeros(strokes.shape + (4,))
+    drawn = strokes > 0
+    out[ndimage.binary_dilation(drawn, iterations=2)] = (1.0, 1.0, 1.0, 1.0)
+    for k in np.unique(strokes[drawn]):
+        out[ndimage.binary_dilation(strokes == k)] = (*to_rgb(phase_colour(int(k) - 1)), 1.0)
+    return out
+
+
+def _figure(image, strokes, pred, truth, z):
+    """Input, strokes, result and errors on slice ``z``: phase colours and legend shared with every report,
+    a scale bar (voxels: the generated volume has no calibration) on each panel.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..report.style import phase_legend, show_image, show_labels
+
+    fig = Figure(figsize=(14, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(1, 4)
+    n_px = int((strokes[z] > 0).sum())
+    show_image(ax[0], image[z], unit="px", title=f"grayscale, slice z = {z}")
+    show_image(ax[1], image[z], unit="px", title=f"strokes ({n_px} px)")
+    ax[1].imshow(_stroke_overlay(strokes[z]), interpolation="nearest")
+    show_labels(ax[2], pred[z], n_labels=len(PHASES), legend=False, title="forest")
+    wrong = pred[z] != truth[z]
+    title = f"errors vs truth ({wrong.mean():.1%} of pixels)"
+    show_image(ax[3], wrong, cmap="Reds", vmin=0, vmax=1, title=title)
+    phase_legend(fig, range(len(PHASES)), names=PHASES)
     return fig
 
 
@@ -81,7 +100,9 @@ def run(out_dir, *, seed=0, shape=(32, 128, 128)):
         "trained on them segments every slice."
     )
     rep.figure(
-        _figure(image, strokes, pred, truth, z), "slice", caption="Middle slice: input, strokes, result."
+        _figure(image, strokes, pred, truth, z),
+        "slice",
+        caption=f"Slice {z} of {shape[0]} ({shape[1]}×{shape[2]} px): input, strokes, forest result, errors.",
     )
     rows = {}
     for name, s in (("forest", s_forest), ("forest + clean 10", s_clean), ("multi-Otsu", s_otsu)):
