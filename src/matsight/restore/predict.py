@@ -34,6 +34,7 @@ from .indi import sample_image
 from .networks import context_slices, load_model
 from .register import apply_grey_map, denormalise, normalise, upscale
 from .steps import resolve_steps
+from .zinterp import zoom_z
 
 log = logging.getLogger(__name__)
 
@@ -221,17 +222,20 @@ class _Job:
     def context(self):
         return int(self.meta["config"].model.context)
 
-    def slices(self, stack, n, desc, step=1):
-        """Enhance every slice of ``stack`` (normalised, on the HQ grid) with ``n`` InDI steps."""
+    def slices(self, stack, n, desc, step=1, rows=None):
+        """Enhance the slices ``rows`` (default all) of ``stack`` (normalised, on the HQ grid) with ``n`` InDI
+        steps; the other slices of ``stack`` serve as the 2.5D network's neighbours only.
+        """
         t0 = time.perf_counter()
-        out = np.empty_like(stack)
+        rows = range(len(stack)) if rows is None else rows
+        out = np.empty((len(rows),) + stack.shape[1:], stack.dtype)
         k, b = self.context, self.batch
-        for i in range(0, len(stack), b):
-            idx = range(i, min(i + b, len(stack)))
+        for i in range(0, len(rows), b):
+            idx = rows[i : i + b]
             ctx = np.stack([context_slices(stack, j, context=k, step=step) for j in idx]) if k else None
-            out[i : i + b] = sample_image(
+            out[i : i + len(idx)] = sample_image(
                 self.net,
-                stack[i : i + b],
+                stack[idx.start : idx.stop],
                 steps=n,
                 tile=self.tile,
                 overlap=self.overlap,
@@ -239,7 +243,7 @@ class _Job:
                 ensemble=self.ensemble,
                 context=ctx,
             )
-            report(self.callback, step=idx.stop, total=len(stack), message=desc)
+            report(self.callback, step=i + len(idx), total=len(rows), message=desc)
         self.seconds[n] = self.seconds.get(n, 0.0) + time.perf_counter() - t0
         return out
 
@@ -263,31 +267,43 @@ def _onestep_steps(indi_steps):
 
 def _job(model, lq, indi_steps, slice_axis, scale, upscaled, renormalise, tiling, ensemble, device):
     """Load the model and check and orient the input: a :class:`_Job`."""
-    net, meta = _load(model, device)
-    cfg = meta["config"].inference
-    n_steps = _onestep_steps(indi_steps) if is_onestep(meta) else resolve_steps(indi_steps, meta)
     a = _check_input(lq, slice_axis)
     if a.ndim == 3:
         if slice_axis not in (0, 1, 2, -1, -2, -3):
             raise InputError(f"slice_axis must be 0, 1 or 2 for a 3D volume, got {slice_axis!r}")
         a = np.moveaxis(a, slice_axis, 0)
-    s = np.ones(a.ndim) if upscaled else _scale_of(meta, a.ndim, scale)
-    if a.ndim == 3 and slice_axis not in (0, -3) and scale is None and not upscaled:
+    job = setup_job(model, a.ndim, indi_steps, slice_axis, scale, upscaled, tiling, ensemble, device)
+    job.a = a
+    if renormalise:
+        old = job.lq_stats or {}
+        pct, span = old.get("percentiles", (0.5, 99.5)), old.get("span", 1.0)
+        job.lq_stats = normalise(a, percentiles=pct, span=span)[1]
+    return job
+
+
+def setup_job(model, ndim, indi_steps, slice_axis, scale, upscaled, tiling, ensemble, device):
+    """The model, the step count, the grid and the normalisation for an ``ndim``-D input (no pixels yet).
+
+    A :class:`_Job` whose input ``a`` is None; :mod:`matsight.restore.slabs` runs it slab by slab.
+    """
+    net, meta = _load(model, device)
+    cfg = meta["config"].inference
+    n_steps = _onestep_steps(indi_steps) if is_onestep(meta) else resolve_steps(indi_steps, meta)
+    s = np.ones(ndim) if upscaled else _scale_of(meta, ndim, scale)
+    if ndim == 3 and slice_axis not in (0, -3) and scale is None and not upscaled:
         s = np.full(3, s[-1])  # the training scale is in-plane; for other slice axes assume isotropic voxels
     stats = dict(meta.get("stats") or {})
-    lq_stats, hq_stats = stats.get("lq"), stats.get("hq")
-    if renormalise:
-        old = lq_stats or {}
-        lq_stats = normalise(a, percentiles=old.get("percentiles", (0.5, 99.5)), span=old.get("span", 1.0))[1]
     k_ctx = int(meta["config"].model.context)
-    if k_ctx and a.ndim == 2:
+    if k_ctx and ndim == 2:
         log.warning("the model reads neighbouring slices (2.5D); the one input slice stands in for them")
     # a 2.5D network was trained with neighbours one LQ slice apart: `scale` slices on an upscaled grid
-    spacing = (_scale_of(meta, a.ndim, scale) if upscaled else s) if k_ctx else np.ones(a.ndim)
+    spacing = (_scale_of(meta, ndim, scale) if upscaled else s) if k_ctx else np.ones(ndim)
     tile, overlap, batch = tiling
     tile = int(tile or cfg.tile)
     overlap = cfg.overlap if overlap is None else float(overlap)
-    return _Job(net, meta, a, n_steps, s, spacing, lq_stats, hq_stats, tile, overlap, batch, ensemble)
+    return _Job(
+        net, meta, None, n_steps, s, spacing, stats.get("lq"), stats.get("hq"), tile, overlap, batch, ensemble
+    )
 
 
 def _cubic(job, wanted, upscaled):
@@ -303,8 +319,10 @@ def _cubic(job, wanted, upscaled):
     if a.ndim == 2:
         return y[0], {n: r[0] for n, r in results.items()}
     if not math.isclose(s[0], 1.0):
-        y = upscale(y, (s[0], 1, 1))
-        results = {n: upscale(r, (s[0], 1, 1)) for n, r in results.items()}
+        # the slab-wise series path (matsight.restore.slabs) interpolates z with this same function
+        n_out = max(1, int(round(len(y) * s[0])))
+        y = zoom_z(y, n_in=len(y), n_out=n_out)
+        results = {n: zoom_z(r, n_in=len(r), n_out=n_out) for n, r in results.items()}
     return y, results
 
 
