@@ -243,51 +243,62 @@ def profile_line(hq, *, length=64, mask=None):
     return int(r), int(c0), int(c0 + length)
 
 
-def profile_figure(images, line, *, title="intensity profiles"):
-    """Intensity profiles of every image along ``line = (row, col0, col1)`` (2D images; paper Fig. 3B)."""
+def profile_figure(images, line, *, title="intensity profiles", spacing=None, unit=None):
+    """Intensity profiles of every image along ``line = (row, col0, col1)`` (2D images; paper Fig. 3B).
+
+    ``spacing``/``unit``: the pixel size, for an x axis in physical units (pixels without them). The legend
+    sits outside the data.
+    """
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after choosing the backend
 
+    from ..report.style import axis_label, legend_outside
+
     r, c0, c1 = line
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    physical = spacing is not None and unit is not None
+    x = np.arange(c0, c1) * (float(spacing) if physical else 1.0)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     for name, im in images.items():
         lw = 2.0 if name == "HQ" else 1.2
-        ax.plot(
-            np.arange(c0, c1),
-            np.asarray(im)[r, c0:c1],
-            lw=lw,
-            label=name,
-            color="k" if name == "HQ" else None,
-        )
-    ax.set_xlabel(f"x (px), row {r}")
-    ax.set_ylabel("grey value")
+        ax.plot(x, np.asarray(im)[r, c0:c1], lw=lw, label=name, color="k" if name == "HQ" else None)
+    ax.set_xlabel(axis_label(f"x along row {r}", unit if physical else "px"))
+    ax.set_ylabel(axis_label("grey value", "HQ units"))
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     fig.tight_layout()
     return fig
 
 
-def panels_figure(images, *, line=None, crop=None, vmin=None, vmax=None):
+def panels_figure(images, *, line=None, crop=None, vmin=None, vmax=None, spacing=None, unit=None):
     """Side-by-side 2D panels (same grey scale), optionally zoomed to ``crop`` and with the profile line
-    drawn.
+    drawn; each with a scale bar (in ``unit`` from the pixel size ``spacing``, else in pixels).
     """
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after choosing the backend
+
+    from ..report.style import show_image
 
     names = list(images)
     ref = np.asarray(images[names[0]])
     if vmin is None:
         vmin, vmax = (float(v) for v in np.percentile(ref, [0.5, 99.5]))
+    physical = spacing is not None and unit is not None
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         im = np.asarray(images[name])
         sl = crop if crop is not None else (slice(None), slice(None))
-        ax.imshow(im[sl], cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+        show_image(
+            ax,
+            im[sl],
+            spacing=spacing if physical else None,
+            unit=unit or "px",
+            title=name,
+            vmin=vmin,
+            vmax=vmax,
+        )
         if line is not None and crop is None:
             r, c0, c1 = line
             ax.plot([c0, c1], [r, r], color="r", lw=1)
-        ax.set_title(name, fontsize=9)
-        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -309,10 +320,13 @@ def write_report(
     mask=None,
     extra_tables=None,
     rows=None,
+    spacing=None,
+    unit=None,
 ):
     """HTML report: metrics table, image panels (whole and zoomed), profiles and the consistency map.
 
-    ``rows``: ``{row name: how it was produced}``, shown under the metrics table.
+    ``rows``: ``{row name: how it was produced}``, shown under the metrics table. ``spacing``/``unit``: the HQ
+    pixel size, for scale bars and the profiles' axis (pixels without them).
     """
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after choosing the backend
@@ -335,30 +349,32 @@ def write_report(
     m2 = None if mask is None else _mid(np.broadcast_to(mask, np.asarray(hq).shape))
     line = profile_line(show["HQ"], mask=m2)
     rep.heading("Images")
-    rep.figure(panels_figure(show, line=line), "panels", caption="middle slice; red: profile line")
+    px = dict(spacing=spacing, unit=unit)
+    rep.figure(panels_figure(show, line=line, **px), "panels", caption="middle slice; red: profile line")
     r, c0, c1 = line
     h = max(48, c1 - c0)
     ny, nx = show["HQ"].shape
     y0 = min(max(0, r - h // 2), max(0, ny - h))
     x0 = min(max(0, c0), max(0, nx - h))
     rep.figure(
-        panels_figure(show, crop=(slice(y0, y0 + h), slice(x0, x0 + h))),
+        panels_figure(show, crop=(slice(y0, y0 + h), slice(x0, x0 + h)), **px),
         "zoom",
         caption="zoom around the profile line",
     )
     rep.figure(
-        profile_figure(show, line),
+        profile_figure(show, line, **px),
         "profiles",
         caption="intensity profiles along the red line (cf. paper Fig. 3B)",
     )
     if consistency is not None:
+        from ..report.style import show_image
+
         c = _mid(consistency)
         fig, ax = plt.subplots(figsize=(4.5, 4))
         v = float(np.percentile(np.abs(c), 99.5)) or 1.0
-        mappable = ax.imshow(c, cmap="RdBu_r", vmin=-v, vmax=v)
-        fig.colorbar(mappable, ax=ax, shrink=0.8)
-        ax.set_title("data consistency: LQ − degraded output")
-        ax.axis("off")
+        # on the LQ grid: its pixels are unknown here, so the scale bar counts them
+        mappable = show_image(ax, c, cmap="RdBu_r", vmin=-v, vmax=v, title="LQ − degraded output")
+        fig.colorbar(mappable, ax=ax, shrink=0.8, label="residual (normalised LQ units)")
         rep.figure(
             fig,
             "consistency",
@@ -415,6 +431,7 @@ def evaluate(
     n_edges=60,
     sift=True,
     onestep_model=None,
+    unit=None,
 ):
     """Evaluate an ``apply`` output folder (``enhanced.tif``, ``onestep.tif``, ``bicubic.tif``) against
     ``hq``.
@@ -443,7 +460,7 @@ def evaluate(
         training pair's FOV mask, none if the pair had none; a number, a centred circle of that radius;
         None, the whole image.
     spacing, n_edges, sift
-        As :func:`compare`.
+        As :func:`compare`; with ``unit`` (e.g. ``"µm"``), ``spacing`` also sets the report's scale bars.
     onestep_model : path, optional
         A model trained with ``training.objective = "onestep"`` (direct regression); it is applied to the same
         LQ (``lq``, else the input recorded in ``enhance.json``) and scored as the ``one-step`` row.
@@ -456,17 +473,15 @@ def evaluate(
     out = Path(out)
     meta, enhanced, hq_a, lq_a = _inputs(out, hq, lq)
     _check_fov(fov)
-    model_meta = None
-    if (("stats" not in meta or "grey_map" not in meta) and lq_a is not None) or (
-        "fov_radius" not in meta and mask is None and fov == "auto"
-    ):
-        model_meta = _model_meta(meta)
+    need_model = ("stats" not in meta or "grey_map" not in meta) and lq_a is not None
+    need_model |= "fov_radius" not in meta and mask is None and fov == "auto"
+    model_meta = _model_meta(meta) if need_model else None
     mask, fov_note = _scored_region(out / "enhance.json", meta, model_meta, enhanced.shape, mask, fov)
     images, how = _candidates(out, meta, model_meta, lq_a, enhanced)
     _add_baselines(images, how, out, meta, lq_a, enhanced, onestep_model)
     metrics = compare(hq_a, images, mask=mask, spacing=spacing, n_edges=n_edges, sift=sift)
     cons = read_volume(out / "consistency.tif") if (out / "consistency.tif").is_file() else None
-    report = write_report(
+    report = write_report(  # scale bars in ``unit`` where it is given, else in pixels
         report_dir or out / "report",
         metrics,
         images,
@@ -478,6 +493,7 @@ def evaluate(
             f"scored in: {fov_note}",
         ],
         rows=how,
+        **({"spacing": spacing, "unit": unit} if unit else {}),
     )
     for name, words in how.items():
         metrics[name]["how"] = words

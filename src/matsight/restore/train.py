@@ -746,28 +746,43 @@ def train(
 
 def _write_history(out_dir, history):
     write_json(out_dir / "history.json", history)
+    fig = curves_figure(history)
+    with atomic_path(out_dir / "curves.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")  # the legends sit outside the axes
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def curves_figure(history):
+    """Training loss and learning rate, and the validation PSNRs, against the optimiser step (a figure)."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after choosing the backend
 
+    from ..report.style import axis_label, legend_outside
+
     tr = [h for h in history if "loss" in h]
     va = [h for h in history if "psnr_1" in h]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
     if tr:
         axes[0].plot([h["step"] for h in tr], [h["loss"] for h in tr], label="training loss")
         axes[0].set_yscale("log")
         ax2 = axes[0].twinx()
         ax2.plot([h["step"] for h in tr], [h["lr"] for h in tr], color="0.6", lw=0.8, label="learning rate")
         ax2.set_ylabel("learning rate")
-    axes[0].set_xlabel("step")
-    axes[0].set_ylabel("reverse-Huber loss")
+        # one legend for both axes, outside the data (right of the learning-rate axis)
+        handles = axes[0].get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        legend_outside(axes[0], handles=handles, bbox_to_anchor=(1.18, 1.0))
+    axes[0].set_xlabel(axis_label("optimiser step"))
+    axes[0].set_ylabel(axis_label("reverse-Huber loss", "normalised units"))
     if va:
         keys = [k for k in va[-1] if k.startswith("psnr_")]
         for k in keys:
-            axes[1].plot([h["step"] for h in va if k in h], [h[k] for h in va if k in h], marker="o", label=k)
-        axes[1].legend()
-    axes[1].set_xlabel("step")
-    axes[1].set_ylabel("validation PSNR (dB)")
+            label = "LQ input" if k == "psnr_input" else f"InDI N = {k.removeprefix('psnr_')}"
+            steps = [h["step"] for h in va if k in h]
+            axes[1].plot(steps, [h[k] for h in va if k in h], marker="o", label=label)
+        legend_outside(axes[1])
+    axes[1].set_xlabel(axis_label("optimiser step"))
+    axes[1].set_ylabel(axis_label("validation PSNR", "dB"))
     fig.tight_layout()
-    with atomic_path(out_dir / "curves.png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    return fig
