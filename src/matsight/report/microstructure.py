@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import MIN_VIOLIN
+from .style import MIN_VIOLIN, legend_outside, phase_colour
 
 __all__ = [
     "compare_chord_lengths",
@@ -90,7 +90,7 @@ def compare_volume_fractions(summaries, *, phase_names=None):
     ax.set_ylabel("volume fraction")
     ax.set_ylim(0, 1.08 * max(1e-9, max(max(s["volume_fraction"].values()) for s in summaries.values())))
     if len(summaries) > 1:
-        ax.legend(fontsize=8)
+        legend_outside(ax)
     return fig
 
 
@@ -211,7 +211,7 @@ def compare_two_point_correlation(summaries, *, pairs=None, axis=None, phase_nam
     for j in range(len(keys), axes.size):
         axes.flat[j].set_visible(False)
     if len(summaries) > 1 or axis is None:
-        axes.flat[0].legend(fontsize=7)
+        legend_outside(fig)  # the panels share their lines: one legend below them
     return fig
 
 
@@ -265,12 +265,11 @@ def compare_chord_lengths(summaries, *, axis=None, phase_names=None):
                     lab = f"axis {a}"
                 ax.plot(c["length"], vox / vox.sum(), linestyle=ls, color=f"C{k}", label=lab, lw=1.2)
         ax.set_title(_phase_name(p, phase_names), fontsize=9)
-        ax.set_xlabel("chord length d")
+        ax.set_xlabel("chord length d (voxels)")
         ax.set_ylabel("P(voxel in a chord of length d)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
     for j in range(len(phases), axes.size):
         axes.flat[j].set_visible(False)
+    legend_outside(fig, fontsize=7)  # every panel has the same lines: one legend below them
     return fig
 
 
@@ -286,7 +285,7 @@ def compare_fft_profiles(summaries, *, phase_names=None):
     ax = axes[0, 0]
     styles = _styles(len(summaries))
     for (name, s), ls in zip(summaries.items(), styles, strict=False):
-        for k, p in enumerate(phases):
+        for p in phases:
             prof = s.get("fft_profile", {}).get(p)
             if not prof:
                 continue
@@ -296,11 +295,10 @@ def compare_fft_profiles(summaries, *, phase_names=None):
                 if len(summaries) == 1
                 else f"{name}: {_phase_name(p, phase_names)}"
             )
-            ax.semilogy(prof["frequency"], mag, linestyle=ls, color=f"C{k}", label=lab)
+            ax.semilogy(prof["frequency"], mag, linestyle=ls, color=phase_colour(p), label=lab)
     ax.set_xlabel("spatial frequency (cycles / voxel)")
     ax.set_ylabel("|FFT| / √N")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+    legend_outside(ax, fontsize=7)
     return fig
 
 

@@ -176,17 +176,33 @@ def phase_legend(target, phases, *, names=None, fontsize=8, **kwargs):
     return leg
 
 
-def legend_outside(ax, *, fontsize=8, **kwargs):
-    """The legend of ``ax``'s labelled artists (lines, ``handles=``), to the right of the axes, outside the
-    data. Returns the legend, or None when nothing is labelled (no empty box, no matplotlib warning).
+def legend_outside(target, *, fontsize=8, **kwargs):
+    """The legend of the labelled artists (lines, bars, or ``handles=``) outside the data: to the right of an
+    Axes, or below the panels of a Figure (``layout="constrained"``; the entries of its first labelled Axes,
+    for panels that share their lines). Returns the legend, or None when nothing is labelled (no empty box,
+    no matplotlib warning).
     """
-    if "handles" not in kwargs and not ax.get_legend_handles_labels()[0]:
-        return None
-    kwargs.setdefault("loc", "upper left")
-    kwargs.setdefault("bbox_to_anchor", (1.02, 1.0))
-    leg = ax.legend(fontsize=fontsize, borderaxespad=0.0, **kwargs)
+    from matplotlib.figure import Figure
+
+    if isinstance(target, Figure):
+        if "handles" not in kwargs:
+            found = [ax.get_legend_handles_labels() for ax in target.axes]
+            handles, labels = next(((h, lab) for h, lab in found if h), ([], []))
+            if not handles:
+                return None
+            kwargs.update(handles=handles, labels=labels)
+        kwargs.setdefault("loc", "outside lower center")
+        kwargs.setdefault("ncols", min(len(kwargs["handles"]), 4))
+        leg = target.legend(fontsize=fontsize, **kwargs)
+        figure_meta(target)["legend"] += 1
+    else:
+        if "handles" not in kwargs and not target.get_legend_handles_labels()[0]:
+            return None
+        kwargs.setdefault("loc", "upper left")
+        kwargs.setdefault("bbox_to_anchor", (1.02, 1.0))
+        leg = target.legend(fontsize=fontsize, borderaxespad=0.0, **kwargs)
+        _record(target, legend=1)
     leg.set_gid(LEGEND_GID)
-    _record(ax, legend=1)
     return leg
 
 
