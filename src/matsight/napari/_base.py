@@ -85,11 +85,15 @@ class JobWidget(Container):
         self.say(message)
         self.progress.value, self.progress.visible = 0, True
         self.cancel_button.enabled = True
-        worker = create_worker(progress_steps, fn, cancel=self._cancel)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda result: self._finish(on_done, result))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        handlers = {
+            "yielded": self._on_progress,
+            "returned": lambda result: self._finish(on_done, result),
+            "errored": self._on_error,  # given here, so the worker does not re-raise in the UI thread
+            "finished": self._on_finished,
+        }
+        worker = create_worker(
+            progress_steps, fn, cancel=self._cancel, _connect=handlers, _start_thread=False
+        )
         self.worker = worker
         worker.start()
         return worker

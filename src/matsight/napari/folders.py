@@ -164,7 +164,7 @@ def volume_layer(path, folder, *, name=None):
     note = None if source is not None else f"{path.name}: no calibration recorded; scale 1 (pixels)"
     if is_labels(data):
         arr = np.asarray(data)
-        kwargs.update(colormap={"colormap": "direct", "color_dict": phase_colormap(int(arr.max()) + 1)})
+        kwargs.update(colormap=phase_colormap(int(arr.max()) + 1))
         return (arr, kwargs, "labels"), note
     return (data, kwargs, "image"), note
 

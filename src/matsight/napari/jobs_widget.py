@@ -177,7 +177,7 @@ class JobsWidget(JobWidget):
         colors = phase_colormap(int(labels.max()) + 1)
         add_or_update(
             self.viewer, labels, name=f"{lr.name} SR", kind=Labels, scale=sr_scale, translate=sr_translate,
-            colormap={"colormap": "direct", "color_dict": colors},
+            colormap=colors,
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ restore

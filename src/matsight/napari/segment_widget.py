@@ -85,7 +85,7 @@ class SegmentWidget(JobWidget):
             return None
         layer = self.viewer.add_labels(
             np.zeros(img.data.shape, np.uint8), name=f"{img.name} strokes", scale=img.scale,
-            translate=img.translate, colormap={"colormap": "direct", "color_dict": phase_colormap(offset=1)},
+            translate=img.translate, colormap=phase_colormap(offset=1),
         )  # fmt: skip
         layer.brush_size = 5
         layer.selected_label = 1
@@ -143,7 +143,7 @@ class SegmentWidget(JobWidget):
         colors = phase_colormap(int(pred.max()) + 1)
         layer = add_or_update(
             self.viewer, pred, name=f"{img.name} prediction", kind=Labels, scale=img.scale,
-            translate=img.translate, colormap={"colormap": "direct", "color_dict": colors},
+            translate=img.translate, colormap=colors,
         )  # fmt: skip
         layer.opacity = 0.5
         return layer

@@ -14,6 +14,7 @@ from napari.viewer import Viewer
 from .. import tem
 from .._errors import InputError
 from ..progress import Progress
+from ..tem.config import TemConfig
 from ..tem.match import UNKNOWN
 from ..tem.report import phase_colors
 from ._base import JobWidget, add_or_update, layer_scale_nm
@@ -70,14 +71,16 @@ class TemWidget(JobWidget):
         self.pixel_size = FloatSpinBox(label="pixel size (nm)", value=0.0, min=0.0, max=1e4, step=0.0001)
         self.calibration = Label(value="")
         self.phases = LineEdit(label="phases", value=SHIPPED)
+        default = TemConfig().matching.tolerance
+        self.tolerance = FloatSpinBox(label="d tolerance (%)", value=100 * default, min=0.1, max=50, step=0.5)
         self.maps = CheckBox(text="phase maps", value=True)
         self.run_button = PushButton(text="analyse")
         self.view = ComboBox(label="show", choices=list(VIEWS), value=VIEWS[0])
         self.summary = Label(value="")
         self.table = Table(value=[])
         self.extend([
-            self.image, self.pixel_size, self.calibration, self.phases, self.maps, self.run_button,
-            *self.footer(), self.view, self.summary, self.table,
+            self.image, self.pixel_size, self.calibration, self.phases, self.tolerance, self.maps,
+            self.run_button, *self.footer(), self.view, self.summary, self.table,
         ])  # fmt: skip
         self.image.changed.connect(self._calibration_from_layer)
         self.run_button.changed.connect(self.analyse)
@@ -111,13 +114,14 @@ class TemWidget(JobWidget):
             if layer.rgb or data.ndim != 2:
                 raise InputError(f"{layer.name} is not a single 2D grey image; choose one frame")
             ps, phases, maps = self._pixel_size(layer), _phases(self.phases.value), self.maps.value
+            tolerance = self.tolerance.value / 100
         except InputError as exc:
             self.say(f"error: {exc}", error=True)
             return None
 
         def job(callback):
             callback(Progress(step=0, total=1, message="FFT, spots, matching, maps"))
-            return tem.analyze(data, ps, phases, maps=maps)
+            return tem.analyze(data, ps, phases, maps=maps, tolerance=tolerance)
 
         return self.start(job, lambda res: self._show(layer, res), message="analysing")
 
@@ -141,7 +145,7 @@ class TemWidget(JobWidget):
             maps = add_or_update(
                 self.viewer, res.maps.labels.astype(np.uint8), name=f"{layer.name} phase map", kind=Labels,
                 scale=layer.scale[-2:], translate=layer.translate[-2:],
-                colormap={"colormap": "direct", "color_dict": {**lut, 0: "transparent", None: "transparent"}},
+                colormap={**lut, 0: "transparent", None: "transparent"},
             )  # fmt: skip
             maps.opacity = 0.45
             self._groups["image and phase map"].append(maps)
