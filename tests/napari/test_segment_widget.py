@@ -1,4 +1,4 @@
-"""The segment widget: strokes painted on an image → trained model → prediction layer; retrains on new strokes."""
+"""The segment widget: strokes on an image → trained model → prediction layer; retrains on new strokes."""
 
 import numpy as np
 import pytest

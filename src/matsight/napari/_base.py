@@ -4,8 +4,8 @@ and background jobs in napari thread workers that report, cancel and fail in one
 
 import threading
 
-import napari
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
@@ -148,8 +148,8 @@ def add_or_update(viewer, data, *, name, kind, **kwargs):
                 setattr(layer, key, kwargs[key])
         return layer
     adder = {
-        napari.layers.Labels: viewer.add_labels,
-        napari.layers.Image: viewer.add_image,
-        napari.layers.Points: viewer.add_points,
+        Labels: viewer.add_labels,
+        Image: viewer.add_image,
+        Points: viewer.add_points,
     }[kind]
     return adder(data, name=name, **kwargs)
