@@ -107,7 +107,8 @@ class Report:
     def figure(self, fig, name=None, *, caption=None, dpi=None, vector=None):
         """Save a matplotlib figure as PNG (and SVG with ``vector``) beside the report and embed it; the
         figure is closed. What the figure carries (:func:`matsight.report.style.figure_meta`: scale bars,
-        legends, violins) goes into ``data-`` attributes of its ``<figure>`` element, for tests.
+        legends, violins, images; ``labelled``: the most labelled artists in one panel) goes into ``data-``
+        attributes of its ``<figure>`` element, for tests.
 
         Returns
         -------
@@ -122,7 +123,10 @@ class Report:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or f"figure_{self._n_fig:02d}")
         vector = self.vector if vector is None else vector
         path = save_figure(fig, self.out_dir / f"{stem}.png", dpi=dpi or PAPER_DPI, vector=vector)
-        data = "".join(f' data-{k.replace("_", "-")}="{int(v)}"' for k, v in figure_meta(fig).items())
+        # the most labelled lines/bars of one panel: a figure with 2 or more needs a legend
+        labelled = max((len(ax.get_legend_handles_labels()[0]) for ax in fig.axes), default=0)
+        meta = {**figure_meta(fig), "labelled": labelled}
+        data = "".join(f' data-{k.replace("_", "-")}="{int(v)}"' for k, v in meta.items())
         plt.close(fig)
         cap = html.escape(caption) if caption else ""
         if vector:
