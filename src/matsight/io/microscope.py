@@ -32,6 +32,7 @@ MICROSCOPE_EXTS = {
     ".ser": "tia",
     ".emi": "tia",
     ".emd": "emd",
+    ".hspy": "hspy",  # HyperSpy's HDF5 (atomap and hyperspy example data)
 }
 _FRAME_EXTS = tuple(MICROSCOPE_EXTS) + TIF_EXTS + PLAIN_IMAGE_EXTS + (".npy",)
 

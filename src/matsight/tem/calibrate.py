@@ -23,6 +23,7 @@ import numpy as np
 from .._errors import InputError
 from .config import make_config
 from .crystals import load_phases
+from .merit import fit_net
 
 __all__ = ["CalibrationFit", "calibrate", "calibrate_file", "fit_distortion"]
 
@@ -82,24 +83,15 @@ def fit_distortion(phase, hkl, g_measured):
     P : (2, 2) symmetric distortion in (y, x)
     residual : rms relative misfit
     """
-    G = phase.g_vectors(np.asarray(hkl, float)) * 10.0  # 1/nm
-    m = np.asarray(g_measured, float)
-    e1 = G[0] / np.linalg.norm(G[0])
-    cr = np.cross(G[0], G)
-    k = int(np.argmax(np.linalg.norm(cr, axis=1)))
-    if np.linalg.norm(cr[k]) < 1e-9 * np.linalg.norm(G[0]) ** 2:
-        raise InputError("the indexed spots are collinear: a calibration needs two non-parallel reflections")
-    n = cr[k] / np.linalg.norm(cr[k])
-    e2 = np.cross(n, e1)
-    r = np.column_stack([G @ e1, G @ e2])
-    M = np.linalg.lstsq(r, m, rcond=None)[0].T
-    if np.linalg.det(M) < 0:  # the other handedness of the in-plane basis
-        r[:, 1] *= -1
-        M = np.linalg.lstsq(r, m, rcond=None)[0].T
+    try:
+        M, _, res = fit_net(phase, hkl, g_measured)
+    except ValueError:
+        raise InputError(
+            "the indexed spots are collinear: a calibration needs two non-parallel reflections"
+        ) from None
     w, V = np.linalg.eigh(M @ M.T)
     P = V @ np.diag(np.sqrt(np.clip(w, 0, None))) @ V.T
-    res = np.linalg.norm(m - r @ M.T, axis=1) / np.linalg.norm(m, axis=1)
-    return P, float(np.sqrt(np.mean(res**2)))
+    return P, res
 
 
 def _best_grain(match):
@@ -128,6 +120,8 @@ def calibrate(frame, pixel_size_nm, phase, *, config=None, **settings):
     """
     from .predict import analyze
 
+    # the phase is known: the net's stretch is what is measured here, not a test of the phase
+    settings.setdefault("max_anisotropy", 0.25)
     cfg = make_config(config, maps=False, **settings)
     plist = load_phases([phase])
     res = analyze(frame, pixel_size_nm, plist, config=cfg)

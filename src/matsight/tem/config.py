@@ -96,6 +96,9 @@ class MatchingConfig(_Section):
         0.08, ge=0, lt=0.5, description="when no phase fits, search pixel-size scales within ± this (0 = off)"
     )
     min_merit: float = Field(2.0, ge=0, description="figure of merit a crystal needs to name its phase")
+    max_anisotropy: float = Field(
+        0.03, ge=0, description="largest x/y stretch of a zone net a crystal may need to fit (0.03 = 3 %)"
+    )
 
     # `not a < x` also refuses NaN
     @field_validator("tolerance")

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._errors import InputError
 from .crystals import load_phases
-from .merit import MIN_MERIT, crystal_merit
+from .merit import MAX_ANISOTROPY, MIN_MERIT, crystal_merit
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,7 @@ def match_spots(
     min_snr_d_only=6.5,
     scale_range=0.08,
     min_merit=MIN_MERIT,
+    max_anisotropy=MAX_ANISOTROPY,
 ):
     """Identify the phase and (hkl) of every spot.
 
@@ -274,6 +275,9 @@ def match_spots(
     min_merit : float
         A crystal names its phase only with a figure of merit at least this (:mod:`matsight.tem.merit`);
         weaker ones are listed in ``MatchResult.candidates`` and their spots stay ``unknown``.
+    max_anisotropy : float
+        A crystal whose zone net must be stretched more than this (largest over smallest principal stretch
+        − 1) to fit its spots names no phase (:mod:`matsight.tem.merit`).
 
     Returns
     -------
@@ -296,6 +300,7 @@ def match_spots(
         "max_seed_spots": max_seed_spots,
         "min_snr_d_only": min_snr_d_only,
         "min_merit": min_merit,
+        "max_anisotropy": max_anisotropy,
     }
     res = _match_at_scale(spots, plist, 1.0, kw)
     if scale_range > 0 and not res.grains:
@@ -331,6 +336,8 @@ def _match_at_scale(spots, plist, scale, kw, n_scale=1.0):
         "d_hi": min(kw["d_max"], d.max() * (1 + tol)) if d.max() * (1 + tol) > kw["d_min"] else kw["d_max"],
         "n_scale": n_scale,
         "intensity": inten,
+        "g": v2,
+        "max_anisotropy": kw.get("max_anisotropy", MAX_ANISOTROPY),
         "pos_tol": min(tol, np.radians(atol)),
     }
     if ctx["d_hi"] <= ctx["d_lo"]:

@@ -162,6 +162,7 @@ def _match(spots, plist, cfg):
         min_intensity=mat.min_intensity,
         scale_range=mat.scale_range,
         min_merit=mat.min_merit,
+        max_anisotropy=mat.max_anisotropy,
         d_min=det.d_min,
         d_max=det.d_max,
     )
