@@ -60,7 +60,14 @@ def _probe(env):
     return None
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
+def _display_for_viewers(request):
+    """Tests that open a viewer get a display first (the rest, e.g. the folder reader's, need none)."""
+    if "make_napari_viewer" in request.fixturenames:
+        request.getfixturevalue("napari_display")
+
+
+@pytest.fixture(scope="session")
 def napari_display():
     """A display napari can draw on, for this session's napari tests (skipped without one)."""
     pytest.importorskip("napari")

@@ -43,12 +43,15 @@ def spot_points(result):
         phase.append(m.phase)
         label.append(m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å")
     kwargs = {
-        "features": {"phase": phase * 2, "label": label * 2},
+        "features": {
+            "phase": phase * 2,
+            "label": label + [""] * len(label),
+        },  # mates unlabelled: less clutter
         "face_color": [colors.get(p, "#999999") for p in phase * 2] or "white",
         "border_color": "white",
         "size": float(max(abs(g).max(initial=0) / 30, 0.05)),
         "units": "1/nm",
-        "text": {"string": "{label}", "size": 9, "color": "white", "anchor": "upper_left"},
+        "text": {"string": "{label}", "size": 8, "color": "white", "anchor": "upper_left"},
     }
     return np.concatenate([g, -g]), kwargs
 
@@ -68,7 +71,7 @@ class TemWidget(JobWidget):
         super().__init__(viewer, cancellable=False)
         self.result = None
         self.image = self.layer_choice("image", Image)
-        self.pixel_size = FloatSpinBox(label="pixel size (nm)", value=0.0, min=0.0, max=1e4, step=0.0001)
+        self.pixel_size = LineEdit(label="pixel size (nm)", value="")
         self.calibration = Label(value="")
         self.phases = LineEdit(label="phases", value=SHIPPED)
         default = TemConfig().matching.tolerance
@@ -91,18 +94,25 @@ class TemWidget(JobWidget):
         layer = self.image.value
         ps = None if layer is None else layer_scale_nm(layer)
         if ps is not None:
-            self.pixel_size.value = float(ps[-1])
+            self.pixel_size.value = f"{ps[-1]:.6g}"
             self.calibration.value = f"from the layer's scale: {ps[-2]:.5g} × {ps[-1]:.5g} nm"
         else:
             self.calibration.value = "the layer has no calibration: type the pixel size"
 
     def _pixel_size(self, layer):
-        ps = layer_scale_nm(layer)
-        if ps is not None and ps[-1] == self.pixel_size.value:
+        """The layer's (py, px) while the box shows its value, else the number typed in."""
+        ps, text = layer_scale_nm(layer), str(self.pixel_size.value).strip()
+        if ps is not None and text == f"{ps[-1]:.6g}":
             return (ps[-2], ps[-1])
-        if self.pixel_size.value <= 0:
+        if not text:
             raise InputError("the image has no calibration; type its pixel size in nm (e.g. 0.02)")
-        return float(self.pixel_size.value)
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise InputError(f"the pixel size must be a positive number of nm (e.g. 0.02), got {text!r}")
+        return value
 
     def analyse(self, *_):
         """Run the analysis in a thread worker and show its layers, table and summary."""
@@ -169,4 +179,19 @@ class TemWidget(JobWidget):
             for lay in layers:
                 if lay in self.viewer.layers:
                     lay.visible = name == self.view.value
-        self.viewer.reset_view()
+        shown = [lay for lay in groups[self.view.value] if lay in self.viewer.layers]
+        # the FFT view zooms on the spots (the FFT's corners hold no spacing searched); the image view on it
+        fit = shown[-1:] if self.view.value == VIEWS[1] and len(shown[-1].data) else shown[:1]
+        _fit(self.viewer, fit, margin=1.3 if self.view.value == VIEWS[1] else 1.05)
+
+
+def _fit(viewer, layers, *, margin=1.05):
+    """Centre and zoom the 2D camera on the world extent of ``layers`` (hidden layers do not count)."""
+    if not layers:
+        return
+    lo = np.min([lay.extent.world[0][-2:] for lay in layers], axis=0)
+    hi = np.max([lay.extent.world[1][-2:] for lay in layers], axis=0)
+    size = np.maximum(hi - lo, 1e-12) * margin
+    canvas = np.asarray(viewer._canvas_size, float)  # (height, width) in screen pixels
+    viewer.camera.center = tuple((lo + hi) / 2)
+    viewer.camera.zoom = float(np.min(canvas / size))
