@@ -180,17 +180,46 @@ def apply(
         bool, typer.Option(help="Average every step over the 8 flips/rotations of a slice (8x the time).")
     ] = False,
     device: Device = "auto",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Spread slabs and time steps over dask (scale extra): threads, processes, distributed "
+            "(local cluster) or a scheduler address tcp://host:port (other machines)."
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Number of dask workers (≥ 1).")] = None,
+    memory: Annotated[
+        float, typer.Option(help="MiB of slab arrays per worker (series, zarr): sets the slab size.")
+    ] = 512,
+    slab: Annotated[int | None, typer.Option(help="LQ slices per slab (overrides --memory).")] = None,
 ):
-    """Enhance an LQ volume (or every time step in a folder) → OUT/ enhanced.tif, consistency.tif, ..."""
-    from ..restore.predict import predict_path
+    """Enhance an LQ volume or a series → OUT/ enhanced.tif, consistency.tif, ... (or OUT.zarr).
 
+    A series (a folder of volumes, a 4D T,Z,Y,X tif/npy/zarr), a zarr input or output, --scheduler or
+    --slab: processed in z-slabs with bounded memory, resumable (finished time steps are skipped on a rerun).
+    """
     if steps is not None:
         indi_steps = steps
-    check_outputs(folders=[("--out", out)], inputs=[model, input])
     axes = {"z": 0, "y": 1, "x": 2, "0": 0, "1": 1, "2": 2}
     if slice_axis.lower() not in axes:
         raise InputError(f"--slice-axis must be z, y or x, got {slice_axis!r}")
-    kw = dict(indi_steps=indi_steps, z_mode=z_mode, upscaled=upscaled, onestep=onestep, ensemble=ensemble)
+    kw = dict(indi_steps=indi_steps, upscaled=upscaled, onestep=onestep, ensemble=ensemble, device=device)
+    if _slab_wise(input, out, scheduler, slab):
+        if z_mode != "cubic" or axes[slice_axis.lower()] != 0:
+            raise InputError(
+                "a series or zarr volume is enhanced slab by slab in xy slices with --z-mode cubic; "
+                "drop --z-mode/--slice-axis (or enhance one volume file into a folder)"
+            )
+        run = dict(scheduler=scheduler, workers=workers, memory_mib=memory, slab=slab)
+        _apply_series(model, input, out, kw, run)
+        if steps is not None:
+            echo("note: --steps is now --indi-steps (the old name still works for now)")
+        return
+    from ..restore.predict import predict_path
+
+    check_outputs(folders=[("--out", out)], inputs=[model, input])
+    kw["z_mode"] = z_mode
+    device = kw.pop("device")
     with progress_bar("restore apply") as callback:
         results = predict_path(
             model, input, out, slice_axis=axes[slice_axis.lower()], device=device, callback=callback, **kw
@@ -212,6 +241,50 @@ def apply(
     echo(f"wrote {out}" + (f" ({len(results)} time steps)" if results and results[0][0] else ""))
     if steps is not None:  # after the work, so that a failed call stays one error line
         echo("note: --steps is now --indi-steps (the old name still works for now)")
+
+
+def _slab_wise(input, out, scheduler, slab):
+    """Whether ``apply`` takes the slab-wise series path (see :mod:`matsight.restore.series`)."""
+    from ..restore.series_io import stored_ndim
+
+    if not Path(input).exists():
+        raise InputError(f"input not found: {input}")
+    if scheduler is not None or slab is not None:
+        return True
+    if Path(out).suffix.lower() == ".zarr" or Path(input).suffix.lower() == ".zarr":
+        return True
+    return stored_ndim(input) == 4 or (Path(input).is_dir() and stored_ndim(input) == 3)
+
+
+def _apply_series(model, input, out, kw, run):
+    """``restore apply`` on a series (or a volume slab by slab): run, then one line per time step."""
+    from ..restore.series import enhance_series
+
+    zarr = Path(out).suffix.lower() == ".zarr"
+    if Path(input).resolve().is_relative_to(Path(out).resolve()):
+        raise InputError(f"--out {out} holds the input {input}; name a new output")
+    # a run cut short keeps its output once the run is recorded there: a rerun resumes it
+    check_outputs(resumed=[("--out", out, "zarr.json" if zarr else "series.json")], inputs=[model, input])
+    with progress_bar("restore apply") as callback:
+        res = enhance_series(str(model), input, out, callback=callback, **kw, **run)
+    for name, info in res.steps:
+        if info.get("skipped"):
+            echo(f"{name}: finished by an earlier run, skipped")
+            continue
+        cons = info.get("consistency_rms")
+        extra = (
+            f", data consistency {cons:.4f} (bicubic {info['consistency_rms_bicubic']:.4f})" if cons else ""
+        )
+        echo(f"{name}: enhanced with N={info['steps']} in {info['seconds']:.1f} s of compute{extra}")
+    rate = res.voxels / res.seconds if res.seconds else 0.0
+    who = f"{res.workers} worker(s), {res.scheduler}" if res.scheduler else "here, serially"
+    done = len(res.steps) - len(res.skipped)
+    echo(
+        f"{done} time step(s) in {res.seconds:.1f} s ({rate / 1e6:.2f} M LQ voxels/s; {who}; slabs of "
+        f"{res.slab} LQ slices); data consistency: RMS of LQ minus the output degraded back "
+        "onto the LQ grid (normalised grey levels; lower = closer to the measurement)"
+    )
+    echo(f"wrote {out}")
 
 
 @app.command()

@@ -288,7 +288,10 @@ def _local(plan, todo, advance, scheduler, workers):
 
 def _connect(address):
     """A client of the scheduler at ``address``; one that does not answer is a one-line error."""
-    from distributed import Client
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise InputError("dask.distributed is not installed; pip install 'matsight[scale]'") from exc
 
     try:
         return Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
@@ -300,13 +303,11 @@ def _connect(address):
         ) from None
 
 
-def _cluster(plan, todo, advance, scheduler, workers):
+def _cluster(plan, todo, advance, scheduler, workers, client=None):
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
-    if "://" in scheduler:
-        client = _connect(scheduler)
-    else:  # one thread per worker process: torch inside is given the cores instead
+    if client is None:  # one thread per worker process: torch inside is given the cores instead
         cluster = LocalCluster(
             n_workers=int(workers or 2), threads_per_worker=1, processes=True, dashboard_address=None
         )
@@ -344,7 +345,7 @@ def _n_workers(scheduler, workers):
     return None if "://" in scheduler else (os.cpu_count() or 1)
 
 
-def _run(plan, todo, scheduler, workers, callback):
+def _run(plan, todo, scheduler, workers, callback, client=None):
     total = sum(len(plan.lq_slabs(t)) for t in todo)
     done, t0 = [0], time.perf_counter()
 
@@ -365,7 +366,7 @@ def _run(plan, todo, scheduler, workers, callback):
         import distributed  # noqa: F401
     except ImportError as exc:
         raise InputError("dask.distributed is not installed; pip install 'matsight[scale]'") from exc
-    return _cluster(plan, todo, advance, scheduler, workers)
+    return _cluster(plan, todo, advance, scheduler, workers, client)
 
 
 # -------------------------------------------------------------------------------------------------- the run
@@ -495,7 +496,13 @@ def enhance_series(
     opts = dict(indi_steps=indi_steps, onestep=onestep, upscaled=upscaled, scale=scale, ensemble=ensemble)
     opts.update(tiling=(tile, overlap, batch), device=device, memory_mib=memory_mib, slab=slab)
     plan, record = _make_plan(model, src, Path(out), _n_workers(scheduler, workers), **opts)
-    return _start(plan, record, scheduler, workers, callback, t_start)
+    # a scheduler address that does not answer is refused before anything is written
+    client = _connect(scheduler) if scheduler and "://" in scheduler else None
+    try:
+        return _start(plan, record, scheduler, workers, callback, t_start, client)
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _make_plan(model, src, out, n_workers, *, indi_steps, onestep, upscaled, scale, ensemble, tiling, device,
@@ -544,7 +551,7 @@ def _make_plan(model, src, out, n_workers, *, indi_steps, onestep, upscaled, sca
     return plan, _record(model, src, n_indi, wanted, s, upscaled)
 
 
-def _start(plan, record, scheduler, workers, callback, t_start):
+def _start(plan, record, scheduler, workers, callback, t_start, client=None):
     """Skip finished steps, create the output and the scratch of the others, run them, collect."""
     out, src = Path(plan.out), plan.source
     record["series"] = src.series
@@ -559,7 +566,7 @@ def _start(plan, record, scheduler, workers, callback, t_start):
     todo = [t for t, name in enumerate(src.names) if name not in finished]
     for t in todo:
         prepare_scratch(plan, t)
-    ran = dict(_run(plan, todo, scheduler, workers, callback)) if todo else {}
+    ran = dict(_run(plan, todo, scheduler, workers, callback, client)) if todo else {}
     steps = []
     for name in src.names:
         if name in ran:

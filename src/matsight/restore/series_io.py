@@ -223,3 +223,17 @@ def write_tif_stream(path, arr, spacing):
         kw["imagej"] = True
     pages = (np.asarray(arr[i], dtype=np.float32) for i in range(shape[0]))
     tifffile.imwrite(path, data=pages, shape=shape, dtype="float32", metadata=md, **kw)
+
+
+def stored_ndim(path):
+    """Dimensions of a file's data (4: T, Z, Y, X; 2: an image), or of a folder's first volume."""
+    from ..io import read_volume
+
+    p = Path(path)
+    if p.is_dir() and p.suffix.lower() != ".zarr":
+        p = _folder_files(p)[0]
+    try:
+        arr, axes, sel = _open(str(p))
+    except InputError:
+        return np.ndim(read_volume(p, lazy=True))
+    return len(_shape(arr, sel))
