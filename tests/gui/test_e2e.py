@@ -209,7 +209,7 @@ def test_fuse_tiny_training_reaches_the_end(page, tmp_path, artifacts, gui_serve
         viewer = page.locator("#viewer")
         viewer.locator("input.path").fill("lr.tif")
         viewer.locator("button.view").click()
-        wait_js(page, "document.querySelector('#viewer img.slice-img').naturalWidth === 16")
+        wait_js(page, "document.querySelector('#viewer img.slice-img')?.naturalWidth === 16")
         assert "16×16×16 uint8 (labels)" in viewer.locator(".info").inner_text()
         assert viewer.locator(".index").inner_text() == "9 / 16"
         viewer.locator("select.axis").select_option("2")
@@ -322,7 +322,7 @@ def test_restore_register_train_stop_resume_enhance_evaluate(browser, tmp_path, 
         ap.locator("[name=out]").fill("runs/enhanced")
         ap.locator("button.start").click()
         page.wait_for_selector("#apply .progress[data-state=done]", timeout=120_000)
-        wait_js(page, "document.querySelector('#viewer img.slice-img').naturalWidth > 0")
+        wait_js(page, "document.querySelector('#viewer img.slice-img')?.naturalWidth > 0")
         assert page.input_value("#evaluate [name=out]") == "runs/enhanced"
         ev = page.locator("#evaluate")
         ev.locator("[name=hq]").fill("hq.tif")

@@ -4,16 +4,14 @@ import io
 
 import numpy as np
 
-__all__ = ["png", "gray", "label_rgb", "mask_rgba", "colormap", "figure_png", "volume_slice"]
+__all__ = ["png", "gray", "label_rgb", "label_legend", "mask_rgba", "colormap", "figure_png", "volume_slice"]
 
-_LABEL_COLORS = np.array(
-    [
-        (0, 0, 0), (230, 25, 75), (60, 180, 75), (67, 99, 216), (245, 130, 49), (145, 30, 180),
-        (66, 212, 244), (240, 50, 230), (191, 239, 69), (154, 99, 36), (255, 225, 25), (70, 153, 144),
-        (220, 190, 255), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 216, 177),
-    ],
-    np.uint8,
-)  # fmt: skip
+
+def _label_colours(n=17):
+    """RGB of labels ``0 .. n-1``: the phase colours of every matsight figure (report.style)."""
+    from ..report.style import phase_colour
+
+    return np.array([hex_rgb(phase_colour(k)) for k in range(n)], np.uint8)
 
 
 def png(array):
@@ -58,9 +56,17 @@ def colormap(image, name="viridis", lo=None, hi=None):
 
 
 def label_rgb(labels):
-    """RGB uint8 image with a fixed colour per integer label (0 black)."""
+    """RGB uint8 image, label ``k`` in phase colour ``k`` (0 black), as in the reports' label figures."""
     lab = np.asarray(labels).astype(np.int64)
-    return _LABEL_COLORS[np.mod(lab, len(_LABEL_COLORS))]
+    colours = _label_colours()
+    return colours[np.mod(lab, len(colours))]
+
+
+def label_legend(values):
+    """``[{"label": k, "colour": "#rrggbb"}]`` for the label values present (the viewer's legend)."""
+    from ..report.style import phase_colour
+
+    return [{"label": int(k), "colour": phase_colour(int(k) % 17)} for k in values]
 
 
 def hex_rgb(color):
@@ -79,7 +85,7 @@ def mask_rgba(mask, color):
 
 
 def figure_png(fig, dpi=110):
-    """PNG bytes of a matplotlib figure (closed afterwards)."""
+    """PNG bytes of a matplotlib figure (closed afterwards); the figures are the reports' own (one style)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()

@@ -31,7 +31,7 @@ COLORMAPS = ("labels", "gray", "viridis", "magma", "inferno")
 class _VolumeCache:
     """The last few volumes opened for slicing (the slider asks for many slices of one volume)."""
 
-    def __init__(self, size=3):
+    def __init__(self, size=4):  # the viewer's linked panels: LR, SR, HR, uncertainty
         self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
 
     def get(self, path):
@@ -57,6 +57,8 @@ class _VolumeCache:
                 "window": list(render.window(sample)),
                 "min": float(np.nanmin(sample)) if sample.size else None,
                 "max": float(np.nanmax(sample)) if sample.size else None,
+                # the label colours' key (the values seen in the sampled slices)
+                "legend": render.label_legend(np.unique(sample)) if labels else [],
             },
         }
         with self._lock:

@@ -83,7 +83,8 @@ async def generate(request, ctx):
         "samples": fields.whole(b.get("samples"), "samples", default=d["samples"], lo=1),
         "device": fields.device(b.get("device")),
     }
-    params = {"out": ctx.root.relative(out)}
+    # what the viewer opens side by side when it is done: LR, SR and (K > 1) the entropy map
+    params = {"out": ctx.root.relative(out), "lr": ctx.root.relative(lr), "samples": kw["samples"]}
     return ctx.start(kw, "fuse.generate", out.name, run_dir=out.parent, params=params)
 
 

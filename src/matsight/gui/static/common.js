@@ -139,12 +139,14 @@ MS.picker = (function () {
 })();
 
 // ------------------------------------------------------------------------------------------ SVG line plot
-// series: [{name, color, x: [...], y: [...]}]; opts: {xlabel, ylabel, log}
+// series: [{name, color, x: [...], y: [...]}]; opts: {xlabel, ylabel, log}. The legend is below the axes, never
+// over the lines: two columns when there are more than three series.
 MS.plot = function (svg, series, opts) {
   opts = opts || {};
   const NS = "http://www.w3.org/2000/svg";
   const W = 460, H = 260, L = 58, R = 10, T = 10, B = 38;
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const cols = series.length > 3 ? 2 : 1, rows = Math.ceil(series.length / cols);
+  svg.setAttribute("viewBox", `0 0 ${W} ${H + (rows ? rows * 14 + 6 : 0)}`);
   svg.replaceChildren();
   const mk = (tag, attrs, text) => {
     const e = document.createElementNS(NS, tag);
@@ -181,7 +183,7 @@ MS.plot = function (svg, series, opts) {
   mk("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", class: "label" }, opts.xlabel || "");
   mk("text", { x: 12, y: (T + H - B) / 2, transform: `rotate(-90 12 ${(T + H - B) / 2})`, "text-anchor": "middle", class: "label" },
     (opts.ylabel || "") + (opts.log ? " (log)" : ""));
-  let ly = T + 12;
+  let k = 0;
   for (const s of series) {
     const pts = [];
     s.x.forEach((x, i) => {
@@ -191,70 +193,119 @@ MS.plot = function (svg, series, opts) {
     if (!pts.length) continue;
     mk("polyline", { points: pts.join(" "), fill: "none", stroke: s.color, "stroke-width": 1.6, class: "line", "data-name": s.name });
     if (pts.length < 40) for (const p of pts) { const [cx, cy] = p.split(","); mk("circle", { cx, cy, r: 2, fill: s.color }); }
-    mk("text", { x: W - R - 6, y: ly, "text-anchor": "end", fill: s.color, class: "legend" }, s.name);
-    ly += 13;
+    const lx = L + (k % cols) * ((W - L - R) / cols), ly = H + 10 + Math.floor(k / cols) * 14;
+    mk("line", { x1: lx, x2: lx + 16, y1: ly - 4, y2: ly - 4, stroke: s.color, "stroke-width": 2, class: "key" });
+    mk("text", { x: lx + 20, y: ly, class: "legend" }, s.name);
+    k += 1;
   }
 };
 
-MS.COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
+// matplotlib's default cycle, as the reports' line plots (phase lines get the phase colours there)
+MS.COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 
 // ------------------------------------------------------------------------------------------ slice viewer
-// Orthogonal slices of any volume in the data folder: axis buttons, a slider, a colour map.
-MS.SliceViewer = function (container) {
+// Orthogonal slices of the volumes in the data folder, side by side (LR, SR, HR, uncertainty, ...): each panel
+// scaled to its width with nearest-neighbour pixels, a key of the label colours, its own slider. With "link
+// slices" a slider moves every panel to the same physical position: the slice's centre at the same fraction
+// of each volume's extent, i.e. the index scaled by the volumes' size ratio (the scale factor of LR → SR).
+MS.SliceViewer = function (container, opts) {
+  const MAX = (opts && opts.max) || 4;
   const pathIn = MS.el("input", { type: "text", class: "path", placeholder: "volume (tif/npy/zarr)", "data-pick": "file" });
-  const openB = MS.el("button", { text: "view", class: "view" });
+  const openB = MS.el("button", { text: "view", class: "view", title: "add a panel with this volume" });
   const axisSel = MS.el("select", { class: "axis" },
     MS.el("option", { value: "0", text: "z (xy slices)" }), MS.el("option", { value: "1", text: "y (xz slices)" }),
     MS.el("option", { value: "2", text: "x (yz slices)" }));
   const cmapSel = MS.el("select", { class: "cmap" }, ...["auto", "gray", "labels", "viridis", "magma"].map((c) => MS.el("option", { value: c, text: c })));
-  const slider = MS.el("input", { type: "range", min: "0", max: "0", value: "0", class: "slice" });
-  const idx = MS.el("span", { class: "index" });
-  const info = MS.el("div", { class: "info" });
+  const link = MS.el("input", { type: "checkbox", class: "link", checked: true });
   const msg = MS.el("div", { class: "msg hidden" });
-  const img = MS.el("img", { class: "slice-img hidden", alt: "slice" });
-  img.addEventListener("load", () => img.classList.remove("hidden"));
-  container.append(MS.el("div", { class: "row" }, pathIn), MS.el("div", { class: "row" }, openB, axisSel, cmapSel),
-    MS.el("div", { class: "row" }, slider, idx), info, msg, img);
-  let meta = null;
-  function url() {
-    const q = new URLSearchParams({ path: meta.path, axis: axisSel.value, index: slider.value });
-    if (cmapSel.value !== "auto") q.set("cmap", cmapSel.value);
-    return "/api/volume/slice?" + q.toString();
+  const grid = MS.el("div", { class: "vpanels" });
+  container.append(MS.el("div", { class: "row" }, pathIn), MS.el("div", { class: "row" }, openB, axisSel, cmapSel,
+    MS.el("label", { class: "inline" }, link, " link slices")), msg, grid);
+  const panels = [];
+  const count = (p) => (p.meta.shape.length === 3 ? p.meta.shape[+axisSel.value] : 1);
+
+  function legend(p) {
+    const labels = cmapSel.value === "labels" || (cmapSel.value === "auto" && p.meta.labels);
+    p.legend.replaceChildren();
+    p.legend.classList.toggle("hidden", !labels || !p.meta.legend.length);
+    if (!labels) return;
+    for (const e of p.meta.legend) {
+      const sw = MS.el("span", { class: "swatch" });
+      sw.style.background = e.colour; // CSSOM, as MS.el's style (the CSP refuses style attributes)
+      p.legend.append(MS.el("span", { class: "key", "data-label": e.label }, sw, String(e.label)));
+    }
   }
-  function draw() {
-    if (!meta) return;
-    const n = meta.shape.length === 3 ? meta.shape[+axisSel.value] : 1;
-    idx.textContent = `${+slider.value + 1} / ${n}`;
-    img.src = url();
+  function draw(p) {
+    const n = count(p);
+    p.idx.textContent = `${+p.slider.value + 1} / ${n}`;
+    const q = new URLSearchParams({ path: p.meta.path, axis: axisSel.value, index: p.slider.value });
+    if (cmapSel.value !== "auto") q.set("cmap", cmapSel.value);
+    p.img.src = "/api/volume/slice?" + q.toString();
+    legend(p);
+  }
+  // the same physical position in panel q as slice i of panel p: centres at the same fraction of the extent
+  function follow(p) {
+    if (!link.checked) return;
+    const f = (+p.slider.value + 0.5) / count(p);
+    for (const q of panels) {
+      if (q === p || q.meta.shape.length !== 3) continue;
+      const n = count(q);
+      q.slider.value = String(Math.min(n - 1, Math.max(0, Math.floor(f * n))));
+      draw(q);
+    }
+  }
+  function setRange(p) {
+    const n = count(p);
+    p.slider.max = String(n - 1);
+    p.slider.value = String(Math.floor(n / 2));
+    p.slider.disabled = p.meta.shape.length !== 3;
+  }
+  function remove(p) {
+    panels.splice(panels.indexOf(p), 1);
+    p.box.remove();
+  }
+  function add(meta) {
+    const p = { meta };
+    p.slider = MS.el("input", { type: "range", min: "0", max: "0", value: "0", class: "slice" });
+    p.idx = MS.el("span", { class: "index" });
+    p.img = MS.el("img", { class: "slice-img hidden", alt: "slice of " + meta.path });
+    p.legend = MS.el("div", { class: "legend hidden" });
+    p.info = MS.el("div", { class: "info", text: `${meta.path}: ${meta.shape.join("×")} ${meta.dtype}${meta.labels ? " (labels)" : ""}` });
+    const close = MS.el("button", { class: "small close", text: "×", title: "close this panel", onclick: () => remove(p) });
+    p.box = MS.el("div", { class: "vpanel", "data-path": meta.path }, MS.el("div", { class: "row" }, p.info, close),
+      MS.el("div", { class: "row" }, p.slider, p.idx), p.img, p.legend);
+    p.img.addEventListener("load", () => p.img.classList.remove("hidden"));
+    p.img.addEventListener("error", () => MS.say(msg, `could not draw a slice of ${meta.path}`, "error"));
+    p.slider.addEventListener("input", () => { draw(p); follow(p); });
+    if (panels.length >= MAX) remove(panels[0]);
+    panels.push(p);
+    grid.append(p.box);
+    setRange(p);
+    return p;
   }
   async function open(path) {
     if (path) pathIn.value = path;
     MS.say(msg, "");
+    let meta;
     try {
       meta = await MS.api("/api/volume/info?path=" + encodeURIComponent(pathIn.value));
     } catch (err) {
-      meta = null;
-      img.removeAttribute("src");
       MS.say(msg, err.message, "error");
       return;
     }
-    info.textContent = `${meta.path}: ${meta.shape.join("×")} ${meta.dtype}${meta.labels ? " (labels)" : ""}`;
-    axisSel.disabled = meta.shape.length !== 3;
-    if (meta.shape.length !== 3) axisSel.value = "0";
-    setRange();
-    draw();
+    let p = panels.find((q) => q.meta.path === meta.path);
+    if (p) { p.meta = meta; setRange(p); } else p = add(meta);
+    axisSel.disabled = !panels.some((q) => q.meta.shape.length === 3);
+    draw(p);
+    // a new panel joins the others' position
+    const other = panels.find((q) => q !== p && q.meta.shape.length === 3);
+    if (other && link.checked) follow(other);
   }
-  function setRange() {
-    const n = meta.shape.length === 3 ? meta.shape[+axisSel.value] : 1;
-    slider.max = String(n - 1);
-    slider.value = String(Math.floor(n / 2));
-  }
-  img.addEventListener("error", () => { if (meta) MS.say(msg, "could not draw this slice", "error"); });
   openB.addEventListener("click", () => open());
-  axisSel.addEventListener("change", () => { if (meta) { setRange(); draw(); } });
-  cmapSel.addEventListener("change", draw);
-  slider.addEventListener("input", draw);
-  return { open };
+  axisSel.addEventListener("change", () => { for (const p of panels) { setRange(p); draw(p); } });
+  cmapSel.addEventListener("change", () => { for (const p of panels) draw(p); });
+  link.addEventListener("change", () => { if (panels.length) follow(panels[0]); });
+  return { open, get panels() { return panels.map((p) => p.meta.path); } };
 };
 
 // ------------------------------------------------------------------------------------------ jobs panel
@@ -265,6 +316,7 @@ MS.jobsPanel = function (container, onPick) {
     let data;
     try { data = await MS.api("/api/jobs"); } catch (err) { return; }
     ul.replaceChildren();
+    if (!data.jobs.length) ul.append(MS.el("li", { class: "empty", text: "no jobs yet: what you start on these pages is listed here, with its progress" }));
     for (const j of data.jobs.slice(0, 12)) {
       const pct = j.progress === null || j.progress === undefined ? "" : ` ${Math.round(100 * j.progress)} %`;
       const li = MS.el("li", { class: "job " + j.state, "data-id": j.id },

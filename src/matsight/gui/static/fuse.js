@@ -19,7 +19,12 @@
     const job = await WF.run(f, "/api/fuse/generate");
     if (job && job.state === "done") {
       panel.load(MS.q("[name=run]", f).value);
-      if (job.result && job.result.out) viewer.open(job.params.out);
+      if (job.result && job.result.out) {
+        // LR, SR and (K > 1 samples) the entropy map side by side, their slices linked
+        if (job.params.lr) await viewer.open(job.params.lr);
+        await viewer.open(job.params.out);
+        if (+job.params.samples > 1) await viewer.open(job.params.out.replace(/(\.[^./]+)$/, "_entropy$1"));
+      }
     }
   });
   $("#evaluate .start").addEventListener("click", async () => {
