@@ -60,11 +60,12 @@ def _probe(env):
     return None
 
 
-@pytest.fixture(autouse=True)
-def _display_for_viewers(request):
-    """Tests that open a viewer get a display first (the rest, e.g. the folder reader's, need none)."""
-    if "make_napari_viewer" in request.fixturenames:
-        request.getfixturevalue("napari_display")
+@pytest.fixture(scope="session")
+def qapp_cls(napari_display):
+    """pytest-qt's QApplication class, made only once a display is there (tests without Qt need none)."""
+    from qtpy.QtWidgets import QApplication
+
+    return QApplication
 
 
 @pytest.fixture(scope="session")

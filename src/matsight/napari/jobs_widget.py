@@ -51,7 +51,7 @@ def parse_settings(text):
         value = yaml.safe_load(text if text.startswith("{") else "{" + text + "}")
     except yaml.YAMLError:
         value = None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or any(v is None for v in value.values()):
         raise InputError(f"settings must read 'name: value, name: value' (YAML), got {text!r}")
     return value
 
@@ -68,17 +68,26 @@ def _voxel(layer):
     return np.asarray(layer.scale, float), np.asarray(layer.translate, float)
 
 
-def fuse_train_job(lr, hr, run, *, steps, settings, callback):
+def train_config(method, steps, settings):
+    """The ``cpu`` preset of ``method`` ("fuse" or "restore") with the typed settings and optimiser steps.
+
+    Built before the job starts, so a misspelt setting is one line at once, not an error from the worker.
+    """
+    extra = {**settings, **({"training.steps": int(steps)} if steps else {})}
+    if method == "fuse":
+        return fuse.make_config("cpu", settings=extra)
+    return restore_config("cpu", **extra)
+
+
+def fuse_train_job(lr, hr, run, *, config, callback):
     """Train a SuperRes run on label arrays; returns the run folder (resumes an unfinished run there)."""
     lr = validate_labels(lr, name="LR layer")
     hr = validate_labels(hr, name="HR layer")
-    extra = {**settings, **({"training.steps": int(steps)} if steps else {})}
-    config = fuse.make_config("cpu", settings=extra)
     fuse.train((lr, hr), make_folder(run), config=config, callback=callback)
     return run
 
 
-def restore_train_job(lq, hq, run, *, scale, steps, settings, callback):
+def restore_train_job(lq, hq, run, *, scale, config, callback):
     """Register the LQ/HQ pair, train an InDI model in ``run``; returns the run folder."""
     lq, hq = np.asarray(lq, np.float32), np.asarray(hq, np.float32)
     if lq.ndim != hq.ndim:
@@ -86,8 +95,7 @@ def restore_train_job(lq, hq, run, *, scale, steps, settings, callback):
             f"the LQ ({lq.ndim}D) and HQ ({hq.ndim}D) layers must both be images or both volumes"
         )
     pair = prepare_pair(lq, hq, scale=scale)
-    extra = {**settings, **({"training.steps": int(steps)} if steps else {})}
-    restore.train(pair, make_folder(run), config=restore_config("cpu", **extra), callback=callback)
+    restore.train(pair, make_folder(run), config=config, callback=callback)
     return run
 
 
@@ -139,15 +147,12 @@ class JobsWidget(JobWidget):
     # --------------------------------------------------------------------------------------------- fuse
     def _fuse_train(self):
         lr, hr = self._need(self.lr, "LR labels"), self._need(self.hr, "HR labels")
-        run, steps, settings = (
-            _folder(self.run_dir.value, "run"),
-            self.steps.value,
-            parse_settings(self.settings.value),
-        )
+        run = _folder(self.run_dir.value, "run")
+        config = train_config("fuse", self.steps.value, parse_settings(self.settings.value))
         lr_data, hr_data, apply = np.asarray(lr.data), np.asarray(hr.data), self.then_apply.value
 
         def fn(callback):
-            fuse_train_job(lr_data, hr_data, run, steps=steps, settings=settings, callback=callback)
+            fuse_train_job(lr_data, hr_data, run, config=config, callback=callback)
             return fuse.predict(run, validate_labels(lr_data), callback=callback) if apply else None
 
         def done(res):
@@ -190,18 +195,13 @@ class JobsWidget(JobWidget):
 
     def _restore_train(self):
         lq, hq = self._need(self.lq, "LQ image"), self._need(self.hq, "HQ image")
-        run, steps, settings = (
-            _folder(self.run_dir.value, "run"),
-            self.steps.value,
-            parse_settings(self.settings.value),
-        )
+        run = _folder(self.run_dir.value, "run")
+        config = train_config("restore", self.steps.value, parse_settings(self.settings.value))
         lq_data, hq_data, apply = np.asarray(lq.data), np.asarray(hq.data), self.then_apply.value
         scale = self._restore_scale(lq, hq)
 
         def fn(callback):
-            restore_train_job(
-                lq_data, hq_data, run, scale=scale, steps=steps, settings=settings, callback=callback
-            )
+            restore_train_job(lq_data, hq_data, run, scale=scale, config=config, callback=callback)
             return restore.predict(run, lq_data, callback=callback) if apply else None
 
         def done(res):
