@@ -54,6 +54,7 @@ def test_fuse_train_then_generate(make_napari_viewer, qtbot, tmp_path, screensho
     lo, hi = sr.extent.world
     lr_lo, lr_hi = lr_layer.extent.world
     assert np.all(lo >= lr_lo - 1e-6) and np.all(hi <= lr_hi + 1e-6)
+    viewer.layers["HR"].visible = lr_layer.visible = False
     screenshot(viewer, "jobs")
 
     # generate again from the run folder alone

@@ -47,6 +47,7 @@ class JobWidget(Container):
         self.worker = None
         self._cancel = threading.Event()
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long paths and messages wrap instead of widening the dock
         self.progress = ProgressBar(value=0, min=0, max=1000, visible=False)
         self.cancel_button = PushButton(text="Cancel", enabled=False, visible=cancellable)
         self.cancel_button.changed.connect(self.cancel)
@@ -71,7 +72,9 @@ class JobWidget(Container):
         return self.worker is not None
 
     def say(self, text, *, error=False):
-        """Show ``text`` on the status line (and as a napari notification for errors)."""
+        """Show ``text`` on the status line; an error starts with ``error:`` and is also a notification."""
+        if error and not text.startswith("error"):
+            text = f"error: {text}"
         self.status.value = text
         if error:
             show_error(text)
