@@ -20,10 +20,12 @@ The chance probability of the crystal is ``P = min(1, N_pairs · p_d² · p_angl
 ``−log10 P``. It is multiplied by the crystal's **share**: the intensity of its spots over that of its spots
 plus every unexplained spot lying on a half- or third-order position of its lattice (a crystal that explains
 the (200) and (220) spots of a cell twice its size, but not the stronger (100) and (110), is the wrong cell).
-A crystal with a share below :data:`MIN_SHARE` (0.75) is a superlattice of the phase — a quarter or more of
-the intensity on its lattice sits where the phase has no reflection (SrTiO3 [110], indexed as rock-salt LiF
-[110] at a scale of 1.03, leaves its strong (001) and (1-10) spots on LiF's half-order positions) — and is not
-named. The product is the **figure of merit**; a phase is named only when one of its crystals reaches
+When the ratio method fits the pixel-size scale (one more free parameter), a crystal must also explain
+:data:`MIN_SHARE` (75 %) of the intensity on its lattice, else it is a superlattice of the phase and is not
+named (SrTiO3 [110], indexed as rock-salt LiF [110] at a scale of 1.03, leaves its strong (001) and (1-10)
+spots on LiF's half-order positions); at the given pixel size the share only weighs the merit, because a
+big cell's dense half- and third-order positions catch the spots of a neighbouring grain.
+The product is the **figure of merit**; a phase is named only when one of its crystals reaches
 :data:`MIN_MERIT` (2: about a 1 % chance that random spots index as well).
 
 The spots of a crystal are integer combinations of two lattice vectors, so once its seed pair fits, the
@@ -59,7 +61,7 @@ MIN_MERIT = 2.0
 STRONG = 0.1
 #: a crystal whose zone net must be stretched anisotropically by more than this to fit the spots is not named
 MAX_ANISOTROPY = 0.03
-#: a crystal explaining less than this share of the intensity on its lattice (1/2, 1/3 orders) is not named
+#: at a fitted scale, a crystal explaining less than this share of its lattice's intensity is not named
 MIN_SHARE = 0.75
 
 
@@ -213,9 +215,11 @@ def crystal_merit(pc, grain, ctx):
     ang = np.asarray(grain.get("angle_err", []), float)
     idx = sorted(grain["spots"])
     max_aniso = ctx.get("max_anisotropy", MAX_ANISOTROPY)
+    # at the given pixel size a big cell's dense 1/2- and 1/3-order positions catch a neighbour grain's spots
+    share_ok = share >= MIN_SHARE or ctx["n_scale"] <= 1
     aniso = net_anisotropy(pc.phase, [grain["spots"][k] for k in idx], ctx["g"][idx]) if "g" in ctx else 0.0
     return {
-        "merit": round(evidence * share, 3) if aniso <= max_aniso and share >= MIN_SHARE else 0.0,
+        "merit": round(evidence * share, 3) if aniso <= max_aniso and share_ok else 0.0,
         "evidence": round(evidence, 3),
         "chance": float(chance),
         "share": round(share, 3),
