@@ -126,6 +126,10 @@ def test_viewer_scales_links_and_keys_the_panels(page, viewer_root, artifacts, g
             })"""
         )
         assert all(len(b) >= 2 and all(b) for b in below), below
+        # the VF curves in the phase colours, as the reports draw them
+        stroke = "ls => ls.map((l) => l.getAttribute('stroke'))"
+        strokes = page.eval_on_selector_all("#plot-vf polyline", stroke)
+        assert strokes == list(PHASE_COLOURS[:3])
         page.screenshot(path=str(artifacts / "viewer_linked.png"), full_page=True)
 
 
@@ -138,3 +142,19 @@ def test_tem_open_button_has_its_own_line(page, gui_server, tmp_path):
         label = page.locator("label", has_text="pixel size (nm").bounding_box()
         # the pixel-size label starts below the button, not beside it
         assert label["y"] >= button["y"] + button["height"] - 1
+
+
+def test_page_phase_colours_are_the_reports():
+    """The pages' phase colours (common.js) are the figures' (report.style): one per phase everywhere."""
+    import re
+    from importlib import resources
+
+    from matsight.gui import render
+    from matsight.report.style import PHASE_COLOURS
+
+    js = (resources.files("matsight.gui") / "static" / "common.js").read_text()
+    listed = re.search(r"MS\.PHASE_COLOURS = \[([^\]]*)\]", js).group(1)
+    assert re.findall(r'"(#[0-9A-Fa-f]{6})"', listed) == list(PHASE_COLOURS)
+    # and the slices the server draws
+    rgb = render.label_rgb(np.arange(len(PHASE_COLOURS))[None])[0]
+    assert [render.hex_rgb(c) for c in PHASE_COLOURS] == [tuple(int(v) for v in px) for px in rgb]

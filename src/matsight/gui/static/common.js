@@ -200,8 +200,10 @@ MS.plot = function (svg, series, opts) {
   }
 };
 
-// matplotlib's default cycle, as the reports' line plots (phase lines get the phase colours there)
+// matplotlib's default cycle, as the reports' line plots
 MS.COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+// one colour per phase label, as in every matsight figure (matsight.report.style.PHASE_COLOURS; a test checks)
+MS.PHASE_COLOURS = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"];
 
 // ------------------------------------------------------------------------------------------ slice viewer
 // Orthogonal slices of the volumes in the data folder, side by side (LR, SR, HR, uncertainty, ...): each panel

@@ -6,7 +6,7 @@
   const viewer = MS.SliceViewer($("#viewer"));
   const curves = WF.curves([
     { svg: $("#plot-score"), keys: [["score", "score (lower is better)"], ["lr_agreement", "LR agreement"]], ylabel: "score / agreement" },
-    { svg: $("#plot-vf"), pattern: /^vf\d+$/, label: (k) => "VF phase " + k.slice(2), ylabel: "volume fraction (generated)" },
+    { svg: $("#plot-vf"), pattern: /^vf\d+$/, label: (k) => "VF phase " + k.slice(2), phase: (k) => +k.slice(2), ylabel: "volume fraction (generated)" },
     { svg: $("#plot-gan"), keys: [["wass", "critic W-distance"], ["g_adv", "G adversarial"], ["vw", "voxel-wise"]], ylabel: "loss" },
   ]);
   const panel = WF.runPanel($("#run"), curves, viewer);

@@ -41,9 +41,11 @@ WF.curves = function (plots) {
         const ks = [...new Set(history.flatMap((r) => Object.keys(r)))].filter((k) => p.pattern.test(k));
         keys = ks.map((k) => [k, p.label ? p.label(k) : k]);
       }
+      // p.phase(key) → the phase label a curve belongs to: drawn in that phase's colour, as in the reports
+      const colour = (k, i) => (p.phase ? MS.PHASE_COLOURS[p.phase(k) % MS.PHASE_COLOURS.length] : MS.COLORS[i % MS.COLORS.length]);
       const series = keys.map(([k, label], i) => ({
         name: label,
-        color: MS.COLORS[i % MS.COLORS.length],
+        color: colour(k, i),
         x: history.map((r) => (r.iteration !== undefined ? r.iteration : r.step)),
         y: history.map((r) => (r[k] === null || r[k] === undefined ? NaN : r[k])),
       }));
