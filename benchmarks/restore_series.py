@@ -1,0 +1,255 @@
+"""Slab-wise InDI enhancement of 4D series: throughput per worker, peak memory per worker, 2 workers vs 1.
+
+What runs: ``matsight.restore.series.enhance_series`` (what ``matsight restore apply`` does for a series or a
+zarr), on dask's ``processes`` scheduler with 1 or 2 local workers, each with one torch thread
+(``MATSIGHT_THREADS=1``), reading a zarr input and writing an OME-Zarr output.
+
+Data:
+
+- **Synthetic series** ``T × n³`` (float32, zarr chunks ``(1, 64, n, n)``, in a temporary folder): two smooth
+  random fields (white noise, Gaussian filter σ = 6 voxels) make a three-phase structure whose boundaries move
+  with time (phase thresholds applied to ``a + 0.1·t·b``), grey levels 0.2 / 0.5 / 0.8 plus Gaussian noise
+  (σ = 0.05). It is already on the model's HQ grid (``upscaled=True``): the enhanced volume is n³ too.
+- **Real cell CT** ``shared/data/xct/cell_vol.tif`` (100×728×728 uint8, skipped if absent): its 2× area
+  average (50×364×364) is the LQ volume, enhanced onto the 100×728×728 grid (bicubic in xy, InDI, cubic z).
+
+The model: the ``cpu`` preset (the default of ``restore train``), trained for ``--train-steps`` optimiser
+steps on a 2× area-averaged crop of the cell volume (a synthetic pair without it). Speed depends on the
+network's size, not on how long it was trained; cached in ``~/.cache/matsight/restore_series``.
+
+Measured per run, each in a fresh Python process: wall time, LQ voxels per second (all workers, and per
+worker), the peak resident memory of the largest worker process (``getrusage(RUSAGE_CHILDREN)``: dask's
+worker processes are children of the run), and the machine's load average before and after. The
+development machine has 2 cores shared with other jobs: the 2-worker speed-up is bounded by what the other
+jobs leave; read it with the recorded load.
+
+Usage::
+
+    python benchmarks/restore_series.py --quick                 # smoke test, ~2 min
+    python benchmarks/restore_series.py                         # memory at 256³/512³, speed-up, cell CT
+    python benchmarks/restore_series.py --big                   # also the 10 × 512³ series, 2 workers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xct" / "cell_vol.tif"
+CACHE = Path(os.environ.get("MATSIGHT_CACHE", Path.home() / ".cache" / "matsight")) / "restore_series"
+RESULTS = Path(__file__).resolve().parent / "results" / "restore_series.json"
+INDI_STEPS = 2
+
+
+def _area2(v):
+    z, y, x = (n // 2 * 2 for n in v.shape)
+    return v[:z, :y, :x].reshape(z // 2, 2, y // 2, 2, x // 2, 2).mean((1, 3, 5)).astype(np.float32)
+
+
+def train_model(steps):
+    """The ``cpu``-preset model of this benchmark (cached)."""
+    from matsight.restore.register import prepare_pair
+    from matsight.restore.train import train
+
+    out = CACHE / f"model_cpu_{steps}"
+    if (out / "model.safetensors").is_file():
+        return out
+    if DATA.is_file():
+        from matsight.io import read_volume
+
+        hq = np.asarray(read_volume(DATA))[:16, 200:456, 200:456].astype(np.float32)
+    else:
+        hq = synthetic_step(np.random.default_rng(7), 16, 256, 0)
+    pair = prepare_pair(_area2(hq), hq, scale=2, mask=False)
+    train(pair, out, device="cpu", preset="cpu", max_steps=steps, val_every=10**9, steps=INDI_STEPS)
+    return out
+
+
+def synthetic_fields(rng, n):
+    from scipy import ndimage
+
+    a = ndimage.gaussian_filter(rng.standard_normal((n, n, n), dtype=np.float32), 6)
+    b = ndimage.gaussian_filter(rng.standard_normal((n, n, n), dtype=np.float32), 6)
+    return a / a.std(), b / b.std()
+
+
+def synthetic_step(rng, n_z, n, t, fields=None):
+    """Time step ``t`` of the synthetic series (see the module docstring)."""
+    a, b = fields if fields is not None else synthetic_fields(rng, n)
+    f = a[:n_z] + 0.1 * t * b[:n_z]
+    grey = np.choose(np.digitize(f, [-0.4, 0.4]), [0.2, 0.5, 0.8]).astype(np.float32)
+    return grey + rng.normal(0, 0.05, grey.shape).astype(np.float32)
+
+
+def make_series(path, steps, n, seed=0):
+    """Write the synthetic ``steps × n³`` series to the zarr ``path`` (cached by its name)."""
+    import zarr
+
+    if (path / "zarr.json").is_file():
+        return path
+    rng = np.random.default_rng(seed)
+    fields = synthetic_fields(rng, n)
+    tmp = path.with_name(path.name + ".partial")
+    arr = zarr.create_array(
+        store=str(tmp), shape=(steps, n, n, n), chunks=(1, 64, n, n), dtype="float32", overwrite=True,
+        attributes={"axes": "TZYX"},
+    )  # fmt: skip
+    for t in range(steps):
+        arr[t] = synthetic_step(rng, n, n, t, fields)
+    tmp.rename(path)
+    return path
+
+
+def make_cell(path):
+    from matsight.io import read_volume, write_volume
+
+    if not (path / "zarr.json").is_file():
+        write_volume(path, _area2(np.asarray(read_volume(DATA), dtype=np.float32)), chunks=(8, 364, 364))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- one run
+def run_one(spec):
+    """One measured run in this (fresh) process: ``spec`` = model, source, workers, upscaled, memory_mib."""
+    from matsight.restore.series import enhance_series
+
+    out = Path(spec["out"])
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    res = enhance_series(
+        spec["model"], spec["source"], out, indi_steps=INDI_STEPS, onestep=False, upscaled=spec["upscaled"],
+        device="cpu", scheduler="processes", workers=spec["workers"], memory_mib=spec["memory_mib"],
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB → GiB
+    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    rate = res.voxels / wall
+    return {
+        **{k: spec[k] for k in ("name", "workers", "memory_mib", "upscaled")},
+        "steps": len(res.steps),
+        "lq_shape": list(_shape(spec["source"])),
+        "slab_lq_slices": res.slab,
+        "wall_s": round(wall, 1),
+        "lq_voxels": res.voxels,
+        "voxels_per_s": round(rate),
+        "voxels_per_s_per_worker": round(rate / spec["workers"]),
+        "peak_rss_worker_gib": round(worker, 3),
+        "peak_rss_driver_gib": round(driver, 3),
+        "consistency_rms": [round(i["consistency_rms"], 5) for _, i in res.steps if "consistency_rms" in i],
+        "loadavg_before": [round(v, 2) for v in load0],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def _shape(source):
+    import zarr
+
+    return zarr.open_array(str(source), mode="r").shape
+
+
+def measure(spec):
+    """Run ``spec`` in a fresh process (so that the memory peaks are this run's alone)."""
+    import shutil
+
+    shutil.rmtree(spec["out"], ignore_errors=True)
+    env = {**os.environ, "MATSIGHT_THREADS": "1", "MATSIGHT_PROGRESS": "0"}
+    cmd = [sys.executable, __file__, "--run", json.dumps(spec)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if p.returncode:
+        sys.exit(f"run {spec['name']} failed:\n{p.stderr[-3000:]}")
+    row = json.loads(p.stdout.strip().splitlines()[-1])
+    shutil.rmtree(spec["out"], ignore_errors=True)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def plan_runs(args, model, tmp):
+    """The runs: memory at two sizes, 1 vs 2 workers, the cell CT, and (``--big``) the 10 × 512³ series."""
+    small, large = (48, 96) if args.quick else (256, 512)
+    t_speed = 2 if args.quick else 4
+    runs = []
+
+    def spec(name, source, workers, upscaled=True, memory=512):
+        out = str(tmp / f"out_{name}.zarr")
+        return dict(name=name, model=str(model), source=str(source), out=out, workers=workers,
+                    upscaled=upscaled, memory_mib=memory)  # fmt: skip
+
+    one_small = make_series(CACHE / f"series_1x{small}.zarr", 1, small)
+    one_large = make_series(CACHE / f"series_1x{large}.zarr", 1, large)
+    runs.append(spec(f"memory_{small}^3", one_small, 1))
+    runs.append(spec(f"memory_{large}^3", one_large, 1))
+    speed = make_series(CACHE / f"series_{t_speed}x{small}.zarr", t_speed, small, seed=1)
+    runs += [spec(f"speed_{t_speed}x{small}^3_{w}w", speed, w) for w in (1, 2)]
+    if DATA.is_file() and not args.quick:
+        cell = make_cell(CACHE / "cell_lq_50x364x364.zarr")
+        runs += [spec(f"cell_ct_{w}w", cell, w, upscaled=False, memory=128) for w in (1, 2)]
+    if args.big:
+        big = make_series(Path(tmp) / "series_10x512.zarr", 10, 512, seed=2)
+        runs.append(spec("series_10x512^3_2w", big, 2))
+    return runs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    ap.add_argument("--big", action="store_true", help="also the 10 × 512³ series with 2 workers")
+    ap.add_argument("--train-steps", type=int, default=50)
+    ap.add_argument("--out", type=Path, help=f"results JSON (default {RESULTS.name}; --quick: a temp file)")
+    ap.add_argument("--run", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.run:
+        print(json.dumps(run_one(json.loads(args.run))))
+        return
+    import torch
+
+    if args.out is None:
+        args.out = Path(tempfile.gettempdir()) / "restore_series_quick.json" if args.quick else RESULTS
+    CACHE.mkdir(parents=True, exist_ok=True)
+    model = train_model(args.train_steps)
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "loadavg_start": os.getloadavg(),
+    }
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        rows = [measure(s) for s in plan_runs(args, model, Path(tmp))]
+    machine["loadavg_end"] = os.getloadavg()
+    speed = {r["workers"]: r["wall_s"] for r in rows if r["name"].startswith("speed_")}
+    result = {
+        "benchmark": "restore_series",
+        "command": " ".join(["python", "benchmarks/restore_series.py", *sys.argv[1:]]),
+        "machine": machine,
+        "model": {
+            "preset": "cpu",
+            "train_steps": args.train_steps,
+            "indi_steps": INDI_STEPS,
+            "onestep": False,
+        },
+        "scheduler": "processes (dask), 1 torch thread per worker",
+        "runs": rows,
+        "speedup_2_workers": round(speed[1] / speed[2], 2) if len(speed) == 2 else None,
+        "note": "2 cores shared with other jobs: see loadavg_before/after of each run",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.exists() and not args.quick:  # keep the 10 × 512³ row of an earlier --big run
+        old = json.loads(args.out.read_text())
+        have = {r["name"] for r in rows}
+        result["runs"] += [r for r in old.get("runs", []) if r["name"] not in have]
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
