@@ -182,16 +182,7 @@ class TemWidget(JobWidget):
         shown = [lay for lay in groups[self.view.value] if lay in self.viewer.layers]
         # the FFT view zooms on the spots (the FFT's corners hold no spacing searched); the image view on it
         fit = shown[-1:] if self.view.value == VIEWS[1] and len(shown[-1].data) else shown[:1]
-        _fit(self.viewer, fit, margin=1.3 if self.view.value == VIEWS[1] else 1.05)
-
-
-def _fit(viewer, layers, *, margin=1.05):
-    """Centre and zoom the 2D camera on the world extent of ``layers`` (hidden layers do not count)."""
-    if not layers:
-        return
-    lo = np.min([lay.extent.world[0][-2:] for lay in layers], axis=0)
-    hi = np.max([lay.extent.world[1][-2:] for lay in layers], axis=0)
-    size = np.maximum(hi - lo, 1e-12) * margin
-    canvas = np.asarray(viewer._canvas_size, float)  # (height, width) in screen pixels
-    viewer.camera.center = tuple((lo + hi) / 2)
-    viewer.camera.zoom = float(np.min(canvas / size))
+        if hasattr(self.viewer, "fit_to_view"):  # napari >= 0.6.2; earlier ones fit every layer
+            self.viewer.fit_to_view(layers=fit, margin=0.15 if self.view.value == VIEWS[1] else 0.05)
+        else:
+            self.viewer.reset_view()
