@@ -193,7 +193,7 @@ def plan_runs(args, model, tmp):
     if DATA.is_file() and not args.quick:
         cell = make_cell(CACHE / "cell_lq_50x364x364.zarr")
         runs += [spec(f"cell_ct_{w}w", cell, w, upscaled=False, memory=128) for w in (1, 2)]
-    if args.big:
+    if args.big and (not args.only or "series_10x512^3_2w".startswith(args.only)):
         big = make_series(Path(tmp) / "series_10x512.zarr", 10, 512, seed=2)
         runs.append(spec("series_10x512^3_2w", big, 2))
     return runs
@@ -204,6 +204,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument("--big", action="store_true", help="also the 10 × 512³ series with 2 workers")
     ap.add_argument("--train-steps", type=int, default=50)
+    ap.add_argument(
+        "--only", help="run only the runs whose name starts with this (others kept from the JSON)"
+    )
     ap.add_argument("--out", type=Path, help=f"results JSON (default {RESULTS.name}; --quick: a temp file)")
     ap.add_argument("--run", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -224,8 +227,12 @@ def main():
         "loadavg_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        rows = [measure(s) for s in plan_runs(args, model, Path(tmp))]
+        runs = [s for s in plan_runs(args, model, Path(tmp)) if s["name"].startswith(args.only or "")]
+        rows = [measure(s) for s in runs]
     machine["loadavg_end"] = os.getloadavg()
+    if args.out.exists() and not args.quick:  # keep the rows of earlier runs that this one did not repeat
+        have = {r["name"] for r in rows}
+        rows += [r for r in json.loads(args.out.read_text()).get("runs", []) if r["name"] not in have]
     speed = {r["workers"]: r["wall_s"] for r in rows if r["name"].startswith("speed_")}
     result = {
         "benchmark": "restore_series",
@@ -243,10 +250,6 @@ def main():
         "note": "2 cores shared with other jobs: see loadavg_before/after of each run",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.exists() and not args.quick:  # keep the 10 × 512³ row of an earlier --big run
-        old = json.loads(args.out.read_text())
-        have = {r["name"] for r in rows}
-        result["runs"] += [r for r in old.get("runs", []) if r["name"] not in have]
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
