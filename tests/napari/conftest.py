@@ -100,7 +100,8 @@ def napari_display():
 def screenshot():
     """``screenshot(widget_or_viewer, name)``: a PNG for the docs / the test artifacts; returns the paths."""
 
-    def save(target, name):
+    def save(target, name, *, view=None):
+        """``view``: called once the window has its size (default: the viewer's ``reset_view``)."""
         from qtpy.QtWidgets import QApplication, QWidget
 
         if isinstance(target, QWidget):
@@ -108,7 +109,8 @@ def screenshot():
         else:  # a viewer: its whole window, at a size where canvas and dock widgets both show
             widget = target.window._qt_window
             widget.resize(1500, 860)
-            target.reset_view()
+            QApplication.processEvents()
+            (view or target.reset_view)()
         QApplication.processEvents()
         image = widget.grab()
         folders = []

@@ -56,10 +56,10 @@ def test_two_phase_frame(make_napari_viewer, qtbot, screenshot):
 
     w.view.value = "FFT and spots"
     assert spots.visible and fft.visible and not maps.visible
-    screenshot(viewer, "tem_fft")
+    screenshot(viewer, "tem_fft", view=w._show_view)
     w.view.value = "image and phase map"
     assert maps.visible and layer.visible and not spots.visible
-    screenshot(viewer, "tem")
+    screenshot(viewer, "tem", view=w._show_view)
 
 
 def test_uncalibrated_image_asks_for_the_pixel_size(make_napari_viewer, qtbot):

@@ -49,7 +49,7 @@ def spot_points(result):
         },  # mates unlabelled: less clutter
         "face_color": [colors.get(p, "#999999") for p in phase * 2] or "white",
         "border_color": "white",
-        "size": float(max(abs(g).max(initial=0) / 30, 0.05)),
+        "size": float(max(abs(g).max(initial=0) / 20, 0.05)),
         "units": "1/nm",
         "text": {"string": "{label}", "size": 8, "color": "white", "anchor": "upper_left"},
     }
