@@ -181,3 +181,6 @@ def test_cli_series_progress_resume_and_bad_scheduler(model, tmp_path):
     assert r.exit_code != 0 and "unknown scheduler 'cloud'" in r.output
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "z.zarr"), "--z-mode", "triplanar"])
     assert r.exit_code != 0 and "--z-mode cubic" in r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "m.zarr"), "--memory", "0"])
+    assert r.exit_code != 0 and "--memory must be a positive number" in r.output
+    assert not any((tmp_path / n).exists() for n in ("y.zarr", "z.zarr", "m.zarr"))

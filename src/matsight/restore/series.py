@@ -193,7 +193,10 @@ def _task_finish(plan, t, sums, seconds):
     info = dict(plan.info)
     secs = {n: sum(s.get(n, 0.0) for s in seconds) for n in plan.wanted}
     info.update(seconds=secs[plan.n_indi], seconds_onestep=secs.get(1) if len(plan.wanted) > 1 else None)
-    info["input"] = name if plan.source.series else plan.source.path
+    one_file = (
+        plan.source.index[t] is None and not plan.source.arrays
+    )  # a folder's volume (evaluate --lq reads it back) or one volume
+    info["input"] = plan.source.files[t] if one_file else f"{plan.source.path} (time step {name})"
     if plan.consistency:
         info.update(_consistency(plan, t, job, arrays, sums))
     _store_step(plan, t, arrays, info)
@@ -380,6 +383,13 @@ def _check_scheduler(scheduler, workers):
         raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}")
 
 
+def _check_slabs(memory_mib, slab):
+    if not (isinstance(memory_mib, int | float) and 0 < memory_mib < math.inf):
+        raise InputError(f"--memory must be a positive number of MiB, got {memory_mib!r}; e.g. --memory 512")
+    if slab is not None and (isinstance(slab, bool) or int(slab) != slab or slab < 1):
+        raise InputError(f"--slab must be a whole number of slices ≥ 1, got {slab!r}")
+
+
 def _record(model, src, n_indi, wanted, s, upscaled):
     """What makes two runs the same run: a rerun with another record is refused, not mixed in."""
     return {
@@ -492,6 +502,7 @@ def enhance_series(
     """
     t_start = time.perf_counter()
     _check_scheduler(scheduler, workers)
+    _check_slabs(memory_mib, slab)
     src = open_source(source)
     opts = dict(indi_steps=indi_steps, onestep=onestep, upscaled=upscaled, scale=scale, ensemble=ensemble)
     opts.update(tiling=(tile, overlap, batch), device=device, memory_mib=memory_mib, slab=slab)
@@ -546,7 +557,7 @@ def _make_plan(model, src, out, n_workers, *, indi_steps, onestep, upscaled, sca
         chunk=chunk,
         consistency=whole,
         spacing_hq=spacing_hq,
-        info=_info(job, n_indi, s, src, spacing_hq, ensemble),
+        info={**_info(job, n_indi, s, src, spacing_hq, ensemble), "model": str(model)},
     )
     return plan, _record(model, src, n_indi, wanted, s, upscaled)
 
