@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+pytest.importorskip("pytestqt")  # napari's make_napari_viewer needs qtbot
 
 TIMEOUT_MS = 300_000
 FUSE_TINY = "gen_width: 8, gen_min_width: 4, critic_widths: [4, 4, 8, 8], fake_batch: 1, real_batch: 4"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+pytest.importorskip("pytestqt")  # napari's make_napari_viewer needs qtbot
 
 
 def _widget(viewer):
@@ -59,3 +60,17 @@ def test_empty_folder_is_one_line(make_napari_viewer, tmp_path):
     assert w.open() == []
     assert w.status.value == f"error: {tmp_path.name} (folder) holds no .tif/.npy/.zarr volume to show"
     assert len(viewer.layers) == 0
+
+
+def test_dropped_folder_opens_through_the_plugin_reader(make_napari_viewer, tmp_path):
+    """What drag and drop does: napari asks the plugin's reader; it takes folders with a matsight marker."""
+    import json
+
+    from matsight.io import write_volume
+
+    out = tmp_path / "enhanced"
+    write_volume(out / "enhanced.tif", np.ones((3, 16, 16), np.float32), spacing=(30.0, 15.0, 15.0))
+    (out / "enhance.json").write_text(json.dumps({"steps": 4}))
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(out), plugin="matsight")
+    assert layer.name == "enhanced" and tuple(layer.scale) == (30.0, 15.0, 15.0)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+pytest.importorskip("pytestqt")  # napari's make_napari_viewer needs qtbot
 
 from matsight.segment.synthetic import draw_strokes, grayscale_from_labels, phase_image  # noqa: E402
 

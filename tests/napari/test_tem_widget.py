@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+pytest.importorskip("pytestqt")  # napari's make_napari_viewer needs qtbot
 
 TIMEOUT_MS = 120_000
 SRTIO3 = Path(__file__).resolve().parents[1] / "tem" / "data" / "SrTiO3.yaml"
