@@ -126,9 +126,17 @@ def run_one(spec):
     out = Path(spec["out"])
     load0 = os.getloadavg()
     t0 = time.perf_counter()
+    log = CACHE / f"progress_{spec['name']}.log"  # slabs done over time: a long run cut short still tells
+
+    def progress(p):
+        with open(log, "a") as f:
+            f.write(f"{time.perf_counter() - t0:.1f} s: {p.message}\n")
+
+    log.unlink(missing_ok=True)
     res = enhance_series(
         spec["model"], spec["source"], out, indi_steps=INDI_STEPS, onestep=False, upscaled=spec["upscaled"],
         device="cpu", scheduler="processes", workers=spec["workers"], memory_mib=spec["memory_mib"],
+        callback=progress,
     )  # fmt: skip
     wall = time.perf_counter() - t0
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB → GiB
