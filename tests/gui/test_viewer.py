@@ -23,7 +23,9 @@ def _wait(page, expression, timeout=30.0):
 
 @pytest.fixture
 def viewer_root(tmp_path):
-    """LR 16³ labels, its SR 64³ (scale 4, the same phases), an uncertainty map, a 2D HR image, a run."""
+    """LR 16³ labels (80 nm voxels), its SR 64³ (20 nm, the same phases), an uncertainty map (no
+    calibration), a 2D HR image, a run folder.
+    """
     import tifffile
 
     root = tmp_path / "data"
@@ -31,8 +33,10 @@ def viewer_root(tmp_path):
     z = np.arange(16)[:, None, None]
     lr = np.broadcast_to((z // 4) % 3, (16, 16, 16)).astype(np.uint8)  # the phase says which 4-slice block
     sr = np.repeat(np.repeat(np.repeat(lr, 4, 0), 4, 1), 4, 2)
-    tifffile.imwrite(root / "lr.tif", lr)
-    tifffile.imwrite(root / "sr.tif", sr)
+    from matsight.io import write_volume
+
+    write_volume(root / "lr.tif", lr, spacing=80.0)  # nm: the SR's voxel is 4× smaller
+    write_volume(root / "sr.tif", sr, spacing=20.0)
     tifffile.imwrite(root / "sr_entropy.tif", np.random.default_rng(0).random((64, 64, 64), dtype=np.float32))
     tifffile.imwrite(root / "hr.tif", sr[0])
     run = root / "runs" / "r"
@@ -78,6 +82,19 @@ def test_viewer_scales_links_and_keys_the_panels(page, viewer_root, artifacts, g
         assert {s["path"]: s["natural"] for s in sizes} == {"lr.tif": 16, "sr.tif": 64, "sr_entropy.tif": 64}
         shown = {s["path"]: s["shown"] for s in sizes}
         assert shown["lr.tif"] == pytest.approx(shown["sr.tif"], abs=2)
+
+        # scale bars from the calibration: 1280 nm wide either way, so a 200 nm bar of the same drawn length
+        bars = page.evaluate(
+            """() => Object.fromEntries(Array.from(document.querySelectorAll('#viewer .vpanel')).map((p) => {
+                const b = p.querySelector('.scalebar');
+                return [p.dataset.path, {text: b.querySelector('.text').textContent, unit: b.dataset.unit,
+                                         width: b.querySelector('.bar').getBoundingClientRect().width}];
+            }))"""
+        )
+        assert bars["lr.tif"]["text"] == bars["sr.tif"]["text"] == "200 nm"
+        assert bars["lr.tif"]["width"] == pytest.approx(bars["sr.tif"]["width"], abs=1)
+        assert bars["lr.tif"]["width"] == pytest.approx(shown["lr.tif"] * 200 / 1280, abs=1.5)
+        assert bars["sr_entropy.tif"]["text"] == "10 px"  # no calibration: pixels, as the reports do
 
         # the label key: the phases present, in the reports' phase colours; none for the grey map
         keys = _panel(page, "lr.tif").locator(".legend .key")

@@ -28,6 +28,17 @@ VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 COLORMAPS = ("labels", "gray", "viridis", "magma", "inferno")
 
 
+def _spacing(path):
+    """The file's voxel size in nm per axis (``None`` per unknown axis), or None without a calibration."""
+    from ..io import read_spacing
+
+    try:
+        sp = read_spacing(path)
+    except (InputError, OSError, ValueError):
+        return None
+    return None if sp is None else [None if v is None else float(v) for v in sp]
+
+
 class _VolumeCache:
     """The last few volumes opened for slicing (the slider asks for many slices of one volume)."""
 
@@ -59,6 +70,8 @@ class _VolumeCache:
                 "max": float(np.nanmax(sample)) if sample.size else None,
                 # the label colours' key (the values seen in the sampled slices)
                 "legend": render.label_legend(np.unique(sample)) if labels else [],
+                # voxel size in nm per axis (None where unknown): the viewer's scale bars and slice linking
+                "spacing": _spacing(p),
             },
         }
         with self._lock:

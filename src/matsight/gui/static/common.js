@@ -210,6 +210,25 @@ MS.PHASE_COLOURS = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#007
 // scaled to its width with nearest-neighbour pixels, a key of the label colours, its own slider. With "link
 // slices" a slider moves every panel to the same physical position: the slice's centre at the same fraction
 // of each volume's extent, i.e. the index scaled by the volumes' size ratio (the scale factor of LR → SR).
+// The largest 1, 2 or 5 × 10ⁿ not above x (the reports' scale-bar lengths, report.style.nice_length).
+MS.niceLength = function (x) {
+  const e = Math.floor(Math.log10(x));
+  for (const m of [5, 2, 1]) if (m * 10 ** e <= x * (1 + 1e-9)) return m * 10 ** e;
+  return 10 ** e;
+};
+
+// A scale bar over an image: about 1/5 of its width, in nm when the pixel size ``nm`` is known, else in pixels.
+MS.scaleBar = function (bar, img, nm) {
+  const shown = img.getBoundingClientRect().width, natural = img.naturalWidth;
+  if (!shown || !natural) return;
+  const unit = nm ? "nm" : "px", size = nm || 1;
+  const length = MS.niceLength((natural * size) / 5);
+  bar.querySelector(".bar").style.width = ((length / size) * shown) / natural + "px";
+  bar.querySelector(".text").textContent = `${+length.toPrecision(3)} ${unit}`;
+  bar.dataset.length = length;
+  bar.dataset.unit = unit;
+};
+
 MS.SliceViewer = function (container, opts) {
   const MAX = (opts && opts.max) || 4;
   const pathIn = MS.el("input", { type: "text", class: "path", placeholder: "volume (tif/npy/zarr)", "data-pick": "file" });
@@ -225,6 +244,10 @@ MS.SliceViewer = function (container, opts) {
     MS.el("label", { class: "inline" }, link, " link slices")), msg, grid);
   const panels = [];
   const count = (p) => (p.meta.shape.length === 3 ? p.meta.shape[+axisSel.value] : 1);
+  const is3d = (p) => p.meta.shape.length === 3;
+  // voxel size (nm) along the slicing axis, and along the slice's horizontal axis (x; y for yz slices)
+  const sp = (p, axis) => (p.meta.spacing && p.meta.spacing[axis]) || null;
+  const across = (p) => sp(p, is3d(p) ? (+axisSel.value === 2 ? 1 : 2) : 1);
 
   function legend(p) {
     const labels = cmapSel.value === "labels" || (cmapSel.value === "auto" && p.meta.labels);
@@ -245,14 +268,17 @@ MS.SliceViewer = function (container, opts) {
     p.img.src = "/api/volume/slice?" + q.toString();
     legend(p);
   }
-  // the same physical position in panel q as slice i of panel p: centres at the same fraction of the extent
+  // the same physical position in panel q as slice i of panel p: with both voxel sizes known, the slice
+  // holding the centre of slice i (i + 0.5)·s_p / s_q; else the centres at the same fraction of the extent
   function follow(p) {
     if (!link.checked) return;
-    const f = (+p.slider.value + 0.5) / count(p);
+    const a = +axisSel.value;
     for (const q of panels) {
-      if (q === p || q.meta.shape.length !== 3) continue;
+      if (q === p || !is3d(q)) continue;
       const n = count(q);
-      q.slider.value = String(Math.min(n - 1, Math.max(0, Math.floor(f * n))));
+      const sp_p = sp(p, a), sp_q = sp(q, a);
+      const pos = sp_p && sp_q ? ((+p.slider.value + 0.5) * sp_p) / sp_q : ((+p.slider.value + 0.5) / count(p)) * n;
+      q.slider.value = String(Math.min(n - 1, Math.max(0, Math.floor(pos))));
       draw(q);
     }
   }
@@ -271,12 +297,16 @@ MS.SliceViewer = function (container, opts) {
     p.slider = MS.el("input", { type: "range", min: "0", max: "0", value: "0", class: "slice" });
     p.idx = MS.el("span", { class: "index" });
     p.img = MS.el("img", { class: "slice-img hidden", alt: "slice of " + meta.path });
+    p.bar = MS.el("div", { class: "scalebar" }, MS.el("div", { class: "bar" }), MS.el("div", { class: "text" }));
+    const frame = MS.el("div", { class: "slice-frame" }, p.img, p.bar);
     p.legend = MS.el("div", { class: "legend hidden" });
     p.info = MS.el("div", { class: "info", text: `${meta.path}: ${meta.shape.join("×")} ${meta.dtype}${meta.labels ? " (labels)" : ""}` });
     const close = MS.el("button", { class: "small close", text: "×", title: "close this panel", onclick: () => remove(p) });
     p.box = MS.el("div", { class: "vpanel", "data-path": meta.path }, MS.el("div", { class: "row" }, p.info, close),
-      MS.el("div", { class: "row" }, p.slider, p.idx), p.img, p.legend);
-    p.img.addEventListener("load", () => p.img.classList.remove("hidden"));
+      MS.el("div", { class: "row" }, p.slider, p.idx), frame, p.legend);
+    const rebar = () => MS.scaleBar(p.bar, p.img, across(p));
+    p.img.addEventListener("load", () => { p.img.classList.remove("hidden"); rebar(); });
+    if (window.ResizeObserver) new ResizeObserver(rebar).observe(p.img);
     p.img.addEventListener("error", () => MS.say(msg, `could not draw a slice of ${meta.path}`, "error"));
     p.slider.addEventListener("input", () => { draw(p); follow(p); });
     if (panels.length >= MAX) remove(panels[0]);
