@@ -653,13 +653,16 @@ def _classical_rows(images, meta, model_meta):
     hq_stats = (stats or {}).get("hq")
     b = _norm(np.asarray(base, np.float32), hq_stats)
     nlm, gauss = params["nlm"], params["gaussian"]
+    unit = (
+        "the LQ-HQ residual RMS" if "residual_rms" in nlm else "the noise sigma"
+    )  # older models: the latter
     rows = {
         "classical NLM": (
             _denorm(apply_classical(b, "nlm", nlm), hq_stats),
             "classical: non-local means (skimage denoise_nl_means, fast mode) of the LQ bicubic baseline; "
             "h = "
-            f"{nlm['h_factor']:g} x the estimated noise sigma ({nlm['h']:.4g} normalised), patch "
-            f"{nlm['patch_size']}, distance {nlm['patch_distance']}: tuned by grid search for PSNR against "
+            f"{nlm['h_factor']:g} x {unit} ({nlm['h']:.4g} normalised), patch "
+            f"{nlm['patch_size']}, distance {nlm['patch_distance']}: tuned by a search for PSNR against "
             "the HQ on the training slices",
         ),
         "classical Gaussian": (
