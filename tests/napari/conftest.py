@@ -17,6 +17,9 @@ import pytest
 
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images" / "napari"
 
+# napari keeps no settings file in the tests (read when napari.settings is first imported): the user's stays
+os.environ["NAPARI_CONFIG"] = ""
+
 PROBE = """
 import numpy as np, napari
 v = napari.Viewer(show=False)
@@ -58,6 +61,28 @@ def _probe(env):
         tail = (run.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         return f"a napari viewer could not start ({tail[:200]})"
     return None
+
+
+@pytest.fixture
+def make_napari_viewer(qtbot, napari_display):
+    """``make_napari_viewer(**kwargs)``: a hidden napari viewer, closed after the test.
+
+    napari's own fixture comes with its pytest plugin, which the suite leaves off (``-p no:napari``): the
+    plugin changes every test's logging.
+    """
+    import napari
+
+    viewers = []
+
+    def make(**kwargs):
+        kwargs.setdefault("show", False)
+        viewer = napari.Viewer(**kwargs)
+        viewers.append(viewer)
+        return viewer
+
+    yield make
+    for viewer in viewers:
+        viewer.close()
 
 
 @pytest.fixture(scope="session")
