@@ -113,3 +113,10 @@ def test_report_renders_in_chromium_with_every_figure_marked(request, browser, a
                 assert found["legend"] >= int(int(fig.get("legend", 0)) > 0), fig["src"]
     finally:
         ctx.close()
+
+
+def test_metrics_captions_count_from_the_data(metrics_report):
+    page = (metrics_report / "index.html").read_text()
+    # two 20³ volumes, 8 sub-volumes each: the captions say so (not a fixed size)
+    assert "Volume fractions of the 2 20×20×20 voxel volumes" in page
+    assert "8 random sub-volumes of 10 voxels per edge per volume (violins)" in page

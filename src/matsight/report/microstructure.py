@@ -409,6 +409,17 @@ def compare_slices(volumes, *, index=None, phase_names=None, spacing=None, unit=
 
 
 # ----------------------------------------------------------------------------------------------- report
+def _sizes(summaries):
+    """``"of the 88×88×88 voxel volume"``, ``"of GT (64×64×64), SR (256×256×256) voxels"``: from the data."""
+    sizes = {k: "×".join(map(str, s["shape"])) for k, s in summaries.items() if s.get("shape")}
+    if not sizes:
+        return ""
+    if len(summaries) == 1 or len(set(sizes.values())) == 1:
+        n = "" if len(summaries) == 1 else f" {len(summaries)}"
+        return f"of the{n} {next(iter(sizes.values()))} voxel volume{'s' if n else ''}"
+    return "of " + ", ".join(f"{k} ({v})" for k, v in sizes.items()) + " voxels"
+
+
 def summary_report(report, summaries, *, subvolumes=None, phase_names=None, prefix=""):
     """Add every table and figure for ``{name: summary}`` (and optional ``{name: sub-volume stats}``).
 
@@ -431,10 +442,13 @@ def summary_report(report, summaries, *, subvolumes=None, phase_names=None, pref
     if subvolumes is not None and "volume_fraction" in subvolumes:
         subvolumes = {next(iter(summaries)): subvolumes}
     kw = {"phase_names": phase_names}
+    of = _sizes(summaries)
     report.heading("Volume fractions, tortuosity, chords")
     report.table(metrics_table(summaries, **kw))
     report.figure(
-        compare_volume_fractions(summaries, **kw), f"{prefix}volume_fractions", caption="Volume fractions"
+        compare_volume_fractions(summaries, **kw),
+        f"{prefix}volume_fractions",
+        caption=f"Volume fractions {of}",
     )
     report.heading("Surfaces and triple phase boundary")
     report.text(
@@ -454,18 +468,20 @@ def summary_report(report, summaries, *, subvolumes=None, phase_names=None, pref
         fig,
         f"{prefix}two_point_correlation",
         caption="S₂(d) = P(x in a, x + d in b): the joint probability, intra- and inter-phase, along the "
-        "axes (S_aa(0) = VF_a; the SuperRes paper's Fig. 10 shows the conditional S_ab/VF_a)",
+        f"axes (S_aa(0) = VF_a; the SuperRes paper's Fig. 10 shows the conditional S_ab/VF_a), {of}",
     )
     report.heading("Chord length distributions")
     report.figure(
         compare_chord_lengths(summaries, **kw),
         f"{prefix}chord_lengths",
         caption="Chords per axis, length-weighted: the probability that a voxel of the phase lies in a chord "
-        "of length d, d·N(d)/Σ d·N(d) (chords cut by the image faces left out)",
+        f"of length d, d·N(d)/Σ d·N(d) (chords cut by the image faces left out), {of}",
     )
     if any(s.get("fft_profile") for s in summaries.values()):
         report.heading("Radially averaged FFT magnitude")
-        report.figure(compare_fft_profiles(summaries, **kw), f"{prefix}fft_profile", caption="Per phase")
+        report.figure(
+            compare_fft_profiles(summaries, **kw), f"{prefix}fft_profile", caption=f"Per phase, {of}"
+        )
     if subvolumes:
         first = next(iter(subvolumes.values()))
         n = len(first["corners"])
