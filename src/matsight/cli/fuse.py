@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import check_outputs, echo, printable, progress_bar, progress_enabled, user_errors
+from ._common import check_outputs, echo, printable, progress_bar, user_errors
 
 app = typer.Typer(
     help="SuperRes (2D/3D fusion GAN): LR 3D labels + HR 2D labels → super-resolved n-phase volumes.",
@@ -343,6 +343,17 @@ def _labels_file(path, what):
     return read_labels(path)
 
 
+def _volume_file(path, what):
+    """A label volume read on demand (zarr, npy, tif page by page): evaluated slab by slab."""
+    from .._errors import InputError
+    from ..io.volumes import open_volume
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path}")
+    return open_volume(path)
+
+
 @app.command()
 @user_errors
 def generate(
@@ -467,21 +478,23 @@ def evaluate(
     if compare_phases:
         kw["compare_phases"] = _compare_phases(compare_phases)
     kw.setdefault("mode", "resolve")
-    res = _evaluate(
-        _labels_file(sr, "SR volume"),
-        hr=_labels_file(hr, "HR image") if hr is not None else None,
-        hr_y=_labels_file(hr_y, "--hr-y image") if hr_y is not None else None,
-        hr_z=_labels_file(hr_z, "--hr-z image") if hr_z is not None else None,
-        lr=_labels_file(lr, "LR volume") if lr is not None else None,
-        truth=_labels_file(truth, "truth volume") if truth is not None else None,
-        out_dir=out,
-        n_subvolumes=subvolumes,
-        subvolume_size=subvolume_size,
-        n_transport=transport,
-        seed=seed,
-        progress=progress_enabled(),
-        **kw,
-    )
+    # the SR volume and the truth are read slab by slab (bounded memory); images and the LR are loaded
+    with progress_bar("fuse evaluate") as callback:
+        res = _evaluate(
+            _volume_file(sr, "SR volume"),
+            hr=_labels_file(hr, "HR image") if hr is not None else None,
+            hr_y=_labels_file(hr_y, "--hr-y image") if hr_y is not None else None,
+            hr_z=_labels_file(hr_z, "--hr-z image") if hr_z is not None else None,
+            lr=_labels_file(lr, "LR volume") if lr is not None else None,
+            truth=_volume_file(truth, "truth volume") if truth is not None else None,
+            out_dir=out,
+            n_subvolumes=subvolumes,
+            subvolume_size=subvolume_size,
+            n_transport=transport,
+            seed=seed,
+            callback=callback,  # one bar for every pass (a second rich bar cannot show beside it)
+            **kw,
+        )
     _echo_evaluation(res, out)
 
 

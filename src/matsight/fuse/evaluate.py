@@ -15,6 +15,16 @@
 - A **verdict** (:mod:`matsight.fuse.verdict`): what is off — grid artefacts (orientation ratio), shells
   (per-phase coverage at each distance from an interface), interface deficits, LR disagreement, an
   unconverged run — in ``metrics.json`` (``verdict``) and at the top of the report.
+- **Memory**: the SR volume (and truth) is never held whole; a memory map, zarr array or tif read page by
+  page (:func:`matsight.io.volumes.open_volume`) evaluates within a few hundred MiB whatever its size. One
+  pass over Z slabs (:func:`matsight.metrics.microstructure.streamed.scan`) counts voxels, faces and
+  triple-phase edges (volume fractions, interface face fractions, TPB: the exact whole-volume figures) and
+  keeps the ``fft_slices`` slices per axis that the plane statistics, FFT profiles, orientation ratios and
+  the shells test use; the LR consistency degrades the SR in tiles with a halo wide enough that tiling
+  changes nothing. Sub-volume statistics and transport read only their sub-cubes; the 2-point
+  correlations and chords use the central ``summary_size``³ region, the report's slices the central 256³.
+  No figure needs connected components of the whole volume: transport (a diffusion solve, percolation
+  included) is solved on sub-cubes only, Euler densities on the picked slices.
 - An HTML report (:class:`matsight.report.Report`) and ``metrics.json``, laid out by
   :mod:`matsight.fuse.evaluate_report`.
 
@@ -34,10 +44,15 @@ from fractions import Fraction
 import numpy as np
 
 from .._errors import InputError
+from ..progress import report
 from .evaluate_report import BLURRED_TRUTH, NEAREST_LR, write_report
 from .verdict import interface_coverage, verdict
 
 log = logging.getLogger(__name__)
+
+TILE_VOXELS = 200**3
+"""SR voxels per tile of the LR-consistency degradation (with its halo): a few hundred MiB of float32
+one-hot maps and blur at most."""
 
 __all__ = ["evaluate", "infer_scale", "lr_consistency", "phase_map"]
 
@@ -110,14 +125,16 @@ def lr_consistency(
     border=None,
     mode="resolve",
     compare_phases=None,
-    slab=None,
+    tile=None,
+    callback=None,
 ):
     """Share of LR voxels reproduced by degrading the SR volume (paper: the LR-consistency check).
 
     Parameters
     ----------
-    sr : ndarray
-        SR labels (ZYX); as written by :func:`~matsight.fuse.predict` (cropped or not).
+    sr : ndarray or lazy volume
+        SR labels (ZYX); as written by :func:`~matsight.fuse.predict` (cropped or not). A memory map, zarr
+        array or :class:`matsight.io.volumes.LazyTif` is read a slab at a time.
     lr : ndarray
         LR labels the SR volume was generated from.
     scale : float, optional
@@ -128,8 +145,11 @@ def lr_consistency(
         The training run's degradation: blur + trilinear + argmax, or every ``sf``-th voxel.
     compare_phases : sequence of int, optional
         HR phase matching each LR phase after pore (default ``1..m-1``); other HR phases count as pore.
-    slab : int, optional
-        LR layers per slab (memory; default about 64 SR layers).
+    tile : int, optional
+        Edge of the LR tiles degraded at a time (memory; default: SR tiles of about 200³ voxels with their
+        halo). Every tile carries a halo wide enough that the result does not depend on it.
+    callback : callable, optional
+        :mod:`matsight.progress` callback (one report per slab of tiles).
 
     Returns
     -------
@@ -138,16 +158,22 @@ def lr_consistency(
         ``scored`` (LR index range per axis: voxels whose degradation only uses SR voxels that exist),
         ``confusion`` (LR × degraded counts).
     """
-    sr = np.asarray(sr)
+    sr = sr if _is_lazy(sr) else np.asarray(sr)
     lr = np.asarray(lr)
     sf, b = _check_grids(sr, lr, scale, border, mode)
-    m, lut = _lr_phase_lut(sr, lr, compare_phases)
+    m, lut = _lr_phase_lut(lr, compare_phases)
     out_len = [math.floor(n * sf) for n in lr.shape]
     if any(o - 2 * b != s for o, s in zip(out_len, sr.shape, strict=True)):
         raise InputError(f"SR {sr.shape} is not LR {lr.shape} × {float(sf):.4g} minus {b} voxels per face")
     scored, r = _scored_ranges(sr.shape, lr.shape, out_len, sf, b, mode)
-    degraded = _degrade_in_slabs(lut[sr], lr.shape, sf, b, r, m, mode, slab)
+    grid = _Grid(sf, b, r, m, mode)
+    degraded = _degrade_in_tiles(sr, lut, lr.shape, grid, tile, callback)
     return {**_score(degraded, lr, scored, m), "scale": float(sf), "border": b, "mode": mode}
+
+
+def _is_lazy(a):
+    """True for volumes read on demand (memory maps count as arrays that need no loading)."""
+    return not isinstance(a, np.ndarray) and hasattr(a, "shape") and hasattr(a, "__getitem__")
 
 
 def _check_grids(sr, lr, scale, border, mode):
@@ -174,9 +200,11 @@ def _check_grids(sr, lr, scale, border, mode):
     return sf, fits[0]
 
 
-def _lr_phase_lut(sr, lr, compare_phases):
-    """``(m, lut)``: the LR volume's phase count and the HR → LR phase table (:func:`phase_map`)."""
-    from .data import phase_count
+def _lr_phase_lut(lr, compare_phases):
+    """``(m, lut)``: the LR volume's phase count and the HR → LR phase table (:func:`phase_map`) for every
+    label an SR volume can hold.
+    """
+    from .data import MAX_PHASES, phase_count
 
     n_lr = phase_count([lr], name="the LR volume")
     m = len(compare_phases) + 1 if compare_phases is not None else n_lr
@@ -185,7 +213,7 @@ def _lr_phase_lut(sr, lr, compare_phases):
             f"the LR volume has {n_lr} phases but compare_phases lists {m - 1} HR phase(s); give one per LR "
             f"phase after pore ({n_lr - 1})"
         )
-    return m, phase_map(int(sr.max()) + 1, m, compare_phases)
+    return m, phase_map(MAX_PHASES, m, compare_phases)
 
 
 def _scored_ranges(sr_shape, lr_shape, out_len, sf, b, mode):
@@ -214,41 +242,85 @@ def _scored_ranges(sr_shape, lr_shape, out_len, sf, b, mode):
     return scored, r
 
 
-def _degrade_in_slabs(mapped, lr_shape, sf, b, r, m, mode, slab):
-    """The SR volume (LR phases, ``mapped``) degraded onto the LR grid (padded to a multiple of ``q``),
-    slab by slab with a halo, as the training loss degrades it.
+@dataclass
+class _Grid:
+    """How an SR volume lies on its LR grid: scale ``sf``, crop ``b``, blur radius ``r``, ``m`` LR phases."""
+
+    sf: Fraction
+    b: int
+    r: int
+    m: int
+    mode: str
+
+    @property
+    def q(self):
+        return self.sf.denominator
+
+    @property
+    def halo(self):
+        """LR voxels each side of a tile that its degradation reads (a multiple of ``q``)."""
+        return -(-(math.ceil((self.r + 2) / float(self.sf)) + 1) // self.q) * self.q
+
+    def tile(self, tile=None):
+        """LR tile edge (a multiple of ``q``): given, or the largest whose SR block with its halo holds
+        about :data:`TILE_VOXELS` voxels.
+        """
+        if tile is None:
+            tile = int(round(TILE_VOXELS ** (1 / 3)) / float(self.sf)) - 2 * self.halo
+        return max(self.q, int(tile) // self.q * self.q)
+
+    def sr_rows(self, a0, a1, axis_len):
+        """SR indices of LR rows ``a0..a1-1`` on the full output grid, read from an SR axis of ``axis_len``
+        voxels (the cropped border and the padding replicate the edge).
+        """
+        return np.clip(np.arange(int(a0 * self.sf), int(a1 * self.sf)) - self.b, 0, axis_len - 1)
+
+
+def _degrade_in_tiles(sr, lut, lr_shape, g, tile, callback):
+    """The SR volume (mapped to LR phases by ``lut``) degraded onto the LR grid (padded to a multiple of
+    ``q``) as the training loss degrades it: Z slabs read once, each degraded in Y/X tiles with a halo.
     """
+    from .data import as_labels
+
+    padded = [-(-n // g.q) * g.q for n in lr_shape]
+    t, h = g.tile(tile), g.halo
+    degraded = np.zeros(padded, dtype=np.uint8)
+    for z0 in range(0, padded[0], t):
+        z1 = min(z0 + t, padded[0])
+        a0, a1 = max(0, z0 - h), min(padded[0], z1 + h)
+        rows = g.sr_rows(a0, a1, sr.shape[0])
+        slab = as_labels(np.asarray(sr[int(rows.min()) : int(rows.max()) + 1]), name="SR volume")
+        slab = lut[slab[rows - rows.min()]]
+        for y0 in range(0, padded[1], t):
+            for x0 in range(0, padded[2], t):
+                core = [(z0, z1), (y0, min(y0 + t, padded[1])), (x0, min(x0 + t, padded[2]))]
+                _degrade_tile(degraded, slab, a0, core, padded, g)
+        report(callback, step=z1, total=padded[0], message="LR consistency")
+    return degraded
+
+
+def _degrade_tile(degraded, slab, a0, core, padded, g):
+    """Degrade one LR tile ``core`` (``[(lo, hi)]`` per axis) of ``slab`` (SR rows from LR row ``a0``)."""
     import torch
 
     from .degrade import downsample
 
-    d = round(64 / sf)
-    q = sf.denominator
-    # the SR volume on the full output grid (the cropped border replicated) and padded to a multiple of q
-    padded = [-(-n // q) * q for n in lr_shape]
-    full_len = [int(p * sf) for p in padded]
-    pads = [(b, f - b - s) for f, s in zip(full_len, mapped.shape, strict=True)]
-    halo = -(-(math.ceil((r + 2) / float(sf)) + 1) // q) * q
-    slab = int(slab) if slab else max(q, int(64 / sf) // q * q)
-    slab = max(q, slab // q * q)
-    degraded = np.zeros(padded, dtype=np.uint8)
-    for z0 in range(0, padded[0], slab):
-        z1 = min(z0 + slab, padded[0])
-        a0, a1 = max(0, z0 - halo), min(padded[0], z1 + halo)
-        s0, s1 = int(a0 * sf), int(a1 * sf)
-        # rows s0..s1 of the padded SR volume, taken from `mapped` with edge replication
-        rows = np.clip(np.arange(s0, s1) - pads[0][0], 0, mapped.shape[0] - 1)
-        block = mapped[rows]
-        block = np.pad(block, [(0, 0), *pads[1:]], mode="edge")
-        x = torch.from_numpy(block)
-        oh = torch.zeros((1, m, *block.shape), dtype=torch.float32)
-        for c in range(m):
-            oh[0, c] = x == c
-        with torch.inference_mode():
-            lab = downsample(oh, channels=list(range(m)), d=d, mode=mode).argmax(1)[0].numpy()
-        degraded[z0:z1] = lab[z0 - a0 : z1 - a0]
-        del oh
-    return degraded
+    (z0, z1), (y0, y1), (x0, x1) = core
+    lo = [a0] + [max(0, c0 - g.halo) for c0, _ in core[1:]]
+    hi = [min(padded[0], z1 + g.halo)]
+    hi += [min(n, c1 + g.halo) for (_, c1), n in zip(core[1:], padded[1:], strict=True)]
+    iy = g.sr_rows(lo[1], hi[1], slab.shape[1])
+    ix = g.sr_rows(lo[2], hi[2], slab.shape[2])
+    block = slab[:, iy[:, None], ix[None, :]]
+    x = torch.from_numpy(np.ascontiguousarray(block))
+    oh = torch.zeros((1, g.m, *block.shape), dtype=torch.float32)
+    for c in range(g.m):
+        oh[0, c] = x == c
+    with torch.inference_mode():
+        lab = downsample(oh, channels=list(range(g.m)), d=round(64 / g.sf), mode=g.mode).argmax(1)[0].numpy()
+    degraded[z0:z1, y0:y1, x0:x1] = lab[
+        z0 - lo[0] : z1 - lo[0], y0 - lo[1] : y1 - lo[1], x0 - lo[2] : x1 - lo[2]
+    ]
 
 
 def _score(degraded, lr, scored, m):
@@ -283,6 +355,23 @@ def _central(a, size):
         return a
     sl = tuple(slice(max(0, (n - size) // 2), max(0, (n - size) // 2) + min(n, size)) for n in a.shape)
     return a[sl]
+
+
+def _read_central(v, size, name):
+    """The central ``size``³ region of a volume (all of it for None), read and checked as labels."""
+    from .data import as_labels
+
+    return as_labels(np.asarray(_central(v, size)), name=f"{name} volume")
+
+
+def _take_rows(vol, rows):
+    """``vol[rows]`` for Z indices ``rows`` (lazy volumes: one slab per distinct row)."""
+    if not _is_lazy(vol):
+        return vol[rows]
+    rows = np.asarray(rows)
+    uniq, inv = np.unique(rows, return_inverse=True)
+    got = np.stack([np.asarray(vol[int(z) : int(z) + 1])[0] for z in uniq])
+    return got[inv.reshape(rows.shape)]
 
 
 def _face_fraction_stats(stats, ndim):
@@ -331,7 +420,7 @@ def _blurred_phase_slices(vol, z, scale, phases):
     rows = np.clip(np.asarray(z)[:, None] + t[None, :], 0, vol.shape[0] - 1)  # replicated edges
     out = {}
     for p in phases:
-        x = sum(w[j] * (vol[rows[:, j]] == p).astype(np.float32) for j in range(k))
+        x = sum(w[j] * (_take_rows(vol, rows[:, j]) == p).astype(np.float32) for j in range(k))
         for axis in (1, 2):
             if k > 1:
                 x = ndimage.correlate1d(x, w, axis=axis, mode="nearest")
@@ -450,42 +539,39 @@ def evaluate(
     phase_names=None,
     progress=False,
     status=None,
+    block=None,
+    callback=None,
 ):
     """Compare a super-resolved volume with its HR image(s), its LR volume and optionally a 3D truth.
 
     Parameters
     ----------
-    sr : ndarray
-        SR labels (ZYX).
+    sr : ndarray or lazy volume
+        SR labels (ZYX); a lazy volume (:func:`matsight.io.volumes.open_volume`) is read slab by slab
+        (bounded memory: see the module docstring).
     hr : ndarray, optional
         HR label image or stack ``(N, H, W)`` trained on (SR voxel size); anisotropic: the slices ⟂ x.
     hr_y, hr_z : ndarray, optional
-        Anisotropic: HR images of slices normal to y and to z. Each plane of the SR volume is then compared
-        with its own images (``planes``); the pooled HR figures weigh the three planes equally.
+        Anisotropic: HR images of slices normal to y and z; each plane is compared with its own images.
     lr : ndarray, optional
-        LR label volume the SR volume was generated from (LR consistency, FFT of the LR grid).
-    truth : ndarray, optional
+        LR label volume the SR volume came from (LR consistency, FFT of the LR grid).
+    truth : ndarray or lazy volume, optional
         3D ground truth on the SR grid: the SR shape, or the uncropped shape (then cropped the same way).
     scale, border, mode, compare_phases
         See :func:`lr_consistency` (``scale``/``border`` inferred from the shapes by default).
-    out_dir : str or Path, optional
-        Folder for ``index.html``, figures and ``metrics.json``.
+    out_dir, phase_names : str or Path, dict, optional
+        Folder for ``index.html``, figures and ``metrics.json``; ``{phase: name}`` for plots and tables.
     subvolume_size, n_subvolumes : int
         Sub-cubes (squares for HR) for the violin plots (paper: 256 × 64³); reduced to fit small volumes.
-    n_transport : int
-        Sub-cubes per axis for the transport efficiency (VF/τ, a diffusion solve per phase); 0: none.
-    transport_axes : sequence of int
-        Flux axes for the transport efficiency.
-    summary_size : int or None
-        Edge of the central region for the whole-volume curves (2-point correlation, chords); None: all.
-    fft_slices : int
-        Slices of each volume (evenly spaced, normal to Z) averaged in the FFT profiles.
-    seed, progress : int, bool
-        Sub-volume positions; progress bars on the sub-volume statistics.
-    phase_names : dict, optional
-        ``{phase: name}`` for plots and tables.
-    status : dict, optional
-        The run's ``status.json``, for the ``verdict`` (:func:`matsight.fuse.verdict.verdict`; [] if fine).
+    n_transport, transport_axes : int, sequence of int
+        Sub-cubes per axis for the transport efficiency (VF/τ, a diffusion solve per phase; 0: none), axes.
+    summary_size, fft_slices : int or None, int
+        Edge of the central region of the curves (2-point correlation, chords; None: all); slices per axis
+        (evenly spaced) of the FFT profiles, orientation ratios, plane statistics and shells test.
+    seed, progress, status : int, bool, dict
+        Sub-volume positions; rich bars on them; the run's ``status.json`` for the ``verdict``.
+    block, callback : int, callable, optional
+        Z rows per slab (default: about 64 MiB of labels); :mod:`matsight.progress` callback.
 
     Returns
     -------
@@ -494,17 +580,19 @@ def evaluate(
     """
     _check_counts(seed, n_subvolumes, subvolume_size, n_transport)
     d = _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases)
+    _check_compared(compare_phases, _scan_volumes(d, fft_slices, block, callback))
     res = {"shape": list(d.sr.shape)}
-    _lr_metrics(res, d, scale=scale, border=border, mode=mode, compare_phases=compare_phases)
+    lr_kw = {"scale": scale, "border": border, "mode": mode, "compare_phases": compare_phases}
+    _lr_metrics(res, d, **lr_kw, callback=callback)
     _whole_metrics(res, d, fft_slices)
     parts = {"curves": _curves(res, d, summary_size)}
     parts["fft"] = _spectra(res, d, scale, compare_phases, fft_slices)
     parts["subs"], parts["transport"] = _subvolume_metrics(
-        res, d, subvolume_size, n_subvolumes, n_transport, transport_axes, seed, progress
+        res, d, subvolume_size, n_subvolumes, n_transport, transport_axes, seed, (progress, callback)
     )
     _add_verdict(res, d, fft_slices, status)
-    if out_dir is not None:
-        show = _shown_slices(res, d.vols, d.lr)
+    if out_dir is not None:  # the slices shown: central regions (at most 256³), read on demand
+        show = _shown_slices(res, d)
         write_report(out_dir, res, **parts, show=show, phase_names=phase_names, summary_size=summary_size)
     return res
 
@@ -513,14 +601,16 @@ def evaluate(
 class _Inputs:
     """The checked inputs of :func:`evaluate`: label volumes, HR stacks and the phases they show."""
 
-    sr: np.ndarray
+    sr: object  # ndarray or lazy volume (read by slabs)
     hr_planes: list | None  # the HR stacks of slices normal to Z, Y, X (one stack thrice if isotropic)
     hr_stacks: list  # the stacks that differ (one if isotropic)
     hr_stack: np.ndarray | None  # the images of slices normal to Z, which the SR's curves and FFTs face
     lr: np.ndarray | None
-    truth: np.ndarray | None  # on the SR grid (cropped like the SR)
+    truth: object  # on the SR grid (cropped like the SR); ndarray or lazy volume
     phases: list
     vols: dict  # "SR" and "truth": the 3D volumes measured alike
+    counts: dict = None  # {name: streamed.Counts} of each volume
+    slices: dict = None  # {name: {axis: the picked slices, numpy.take(volume, picks, axis)}}
 
 
 def _check_counts(seed, n_subvolumes, subvolume_size, n_transport):
@@ -535,23 +625,14 @@ def _check_counts(seed, n_subvolumes, subvolume_size, n_transport):
 
 
 def _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases):
-    """:class:`_Inputs` from :func:`evaluate`'s arguments, checked against one another."""
-    from .data import phase_count
-
-    sr = _labels3(sr, "SR volume")
+    """:class:`_Inputs` from :func:`evaluate`'s arguments, checked against one another (the volumes'
+    phases are checked as :func:`_scan_volumes` reads them).
+    """
+    sr = _volume3(sr, "SR volume")
     hr_planes = _hr_planes(hr, hr_y, hr_z)
     hr_stacks = list({id(h): h for h in hr_planes}.values()) if hr_planes else []
-    n_phases = max(int(sr.max()) + 1, phase_count(hr_stacks, name="the HR images") if hr_stacks else 0)
     lr_arr = _labels3(lr, "LR volume") if lr is not None else None
     tr = None if truth is None else _truth_on_sr_grid(truth, sr.shape)
-    if tr is not None:
-        n_phases = max(n_phases, int(tr.max()) + 1)
-    if compare_phases is not None and any(int(p) >= n_phases for p in compare_phases):
-        raise InputError(
-            f"compare_phases {list(compare_phases)} names a phase the SR volume and the HR images do not "
-            f"have (phases 0..{n_phases - 1})"
-        )
-    phases = sorted({*np.unique(sr).tolist(), *(p for h in hr_stacks for p in np.unique(h).tolist())})
     vols = {"SR": sr} if tr is None else {"SR": sr, "truth": tr}
     return _Inputs(
         sr=sr,
@@ -560,63 +641,126 @@ def _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases):
         hr_stack=hr_planes[0] if hr_planes else None,
         lr=lr_arr,
         truth=tr,
-        phases=[int(p) for p in phases],
+        phases=[],
         vols=vols,
     )
 
 
+def _scan_volumes(d, fft_slices, block, callback):
+    """One pass over each volume's slabs: :class:`streamed.Counts` and the picked slices; then the phases."""
+    from ..metrics.microstructure.streamed import Counts, Slices, scan
+    from .data import as_labels, phase_count
+
+    d.counts, d.slices = {}, {}
+    for name, v in d.vols.items():
+        what = f"{name} volume" if name == "SR" else "truth volume"
+        picks = {ax: _spread(v.shape[ax], fft_slices) for ax in range(3)}
+        counts, slices = Counts(), Slices(v.shape, picks)
+        scan(
+            v,
+            [counts, slices],
+            rows=block,
+            check=lambda b, what=what: as_labels(b, name=what),
+            callback=callback,
+            message=f"reading {name}",
+        )
+        d.counts[name], d.slices[name] = counts, slices.result
+    hr_phases = [p for h in d.hr_stacks for p in np.unique(h).tolist()]
+    n_phases = max(d.counts["SR"].n, phase_count(d.hr_stacks, name="the HR images") if d.hr_stacks else 0)
+    if "truth" in d.counts:
+        n_phases = max(n_phases, d.counts["truth"].n)
+    d.phases = sorted({*d.counts["SR"].phases(), *(int(p) for p in hr_phases)})
+    return n_phases
+
+
+def _check_compared(compare_phases, n_phases):
+    if compare_phases is not None and any(int(p) >= n_phases for p in compare_phases):
+        raise InputError(
+            f"compare_phases {list(compare_phases)} names a phase the SR volume and the HR images do not "
+            f"have (phases 0..{n_phases - 1})"
+        )
+
+
+def _volume3(a, name):
+    """A 3D volume as given (lazy volumes stay lazy; arrays are validated as labels now)."""
+    if not _is_lazy(a):
+        return _labels3(a, name)
+    if len(a.shape) != 3:
+        raise InputError(f"{name} must be a 3D label volume (ZYX), got shape {tuple(a.shape)}")
+    return a
+
+
 def _truth_on_sr_grid(truth, sr_shape):
-    """The truth volume, cropped like the SR if it has the uncropped shape."""
-    tr = _labels3(truth, "truth volume")
-    if tr.shape != sr_shape:
+    """The truth volume, cropped like the SR if it has the uncropped shape (lazily for a lazy volume)."""
+    tr = _volume3(truth, "truth volume")
+    if tuple(tr.shape) != tuple(sr_shape):
         diff = {(t - s) for t, s in zip(tr.shape, sr_shape, strict=True)}
         if len(diff) == 1 and (c := diff.pop()) > 0 and c % 2 == 0:
             c //= 2
-            tr = tr[c:-c, c:-c, c:-c]
+            tr = tr[c:-c, c:-c, c:-c] if not _is_lazy(tr) else _Window(tr, c, sr_shape)
         else:
             raise InputError(
-                f"truth {tr.shape} must have the SR shape {sr_shape} (or the uncropped shape); "
+                f"truth {tuple(tr.shape)} must have the SR shape {tuple(sr_shape)} (or the uncropped shape); "
                 "give the 3D volume the LR volume was made from"
             )
     return tr
 
 
-def _lr_metrics(res, d, *, scale, border, mode, compare_phases):
+class _Window:
+    """The box ``[c, c + shape)`` of a lazy volume, itself lazy (slices and Z index arrays only)."""
+
+    def __init__(self, volume, c, shape):
+        self.volume, self.c, self.shape, self.ndim = volume, int(c), tuple(shape), 3
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        out = []
+        for k, n in zip(key, self.shape, strict=True):
+            if isinstance(k, slice):
+                a, b, step = k.indices(n)
+                out.append(slice(a + self.c, b + self.c, step))
+            else:
+                out.append(np.asarray(k) % n + self.c)
+        return self.volume[tuple(out)]
+
+
+def _lr_metrics(res, d, *, scale, border, mode, compare_phases, callback=None):
     """LR consistency and the volume fractions of LR and SR in the LR's phases (nothing without an LR)."""
     from ..metrics.microstructure import volume_fraction
 
     if d.lr is None:
         return
     res["lr_consistency"] = lr_consistency(
-        d.sr, d.lr, scale=scale, border=border, mode=mode, compare_phases=compare_phases
+        d.sr, d.lr, scale=scale, border=border, mode=mode, compare_phases=compare_phases, callback=callback
     )
     n_lr = int(d.lr.max()) + 1
-    lut = phase_map(max(int(d.sr.max()) + 1, n_lr), n_lr, compare_phases)
+    counts = d.counts["SR"]
+    lut = phase_map(max(counts.n, n_lr), n_lr, compare_phases)
+    in_lr = np.bincount(lut[: counts.n], weights=counts.voxels, minlength=n_lr)  # SR voxels per LR phase
     res["lr_volume_fraction"] = {
         "LR": {str(k): v for k, v in volume_fraction(d.lr, phases=range(n_lr)).items()},
-        "SR (LR phases)": {str(k): v for k, v in volume_fraction(lut[d.sr], phases=range(n_lr)).items()},
+        "SR (LR phases)": {str(k): float(in_lr[k] / counts.size) for k in range(n_lr)},
     }
 
 
 def _whole_metrics(res, d, fft_slices):
     """Volume fractions, interface face fractions and TPB of each volume; per plane slice statistics."""
-    from ..metrics.microstructure import interfacial_area, triple_phase_boundary, volume_fraction
-
     phases = d.phases
     whole = {}
-    for name, v in d.vols.items():
+    for name, c in d.counts.items():  # whole-volume figures from the streamed counts (exact)
         whole[name] = {
-            "volume_fraction": {str(k): x for k, x in volume_fraction(v, phases=phases).items()},
+            "volume_fraction": {str(k): x for k, x in c.volume_fraction(phases=phases).items()},
             "interface_face_fraction": {
-                f"{a}-{c}": x for (a, c), x in interfacial_area(v, normalize="faces").items()
+                f"{a}-{b}": x for (a, b), x in c.interfacial_area(normalize="faces").items()
             },
-            "triple_phase_boundary": triple_phase_boundary(v) if len(phases) >= 3 else None,
+            "triple_phase_boundary": c.triple_phase_boundary() if len(phases) >= 3 else None,
         }
     if d.hr_planes:
         per_stack = {id(h): _slice_stats(h, phases) for h in d.hr_stacks}
         planes = {}
         for ax, h in enumerate(d.hr_planes):
-            picked = np.moveaxis(np.take(d.sr, _spread(d.sr.shape[ax], fft_slices), axis=ax), ax, 0)
+            picked = np.moveaxis(d.slices["SR"][ax], ax, 0)
             planes["ZYX"[ax]] = {"SR": _slice_stats(picked, phases), "HR": per_stack[id(h)]}
         res["planes"] = planes
         # equal weight per plane: the mean of the three planes' 2D face fractions is the 3D one
@@ -638,7 +782,9 @@ def _curves(res, d, summary_size):
     """2-point correlations and chords (central region of each volume; every HR image)."""
     from ..metrics.microstructure import summary
 
-    curves = {name: summary(_central(v, summary_size), tortuosity=False) for name, v in d.vols.items()}
+    curves = {
+        name: summary(_read_central(v, summary_size, name), tortuosity=False) for name, v in d.vols.items()
+    }
     if d.hr_stack is not None:
         curves["HR"] = _stack_curves(d.hr_stack)  # every image, not only the first
     res["curves"] = {
@@ -655,12 +801,12 @@ def _spectra(res, d, scale, compare_phases, fft_slices):
     def pick(v):
         return v[_spread(v.shape[0], fft_slices)]
 
-    fft = {name: _fft_profiles(pick(v), d.phases, slice_axis=0) for name, v in d.vols.items()}
+    fft = {name: _fft_profiles(d.slices[name][0], d.phases, slice_axis=0) for name in d.vols}
     # the paper's comparator (Fig. 18): the truth blurred as the LR volume was, on the SR grid
     blur_scale = res["lr_consistency"]["scale"] if d.lr is not None else (_sf(scale)[0] if scale else None)
     if d.truth is not None and blur_scale is not None:
         z = pick(np.arange(d.truth.shape[0]))
-        in_truth = [int(p) for p in np.unique(d.truth)]
+        in_truth = d.counts["truth"].phases()
         fft[BLURRED_TRUTH] = _fft_profiles(
             _blurred_phase_slices(d.truth, z, blur_scale, in_truth), in_truth, slice_axis=0
         )
@@ -697,8 +843,8 @@ def _interface_coverage(d, fft_slices):
     HR images that face them: the shells test of the verdict.
     """
     out = {}
-    for name, v in d.vols.items():
-        out[name] = interface_coverage(v[_spread(v.shape[0], fft_slices)], d.phases)
+    for name in d.vols:
+        out[name] = interface_coverage(d.slices[name][0], d.phases)
     if d.hr_stack is not None:
         out["HR"] = interface_coverage(d.hr_stack[_spread(d.hr_stack.shape[0], fft_slices)], d.phases)
     return out
@@ -728,9 +874,9 @@ def _orientation_ratios(d, pick):
     from ..metrics.microstructure import fft_orientation_ratio
 
     orient = {}
-    for name, v in d.vols.items():
+    for name in d.vols:
         for ax in range(3):
-            sl = np.take(v, pick(np.arange(v.shape[ax])), axis=ax)
+            sl = d.slices[name][ax]
             orient[f"{name} ⟂ {'ZYX'[ax]}"] = {
                 str(p): fft_orientation_ratio(sl == p, slice_axis=ax) for p in d.phases
             }
@@ -745,16 +891,24 @@ def _orientation_ratios(d, pick):
 
 
 def _subvolume_metrics(res, d, subvolume_size, n_subvolumes, n_transport, transport_axes, seed, progress):
-    """Sub-volume statistics for the violins and the transport efficiency: ``(subs, transport)``."""
+    """Sub-volume statistics for the violins and the transport efficiency: ``(subs, transport)``.
+
+    ``progress`` is ``(bar, callback)``: a rich bar of its own, and/or a :mod:`matsight.progress` callback.
+    """
     from ..metrics.microstructure import subvolume_statistics
 
+    bar, callback = progress
     size = int(min(subvolume_size, *d.sr.shape, *(n for h in d.hr_stacks for n in h.shape[1:])))
     if size < subvolume_size:
         log.warning("sub-volumes of %d voxels per edge (not %d) to fit the images", size, subvolume_size)
     subs = {}
     for name, v in d.vols.items():
+        ph = d.counts[name].phases()
         subs[name] = _face_fraction_stats(
-            subvolume_statistics(v, size=size, n=n_subvolumes, seed=seed, progress=progress), 3
+            subvolume_statistics(
+                v, size=size, n=n_subvolumes, seed=seed, progress=bar, phases=ph, callback=callback
+            ),
+            3,
         )
     if d.hr_planes:
         subs["HR"] = _face_fraction_stats(_hr_subvolumes(d, size, n_subvolumes, seed), 2)
@@ -762,7 +916,15 @@ def _subvolume_metrics(res, d, subvolume_size, n_subvolumes, n_transport, transp
     for ax in transport_axes if n_transport else ():
         for name, v in d.vols.items():
             st = subvolume_statistics(
-                v, size=size, n=n_transport, seed=seed + 1000 + ax, transport=True, axis=ax, progress=progress
+                v,
+                size=size,
+                n=n_transport,
+                seed=seed + 1000 + ax,
+                transport=True,
+                axis=ax,
+                progress=bar,
+                phases=d.counts[name].phases(),
+                callback=callback,
             )
             transport.setdefault(str(ax), {})[name] = st["transport_efficiency"]
     res["subvolumes"] = {
@@ -827,9 +989,10 @@ def _versus_truth(res, phases):
     return out
 
 
-def _shown_slices(res, vols, lr_arr):
+def _shown_slices(res, d):
     """The volumes the report shows side by side: central 256³ regions, the LR nearest-upsampled first."""
-    show = {k: _central(v, 256) for k, v in vols.items()}
+    vols, lr_arr = d.vols, d.lr
+    show = {k: np.asarray(_central(v, 256)) for k, v in vols.items()}
     if lr_arr is not None:
         c = res["lr_consistency"]
         sf, b = Fraction(c["scale"]).limit_denominator(64), c["border"]

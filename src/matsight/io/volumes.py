@@ -19,7 +19,16 @@ from .units import parse_length_unit, valid_scale
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_volume", "read_image", "read_labels", "validate_labels", "write_volume", "read_spacing"]
+__all__ = [
+    "LazyTif",
+    "open_volume",
+    "read_volume",
+    "read_image",
+    "read_labels",
+    "validate_labels",
+    "write_volume",
+    "read_spacing",
+]
 
 VOLUME_EXTS = TIF_EXTS + (".npy", ".zarr") + PLAIN_IMAGE_EXTS
 WRITE_EXTS = TIF_EXTS + (".npy", ".zarr")
@@ -62,6 +71,107 @@ def read_volume(path, *, lazy=False):
         Missing file, unknown format, or a tif whose channels/time points cannot be reduced to one volume.
     """
     return _read_any(path, lazy=lazy)[0]
+
+
+class LazyTif:
+    """A tif stack of 2D pages read page by page when indexed: ``stack[z0:z1]`` decodes only those pages.
+
+    For compressed stacks, which cannot be memory-mapped. The pages decoded last are kept, up to
+    :attr:`cache_bytes` (and at least the pages of the latest read), so slabs read in order, and sub-cubes
+    taken in Z order, decode each page about once.
+    """
+
+    cache_bytes = 64 << 20
+
+    def __init__(self, path, shape, dtype):
+        self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
+        self.ndim = 3
+        self._cache = {}
+        self._tif = None  # opened on the first read, kept open (its page index is parsed once)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def _pages(self, index):
+        import tifffile
+
+        missing = [i for i in index if i not in self._cache]
+        if missing:
+            if self._tif is None:
+                self._tif = tifffile.TiffFile(self.path)
+            pages = self._tif.series[0].pages
+            for i in missing:
+                self._cache[i] = pages[i].asarray().reshape(self.shape[1:])
+            keep = max(
+                len(index), self.cache_bytes // max(1, math.prod(self.shape[1:]) * self.dtype.itemsize)
+            )
+            while len(self._cache) > keep:
+                self._cache.pop(next(iter(self._cache)))
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        for k, i in enumerate(index):
+            out[k] = self._cache[i]
+        return out
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        first, rest = key[0], key[1:]
+        if isinstance(first, slice):
+            block = self._pages(range(*first.indices(self.shape[0])))
+        elif np.ndim(first) == 0:
+            return self._pages([int(first) % self.shape[0]])[0][rest]
+        else:
+            block = self._pages([int(i) % self.shape[0] for i in np.asarray(first).ravel()])
+        return block[(slice(None), *rest)]
+
+    def close(self):
+        """Close the file (a later read opens it again)."""
+        if self._tif is not None:
+            self._tif.close()
+            self._tif = None
+
+    def __del__(self):
+        self.close()
+
+    def __array__(self, dtype=None, copy=None):
+        return self[:].astype(dtype) if dtype is not None else self[:]
+
+
+def _paged_tif(path):
+    """:class:`LazyTif` of a compressed tif whose pages are the Z slices of its only series, else None."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.series) != 1:
+                return None
+            series = tif.series[0]
+            shape = tuple(s for s in series.shape if s != 1)
+            page = series.keyframe
+            if (
+                len(shape) != 3
+                or len(series.pages) != shape[0]
+                or tuple(page.shape) != shape[1:]
+                or int(getattr(page, "compression", 1)) == 1
+            ):
+                return None
+            return LazyTif(path, shape, series.dtype)
+    except (tifffile.TiffFileError, OSError, ValueError):
+        return None
+
+
+def open_volume(path):
+    """A 3D volume without loading it: a zarr array, a memory map, or a :class:`LazyTif`.
+
+    Slabs of Z rows (``v[z0:z1]``) and sub-cubes are read on demand, so volumes larger than memory can be
+    measured slab by slab (:mod:`matsight.metrics.microstructure.streamed`). Files that can be read no
+    other way (compressed tifs with other layouts, images) are loaded, as :func:`read_volume` does.
+    """
+    path = _existing(path)
+    if _ext(path) in TIF_EXTS and path.is_file():
+        lazy = _paged_tif(path)
+        if lazy is not None:
+            return lazy
+    return read_volume(path, lazy=True)
 
 
 def read_spacing(path):

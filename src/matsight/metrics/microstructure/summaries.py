@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from ..._errors import InputError
+from ...progress import report
 from ._common import _axis, _labels, _phases, _spacing
 from .chords import chord_length_distribution
 from .correlations import _axis_correlations
@@ -32,12 +33,17 @@ def subvolume_statistics(
     transport=False,
     axis=0,
     progress=False,
+    phases=None,
+    callback=None,
 ) -> dict:
     """Metrics of ``n`` random sub-cubes (sub-squares in 2D) of edge ``size``: the paper's violin plots.
 
     Parameters
     ----------
-    labels : array_like of int, 2D or 3D
+    labels : array_like of int, 2D or 3D, or a lazy volume
+        A lazy volume (memory map, zarr array, :class:`matsight.io.volumes.LazyTif`: anything with
+        ``shape`` that slicing reads) is never loaded whole: each sub-cube is read and checked alone, in
+        order of its first index. Give ``phases`` with it.
     size : int, default 64
         Edge of each sub-volume in voxels (at most the smallest image size).
     n : int, default 256
@@ -52,6 +58,10 @@ def subvolume_statistics(
         Flux axis for ``transport``.
     progress : bool, default False
         Show a progress bar (rich) on stderr.
+    phases : sequence of int, optional
+        Phases reported (default: those present in ``labels``; required for a lazy volume).
+    callback : callable, optional
+        :mod:`matsight.progress` callback, called after each sub-volume.
 
     Returns
     -------
@@ -60,7 +70,10 @@ def subvolume_statistics(
         "triple_phase_boundary": array (3+ phases only), "transport_efficiency": {phase: array}
         (if ``transport``), "corners": (n, ndim) int array, "size": size}``; every array has ``n`` values.
     """
-    arr = _labels(labels)
+    lazy = not isinstance(labels, np.ndarray) and hasattr(labels, "shape") and hasattr(labels, "__getitem__")
+    if lazy and phases is None:
+        raise InputError("subvolume_statistics of a lazy volume needs phases=[...] (the phases it holds)")
+    arr = labels if lazy else _labels(labels)
     axis = _axis(axis, arr.ndim)
     if not (isinstance(size, numbers.Integral) and 2 <= size <= min(arr.shape)):
         raise InputError(
@@ -70,7 +83,7 @@ def subvolume_statistics(
         raise InputError(f"n must be a positive integer, got {n!r}")
     sp = _spacing(spacing, arr.ndim) if spacing is not None else None
     rng = np.random.default_rng(seed)
-    phases = _phases(arr)
+    phases = _phases(arr) if phases is None else [int(p) for p in phases]
     corners = np.stack([rng.integers(0, s - size + 1, size=n) for s in arr.shape], axis=1)
     out = {
         "volume_fraction": {p: np.zeros(n) for p in phases},
@@ -81,9 +94,12 @@ def subvolume_statistics(
     if transport:
         out["transport_efficiency"] = {p: np.zeros(n) for p in phases}
     with _progress_bar(progress, n, "sub-volumes") as advance:
-        for i, c in enumerate(corners):
-            _measure_subvolume(out, i, arr[tuple(slice(int(k), int(k) + size) for k in c)], phases, sp, axis)
+        # in order of the first index: a lazy reader then decodes each of its slices about once
+        for done, i in enumerate(np.argsort(corners[:, 0], kind="stable"), start=1):
+            sub = arr[tuple(slice(int(k), int(k) + size) for k in corners[i])]
+            _measure_subvolume(out, i, _labels(np.asarray(sub)) if lazy else sub, phases, sp, axis)
             advance()
+            report(callback, step=done, total=n, message="transport" if transport else "sub-volumes")
     out["corners"] = corners
     out["size"] = int(size)
     return out
