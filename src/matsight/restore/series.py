@@ -165,7 +165,7 @@ def _task_zoom(plan, t, k, _after=None):
     j0, j1 = plan.hq_slabs(t)[k]
     n_in, n_out = plan.source.shapes[t][0], plan.n_out(t)
     arrays = step_arrays(plan, t)
-    names = {"enh": f"r{plan.n_indi}", "bic": "y", "one": "r1"}
+    names = {"enh": f"r{plan.n_indi}", "bic": "y"} | ({"one": "r1"} if len(plan.wanted) > 1 else {})
     grey = job.meta.get("grey_map")
     ds = np.ones(3) if plan.upscaled else np.asarray(plan.s)
     lq_n = None
@@ -174,8 +174,6 @@ def _task_zoom(plan, t, k, _after=None):
         lq_n = _norm(read_rows(plan.source, t, j0 // f, j1 // f), job.lq_stats)
     sums = {}
     for kind, scratch in names.items():
-        if scratch not in arrays:
-            continue
         z = zoom_slab(lambda lo, hi, a=arrays[scratch]: np.asarray(a[lo:hi]), j0, j1, n_in, n_out)
         target = {"enh": "enhanced", "bic": "bicubic", "one": "onestep"}[kind]
         v = apply_grey_map(z, grey) if kind == "bic" else z
