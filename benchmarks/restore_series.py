@@ -209,7 +209,7 @@ def plan_runs(args, model, tmp):
         cell = make_cell(CACHE / "cell_lq_50x364x364.zarr")
         runs += [spec(f"cell_ct_{w}w", cell, w, upscaled=False, memory=128) for w in (1, 2)]
     if args.big and (not args.only or "series_10x512^3_2w".startswith(args.only)):
-        big = make_series(Path(tmp) / "series_10x512.zarr", 10, 512, seed=2)
+        big = make_series(CACHE / "series_10x512.zarr", 10, 512, seed=2)  # 5 GiB: delete after
         runs.append(spec("series_10x512^3_2w", big, 2))
     return runs
 
