@@ -75,9 +75,31 @@ def test_tem_sto_spots_table_maps(page, tem_root, artifacts, gui_server):
         assert {"001", "011", "002"} <= _families(page)
         labels = page.locator("#fftsvg text.spot-label").all_text_contents()
         assert len(labels) == n_rows and any(t.startswith("SrTiO3 (") for t in labels)
+        # the labels shown overlap none other and stay inside the FFT; those with no free place are hidden,
+        # and the note under the FFT counts them
+        boxes = page.evaluate(
+            """() => { const svg = document.querySelector('#fftsvg'), vb = svg.viewBox.baseVal;
+                return Array.from(svg.querySelectorAll('text.spot-label:not(.left-out)')).map((t) => {
+                    const b = t.getBBox();
+                    return {text: t.textContent, x0: b.x, y0: b.y, x1: b.x + b.width, y1: b.y + b.height,
+                            w: vb.width, h: vb.height};
+                }); }"""
+        )
+        assert any(b["text"].startswith("SrTiO3 (") for b in boxes)
+        for i, a in enumerate(boxes):
+            assert 0 <= a["x0"] and a["x1"] <= a["w"] and 0 <= a["y0"] and a["y1"] <= a["h"], a
+            for b in boxes[i + 1 :]:
+                apart = a["x1"] <= b["x0"] or b["x1"] <= a["x0"] or a["y1"] <= b["y0"] or b["y1"] <= a["y0"]
+                assert apart, (a, b)
+        hidden = n_rows - len(boxes)
+        note = page.inner_text("#fftnote")
+        assert note.startswith(f"{hidden} label") if hidden else note == ""
         assert page.locator("#fftsvg circle.spot").count() == 2 * n_rows  # spots and their Friedel mates
         for sel in ("#image", "#fft", "#imgstack img.overlay[data-phase='SrTiO3']"):
             wait_js(page, f'document.querySelector("{sel}").naturalWidth > 0')
+        # scale bars from the file's calibration: nm on the frame, 1/nm on the FFT
+        wait_js(page, "document.querySelector('#fftstack .scalebar .text').textContent.endsWith(' nm⁻¹')")
+        assert page.inner_text("#imgstack .scalebar .text").endswith(" nm")
         # opacity control drives the overlay
         slider = page.locator("input.opacity[data-phase='SrTiO3']")
         slider.focus()

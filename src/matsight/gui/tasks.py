@@ -114,6 +114,7 @@ def tem_view(res, d_min=1.0):
                 "phase": m.phase,
                 "label": m.label if m.phase != UNKNOWN else f"? {sp.d[k]:.3g} Å",
                 "color": colors.get(m.phase, "#999999"),
+                "intensity": float(sp.intensity[k]),  # the stronger spots' labels get the free places
             }
         )
     maps = res.maps

@@ -211,17 +211,21 @@ MS.PHASE_COLOURS = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#007
 // slices" a slider moves every panel to the same physical position: the slice's centre at the same fraction
 // of each volume's extent, i.e. the index scaled by the volumes' size ratio (the scale factor of LR → SR).
 // The largest 1, 2 or 5 × 10ⁿ not above x (the reports' scale-bar lengths, report.style.nice_length).
+MS.scaleBarBox = () => MS.el("div", { class: "scalebar" }, MS.el("div", { class: "bar" }), MS.el("div", { class: "text" }));
+
 MS.niceLength = function (x) {
   const e = Math.floor(Math.log10(x));
   for (const m of [5, 2, 1]) if (m * 10 ** e <= x * (1 + 1e-9)) return m * 10 ** e;
   return 10 ** e;
 };
 
-// A scale bar over an image: about 1/5 of its width, in nm when the pixel size ``nm`` is known, else in pixels.
-MS.scaleBar = function (bar, img, nm) {
+// A scale bar over an image: about 1/5 of its width, in ``unit`` when the pixel size ``size`` (in that unit)
+// is known, else in pixels. ``bar``: a div.scalebar holding div.bar and div.text.
+MS.scaleBar = function (bar, img, size, unit) {
   const shown = img.getBoundingClientRect().width, natural = img.naturalWidth;
   if (!shown || !natural) return;
-  const unit = nm ? "nm" : "px", size = nm || 1;
+  unit = size ? unit || "nm" : "px";
+  size = size || 1;
   const length = MS.niceLength((natural * size) / 5);
   bar.querySelector(".bar").style.width = ((length / size) * shown) / natural + "px";
   bar.querySelector(".text").textContent = `${+length.toPrecision(3)} ${unit}`;
@@ -297,7 +301,7 @@ MS.SliceViewer = function (container, opts) {
     p.slider = MS.el("input", { type: "range", min: "0", max: "0", value: "0", class: "slice" });
     p.idx = MS.el("span", { class: "index" });
     p.img = MS.el("img", { class: "slice-img hidden", alt: "slice of " + meta.path });
-    p.bar = MS.el("div", { class: "scalebar" }, MS.el("div", { class: "bar" }), MS.el("div", { class: "text" }));
+    p.bar = MS.scaleBarBox();
     const frame = MS.el("div", { class: "slice-frame" }, p.img, p.bar);
     p.legend = MS.el("div", { class: "legend hidden" });
     p.info = MS.el("div", { class: "info", text: `${meta.path}: ${meta.shape.join("×")} ${meta.dtype}${meta.labels ? " (labels)" : ""}` });

@@ -117,6 +117,56 @@
     show(job);
   }
 
+  // Labels of the FFT's spots (named phases first, then the stronger spots) placed away from the centre where
+  // they overlap no other label nor the scale bar and stay inside the FFT, as the report's figure does; a label
+  // with no such place is hidden. Returns how many were hidden.
+  function placeLabels(items, W, H, scale) {
+    const taken = [{ x: W - 110 * scale, y: H - 40 * scale, width: 110 * scale, height: 40 * scale }]; // scale bar
+    const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+    let left = 0;
+    for (const it of items) {
+      const a0 = it.x === W / 2 && it.y === H / 2 ? Math.PI / 4 : Math.atan2(it.y - H / 2, it.x - W / 2);
+      let placed = false;
+      for (const dist of [it.rad + 2 * scale, it.rad + 9 * scale]) {
+        for (const turn of [0, 35, -35, 70, -70, 110, -110]) {
+          const a = a0 + (turn * Math.PI) / 180, ux = Math.cos(a), uy = Math.sin(a);
+          it.t.setAttribute("text-anchor", ux > 0.3 ? "start" : ux < -0.3 ? "end" : "middle");
+          it.t.setAttribute("x", it.x + ux * dist);
+          it.t.setAttribute("y", it.y + uy * dist + (uy > 0.3 ? 9 : uy < -0.3 ? 0 : 4) * scale);
+          // a margin of 2 screen px: text metrics shift a little when the page's fonts settle
+          const m = 2 * scale, b = it.t.getBBox();
+          const bb = { x: b.x - m, y: b.y - m, width: b.width + 2 * m, height: b.height + 2 * m };
+          if (bb.x >= 0 && bb.y >= 0 && bb.x + bb.width <= W && bb.y + bb.height <= H && !taken.some((o) => overlaps(o, bb))) {
+            taken.push(bb);
+            placed = true;
+            break;
+          }
+        }
+        if (placed) break;
+      }
+      it.t.classList.toggle("left-out", !placed);
+      if (!placed) left += 1;
+    }
+    return left;
+  }
+
+  // one scale bar per stack, kept right when the panel is resized
+  function bars(nm, perNm) {
+    for (const [stack, img, size, unit] of [["#imgstack", "#image", nm, "nm"], ["#fftstack", "#fft", perNm, "nm⁻¹"]]) {
+      let bar = MS.q(stack + " .scalebar");
+      if (!bar) {
+        bar = MS.scaleBarBox();
+        $(stack).append(bar);
+        const redo = () => MS.scaleBar(bar, $(img), bar.size, bar.unit);
+        $(img).addEventListener("load", redo);
+        if (window.ResizeObserver) new ResizeObserver(redo).observe($(img));
+      }
+      bar.size = size;
+      bar.unit = unit;
+      MS.scaleBar(bar, $(img), size, unit);
+    }
+  }
+
   function show(job) {
     const r = job.result;
     const base = `/api/tem/${job.id}/`;
@@ -146,7 +196,9 @@
     const NS = "http://www.w3.org/2000/svg";
     svg.setAttribute("viewBox", `0 0 ${r.fft_box.width} ${r.fft_box.height}`);
     svg.replaceChildren();
-    const scale = r.fft_box.width / 420; // viewBox units per displayed pixel (the panel is ~420 px wide)
+    const shownW = svg.getBoundingClientRect().width || 420;
+    const scale = r.fft_box.width / shownW; // viewBox units per displayed pixel
+    const items = [];
     r.spots.forEach((s, k) => {
       for (const [y, x] of [[s.row, s.col], [s.mate_row, s.mate_col]]) {
         const c = document.createElementNS(NS, "circle");
@@ -162,7 +214,14 @@
       t.style.strokeWidth = 2 * scale;
       t.textContent = s.label;
       svg.append(t);
+      items.push({ t, x: s.col, y: s.row, rad: s.radius, rank: [s.phase === "unknown" ? 1 : 0, -(s.intensity || 0)] });
     });
+    items.sort((a, b) => a.rank[0] - b.rank[0] || a.rank[1] - b.rank[1]);
+    const left = placeLabels(items, r.fft_box.width, r.fft_box.height, scale);
+    $("#fftnote").textContent = left ? `${left} label${left > 1 ? "s" : ""} left out (no free place; every spot is in the table)` : "";
+    // scale bars: nm on the frame, 1/nm on the FFT (its pixel is 1 / (n_x · pixel size))
+    const px = r.calibration && r.calibration.pixel_size_nm ? r.calibration.pixel_size_nm.x : null;
+    bars(px, px ? 1 / (r.shape[1] * px) : null);
     // calibration, verdict, figure of merit per phase
     $("#calline").textContent = r.calibration_line;
     MS.say("#verdict", r.verdict, r.found_any ? "ok" : "warn");
