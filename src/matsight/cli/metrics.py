@@ -4,9 +4,16 @@ import math
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from ._common import check_outputs, echo, progress_enabled, user_errors
+from ._common import check_outputs, echo, progress_bar, progress_enabled, user_errors
+
+STREAM_VOXELS = 512**3
+"""Volumes with more voxels are measured slab by slab (bounded memory); smaller ones in memory."""
+REGION = 256
+"""Edge of the central box on which a streamed volume's τ, 2-point correlations and FFT profile are
+computed (they need the whole box at once)."""
 
 
 def _parse_spacing(text):
@@ -77,12 +84,13 @@ def _check_options(labels, axis, subvolumes, subvolume_size):
         )
 
 
-def _subvolumes(labels, sp, axis, subvolumes, subvolume_size, subvolume_tau, seed):
+def _subvolumes(labels, sp, axis, subvolumes, subvolume_size, subvolume_tau, seed, phases=None):
     """Metrics of random sub-volumes: the statistics and their JSON form."""
     from ..metrics.microstructure import subvolume_statistics
 
     stats = subvolume_statistics(
         labels,
+        phases=phases,
         size=subvolume_size,
         n=subvolumes,
         seed=seed,
@@ -119,6 +127,48 @@ def _echo_summary(volume, labels, result, unit):
         echo(line)
     if result["triple_phase_boundary"] is not None:
         echo(f"  TPB density: {_fmt(result['triple_phase_boundary'])}")
+
+
+def _open_labels(volume):
+    """The label volume: loaded and checked, or left on disk (a lazy volume, checked slab by slab as it is
+    read) when it has more than :data:`STREAM_VOXELS` voxels.
+    """
+    from ..io import validate_labels
+    from ..io.volumes import open_volume
+
+    lazy = open_volume(volume)
+    big = len(lazy.shape) == 3 and math.prod(lazy.shape) > STREAM_VOXELS
+    if big and (isinstance(lazy, np.memmap) or not isinstance(lazy, np.ndarray)):
+        return lazy
+    return validate_labels(np.asarray(lazy), name=volume.name, max_labels=64)
+
+
+def _measure(labels, sp, axis, tortuosity):
+    """Every metric: :func:`summary` in memory, or :func:`streamed_summary` slab by slab for a lazy volume."""
+    from ..metrics.microstructure import summary
+
+    if isinstance(labels, np.ndarray) and not isinstance(labels, np.memmap):
+        return summary(labels, spacing=sp, axes=axis, tortuosity=tortuosity, progress=progress_enabled())
+    from ..io import validate_labels
+    from ..metrics.microstructure.streamed import streamed_summary
+
+    with progress_bar("metrics") as callback:
+        result = streamed_summary(
+            labels,
+            spacing=sp,
+            axes=axis,
+            tortuosity=tortuosity,
+            region=REGION,
+            check=lambda b: validate_labels(b, name="the volume", max_labels=64),
+            callback=callback,
+        )
+    r = result["region"]
+    echo(
+        f"{math.prod(labels.shape)} voxels, measured slab by slab: whole-volume VF, SSA, interfaces, TPB, "
+        f"Euler densities and chords; {', '.join(r['figures']) or 'nothing else'} on the central "
+        f"{'×'.join(map(str, r['shape']))} box at {tuple(r['corner'])}"
+    )
+    return result
 
 
 @user_errors
@@ -163,21 +213,17 @@ def metrics(
     seed: Annotated[int, typer.Option(help="Seed for the sub-volume positions.")] = 0,
 ):
     """Volume fractions, surface areas, TPB, τ, chords, 2-pt correlation and FFT profile of a label image."""
-    from ..io import read_labels
-
     check_outputs(files=[("--json", json_out)], folders=[("--plot", plot)], inputs=[volume])
-    labels, sp, unit = _labels_and_spacing(volume, read_labels(volume, max_labels=64), spacing)
+    labels, sp, unit = _labels_and_spacing(volume, _open_labels(volume), spacing)
     _check_options(labels, axis, subvolumes, subvolume_size)
-
-    from ..metrics.microstructure import summary
-
-    result = summary(labels, spacing=sp, axes=axis, tortuosity=tortuosity, progress=progress_enabled())
+    result = _measure(labels, sp, axis, tortuosity)
     result["file"] = str(volume)
     result["unit"] = unit
     stats = None
     if subvolumes:
+        phases = result["phases"] if not isinstance(labels, np.ndarray) else None
         stats, result["subvolumes"] = _subvolumes(
-            labels, sp, axis, subvolumes, subvolume_size, subvolume_tau, seed
+            labels, sp, axis, subvolumes, subvolume_size, subvolume_tau, seed, phases
         )
     _echo_summary(volume, labels, result, unit)
 

@@ -16,7 +16,7 @@ list of *accumulators*, which keep counts, never the volume:
 
 Memory is a slab (``rows`` × Y × X voxels, about :data:`SLAB_BYTES` by default) and what the accumulators
 keep. Figures that need long-range or global context (two-point correlations, FFT profiles, tortuosity) are
-not streamed: callers compute them on sub-volumes and say so.
+not streamed: :func:`streamed_summary` computes them on the central box and says so in its result.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ...progress import report
 from ._common import _face_area, _spacing
 from .chords import chord_lengths
 
-__all__ = ["SLAB_BYTES", "Chords", "Counts", "Slices", "scan", "slab_rows"]
+__all__ = ["SLAB_BYTES", "Chords", "Counts", "Slices", "scan", "slab_rows", "streamed_summary"]
 
 SLAB_BYTES = 64 << 20
 """Default slab size: about 64 MiB of uint8 labels (up to about ten times that while a slab is measured)."""
@@ -336,3 +336,70 @@ class Chords:
             "pdf": [float(v) for v in (count / total if total else count.astype(float))],
             "length_weighted_pdf": [float(v) for v in (w / w.sum() if w.sum() else w.astype(float))],
         }
+
+
+def streamed_summary(
+    volume, *, spacing=None, axes=None, tortuosity=True, region=256, rows=None, check=None, callback=None
+):
+    """:func:`~.summaries.summary` of a volume larger than memory, read slab by slab.
+
+    Volume fractions, surface and interfacial areas, TPB, Euler densities and chord lengths are the whole
+    volume's, exactly (:class:`Counts`, :class:`Chords`). Two-point correlations, the FFT profile and the
+    tortuosity need the whole volume at once (FFTs, a diffusion solve with percolation): they are those of
+    the central ``region``³ box, which ``result["region"]`` names.
+
+    Parameters
+    ----------
+    volume : lazy volume
+        3D labels (see the module docstring).
+    spacing, axes, tortuosity
+        As for :func:`~.summaries.summary`.
+    region : int
+        Edge of the central box for the figures that are not streamed.
+    rows, check, callback
+        As for :func:`scan`.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`~.summaries.summary`, and ``region`` ``{"corner", "shape", "figures"}``.
+    """
+    from ._common import _axis
+    from .summaries import _pair_key, summary
+
+    sp = _spacing(spacing, 3)
+    axes = sorted({_axis(a, 3) for a in (range(3) if axes is None else axes)})
+    counts, chords = Counts(euler=True), Chords(axes)
+    scan(volume, [counts, chords], rows=rows, check=check, callback=callback, message="measuring")
+    phases = counts.phases()
+    corner = [max(0, (n - region) // 2) for n in volume.shape]
+    box = tuple(slice(c, c + min(n, region)) for c, n in zip(corner, volume.shape, strict=True))
+    central = np.asarray(volume[box])
+    central = check(central) if check is not None else central
+    tau = axes if tortuosity is True else ([] if not tortuosity else tortuosity)
+    part = summary(central, spacing=spacing, axes=axes, tortuosity=tau)
+    out = {
+        "shape": list(volume.shape),
+        "spacing": list(sp) if spacing is not None else None,
+        "phases": phases,
+        "volume_fraction": {str(p): v for p, v in counts.volume_fraction().items()},
+        "specific_surface_area": {str(p): v for p, v in counts.specific_surface_area(spacing=sp).items()},
+        "interfacial_area": {_pair_key(*k): v for k, v in counts.interfacial_area(spacing=sp).items()},
+        "interface_face_fraction": {
+            _pair_key(*k): v for k, v in counts.interfacial_area(spacing=sp, normalize="faces").items()
+        },
+        "triple_phase_boundary": counts.triple_phase_boundary() if len(phases) >= 3 else None,
+        "euler_density": {
+            str(p): {str(a): counts.euler_density(p, slice_axis=a, spacing=sp) for a in axes} for p in phases
+        },
+        "chord_length": {
+            str(p): {str(a): chords.distribution(p, a, spacing=sp) for a in axes} for p in phases
+        },
+        **{k: part[k] for k in ("tortuosity", "two_point_correlation", "fft_profile") if k in part},
+    }
+    out["region"] = {
+        "corner": corner,
+        "shape": list(central.shape),
+        "figures": [k for k in ("tortuosity", "two_point_correlation", "fft_profile") if k in part],
+    }
+    return out
