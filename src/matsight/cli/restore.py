@@ -205,13 +205,8 @@ def apply(
         raise InputError(f"--slice-axis must be z, y or x, got {slice_axis!r}")
     kw = dict(indi_steps=indi_steps, upscaled=upscaled, onestep=onestep, ensemble=ensemble, device=device)
     if _slab_wise(input, out, scheduler, slab):
-        if z_mode != "cubic" or axes[slice_axis.lower()] != 0:
-            raise InputError(
-                "a series or zarr volume is enhanced slab by slab in xy slices with --z-mode cubic; "
-                "drop --z-mode/--slice-axis (or enhance one volume file into a folder)"
-            )
         run = dict(scheduler=scheduler, workers=workers, memory_mib=memory, slab=slab)
-        _apply_series(model, input, out, kw, run)
+        _apply_series(model, input, out, kw, run, cubic_z=z_mode == "cubic" and axes[slice_axis.lower()] == 0)
         if steps is not None:
             echo("note: --steps is now --indi-steps (the old name still works for now)")
         return
@@ -256,9 +251,15 @@ def _slab_wise(input, out, scheduler, slab):
     return stored_ndim(input) == 4 or (Path(input).is_dir() and stored_ndim(input) == 3)
 
 
-def _apply_series(model, input, out, kw, run):
+def _apply_series(model, input, out, kw, run, *, cubic_z):
     """``restore apply`` on a series (or a volume slab by slab): run, then one line per time step."""
     from ..restore.series import enhance_series
+
+    if not cubic_z:
+        raise InputError(
+            "a series or zarr volume is enhanced slab by slab in xy slices with --z-mode cubic; "
+            "drop --z-mode/--slice-axis (or enhance one volume file into a folder)"
+        )
 
     zarr = Path(out).suffix.lower() == ".zarr"
     if Path(input).resolve().is_relative_to(Path(out).resolve()):
