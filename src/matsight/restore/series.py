@@ -283,6 +283,10 @@ def _local(plan, todo, advance, scheduler, workers):
             advance()
 
     kw = {"scheduler": scheduler} | ({"num_workers": int(workers)} if workers else {})
+    if (
+        scheduler == "processes"
+    ):  # dask batches 6 tasks per process by default: a few big slabs would share one
+        kw["chunksize"] = 1
     with Callback(posttask=posttask):
         return list(dask.compute(*finish, **kw))
 
