@@ -56,6 +56,7 @@ def test_tem_sto_spots_table_maps(page, tem_root, artifacts, gui_server):
         page.click("#picker li[data-path='tem']")
         page.click("#picker li[data-path='tem/16_STOimage.emi']")
         assert page.input_value("#file") == "tem/16_STOimage.emi"
+        page.wait_for_selector("#phases input.builtin")  # the shipped phases are listed
         for box in page.locator("#phases input[type=checkbox]").all():
             box.uncheck()  # search only the phase the user adds
         page.fill("#phase_yaml", SRTIO3_YAML)

@@ -59,6 +59,7 @@
     }
   }
 
+  let ready = null; // the shipped phase list, from /api/info: an analysis waits for it
   async function openFile() {
     MS.say("#msg", "");
     $("#results").classList.add("hidden");
@@ -91,6 +92,7 @@
     if (!current) { MS.say("#msg", "open a file first", "error"); return; }
     const token = ++analyseToken;
     try {
+      await ready;
       await refreshPhases(); // an added phase is in the list before its analysis
     } catch (err) {
       MS.say("#msg", err.message, "error");
@@ -327,10 +329,7 @@
   }
 
   async function init() {
-    const info = await MS.api("/api/info");
-    $("#root").textContent = "data: " + info.root;
-    const box = $("#phases");
-    for (const p of info.phases) box.append(phaseBox({ name: p, space_group: "", source: "shipped" }, "builtin", true));
+    // the buttons answer at once, before the server's info arrives (a slow first answer lost early clicks)
     MS.picker.init();
     MS.jobsPanel($("#jobs"));
     $("#open").addEventListener("click", openFile);
@@ -342,6 +341,12 @@
     $("#series").addEventListener("click", series);
     $("#seriesstop").addEventListener("click", () => seriesJob && MS.post(`/api/jobs/${seriesJob.id}/stop`));
     $("#serieslog").addEventListener("change", drawSeries);
+    ready = MS.api("/api/info").then((info) => {
+      $("#root").textContent = "data: " + info.root;
+      // shipped phases first, then any the user added before this answer came
+      $("#phases").prepend(...info.phases.map((p) => phaseBox({ name: p, space_group: "", source: "shipped" }, "builtin", true)));
+    });
+    await ready;
   }
   init();
 })();
