@@ -133,28 +133,91 @@ def run_one(spec):
             f.write(f"{time.perf_counter() - t0:.1f} s: {p.message}\n")
 
     log.unlink(missing_ok=True)
-    res = enhance_series(
+    watch = _Watch(spec.get("minutes"))
+    try:
+        res = _enhance(enhance_series, spec, out, progress, watch)
+    except _TimeUp:  # the --minutes limit: what was finished counts (a rerun resumes the rest)
+        res = None
+    wall = time.perf_counter() - t0
+    watch.stop()
+    return _row(spec, res, out, wall, watch, load0)
+
+
+def _enhance(enhance_series, spec, out, progress, watch):
+    def callback(p):
+        progress(p)
+        watch.check()
+
+    return enhance_series(
         spec["model"], spec["source"], out, indi_steps=INDI_STEPS, onestep=False, upscaled=spec["upscaled"],
         device="cpu", scheduler="processes", workers=spec["workers"], memory_mib=spec["memory_mib"],
-        callback=progress,
+        callback=callback,
     )  # fmt: skip
-    wall = time.perf_counter() - t0
+
+
+class _TimeUp(Exception):
+    pass
+
+
+class _Watch:
+    """Samples the resident memory of this process's children (dask's workers) every second; a time limit."""
+
+    def __init__(self, minutes):
+        import threading
+
+        self.limit = minutes * 60 if minutes else None
+        self.t0 = time.perf_counter()
+        self.peak = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self.done.wait(1.0):
+            for c in me.children(recursive=True):
+                try:
+                    self.peak[c.pid] = max(self.peak.get(c.pid, 0), c.memory_info().rss)
+                except psutil.Error:
+                    pass
+
+    def check(self):
+        if self.limit and time.perf_counter() - self.t0 > self.limit:
+            raise _TimeUp
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
+def _row(spec, res, out, wall, watch, load0):
     # the largest finished child: dask's workers (each also counts the driver's peak when it was started)
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB → GiB
     driver = _vm_hwm() / 2**20  # not ru_maxrss: after exec that counts the benchmark parent's peak too
-    rate = res.voxels / wall
+    if res is None:  # cut at --minutes: the time steps recorded as finished
+        shape = _shape(spec["source"])
+        done = len(list((out / "steps").glob("*.json")))
+        steps, voxels, slab, cons = done, done * int(np.prod(shape[1:])), None, []
+    else:
+        steps, voxels, slab = len(res.steps), res.voxels, res.slab
+        cons = [round(i["consistency_rms"], 5) for _, i in res.steps if "consistency_rms" in i]
+    rate = voxels / wall
     return {
         **{k: spec[k] for k in ("name", "workers", "memory_mib", "upscaled")},
-        "steps": len(res.steps),
+        "steps": steps,
+        "cut_at_minutes": spec.get("minutes") if res is None else None,
         "lq_shape": list(_shape(spec["source"])),
-        "slab_lq_slices": res.slab,
+        "slab_lq_slices": slab,
         "wall_s": round(wall, 1),
-        "lq_voxels": res.voxels,
+        "lq_voxels": voxels,
         "voxels_per_s": round(rate),
         "voxels_per_s_per_worker": round(rate / spec["workers"]),
         "peak_rss_worker_gib": round(worker, 3),
+        "peak_rss_worker_sampled_gib": round(max(watch.peak.values(), default=0) / 2**30, 3),
         "peak_rss_driver_gib": round(driver, 3),
-        "consistency_rms": [round(i["consistency_rms"], 5) for _, i in res.steps if "consistency_rms" in i],
+        "consistency_rms": cons,
         "loadavg_before": [round(v, 2) for v in load0],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
     }
@@ -210,7 +273,7 @@ def plan_runs(args, model, tmp):
         runs += [spec(f"cell_ct_{w}w", cell, w, upscaled=False, memory=128) for w in (1, 2)]
     if args.big and (not args.only or "series_10x512^3_2w".startswith(args.only)):
         big = make_series(CACHE / "series_10x512.zarr", 10, 512, seed=2)  # 5 GiB: delete after
-        runs.append(spec("series_10x512^3_2w", big, 2))
+        runs.append({**spec("series_10x512^3_2w", big, 2), "minutes": args.big_minutes})
     return runs
 
 
@@ -218,6 +281,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument("--big", action="store_true", help="also the 10 × 512³ series with 2 workers")
+    ap.add_argument(
+        "--big-minutes", type=float, help="stop the 10 × 512³ run after this long (finished steps count)"
+    )
     ap.add_argument("--train-steps", type=int, default=50)
     ap.add_argument(
         "--only", help="run only the runs whose name starts with this (others kept from the JSON)"
