@@ -254,7 +254,7 @@ def measure(spec):
 def plan_runs(args, model, tmp):
     """The runs: memory at two sizes, 1 vs 2 workers, the cell CT, and (``--big``) the 10 × 512³ series."""
     small, large = (48, 96) if args.quick else (256, 512)
-    t_speed = 2 if args.quick else 4
+    t_speed, n_speed = (2, 48) if args.quick else (4, 128)
     runs = []
 
     def spec(name, source, workers, upscaled=True, memory=512):
@@ -266,15 +266,20 @@ def plan_runs(args, model, tmp):
     one_large = make_series(CACHE / f"series_1x{large}.zarr", 1, large)
     runs.append(spec(f"memory_{small}^3", one_small, 1))
     runs.append(spec(f"memory_{large}^3", one_large, 1))
-    speed = make_series(CACHE / f"series_{t_speed}x{small}.zarr", t_speed, small, seed=1)
-    runs += [spec(f"speed_{t_speed}x{small}^3_{w}w", speed, w) for w in (1, 2)]
+    speed = make_series(CACHE / f"series_{t_speed}x{n_speed}.zarr", t_speed, n_speed, seed=1)
+    runs += [spec(f"speed_{t_speed}x{n_speed}^3_{w}w", speed, w) for w in (1, 2)]
     if DATA.is_file() and not args.quick:
         cell = make_cell(CACHE / "cell_lq_50x364x364.zarr")
         runs += [spec(f"cell_ct_{w}w", cell, w, upscaled=False, memory=128) for w in (1, 2)]
-    if args.big and (not args.only or "series_10x512^3_2w".startswith(args.only)):
+    if args.big and _chosen("series_10x512^3_2w", args.only):
         big = make_series(CACHE / "series_10x512.zarr", 10, 512, seed=2)  # 5 GiB: delete after
         runs.append({**spec("series_10x512^3_2w", big, 2), "minutes": args.big_minutes})
     return runs
+
+
+def _chosen(name, only):
+    """Whether ``--only`` (comma-separated name prefixes) selects the run ``name``."""
+    return not only or any(name.startswith(p) for p in only.split(","))
 
 
 def main():
@@ -286,7 +291,8 @@ def main():
     )
     ap.add_argument("--train-steps", type=int, default=50)
     ap.add_argument(
-        "--only", help="run only the runs whose name starts with this (others kept from the JSON)"
+        "--only",
+        help="comma-separated name prefixes: run only those runs (the others' rows are kept from the JSON)",
     )
     ap.add_argument("--out", type=Path, help=f"results JSON (default {RESULTS.name}; --quick: a temp file)")
     ap.add_argument("--run", help=argparse.SUPPRESS)
@@ -308,7 +314,7 @@ def main():
         "loadavg_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        runs = [s for s in plan_runs(args, model, Path(tmp)) if s["name"].startswith(args.only or "")]
+        runs = [s for s in plan_runs(args, model, Path(tmp)) if _chosen(s["name"], args.only)]
         rows = [measure(s) for s in runs]
     machine["loadavg_end"] = os.getloadavg()
     if args.out.exists() and not args.quick:  # keep the rows of earlier runs that this one did not repeat
