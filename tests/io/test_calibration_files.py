@@ -44,10 +44,18 @@ REAL = {
     ),
     # Prismatic/Berkeley EMD: dim datasets with units "[n_m]"
     "Si100_2x1x1_3D.emd": ((22, 44), (0.25, 0.25), "nm", "EMD dim1/dim2"),
+    # NCEM TEAM 0.5 Berkeley EMD v0.2 (ncempy's writer): dims in "n_m"; a 640² crop of the 1024² frame
+    "Acquisition_18.emd": ((640, 640), (0.012246525846421719,) * 2, "n_m", "EMD dim1/dim2"),
     # MRC header: 228 Å over 20 voxels
     "EMD-3197.mrc": ((20, 20, 20), (1.14, 1.14), "nm", "MRC header Xlen/MX"),
 }
-UNCALIBRATED = ["test_loading_image_saved_with_imageJ_no_scale.tif", "example_image.emd"]
+# HyperSpy hspy (atomap): a scale with no unit
+UNCALIBRATED = [
+    "test_loading_image_saved_with_imageJ_no_scale.tif",
+    "example_image.emd",
+    "test_ADF_cropped.hspy",
+    "test_ABF_cropped.hspy",
+]
 
 
 def test_data_files_documented_and_small():

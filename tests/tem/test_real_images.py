@@ -26,7 +26,7 @@ PX_ATOMAP = 0.009326270238006416  # the files' scale; they store no unit (nm ind
 
 # file, pixel size (None: the file's), zone family, pixel-size scale the spots fit at
 SRTIO3 = {
-    "Acquisition_18.emd": (MICRO / "Acquisition_18.emd", None, (0, 0, 1), 0.952),
+    "Acquisition_18.emd": (MICRO / "Acquisition_18.emd", None, (0, 0, 1), 0.949),
     "test_ADF_cropped.hspy": (MICRO / "test_ADF_cropped.hspy", PX_ATOMAP, (0, 1, 1), 1.0),
     "test_ABF_cropped.hspy": (MICRO / "test_ABF_cropped.hspy", PX_ATOMAP, (0, 1, 1), 1.0),
     "16_STOimage.emi": ("shared", None, (0, 0, 1), 0.960),
