@@ -295,6 +295,7 @@ def main():
         help="comma-separated name prefixes: run only those runs (the others' rows are kept from the JSON)",
     )
     ap.add_argument("--out", type=Path, help=f"results JSON (default {RESULTS.name}; --quick: a temp file)")
+    ap.add_argument("--rows-from", type=Path, help="keep the rows an interrupted run printed (its output)")
     ap.add_argument("--run", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run:
@@ -317,9 +318,15 @@ def main():
         runs = [s for s in plan_runs(args, model, Path(tmp)) if _chosen(s["name"], args.only)]
         rows = [measure(s) for s in runs]
     machine["loadavg_end"] = os.getloadavg()
-    if args.out.exists() and not args.quick:  # keep the rows of earlier runs that this one did not repeat
-        have = {r["name"] for r in rows}
-        rows += [r for r in json.loads(args.out.read_text()).get("runs", []) if r["name"] not in have]
+    earlier = json.loads(args.out.read_text()).get("runs", []) if args.out.exists() and not args.quick else []
+    if args.rows_from:
+        lines = args.rows_from.read_text().splitlines()
+        earlier += [json.loads(line) for line in lines if line.startswith('{"name"')]
+    have = {r["name"] for r in rows}  # rows of earlier runs that this one did not repeat are kept
+    for r in earlier:
+        if r["name"] not in have:
+            rows.append(r)
+            have.add(r["name"])
     speed = {r["workers"]: r["wall_s"] for r in rows if r["name"].startswith("speed_")}
     result = {
         "benchmark": "restore_series",
@@ -334,7 +341,10 @@ def main():
         "scheduler": "processes (dask), 1 torch thread per worker",
         "runs": rows,
         "speedup_2_workers": round(speed[1] / speed[2], 2) if len(speed) == 2 else None,
-        "note": "2 cores shared with other jobs: see loadavg_before/after of each run",
+        "note": "2 cores shared with other jobs: see loadavg_before/after of each run. "
+        "peak_rss_driver_gib of rows without peak_rss_worker_sampled_gib was ru_maxrss, which after exec "
+        "also counts the benchmark parent's peak (3.8 GiB while it generated the series); later rows read "
+        "the driver's own VmHWM",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
