@@ -135,11 +135,12 @@ def run_one(spec):
             f.write(f"{time.perf_counter() - t0:.1f} s: {p.message}\n")
 
     log.unlink(missing_ok=True)
-    watch = _Watch(spec.get("minutes"))
-    try:
-        res = _enhance(enhance_series, spec, out, progress, watch)
-    except _TimeUp:  # the --minutes limit: what was finished counts (a rerun resumes the rest)
-        res = None
+
+    def time_up(watch):  # the --big-minutes limit: report what was done, stop the workers, leave
+        print(json.dumps(_row(spec, None, out, time.perf_counter() - t0, watch, load0)), flush=True)
+
+    watch = _Watch(spec.get("minutes"), time_up)
+    res = _enhance(enhance_series, spec, out, progress, watch)
     wall = time.perf_counter() - t0
     watch.stop()
     return _row(spec, res, out, wall, watch, load0)
@@ -149,7 +150,6 @@ def _enhance(enhance_series, spec, out, progress, watch):
     def callback(p):
         progress(p)
         watch.slabs = (p.step, p.total)
-        watch.check()
 
     return enhance_series(
         spec["model"], spec["source"], out, indi_steps=INDI_STEPS, onestep=False, upscaled=spec["upscaled"],
@@ -158,20 +158,16 @@ def _enhance(enhance_series, spec, out, progress, watch):
     )  # fmt: skip
 
 
-class _TimeUp(Exception):
-    pass
-
-
 class _Watch:
     """Samples the resident memory of this process's children (dask's workers) every second; a time limit."""
 
-    def __init__(self, minutes):
+    def __init__(self, minutes, time_up):
         import threading
 
         self.limit = minutes * 60 if minutes else None
         self.slabs = (0, 1)  # pass-1 slabs done, of all
         self.t0 = time.perf_counter()
-        self.peak = {}
+        self.peak, self.time_up = {}, time_up
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -186,10 +182,11 @@ class _Watch:
                     self.peak[c.pid] = max(self.peak.get(c.pid, 0), c.memory_info().rss)
                 except psutil.Error:
                     pass
-
-    def check(self):
-        if self.limit and time.perf_counter() - self.t0 > self.limit:
-            raise _TimeUp
+            if self.limit and time.perf_counter() - self.t0 > self.limit:
+                self.time_up(self)
+                for c in me.children(recursive=True):
+                    c.kill()
+                os._exit(0)
 
     def stop(self):
         self.done.set()
