@@ -118,3 +118,18 @@ def test_cli_calibrate_then_analyze(tmp_path):
     assert ident["scale"] == 1.0 and ident["verdict"] == "phases: LiF"
     assert {r["phase"]: r["named"] for r in ident["merit_per_phase"]}["LiF"]
     assert "Figure of merit per phase" in (out / "index.html").read_text()
+
+
+def test_net_anisotropy_measures_the_stretch_of_a_zone_net():
+    from matsight.tem.merit import fit_net, net_anisotropy
+
+    lif = crystals.load_phase("LiF")
+    hkl = np.array([(2, 0, 0), (0, 2, 0), (2, 2, 0), (2, -2, 0), (4, 0, 0)])
+    g = lif.g_vectors(hkl.astype(float)) * 10.0  # 1/nm, the zone [001] lies in the x-y plane
+    rot = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    stretched = (g[:, :2] @ rot.T) * np.array([1.05, 1.0])  # a scan 5 % longer along one axis
+    assert net_anisotropy(lif, hkl, stretched) == pytest.approx(0.05, abs=1e-6)
+    assert net_anisotropy(lif, hkl, g[:, :2] @ rot.T * 0.97) == pytest.approx(0.0, abs=1e-9)  # scale only
+    _, _, residual = fit_net(lif, hkl, stretched)
+    assert residual < 1e-9  # an affine map explains any stretch of a net exactly
+    assert net_anisotropy(lif, hkl[[0, 4]], stretched[[0, 4]]) == 0.0  # collinear spots: no shape to judge
