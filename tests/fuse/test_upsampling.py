@@ -148,3 +148,22 @@ def test_shuffle_tiled_equals_untiled(scale):
     assert len(np.unique(whole.labels)) > 1
     tiled = generate(g, lr, crop=False, tile=3)
     assert (tiled.labels == whole.labels).mean() > 0.999  # ties to rounding may flip (test_generate)
+
+
+def test_auto_is_the_measured_choice_per_scale_and_stored_as_that_choice():
+    from matsight.fuse.config import AUTO_UPSAMPLING, auto_upsampling
+
+    for d in range(8, 65):
+        sf = 64 / d
+        cfg = make_config("cpu", scale=sf)
+        assert cfg.model.upsampling == auto_upsampling(sf) != "auto"  # a saved run names its network
+        assert cfg.model.upsampling == ("resize" if sf > 4 else "transpose")
+        assert make_config("paper", scale=sf).model.upsampling == "transpose"  # the paper's network
+        assert make_config("cpu", scale=sf, upsampling="shuffle").model.upsampling == "shuffle"
+    assert [b for b, _ in AUTO_UPSAMPLING] == sorted(b for b, _ in AUTO_UPSAMPLING)
+    assert AUTO_UPSAMPLING[-1][0] >= 8  # every supported scale has a choice
+    # the default of a bare config is still the paper's: runs saved before 'auto' keep their network
+    from matsight.fuse.config import FuseConfig
+
+    assert FuseConfig(scale=8).model.upsampling == "transpose"
+    assert FuseConfig(scale=8, model={"upsampling": "auto"}).model.upsampling == "resize"

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .._errors import InputError, settings_message
 
 __all__ = [
+    "AUTO_UPSAMPLING",
     "FuseConfig",
     "ModelConfig",
     "TrainingConfig",
@@ -40,6 +41,7 @@ __all__ = [
     "FLAT_NAMES",
     "PRESETS",
     "SAVED_BEFORE",
+    "auto_upsampling",
     "make_config",
     "nest_settings",
     "read_run_config",
@@ -72,6 +74,23 @@ def validate_scale(scale):
     return 64.0 / d_int, d_int
 
 
+# upsampling="auto", by scale factor (first bound ≥ sf): measured on public real volumes at equal iterations
+# (benchmarks/fuse_upsampling_real.py). At sf 8 resize-convolution leaves the least grid-aligned texture;
+# at sf ≤ 4 the paper's transposed convolution is kept (at sf ≤ 2 the chain has none anyway)
+AUTO_UPSAMPLING = ((4.0, "transpose"), (8.0, "resize"))
+
+
+def auto_upsampling(scale):
+    """The generator upsampling that ``upsampling="auto"`` picks at scale factor ``scale``.
+
+    Examples
+    --------
+    >>> auto_upsampling(4), auto_upsampling(8)
+    ('transpose', 'resize')
+    """
+    return next(kind for bound, kind in AUTO_UPSAMPLING if scale <= bound + 1e-9)
+
+
 def scale_fraction(d):
     """``64/d`` as an exact :class:`fractions.Fraction` (``q`` LR voxels make ``p`` output voxels)."""
     return Fraction(64, d)
@@ -87,9 +106,11 @@ class ModelConfig(_Section):
     gen_width: int | None = Field(None, ge=4, description="trunk channels; None = by scale factor")
     gen_min_width: int = Field(1, ge=1)
     gen_res_blocks: int = Field(1, ge=0, le=8)
-    upsampling: Literal["transpose", "resize", "shuffle"] = Field(
+    upsampling: Literal["auto", "transpose", "resize", "shuffle"] = Field(
         "transpose",
-        description="the ×2 stage of 2 < sf ≤ 4 (and the second of sf > 4): 'transpose' is the paper's "
+        description="'auto' (the cpu preset's): the measured choice for the scale factor, "
+        "AUTO_UPSAMPLING (docs/methods/superres.md), stored as that choice. "
+        "The ×2 stage of 2 < sf ≤ 4 (and the second of sf > 4): 'transpose' is the paper's "
         "ConvTranspose3d(k4, s2); 'resize' is trilinear ×2 + k3 conv, less prone to grid-aligned textures "
         "(Odena et al., Distill 2016) but coarser after minutes of training (benchmarks/README.md); "
         "'shuffle' makes every ×2 stage a sub-pixel convolution (k3 conv to 8× the channels, 3D "
@@ -255,6 +276,8 @@ class FuseConfig(BaseModel):
             )
         if self.n_hr_phases and self.n_lr_phases:
             self._check_phases()
+        if self.model.upsampling == "auto":  # stored as the choice, so a run rebuilds the network it trained
+            self.model.upsampling = auto_upsampling(self.scale)
         return self
 
     def _check_phases(self):
@@ -426,6 +449,7 @@ def _preset(preset, sf, d):
             gen_width=None,
             gen_min_width=1,
             critic_steps="per_axis",
+            upsampling="transpose",
         )
     return dict(
         output_size=_cpu_output_size(d),
@@ -437,6 +461,7 @@ def _preset(preset, sf, d):
         gen_width=64 if sf <= 4 else 96,
         gen_min_width=16,
         critic_steps="joint",  # one critic step covers the three axes: a third of the cost per iteration
+        upsampling="auto",  # the measured choice per scale factor (AUTO_UPSAMPLING)
         ema=0.99,  # a few hundred iterations' average: smooths the GAN's oscillation between checkpoints
         metrics_every=25,
         checkpoint_every=100,
