@@ -74,8 +74,9 @@ _Unseen = Annotated[
 _Upsampling = Annotated[
     str | None,
     typer.Option(
-        help="The generator's ×2 stage: transpose (the paper's transposed convolution; default) or "
-        "resize (trilinear + conv: fewer grid-aligned streaks, coarser textures; benchmarks/README.md).",
+        help="The generator's ×2 stages: auto (the measured choice per scale: resize above 4, else "
+        "transpose; the cpu preset's default), transpose (the paper's transposed convolution), resize "
+        "(trilinear + conv) or shuffle (sub-pixel conv, ICNR start); docs/methods/superres.md.",
     ),
 ]
 _Anisotropic = Annotated[
