@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,35 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip("shared sample data not present")
     return SHARED_DATA
+
+
+def _chromium():
+    for cand in (os.environ.get("MATSIGHT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser"), shutil.which("google-chrome")):  # fmt: skip
+        if cand and Path(cand).is_file():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright, one for the whole session (the GUI pages, the reports;
+    Playwright's sync API allows one instance per process). Skips when either is missing; CI installs Debian's
+    ``chromium`` (no browser download at run time: Playwright is pointed at the system binary).
+    """
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) not installed")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium binary (apt-get install chromium)")
+    with sync_api.sync_playwright() as pw:
+        try:
+            b = pw.chromium.launch(
+                executable_path=exe,
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - a broken browser install is an environment problem
+            pytest.skip(f"Chromium does not start: {str(exc).splitlines()[0]}")
+        yield b
+        b.close()

@@ -1,14 +1,13 @@
 """GUI test harness: a server on a free loopback port (in a thread) and headless Chromium via Playwright.
 
-Browser tests skip when Playwright's Python package or a Chromium binary is absent; CI installs Debian's
-``chromium`` (no browser download at run time: Playwright is pointed at the system binary).
+Browser tests skip when Playwright's Python package or a Chromium binary is absent (the session's ``browser``
+fixture is in ``tests/conftest.py``, shared with the report tests).
 Screenshots go to ``$MATSIGHT_TEST_ARTIFACTS/gui`` (default ``test-artifacts/gui`` in the checkout, ignored by
 git), where they stay after the run for a person (or CI) to look at.
 """
 
 import contextlib
 import os
-import shutil
 import socket
 import threading
 import time
@@ -50,35 +49,6 @@ def run_server(root, **kw):
         server.should_exit = True
         th.join(timeout=15)
         sock.close()
-
-
-def _chromium():
-    for cand in (os.environ.get("MATSIGHT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser"), shutil.which("google-chrome")):  # fmt: skip
-        if cand and Path(cand).is_file():
-            return cand
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Debian Chromium driven by Playwright (skips when either is missing)."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) not installed")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium binary (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        try:
-            b = pw.chromium.launch(
-                executable_path=exe,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is an environment problem
-            pytest.skip(f"Chromium does not start: {str(exc).splitlines()[0]}")
-        yield b
-        b.close()
 
 
 @pytest.fixture

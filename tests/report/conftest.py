@@ -1,11 +1,10 @@
 """Report tests: reports written once per session, what their figures must carry, headless Chromium.
 
-The browser fixture skips when Playwright's Python package or a Chromium binary is absent (as the GUI tests:
-Debian's ``chromium``, no browser download at run time).
+The ``browser`` fixture (``tests/conftest.py``, shared with the GUI tests) skips when Playwright's Python
+package or a Chromium binary is absent.
 """
 
 import os
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -112,32 +111,6 @@ def series_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("series")
     write_series(res, out)
     return out
-
-
-def _chromium():
-    for cand in (os.environ.get("MATSIGHT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser"), shutil.which("google-chrome")):  # fmt: skip
-        if cand and Path(cand).is_file():
-            return cand
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium driven by Playwright (skips when either is missing)."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) not installed")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium binary (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        try:
-            b = pw.chromium.launch(
-                executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-            )
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is an environment problem
-            pytest.skip(f"Chromium does not start: {str(exc).splitlines()[0]}")
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")
