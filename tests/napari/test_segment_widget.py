@@ -92,3 +92,31 @@ def test_one_phase_of_strokes_is_one_line(make_napari_viewer, qtbot, scene):
     qtbot.waitUntil(lambda: not w.busy, timeout=TIMEOUT_MS)
     assert w.status.value.startswith("error: paint strokes of at least two phases")
     assert "\n" not in w.status.value and "sample prediction" not in viewer.layers
+
+
+def test_real_xct_slice(make_napari_viewer, qtbot, shared_data):
+    """A real uint16 XCT slice of a Li-ion cell (MPJ-Imaging/battery_xct_workflows): strokes on the three
+    grey-level classes give a segmentation that agrees with multi-Otsu thresholding on most pixels.
+    """
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_multiotsu
+
+    from matsight.io import read_volume
+
+    crop = np.asarray(read_volume(shared_data / "xct" / "cell_slice_1.tif"))[208:368, 208:368]
+    ref = np.digitize(crop, threshold_multiotsu(crop.astype(np.float32), 3))  # 256 bins, not 65536
+    strokes = np.zeros(crop.shape, np.uint8)
+    for k in range(3):  # every 9th row of each class's core, as a user's sparse strokes
+        core = ndi.binary_erosion(ref == k, iterations=2)
+        core[np.arange(crop.shape[0]) % 9 != 0] = False
+        strokes[core] = k + 1
+    viewer = make_napari_viewer()
+    viewer.add_image(crop, name="xct")
+    viewer.add_labels(strokes, name="strokes")
+    w = _widget(viewer)
+    w.image.value, w.strokes.value, w.trees.value = viewer.layers["xct"], viewer.layers["strokes"], 20
+    w.train()
+    qtbot.waitUntil(lambda: not w.busy, timeout=TIMEOUT_MS)
+    pred = viewer.layers["xct prediction"].data
+    assert pred.dtype == np.uint8 and (pred == ref).mean() > 0.75
+    assert [layer.name for layer in viewer.layers] == ["xct", "xct prediction", "strokes"]

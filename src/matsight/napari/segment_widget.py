@@ -146,6 +146,9 @@ class SegmentWidget(JobWidget):
             translate=img.translate, colormap=colors,
         )  # fmt: skip
         layer.opacity = 0.5
+        layers = self.viewer.layers
+        if img in layers and layers.index(layer) > layers.index(img) + 1:  # under the strokes, over the image
+            layers.move(layers.index(layer), layers.index(img) + 1)
         return layer
 
     def apply(self, *_):
