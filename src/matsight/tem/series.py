@@ -240,6 +240,16 @@ def time_axis(n, frame_time, times):
     return np.arange(n, dtype=float), "index"
 
 
+def _y_scale(ax):
+    """Symmetric log where the curves span more than two decades (a phase appearing from nothing), linear from
+    the smallest value up otherwise (a log axis over a small range only prints odd tick labels).
+    """
+    ys = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()] or [np.zeros(1)])
+    pos = ys[ys > 0]
+    if pos.size and pos.max() > 100 * pos.min():
+        ax.set_yscale("symlog", linthresh=float(pos.min()))
+
+
 def series_figure(result, *, x="frame", max_families=10):
     """Intensity per phase vs frame (or time); below, per plane family (the ``max_families`` strongest)."""
     matplotlib.use("Agg", force=False)
@@ -272,10 +282,14 @@ def series_figure(result, *, x="frame", max_families=10):
         ax2.set_title("per plane family", fontsize=9)
         ax2.set_ylabel("intensity (a.u.)")
     for a in axes[:, 0]:
-        a.set_yscale("symlog")
+        _y_scale(a)
         legend_outside(a)  # none when no phase is in any frame
         a.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)" if x == "time" else "frame")
+    if x != "time":
+        from matplotlib.ticker import MaxNLocator
+
+        axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))  # frames are whole numbers
     fig.tight_layout()
     return fig
 
