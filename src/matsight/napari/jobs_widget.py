@@ -17,7 +17,6 @@ on the HQ grid.
 from pathlib import Path
 
 import numpy as np
-import yaml
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.viewer import Viewer
@@ -30,30 +29,11 @@ from ..restore.config import make_config as restore_config
 from ..restore.register import prepare_pair
 from ._base import JobWidget, add_or_update, layer_scale_nm
 from .folders import phase_colormap
+from .settings import parse_settings
 
-__all__ = ["JobsWidget", "parse_settings", "JOBS"]
+__all__ = ["JobsWidget", "JOBS", "train_config"]
 
 JOBS = ("fuse train", "fuse generate", "restore train", "restore apply")
-
-
-def parse_settings(text):
-    """Extra settings typed as YAML ``key: value, key: [..]`` (braces optional) → a dict (``{}`` if empty).
-
-    Examples
-    --------
-    >>> parse_settings("gen_width: 8, critic_widths: [4, 4, 8, 8]")
-    {'gen_width': 8, 'critic_widths': [4, 4, 8, 8]}
-    """
-    text = str(text or "").strip()
-    if not text:
-        return {}
-    try:
-        value = yaml.safe_load(text if text.startswith("{") else "{" + text + "}")
-    except yaml.YAMLError:
-        value = None
-    if not isinstance(value, dict) or any(v is None for v in value.values()):
-        raise InputError(f"settings must read 'name: value, name: value' (YAML), got {text!r}")
-    return value
 
 
 def _folder(value, what):
