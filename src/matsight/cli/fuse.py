@@ -494,9 +494,18 @@ def evaluate(
             n_transport=transport,
             seed=seed,
             callback=callback,  # one bar for every pass (a second rich bar cannot show beside it)
+            spacing=_full_spacing(sr),
             **kw,
         )
     _echo_evaluation(res, out)
+
+
+def _full_spacing(path):
+    """The file's voxel size in nm on every axis (for the report's scale bars), or None."""
+    from ..io import read_spacing
+
+    sp = read_spacing(path)
+    return sp if sp is not None and all(v is not None for v in sp) else None
 
 
 def _echo_evaluation(res, out):

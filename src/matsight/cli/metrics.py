@@ -9,11 +9,11 @@ import typer
 
 from ._common import check_outputs, echo, progress_bar, progress_enabled, user_errors
 
-STREAM_VOXELS = 512**3
+STREAM_VOXELS = 256**3
 """Volumes with more voxels are measured slab by slab (bounded memory); smaller ones in memory."""
-REGION = 256
+REGION = 128
 """Edge of the central box on which a streamed volume's τ, 2-point correlations and FFT profile are
-computed (they need the whole box at once)."""
+computed (they need the whole box at once; τ of a 256³ box alone takes about 5 GiB)."""
 
 
 def _parse_spacing(text):

@@ -50,7 +50,7 @@ from .verdict import interface_coverage, verdict
 
 log = logging.getLogger(__name__)
 
-TILE_VOXELS = 200**3
+TILE_VOXELS = 160**3
 """SR voxels per tile of the LR-consistency degradation (with its halo): a few hundred MiB of float32
 one-hot maps and blur at most."""
 
@@ -204,7 +204,7 @@ def _lr_phase_lut(lr, compare_phases):
     """``(m, lut)``: the LR volume's phase count and the HR → LR phase table (:func:`phase_map`) for every
     label an SR volume can hold.
     """
-    from .data import MAX_PHASES, phase_count
+    from .data import phase_count
 
     n_lr = phase_count([lr], name="the LR volume")
     m = len(compare_phases) + 1 if compare_phases is not None else n_lr
@@ -213,7 +213,7 @@ def _lr_phase_lut(lr, compare_phases):
             f"the LR volume has {n_lr} phases but compare_phases lists {m - 1} HR phase(s); give one per LR "
             f"phase after pore ({n_lr - 1})"
         )
-    return m, phase_map(MAX_PHASES, m, compare_phases)
+    return m, phase_map(256, m, compare_phases)  # any uint8 label indexes it
 
 
 def _scored_ranges(sr_shape, lr_shape, out_len, sf, b, mode):
@@ -289,8 +289,11 @@ def _degrade_in_tiles(sr, lut, lr_shape, g, tile, callback):
         z1 = min(z0 + t, padded[0])
         a0, a1 = max(0, z0 - h), min(padded[0], z1 + h)
         rows = g.sr_rows(a0, a1, sr.shape[0])
-        slab = as_labels(np.asarray(sr[int(rows.min()) : int(rows.max()) + 1]), name="SR volume")
-        slab = lut[slab[rows - rows.min()]]
+        slab = np.asarray(sr[int(rows.min()) : int(rows.max()) + 1])
+        # uint8 labels index the table as they are (no copy); others are checked and converted first
+        slab = lut[slab if slab.dtype == np.uint8 else as_labels(slab, name="SR volume")]
+        if rows[0] != rows.min() or rows[-1] != rows.max() or len(rows) != len(slab):
+            slab = slab[rows - rows.min()]  # the replicated edge rows
         for y0 in range(0, padded[1], t):
             for x0 in range(0, padded[2], t):
                 core = [(z0, z1), (y0, min(y0 + t, padded[1])), (x0, min(x0 + t, padded[2]))]
@@ -541,6 +544,7 @@ def evaluate(
     status=None,
     block=None,
     callback=None,
+    spacing=None,
 ):
     """Compare a super-resolved volume with its HR image(s), its LR volume and optionally a 3D truth.
 
@@ -559,8 +563,8 @@ def evaluate(
         3D ground truth on the SR grid: the SR shape, or the uncropped shape (then cropped the same way).
     scale, border, mode, compare_phases
         See :func:`lr_consistency` (``scale``/``border`` inferred from the shapes by default).
-    out_dir, phase_names : str or Path, dict, optional
-        Folder for ``index.html``, figures and ``metrics.json``; ``{phase: name}`` for plots and tables.
+    out_dir, phase_names, spacing : str or Path, dict, sequence of float, optional
+        Report folder (``index.html``, figures, ``metrics.json``); ``{phase: name}``; voxel size (nm, ZYX).
     subvolume_size, n_subvolumes : int
         Sub-cubes (squares for HR) for the violin plots (paper: 256 × 64³); reduced to fit small volumes.
     n_transport, transport_axes : int, sequence of int
@@ -582,8 +586,7 @@ def evaluate(
     d = _inputs(sr, hr, hr_y, hr_z, lr, truth, compare_phases)
     _check_compared(compare_phases, _scan_volumes(d, fft_slices, block, callback))
     res = {"shape": list(d.sr.shape)}
-    lr_kw = {"scale": scale, "border": border, "mode": mode, "compare_phases": compare_phases}
-    _lr_metrics(res, d, **lr_kw, callback=callback)
+    _lr_metrics(res, d, (scale, border, mode, compare_phases), callback)
     _whole_metrics(res, d, fft_slices)
     parts = {"curves": _curves(res, d, summary_size)}
     parts["fft"] = _spectra(res, d, scale, compare_phases, fft_slices)
@@ -592,8 +595,8 @@ def evaluate(
     )
     _add_verdict(res, d, fft_slices, status)
     if out_dir is not None:  # the slices shown: central regions (at most 256³), read on demand
-        show = _shown_slices(res, d)
-        write_report(out_dir, res, **parts, show=show, phase_names=phase_names, summary_size=summary_size)
+        parts["show"], parts["spacing"] = _shown_slices(res, d), spacing
+        write_report(out_dir, res, **parts, phase_names=phase_names, summary_size=summary_size)
     return res
 
 
@@ -725,8 +728,11 @@ class _Window:
         return self.volume[tuple(out)]
 
 
-def _lr_metrics(res, d, *, scale, border, mode, compare_phases, callback=None):
-    """LR consistency and the volume fractions of LR and SR in the LR's phases (nothing without an LR)."""
+def _lr_metrics(res, d, grid, callback=None):
+    """LR consistency and the volume fractions of LR and SR in the LR's phases (nothing without an LR);
+    ``grid`` is ``(scale, border, mode, compare_phases)``.
+    """
+    scale, border, mode, compare_phases = grid
     from ..metrics.microstructure import volume_fraction
 
     if d.lr is None:

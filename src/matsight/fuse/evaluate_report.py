@@ -30,7 +30,9 @@ TARGETS_TEXT = (
 )
 
 
-def write_report(out_dir, res, *, subs, transport, curves, fft, show, phase_names, summary_size):
+def write_report(
+    out_dir, res, *, subs, transport, curves, fft, show, phase_names, summary_size, spacing=None
+):
     """Write ``index.html``, its figures and ``metrics.json`` for the results ``res`` of an evaluation.
 
     Parameters
@@ -51,6 +53,8 @@ def write_report(out_dir, res, *, subs, transport, curves, fft, show, phase_name
         ``{phase: name}`` for plots and tables.
     summary_size : int or None
         Edge of the central region the curves were computed on (for the captions).
+    spacing : sequence of float, optional
+        Voxel size in nm (Z, Y, X) for the slices' scale bars (pixels without it).
     """
     from .._atomic import write_json
     from ..report import Report
@@ -71,12 +75,28 @@ def write_report(out_dir, res, *, subs, transport, curves, fft, show, phase_name
     if "versus_truth" in res:
         _truth_section(rep, res, phase_names)
     _subvolume_section(rep, res, subs, transport, phase_names)
-    _curves_section(rep, curves, phase_names, summary_size)
+    _curves_section(rep, curves, phase_names, _region_text(res["shape"], summary_size))
     _fft_section(rep, res, fft, phase_names)
-    rep.figure(rm.compare_slices(show, phase_names=phase_names), "slices")
+    shown = _region_text(res["shape"], 256)
+    rep.figure(
+        rm.compare_slices(show, phase_names=phase_names, spacing=spacing),
+        "slices",
+        caption=f"Central slices of {shown}, each volume on the SR grid"
+        + (" (the LR volume repeated onto it)" if any(k.startswith("LR") for k in show) else ""),
+    )
     write_json(out_dir / "metrics.json", res)
     rep.link("metrics.json", "all figures as JSON")
     rep.write()
+
+
+def _region_text(shape, size):
+    """What a central ``size``³ crop of a volume of ``shape`` is, in words ("the whole volume (88×88×88)")."""
+    shape = [int(n) for n in shape]
+    region = [min(n, int(size)) for n in shape] if size else shape
+    whole = "×".join(map(str, shape))
+    if region == shape:
+        return f"the whole volume ({whole})"
+    return f"the central {'×'.join(map(str, region))} box of {whole}"
 
 
 def _verdict_block(rep, findings):
@@ -228,12 +248,11 @@ def _subvolume_section(rep, res, subs, transport, names):
         )
 
 
-def _curves_section(rep, curves, names, summary_size):
+def _curves_section(rep, curves, names, region):
     from ..report import microstructure as rm
 
     rep.heading("Two-point correlation and chord lengths")
     hr_note = f"; HR: all {curves['HR']['n_images']} HR image(s) pooled" if "HR" in curves else ""
-    region = f"central {summary_size}³ region" if summary_size else "whole volume"
     rep.figure(
         rm.compare_two_point_correlation(curves, phase_names=names, conditional=True),
         "two_point_correlation",
