@@ -103,6 +103,13 @@ def test_calibrate_recovers_5_percent_anisotropy_of_a_real_frame():
     assert fit.pixel_size_nm[0] == pytest.approx(base.pixel_size_nm[0], rel=0.005)
 
 
+def test_frame_without_lattice_names_nothing_and_maps_nothing():
+    res, _ = analyze_file(MICRO / "multi_signal.dm3")  # a HAADF frame whose FFT holds no lattice spot
+    assert res.phases_found == []
+    assert res.match.verdict().startswith("no phase of the database fits")
+    assert sum(res.maps.area_fraction.values()) <= 0.05
+
+
 def _cached(name):
     path = CACHE / name
     if not path.exists():
