@@ -138,6 +138,8 @@ def test_cli_evaluates_files_as_the_library_does(tmp_path):
     ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
+    page = (out / "index.html").read_text()
+    assert "the whole volume (40×40×40)" in page and "central 256" not in page  # captions from the data
     got = json.loads((out / "metrics.json").read_text())
     want = ev.evaluate(sr, hr=hr, lr=lr, n_subvolumes=4, subvolume_size=16, n_transport=0)
     assert got["whole"] == json.loads(json.dumps(want["whole"]))
