@@ -26,7 +26,7 @@ void). One process per volume (they are independent), then ``--collect`` writes 
     MATSIGHT_THREADS=1 python benchmarks/fuse_upsampling_real.py --volume nmc --steps 300
     MATSIGHT_THREADS=1 python benchmarks/fuse_upsampling_real.py --volume fiberform --steps 300
     python benchmarks/fuse_upsampling_real.py --collect   # prints the docs' table
-    # -> benchmarks/results/fuse_upsampling_real.json, docs/assets/fuse_upsampling_real_x8.png
+    # -> benchmarks/results/fuse_upsampling_real.json, docs/images/fuse_upsampling_real_x8.png
 
 Each run saves its record to ``~/.cache/matsight/fuse_upsampling_real/`` as it ends; ``--scales`` and
 ``--variants`` run a part (the runs of the same ``--steps`` measured before are kept), e.g.
@@ -48,7 +48,7 @@ from fuse_fidelity import _machine
 HERE = Path(__file__).resolve().parent
 CACHE = Path.home() / ".cache" / "matsight" / "fuse_upsampling_real"
 RESULT = HERE / "results" / "fuse_upsampling_real.json"
-FIGURE = HERE.parent / "docs" / "assets" / "fuse_upsampling_real_x8.png"
+FIGURE = HERE.parent / "docs" / "images" / "fuse_upsampling_real_x8.png"
 SCALES = (8, 4, 2)
 VARIANTS = ("transpose", "resize", "shuffle")
 PLANES = "ZYX"
