@@ -133,3 +133,64 @@ def test_net_anisotropy_measures_the_stretch_of_a_zone_net():
     _, _, residual = fit_net(lif, hkl, stretched)
     assert residual < 1e-9  # an affine map explains any stretch of a net exactly
     assert net_anisotropy(lif, hkl[[0, 4]], stretched[[0, 4]]) == 0.0  # collinear spots: no shape to judge
+
+
+def test_net_chance_closed_form_and_dense_phases_have_many_nets():
+    """One net: (4 w² + 8 S w) · 2 a over (L²/2 · 30°); monoclinic Li2CO3 has ~30× the nets of cubic LiF."""
+    from matsight.tem.merit import net_chance, zone_nets
+
+    one = np.array([[np.log(0.3), np.log(0.5), 75.0]])  # |g1| ≠ |g2|, γ away from 60° and 90°
+    L = np.log(4.0)
+    assert net_chance(one, 1.0, 4.0, 0.01, 1.0) == pytest.approx(4e-4 * 2 / (L * L / 2 * 30))
+    S = np.log1p(0.08)
+    assert net_chance(one, 1.0, 4.0, 0.01, 1.0, 0.08) == pytest.approx(
+        (4e-4 + 0.08 * S) * 2 / (L * L / 2 * 30)
+    )
+    nets = {n: zone_nets(crystals.load_phase(n), 1.0, 4.0) for n in ("LiF", "Li2CO3")}
+    assert len(nets["LiF"]) < 12 and len(nets["Li2CO3"]) > 200
+    # LiF [001]: the square net of {200}, and [011]: {200} × {111} at 90° — both present
+    assert any(np.allclose(r, [np.log(1 / 2.0135), np.log(1 / 2.0135), 90.0], atol=0.01) for r in nets["LiF"])
+    p = {n: net_chance(v, 1.0, 4.0, 0.02, 2.0) for n, v in nets.items()}
+    assert p["Li2CO3"] > 30 * p["LiF"] and p["LiF"] < 0.002
+
+
+def test_combination_spots_do_not_raise_the_merit():
+    """LiF [001] with its combination spots (220), (2-20) and (040), (400): no more evidence than the net."""
+    from matsight.tem import fft
+    from matsight.tem.spots import SpotTable
+
+    def table(hkl):
+        g = crystals.load_phase("LiF").g_vectors(hkl) * 10.0  # 1/nm; the [001] zone lies in x-y
+        gx, gy = g[:, 0] * np.cos(0.3) - g[:, 1] * np.sin(0.3), g[:, 0] * np.sin(0.3) + g[:, 1] * np.cos(0.3)
+        r, c = fft.g_to_pixel(gy, gx, (512, 512), (0.02, 0.02))
+        n = len(gx)
+        ones = np.full(n, 10.0)
+        return SpotTable(
+            r,
+            c,
+            gy,
+            gx,
+            fft.d_spacing(gy, gx),
+            np.arange(n, 0, -1.0),
+            ones,
+            ones / 2,
+            (512, 512),
+            (0.02, 0.02),
+        )
+
+    hkl = np.array([(0, 2, 0), (2, 0, 0), (-2, 2, 0), (2, 2, 0), (0, 4, 0), (4, 0, 0)])
+    few = match_spots(table(hkl[[0, 1, 2, 5]]))  # same d-range: (400) kept
+    full = match_spots(table(hkl))
+    mf, ma = few.grains[0]["merit"], full.grains[0]["merit"]
+    assert few.phases_found == full.phases_found == ["LiF"] and ma["spots"] == 6 and mf["spots"] == 4
+    assert ma["evidence"] == pytest.approx(-np.log10(ma["p_net"]), abs=1e-3)  # the net caps the evidence
+    assert ma["evidence"] <= mf["evidence"] + 0.05
+
+
+def test_lattice_shape_coincidence_names_no_phase():
+    """A hexagonal net stretched 2.9 % (the MoS2 frame's) fits a Li2CO3 zone but is not evidence for it."""
+    from matsight.tem.merit import net_chance, zone_nets
+
+    lc = crystals.load_phase("Li2CO3")
+    p = net_chance(zone_nets(lc, 1.0, 2.72), 1.0, 2.72, 0.0203, 0.69)  # the frame's misfit and angle rms
+    assert -np.log10(p) < 2.0  # below MIN_MERIT: a net like this fits some Li2CO3 zone by chance

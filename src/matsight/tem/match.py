@@ -301,6 +301,7 @@ def match_spots(
         "min_snr_d_only": min_snr_d_only,
         "min_merit": min_merit,
         "max_anisotropy": max_anisotropy,
+        "scale_range": scale_range,
     }
     res = _match_at_scale(spots, plist, 1.0, kw)
     if scale_range > 0 and not res.grains:
@@ -338,6 +339,8 @@ def _match_at_scale(spots, plist, scale, kw, n_scale=1.0):
         "intensity": inten,
         "g": v2,
         "max_anisotropy": kw.get("max_anisotropy", MAX_ANISOTROPY),
+        "scale_range": kw.get("scale_range", 0.0),
+        "min_intensity": kw["min_intensity"],
         "pos_tol": min(tol, np.radians(atol)),
     }
     if ctx["d_hi"] <= ctx["d_lo"]:
