@@ -110,6 +110,8 @@ def analyse_case(name, folder, fmt, crystal, phase, ps):
         "verdict_shipped_only": alone.match.verdict(alone.pixel_size_nm),
         "seconds": seconds,
         "pass": own.phases_found == [phase] and alone.phases_found == [],
+        # a phase that is not in the frame, named with or without the right one among the phases
+        "wrong_phase_named": sorted({p for p in own.phases_found + alone.phases_found if p != phase}),
     }
 
 
@@ -156,10 +158,15 @@ def main():
         "no_lattice": [no_lattice(*c) for c in NO_LATTICE if (c[1] / c[0]).exists()],
     }
     out["passed"] = sum(r["pass"] for r in rows)
+    out["frames_naming_a_wrong_phase"] = sum(bool(r["wrong_phase_named"]) for r in rows)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "tem_phase_id_real.json"
     path.write_text(json.dumps(out, indent=1))
-    print(f"{out['passed']} of {len(rows)} frames pass; no lattice: {out['no_lattice']}; wrote {path}")
+    wrong = out["frames_naming_a_wrong_phase"]
+    print(
+        f"{out['passed']} of {len(rows)} frames pass, {wrong} name a wrong phase; "
+        f"no lattice: {out['no_lattice']}; wrote {path}"
+    )
 
 
 if __name__ == "__main__":
