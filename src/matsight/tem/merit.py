@@ -366,6 +366,10 @@ def _net_term(pc, grain, ctx, idx):
     width = max(w, NET_PRECISION * tol)
     ang = np.asarray(grain.get("angle_err", []), float)
     a = max(float(np.sqrt(np.mean(ang**2))) if ang.size else 0.0, NET_PRECISION * atol)
-    key = (round(ctx["d_lo"], 2), round(ctx["d_hi"], 2), ctx.get("min_intensity", 0.01))
+    # the range rounded outward to 5 % steps: frames and scale trials then share one enumeration
+    step = math.log(1.05)
+    lo = round(math.exp(math.floor(math.log(ctx["d_lo"]) / step) * step), 6)
+    hi = round(math.exp(math.ceil(math.log(ctx["d_hi"]) / step) * step), 6)
+    key = (lo, hi, ctx.get("min_intensity", 0.01))
     nets = zone_nets(pc.phase, *key)
     return net_chance(nets, key[0], key[1], width, a, scale_range), width
