@@ -18,7 +18,8 @@ import numpy as np
 
 from .._errors import InputError
 from ..io import read_spacing
-from ..io._readers import _open_zarr, _tif_calibration
+from ..io._quiet import capture
+from ..io._readers import _open_zarr, _tif_calibration, read_array
 from ..io.units import parse_length_unit, valid_scale
 
 __all__ = ["Source", "open_source", "read_rows", "ome_attrs", "write_tif_stream"]
@@ -68,6 +69,16 @@ def _tif_zarr(path):
     return zarr.open(tifffile.imread(path, aszarr=True), mode="r"), axes, cal
 
 
+def _open_unchecked(p, ext):
+    if ext == ".zarr":
+        return _open_zarr(p)[:2]
+    if ext == ".npy":
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        return arr, {3: "ZYX", 4: "TZYX"}.get(arr.ndim, "Q" * arr.ndim)
+    arr, axes, _ = _tif_zarr(p)
+    return arr, (axes.replace("I", "Z").replace("Q", "Z") if len(axes) == 3 else axes)
+
+
 def _open(path):
     """``(array, axes)`` of a file, unread; axes ZYX or TZYX (length-one other axes dropped by index)."""
     with _LOCK:
@@ -75,16 +86,14 @@ def _open(path):
             return _OPEN[path]
     p = Path(path)
     ext = p.suffix.lower()
-    if ext == ".zarr":
-        arr, axes, _ = _open_zarr(p)
-    elif ext == ".npy":
-        arr = np.load(p, mmap_mode="r", allow_pickle=False)
-        axes = {3: "ZYX", 4: "TZYX"}.get(arr.ndim, "Q" * arr.ndim)
-    elif ext in (".tif", ".tiff"):
-        arr, axes, _ = _tif_zarr(p)
-        axes = axes.replace("I", "Z").replace("Q", "Z") if len(axes) == 3 else axes
-    else:
+    if ext not in (".zarr", ".npy", ".tif", ".tiff"):
         raise InputError(f"{p.name}: a series step must be .tif, .npy or .zarr")
+    if ext != ".zarr":
+        # the readers' checks first: header claims against the file's size, damaged or empty files (one line)
+        read_array(p, lazy=True)
+    with capture() as noise:  # tifffile's warnings on a damaged file: one line, not a log dump
+        arr, axes = _open_unchecked(p, ext)
+        noise.raise_if_damaged(p.name)
     axes = str(axes).upper()
     keep = [i for i, a in enumerate(axes) if a in "TZYX" or arr.shape[i] != 1]
     if len(axes) != arr.ndim or "".join(axes[i] for i in keep) not in ("ZYX", "TZYX"):
