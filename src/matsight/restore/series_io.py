@@ -18,8 +18,9 @@ import numpy as np
 
 from .._errors import InputError
 from ..io import read_spacing
+from ..io._limits import check_claim
 from ..io._quiet import capture
-from ..io._readers import _open_zarr, _tif_calibration, read_array
+from ..io._readers import _npy_header, _one_line, _open_zarr, _tif_calibration, _uncompressed
 from ..io.units import parse_length_unit, valid_scale
 
 __all__ = ["Source", "open_source", "read_rows", "ome_attrs", "write_tif_stream"]
@@ -69,6 +70,22 @@ def _tif_zarr(path):
     return zarr.open(tifffile.imread(path, aszarr=True), mode="r"), axes, cal
 
 
+def _check_claim(p, ext):
+    """What the header claims against the file's size (the readers' check; series steps may be 4D)."""
+    if ext == ".npy":
+        shape, dtype, offset = _npy_header(p)
+        check_claim(p, shape, dtype, stored=p.stat().st_size - offset)
+    elif ext in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            if not tif.series:
+                raise InputError(f"{p.name} holds no image data; check the file")
+            series = tif.series[0]
+            stored = p.stat().st_size if _uncompressed([series]) else None
+            check_claim(p, tuple(series.shape), series.dtype, stored=stored)
+
+
 def _open_unchecked(p, ext):
     if ext == ".zarr":
         return _open_zarr(p)[:2]
@@ -88,12 +105,16 @@ def _open(path):
     ext = p.suffix.lower()
     if ext not in (".zarr", ".npy", ".tif", ".tiff"):
         raise InputError(f"{p.name}: a series step must be .tif, .npy or .zarr")
-    if ext != ".zarr":
-        # the readers' checks first: header claims against the file's size, damaged or empty files (one line)
-        read_array(p, lazy=True)
-    with capture() as noise:  # tifffile's warnings on a damaged file: one line, not a log dump
-        arr, axes = _open_unchecked(p, ext)
-        noise.raise_if_damaged(p.name)
+    try:
+        with capture() as noise:  # tifffile's warnings on a damaged file: one line, not a log dump
+            _check_claim(p, ext)
+            noise.raise_if_damaged(p.name)
+            arr, axes = _open_unchecked(p, ext)
+            noise.raise_if_damaged(p.name)
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise InputError(f"{p.name} is not readable: empty, truncated or corrupt? ({_one_line(e)})") from None
     axes = str(axes).upper()
     keep = [i for i, a in enumerate(axes) if a in "TZYX" or arr.shape[i] != 1]
     if len(axes) != arr.ndim or "".join(axes[i] for i in keep) not in ("ZYX", "TZYX"):
