@@ -67,6 +67,10 @@ def test_scan_of_a_file_holds_a_slab_not_the_volume(tmp_path):
     tracemalloc.stop()
     assert counts.volume_fraction() == volume_fraction(v)
     assert peak < v.nbytes / 4, f"peak {peak} B for a {v.nbytes} B volume"
+    # reads larger than the cache that overlap the pages it holds
+    np.testing.assert_array_equal(lazy[0:2], v[0:2])
+    np.testing.assert_array_equal(lazy[np.array([0, 5, 6])], v[[0, 5, 6]])  # page 0 cached before
+    np.testing.assert_array_equal(lazy[5:100], v[5:100])
     # the control: loading it whole is what the bound rules out
     tracemalloc.start()
     np.asarray(lazy[:])

@@ -102,14 +102,13 @@ class LazyTif:
             pages = self._tif.series[0].pages
             for i in missing:
                 self._cache[i] = pages[i].asarray().reshape(self.shape[1:])
-            keep = max(
-                len(index), self.cache_bytes // max(1, math.prod(self.shape[1:]) * self.dtype.itemsize)
-            )
-            while len(self._cache) > keep:
-                self._cache.pop(next(iter(self._cache)))
         out = np.empty((len(index), *self.shape[1:]), self.dtype)
         for k, i in enumerate(index):
             out[k] = self._cache[i]
+        # forget the oldest pages only now: pages of this read that were cached before are the oldest
+        keep = self.cache_bytes // max(1, math.prod(self.shape[1:]) * self.dtype.itemsize)
+        while len(self._cache) > keep:
+            self._cache.pop(next(iter(self._cache)))
         return out
 
     def __getitem__(self, key):
