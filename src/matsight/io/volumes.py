@@ -13,6 +13,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from .._errors import InputError
+from ._quiet import capture
 from ._readers import PLAIN_IMAGE_EXTS, TIF_EXTS, _existing, _ext, read_array
 from .microscope import MICROSCOPE_EXTS, read_microscope
 from .units import parse_length_unit, valid_scale
@@ -140,7 +141,9 @@ def _paged_tif(path):
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        # a damaged file's tifffile warnings are dropped here: read_volume, which reads what this refuses,
+        # turns them into one error line
+        with capture(), tifffile.TiffFile(path) as tif:
             if len(tif.series) != 1:
                 return None
             series = tif.series[0]
