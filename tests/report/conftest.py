@@ -120,3 +120,44 @@ def artifacts(pytestconfig):
     p = Path(base) / "report"
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+@pytest.fixture(scope="session")
+def fuse_report(tmp_path_factory):
+    """``fuse evaluate``'s report of a small electrode against its truth, HR slice and LR (20 nm voxels)."""
+    from matsight.data.microstructures import particle_electrode
+    from matsight.fuse.evaluate import evaluate
+
+    truth = particle_electrode((32, 32, 32), seed=0)
+    lr = (truth[1::4, 1::4, 1::4] == 1).astype(np.uint8)  # binder merged into pore
+    out = tmp_path_factory.mktemp("fuse")
+    evaluate(
+        truth[4:-4, 4:-4, 4:-4],
+        hr=truth[16],
+        lr=lr,
+        truth=truth,
+        out_dir=out,
+        subvolume_size=12,
+        n_subvolumes=8,
+        n_transport=1,
+        transport_axes=(0,),
+        fft_slices=3,
+        spacing=(20.0, 20.0, 20.0),
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def restore_report(tmp_path_factory):
+    """``restore evaluate``'s report of a made-up HQ slice and three noisy versions (0.5 µm pixels)."""
+    from matsight.restore.evaluate import write_report
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :48]
+    hq = 1000.0 + 400.0 * ((yy // 12 + xx // 12) % 2)
+    noise = {"LQ bicubic": 120, "InDI N=1": 40, "InDI": 30}
+    imgs = {k: hq + rng.normal(0, s, hq.shape) for k, s in noise.items()}
+    metrics = {k: {"psnr": 1.0} for k in ("HQ", *imgs)}
+    out = tmp_path_factory.mktemp("restore")
+    write_report(out, metrics, imgs, hq, consistency=hq[::2, ::2] - 1000, spacing=0.5, unit="µm")
+    return out

@@ -5,7 +5,7 @@ Python, and as rendered by headless Chromium.
 
 import pytest
 
-REPORTS = ("tem_report", "metrics_report", "series_report")
+REPORTS = ("tem_report", "metrics_report", "series_report", "fuse_report", "restore_report")
 
 
 def _folder(request, name):
