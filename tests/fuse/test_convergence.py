@@ -75,6 +75,29 @@ def test_status_reports_the_best_evaluations_gaps_and_lr_consistency():
     assert phase_gaps({"vf1": 0.5, "sa1": 0.1, "eu1": 0.0}, hr_ref)["1"]["euler_gap"] is None
 
 
+def test_status_says_when_the_best_checkpoint_traded_lr_agreement_away():
+    # measured on NMC x8: the best score at iteration 75 with 75 % LR agreement, 90 % at the end
+    hist = _history([0.9, 0.3, 0.5, 0.45])
+    for r, a in zip(hist, (0.6, 0.75, 0.88, 0.90), strict=True):
+        r["lr_agreement"] = a
+    hr_ref = [([0.4, 0.6], [0.1, 0.1], [0.002, 0.0])]
+    best = hist[1]["iteration"]
+    st = run_status(hist, hr_ref, best_iteration=best, stopped_by="steps")
+    trade = st["best_vs_latest"]
+    assert trade == {
+        "best_iteration": best,
+        "latest_iteration": hist[-1]["iteration"],
+        "best": 0.75,
+        "latest": 0.9,
+    }
+    line = [x for x in status_lines(st) if "best checkpoint" in x]
+    assert len(line) == 1 and "75.0%" in line[0] and "90.0%" in line[0] and "last.safetensors" in line[0]
+    # within LR_TRADE, or the best being the latest: nothing to say
+    hist[-1]["lr_agreement"] = 0.78
+    assert run_status(hist, hr_ref, best_iteration=best)["best_vs_latest"] is None
+    assert run_status(hist, hr_ref, best_iteration=hist[-1]["iteration"])["best_vs_latest"] is None
+
+
 def test_status_verdicts():
     flat = _history(_noisy(np.full(16, 0.3)))
     st = run_status(flat, [([0.5], [0.2], [0.001])], best_iteration=160, stopped_by="steps")

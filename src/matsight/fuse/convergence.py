@@ -241,6 +241,21 @@ def _verdict(trend, stopped_by, iteration, best, metrics_every):
     return False, head
 
 
+#: the best checkpoint agreeing with the LR this much less than the latest evaluation is worth a line
+LR_TRADE = 0.05
+
+
+def _best_vs_latest(best, latest):
+    """The best checkpoint's LR agreement beside the latest evaluation's, when the score traded it away."""
+    if best is None or latest is None or best is latest:
+        return None
+    a, b = best.get("lr_agreement"), latest.get("lr_agreement")
+    if a is None or b is None or b - a <= LR_TRADE:
+        return None
+    its = {"best_iteration": best["iteration"], "latest_iteration": latest["iteration"]}
+    return {**its, "best": a, "latest": b}
+
+
 def run_status(history, hr_ref, *, best_iteration=None, stopped_by=None, metrics_every=None, inputs=None):
     """Where a run stands: the score's trend, the LR consistency and the gaps to the HR images.
 
@@ -265,13 +280,16 @@ def run_status(history, hr_ref, *, best_iteration=None, stopped_by=None, metrics
     dict
         JSON-able: ``converged`` (bool), ``verdict`` (sentence), ``iteration``, ``stopped_by``,
         ``score_trend`` (:func:`score_trend`), ``evaluated_iteration``, ``lr_consistency``, ``gaps``
-        (:func:`phase_gaps`) and ``inputs``.
+        (:func:`phase_gaps`), ``inputs`` and ``best_vs_latest`` (the best and latest evaluations' LR
+        agreement when the latest's is higher by more than :data:`LR_TRADE`, else None).
     """
     trend = score_trend([r.get("score") for r in history])
     rec = _record(history, best_iteration)
     iteration = history[-1]["iteration"] if history else 0
     converged, verdict = _verdict(trend, stopped_by, iteration, best_iteration, metrics_every)
+    latest = history[-1] if history else None
     return {
+        "best_vs_latest": _best_vs_latest(rec, latest),
         "converged": converged,
         "verdict": verdict,
         "iteration": iteration,
@@ -322,6 +340,14 @@ def status_lines(status):
         lines.append(
             f"inputs: LR and HR phase fractions differ by up to {worst:.2f} (see the warning before "
             "training): the VF gaps come from the inputs, more training will not close them"
+        )
+    trade = status.get("best_vs_latest")
+    if trade:
+        lines.append(
+            f"the best checkpoint (iteration {trade['best_iteration']}, which generation uses) agrees "
+            f"with the LR on {100 * trade['best']:.1f}% of voxels, the latest evaluation (iteration "
+            f"{trade['latest_iteration']}) on {100 * trade['latest']:.1f}%: the score preferred slices "
+            "closer to the HR images; to generate from the latest state, give RUN/last.safetensors"
         )
     lines.append(status["verdict"])
     return lines
