@@ -19,22 +19,10 @@ from matsight.restore.series import enhance_series
 from matsight.restore.train import train
 from matsight.restore.zinterp import zoom_z
 
+from .test_predict import STATS, _scene  # the same tiny scene and grey-level statistics
+
 zarr = pytest.importorskip("zarr")
 pytest.importorskip("dask")
-
-STATS = {
-    "lq": {"lo": 0.0, "hi": 1.0, "percentiles": [0.5, 99.5]},
-    "hq": {"lo": 0.0, "hi": 1.0, "percentiles": [0.5, 99.5]},
-}
-
-
-def _scene(rng, shape):
-    img = np.zeros(shape, np.float32)
-    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
-    for _ in range(6):
-        cy, cx, r = rng.uniform(0, shape[-2]), rng.uniform(0, shape[-1]), rng.uniform(3, 8)
-        img[..., (yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1.0
-    return img
 
 
 @pytest.fixture(scope="module")
