@@ -33,6 +33,7 @@ from ..progress import report
 from .indi import sample_image
 from .networks import context_slices, load_model
 from .register import apply_grey_map, denormalise, normalise, upscale
+from .series_io import folder_volumes
 from .steps import resolve_steps
 from .zinterp import zoom_z
 
@@ -473,19 +474,7 @@ def read_series(source):
     Returns a list of ``(name, array)``.
     """
     if isinstance(source, str | Path) and Path(source).is_dir():
-        exts = {".tif", ".tiff", ".npy", ".zarr"}
-        files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in exts)
-        if not files:
-            raise InputError(f"{source} holds no .tif/.npy/.zarr frames; put one volume per time step there")
-        # each time step is named (and saved) by its file's stem: T0.tif and T0.npy would overwrite each other
-        by_stem = {}
-        for p in files:
-            if p.stem in by_stem:
-                raise InputError(
-                    f"{source} holds two time steps named {p.stem}: {by_stem[p.stem].name} and {p.name}; "
-                    "keep one of them or rename the other"
-                )
-            by_stem[p.stem] = p
+        files = folder_volumes(Path(source))
         return [(p.stem, np.asarray(read_volume(p))) for p in files]
     if isinstance(source, np.ndarray) and source.ndim == 4:
         return [(f"t{i:03d}", f) for i, f in enumerate(source)]

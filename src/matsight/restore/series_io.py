@@ -23,7 +23,7 @@ from ..io._quiet import capture
 from ..io._readers import _npy_header, _one_line, _open_zarr, _tif_calibration, _uncompressed
 from ..io.units import parse_length_unit, valid_scale
 
-__all__ = ["Source", "open_source", "read_rows", "ome_attrs", "write_tif_stream"]
+__all__ = ["Source", "folder_volumes", "open_source", "read_rows", "ome_attrs", "write_tif_stream"]
 
 EXTS = (".tif", ".tiff", ".npy", ".zarr")
 _OPEN = {}  # per process: opened arrays by path (a worker reads many slabs of one file)
@@ -148,7 +148,11 @@ def _spacing(path):
     return tuple(out) if all(v is not None for v in out) else None
 
 
-def _folder_files(folder):
+def folder_volumes(folder):
+    """The volumes of a series folder, one per time step, sorted by name; hidden files (temporaries) left out.
+
+    Each step is named (and saved) by its file's stem, so two files of one stem are refused.
+    """
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTS and not p.name.startswith("."))
     if not files:
         raise InputError(f"{folder} holds no .tif/.npy/.zarr volumes; put one volume per time step there")
@@ -178,7 +182,7 @@ def open_source(source):
     if not p.exists():
         raise InputError(f"input not found: {p}")
     if p.is_dir() and p.suffix.lower() != ".zarr":
-        files = _folder_files(p)
+        files = folder_volumes(p)
         shapes = []
         for f in files:
             arr, axes, sel = _open(str(f))
@@ -261,7 +265,7 @@ def stored_ndim(path):
 
     p = Path(path)
     if p.is_dir() and p.suffix.lower() != ".zarr":
-        p = _folder_files(p)[0]
+        p = folder_volumes(p)[0]
     try:
         arr, axes, sel = _open(str(p))
     except InputError:
