@@ -93,3 +93,13 @@ def browser():
             pytest.skip(f"Chromium does not start: {str(exc).splitlines()[0]}")
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(request):
+    """Folder for screenshots of a test folder's tests: ``$MATSIGHT_TEST_ARTIFACTS/<folder>`` (e.g. ``gui``,
+    ``report``), or ``<checkout>/test-artifacts/<folder>``."""
+    base = os.environ.get("MATSIGHT_TEST_ARTIFACTS") or request.config.rootpath / "test-artifacts"
+    p = Path(base) / request.path.parent.name
+    p.mkdir(parents=True, exist_ok=True)
+    return p

@@ -7,11 +7,9 @@ git), where they stay after the run for a person (or CI) to look at.
 """
 
 import contextlib
-import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -58,15 +56,6 @@ def page(browser):
     pg.set_default_timeout(30_000)
     yield pg
     ctx.close()
-
-
-@pytest.fixture(scope="session")
-def artifacts(pytestconfig):
-    """Folder for screenshots: ``$MATSIGHT_TEST_ARTIFACTS/gui`` or ``<checkout>/test-artifacts/gui``."""
-    base = os.environ.get("MATSIGHT_TEST_ARTIFACTS") or pytestconfig.rootpath / "test-artifacts"
-    p = Path(base) / "gui"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 @pytest.fixture

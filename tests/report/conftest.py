@@ -4,9 +4,7 @@ The ``browser`` fixture (``tests/conftest.py``, shared with the GUI tests) skips
 package or a Chromium binary is absent.
 """
 
-import os
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,15 +109,6 @@ def series_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("series")
     write_series(res, out)
     return out
-
-
-@pytest.fixture(scope="session")
-def artifacts(pytestconfig):
-    """Folder for screenshots: ``$MATSIGHT_TEST_ARTIFACTS/report`` or ``<checkout>/test-artifacts/report``."""
-    base = os.environ.get("MATSIGHT_TEST_ARTIFACTS") or pytestconfig.rootpath / "test-artifacts"
-    p = Path(base) / "report"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 @pytest.fixture(scope="session")
